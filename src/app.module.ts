@@ -1,0 +1,86 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { AppConfig } from './config/app-config.js';
+import { Database } from './database/database.js';
+import { SecretBox } from './crypto/secret-box.js';
+import { SigningKeysService } from './tokens/signing-keys.service.js';
+import { TokenIssuerService } from './tokens/token-issuer.service.js';
+import { TenantsService } from './tenants/tenants.service.js';
+import { BindingsService } from './tenants/bindings.service.js';
+import { UsersService } from './users/users.service.js';
+import { AuditService } from './audit/audit.service.js';
+import { RateLimiterService } from './rate-limit/rate-limiter.service.js';
+import { ClientsService } from './oauth/clients.service.js';
+import { LoginService } from './oauth/login.service.js';
+import { TokenService } from './oauth/token.service.js';
+import { OAuthController } from './oauth/oauth.controller.js';
+import { LoginController } from './login/login.controller.js';
+import { WellKnownController } from './well-known/well-known.controller.js';
+import { HealthController } from './health/health.controller.js';
+import { IdentityProviderRegistry } from './identity/identity-provider.registry.js';
+import { IDENTITY_PROVIDERS, type IdentityProvider } from './identity/identity-provider.port.js';
+import { NativeProvider } from './identity/native/native.adapter.js';
+import { NativeCredentialsService } from './identity/native/native-credentials.service.js';
+
+export interface AppDependencies {
+  config: AppConfig;
+  database: Database;
+  secretBox: SecretBox;
+}
+
+const ADAPTERS = [NativeProvider];
+
+/** Request logs carry a request id, method, path and status: never query strings, bodies, cookies or tokens. */
+const loggerModule = (config: AppConfig) =>
+  LoggerModule.forRoot({
+    pinoHttp: {
+      level: config.LOG_LEVEL,
+      genReqId: (req: IncomingMessage, res: ServerResponse) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && /^[A-Za-z0-9._-]{1,100}$/.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      serializers: {
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      redact: { paths: ['req.headers', 'res.headers', '*.password', '*.client_secret', '*.token', '*.refresh_token', '*.code'], remove: true },
+      customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/health/ready' },
+      ...(config.LOG_PRETTY ? { transport: { target: 'pino-pretty' } } : {}),
+    },
+  });
+
+@Module({})
+export class AppModule {
+  static forRoot(deps: AppDependencies): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [loggerModule(deps.config)],
+      controllers: [OAuthController, LoginController, WellKnownController, HealthController],
+      providers: [
+        { provide: AppConfig, useValue: deps.config },
+        { provide: Database, useValue: deps.database },
+        { provide: SecretBox, useValue: deps.secretBox },
+        SigningKeysService,
+        TokenIssuerService,
+        TenantsService,
+        BindingsService,
+        UsersService,
+        AuditService,
+        RateLimiterService,
+        ClientsService,
+        LoginService,
+        TokenService,
+        NativeCredentialsService,
+        ...ADAPTERS,
+        { provide: IDENTITY_PROVIDERS, useFactory: (...adapters: IdentityProvider[]) => adapters, inject: ADAPTERS },
+        IdentityProviderRegistry,
+      ],
+      exports: [TenantsService, BindingsService, ClientsService, NativeCredentialsService, SigningKeysService, TokenIssuerService, Database],
+    };
+  }
+}

@@ -1,0 +1,26 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+
+export interface AuditEvent {
+  tenantId: string | null;
+  actor: string;
+  action: string;
+  target?: string;
+  data?: Record<string, unknown>;
+  requestId?: string;
+}
+
+/** Audit events are written in the same transaction as the change they describe. No secrets, no passwords. */
+@Injectable()
+export class AuditService {
+  async record(m: EntityManager, e: AuditEvent): Promise<void> {
+    await m.query(`INSERT INTO audit_events (tenant_id, actor, action, target, data, request_id) VALUES ($1, $2, $3, $4, $5, $6)`, [
+      e.tenantId,
+      e.actor,
+      e.action,
+      e.target ?? null,
+      JSON.stringify(e.data ?? {}),
+      e.requestId ?? null,
+    ]);
+  }
+}

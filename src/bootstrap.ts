@@ -1,0 +1,90 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import cookieParser from 'cookie-parser';
+import { Logger as PinoNestLogger } from 'nestjs-pino';
+import pino from 'pino';
+import { AppConfig } from './config/app-config.js';
+import { AppModule } from './app.module.js';
+import { Database, assertUnprivilegedRole, createDataSource } from './database/database.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres.js';
+import { loadKeyEncryptionKey } from './crypto/key-encryption-key.js';
+import { SecretBox } from './crypto/secret-box.js';
+import { DomainErrorFilter } from './common/error.filter.js';
+
+export interface RunningApp {
+  app: NestExpressApplication;
+  url: string;
+  database: Database;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the whole service: database (embedded when DATABASE_URL is unset), migrations, keys,
+ * HTTP. Used by main.ts and by the end-to-end tests, so tests run exactly what production runs.
+ */
+export async function createApp(config: AppConfig, opts: { listen?: boolean } = {}): Promise<RunningApp> {
+  const boot = pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } });
+  const kek = loadKeyEncryptionKey(config);
+  if (kek.source === 'generated')
+    boot.warn({ dataDir: config.DATA_DIR }, 'KEY_ENCRYPTION_KEY is unset: using a generated development key under DATA_DIR. Never do this in production.');
+
+  let embedded: EmbeddedDatabase | undefined;
+  let url = config.DATABASE_URL;
+  if (!url) {
+    boot.warn({ port: config.EMBEDDED_POSTGRES_PORT }, 'DATABASE_URL is unset: starting an embedded PostgreSQL under DATA_DIR (development only).');
+    embedded = await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_POSTGRES_PORT, (m) => boot.warn(m));
+    url = embedded.url;
+  }
+  const dataSource = createDataSource(url);
+  try {
+    await dataSource.initialize();
+    await assertUnprivilegedRole(dataSource);
+    const applied = await dataSource.runMigrations({ transaction: 'all' });
+    if (applied.length) boot.info({ migrations: applied.map((m) => m.name) }, 'applied migrations');
+  } catch (err) {
+    if (dataSource.isInitialized) await dataSource.destroy();
+    await embedded?.stop();
+    throw err;
+  }
+  const database = new Database(dataSource);
+
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, secretBox: new SecretBox(kek.key) }), {
+    bufferLogs: true,
+    bodyParser: false,
+  });
+  app.useLogger(app.get(PinoNestLogger));
+  app.set('trust proxy', config.TRUST_PROXY_HOPS);
+  app.disable('x-powered-by');
+  app.useBodyParser('json', { limit: '256kb', type: ['application/json', 'application/*+json'] });
+  app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100 });
+  app.use(cookieParser());
+  app.useGlobalFilters(new DomainErrorFilter());
+  app.enableShutdownHooks();
+
+  const openApi = new DocumentBuilder()
+    .setTitle('auth-service')
+    .setDescription('Multi-tenant identity broker: platform JWTs from Keycloak, tenant OIDC/SAML, Firebase legacy and native logins.')
+    .setVersion('0.1.0')
+    .build();
+  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, openApi), { jsonDocumentUrl: 'docs/openapi.json' });
+
+  await app.init();
+  let listenUrl = config.issuer;
+  if (opts.listen !== false) {
+    await app.listen(config.PORT, config.HOST);
+    const address = app.getHttpServer().address();
+    if (address && typeof address === 'object') listenUrl = `http://${config.HOST}:${address.port}`;
+  }
+  return {
+    app,
+    url: listenUrl,
+    database,
+    close: async () => {
+      await app.close();
+      if (dataSource.isInitialized) await dataSource.destroy();
+      await embedded?.stop();
+    },
+  };
+}

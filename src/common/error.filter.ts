@@ -1,0 +1,126 @@
+import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { DomainError, OAuthError, ProblemError, RateLimitedError, ScimError, problemType } from './errors.js';
+import { renderErrorPage } from './html.js';
+
+type Family = 'oauth' | 'scim' | 'html' | 'problem';
+
+function familyOf(path: string): Family {
+  if (path.startsWith('/oauth2/')) return 'oauth';
+  if (path.startsWith('/scim/')) return 'scim';
+  if (path.startsWith('/login/')) return 'html';
+  return 'problem';
+}
+
+interface HttpishError {
+  status?: number;
+  statusCode?: number;
+  type?: string;
+  expose?: boolean;
+}
+
+/** body-parser and other express middleware throw plain errors carrying a status and a type. */
+function fromMiddleware(err: unknown): ProblemError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const e = err as Error & HttpishError;
+  const status = e.status ?? e.statusCode;
+  if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
+  if (e.type === 'entity.too.large') return new ProblemError(413, 'Request body too large', 'The request body exceeds the size limit.', problemType('body-too-large'));
+  if (e.type === 'entity.parse.failed') return new ProblemError(400, 'Malformed request body', 'The request body could not be parsed.', problemType('malformed-body'));
+  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
+    return new ProblemError(415, 'Unsupported encoding', e.message, problemType('unsupported-encoding'));
+  return new ProblemError(status, e.expose === false ? 'Bad request' : e.message);
+}
+
+function fromHttpException(err: HttpException): ProblemError {
+  const status = err.getStatus();
+  const body = err.getResponse();
+  let detail: string | undefined;
+  if (typeof body === 'object' && body !== null && 'message' in body) {
+    const m = (body as { message: unknown }).message;
+    detail = Array.isArray(m) ? m.join('; ') : String(m);
+  } else if (typeof body === 'string') detail = body;
+  const title = status === 404 ? 'Not found' : status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 400 ? 'Bad request' : err.name;
+  return new ProblemError(status, title, detail, status === 400 ? problemType('validation') : 'about:blank');
+}
+
+const OAUTH_FOR_STATUS = (status: number): OAuthError['error'] =>
+  status === 429 ? 'slow_down' : status === 503 ? 'temporarily_unavailable' : status >= 500 ? 'server_error' : status === 401 ? 'invalid_client' : 'invalid_request';
+
+const SCIM_TYPE_FOR_STATUS = (status: number): ScimError['scimType'] => (status === 400 ? 'invalidSyntax' : undefined);
+
+@Catch()
+export class DomainErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const req = ctx.getRequest<Request>();
+    const res = ctx.getResponse<Response>();
+    if (res.headersSent) return;
+
+    let error: DomainError;
+    if (exception instanceof DomainError) error = exception;
+    else if (exception instanceof HttpException) error = fromHttpException(exception);
+    else error = fromMiddleware(exception) ?? new ProblemError(500, 'Internal server error', undefined, 'about:blank', {}, { cause: exception });
+
+    if (error.status >= 500) this.logger.error({ err: (error.cause ?? error) as Error, status: error.status }, error.message);
+    const retryAfter = (error as { retryAfter?: number }).retryAfter;
+    if (retryAfter) res.setHeader('Retry-After', String(retryAfter));
+    res.setHeader('Cache-Control', 'no-store');
+
+    const family = familyOf(req.path);
+    if (family === 'oauth') return this.oauth(error, req, res);
+    if (family === 'scim') return this.scim(error, res);
+    if (family === 'html' && !(req.headers.accept ?? '').includes('application/json')) {
+      res.status(error.status).type('html').send(renderErrorPage(error.status, error.expose ? error.message : 'Something went wrong. Please try again.'));
+      return;
+    }
+    this.problem(error, req, res);
+  }
+
+  private oauth(error: DomainError, req: Request, res: Response): void {
+    const oauth =
+      error instanceof OAuthError
+        ? error
+        : new OAuthError(OAUTH_FOR_STATUS(error.status), error.expose ? error.message : 'The server could not process the request.', { status: error.status });
+    if (oauth.status === 401 && oauth.error === 'invalid_client' && req.headers.authorization?.startsWith('Basic ')) {
+      res.setHeader('WWW-Authenticate', 'Basic realm="auth-service"');
+    }
+    if (oauth.error === 'invalid_token') res.setHeader('WWW-Authenticate', `Bearer error="invalid_token"`);
+    res.status(oauth.status).json({ error: oauth.error, error_description: oauth.expose ? oauth.description : 'The server could not process the request.' });
+  }
+
+  private scim(error: DomainError, res: Response): void {
+    const scim =
+      error instanceof ScimError ? error : new ScimError(error.status, error.expose ? error.message : 'Internal server error', SCIM_TYPE_FOR_STATUS(error.status));
+    res
+      .status(scim.status)
+      .type('application/scim+json')
+      .send(
+        JSON.stringify({
+          schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+          status: String(scim.status),
+          ...(scim.scimType ? { scimType: scim.scimType } : {}),
+          detail: scim.expose ? scim.detail : 'Internal server error',
+        }),
+      );
+  }
+
+  private problem(error: DomainError, req: Request, res: Response): void {
+    const p =
+      error instanceof ProblemError
+        ? error
+        : new ProblemError(error.status, error.expose ? error.message : 'Internal server error', undefined);
+    const body: Record<string, unknown> = {
+      type: p.type,
+      title: p.title,
+      status: p.status,
+      ...(p.expose && p.detail ? { detail: p.detail } : {}),
+      instance: req.originalUrl.split('?')[0],
+      ...(p.expose ? p.extensions : {}),
+    };
+    if (error instanceof RateLimitedError) body['retry_after'] = error.retryAfter;
+    res.status(p.status).type('application/problem+json').send(JSON.stringify(body));
+  }
+}

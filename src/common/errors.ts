@@ -1,0 +1,121 @@
+/**
+ * One error style: services throw these; the global filter renders them by route family
+ * (OAuth error JSON, SCIM error schema, RFC 9457 problem+json). `expose` is false for 5xx so
+ * internals never reach a client; the original error travels as `cause` for the logs.
+ */
+export abstract class DomainError extends Error {
+  abstract readonly status: number;
+  get expose(): boolean {
+    return this.status < 500;
+  }
+}
+
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'unsupported_response_type'
+  | 'invalid_scope'
+  | 'access_denied'
+  | 'invalid_token'
+  | 'invalid_target'
+  | 'login_required'
+  | 'server_error'
+  | 'temporarily_unavailable'
+  | 'slow_down';
+
+const OAUTH_STATUS: Record<OAuthErrorCode, number> = {
+  invalid_request: 400,
+  invalid_client: 401,
+  invalid_grant: 400,
+  unauthorized_client: 400,
+  unsupported_grant_type: 400,
+  unsupported_response_type: 400,
+  invalid_scope: 400,
+  access_denied: 403,
+  invalid_token: 401,
+  invalid_target: 400,
+  login_required: 401,
+  server_error: 500,
+  temporarily_unavailable: 503,
+  slow_down: 429,
+};
+
+export class OAuthError extends DomainError {
+  readonly status: number;
+  /** Seconds, for 429/503 answers. */
+  retryAfter?: number;
+  constructor(
+    readonly error: OAuthErrorCode,
+    readonly description: string,
+    options?: { status?: number; cause?: unknown; retryAfter?: number },
+  ) {
+    super(description, { cause: options?.cause });
+    this.name = 'OAuthError';
+    this.status = options?.status ?? OAUTH_STATUS[error];
+    this.retryAfter = options?.retryAfter;
+  }
+}
+
+export type ScimType =
+  | 'invalidFilter'
+  | 'tooMany'
+  | 'uniqueness'
+  | 'mutability'
+  | 'invalidSyntax'
+  | 'invalidPath'
+  | 'noTarget'
+  | 'invalidValue'
+  | 'invalidVers'
+  | 'sensitive';
+
+export class ScimError extends DomainError {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+    readonly scimType?: ScimType,
+    options?: { cause?: unknown; retryAfter?: number },
+  ) {
+    super(detail, { cause: options?.cause });
+    this.name = 'ScimError';
+    this.retryAfter = options?.retryAfter;
+  }
+  retryAfter?: number;
+}
+
+/** RFC 9457 problem; `type` is a stable URN so clients can switch on it. */
+export class ProblemError extends DomainError {
+  retryAfter?: number;
+  constructor(
+    readonly status: number,
+    readonly title: string,
+    readonly detail?: string,
+    readonly type = 'about:blank',
+    readonly extensions: Record<string, unknown> = {},
+    options?: { cause?: unknown; retryAfter?: number },
+  ) {
+    super(detail ?? title, { cause: options?.cause });
+    this.name = 'ProblemError';
+    this.retryAfter = options?.retryAfter;
+  }
+}
+
+export const problemType = (slug: string): string => `urn:auth-service:problem:${slug}`;
+
+/** Thrown when a dependency (database, upstream IdP) is unavailable; rendered as 503/502. */
+export class DependencyUnavailableError extends ProblemError {
+  constructor(dependency: string, detail: string, options?: { cause?: unknown; status?: number }) {
+    super(options?.status ?? 503, `${dependency} unavailable`, detail, problemType('dependency-unavailable'), { dependency }, {
+      cause: options?.cause,
+      retryAfter: 5,
+    });
+  }
+}
+
+export class RateLimitedError extends ProblemError {
+  constructor(retryAfter: number, what: string) {
+    super(429, 'Too many requests', `Too many ${what}; retry after ${retryAfter} s.`, problemType('rate-limited'), {}, { retryAfter });
+  }
+}

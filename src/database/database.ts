@@ -1,0 +1,85 @@
+import { DataSource, type EntityManager } from 'typeorm';
+import { MIGRATIONS } from '../../migrations/index.js';
+import { DependencyUnavailableError } from '../common/errors.js';
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
+
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string; driverError?: { code?: string } } | undefined;
+  const code = e?.driverError?.code ?? e?.code;
+  if (code && UNAVAILABLE_CODES.has(code)) return true;
+  const msg = e?.message ?? '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(msg);
+}
+
+export const dbUnavailable = (err: unknown): DependencyUnavailableError =>
+  new DependencyUnavailableError('database', 'The database is unreachable; the request was not applied.', { cause: err });
+
+export function createDataSource(url: string, poolSize = 10): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'schema_migrations',
+    migrationsTransactionMode: 'all',
+    synchronize: false,
+    logging: false,
+    extra: { max: poolSize, connectionTimeoutMillis: 3000, statement_timeout: 10_000, application_name: 'auth-service' },
+  });
+}
+
+/**
+ * The one door to PostgreSQL. Tenant-scoped work runs in `tenantTx`, which sets `app.tenant_id`
+ * for that transaction only; row-level security then hides every other tenant's rows even from
+ * a query that forgot its tenant filter.
+ */
+export class Database {
+  constructor(readonly dataSource: DataSource) {}
+
+  async tenantTx<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
+    return this.tx(async (m) => {
+      await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
+      return work(m);
+    });
+  }
+
+  async tx<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
+    try {
+      return await this.dataSource.transaction(work);
+    } catch (err) {
+      if (isConnectionError(err)) throw dbUnavailable(err);
+      throw err;
+    }
+  }
+
+  async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    try {
+      return (await this.dataSource.query(sql, params)) as T[];
+    } catch (err) {
+      if (isConnectionError(err)) throw dbUnavailable(err);
+      throw err;
+    }
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.dataSource.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Refuses a role that would make row-level security meaningless. */
+export async function assertUnprivilegedRole(dataSource: DataSource): Promise<void> {
+  const [row] = (await dataSource.query(
+    'SELECT current_user AS name, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user',
+  )) as Array<{ name: string; rolsuper: boolean; rolbypassrls: boolean }>;
+  if (row && (row.rolsuper || row.rolbypassrls)) {
+    throw new Error(
+      `DATABASE_URL connects as "${row.name}", a ${row.rolsuper ? 'superuser' : 'BYPASSRLS'} role: row-level security would not apply. ` +
+        'Create a plain role that owns the database (see README, "Database") and connect as that.',
+    );
+  }
+}

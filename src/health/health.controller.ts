@@ -1,0 +1,32 @@
+import { Controller, Get, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { Database } from '../database/database.js';
+import { SigningKeysService } from '../tokens/signing-keys.service.js';
+
+@ApiTags('health')
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly db: Database,
+    private readonly keys: SigningKeysService,
+  ) {}
+
+  /** The process is up; restarts are the orchestrator's answer if this fails. */
+  @Get('live')
+  live(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
+
+  /** Ready to take traffic: the database answers and a key can sign. */
+  @Get('ready')
+  async ready(@Res() res: Response): Promise<void> {
+    const database = await this.db.ping();
+    const signingKey = this.keys.hasActiveKey();
+    const ok = database && signingKey;
+    res
+      .status(ok ? 200 : 503)
+      .setHeader('Cache-Control', 'no-store')
+      .json({ status: ok ? 'ok' : 'unavailable', checks: { database: database ? 'up' : 'down', signing_key: signingKey ? 'active' : 'missing' } });
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The port every identity source is adapted to. Adapters depend on this file and shared types
+ * only, never on each other; the registry picks one by the binding's `kind`.
+ */
+export const IDP_KINDS = ['keycloak', 'oidc', 'saml', 'firebase_legacy', 'native'] as const;
+export type IdpKind = (typeof IDP_KINDS)[number];
+
+export interface ProviderCapabilities {
+  /** beginLogin/completeLogin: a browser redirect (or the hosted form, for native). */
+  loginRedirect: boolean;
+  /** exchangeToken: RFC 8693 exchange of an upstream token. */
+  tokenExchange: boolean;
+  /** An upstream session that can be ended (RP-initiated logout). */
+  logout: boolean;
+}
+
+/** The binding row as an adapter sees it: secrets already decrypted, never logged. */
+export interface BindingContext<C = Record<string, unknown>, S = Record<string, unknown>> {
+  id: string;
+  tenantId: string;
+  tenantSlug: string;
+  kind: IdpKind;
+  config: C;
+  secrets: S;
+  claimMapping: ClaimMappingRules;
+  version: number;
+}
+
+export interface LoginContext {
+  /** Opaque handle of the login transaction; adapters echo it back (OIDC `state`, SAML RelayState, form URL). */
+  transactionHandle: string;
+  /** Where the upstream IdP must send the browser back (the service's callback for this kind). */
+  callbackUrl: string;
+  /** The hosted login form's URL, for adapters that render it. */
+  hostedLoginUrl: string;
+  /** Optional hint from the BFF (`login_hint`). */
+  loginHint?: string;
+}
+
+export interface BeginLoginResult {
+  redirectUrl: string;
+  /** Adapter state kept with the transaction, encrypted at rest (upstream PKCE verifier, nonce, request id). */
+  providerState: Record<string, unknown>;
+}
+
+export interface CallbackInput {
+  method: 'GET' | 'POST';
+  query: Record<string, string | undefined>;
+  body: Record<string, string | undefined>;
+  /** The client's IP, for adapters that rate-limit or lock out. */
+  clientIp: string;
+}
+
+/**
+ * What an adapter returns: the upstream's view of the user, untrusted in shape. Only the claim
+ * normaliser turns it into a platform identity.
+ */
+export interface ExternalIdentity {
+  /** Upstream issuer (OIDC `iss`, SAML IdP entityID, Keycloak realm URL, `native`, Firebase project). */
+  issuer: string;
+  /** Upstream subject, stable within the binding (OIDC `sub`, SAML NameID, Firebase uid, native credential id). */
+  subject: string;
+  claims: Record<string, unknown>;
+  /** When the upstream authenticated the user, if it said so. */
+  authTime?: Date;
+  /** For native logins: the platform user the credential belongs to. */
+  knownUserId?: string;
+}
+
+export interface ExternalTokenInput {
+  token: string;
+  tokenType: string;
+}
+
+export interface IdentityProvider {
+  readonly kind: IdpKind;
+  readonly capabilities: ProviderCapabilities;
+  beginLogin?(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult>;
+  completeLogin?(binding: BindingContext, callback: CallbackInput, providerState: Record<string, unknown>): Promise<ExternalIdentity>;
+  exchangeToken?(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity>;
+}
+
+export const IDENTITY_PROVIDERS = Symbol('IDENTITY_PROVIDERS');
+
+/**
+ * Per-binding rules that turn upstream claims into platform claims. Claim names are dotted paths
+ * into the upstream claims (`realm_access.roles`, `http://schemas.microsoft.com/ws/2008/06/identity/claims/role`).
+ */
+export interface ClaimMappingRules {
+  email?: string;
+  emailVerified?: string;
+  /** Treat every upstream email as verified (only for IdPs that own their domain, e.g. a customer's Entra). */
+  trustEmailVerified?: boolean;
+  name?: string;
+  givenName?: string;
+  familyName?: string;
+  /** `claim` holds a string or array; when it contains `value`, the user gets platform role `role`. */
+  roles?: Array<{ claim: string; value: string; role: string }>;
+  /** Platform roles every user of this binding gets. */
+  defaultRoles?: string[];
+  /** Link a first login to an existing platform user with the same verified email. */
+  linkByVerifiedEmail?: boolean;
+}

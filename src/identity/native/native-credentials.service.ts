@@ -1,0 +1,94 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppConfig } from '../../config/app-config.js';
+import { Database } from '../../database/database.js';
+import { AuditService } from '../../audit/audit.service.js';
+import { UsersService } from '../../users/users.service.js';
+import { ProblemError, problemType } from '../../common/errors.js';
+import { PasswordHasher } from './password-hasher.js';
+
+export interface NewNativeUser {
+  username: string;
+  password: string;
+  email?: string;
+  emailVerified?: boolean;
+  displayName?: string;
+  roles?: string[];
+}
+
+export type PasswordCheck = { ok: true; userId: string; username: string } | { ok: false };
+
+const MIN_PASSWORD = 8;
+const MAX_PASSWORD = 256;
+
+/** Local passwords (argon2id) with per-account lockout. */
+@Injectable()
+export class NativeCredentialsService {
+  readonly hasher: PasswordHasher;
+
+  constructor(
+    private readonly db: Database,
+    private readonly users: UsersService,
+    private readonly audit: AuditService,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {
+    this.hasher = new PasswordHasher({ timeCost: config.ARGON2_TIME_COST, memoryKib: config.ARGON2_MEMORY_KIB });
+  }
+
+  async createUser(tenantId: string, input: NewNativeUser): Promise<string> {
+    if (input.password.length < MIN_PASSWORD || input.password.length > MAX_PASSWORD)
+      throw new ProblemError(400, 'Invalid password', `Passwords are ${MIN_PASSWORD}–${MAX_PASSWORD} characters.`, problemType('invalid-password'));
+    const hash = await this.hasher.hash(input.password);
+    try {
+      return await this.db.tenantTx(tenantId, async (m) => {
+        const userId = await this.users.create(m, tenantId, { email: input.email ?? null, emailVerified: input.emailVerified, displayName: input.displayName });
+        await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [userId, tenantId, input.username, hash]);
+        if (input.roles?.length) await this.users.syncRoles(m, tenantId, userId, 'manual', input.roles);
+        return userId;
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw new ProblemError(409, 'Username taken', 'That username exists in this tenant.', problemType('username-taken'));
+      throw err;
+    }
+  }
+
+  /**
+   * Checks a password. Unknown users, locked accounts and wrong passwords give the same answer
+   * after the same argon2 work. The failure counter is committed even though the login fails.
+   */
+  async verify(tenantId: string, username: string, password: string): Promise<PasswordCheck> {
+    if (username.length === 0 || username.length > 320 || password.length === 0 || password.length > MAX_PASSWORD) {
+      await this.hasher.burn(password.slice(0, MAX_PASSWORD));
+      return { ok: false };
+    }
+    return this.db.tenantTx(tenantId, async (m) => {
+      const [row] = (await m.query(
+        `SELECT user_id, username, password_hash, failed_attempts, locked_until FROM native_credentials WHERE tenant_id = $1 AND lower(username) = lower($2) FOR UPDATE`,
+        [tenantId, username],
+      )) as Array<{ user_id: string; username: string; password_hash: string; failed_attempts: number; locked_until: Date | null }>;
+      if (!row) {
+        await this.hasher.burn(password);
+        return { ok: false } as const;
+      }
+      if (row.locked_until && row.locked_until.getTime() > Date.now()) {
+        await this.hasher.burn(password);
+        return { ok: false } as const;
+      }
+      const ok = await this.hasher.verify(row.password_hash, password);
+      if (!ok) {
+        const failures = row.failed_attempts + 1;
+        const lock = failures >= this.config.NATIVE_LOCKOUT_THRESHOLD;
+        await m.query(`UPDATE native_credentials SET failed_attempts = $2, locked_until = $3 WHERE user_id = $1`, [
+          row.user_id,
+          lock ? 0 : failures,
+          lock ? new Date(Date.now() + this.config.NATIVE_LOCKOUT_SECONDS * 1000) : row.locked_until,
+        ]);
+        if (lock)
+          await this.audit.record(m, { tenantId, actor: 'system', action: 'native.account_locked', target: row.user_id, data: { failures } });
+        return { ok: false } as const;
+      }
+      const rehash = this.hasher.needsRehash(row.password_hash) ? await this.hasher.hash(password) : row.password_hash;
+      await m.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL, password_hash = $2 WHERE user_id = $1`, [row.user_id, rehash]);
+      return { ok: true, userId: row.user_id, username: row.username } as const;
+    });
+  }
+}

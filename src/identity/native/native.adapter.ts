@@ -1,0 +1,40 @@
+import { Injectable } from '@nestjs/common';
+import type {
+  BeginLoginResult,
+  BindingContext,
+  CallbackInput,
+  ExternalIdentity,
+  IdentityProvider,
+  LoginContext,
+  ProviderCapabilities,
+} from '../identity-provider.port.js';
+import { NativeCredentialsService } from './native-credentials.service.js';
+
+/** Thrown for every failed password login; the hosted form shows one generic message for all of them. */
+export class InvalidCredentialsError extends Error {
+  constructor() {
+    super('Invalid username or password.');
+    this.name = 'InvalidCredentialsError';
+  }
+}
+
+/** Local password fallback: the service's own hosted login form. */
+@Injectable()
+export class NativeProvider implements IdentityProvider {
+  readonly kind = 'native' as const;
+  readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: false, logout: false };
+
+  constructor(private readonly credentials: NativeCredentialsService) {}
+
+  async beginLogin(_binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult> {
+    return { redirectUrl: ctx.hostedLoginUrl, providerState: {} };
+  }
+
+  async completeLogin(binding: BindingContext, callback: CallbackInput): Promise<ExternalIdentity> {
+    const username = (callback.body['username'] ?? '').trim();
+    const password = callback.body['password'] ?? '';
+    const result = await this.credentials.verify(binding.tenantId, username, password);
+    if (!result.ok) throw new InvalidCredentialsError();
+    return { issuer: 'native', subject: result.userId, knownUserId: result.userId, claims: { preferred_username: result.username }, authTime: new Date() };
+  }
+}

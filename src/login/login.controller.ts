@@ -1,0 +1,98 @@
+import { Body, Controller, Get, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { AppConfig } from '../config/app-config.js';
+import { constantEquals, sha256 } from '../crypto/random.js';
+import { HTML_SECURITY_HEADERS, escapeHtml, page } from '../common/html.js';
+import { ProblemError, RateLimitedError, problemType } from '../common/errors.js';
+import { LoginService, type LoginTransaction } from '../oauth/login.service.js';
+import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
+import { IDP_KINDS, type CallbackInput } from '../identity/identity-provider.port.js';
+import { RateLimiterService } from '../rate-limit/rate-limiter.service.js';
+
+const CSRF_COOKIE = 'auth_login_csrf';
+
+const stringsOf = (o: unknown): Record<string, string | undefined> =>
+  Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<string, string | undefined>;
+
+/** Browser-facing pages: the hosted (native) login form and upstream IdP callbacks. */
+@ApiExcludeController()
+@Controller('login')
+export class LoginController {
+  constructor(
+    private readonly login: LoginService,
+    private readonly limiter: RateLimiterService,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {}
+
+  @Get('native/:handle')
+  async form(@Param('handle') handle: string, @Res() res: Response): Promise<void> {
+    const txn = await this.login.load(handle);
+    const csrf = await this.login.issueCsrf(txn);
+    this.renderForm(res, txn, csrf, 200);
+  }
+
+  @Post('native/:handle')
+  async submit(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const txn = await this.login.load(handle);
+    const form = stringsOf(body);
+    const cookie = (req.cookies as Record<string, string> | undefined)?.[CSRF_COOKIE];
+    const posted = form['csrf'] ?? '';
+    // Double submit, bound to this transaction: the form field, the cookie and the stored hash must agree.
+    if (!cookie || !txn.csrfHash || !constantEquals(posted, cookie) || !constantEquals(sha256(posted), txn.csrfHash))
+      throw new ProblemError(403, 'Form expired', 'The sign-in form has expired. Reload the page and try again.', problemType('csrf'));
+    const ip = req.ip ?? 'unknown';
+    const limit = await this.limiter.hit(`login:${ip}`, this.config.RATE_LIMIT_LOGIN_PER_MINUTE);
+    if (!limit.allowed) throw new RateLimitedError(limit.retryAfter, 'sign-in attempts from this network');
+    try {
+      const redirect = await this.login.complete(txn, { method: 'POST', query: {}, body: form, clientIp: ip });
+      res.clearCookie(CSRF_COOKIE, { path: '/login/' });
+      res.redirect(302, redirect);
+    } catch (err) {
+      if (!(err instanceof InvalidCredentialsError)) throw err;
+      const csrf = await this.login.issueCsrf(txn);
+      this.renderForm(res, txn, csrf, 401, err.message, form['username']);
+    }
+  }
+
+  /** Where upstream IdPs (OIDC, SAML, Keycloak) send the browser back. */
+  @Get('callback/:kind')
+  async callbackGet(@Param('kind') kind: string, @Query() query: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.callback(kind, { method: 'GET', query: stringsOf(query), body: {}, clientIp: req.ip ?? 'unknown' }, res);
+  }
+
+  @Post('callback/:kind')
+  async callbackPost(@Param('kind') kind: string, @Body() body: unknown, @Query() query: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.callback(kind, { method: 'POST', query: stringsOf(query), body: stringsOf(body), clientIp: req.ip ?? 'unknown' }, res);
+  }
+
+  private async callback(kind: string, input: CallbackInput, res: Response): Promise<void> {
+    if (!(IDP_KINDS as readonly string[]).includes(kind) || kind === 'native') throw new ProblemError(404, 'Not found');
+    const handle = input.query['state'] ?? input.body['RelayState'] ?? input.query['RelayState'];
+    if (!handle) throw new ProblemError(400, 'Sign-in expired', 'The identity provider returned without a sign-in reference. Start again from the application.', problemType('login-expired'));
+    const txn = await this.login.load(handle);
+    if (input.query['error']) {
+      const cancelled = input.query['error'] === 'access_denied';
+      res.redirect(302, await this.login.abort(txn, 'access_denied', cancelled ? 'The sign-in was cancelled at the identity provider.' : 'The identity provider refused the sign-in.'));
+      return;
+    }
+    res.redirect(302, await this.login.complete(txn, input));
+  }
+
+  private renderForm(res: Response, txn: LoginTransaction, csrf: string, status: number, error?: string, username?: string): void {
+    res.cookie(CSRF_COOKIE, csrf, { httpOnly: true, sameSite: 'lax', secure: this.config.issuer.startsWith('https://'), path: '/login/', maxAge: this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000 });
+    res.set(HTML_SECURITY_HEADERS);
+    const action = `/login/native/${encodeURIComponent(txn.handle)}`;
+    const html = page(
+      'Sign in',
+      `<h1>Sign in</h1><p>to <strong>${escapeHtml(txn.tenant.displayName)}</strong></p>` +
+        (error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : '') +
+        `<form method="post" action="${escapeHtml(action)}">` +
+        `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">` +
+        `<label for="username">Email or username</label><input id="username" name="username" autocomplete="username" required value="${escapeHtml(username ?? '')}">` +
+        `<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>` +
+        `<button type="submit">Sign in</button></form>`,
+    );
+    res.status(status).type('html').send(html);
+  }
+}

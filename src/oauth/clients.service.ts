@@ -1,0 +1,130 @@
+import { Injectable } from '@nestjs/common';
+import { Database } from '../database/database.js';
+import { constantEquals, randomToken, sha256 } from '../crypto/random.js';
+import { OAuthError, ProblemError, problemType } from '../common/errors.js';
+
+export type ClientKind = 'bff' | 'machine';
+
+export interface Client {
+  id: string;
+  tenantId: string | null;
+  name: string;
+  kind: ClientKind;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  grantTypes: string[];
+  scopes: string[];
+  enabled: boolean;
+}
+
+interface ClientRow {
+  id: string;
+  tenant_id: string | null;
+  name: string;
+  kind: ClientKind;
+  secret_hash: string | null;
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  grant_types: string[];
+  scopes: string[];
+  enabled: boolean;
+}
+
+export interface NewClient {
+  id: string;
+  name: string;
+  kind: ClientKind;
+  tenantId?: string | null;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  grantTypes?: string[];
+  scopes?: string[];
+}
+
+const toClient = (r: ClientRow): Client => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  name: r.name,
+  kind: r.kind,
+  redirectUris: r.redirect_uris,
+  postLogoutRedirectUris: r.post_logout_redirect_uris,
+  grantTypes: r.grant_types,
+  scopes: r.scopes,
+  enabled: r.enabled,
+});
+
+export interface ClientCredentials {
+  clientId?: string;
+  clientSecret?: string;
+  /** Which method the request used, for the WWW-Authenticate answer. */
+  method: 'basic' | 'post' | 'none';
+}
+
+/** Parses client_secret_basic (RFC 6749 §2.3.1: form-urlencoded inside Basic) or client_secret_post. */
+export function readClientCredentials(authorization: string | undefined, body: Record<string, unknown>): ClientCredentials {
+  const inBody = typeof body['client_secret'] === 'string';
+  if (authorization?.startsWith('Basic ')) {
+    if (inBody) throw new OAuthError('invalid_request', 'Use one client authentication method, not two.');
+    const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i < 0) throw new OAuthError('invalid_client', 'Malformed Basic credentials.');
+    try {
+      return { clientId: decodeURIComponent(decoded.slice(0, i).replace(/\+/g, ' ')), clientSecret: decodeURIComponent(decoded.slice(i + 1).replace(/\+/g, ' ')), method: 'basic' };
+    } catch {
+      throw new OAuthError('invalid_client', 'Malformed Basic credentials.');
+    }
+  }
+  const clientId = typeof body['client_id'] === 'string' ? body['client_id'] : undefined;
+  return { clientId, clientSecret: inBody ? (body['client_secret'] as string) : undefined, method: inBody ? 'post' : 'none' };
+}
+
+/** Registered OAuth clients: the BFF (authorization_code) and machine callers (client_credentials). */
+@Injectable()
+export class ClientsService {
+  constructor(private readonly db: Database) {}
+
+  /** Registers a client; the secret is returned once and stored only as a hash. */
+  async create(input: NewClient): Promise<{ client: Client; secret: string }> {
+    const secret = randomToken();
+    const grantTypes = input.grantTypes ?? (input.kind === 'bff' ? ['authorization_code', 'refresh_token'] : ['client_credentials']);
+    for (const uri of [...(input.redirectUris ?? []), ...(input.postLogoutRedirectUris ?? [])]) {
+      let url: URL;
+      try {
+        url = new URL(uri);
+      } catch {
+        throw new ProblemError(400, 'Invalid redirect URI', `"${uri}" is not an absolute URL.`, problemType('invalid-redirect-uri'));
+      }
+      if (url.hash) throw new ProblemError(400, 'Invalid redirect URI', 'Redirect URIs must not contain a fragment.', problemType('invalid-redirect-uri'));
+    }
+    try {
+      const [row] = await this.db.query<ClientRow>(
+        `INSERT INTO clients (id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+        [input.id, input.tenantId ?? null, input.name, input.kind, sha256(secret), input.redirectUris ?? [], input.postLogoutRedirectUris ?? [], grantTypes, input.scopes ?? []],
+      );
+      return { client: toClient(row!), secret };
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw new ProblemError(409, 'Client exists', `Client "${input.id}" already exists.`, problemType('client-exists'));
+      throw err;
+    }
+  }
+
+  async find(clientId: string | undefined): Promise<Client | undefined> {
+    if (!clientId || clientId.length > 100) return undefined;
+    const [row] = await this.db.query<ClientRow>(`SELECT * FROM clients WHERE id = $1 AND enabled`, [clientId]);
+    return row ? toClient(row) : undefined;
+  }
+
+  /**
+   * Authenticates a confidential client. Secrets are 256-bit random values, so a SHA-256 hash
+   * compared in constant time is enough (a slow hash would only slow the token endpoint down).
+   */
+  async authenticate(creds: ClientCredentials): Promise<Client> {
+    if (!creds.clientId) throw new OAuthError('invalid_client', 'Client authentication is required.');
+    const [row] = await this.db.query<ClientRow>(`SELECT * FROM clients WHERE id = $1`, [creds.clientId]);
+    const presented = creds.clientSecret ?? '';
+    const ok = row !== undefined && row.enabled && row.secret_hash !== null && constantEquals(sha256(presented), row.secret_hash);
+    if (!ok) throw new OAuthError('invalid_client', 'Client authentication failed.');
+    return toClient(row);
+  }
+}

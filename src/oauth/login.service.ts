@@ -1,0 +1,248 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AppConfig } from '../config/app-config.js';
+import { Database } from '../database/database.js';
+import { SecretBox } from '../crypto/secret-box.js';
+import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
+import { randomToken, sha256 } from '../crypto/random.js';
+import { DependencyUnavailableError, OAuthError, ProblemError, problemType } from '../common/errors.js';
+import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
+import { BindingsService } from '../tenants/bindings.service.js';
+import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
+import type { BindingContext, CallbackInput } from '../identity/identity-provider.port.js';
+import { normaliseIdentity } from '../identity/claim-normaliser.js';
+import { UsersService } from '../users/users.service.js';
+import { AuditService } from '../audit/audit.service.js';
+import { RateLimiterService } from '../rate-limit/rate-limiter.service.js';
+import { ClientsService } from './clients.service.js';
+import { PKCE_S256_CHALLENGE } from './pkce.js';
+
+export interface AuthorizeParams {
+  response_type?: string;
+  client_id?: string;
+  redirect_uri?: string;
+  state?: string;
+  scope?: string;
+  nonce?: string;
+  code_challenge?: string;
+  code_challenge_method?: string;
+  org?: string;
+  login_hint?: string;
+}
+
+/** An authorization error that can be sent back to the client's (already validated) redirect URI. */
+export class RedirectableError extends Error {
+  constructor(
+    readonly redirectUri: string,
+    readonly state: string | undefined,
+    readonly error: string,
+    readonly description: string,
+  ) {
+    super(description);
+  }
+}
+
+export interface LoginTransaction {
+  handle: string;
+  tenant: Tenant;
+  bindingId: string;
+  clientId: string;
+  redirectUri: string;
+  state: string | null;
+  nonce: string | null;
+  scope: string;
+  codeChallenge: string;
+  providerState: Record<string, unknown>;
+  csrfHash: string | null;
+}
+
+interface TxnRow {
+  tenant_id: string;
+  binding_id: string;
+  client_id: string;
+  redirect_uri: string;
+  state: string | null;
+  nonce: string | null;
+  scope: string;
+  code_challenge: string;
+  provider_state: Buffer | null;
+  csrf_hash: string | null;
+  expires_at: Date;
+  completed_at: Date | null;
+}
+
+const SUPPORTED_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
+const MAX_PARAM = 2048;
+const providerStateContext = (hash: string) => `login_transaction:${hash}`;
+
+export const redirectWith = (redirectUri: string, params: Record<string, string | undefined>): string => {
+  const url = new URL(redirectUri);
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
+  return url.toString();
+};
+
+/**
+ * The BFF-facing login: validates the authorization request, resolves the organisation, lets the
+ * tenant's adapter run the upstream login, and turns its result into a single-use code.
+ */
+@Injectable()
+export class LoginService {
+  private readonly logger = new Logger(LoginService.name);
+
+  constructor(
+    private readonly db: Database,
+    private readonly box: SecretBox,
+    private readonly tenants: TenantsService,
+    private readonly bindings: BindingsService,
+    private readonly registry: IdentityProviderRegistry,
+    private readonly users: UsersService,
+    private readonly clients: ClientsService,
+    private readonly audit: AuditService,
+    private readonly limiter: RateLimiterService,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {}
+
+  /** Returns the URL to send the browser to (the upstream IdP, or the hosted form). */
+  async begin(p: AuthorizeParams, clientIp: string): Promise<string> {
+    for (const [k, v] of Object.entries(p)) {
+      if (typeof v !== 'string' && v !== undefined) throw new OAuthError('invalid_request', `Parameter "${k}" must appear once.`);
+      if (typeof v === 'string' && v.length > MAX_PARAM) throw new OAuthError('invalid_request', `Parameter "${k}" is too long.`);
+    }
+    // RFC 6749 §4.1.2.1: without a valid client and redirect URI, never redirect.
+    const client = await this.clients.find(p.client_id);
+    if (!client) throw new OAuthError('invalid_client', 'Unknown client_id.', { status: 400 });
+    if (!p.redirect_uri || !client.redirectUris.includes(p.redirect_uri))
+      throw new OAuthError('invalid_request', 'redirect_uri is not registered for this client (exact match required).');
+    const fail = (error: string, description: string) => new RedirectableError(p.redirect_uri!, p.state, error, description);
+
+    if (client.kind !== 'bff' || !client.grantTypes.includes('authorization_code')) throw fail('unauthorized_client', 'This client may not use the authorization code flow.');
+    if (p.response_type !== 'code') throw fail('unsupported_response_type', 'Only response_type=code is supported.');
+    if (!p.code_challenge) throw fail('invalid_request', 'PKCE is required: send code_challenge with code_challenge_method=S256.');
+    if (p.code_challenge_method !== 'S256') throw fail('invalid_request', 'Only code_challenge_method=S256 is supported.');
+    if (!PKCE_S256_CHALLENGE.test(p.code_challenge)) throw fail('invalid_request', 'code_challenge must be a base64url SHA-256 digest (43 characters).');
+    const scopes = (p.scope ?? 'openid').split(' ').filter(Boolean);
+    const unknown = scopes.filter((s) => !SUPPORTED_SCOPES.has(s));
+    if (unknown.length > 0) throw fail('invalid_scope', `Unsupported scope: ${unknown.join(' ')}.`);
+    if (!p.org) throw fail('invalid_request', 'The organisation (org) is required.');
+
+    const limit = await this.limiter.hit(`authorize:${clientIp}`, this.config.RATE_LIMIT_AUTHORIZE_PER_MINUTE);
+    if (!limit.allowed) throw fail('temporarily_unavailable', `Too many sign-in attempts from this network; try again in ${limit.retryAfter} s.`);
+
+    const tenant = await this.tenants.findActiveBySlug(p.org.trim().toLowerCase());
+    if (!tenant) throw fail('unknown_organization', 'Organisation not found. Check the organisation name and try again.');
+
+    const binding = await this.bindings.activeForLogin(tenant);
+    if (!binding) throw fail('temporarily_unavailable', 'Sign-in is not set up for this organisation yet.');
+    const provider = this.registry.get(binding.kind);
+    if (!provider.beginLogin) throw fail('temporarily_unavailable', 'This organisation signs in through its application, not a browser redirect.');
+
+    const handle = mintOpaqueToken('lt', tenant.id);
+    const base = this.config.issuer;
+    const started = await provider
+      .beginLogin(binding, {
+        transactionHandle: handle.value,
+        callbackUrl: `${base}/login/callback/${binding.kind}`,
+        hostedLoginUrl: `${base}/login/native/${encodeURIComponent(handle.value)}`,
+        loginHint: p.login_hint,
+      })
+      .catch((err: unknown) => {
+        if (err instanceof ProblemError || err instanceof OAuthError) throw err;
+        throw new DependencyUnavailableError('identity provider', `The organisation's identity provider could not be reached.`, { cause: err, status: 502 });
+      });
+    await this.db.tenantTx(tenant.id, (m) =>
+      m.query(
+        `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [
+          handle.hash,
+          tenant.id,
+          binding.id,
+          client.id,
+          p.redirect_uri,
+          p.state ?? null,
+          p.nonce ?? null,
+          scopes.join(' '),
+          p.code_challenge,
+          this.box.sealJson(started.providerState, providerStateContext(handle.hash)),
+          new Date(Date.now() + this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000),
+        ],
+      ),
+    );
+    return started.redirectUrl;
+  }
+
+  /** Loads an open (not expired, not completed) transaction, or throws a user-facing error. */
+  async load(handleValue: string): Promise<LoginTransaction> {
+    const handle = parseOpaqueToken('lt', handleValue);
+    const expired = new ProblemError(400, 'Sign-in expired', 'This sign-in link is invalid or has expired. Start again from the application.', problemType('login-expired'));
+    if (!handle) throw expired;
+    const tenant = await this.tenants.findById(handle.tenantId);
+    if (!tenant || tenant.status !== 'active') throw expired;
+    const [row] = await this.db.tenantTx(tenant.id, (m) => m.query(`SELECT * FROM login_transactions WHERE id_hash = $1`, [handle.hash]) as Promise<TxnRow[]>);
+    if (!row || row.completed_at || row.expires_at.getTime() <= Date.now()) throw expired;
+    return {
+      handle: handle.value,
+      tenant,
+      bindingId: row.binding_id,
+      clientId: row.client_id,
+      redirectUri: row.redirect_uri,
+      state: row.state,
+      nonce: row.nonce,
+      scope: row.scope,
+      codeChallenge: row.code_challenge,
+      providerState: row.provider_state ? this.box.openJson(row.provider_state, providerStateContext(handle.hash)) : {},
+      csrfHash: row.csrf_hash,
+    };
+  }
+
+  /** Binds a fresh CSRF token to the transaction (hosted form); returns the token. */
+  async issueCsrf(txn: LoginTransaction): Promise<string> {
+    const token = randomToken();
+    await this.db.tenantTx(txn.tenant.id, (m) =>
+      m.query(`UPDATE login_transactions SET csrf_hash = $2 WHERE id_hash = $1 AND completed_at IS NULL`, [sha256(txn.handle), sha256(token)]),
+    );
+    return token;
+  }
+
+  async binding(txn: LoginTransaction): Promise<BindingContext> {
+    return this.db.tenantTx(txn.tenant.id, (m) => this.bindings.get(txn.tenant, txn.bindingId, m));
+  }
+
+  /**
+   * Completes the upstream login and returns the redirect back to the client with a code.
+   * Adapter errors propagate (the caller decides between re-showing a form and redirecting).
+   */
+  async complete(txn: LoginTransaction, callback: CallbackInput): Promise<string> {
+    const binding = await this.binding(txn);
+    const provider = this.registry.get(binding.kind);
+    if (!provider.completeLogin) throw new OAuthError('invalid_request', 'This identity provider does not complete browser logins.');
+    const external = await provider.completeLogin(binding, callback, txn.providerState);
+    const normalised = normaliseIdentity(binding.claimMapping, external);
+    const code = mintOpaqueToken('ac', txn.tenant.id);
+    await this.db.tenantTx(txn.tenant.id, async (m) => {
+      // Single use, across replicas: the row is claimed by whoever updates it first.
+      const claimed = (await m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`, [
+        sha256(txn.handle),
+      ])) as [unknown[], number];
+      if (claimed[1] === 0) throw new ProblemError(400, 'Sign-in expired', 'This sign-in was already completed or has expired.', problemType('login-expired'));
+      const user = await this.users.resolveLogin(m, binding, external, normalised);
+      const [session] = (await m.query(
+        `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+        [txn.tenant.id, user.id, txn.clientId, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
+      )) as Array<{ id: string }>;
+      await m.query(
+        `INSERT INTO authorization_codes (code_hash, tenant_id, session_id, client_id, redirect_uri, code_challenge, scope, nonce, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [code.hash, txn.tenant.id, session!.id, txn.clientId, txn.redirectUri, txn.codeChallenge, txn.scope, txn.nonce, new Date(Date.now() + this.config.AUTHORIZATION_CODE_TTL_SECONDS * 1000)],
+      );
+      await this.audit.record(m, { tenantId: txn.tenant.id, actor: `user:${user.id}`, action: 'login.succeeded', target: user.id, data: { idp: binding.kind, binding: binding.id } });
+    });
+    this.logger.log({ tenant: txn.tenant.id, idp: binding.kind }, 'login succeeded');
+    return redirectWith(txn.redirectUri, { code: code.value, state: txn.state ?? undefined, iss: this.config.issuer });
+  }
+
+  /** Ends a transaction with an OAuth error sent back to the client (upstream failure, user cancelled). */
+  async abort(txn: LoginTransaction, error: string, description: string): Promise<string> {
+    await this.db.tenantTx(txn.tenant.id, (m) => m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1`, [sha256(txn.handle)]));
+    return redirectWith(txn.redirectUri, { error, error_description: description, state: txn.state ?? undefined, iss: this.config.issuer });
+  }
+}

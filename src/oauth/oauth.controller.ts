@@ -1,0 +1,138 @@
+import { All, Body, Controller, Get, Headers, HttpCode, Inject, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { AppConfig } from '../config/app-config.js';
+import { OAuthError } from '../common/errors.js';
+import { Database } from '../database/database.js';
+import { UsersService } from '../users/users.service.js';
+import { TokenIssuerService } from '../tokens/token-issuer.service.js';
+import { ClientsService, readClientCredentials } from './clients.service.js';
+import { LoginService, RedirectableError, redirectWith, type AuthorizeParams } from './login.service.js';
+import { TokenService } from './token.service.js';
+
+const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+
+function singleValued(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded.');
+  for (const [k, v] of Object.entries(body)) if (typeof v !== 'string') throw new OAuthError('invalid_request', `Parameter "${k}" must appear once.`);
+  return body as Record<string, unknown>;
+}
+
+function bearer(authorization: string | undefined): string {
+  const m = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(authorization ?? '');
+  if (!m) throw new OAuthError('invalid_token', 'A Bearer access token is required.');
+  return m[1]!;
+}
+
+/** OAuth 2.0 / OIDC endpoints the BFF and machine clients talk to. */
+@ApiTags('oauth2')
+@Controller('oauth2')
+export class OAuthController {
+  constructor(
+    private readonly login: LoginService,
+    private readonly tokens: TokenService,
+    private readonly clients: ClientsService,
+    private readonly issuer: TokenIssuerService,
+    private readonly users: UsersService,
+    private readonly db: Database,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {}
+
+  @Get('authorize')
+  async authorize(@Query() query: AuthorizeParams, @Req() req: Request, @Res() res: Response): Promise<void> {
+    try {
+      res.redirect(302, await this.login.begin(query, req.ip ?? 'unknown'));
+    } catch (err) {
+      if (!(err instanceof RedirectableError)) throw err;
+      res.redirect(302, redirectWith(err.redirectUri, { error: err.error, error_description: err.description, state: err.state, iss: this.config.issuer }));
+    }
+  }
+
+  @Post('token')
+  @HttpCode(200)
+  async token(@Body() rawBody: unknown, @Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) res: Response): Promise<unknown> {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Pragma', 'no-cache');
+    const body = singleValued(rawBody);
+    const grant = body['grant_type'];
+    if (typeof grant !== 'string') throw new OAuthError('invalid_request', 'grant_type is required.');
+    if (!(GRANTS as readonly string[]).includes(grant)) throw new OAuthError('unsupported_grant_type', `Unsupported grant_type "${grant}".`);
+    const client = await this.clients.authenticate(readClientCredentials(authorization, body));
+    switch (grant as (typeof GRANTS)[number]) {
+      case 'authorization_code':
+        return this.tokens.authorizationCode(client, body);
+      case 'refresh_token':
+        return this.tokens.refreshToken(client, body);
+      case 'client_credentials':
+        return this.tokens.clientCredentials(client, body);
+    }
+  }
+
+  @Post('revoke')
+  @HttpCode(200)
+  async revoke(@Body() rawBody: unknown, @Headers('authorization') authorization: string | undefined): Promise<Record<string, never>> {
+    const body = singleValued(rawBody);
+    const client = await this.clients.authenticate(readClientCredentials(authorization, body));
+    await this.tokens.revoke(client, body['token']);
+    return {};
+  }
+
+  @Get('userinfo')
+  async userinfo(@Headers('authorization') authorization: string | undefined): Promise<Record<string, unknown>> {
+    const claims = await this.issuer.verifyAccessToken(bearer(authorization));
+    const user = await this.db.tenantTx(claims.tid, async (m) => {
+      if (claims.sid) {
+        const [s] = (await m.query(`SELECT revoked_at FROM sessions WHERE id = $1`, [claims.sid])) as Array<{ revoked_at: Date | null }>;
+        if (!s || s.revoked_at) return undefined;
+      }
+      return this.users.get(m, claims.sub);
+    });
+    if (!user || user.status !== 'active') throw new OAuthError('invalid_token', 'The session behind this token has ended.');
+    return {
+      sub: user.id,
+      tid: claims.tid,
+      org: claims.org,
+      email: user.email,
+      email_verified: user.emailVerified,
+      name: user.displayName,
+      roles: user.roles,
+    };
+  }
+
+  /**
+   * RP-initiated logout (GET with id_token_hint) or a BFF's back-channel POST with the access
+   * token. Either way the session and every refresh token of its family end.
+   */
+  @All('logout')
+  async logout(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const params = { ...(req.query as Record<string, unknown>), ...((req.body as Record<string, unknown> | undefined) ?? {}) };
+    if (req.headers.authorization?.startsWith('Bearer ')) {
+      const claims = await this.issuer.verifyAccessToken(bearer(req.headers.authorization));
+      if (claims.sid) await this.tokens.endSession(claims.tid, claims.sid, 'logout');
+      res.status(204).end();
+      return;
+    }
+    const hint = params['id_token_hint'];
+    const target = params['post_logout_redirect_uri'];
+    let clientId = typeof params['client_id'] === 'string' ? params['client_id'] : undefined;
+    if (typeof hint === 'string') {
+      const claims = await this.issuer.verifyIdTokenHint(hint);
+      clientId ??= claims.aud;
+      if (claims.aud !== clientId) throw new OAuthError('invalid_request', 'id_token_hint was issued to another client.');
+      if (claims.sid) await this.tokens.endSession(claims.tid, claims.sid, 'logout');
+    }
+    if (typeof target === 'string') {
+      const client = await this.clients.find(clientId);
+      if (!client || !client.postLogoutRedirectUris.includes(target)) throw new OAuthError('invalid_request', 'post_logout_redirect_uri is not registered for this client.');
+      res.redirect(302, redirectWith(target, { state: typeof params['state'] === 'string' ? params['state'] : undefined }));
+      return;
+    }
+    res.status(200).type('text/plain').send('You are signed out.');
+  }
+
+  @ApiExcludeEndpoint()
+  @Get('token')
+  tokenGet(): never {
+    throw new OAuthError('invalid_request', 'The token endpoint accepts POST only.', { status: 405 });
+  }
+}

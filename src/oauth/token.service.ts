@@ -1,0 +1,239 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { AppConfig } from '../config/app-config.js';
+import { Database } from '../database/database.js';
+import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
+import { OAuthError } from '../common/errors.js';
+import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
+import { UsersService } from '../users/users.service.js';
+import { AuditService } from '../audit/audit.service.js';
+import { TokenIssuerService, type PlatformSubject } from '../tokens/token-issuer.service.js';
+import type { Client } from './clients.service.js';
+import { pkceMatches } from './pkce.js';
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+  refresh_token?: string;
+  id_token?: string;
+  issued_token_type?: string;
+}
+
+interface SessionRow {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  client_id: string;
+  idp: string;
+  idp_sub: string;
+  auth_time: Date;
+  revoked_at: Date | null;
+}
+
+/** A grant outcome decided inside a transaction that must commit before the error is sent. */
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: OAuthError };
+const refuse = <T>(description: string): Outcome<T> => ({ ok: false, error: new OAuthError('invalid_grant', description) });
+
+/**
+ * The token endpoint's grants. Every grant persists what it must (code consumed, refresh token
+ * rotated) in one transaction before a token is signed; a reuse that revokes a family commits the
+ * revocation even though the request fails.
+ */
+@Injectable()
+export class TokenService {
+  constructor(
+    private readonly db: Database,
+    private readonly tenants: TenantsService,
+    private readonly users: UsersService,
+    private readonly audit: AuditService,
+    private readonly issuer: TokenIssuerService,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {}
+
+  async authorizationCode(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
+    if (!client.grantTypes.includes('authorization_code')) throw new OAuthError('unauthorized_client', 'This client may not use the authorization_code grant.');
+    const code = parseOpaqueToken('ac', body['code']);
+    if (!code) throw new OAuthError('invalid_grant', 'The authorization code is invalid, expired or already used.');
+    if (typeof body['redirect_uri'] !== 'string') throw new OAuthError('invalid_request', 'redirect_uri is required.');
+    if (typeof body['code_verifier'] !== 'string') throw new OAuthError('invalid_request', 'code_verifier is required (PKCE).');
+    const tenant = await this.activeTenant(code.tenantId);
+
+    const outcome = await this.db.tenantTx(tenant.id, async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
+      const [row] = (await m.query(`SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE`, [code.hash])) as Array<{
+        session_id: string;
+        client_id: string;
+        redirect_uri: string;
+        code_challenge: string;
+        scope: string;
+        nonce: string | null;
+        expires_at: Date;
+        consumed_at: Date | null;
+      }>;
+      if (!row) return refuse('The authorization code is invalid, expired or already used.');
+      if (row.consumed_at) {
+        // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
+        await this.revokeSession(m, tenant.id, row.session_id, 'authorization_code_replayed');
+        return refuse('The authorization code is invalid, expired or already used.');
+      }
+      await m.query(`UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1`, [code.hash]);
+      if (row.expires_at.getTime() <= Date.now()) return refuse('The authorization code is invalid, expired or already used.');
+      if (row.client_id !== client.id) return refuse('The authorization code was issued to another client.');
+      if (row.redirect_uri !== body['redirect_uri']) return refuse('redirect_uri does not match the authorization request.');
+      if (!pkceMatches(body['code_verifier'], row.code_challenge)) return refuse('PKCE verification failed: code_verifier does not match code_challenge.');
+      const subject = await this.subjectFor(m, tenant, row.session_id, client.id, row.scope);
+      if (!subject) return refuse('The session has ended.');
+      const refresh = client.grantTypes.includes('refresh_token') ? await this.insertRefreshToken(m, tenant.id, row.session_id, row.scope) : undefined;
+      return { ok: true, value: { subject, nonce: row.nonce, refresh } };
+    });
+    if (!outcome.ok) throw outcome.error;
+    return this.respond(outcome.value.subject, outcome.value.refresh, outcome.value.nonce);
+  }
+
+  async refreshToken(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
+    if (!client.grantTypes.includes('refresh_token')) throw new OAuthError('unauthorized_client', 'This client may not use the refresh_token grant.');
+    const presented = parseOpaqueToken('rt', body['refresh_token']);
+    if (!presented) throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
+    const tenant = await this.activeTenant(presented.tenantId);
+    const outcome = await this.db.tenantTx(tenant.id, async (m): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
+      const [row] = (await m.query(
+        `SELECT r.session_id, r.scope, r.expires_at, r.rotated_at, s.client_id, s.revoked_at
+           FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 FOR UPDATE OF r, s`,
+        [presented.hash],
+      )) as Array<{ session_id: string; scope: string; expires_at: Date; rotated_at: Date | null; client_id: string; revoked_at: Date | null }>;
+      const invalid = 'The refresh token is invalid, expired or revoked.';
+      if (!row || row.revoked_at) return refuse(invalid);
+      if (row.client_id !== client.id) return refuse('The refresh token was issued to another client.');
+      if (row.rotated_at) {
+        // Reuse of a rotated token: someone holds a copy. End the whole family.
+        await this.revokeSession(m, tenant.id, row.session_id, 'refresh_token_reused');
+        return refuse(invalid);
+      }
+      if (row.expires_at.getTime() <= Date.now()) return refuse(invalid);
+      const scope = this.narrowScope(row.scope, body['scope']);
+      const subject = await this.subjectFor(m, tenant, row.session_id, client.id, scope);
+      if (!subject) {
+        await this.revokeSession(m, tenant.id, row.session_id, 'user_disabled');
+        return refuse(invalid);
+      }
+      await m.query(`UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1`, [presented.hash]);
+      const refresh = await this.insertRefreshToken(m, tenant.id, row.session_id, row.scope);
+      return { ok: true, value: { subject, refresh } };
+    });
+    if (!outcome.ok) throw outcome.error;
+    return this.respond(outcome.value.subject, outcome.value.refresh, undefined, false);
+  }
+
+  /** Machine clients: a token for the client itself, in its tenant, with a subset of its scopes. */
+  async clientCredentials(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
+    if (client.kind !== 'machine' || !client.grantTypes.includes('client_credentials'))
+      throw new OAuthError('unauthorized_client', 'This client may not use the client_credentials grant.');
+    if (!client.tenantId) throw new OAuthError('unauthorized_client', 'This machine client is not bound to a tenant.');
+    const tenant = await this.activeTenant(client.tenantId);
+    const requested = typeof body['scope'] === 'string' ? body['scope'].split(' ').filter(Boolean) : client.scopes;
+    const denied = requested.filter((s) => !client.scopes.includes(s));
+    if (denied.length) throw new OAuthError('invalid_scope', `Scope not allowed for this client: ${denied.join(' ')}.`);
+    const access = await this.issuer.issueAccessToken({
+      tenantId: tenant.id,
+      tenantSlug: tenant.slug,
+      userId: `client:${client.id}`,
+      clientId: client.id,
+      scope: requested.join(' '),
+      roles: [],
+      idp: 'platform',
+      idpSub: client.id,
+      authTime: new Date(),
+    });
+    return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: requested.join(' ') };
+  }
+
+  /** RFC 7009. Refresh tokens end their session (the whole family); access tokens end theirs via `sid`. */
+  async revoke(client: Client, token: unknown): Promise<void> {
+    if (typeof token !== 'string' || token.length === 0) throw new OAuthError('invalid_request', 'token is required.');
+    const refresh = parseOpaqueToken('rt', token);
+    if (refresh) {
+      const tenant = await this.tenants.findById(refresh.tenantId);
+      if (!tenant) return;
+      await this.db.tenantTx(tenant.id, async (m) => {
+        const [row] = (await m.query(`SELECT r.session_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 AND s.client_id = $2`, [
+          refresh.hash,
+          client.id,
+        ])) as Array<{ session_id: string }>;
+        if (row) await this.revokeSession(m, tenant.id, row.session_id, 'revoked_by_client');
+      });
+      return;
+    }
+    try {
+      const claims = await this.issuer.verifyAccessToken(token);
+      if (claims.sid && claims.client_id === client.id) await this.endSession(claims.tid, claims.sid, 'revoked_by_client');
+    } catch {
+      // RFC 7009 §2.2: an invalid token is not an error.
+    }
+  }
+
+  async endSession(tenantId: string, sessionId: string, reason: string): Promise<void> {
+    await this.db.tenantTx(tenantId, (m) => this.revokeSession(m, tenantId, sessionId, reason));
+  }
+
+  private async revokeSession(m: EntityManager, tenantId: string, sessionId: string, reason: string): Promise<void> {
+    const res = (await m.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [sessionId, reason])) as [unknown, number];
+    if (res[1] > 0) await this.audit.record(m, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
+  }
+
+  private async activeTenant(id: string): Promise<Tenant> {
+    const tenant = await this.tenants.findById(id);
+    if (!tenant || tenant.status !== 'active') throw new OAuthError('invalid_grant', 'The grant is invalid for this organisation.');
+    return tenant;
+  }
+
+  private narrowScope(granted: string, requested: unknown): string {
+    if (typeof requested !== 'string' || requested.trim() === '') return granted;
+    const have = new Set(granted.split(' '));
+    const want = requested.split(' ').filter(Boolean);
+    if (want.some((s) => !have.has(s))) throw new OAuthError('invalid_scope', 'A refresh may only narrow the granted scope.');
+    return want.join(' ');
+  }
+
+  private async subjectFor(m: EntityManager, tenant: Tenant, sessionId: string, clientId: string, scope: string): Promise<PlatformSubject | undefined> {
+    const [s] = (await m.query(`SELECT * FROM sessions WHERE id = $1`, [sessionId])) as SessionRow[];
+    if (!s || s.revoked_at) return undefined;
+    const user = await this.users.get(m, s.user_id);
+    if (!user || user.status !== 'active') return undefined;
+    return {
+      tenantId: tenant.id,
+      tenantSlug: tenant.slug,
+      userId: user.id,
+      clientId,
+      scope,
+      roles: user.roles,
+      idp: s.idp,
+      idpSub: s.idp_sub,
+      authTime: s.auth_time,
+      sessionId: s.id,
+      email: user.email,
+      emailVerified: user.emailVerified,
+      name: user.displayName,
+    };
+  }
+
+  private async insertRefreshToken(m: EntityManager, tenantId: string, sessionId: string, scope: string): Promise<string> {
+    const token = mintOpaqueToken('rt', tenantId);
+    await m.query(`INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)`, [
+      token.hash,
+      tenantId,
+      sessionId,
+      scope,
+      new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000),
+    ]);
+    return token.value;
+  }
+
+  private async respond(subject: PlatformSubject, refresh: string | undefined, nonce: string | null | undefined, withIdToken = true): Promise<TokenResponse> {
+    const access = await this.issuer.issueAccessToken(subject);
+    const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: subject.scope };
+    if (refresh) response.refresh_token = refresh;
+    if (withIdToken && subject.scope.split(' ').includes('openid')) response.id_token = await this.issuer.issueIdToken(subject, nonce);
+    return response;
+  }
+}

@@ -1,0 +1,96 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { Database } from '../database/database.js';
+import { SecretBox } from '../crypto/secret-box.js';
+import { ProblemError, problemType } from '../common/errors.js';
+import type { BindingContext, ClaimMappingRules, IdpKind } from '../identity/identity-provider.port.js';
+import type { Tenant } from './tenants.service.js';
+
+interface BindingRow {
+  id: string;
+  tenant_id: string;
+  kind: IdpKind;
+  status: 'draft' | 'active' | 'retired';
+  config: Record<string, unknown>;
+  secrets: Buffer | null;
+  claim_mapping: ClaimMappingRules;
+  enabled: boolean;
+  priority: number;
+  version: number;
+}
+
+export interface NewBinding {
+  kind: IdpKind;
+  config?: Record<string, unknown>;
+  secrets?: Record<string, unknown>;
+  claimMapping?: ClaimMappingRules;
+  status?: 'draft' | 'active';
+  priority?: number;
+}
+
+const secretsContext = (bindingId: string) => `binding_secrets:${bindingId}`;
+
+/** tenant_identity_providers: which adapter, with which configuration, for each tenant. */
+@Injectable()
+export class BindingsService {
+  constructor(
+    private readonly db: Database,
+    private readonly box: SecretBox,
+  ) {}
+
+  async create(tenant: Tenant, input: NewBinding): Promise<BindingContext> {
+    return this.db.tenantTx(tenant.id, async (m) => {
+      const [row] = (await m.query(
+        `INSERT INTO tenant_identity_providers (tenant_id, kind, status, config, claim_mapping, priority)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+        [tenant.id, input.kind, input.status ?? 'active', JSON.stringify(input.config ?? {}), JSON.stringify(input.claimMapping ?? {}), input.priority ?? 0],
+      )) as BindingRow[];
+      if (input.secrets && Object.keys(input.secrets).length > 0) {
+        row!.secrets = this.box.sealJson(input.secrets, secretsContext(row!.id));
+        await m.query(`UPDATE tenant_identity_providers SET secrets = $2 WHERE id = $1`, [row!.id, row!.secrets]);
+      }
+      return this.toContext(row!, tenant);
+    });
+  }
+
+  /** The binding logins use: the enabled, active one with the highest priority. */
+  async activeForLogin(tenant: Tenant, m?: EntityManager): Promise<BindingContext | undefined> {
+    const run = async (em: EntityManager) => {
+      const [row] = (await em.query(
+        `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND enabled ORDER BY priority DESC, created_at LIMIT 1`,
+        [tenant.id],
+      )) as BindingRow[];
+      return row ? this.toContext(row, tenant) : undefined;
+    };
+    return m ? run(m) : this.db.tenantTx(tenant.id, run);
+  }
+
+  async activeOfKind(tenant: Tenant, kind: IdpKind): Promise<BindingContext | undefined> {
+    return this.db.tenantTx(tenant.id, async (m) => {
+      const [row] = (await m.query(
+        `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = $2 AND status = 'active' AND enabled ORDER BY priority DESC LIMIT 1`,
+        [tenant.id, kind],
+      )) as BindingRow[];
+      return row ? this.toContext(row, tenant) : undefined;
+    });
+  }
+
+  async get(tenant: Tenant, bindingId: string, m: EntityManager): Promise<BindingContext> {
+    const [row] = (await m.query(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [bindingId])) as BindingRow[];
+    if (!row) throw new ProblemError(404, 'Binding not found', undefined, problemType('binding-not-found'));
+    return this.toContext(row, tenant);
+  }
+
+  private toContext(row: BindingRow, tenant: Tenant): BindingContext {
+    return {
+      id: row.id,
+      tenantId: row.tenant_id,
+      tenantSlug: tenant.slug,
+      kind: row.kind,
+      config: row.config,
+      secrets: row.secrets ? this.box.openJson<Record<string, unknown>>(row.secrets, secretsContext(row.id)) : {},
+      claimMapping: row.claim_mapping,
+      version: row.version,
+    };
+  }
+}

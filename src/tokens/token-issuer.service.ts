@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { createLocalJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { AppConfig } from '../config/app-config.js';
+import { OAuthError } from '../common/errors.js';
+import { SigningKeysService } from './signing-keys.service.js';
+
+/** Everything a platform token says about its subject; built by the OAuth layer, never by an adapter. */
+export interface PlatformSubject {
+  tenantId: string;
+  tenantSlug: string;
+  userId: string;
+  clientId: string;
+  scope: string;
+  roles: string[];
+  idp: string;
+  idpSub: string;
+  authTime: Date;
+  sessionId?: string;
+  email?: string | null;
+  emailVerified?: boolean;
+  name?: string | null;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  jti: string;
+  expiresIn: number;
+}
+
+export interface PlatformAccessClaims extends JWTPayload {
+  sub: string;
+  client_id: string;
+  tid: string;
+  org: string;
+  roles: string[];
+  scope: string;
+  idp: string;
+  idp_sub: string;
+  auth_time: number;
+  sid?: string;
+}
+
+/**
+ * Issues platform JWTs: RFC 9068 access tokens (`typ: at+jwt`) and OIDC ID tokens, RS256 with
+ * the active key's `kid`. `idp`/`idp_sub` are audit claims; nothing in the platform may
+ * authorise on them.
+ */
+@Injectable()
+export class TokenIssuerService {
+  private localJwks?: { etag: string; set: ReturnType<typeof createLocalJWKSet> };
+
+  constructor(
+    private readonly keys: SigningKeysService,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {}
+
+  async issueAccessToken(s: PlatformSubject, now = Date.now()): Promise<IssuedAccessToken> {
+    const { kid, key } = this.keys.currentSigner();
+    const iat = Math.floor(now / 1000);
+    const jti = randomUUID();
+    const ttl = this.config.ACCESS_TOKEN_TTL_SECONDS;
+    const claims: PlatformAccessClaims = {
+      iss: this.config.issuer,
+      sub: s.userId,
+      aud: this.config.ACCESS_TOKEN_AUDIENCE,
+      iat,
+      exp: iat + ttl,
+      jti,
+      client_id: s.clientId,
+      tid: s.tenantId,
+      org: s.tenantSlug,
+      roles: s.roles,
+      scope: s.scope,
+      idp: s.idp,
+      idp_sub: s.idpSub,
+      auth_time: Math.floor(s.authTime.getTime() / 1000),
+      ...(s.sessionId ? { sid: s.sessionId } : {}),
+    };
+    const token = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid }).sign(key);
+    return { token, jti, expiresIn: ttl };
+  }
+
+  async issueIdToken(s: PlatformSubject, nonce: string | null | undefined, now = Date.now()): Promise<string> {
+    const { kid, key } = this.keys.currentSigner();
+    const iat = Math.floor(now / 1000);
+    const scopes = new Set(s.scope.split(' '));
+    return new SignJWT({
+      iss: this.config.issuer,
+      sub: s.userId,
+      aud: s.clientId,
+      iat,
+      exp: iat + this.config.ACCESS_TOKEN_TTL_SECONDS,
+      auth_time: Math.floor(s.authTime.getTime() / 1000),
+      ...(nonce ? { nonce } : {}),
+      ...(s.sessionId ? { sid: s.sessionId } : {}),
+      tid: s.tenantId,
+      org: s.tenantSlug,
+      ...(scopes.has('email') && s.email ? { email: s.email, email_verified: s.emailVerified ?? false } : {}),
+      ...(scopes.has('profile') && s.name ? { name: s.name } : {}),
+    })
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid })
+      .sign(key);
+  }
+
+  /** Validates one of our own access tokens (userinfo, admin API): signature, typ, iss, aud, exp. */
+  async verifyAccessToken(token: string): Promise<PlatformAccessClaims> {
+    const doc = this.keys.jwksDocument();
+    if (this.localJwks?.etag !== doc.etag) this.localJwks = { etag: doc.etag, set: createLocalJWKSet({ keys: doc.keys }) };
+    const jwks = this.localJwks.set;
+    try {
+      const { payload } = await jwtVerify<PlatformAccessClaims>(token, jwks, {
+        issuer: this.config.issuer,
+        audience: this.config.ACCESS_TOKEN_AUDIENCE,
+        typ: 'at+jwt',
+        algorithms: ['RS256'],
+        clockTolerance: this.config.CLOCK_SKEW_SECONDS,
+        requiredClaims: ['sub', 'tid', 'jti', 'exp'],
+      });
+      return payload;
+    } catch (err) {
+      throw new OAuthError('invalid_token', 'The access token is invalid or expired.', { cause: err });
+    }
+  }
+
+  /** An ID token we issued, used as a logout hint: signature and issuer checked, expiry not. */
+  async verifyIdTokenHint(token: string): Promise<{ aud: string; sid?: string; tid: string }> {
+    const doc = this.keys.jwksDocument();
+    try {
+      const { payload } = await jwtVerify(token, createLocalJWKSet({ keys: doc.keys }), {
+        issuer: this.config.issuer,
+        algorithms: ['RS256'],
+        typ: 'JWT',
+        currentDate: new Date(0),
+      });
+      if (typeof payload.aud !== 'string' || typeof payload['tid'] !== 'string') throw new Error('not an ID token of ours');
+      return { aud: payload.aud, sid: typeof payload['sid'] === 'string' ? payload['sid'] : undefined, tid: payload['tid'] };
+    } catch (err) {
+      throw new OAuthError('invalid_request', 'id_token_hint is not a valid ID token of this issuer.', { cause: err });
+    }
+  }
+}
