@@ -12,7 +12,7 @@ export interface OpaqueToken {
   tenantId: string;
 }
 
-const UUID_HEX = /^[0-9a-f]{32}$/;
+const SHAPE = /^([a-z]{2})_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
 
 export function mintOpaqueToken(prefix: string, tenantId: string): OpaqueToken {
   const value = `${prefix}_${tenantId.replaceAll('-', '')}_${randomToken()}`;
@@ -22,10 +22,9 @@ export function mintOpaqueToken(prefix: string, tenantId: string): OpaqueToken {
 /** Returns undefined for anything that is not a well-formed token of that prefix. */
 export function parseOpaqueToken(prefix: string, value: unknown): OpaqueToken | undefined {
   if (typeof value !== 'string' || value.length > 200) return undefined;
-  const parts = value.split('_');
-  if (parts.length !== 3 || parts[0] !== prefix) return undefined;
-  const [, hex, secret] = parts;
-  if (!UUID_HEX.test(hex!) || !/^[A-Za-z0-9-]{43}$/.test(secret!)) return undefined;
-  const tenantId = `${hex!.slice(0, 8)}-${hex!.slice(8, 12)}-${hex!.slice(12, 16)}-${hex!.slice(16, 20)}-${hex!.slice(20)}`;
+  const m = SHAPE.exec(value);
+  if (!m || m[1] !== prefix) return undefined;
+  const hex = m[2]!;
+  const tenantId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   return { value, hash: sha256(value), tenantId };
 }

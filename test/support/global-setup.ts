@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
@@ -19,6 +19,7 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), 'auth-service-test-pg-'));
+  chmodSync(dir, 0o755); // the embedded server runs as the postgres user when we are root
   const port = await freePort();
   const password = 'test-superuser';
   const server = new EmbeddedPostgres({

@@ -1,4 +1,4 @@
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, TestModule, TestRunEndReason } from 'vitest/node';
 
 /**
  * Prints the plain closing line CI reads: `N passed, N failed` (and skipped). A test file that
@@ -6,7 +6,7 @@ import type { Reporter, TestModule } from 'vitest/node';
  * never turn into a green run.
  */
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(modules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>): void {
+  onTestRunEnd(modules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>, reason: TestRunEndReason): void {
     let passed = 0;
     let failed = unhandledErrors.length;
     let skipped = 0;
@@ -21,6 +21,8 @@ export default class SummaryReporter implements Reporter {
       }
       if (tests === 0 || (mod.state() === 'failed' && mod.errors().length > 0)) failed++;
     }
+    // A run that failed outside any test (global setup, no test files) is never reported green.
+    if (reason !== 'passed' && failed === 0) failed = 1;
     process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
   }
 }

@@ -1,0 +1,34 @@
+import { randomBytes } from 'node:crypto';
+import { TenantsService, type Tenant } from '../../src/tenants/tenants.service.js';
+import { BindingsService } from '../../src/tenants/bindings.service.js';
+import { ClientsService } from '../../src/oauth/clients.service.js';
+import { NativeCredentialsService } from '../../src/identity/native/native-credentials.service.js';
+import type { ClaimMappingRules } from '../../src/identity/identity-provider.port.js';
+import type { TestApp } from './app-harness.js';
+import type { BffClient } from './bff.js';
+
+export async function seedBff(app: TestApp, id = `bff-${randomBytes(3).toString('hex')}`): Promise<BffClient> {
+  const redirectUri = 'http://127.0.0.1:9/bff/callback';
+  const { secret } = await app.app.get(ClientsService).create({
+    id,
+    name: 'Test BFF',
+    kind: 'bff',
+    redirectUris: [redirectUri],
+    postLogoutRedirectUris: ['http://127.0.0.1:9/bff/signed-out'],
+  });
+  return { clientId: id, clientSecret: secret, redirectUri };
+}
+
+export async function seedNativeTenant(
+  app: TestApp,
+  slug: string,
+  users: Array<{ username: string; password: string; email?: string; roles?: string[] }>,
+  claimMapping: ClaimMappingRules = {},
+): Promise<{ tenant: Tenant; userIds: string[] }> {
+  const tenant = await app.app.get(TenantsService).create(slug, `${slug} Inc.`);
+  await app.app.get(BindingsService).create(tenant, { kind: 'native', claimMapping });
+  const creds = app.app.get(NativeCredentialsService);
+  const userIds: string[] = [];
+  for (const u of users) userIds.push(await creds.createUser(tenant.id, { ...u, email: u.email ?? u.username, emailVerified: true }));
+  return { tenant, userIds };
+}
