@@ -21,8 +21,8 @@ import { WellKnownController } from './well-known/well-known.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { IdentityProviderRegistry } from './identity/identity-provider.registry.js';
 import { IDENTITY_PROVIDERS, type IdentityProvider } from './identity/identity-provider.port.js';
-import { NativeProvider } from './identity/native/native.adapter.js';
 import { NativeCredentialsService } from './identity/native/native-credentials.service.js';
+import { ADAPTERS } from './identity/adapters.js';
 
 export interface AppDependencies {
   config: AppConfig;
@@ -30,7 +30,6 @@ export interface AppDependencies {
   secretBox: SecretBox;
 }
 
-const ADAPTERS = [NativeProvider];
 
 /** Request logs carry a request id, method, path and status: never query strings, bodies, cookies or tokens. */
 const loggerModule = (config: AppConfig) =>

@@ -75,6 +75,8 @@ export interface ExternalTokenInput {
 export interface IdentityProvider {
   readonly kind: IdpKind;
   readonly capabilities: ProviderCapabilities;
+  /** RFC 8693 `subject_token_type` values exchangeToken accepts. */
+  readonly exchangeTokenTypes?: readonly string[];
   beginLogin?(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult>;
   completeLogin?(binding: BindingContext, callback: CallbackInput, providerState: Record<string, unknown>): Promise<ExternalIdentity>;
   exchangeToken?(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity>;

@@ -8,9 +8,9 @@ import { UsersService } from '../users/users.service.js';
 import { TokenIssuerService } from '../tokens/token-issuer.service.js';
 import { ClientsService, readClientCredentials } from './clients.service.js';
 import { LoginService, RedirectableError, redirectWith, type AuthorizeParams } from './login.service.js';
-import { TokenService } from './token.service.js';
+import { TOKEN_EXCHANGE_GRANT, TokenService } from './token.service.js';
 
-const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials', TOKEN_EXCHANGE_GRANT] as const;
 
 function singleValued(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded.');
@@ -65,6 +65,8 @@ export class OAuthController {
         return this.tokens.refreshToken(client, body);
       case 'client_credentials':
         return this.tokens.clientCredentials(client, body);
+      case TOKEN_EXCHANGE_GRANT:
+        return this.tokens.tokenExchange(client, body);
     }
   }
 

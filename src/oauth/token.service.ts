@@ -10,6 +10,13 @@ import { AuditService } from '../audit/audit.service.js';
 import { TokenIssuerService, type PlatformSubject } from '../tokens/token-issuer.service.js';
 import type { Client } from './clients.service.js';
 import { pkceMatches } from './pkce.js';
+import { BindingsService } from '../tenants/bindings.service.js';
+import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
+import { normaliseIdentity } from '../identity/claim-normaliser.js';
+import { DomainError } from '../common/errors.js';
+
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 export interface TokenResponse {
   access_token: string;
@@ -49,8 +56,56 @@ export class TokenService {
     private readonly users: UsersService,
     private readonly audit: AuditService,
     private readonly issuer: TokenIssuerService,
+    private readonly bindings: BindingsService,
+    private readonly registry: IdentityProviderRegistry,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
+
+  /**
+   * RFC 8693: an upstream token (a Firebase ID token, a Keycloak access token) for a platform
+   * token. The organisation is named with `org`, as at the authorization endpoint; the tenant's
+   * active bindings are tried by priority for one whose adapter accepts the token type.
+   */
+  async tokenExchange(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
+    if (!client.grantTypes.includes(TOKEN_EXCHANGE_GRANT)) throw new OAuthError('unauthorized_client', 'This client may not use token exchange.');
+    const token = body['subject_token'];
+    const tokenType = body['subject_token_type'];
+    if (typeof token !== 'string' || token.length === 0 || token.length > 16_384) throw new OAuthError('invalid_request', 'subject_token is required.');
+    if (typeof tokenType !== 'string') throw new OAuthError('invalid_request', 'subject_token_type is required.');
+    const requestedType = body['requested_token_type'];
+    if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) throw new OAuthError('invalid_request', 'Only access tokens can be requested.');
+    if (typeof body['org'] !== 'string') throw new OAuthError('invalid_request', 'org (the organisation slug) is required.');
+    const tenant = await this.tenants.findActiveBySlug(body['org'].trim().toLowerCase());
+    if (!tenant || (client.tenantId && client.tenantId !== tenant.id)) throw new OAuthError('invalid_grant', 'The token cannot be exchanged for this organisation.');
+    const candidates = (await this.bindings.allActive(tenant)).filter((b) => {
+      const adapter = this.registry.get(b.kind);
+      return adapter.capabilities.tokenExchange && adapter.exchangeToken && (adapter.exchangeTokenTypes ?? []).includes(tokenType);
+    });
+    const binding = candidates[0];
+    if (!binding) throw new OAuthError('invalid_request', `This organisation does not accept subject_token_type "${tokenType}".`);
+    let external;
+    try {
+      external = await this.registry.get(binding.kind).exchangeToken!(binding, { token, tokenType });
+    } catch (err) {
+      if (err instanceof DomainError) throw err;
+      throw new OAuthError('invalid_grant', 'The subject token was rejected.', { cause: err });
+    }
+    const normalised = normaliseIdentity(binding.claimMapping, external);
+    const scope = typeof body['scope'] === 'string' && body['scope'].trim() ? body['scope'].trim() : 'openid';
+    const outcome = await this.db.tenantTx(tenant.id, async (m) => {
+      const user = await this.users.resolveLogin(m, binding, external, normalised);
+      const [session] = (await m.query(
+        `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+        [tenant.id, user.id, client.id, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
+      )) as Array<{ id: string }>;
+      await this.audit.record(m, { tenantId: tenant.id, actor: `client:${client.id}`, action: 'token.exchanged', target: user.id, data: { idp: binding.kind, binding: binding.id } });
+      const subject = await this.subjectFor(m, tenant, session!.id, client.id, scope);
+      const refresh = client.grantTypes.includes('refresh_token') ? await this.insertRefreshToken(m, tenant.id, session!.id, scope) : undefined;
+      return { subject: subject!, refresh };
+    });
+    const response = await this.respond(outcome.subject, outcome.refresh, undefined, false);
+    return { ...response, issued_token_type: ACCESS_TOKEN_TYPE };
+  }
 
   async authorizationCode(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
     if (!client.grantTypes.includes('authorization_code')) throw new OAuthError('unauthorized_client', 'This client may not use the authorization_code grant.');

@@ -65,6 +65,17 @@ export class BindingsService {
     return m ? run(m) : this.db.tenantTx(tenant.id, run);
   }
 
+  /** Every enabled, active binding of the tenant, highest priority first (token exchange picks among them). */
+  async allActive(tenant: Tenant): Promise<BindingContext[]> {
+    return this.db.tenantTx(tenant.id, async (m) => {
+      const rows = (await m.query(
+        `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND enabled ORDER BY priority DESC, created_at`,
+        [tenant.id],
+      )) as BindingRow[];
+      return rows.map((r) => this.toContext(r, tenant));
+    });
+  }
+
   async activeOfKind(tenant: Tenant, kind: IdpKind): Promise<BindingContext | undefined> {
     return this.db.tenantTx(tenant.id, async (m) => {
       const [row] = (await m.query(

@@ -86,5 +86,5 @@ export async function nativeLogin(base: string, client: BffClient, org: string, 
   const res = await tokenRequest(base, client, { grant_type: 'authorization_code', code, redirect_uri: client.redirectUri, code_verifier: verifier });
   const body = (await res.json()) as Record<string, string>;
   if (res.status !== 200) throw new Error(`token answered ${res.status}: ${JSON.stringify(body)}`);
-  return { tokens: body as { access_token: string; refresh_token: string; id_token: string; expires_in: number; scope: string }, code, verifier };
+  return { tokens: body as unknown as { access_token: string; refresh_token: string; id_token: string; expires_in: number; scope: string }, code, verifier };
 }

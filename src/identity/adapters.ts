@@ -1,0 +1,9 @@
+import type { Type } from '@nestjs/common';
+import type { IdentityProvider } from './identity-provider.port.js';
+import { NativeProvider } from './native/native.adapter.js';
+
+/**
+ * Every IdentityProvider adapter the service ships. Each is a Nest provider; the registry picks
+ * one per binding by `kind`. Adding an adapter is one line here plus its own folder.
+ */
+export const ADAPTERS: Array<Type<IdentityProvider>> = [NativeProvider];
