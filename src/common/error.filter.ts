@@ -33,7 +33,11 @@ function fromMiddleware(err: unknown): ProblemError | undefined {
 }
 
 function fromHttpException(err: HttpException): ProblemError {
+  const fromCause = fromMiddleware(err.cause);
+  if (fromCause) return fromCause;
   const status = err.getStatus();
+  if (status === 400 && err.cause instanceof SyntaxError)
+    return new ProblemError(400, 'Malformed request body', 'The request body could not be parsed.', problemType('malformed-body'));
   const body = err.getResponse();
   let detail: string | undefined;
   if (typeof body === 'object' && body !== null && 'message' in body) {

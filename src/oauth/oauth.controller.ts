@@ -12,7 +12,10 @@ import { TOKEN_EXCHANGE_GRANT, TokenService } from './token.service.js';
 
 const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials', TOKEN_EXCHANGE_GRANT] as const;
 
-function singleValued(body: unknown): Record<string, unknown> {
+const FORM = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+
+function singleValued(body: unknown, contentType: string | undefined): Record<string, unknown> {
+  if (!FORM.test(contentType ?? '')) throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded.');
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded.');
   for (const [k, v] of Object.entries(body)) if (typeof v !== 'string') throw new OAuthError('invalid_request', `Parameter "${k}" must appear once.`);
   return body as Record<string, unknown>;
@@ -50,10 +53,15 @@ export class OAuthController {
 
   @Post('token')
   @HttpCode(200)
-  async token(@Body() rawBody: unknown, @Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) res: Response): Promise<unknown> {
+  async token(
+    @Body() rawBody: unknown,
+    @Headers('authorization') authorization: string | undefined,
+    @Headers('content-type') contentType: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<unknown> {
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
-    const body = singleValued(rawBody);
+    const body = singleValued(rawBody, contentType);
     const grant = body['grant_type'];
     if (typeof grant !== 'string') throw new OAuthError('invalid_request', 'grant_type is required.');
     if (!(GRANTS as readonly string[]).includes(grant)) throw new OAuthError('unsupported_grant_type', `Unsupported grant_type "${grant}".`);
@@ -72,8 +80,12 @@ export class OAuthController {
 
   @Post('revoke')
   @HttpCode(200)
-  async revoke(@Body() rawBody: unknown, @Headers('authorization') authorization: string | undefined): Promise<Record<string, never>> {
-    const body = singleValued(rawBody);
+  async revoke(
+    @Body() rawBody: unknown,
+    @Headers('authorization') authorization: string | undefined,
+    @Headers('content-type') contentType: string | undefined,
+  ): Promise<Record<string, never>> {
+    const body = singleValued(rawBody, contentType);
     const client = await this.clients.authenticate(readClientCredentials(authorization, body));
     await this.tokens.revoke(client, body['token']);
     return {};

@@ -12,6 +12,8 @@ export interface TestDatabase {
   /** URL for the service role (non-superuser): what the service connects with. */
   url: string;
   name: string;
+  /** Every replica of one deployment shares the key-encryption key. */
+  kek: string;
 }
 
 /** A fresh database in the suite's embedded PostgreSQL, owned by the non-superuser service role. */
@@ -22,7 +24,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await admin.query(`CREATE DATABASE ${name} OWNER auth_service`);
   await admin.end();
   const u = new URL(inject('pgAdminUrl'));
-  return { name, url: `postgres://auth_service:auth_service@${u.host}/${name}` };
+  return { name, url: `postgres://auth_service:auth_service@${u.host}/${name}`, kek: randomBytes(32).toString('base64') };
 }
 
 export interface TestApp extends RunningApp {
@@ -40,7 +42,7 @@ export async function startTestApp(env: Record<string, string> = {}, db?: TestDa
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     DATABASE_URL: database.url,
     DATA_DIR: mkdtempSync(join(tmpdir(), 'auth-service-test-data-')),
-    KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    KEY_ENCRYPTION_KEY: database.kek,
     LOG_LEVEL: 'silent',
     ARGON2_TIME_COST: '2',
     ARGON2_MEMORY_KIB: '4096',
