@@ -1,4 +1,9 @@
 import { InitialSchema1764000000000 } from './1764000000000-initial-schema.js';
+import { FirebasePasswordHashConfigs1764600000000 } from './1764600000000-firebase-password-hash-configs.js';
+import { SamlMessageIds1764710000000 } from './1764710000000-saml-message-ids.js';
+import { Scim1764800000000 } from './1764800000000-scim.js';
+import { Admin1765000000000 } from './1765000000000-admin.js';
+import { SessionUpstreamState1765100000000 } from './1765100000000-session-upstream-state.js';
 
 /** Every migration, in order. Listed explicitly so the same list works from src (tests) and dist. */
-export const MIGRATIONS = [InitialSchema1764000000000];
+export const MIGRATIONS = [InitialSchema1764000000000, FirebasePasswordHashConfigs1764600000000, SamlMessageIds1764710000000, Scim1764800000000, Admin1765000000000, SessionUpstreamState1765100000000];

@@ -23,6 +23,21 @@ import { IdentityProviderRegistry } from './identity/identity-provider.registry.
 import { IDENTITY_PROVIDERS, type IdentityProvider } from './identity/identity-provider.port.js';
 import { NativeCredentialsService } from './identity/native/native-credentials.service.js';
 import { ADAPTERS } from './identity/adapters.js';
+import { SCIM_CONTROLLERS, SCIM_PROVIDERS } from './scim/scim.module.js';
+import { ADMIN_CONTROLLERS, ADMIN_PROVIDERS } from './admin/admin.module.js';
+import { SamlController } from './identity/saml/saml.controller.js';
+import { SamlIdpMetadataService } from './identity/saml/saml-idp-metadata.service.js';
+import { SamlMessageIdStore } from './identity/saml/saml-message-ids.js';
+import { LEGACY_PASSWORD_VERIFIERS } from './identity/native/legacy-password.port.js';
+import { FirebaseCertificateCache } from './identity/firebase/firebase-certificates.js';
+import { FirebaseAdminGateway } from './identity/firebase/firebase-admin.gateway.js';
+import { FirebaseHashConfigStore } from './identity/firebase/firebase-hash-configs.js';
+import { FirebasePasswordVerifier } from './identity/firebase/firebase-password.verifier.js';
+import { FirebaseImportService } from './identity/firebase/firebase-import.service.js';
+import { UpstreamLogoutService } from './oauth/upstream-logout.service.js';
+import { KeycloakRealms } from './identity/keycloak/keycloak-realms.js';
+import { KeycloakHealthService } from './identity/keycloak/keycloak-health.service.js';
+import { KeycloakProvisioningService } from './identity/keycloak/keycloak-provisioning.service.js';
 
 export interface AppDependencies {
   config: AppConfig;
@@ -59,7 +74,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [loggerModule(deps.config)],
-      controllers: [OAuthController, LoginController, WellKnownController, HealthController],
+      controllers: [OAuthController, LoginController, WellKnownController, HealthController, SamlController, ...SCIM_CONTROLLERS, ...ADMIN_CONTROLLERS],
       providers: [
         { provide: AppConfig, useValue: deps.config },
         { provide: Database, useValue: deps.database },
@@ -75,9 +90,23 @@ export class AppModule {
         LoginService,
         TokenService,
         NativeCredentialsService,
+        SamlIdpMetadataService,
+        SamlMessageIdStore,
+        FirebaseCertificateCache,
+        FirebaseAdminGateway,
+        FirebaseHashConfigStore,
+        FirebasePasswordVerifier,
+        FirebaseImportService,
+        UpstreamLogoutService,
+        KeycloakRealms,
+        KeycloakHealthService,
+        KeycloakProvisioningService,
+        { provide: LEGACY_PASSWORD_VERIFIERS, useFactory: (...verifiers: unknown[]) => verifiers, inject: [FirebasePasswordVerifier] },
         ...ADAPTERS,
         { provide: IDENTITY_PROVIDERS, useFactory: (...adapters: IdentityProvider[]) => adapters, inject: ADAPTERS },
         IdentityProviderRegistry,
+        ...SCIM_PROVIDERS,
+        ...ADMIN_PROVIDERS,
       ],
       exports: [TenantsService, BindingsService, ClientsService, NativeCredentialsService, SigningKeysService, TokenIssuerService, Database],
     };

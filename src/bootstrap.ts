@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { IncomingMessage } from 'node:http';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import cookieParser from 'cookie-parser';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
@@ -57,7 +58,11 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean } = 
   app.useLogger(app.get(PinoNestLogger));
   app.set('trust proxy', config.TRUST_PROXY_HOPS);
   app.disable('x-powered-by');
-  app.useBodyParser('json', { limit: '256kb', type: ['application/json', 'application/*+json'] });
+  // SCIM group PATCHes carry thousands of members: /scim/* gets a larger JSON limit than the rest.
+  const isJson = (req: IncomingMessage) => /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
+  const isScim = (req: IncomingMessage) => (req.url ?? '').startsWith('/scim/');
+  app.useBodyParser('json', { limit: '256kb', type: (req: IncomingMessage) => isJson(req) && !isScim(req) });
+  app.useBodyParser('json', { limit: '8mb', type: (req: IncomingMessage) => isJson(req) && isScim(req) });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100 });
   app.use(cookieParser());
   app.useGlobalFilters(new DomainErrorFilter());

@@ -8,7 +8,7 @@ type Family = 'oauth' | 'scim' | 'html' | 'problem';
 function familyOf(path: string): Family {
   if (path.startsWith('/oauth2/')) return 'oauth';
   if (path.startsWith('/scim/')) return 'scim';
-  if (path.startsWith('/login/')) return 'html';
+  if (path.startsWith('/login/') || path.startsWith('/saml/')) return 'html';
   return 'problem';
 }
 
@@ -49,7 +49,7 @@ function fromHttpException(err: HttpException): ProblemError {
 }
 
 const OAUTH_FOR_STATUS = (status: number): OAuthError['error'] =>
-  status === 429 ? 'slow_down' : status === 503 ? 'temporarily_unavailable' : status >= 500 ? 'server_error' : status === 401 ? 'invalid_client' : 'invalid_request';
+  status === 429 ? 'slow_down' : status === 503 || status === 502 ? 'temporarily_unavailable' : status >= 500 ? 'server_error' : status === 401 ? 'invalid_client' : 'invalid_request';
 
 const SCIM_TYPE_FOR_STATUS = (status: number): ScimError['scimType'] => (status === 400 ? 'invalidSyntax' : undefined);
 
@@ -92,7 +92,7 @@ export class DomainErrorFilter implements ExceptionFilter {
       res.setHeader('WWW-Authenticate', 'Basic realm="auth-service"');
     }
     if (oauth.error === 'invalid_token') res.setHeader('WWW-Authenticate', `Bearer error="invalid_token"`);
-    res.status(oauth.status).json({ error: oauth.error, error_description: oauth.expose ? oauth.description : 'The server could not process the request.' });
+    res.status(oauth.status).json({ error: oauth.error, error_description: error.expose ? oauth.description : 'The server could not process the request.' });
   }
 
   private scim(error: DomainError, res: Response): void {

@@ -106,6 +106,10 @@ export const problemType = (slug: string): string => `urn:auth-service:problem:$
 
 /** Thrown when a dependency (database, upstream IdP) is unavailable; rendered as 503/502. */
 export class DependencyUnavailableError extends ProblemError {
+  /** The detail is written by us and names only the dependency: safe to show even though it is a 5xx. */
+  override get expose(): boolean {
+    return true;
+  }
   constructor(dependency: string, detail: string, options?: { cause?: unknown; status?: number }) {
     super(options?.status ?? 503, `${dependency} unavailable`, detail, problemType('dependency-unavailable'), { dependency }, {
       cause: options?.cause,

@@ -6,6 +6,7 @@ import {
   IsOptional,
   IsString,
   IsUrl,
+  Matches,
   Max,
   Min,
   validateSync,
@@ -152,6 +153,37 @@ export class AppConfig {
   @Min(1)
   RATE_LIMIT_LOGIN_PER_MINUTE = 20;
 
+  /** Per tenant, per minute: SCIM requests (a tenant's scim_settings row may override it). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  SCIM_RATE_LIMIT_PER_MINUTE = 3000;
+
+  /**
+   * Mass-deprovisioning guard (per-tenant overrides in scim_settings): SCIM deactivations and
+   * deletions beyond max(MIN_COUNT, PERCENT % of the tenant's users) within WINDOW_SECONDS are
+   * held for an administrator instead of applied.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  SCIM_DEPROVISION_GUARD_PERCENT = 20;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  SCIM_DEPROVISION_GUARD_WINDOW_SECONDS = 600;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  SCIM_DEPROVISION_GUARD_MIN_COUNT = 10;
+
+  /** Slug of the operators' tenant: only its SUPER_ADMIN users and `admin`-scoped machine clients may use the admin API. */
+  @IsString()
+  OPERATOR_TENANT = 'operators';
+
   /** Trust X-Forwarded-For from this many proxy hops (Kong, a load balancer). */
   @Transform(toInt)
   @IsInt()
@@ -165,12 +197,80 @@ export class AppConfig {
   @IsBoolean()
   LOG_PRETTY = false;
 
+  /**
+   * `host:port` of the Firebase Auth emulator (development and test only). In emulator mode the
+   * firebase_legacy adapter accepts the emulator's unsigned ID tokens, so production refuses it.
+   */
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/, { message: 'must be host:port' })
+  FIREBASE_AUTH_EMULATOR_HOST?: string;
+
+  /**
+   * Keycloak, the platform's base IdP (all optional: without KEYCLOAK_URL the service runs and
+   * serves every tenant that is not bound to Keycloak). KEYCLOAK_URL is what the service calls
+   * (back channel, e.g. http://keycloak:8080); KEYCLOAK_FRONTEND_URL is what browsers use, and so
+   * the base of every realm's issuer (Keycloak's KC_HOSTNAME). Default: KEYCLOAK_URL.
+   */
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  KEYCLOAK_URL?: string;
+
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  KEYCLOAK_FRONTEND_URL?: string;
+
+  /** The shared realm in which tenants are Organizations. */
+  @Matches(/^[A-Za-z0-9._-]{1,100}$/, { message: 'must be a realm name' })
+  KEYCLOAK_REALM = 'platform';
+
+  /** This service's confidential client in the shared realm (code flow + PKCE). */
+  @Matches(/^[\x21-\x7E]{1,255}$/, { message: 'must be a client id' })
+  KEYCLOAK_CLIENT_ID = 'auth-service';
+
+  @IsOptional()
+  @IsString()
+  KEYCLOAK_CLIENT_SECRET?: string;
+
+  /** `aud` a Keycloak access token must carry to be exchanged (RFC 8693). Default: KEYCLOAK_CLIENT_ID. */
+  @IsOptional()
+  @IsString()
+  KEYCLOAK_TOKEN_AUDIENCE?: string;
+
+  /**
+   * Provisioning (Organizations, dedicated realms, brokered IdPs) through the admin REST API:
+   * either a service-account client (KEYCLOAK_ADMIN_CLIENT_ID + _SECRET) or a user
+   * (KEYCLOAK_ADMIN_USERNAME + _PASSWORD, through admin-cli), in KEYCLOAK_ADMIN_REALM.
+   */
+  @Matches(/^[A-Za-z0-9._-]{1,100}$/, { message: 'must be a realm name' })
+  KEYCLOAK_ADMIN_REALM = 'master';
+
+  @IsOptional()
+  @IsString()
+  KEYCLOAK_ADMIN_CLIENT_ID?: string;
+
+  @IsOptional()
+  @IsString()
+  KEYCLOAK_ADMIN_CLIENT_SECRET?: string;
+
+  @IsOptional()
+  @IsString()
+  KEYCLOAK_ADMIN_USERNAME?: string;
+
+  @IsOptional()
+  @IsString()
+  KEYCLOAK_ADMIN_PASSWORD?: string;
+
   get issuer(): string {
     return (this.PUBLIC_URL ?? `http://localhost:${this.PORT}`).replace(/\/+$/, '');
   }
 
   get isProduction(): boolean {
     return this.NODE_ENV === 'production';
+  }
+
+  /** The Firebase Auth emulator, only ever outside production (loadConfig refuses it there). */
+  get firebaseEmulatorHost(): string | undefined {
+    return this.NODE_ENV === 'development' || this.NODE_ENV === 'test' ? this.FIREBASE_AUTH_EMULATOR_HOST : undefined;
   }
 }
 
@@ -187,17 +287,61 @@ const describe = (errors: ValidationError[]): string =>
     })
     .join(' | ');
 
+/** Variables without a default (not enumerable on a fresh AppConfig). */
+const OPTIONAL_ENV_NAMES = [
+  'PUBLIC_URL',
+  'DATABASE_URL',
+  'KEY_ENCRYPTION_KEY',
+  'KEY_ENCRYPTION_KEY_FILE',
+  'FIREBASE_AUTH_EMULATOR_HOST',
+  'KEYCLOAK_URL',
+  'KEYCLOAK_FRONTEND_URL',
+  'KEYCLOAK_CLIENT_SECRET',
+  'KEYCLOAK_TOKEN_AUDIENCE',
+  'KEYCLOAK_ADMIN_CLIENT_ID',
+  'KEYCLOAK_ADMIN_CLIENT_SECRET',
+  'KEYCLOAK_ADMIN_USERNAME',
+  'KEYCLOAK_ADMIN_PASSWORD',
+];
+
+/** Every environment variable the service reads (docs and deployment checks use the same list). */
+export function configEnvNames(): string[] {
+  return [...new Set([...Object.keys(new AppConfig()), ...OPTIONAL_ENV_NAMES])];
+}
+
+/** Keycloak settings that only make sense together. */
+function keycloakProblems(c: AppConfig): string[] {
+  const problems: string[] = [];
+  const set = (v: string | undefined) => v !== undefined && v !== '';
+  if (!c.KEYCLOAK_URL) {
+    const orphans = ['KEYCLOAK_FRONTEND_URL', 'KEYCLOAK_CLIENT_SECRET', 'KEYCLOAK_ADMIN_CLIENT_ID', 'KEYCLOAK_ADMIN_USERNAME'].filter((k) => set(c[k as keyof AppConfig] as string | undefined));
+    if (orphans.length > 0) problems.push(`${orphans.join(', ')} set without KEYCLOAK_URL`);
+    return problems;
+  }
+  if (!set(c.KEYCLOAK_CLIENT_SECRET)) problems.push('KEYCLOAK_CLIENT_SECRET is required with KEYCLOAK_URL (the service is a confidential client)');
+  if (set(c.KEYCLOAK_ADMIN_CLIENT_ID) !== set(c.KEYCLOAK_ADMIN_CLIENT_SECRET)) problems.push('KEYCLOAK_ADMIN_CLIENT_ID and KEYCLOAK_ADMIN_CLIENT_SECRET go together');
+  if (set(c.KEYCLOAK_ADMIN_USERNAME) !== set(c.KEYCLOAK_ADMIN_PASSWORD)) problems.push('KEYCLOAK_ADMIN_USERNAME and KEYCLOAK_ADMIN_PASSWORD go together');
+  if (set(c.KEYCLOAK_ADMIN_CLIENT_ID) && set(c.KEYCLOAK_ADMIN_USERNAME)) problems.push('configure one Keycloak admin credential: a client or a user, not both');
+  if (c.isProduction && !(c.KEYCLOAK_FRONTEND_URL ?? c.KEYCLOAK_URL).startsWith('https://'))
+    problems.push('KEYCLOAK_FRONTEND_URL (or KEYCLOAK_URL) must be https:// in production: browsers send passwords to it');
+  if (c.isProduction && !c.KEYCLOAK_URL.startsWith('https://'))
+    problems.push('KEYCLOAK_URL must be https:// in production: the client secret and tokens travel on it');
+  return problems;
+}
+
 /** Validates the environment; throws one ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   const known = Object.keys(new AppConfig());
   const raw: Record<string, string> = {};
-  for (const key of [...known, 'PUBLIC_URL', 'DATABASE_URL', 'KEY_ENCRYPTION_KEY', 'KEY_ENCRYPTION_KEY_FILE']) {
+  for (const key of configEnvNames()) {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
   const config = plainToInstance(AppConfig, raw);
   const errors = validateSync(config, { whitelist: true, forbidNonWhitelisted: false });
   if (errors.length > 0) throw new ConfigError(`Invalid configuration: ${describe(errors)}`);
+  const keycloak = keycloakProblems(config);
+  if (keycloak.length > 0) throw new ConfigError(`Invalid Keycloak configuration: ${keycloak.join(' | ')}`);
   if (config.isProduction) {
     const missing: string[] = [];
     if (!config.PUBLIC_URL) missing.push('PUBLIC_URL (the issuer must be stable in production)');
@@ -206,6 +350,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       missing.push('KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE');
     if (config.PUBLIC_URL && !config.PUBLIC_URL.startsWith('https://'))
       missing.push('PUBLIC_URL must be https:// in production');
+    if (env['FIREBASE_AUTH_EMULATOR_HOST'])
+      missing.push(
+        'FIREBASE_AUTH_EMULATOR_HOST must be unset in production (the Firebase Auth emulator accepts unsigned ID tokens; it is for development and test only)',
+      );
     if (missing.length > 0) throw new ConfigError(`Invalid configuration for production: ${missing.join(' | ')}`);
   }
   return config;

@@ -3,6 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Database } from '../database/database.js';
 import { SigningKeysService } from '../tokens/signing-keys.service.js';
+import { KeycloakHealthService } from '../identity/keycloak/keycloak-health.service.js';
 
 @ApiTags('health')
 @Controller('health')
@@ -10,6 +11,7 @@ export class HealthController {
   constructor(
     private readonly db: Database,
     private readonly keys: SigningKeysService,
+    private readonly keycloak: KeycloakHealthService,
   ) {}
 
   /** The process is up; restarts are the orchestrator's answer if this fails. */
@@ -18,15 +20,21 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Ready to take traffic: the database answers and a key can sign. */
+  /**
+   * Ready to take traffic: the database answers and a key can sign. Keycloak, when configured, is
+   * reported but not required: tenants on other identity providers still sign in without it.
+   */
   @Get('ready')
   async ready(@Res() res: Response): Promise<void> {
-    const database = await this.db.ping();
+    const [database, keycloak] = await Promise.all([this.db.ping(), this.keycloak.check()]);
     const signingKey = this.keys.hasActiveKey();
     const ok = database && signingKey;
     res
       .status(ok ? 200 : 503)
       .setHeader('Cache-Control', 'no-store')
-      .json({ status: ok ? 'ok' : 'unavailable', checks: { database: database ? 'up' : 'down', signing_key: signingKey ? 'active' : 'missing' } });
+      .json({
+        status: ok ? 'ok' : 'unavailable',
+        checks: { database: database ? 'up' : 'down', signing_key: signingKey ? 'active' : 'missing', ...(keycloak ? { keycloak } : {}) },
+      });
   }
 }

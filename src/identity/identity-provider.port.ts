@@ -65,11 +65,43 @@ export interface ExternalIdentity {
   authTime?: Date;
   /** For native logins: the platform user the credential belongs to. */
   knownUserId?: string;
+  /**
+   * Set by token exchange when the upstream subject is a machine (an OAuth client's service
+   * account), not a person: the upstream client id. The platform token's subject is then
+   * `client:<id>`; no platform user or session is created for it.
+   */
+  machineClientId?: string;
+  /**
+   * Adapter data kept, encrypted, with the platform session for as long as it lives (e.g. the
+   * upstream ID token, the `id_token_hint` of RP-initiated logout). Handed back to `endSessionUrl`.
+   */
+  upstreamSession?: Record<string, unknown>;
+}
+
+export interface EndSessionOptions {
+  /** Where the upstream sends the browser after its logout (absent: the upstream's own page). */
+  postLogoutRedirectUri?: string;
+  state?: string;
 }
 
 export interface ExternalTokenInput {
   token: string;
   tokenType: string;
+}
+
+/** What an adapter found when it checked a binding's configuration or probed its upstream. */
+export interface BindingHealth {
+  ok: boolean;
+  /** Named checks, e.g. `{ discovery: 'ok', jwks: 'ok' }` or `{ metadata: 'unreachable: …' }`. */
+  checks: Record<string, string>;
+  /** Days until the first upstream signing certificate expires (SAML). */
+  certificateExpiresInDays?: number;
+}
+
+export interface ValidatedBindingConfig {
+  /** The configuration to store (normalised, e.g. metadata parsed into entityID, SSO URL, certificates). */
+  config: Record<string, unknown>;
+  health: BindingHealth;
 }
 
 export interface IdentityProvider {
@@ -80,6 +112,15 @@ export interface IdentityProvider {
   beginLogin?(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult>;
   completeLogin?(binding: BindingContext, callback: CallbackInput, providerState: Record<string, unknown>): Promise<ExternalIdentity>;
   exchangeToken?(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity>;
+  /** RP-initiated logout at the upstream: where to send the browser once the platform session has ended. */
+  endSessionUrl?(binding: BindingContext, upstreamSession: Record<string, unknown>, opts: EndSessionOptions): Promise<string | undefined>;
+  /**
+   * Checks a configuration before it is saved (fetches discovery, parses metadata, checks
+   * certificates) and throws a ProblemError (400/422) naming what is wrong.
+   */
+  validateConfig?(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig>;
+  /** Connection health of a saved binding: upstream reachable, certificate expiry. */
+  probe?(binding: BindingContext): Promise<BindingHealth>;
 }
 
 export const IDENTITY_PROVIDERS = Symbol('IDENTITY_PROVIDERS');
@@ -100,6 +141,14 @@ export interface ClaimMappingRules {
   roles?: Array<{ claim: string; value: string; role: string }>;
   /** Platform roles every user of this binding gets. */
   defaultRoles?: string[];
-  /** Link a first login to an existing platform user with the same verified email. */
+  /** Link a first login to an existing platform user with the same verified email (SCIM-provisioned users included). */
   linkByVerifiedEmail?: boolean;
+  /**
+   * Link a first login to the user the tenant's directory provisioned over SCIM. `externalIdClaim`:
+   * the claim equal to the SCIM externalId (default: the upstream subject, which is what Okta sends
+   * as externalId); `userNameClaim`: the claim equal to the SCIM userName (e.g. `preferred_username`,
+   * Entra's UPN; no default, because some IdPs let users choose it). Default: externalId only, for
+   * `oidc` and `saml` bindings; `false` never links.
+   */
+  scimLink?: false | { externalIdClaim?: string; userNameClaim?: string };
 }

@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { constantEquals, sha256 } from '../crypto/random.js';
 import { HTML_SECURITY_HEADERS, escapeHtml, page } from '../common/html.js';
-import { ProblemError, RateLimitedError, problemType } from '../common/errors.js';
+import { OAuthError, ProblemError, RateLimitedError, problemType } from '../common/errors.js';
 import { LoginService, type LoginTransaction } from '../oauth/login.service.js';
 import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
 import { IDP_KINDS, type CallbackInput } from '../identity/identity-provider.port.js';
@@ -55,6 +55,21 @@ export class LoginController {
     }
   }
 
+  /** End of an IT admin's test login through a draft binding: nothing was issued. */
+  @Get('test-complete')
+  testComplete(@Query('outcome') outcome: string | undefined, @Query('error') error: string | undefined, @Res() res: Response): void {
+    res.set(HTML_SECURITY_HEADERS);
+    const ok = outcome === 'success';
+    res
+      .status(ok ? 200 : 400)
+      .type('html')
+      .send(
+        ok
+          ? page('Test login succeeded', '<h1>Test login succeeded</h1><p>The identity provider is configured correctly. Ops can now preview the mapped claims and activate the binding.</p>')
+          : page('Test login failed', `<h1>Test login failed</h1><p class="error">The identity provider answered: ${escapeHtml(error ?? 'unknown error')}.</p><p>Check the configuration on both sides and start a new test login.</p>`),
+      );
+  }
+
   /** Where upstream IdPs (OIDC, SAML, Keycloak) send the browser back. */
   @Get('callback/:kind')
   async callbackGet(@Param('kind') kind: string, @Query() query: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
@@ -76,7 +91,14 @@ export class LoginController {
       res.redirect(302, await this.login.abort(txn, 'access_denied', cancelled ? 'The sign-in was cancelled at the identity provider.' : 'The identity provider refused the sign-in.'));
       return;
     }
-    res.redirect(302, await this.login.complete(txn, input));
+    try {
+      res.redirect(302, await this.login.complete(txn, input));
+    } catch (err) {
+      // An upstream login that failed (refused, unverifiable, IdP unreachable) ends at the client
+      // with an OAuth error, as RFC 6749 §4.1.2.1 has it; other errors render the error page.
+      if (!(err instanceof OAuthError)) throw err;
+      res.redirect(302, await this.login.abort(txn, err.error, err.description));
+    }
   }
 
   private renderForm(res: Response, txn: LoginTransaction, csrf: string, status: number, error?: string, username?: string): void {

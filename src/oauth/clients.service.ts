@@ -109,6 +109,14 @@ export class ClientsService {
     }
   }
 
+  async list(): Promise<Client[]> {
+    return (await this.db.query<ClientRow>(`SELECT * FROM clients ORDER BY id`)).map(toClient);
+  }
+
+  async disable(clientId: string): Promise<boolean> {
+    return (await this.db.query(`UPDATE clients SET enabled = false, updated_at = now() WHERE id = $1 RETURNING id`, [clientId])).length > 0;
+  }
+
   async find(clientId: string | undefined): Promise<Client | undefined> {
     if (!clientId || clientId.length > 100) return undefined;
     const [row] = await this.db.query<ClientRow>(`SELECT * FROM clients WHERE id = $1 AND enabled`, [clientId]);

@@ -8,13 +8,16 @@ import { DependencyUnavailableError, OAuthError, ProblemError, problemType } fro
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
-import type { BindingContext, CallbackInput } from '../identity/identity-provider.port.js';
-import { normaliseIdentity } from '../identity/claim-normaliser.js';
+import type { BindingContext, CallbackInput, ExternalIdentity } from '../identity/identity-provider.port.js';
+import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
+import type { EntityManager } from 'typeorm';
+import { normaliseIdentity, type NormalisedIdentity } from '../identity/claim-normaliser.js';
 import { UsersService } from '../users/users.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { RateLimiterService } from '../rate-limit/rate-limiter.service.js';
 import { ClientsService } from './clients.service.js';
 import { PKCE_S256_CHALLENGE } from './pkce.js';
+import { UpstreamLogoutService } from './upstream-logout.service.js';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -45,12 +48,14 @@ export interface LoginTransaction {
   handle: string;
   tenant: Tenant;
   bindingId: string;
-  clientId: string;
-  redirectUri: string;
+  /** `test`: an IT admin's test login through a draft binding; it issues nothing. */
+  purpose: 'login' | 'test';
+  clientId: string | null;
+  redirectUri: string | null;
   state: string | null;
   nonce: string | null;
   scope: string;
-  codeChallenge: string;
+  codeChallenge: string | null;
   providerState: Record<string, unknown>;
   csrfHash: string | null;
 }
@@ -58,12 +63,13 @@ export interface LoginTransaction {
 interface TxnRow {
   tenant_id: string;
   binding_id: string;
-  client_id: string;
-  redirect_uri: string;
+  purpose: 'login' | 'test';
+  client_id: string | null;
+  redirect_uri: string | null;
   state: string | null;
   nonce: string | null;
   scope: string;
-  code_challenge: string;
+  code_challenge: string | null;
   provider_state: Buffer | null;
   csrf_hash: string | null;
   expires_at: Date;
@@ -98,6 +104,7 @@ export class LoginService {
     private readonly clients: ClientsService,
     private readonly audit: AuditService,
     private readonly limiter: RateLimiterService,
+    private readonly upstreamLogout: UpstreamLogoutService,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
@@ -135,33 +142,64 @@ export class LoginService {
     const provider = this.registry.get(binding.kind);
     if (!provider.beginLogin) throw fail('temporarily_unavailable', 'This organisation signs in through its application, not a browser redirect.');
 
+    return this.startUpstream(tenant, binding, {
+      purpose: 'login',
+      clientId: client.id,
+      redirectUri: p.redirect_uri,
+      state: p.state ?? null,
+      nonce: p.nonce ?? null,
+      scope: scopes.join(' '),
+      codeChallenge: p.code_challenge,
+      loginHint: p.login_hint,
+    });
+  }
+
+  /**
+   * A test login through a (draft) binding, for the customer's IT admin: the same upstream
+   * protocol run, ending on a result page instead of issuing anything.
+   */
+  async beginTest(tenant: Tenant, binding: BindingContext): Promise<string> {
+    const provider = this.registry.get(binding.kind);
+    if (!provider.beginLogin)
+      throw new ProblemError(409, 'No browser login', `A ${binding.kind} binding has no browser login to test.`, problemType('not-testable'));
+    return this.startUpstream(tenant, binding, { purpose: 'test', clientId: null, redirectUri: null, state: null, nonce: null, scope: 'openid', codeChallenge: null });
+  }
+
+  private async startUpstream(
+    tenant: Tenant,
+    binding: BindingContext,
+    t: { purpose: 'login' | 'test'; clientId: string | null; redirectUri: string | null; state: string | null; nonce: string | null; scope: string; codeChallenge: string | null; loginHint?: string },
+  ): Promise<string> {
+    const provider = this.registry.get(binding.kind);
     const handle = mintOpaqueToken('lt', tenant.id);
     const base = this.config.issuer;
     const started = await provider
-      .beginLogin(binding, {
+      .beginLogin!(binding, {
         transactionHandle: handle.value,
         callbackUrl: `${base}/login/callback/${binding.kind}`,
         hostedLoginUrl: `${base}/login/native/${encodeURIComponent(handle.value)}`,
-        loginHint: p.login_hint,
+        loginHint: t.loginHint,
       })
       .catch((err: unknown) => {
         if (err instanceof ProblemError || err instanceof OAuthError) throw err;
-        throw new DependencyUnavailableError('identity provider', `The organisation's identity provider could not be reached.`, { cause: err, status: 502 });
+        this.logger.warn({ tenant: tenant.id, binding: binding.id, kind: binding.kind, err: (err as Error)?.message }, 'identity provider unreachable at login start');
+        throw new DependencyUnavailableError('identity provider', `The organisation's identity provider could not be reached. Try again in a moment.`, { cause: err, status: 503 });
       });
     await this.db.tenantTx(tenant.id, (m) =>
       m.query(
-        `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
         [
           handle.hash,
           tenant.id,
           binding.id,
-          client.id,
-          p.redirect_uri,
-          p.state ?? null,
-          p.nonce ?? null,
-          scopes.join(' '),
-          p.code_challenge,
+          t.purpose,
+          t.clientId,
+          t.redirectUri,
+          t.state,
+          t.nonce,
+          t.scope,
+          t.codeChallenge,
           this.box.sealJson(started.providerState, providerStateContext(handle.hash)),
           new Date(Date.now() + this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000),
         ],
@@ -183,6 +221,7 @@ export class LoginService {
       handle: handle.value,
       tenant,
       bindingId: row.binding_id,
+      purpose: row.purpose,
       clientId: row.client_id,
       redirectUri: row.redirect_uri,
       state: row.state,
@@ -215,20 +254,24 @@ export class LoginService {
     const binding = await this.binding(txn);
     const provider = this.registry.get(binding.kind);
     if (!provider.completeLogin) throw new OAuthError('invalid_request', 'This identity provider does not complete browser logins.');
-    const external = await provider.completeLogin(binding, callback, txn.providerState);
+    let external;
+    try {
+      external = await provider.completeLogin(binding, callback, txn.providerState);
+    } catch (err) {
+      if (!(err instanceof InvalidCredentialsError)) await this.bindings.recordLoginOutcome(txn.tenant.id, binding.id, false, (err as Error)?.message);
+      throw err;
+    }
     const normalised = normaliseIdentity(binding.claimMapping, external);
+    if (txn.purpose === 'test') return this.completeTest(txn, binding, external, normalised);
     const code = mintOpaqueToken('ac', txn.tenant.id);
     await this.db.tenantTx(txn.tenant.id, async (m) => {
-      // Single use, across replicas: the row is claimed by whoever updates it first.
-      const claimed = (await m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`, [
-        sha256(txn.handle),
-      ])) as [unknown[], number];
-      if (claimed[1] === 0) throw new ProblemError(400, 'Sign-in expired', 'This sign-in was already completed or has expired.', problemType('login-expired'));
+      await this.claim(m, txn);
       const user = await this.users.resolveLogin(m, binding, external, normalised);
       const [session] = (await m.query(
         `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
         [txn.tenant.id, user.id, txn.clientId, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
       )) as Array<{ id: string }>;
+      await this.upstreamLogout.keep(m, session!.id, external.upstreamSession);
       await m.query(
         `INSERT INTO authorization_codes (code_hash, tenant_id, session_id, client_id, redirect_uri, code_challenge, scope, nonce, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -237,12 +280,37 @@ export class LoginService {
       await this.audit.record(m, { tenantId: txn.tenant.id, actor: `user:${user.id}`, action: 'login.succeeded', target: user.id, data: { idp: binding.kind, binding: binding.id } });
     });
     this.logger.log({ tenant: txn.tenant.id, idp: binding.kind }, 'login succeeded');
-    return redirectWith(txn.redirectUri, { code: code.value, state: txn.state ?? undefined, iss: this.config.issuer });
+    await this.bindings.recordLoginOutcome(txn.tenant.id, binding.id, true);
+    return redirectWith(txn.redirectUri!, { code: code.value, state: txn.state ?? undefined, iss: this.config.issuer });
+  }
+
+  /** Single use, across replicas: the row is claimed by whoever updates it first. */
+  private async claim(m: EntityManager, txn: LoginTransaction): Promise<void> {
+    const claimed = (await m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`, [
+      sha256(txn.handle),
+    ])) as [unknown[], number];
+    if (claimed[1] === 0) throw new ProblemError(400, 'Sign-in expired', 'This sign-in was already completed or has expired.', problemType('login-expired'));
+  }
+
+  /**
+   * A test login proves the binding works end to end. What the upstream said is kept (encrypted)
+   * for the mapping preview; no user, session or token is created.
+   */
+  private async completeTest(txn: LoginTransaction, binding: BindingContext, external: ExternalIdentity, normalised: NormalisedIdentity): Promise<string> {
+    await this.db.tenantTx(txn.tenant.id, async (m) => {
+      await this.claim(m, txn);
+      const captured = this.bindings.sealSecrets(binding.id, { issuer: external.issuer, subject: external.subject, claims: external.claims });
+      await m.query(`UPDATE tenant_identity_providers SET test_login_at = now(), test_identity = $2, last_login_succeeded_at = now() WHERE id = $1`, [binding.id, captured]);
+      await this.audit.record(m, { tenantId: txn.tenant.id, actor: 'system', action: 'binding.test_login_succeeded', target: binding.id, data: { kind: binding.kind, roles: normalised.roles } });
+    });
+    return `${this.config.issuer}/login/test-complete?outcome=success`;
   }
 
   /** Ends a transaction with an OAuth error sent back to the client (upstream failure, user cancelled). */
   async abort(txn: LoginTransaction, error: string, description: string): Promise<string> {
     await this.db.tenantTx(txn.tenant.id, (m) => m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1`, [sha256(txn.handle)]));
-    return redirectWith(txn.redirectUri, { error, error_description: description, state: txn.state ?? undefined, iss: this.config.issuer });
+    await this.bindings.recordLoginOutcome(txn.tenant.id, txn.bindingId, false, `${error}: ${description}`);
+    if (txn.purpose === 'test') return `${this.config.issuer}/login/test-complete?outcome=failed&error=${encodeURIComponent(error)}`;
+    return redirectWith(txn.redirectUri!, { error, error_description: description, state: txn.state ?? undefined, iss: this.config.issuer });
   }
 }

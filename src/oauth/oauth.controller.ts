@@ -1,4 +1,4 @@
-import { All, Body, Controller, Get, Headers, HttpCode, Inject, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
@@ -9,6 +9,7 @@ import { TokenIssuerService } from '../tokens/token-issuer.service.js';
 import { ClientsService, readClientCredentials } from './clients.service.js';
 import { LoginService, RedirectableError, redirectWith, type AuthorizeParams } from './login.service.js';
 import { TOKEN_EXCHANGE_GRANT, TokenService } from './token.service.js';
+import { UpstreamLogoutService } from './upstream-logout.service.js';
 
 const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials', TOKEN_EXCHANGE_GRANT] as const;
 
@@ -38,6 +39,7 @@ export class OAuthController {
     private readonly issuer: TokenIssuerService,
     private readonly users: UsersService,
     private readonly db: Database,
+    private readonly upstreamLogout: UpstreamLogoutService,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
@@ -117,8 +119,17 @@ export class OAuthController {
    * RP-initiated logout (GET with id_token_hint) or a BFF's back-channel POST with the access
    * token. Either way the session and every refresh token of its family end.
    */
-  @All('logout')
-  async logout(@Req() req: Request, @Res() res: Response): Promise<void> {
+  @Get('logout')
+  async logoutGet(@Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.logout(req, res);
+  }
+
+  @Post('logout')
+  async logoutPost(@Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.logout(req, res);
+  }
+
+  private async logout(req: Request, res: Response): Promise<void> {
     const params = { ...(req.query as Record<string, unknown>), ...((req.body as Record<string, unknown> | undefined) ?? {}) };
     if (req.headers.authorization?.startsWith('Bearer ')) {
       const claims = await this.issuer.verifyAccessToken(bearer(req.headers.authorization));
@@ -129,19 +140,33 @@ export class OAuthController {
     const hint = params['id_token_hint'];
     const target = params['post_logout_redirect_uri'];
     let clientId = typeof params['client_id'] === 'string' ? params['client_id'] : undefined;
+    let ended: { tid: string; sid: string } | undefined;
     if (typeof hint === 'string') {
       const claims = await this.issuer.verifyIdTokenHint(hint);
       clientId ??= claims.aud;
       if (claims.aud !== clientId) throw new OAuthError('invalid_request', 'id_token_hint was issued to another client.');
-      if (claims.sid) await this.tokens.endSession(claims.tid, claims.sid, 'logout');
+      if (claims.sid) {
+        await this.tokens.endSession(claims.tid, claims.sid, 'logout');
+        ended = { tid: claims.tid, sid: claims.sid };
+      }
     }
+    let returnTo: string | undefined;
     if (typeof target === 'string') {
       const client = await this.clients.find(clientId);
       if (!client || !client.postLogoutRedirectUris.includes(target)) throw new OAuthError('invalid_request', 'post_logout_redirect_uri is not registered for this client.');
-      res.redirect(302, redirectWith(target, { state: typeof params['state'] === 'string' ? params['state'] : undefined }));
-      return;
+      returnTo = redirectWith(target, { state: typeof params['state'] === 'string' ? params['state'] : undefined });
     }
+    // The upstream IdP's session (Keycloak) ends too: the browser goes there, then back to returnTo.
+    const upstream = ended ? await this.upstreamLogout.logoutUrl(ended.tid, ended.sid, returnTo) : undefined;
+    if (upstream) return res.redirect(302, upstream);
+    if (returnTo) return res.redirect(302, returnTo);
     res.status(200).type('text/plain').send('You are signed out.');
+  }
+
+  /** Where an upstream IdP's logout sends the browser back: on to the client's post-logout redirect. */
+  @Get('logout/return')
+  logoutReturn(@Query('state') state: unknown, @Res() res: Response): void {
+    res.redirect(302, this.upstreamLogout.returnTarget(state));
   }
 
   @ApiExcludeEndpoint()

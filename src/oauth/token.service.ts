@@ -13,6 +13,7 @@ import { pkceMatches } from './pkce.js';
 import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
 import { normaliseIdentity } from '../identity/claim-normaliser.js';
+import type { BindingContext, ExternalIdentity } from '../identity/identity-provider.port.js';
 import { DomainError } from '../common/errors.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -91,6 +92,7 @@ export class TokenService {
       throw new OAuthError('invalid_grant', 'The subject token was rejected.', { cause: err });
     }
     const normalised = normaliseIdentity(binding.claimMapping, external);
+    if (external.machineClientId) return this.machineExchange(client, tenant, binding, external.machineClientId, external, normalised.roles, body);
     const scope = typeof body['scope'] === 'string' && body['scope'].trim() ? body['scope'].trim() : 'openid';
     const outcome = await this.db.tenantTx(tenant.id, async (m) => {
       const user = await this.users.resolveLogin(m, binding, external, normalised);
@@ -105,6 +107,42 @@ export class TokenService {
     });
     const response = await this.respond(outcome.subject, outcome.refresh, undefined, false);
     return { ...response, issued_token_type: ACCESS_TOKEN_TYPE };
+  }
+
+  /**
+   * Token exchange for a machine (an upstream service account): the platform token's subject is
+   * `client:<upstream client id>` in the tenant, with the binding's mapped roles and a subset of the
+   * calling client's scopes, like client_credentials. No user, session or refresh token: a machine
+   * exchanges again when its token expires.
+   */
+  private async machineExchange(
+    client: Client,
+    tenant: Tenant,
+    binding: BindingContext,
+    machineClientId: string,
+    external: ExternalIdentity,
+    roles: string[],
+    body: Record<string, unknown>,
+  ): Promise<TokenResponse> {
+    const requested = typeof body['scope'] === 'string' && body['scope'].trim() ? body['scope'].split(' ').filter(Boolean) : client.scopes;
+    const denied = requested.filter((s) => !client.scopes.includes(s));
+    if (denied.length) throw new OAuthError('invalid_scope', `Scope not allowed for this client: ${denied.join(' ')}.`);
+    const subject = `client:${machineClientId}`;
+    await this.db.tenantTx(tenant.id, (m) =>
+      this.audit.record(m, { tenantId: tenant.id, actor: `client:${client.id}`, action: 'token.exchanged', target: subject, data: { idp: binding.kind, binding: binding.id, machine: true } }),
+    );
+    const access = await this.issuer.issueAccessToken({
+      tenantId: tenant.id,
+      tenantSlug: tenant.slug,
+      userId: subject,
+      clientId: client.id,
+      scope: requested.join(' '),
+      roles,
+      idp: binding.kind,
+      idpSub: external.subject,
+      authTime: external.authTime ?? new Date(),
+    });
+    return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: requested.join(' '), issued_token_type: ACCESS_TOKEN_TYPE };
   }
 
   async authorizationCode(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {

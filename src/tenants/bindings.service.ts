@@ -26,6 +26,11 @@ export interface NewBinding {
   claimMapping?: ClaimMappingRules;
   status?: 'draft' | 'active';
   priority?: number;
+  /**
+   * Ops only: bring an existing Firebase project's users over (ADR-0002). Without it a
+   * firebase_legacy binding is refused for a tenant that has none yet.
+   */
+  migrationImport?: boolean;
 }
 
 const secretsContext = (bindingId: string) => `binding_secrets:${bindingId}`;
@@ -40,6 +45,7 @@ export class BindingsService {
 
   async create(tenant: Tenant, input: NewBinding): Promise<BindingContext> {
     return this.db.tenantTx(tenant.id, async (m) => {
+      if (input.kind === 'firebase_legacy' && input.migrationImport !== true) await this.refuseNewFirebaseTenant(m, tenant);
       const [row] = (await m.query(
         `INSERT INTO tenant_identity_providers (tenant_id, kind, status, config, claim_mapping, priority)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
@@ -51,6 +57,21 @@ export class BindingsService {
       }
       return this.toContext(row!, tenant);
     });
+  }
+
+  /** ADR-0002: Firebase is legacy. Tenants already on it keep it; nobody new is onboarded onto it. */
+  private async refuseNewFirebaseTenant(m: EntityManager, tenant: Tenant): Promise<void> {
+    const [existing] = (await m.query(`SELECT 1 FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy' LIMIT 1`, [tenant.id])) as unknown[];
+    if (existing) return;
+    throw new ProblemError(
+      409,
+      'Firebase is closed to new tenants',
+      'Firebase Authentication is legacy (ADR-0002): only tenants that already sign in with Firebase keep a firebase_legacy binding. ' +
+        'Bind this tenant to Keycloak, its own OIDC/SAML identity provider or native logins instead. ' +
+        'Ops migrating an existing Firebase project pass migrationImport.',
+      problemType('firebase-legacy-closed'),
+      { adr: 'ADR-0002' },
+    );
   }
 
   /** The binding logins use: the enabled, active one with the highest priority. */
@@ -90,6 +111,29 @@ export class BindingsService {
     const [row] = (await m.query(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [bindingId])) as BindingRow[];
     if (!row) throw new ProblemError(404, 'Binding not found', undefined, problemType('binding-not-found'));
     return this.toContext(row, tenant);
+  }
+
+  /** Seals a binding's secrets for its row (the row id is the associated data). */
+  sealSecrets(bindingId: string, secrets: Record<string, unknown>): Buffer {
+    return this.box.sealJson(secrets, secretsContext(bindingId));
+  }
+
+  openSecrets(bindingId: string, sealed: Buffer | null): Record<string, unknown> {
+    return sealed ? this.box.openJson<Record<string, unknown>>(sealed, secretsContext(bindingId)) : {};
+  }
+
+  /** Last login outcome per binding, for the connection-health view (best effort, never fails a login). */
+  async recordLoginOutcome(tenantId: string, bindingId: string, ok: boolean, reason?: string): Promise<void> {
+    await this.db
+      .tenantTx(tenantId, (m) =>
+        m.query(
+          ok
+            ? `UPDATE tenant_identity_providers SET last_login_succeeded_at = now() WHERE id = $1`
+            : `UPDATE tenant_identity_providers SET last_login_failed_at = now(), last_failure = $2 WHERE id = $1`,
+          ok ? [bindingId] : [bindingId, (reason ?? 'unknown').slice(0, 300)],
+        ),
+      )
+      .catch(() => undefined);
   }
 
   private toContext(row: BindingRow, tenant: Tenant): BindingContext {

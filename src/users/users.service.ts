@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { OAuthError } from '../common/errors.js';
 import type { BindingContext, ExternalIdentity } from '../identity/identity-provider.port.js';
-import type { NormalisedIdentity } from '../identity/claim-normaliser.js';
+import { readClaim, type NormalisedIdentity } from '../identity/claim-normaliser.js';
 
 export interface PlatformUser {
   id: string;
@@ -40,8 +40,13 @@ export class UsersService {
       user_id: string;
     }>;
     if (identity) userId = identity.user_id;
+    if (!userId) userId = await this.findScimUser(m, binding, ext);
     if (!userId && binding.claimMapping.linkByVerifiedEmail && n.emailVerified && n.email) {
-      const matches = (await m.query(`SELECT id FROM users WHERE tenant_id = $1 AND lower(email) = $2 AND email_verified LIMIT 2`, [binding.tenantId, n.email])) as Array<{
+      // A SCIM user's email was asserted by the tenant's directory: it counts as verified here.
+      const matches = (await m.query(
+        `SELECT id FROM users WHERE tenant_id = $1 AND lower(email) = $2 AND (email_verified OR user_name IS NOT NULL) LIMIT 2`,
+        [binding.tenantId, n.email],
+      )) as Array<{
         id: string;
       }>;
       if (matches.length === 1) userId = matches[0]!.id;
@@ -56,7 +61,7 @@ export class UsersService {
       await m.query(
         `UPDATE users SET email = COALESCE($2, email), email_verified = CASE WHEN $2::text IS NULL THEN email_verified ELSE $3 END,
            display_name = COALESCE($4, display_name), given_name = COALESCE($5, given_name), family_name = COALESCE($6, family_name), updated_at = now()
-         WHERE id = $1`,
+         WHERE id = $1 AND user_name IS NULL`,
         [userId, n.email, n.emailVerified, n.name, n.givenName, n.familyName],
       );
     }
@@ -71,6 +76,35 @@ export class UsersService {
     if (!user) throw new OAuthError('server_error', 'The user could not be resolved.');
     if (user.status !== 'active') throw new OAuthError('access_denied', 'This account is disabled.');
     return user;
+  }
+
+  /**
+   * The SCIM-provisioned user a first login through the tenant's IdP belongs to (rules:
+   * `ClaimMappingRules.scimLink`). Only a user not yet linked to this binding qualifies, and only
+   * an unambiguous match links. (SCIM users keep their directory-managed profile: the UPDATE in
+   * resolveLogin skips users with a userName.)
+   */
+  private async findScimUser(m: EntityManager, binding: BindingContext, ext: ExternalIdentity): Promise<string | undefined> {
+    if (ext.knownUserId) return undefined;
+    const rule = binding.claimMapping.scimLink ?? (binding.kind === 'oidc' || binding.kind === 'saml' ? {} : false);
+    if (rule === false) return undefined;
+    const claim = (path: string): string | null => {
+      const v = readClaim(ext.claims, path);
+      const s = Array.isArray(v) ? v[0] : v;
+      return typeof s === 'string' && s.length > 0 && s.length <= 500 ? s : null;
+    };
+    const externalId = rule.externalIdClaim ? claim(rule.externalIdClaim) : ext.subject;
+    const userName = rule.userNameClaim ? claim(rule.userNameClaim) : null;
+    if (!externalId && !userName) return undefined;
+    const rows = (await m.query(
+      `SELECT u.id FROM users u
+        WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL
+          AND (u.external_id = $2 OR u.user_name_ci = lower($3))
+          AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.binding_id = $4)
+        LIMIT 2`,
+      [binding.tenantId, externalId, userName, binding.id],
+    )) as Array<{ id: string }>;
+    return rows.length === 1 ? rows[0]!.id : undefined;
   }
 
   async get(m: EntityManager, userId: string): Promise<PlatformUser | undefined> {

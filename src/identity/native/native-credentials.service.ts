@@ -1,10 +1,11 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
 import { Database } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { UsersService } from '../../users/users.service.js';
 import { ProblemError, problemType } from '../../common/errors.js';
 import { PasswordHasher } from './password-hasher.js';
+import { LEGACY_PASSWORD_VERIFIERS, type LegacyPasswordVerifier } from './legacy-password.port.js';
 
 export interface NewNativeUser {
   username: string;
@@ -30,6 +31,7 @@ export class NativeCredentialsService {
     private readonly users: UsersService,
     private readonly audit: AuditService,
     @Inject(AppConfig) private readonly config: AppConfig,
+    @Optional() @Inject(LEGACY_PASSWORD_VERIFIERS) private readonly legacyVerifiers: LegacyPasswordVerifier[] = [],
   ) {
     this.hasher = new PasswordHasher({ timeCost: config.ARGON2_TIME_COST, memoryKib: config.ARGON2_MEMORY_KIB });
   }
@@ -73,8 +75,11 @@ export class NativeCredentialsService {
         await this.hasher.burn(password);
         return { ok: false } as const;
       }
-      const ok = await this.hasher.verify(row.password_hash, password);
+      // An imported hash (e.g. Firebase scrypt) is verified once and then replaced by argon2id.
+      const legacy = this.legacyVerifiers.find((v) => v.canVerify(row.password_hash));
+      const ok = legacy ? await legacy.verify(m, tenantId, row.password_hash, password) : await this.hasher.verify(row.password_hash, password);
       if (!ok) {
+        if (legacy) await this.hasher.burn(password); // never faster than an argon2 failure
         const failures = row.failed_attempts + 1;
         const lock = failures >= this.config.NATIVE_LOCKOUT_THRESHOLD;
         await m.query(`UPDATE native_credentials SET failed_attempts = $2, locked_until = $3 WHERE user_id = $1`, [
@@ -86,7 +91,8 @@ export class NativeCredentialsService {
           await this.audit.record(m, { tenantId, actor: 'system', action: 'native.account_locked', target: row.user_id, data: { failures } });
         return { ok: false } as const;
       }
-      const rehash = this.hasher.needsRehash(row.password_hash) ? await this.hasher.hash(password) : row.password_hash;
+      const rehash = legacy || this.hasher.needsRehash(row.password_hash) ? await this.hasher.hash(password) : row.password_hash;
+      if (legacy) await this.audit.record(m, { tenantId, actor: 'system', action: 'native.password_rehashed', target: row.user_id, data: { from: legacy.format } });
       await m.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL, password_hash = $2 WHERE user_id = $1`, [row.user_id, rehash]);
       return { ok: true, userId: row.user_id, username: row.username } as const;
     });

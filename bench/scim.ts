@@ -1,0 +1,206 @@
+/**
+ * SCIM throughput: provisioning users over HTTP the way an IdP does (POST /Users, a few requests
+ * in flight), then the `userName eq` look-up every IdP makes before it creates or updates a user,
+ * at 100,000+ users in the tenant. The service runs in its own process, as in production.
+ *
+ *   npm run build && node dist/bench/scim.js            (or: npm run bench, which includes it)
+ *   SCIM_BENCH_USERS=10000 SCIM_BENCH_TOTAL=100000 SCIM_BENCH_CONCURRENCY=16
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon, { type Result } from 'autocannon';
+import pg from 'pg';
+import { loadConfig } from '../src/config/app-config.js';
+import { createApp } from '../src/bootstrap.js';
+import { startEmbeddedPostgres } from '../src/database/embedded-postgres.js';
+import { TenantsService } from '../src/tenants/tenants.service.js';
+import { ScimTokensService } from '../src/scim/scim-tokens.service.js';
+
+const PROVISION = Number(process.env.SCIM_BENCH_USERS ?? 10_000);
+const TOTAL = Number(process.env.SCIM_BENCH_TOTAL ?? 100_000);
+const CONCURRENCY = Number(process.env.SCIM_BENCH_CONCURRENCY ?? 16);
+const LOOKUP_SECONDS = Number(process.env.SCIM_BENCH_SECONDS ?? 8);
+
+export interface ScimBenchResult {
+  provisionedUsers: number;
+  provisionSeconds: number;
+  provisionPerSecond: number;
+  provisionErrors: number;
+  usersInTenant: number;
+  lookups: Array<{ scenario: string; connections: number; rps: number; p50: number; p90: number; p99: number; errors: number; non2xx: number }>;
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+
+const run = (opts: autocannon.Options) =>
+  new Promise<Result>((resolve, reject) => {
+    autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+
+const userBody = (i: number) =>
+  JSON.stringify({
+    schemas: ['urn:ietf:params:scim:schemas:core:2.0:User', 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User'],
+    externalId: randomUUID(),
+    userName: `user${i}@bench.test`,
+    active: true,
+    emails: [{ primary: true, type: 'work', value: `user${i}@bench.test` }],
+    name: { formatted: `Given${i} Family${i}`, familyName: `Family${i}`, givenName: `Given${i}` },
+    displayName: `Given${i} Family${i}`,
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { department: `Dept ${i % 50}`, employeeNumber: String(i) },
+  });
+
+/** Starts the service from dist (built) or from source (ts, via @swc-node/register). */
+function startService(env: Record<string, string>): ChildProcess {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = fileURLToPath(new URL(fromSource ? '../src/main.ts' : '../src/main.js', import.meta.url));
+  const profile = process.env.SCIM_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCIM_BENCH_CPU_PROF}`] : [];
+  return fork(entry, [], { env: { ...process.env, ...env }, stdio: 'inherit', execArgv: [...(fromSource ? ['--import', '@swc-node/register/esm-register'] : []), ...profile] });
+}
+
+export async function runScimBench(): Promise<ScimBenchResult> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'auth-service-scim-bench-'));
+  const pgPort = await freePort();
+  const db = await startEmbeddedPostgres(dataDir, pgPort, () => undefined);
+  const port = await freePort();
+  const env = {
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: 'https://bench.invalid',
+    DATABASE_URL: db.url,
+    KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    SCIM_RATE_LIMIT_PER_MINUTE: '10000000',
+  };
+  const seeding = await createApp(loadConfig(env), { listen: false });
+  const tenant = await seeding.app.get(TenantsService).create('scim-bench', 'SCIM Bench');
+  const { token } = await seeding.app.get(ScimTokensService).create(tenant.id, 'bench');
+  await seeding.close();
+
+  const server = startService(env);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/health/ready`)).ok) break;
+      } catch {
+        /* not up yet */
+      }
+      if (i > 300) throw new Error('service did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' };
+
+    // 1. Provisioning over HTTP.
+    let next = 0;
+    let errors = 0;
+    const started = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < PROVISION) {
+          const i = next++;
+          const res = await fetch(`${base}/scim/v2/Users`, { method: 'POST', headers, body: userBody(i) });
+          await res.arrayBuffer();
+          if (res.status !== 201) errors++;
+        }
+      }),
+    );
+    const provisionSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+
+    // 2. Top the tenant up to TOTAL users directly in SQL (same shape as SCIM writes), then ANALYZE.
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await client.query('BEGIN');
+    await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenant.id]);
+    await client.query(
+      `INSERT INTO users (tenant_id, user_name, external_id, display_name, given_name, family_name, emails, enterprise, scim_profile, email)
+       SELECT $1, 'user' || i || '@bench.test', gen_random_uuid()::text, 'Given' || i || ' Family' || i, 'Given' || i, 'Family' || i,
+              jsonb_build_array(jsonb_build_object('primary', true, 'type', 'work', 'value', 'user' || i || '@bench.test')),
+              jsonb_build_object('department', 'Dept ' || (i % 50), 'employeeNumber', i::text), '{}'::jsonb, 'user' || i || '@bench.test'
+         FROM generate_series($2::int, $3::int - 1) AS i`,
+      [tenant.id, PROVISION, TOTAL],
+    );
+    const [{ n }] = (await client.query(`SELECT count(*)::int AS n FROM users`)).rows as Array<{ n: number }>;
+    await client.query('COMMIT');
+    await client.query('ANALYZE users');
+    await client.query('ANALYZE user_emails');
+    await client.end();
+
+    // 3. The IdPs' probe: GET /Users?filter=userName eq "…" for random existing users.
+    const lookups: ScimBenchResult['lookups'] = [];
+    for (const connections of [1, 8]) {
+      const r = await run({
+        url: `${base}/scim/v2/Users`,
+        connections,
+        duration: LOOKUP_SECONDS,
+        headers: { authorization: `Bearer ${token}` },
+        requests: [
+          {
+            method: 'GET',
+            setupRequest: (req) => {
+              const i = Math.floor(Math.random() * TOTAL);
+              return { ...req, path: `/scim/v2/Users?filter=${encodeURIComponent(`userName eq "USER${i}@bench.test"`)}` };
+            },
+          },
+        ],
+      });
+      lookups.push({
+        scenario: 'GET /Users?filter=userName eq',
+        connections,
+        rps: Math.round(r.requests.average),
+        p50: r.latency.p50,
+        p90: r.latency.p90,
+        p99: r.latency.p99,
+        errors: r.errors,
+        non2xx: r.non2xx,
+      });
+    }
+    return {
+      provisionedUsers: PROVISION,
+      provisionSeconds: Math.round(provisionSeconds * 100) / 100,
+      provisionPerSecond: Math.round(PROVISION / provisionSeconds),
+      provisionErrors: errors,
+      usersInTenant: n,
+      lookups,
+    };
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    await db.stop();
+  }
+}
+
+export function printScimBench(r: ScimBenchResult): void {
+  console.log(
+    `\nSCIM provisioning: ${r.provisionedUsers} users in ${r.provisionSeconds} s (${r.provisionPerSecond} users/s, ${CONCURRENCY} in flight, ${r.provisionErrors} errors; target <= 20 s)`,
+  );
+  console.log(`SCIM userName eq look-up at ${r.usersInTenant} users in the tenant (target p99 < 20 ms):`);
+  console.table(r.lookups);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  runScimBench()
+    .then((r) => {
+      printScimBench(r);
+      mkdirSync('bench/results', { recursive: true });
+      const file = join('bench/results', `scim-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+      writeFileSync(file, JSON.stringify({ machine: { cpus: cpus().length, node: process.version }, concurrency: CONCURRENCY, ...r }, null, 2));
+      console.log(`saved ${file}`);
+    })
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,257 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req, Res, UseGuards, UseInterceptors, UsePipes, ValidationPipe } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { ProblemError, problemType } from '../common/errors.js';
+import { ClientsService } from '../oauth/clients.service.js';
+import { SigningKeysService, type SigningKeyView } from '../tokens/signing-keys.service.js';
+import type { Tenant } from '../tenants/tenants.service.js';
+import { Database } from '../database/database.js';
+import { AuditService } from '../audit/audit.service.js';
+import { ScimTokensService } from '../scim/scim-tokens.service.js';
+import { AdminGuard, principalOf } from './admin-auth.js';
+import { IdempotencyInterceptor, etagOf, requireIfMatch } from './admin-http.js';
+import { TenantsAdminService } from './tenants-admin.service.js';
+import { BindingsAdminService, type BindingView } from './bindings-admin.service.js';
+import {
+  AuditQueryDto,
+  CreateBindingDto,
+  CreateClientDto,
+  CreateScimTokenDto,
+  CreateTenantDto,
+  ListQueryDto,
+  MappingPreviewDto,
+  RotateKeysDto,
+  UpdateBindingDto,
+  UpdateTenantDto,
+} from './dto.js';
+
+const validation = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
+
+/** Every admin controller: bearer-guarded, validated, idempotent creates. */
+const Admin = (tag: string): ClassDecorator => (target) => {
+  ApiTags(`admin: ${tag}`)(target);
+  ApiBearerAuth()(target);
+  UseGuards(AdminGuard)(target);
+  UsePipes(validation)(target);
+  UseInterceptors(IdempotencyInterceptor)(target);
+};
+
+@Admin('tenants')
+@Controller('admin/v1/tenants')
+export class TenantsAdminController {
+  constructor(private readonly tenants: TenantsAdminService) {}
+
+  @Post()
+  async create(@Body() dto: CreateTenantDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<Tenant> {
+    const tenant = await this.tenants.create(principalOf(req), dto);
+    res.setHeader('ETag', etagOf(tenant.version));
+    res.setHeader('Location', `/admin/v1/tenants/${tenant.id}`);
+    return tenant;
+  }
+
+  @Get()
+  list(@Query() q: ListQueryDto): Promise<{ items: Tenant[]; nextCursor: string | null }> {
+    return this.tenants.list(q.cursor, q.limit);
+  }
+
+  @Get(':tenantId')
+  async get(@Param('tenantId') id: string, @Res({ passthrough: true }) res: Response): Promise<Tenant> {
+    const tenant = await this.tenants.get(id);
+    res.setHeader('ETag', etagOf(tenant.version));
+    return tenant;
+  }
+
+  @Patch(':tenantId')
+  async update(@Param('tenantId') id: string, @Body() dto: UpdateTenantDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<Tenant> {
+    const current = await this.tenants.get(id);
+    requireIfMatch(req, current.version);
+    const tenant = await this.tenants.update(principalOf(req), id, current.version, dto);
+    res.setHeader('ETag', etagOf(tenant.version));
+    return tenant;
+  }
+
+  @Delete(':tenantId')
+  @HttpCode(204)
+  async remove(@Param('tenantId') id: string, @Req() req: Request): Promise<void> {
+    await this.tenants.remove(principalOf(req), id);
+  }
+}
+
+@Admin('identity-provider bindings')
+@Controller('admin/v1/tenants/:tenantId/bindings')
+export class BindingsAdminController {
+  constructor(
+    private readonly tenants: TenantsAdminService,
+    private readonly bindings: BindingsAdminService,
+  ) {}
+
+  @Post()
+  async create(@Param('tenantId') tenantId: string, @Body() dto: CreateBindingDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+    const view = await this.bindings.create(principalOf(req), await this.tenants.get(tenantId), dto);
+    res.setHeader('ETag', etagOf(view.version));
+    return view;
+  }
+
+  @Get()
+  async list(@Param('tenantId') tenantId: string): Promise<{ items: BindingView[] }> {
+    return { items: await this.bindings.list(await this.tenants.get(tenantId)) };
+  }
+
+  @Post('rollback')
+  @HttpCode(200)
+  async rollback(@Param('tenantId') tenantId: string, @Req() req: Request): Promise<BindingView> {
+    return this.bindings.rollback(principalOf(req), await this.tenants.get(tenantId));
+  }
+
+  @Get(':bindingId')
+  async get(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+    const view = await this.bindings.get(await this.tenants.get(tenantId), id);
+    res.setHeader('ETag', etagOf(view.version));
+    return view;
+  }
+
+  /** Changes a draft in place; a change to an active binding becomes a new draft (201). */
+  @Patch(':bindingId')
+  async update(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Body() dto: UpdateBindingDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+    const tenant = await this.tenants.get(tenantId);
+    const current = await this.bindings.get(tenant, id);
+    requireIfMatch(req, current.version);
+    const { view, created } = await this.bindings.update(principalOf(req), tenant, id, current.version, dto);
+    res.status(created ? 201 : 200);
+    res.setHeader('ETag', etagOf(view.version));
+    if (created) res.setHeader('Location', `/admin/v1/tenants/${tenantId}/bindings/${view.id}`);
+    return view;
+  }
+
+  @Post(':bindingId/test-login')
+  @HttpCode(200)
+  async testLogin(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Req() req: Request): Promise<{ url: string }> {
+    return this.bindings.testLogin(principalOf(req), await this.tenants.get(tenantId), id);
+  }
+
+  @Post(':bindingId/activate')
+  @HttpCode(200)
+  async activate(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+    const tenant = await this.tenants.get(tenantId);
+    const current = await this.bindings.get(tenant, id);
+    requireIfMatch(req, current.version);
+    const view = await this.bindings.activate(principalOf(req), tenant, id, current.version);
+    res.setHeader('ETag', etagOf(view.version));
+    return view;
+  }
+
+  @Post(':bindingId/mapping\\:preview')
+  @HttpCode(200)
+  async preview(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Body() dto: MappingPreviewDto) {
+    return this.bindings.preview(await this.tenants.get(tenantId), id, dto);
+  }
+
+  @Get(':bindingId/health')
+  async health(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Query('refresh') refresh?: string) {
+    return this.bindings.health(await this.tenants.get(tenantId), id, refresh !== 'false');
+  }
+}
+
+@Admin('SCIM tokens')
+@Controller('admin/v1/tenants/:tenantId/scim-tokens')
+export class ScimTokensAdminController {
+  constructor(
+    private readonly tenants: TenantsAdminService,
+    private readonly tokens: ScimTokensService,
+  ) {}
+
+  /** The token is shown once, in this response. */
+  @Post()
+  async create(@Param('tenantId') tenantId: string, @Body() dto: CreateScimTokenDto, @Req() req: Request) {
+    const tenant = await this.tenants.get(tenantId);
+    return this.tokens.create(tenant.id, dto.name, principalOf(req).actor);
+  }
+
+  @Get()
+  async list(@Param('tenantId') tenantId: string) {
+    return { items: await this.tokens.list((await this.tenants.get(tenantId)).id) };
+  }
+
+  @Delete(':tokenId')
+  @HttpCode(204)
+  async revoke(@Param('tenantId') tenantId: string, @Param('tokenId') tokenId: string, @Req() req: Request): Promise<void> {
+    const revoked = await this.tokens.revoke((await this.tenants.get(tenantId)).id, tokenId, principalOf(req).actor);
+    if (!revoked) throw new ProblemError(404, 'SCIM token not found', undefined, problemType('scim-token-not-found'));
+  }
+}
+
+@Admin('clients')
+@Controller('admin/v1/clients')
+export class ClientsAdminController {
+  constructor(
+    private readonly clients: ClientsService,
+    private readonly tenants: TenantsAdminService,
+    private readonly db: Database,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** The client secret is shown once, in this response. */
+  @Post()
+  async create(@Body() dto: CreateClientDto, @Req() req: Request) {
+    if (dto.kind === 'machine' && !dto.tenantId) throw new ProblemError(400, 'Tenant required', 'A machine client belongs to one tenant: send tenantId.', problemType('validation'));
+    if (dto.tenantId) await this.tenants.get(dto.tenantId);
+    const { client, secret } = await this.clients.create(dto);
+    await this.db.tx((m) => this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'client.created', target: client.id, data: { after: client } }));
+    return { ...client, clientSecret: secret };
+  }
+
+  @Get()
+  async list() {
+    return { items: await this.clients.list() };
+  }
+
+  @Get(':clientId')
+  async get(@Param('clientId') id: string) {
+    const client = await this.clients.find(id);
+    if (!client) throw new ProblemError(404, 'Client not found', undefined, problemType('client-not-found'));
+    return client;
+  }
+
+  @Delete(':clientId')
+  @HttpCode(204)
+  async disable(@Param('clientId') id: string, @Req() req: Request): Promise<void> {
+    if (!(await this.clients.disable(id))) throw new ProblemError(404, 'Client not found', undefined, problemType('client-not-found'));
+    await this.db.tx((m) => this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'client.disabled', target: id }));
+  }
+}
+
+@Admin('signing keys')
+@Controller('admin/v1/signing-keys')
+export class SigningKeysAdminController {
+  constructor(
+    private readonly keys: SigningKeysService,
+    private readonly db: Database,
+    private readonly audit: AuditService,
+  ) {}
+
+  @Get()
+  async list(): Promise<{ items: SigningKeyView[] }> {
+    return { items: await this.keys.list() };
+  }
+
+  /** Publishes a new key now; it signs after publishDelaySeconds (default KEY_PUBLISH_DELAY_SECONDS). */
+  @Post('rotate')
+  async rotate(@Body() dto: RotateKeysDto, @Req() req: Request): Promise<SigningKeyView> {
+    const key = await this.keys.rotate(dto.publishDelaySeconds);
+    await this.db.tx((m) => this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'signing_key.rotated', target: key.kid, data: { activatesAt: key.activatesAt } }));
+    return key;
+  }
+}
+
+@Admin('audit')
+@Controller('admin/v1/audit-events')
+export class AuditAdminController {
+  constructor(private readonly tenants: TenantsAdminService) {}
+
+  @Get()
+  list(@Query() q: AuditQueryDto) {
+    return this.tenants.auditEvents(q);
+  }
+}
+
+export const ADMIN_CONTROLLERS = [TenantsAdminController, BindingsAdminController, ScimTokensAdminController, ClientsAdminController, SigningKeysAdminController, AuditAdminController];

@@ -1,0 +1,223 @@
+import { Type } from 'class-transformer';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsISO8601,
+  IsObject,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Matches,
+  Max,
+  Min,
+} from 'class-validator';
+import { IDP_KINDS, type ClaimMappingRules, type IdpKind } from '../identity/identity-provider.port.js';
+import { SLUG_PATTERN } from '../tenants/tenants.service.js';
+
+export class CreateTenantDto {
+  @ApiProperty({ example: 'acme', description: 'Lower-case letters, digits and inner hyphens, 1–63 characters. Immutable.' })
+  @Matches(SLUG_PATTERN, { message: 'slug must be 1–63 lower-case letters, digits and inner hyphens' })
+  slug!: string;
+
+  @ApiProperty({ example: 'Acme Corporation' })
+  @IsString()
+  @Length(1, 200)
+  displayName!: string;
+}
+
+export class UpdateTenantDto {
+  /** Accepted only to refuse it with a clear message: slugs are immutable. */
+  @IsOptional()
+  slug?: unknown;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  displayName?: string;
+
+  @ApiPropertyOptional({ enum: ['active', 'suspended'] })
+  @IsOptional()
+  @IsIn(['active', 'suspended'])
+  status?: 'active' | 'suspended';
+}
+
+export class CreateBindingDto {
+  @ApiProperty({ enum: IDP_KINDS })
+  @IsIn(IDP_KINDS as unknown as string[], { message: `kind must be one of ${IDP_KINDS.join(', ')}` })
+  kind!: IdpKind;
+
+  @ApiPropertyOptional({ description: 'Kind-specific configuration (see README, "Onboard a tenant").' })
+  @IsOptional()
+  @IsObject()
+  config?: Record<string, unknown>;
+
+  @ApiPropertyOptional({ description: 'Write-only: encrypted at rest, never returned.' })
+  @IsOptional()
+  @IsObject()
+  secrets?: Record<string, unknown>;
+
+  @ApiPropertyOptional({ description: 'Claim and role mapping rules.' })
+  @IsOptional()
+  @IsObject()
+  claimMapping?: ClaimMappingRules;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsInt()
+  @Min(-1000)
+  @Max(1000)
+  priority?: number;
+
+  @ApiPropertyOptional({ description: 'Ops only: import an existing Firebase project (ADR-0002).' })
+  @IsOptional()
+  @IsBoolean()
+  migrationImport?: boolean;
+}
+
+export class UpdateBindingDto {
+  @IsOptional()
+  @IsObject()
+  config?: Record<string, unknown>;
+
+  @IsOptional()
+  @IsObject()
+  secrets?: Record<string, unknown>;
+
+  @IsOptional()
+  @IsObject()
+  claimMapping?: ClaimMappingRules;
+
+  @IsOptional()
+  @IsInt()
+  @Min(-1000)
+  @Max(1000)
+  priority?: number;
+}
+
+export class MappingPreviewDto {
+  @ApiPropertyOptional({ description: 'Upstream issuer of the sample; default: the last test login.' })
+  @IsOptional()
+  @IsString()
+  issuer?: string;
+
+  @IsOptional()
+  @IsString()
+  subject?: string;
+
+  @ApiPropertyOptional({ description: 'Upstream claims of the sample identity; default: the last test login.' })
+  @IsOptional()
+  @IsObject()
+  claims?: Record<string, unknown>;
+}
+
+export class CreateClientDto {
+  @ApiProperty({ example: 'web-bff' })
+  @Matches(/^[A-Za-z0-9_.-]{3,100}$/)
+  id!: string;
+
+  @IsString()
+  @Length(1, 200)
+  name!: string;
+
+  @ApiProperty({ enum: ['bff', 'machine'] })
+  @IsIn(['bff', 'machine'])
+  kind!: 'bff' | 'machine';
+
+  @ApiPropertyOptional({ description: 'Machine clients belong to one tenant.' })
+  @IsOptional()
+  @IsUUID()
+  tenantId?: string;
+
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(50)
+  @IsString({ each: true })
+  redirectUris?: string[];
+
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(50)
+  @IsString({ each: true })
+  postLogoutRedirectUris?: string[];
+
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(100)
+  @Matches(/^[A-Za-z0-9_.:-]{1,100}$/, { each: true })
+  scopes?: string[];
+
+  @IsOptional()
+  @IsArray()
+  @IsIn(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'], { each: true })
+  grantTypes?: string[];
+}
+
+export class CreateScimTokenDto {
+  @IsString()
+  @Length(1, 100)
+  name!: string;
+}
+
+export class RotateKeysDto {
+  @ApiPropertyOptional({ description: 'Seconds the new key is published before it signs (default KEY_PUBLISH_DELAY_SECONDS).' })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(7 * 86_400)
+  publishDelaySeconds?: number;
+}
+
+export class AuditQueryDto {
+  @IsOptional()
+  @IsUUID()
+  tenantId?: string;
+
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  actor?: string;
+
+  @IsOptional()
+  @IsString()
+  @Length(1, 100)
+  action?: string;
+
+  @IsOptional()
+  @IsISO8601()
+  since?: string;
+
+  @IsOptional()
+  @IsISO8601()
+  until?: string;
+
+  @IsOptional()
+  @Matches(/^\d{1,19}$/)
+  cursor?: string;
+
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit?: number;
+}
+
+export class ListQueryDto {
+  @IsOptional()
+  @IsString()
+  @Length(1, 100)
+  cursor?: string;
+
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit?: number;
+}

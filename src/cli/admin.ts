@@ -1,0 +1,236 @@
+/**
+ * `npm run admin -- <command>`: the admin API for ops, from a terminal.
+ *
+ * Every command but `bootstrap` calls the HTTP API with a client_credentials token of an
+ * operator machine client (ADMIN_CLIENT_ID / ADMIN_CLIENT_SECRET, or --client-id/--client-secret)
+ * at ADMIN_URL (or --url; default http://localhost:3000). `bootstrap` runs against the service's
+ * own database configuration (the same environment as the service) and prints that client once.
+ */
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+
+const HELP = `auth-service admin CLI
+
+Usage: npm run admin -- <command> [arguments] [options]
+
+First start:
+  bootstrap                                   create the operator tenant and an admin machine client
+                                              (uses DATABASE_URL / KEY_ENCRYPTION_KEY like the service)
+Tenants:
+  tenants list
+  tenants create <slug> <display name>
+  tenants get <tenantId>
+  tenants suspend|resume <tenantId>
+  tenants delete <tenantId>                   soft delete: logins and SCIM stop at once
+Identity-provider bindings:
+  bindings list <tenantId>
+  bindings create <tenantId> --kind <keycloak|oidc|saml|native|firebase_legacy> [--file binding.json]
+                  [--config JSON] [--secrets JSON] [--claim-mapping JSON]
+  bindings test-login <tenantId> <bindingId>  prints the link for the customer's IT admin
+  bindings preview <tenantId> <bindingId> [--claims JSON]
+  bindings activate <tenantId> <bindingId>    needs a completed test login
+  bindings rollback <tenantId>
+  bindings health <tenantId> <bindingId>
+Clients:
+  clients list
+  clients create --id <id> --name <name> --kind <bff|machine> [--tenant <tenantId>]
+                 [--redirect-uri <uri>]... [--scope <scope>]...
+  clients disable <clientId>
+SCIM tokens:
+  scim-tokens create <tenantId> <name>        the token is printed once
+  scim-tokens list <tenantId>
+  scim-tokens revoke <tenantId> <tokenId>
+Signing keys and audit:
+  keys list
+  keys rotate [--delay <seconds>]
+  audit [--tenant <tenantId>] [--action <action>] [--limit <n>]
+
+Options:
+  --url <url>             admin API base URL (env ADMIN_URL, default http://localhost:3000)
+  --client-id <id>        operator machine client (env ADMIN_CLIENT_ID)
+  --client-secret <s>     its secret (env ADMIN_CLIENT_SECRET)
+  -h, --help              this text
+`;
+
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    help: { type: 'boolean', short: 'h' },
+    url: { type: 'string' },
+    'client-id': { type: 'string' },
+    'client-secret': { type: 'string' },
+    kind: { type: 'string' },
+    file: { type: 'string' },
+    config: { type: 'string' },
+    secrets: { type: 'string' },
+    'claim-mapping': { type: 'string' },
+    claims: { type: 'string' },
+    id: { type: 'string' },
+    name: { type: 'string' },
+    tenant: { type: 'string' },
+    'redirect-uri': { type: 'string', multiple: true },
+    scope: { type: 'string', multiple: true },
+    delay: { type: 'string' },
+    action: { type: 'string' },
+    limit: { type: 'string' },
+  },
+});
+
+class CliError extends Error {}
+
+const json = (text: string | undefined, what: string): Record<string, unknown> | undefined => {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new CliError(`${what} is not valid JSON`);
+  }
+};
+
+const base = (opts.url ?? process.env['ADMIN_URL'] ?? 'http://localhost:3000').replace(/\/+$/, '');
+
+async function token(): Promise<string> {
+  const id = opts['client-id'] ?? process.env['ADMIN_CLIENT_ID'];
+  const secret = opts['client-secret'] ?? process.env['ADMIN_CLIENT_SECRET'];
+  if (!id || !secret) throw new CliError('Set ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET (or --client-id/--client-secret); `bootstrap` creates them.');
+  const res = await fetch(`${base}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}` },
+    body: 'grant_type=client_credentials&scope=admin',
+  });
+  const body = (await res.json()) as { access_token?: string; error_description?: string };
+  if (!res.ok || !body.access_token) throw new CliError(`Could not get an admin token: ${body.error_description ?? res.status}`);
+  return body.access_token;
+}
+
+let cachedToken: string | undefined;
+async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; etag: string | null; data: unknown }> {
+  cachedToken ??= await token();
+  const res = await fetch(`${base}/admin/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${cachedToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  const data = text ? (JSON.parse(text) as unknown) : null;
+  if (!res.ok) {
+    const p = data as { title?: string; detail?: string } | null;
+    throw new CliError(`${method} ${path} → ${res.status} ${p?.title ?? ''}${p?.detail ? `: ${p.detail}` : ''}`);
+  }
+  return { status: res.status, etag: res.headers.get('etag'), data };
+}
+
+const print = (data: unknown): void => {
+  process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+};
+const need = (value: string | undefined, what: string): string => {
+  if (!value) throw new CliError(`Missing ${what}. See --help.`);
+  return value;
+};
+
+async function main(): Promise<void> {
+  const [group, action, a1, a2] = positionals;
+  if (opts.help || !group) {
+    process.stdout.write(HELP);
+    return;
+  }
+  switch (`${group} ${action ?? ''}`.trim()) {
+    case 'bootstrap': {
+      const { loadConfig } = await import('../config/app-config.js');
+      const { createApp } = await import('../bootstrap.js');
+      const { bootstrapAdmin } = await import('../admin/admin-bootstrap.js');
+      const running = await createApp(loadConfig(), { listen: false });
+      try {
+        const result = await bootstrapAdmin(running.app, opts.id ?? 'ops-admin');
+        print({ ...result, note: 'The secret is shown once. Export ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET.' });
+      } finally {
+        await running.close();
+      }
+      return;
+    }
+    case 'tenants list':
+      return print((await api('GET', '/tenants')).data);
+    case 'tenants create':
+      return print((await api('POST', '/tenants', { slug: need(a1, 'slug'), displayName: need(a2, 'display name') })).data);
+    case 'tenants get':
+      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}`)).data);
+    case 'tenants suspend':
+    case 'tenants resume': {
+      const path = `/tenants/${need(a1, 'tenantId')}`;
+      const current = await api('GET', path);
+      return print((await api('PATCH', path, { status: action === 'suspend' ? 'suspended' : 'active' }, { 'if-match': current.etag ?? '' })).data);
+    }
+    case 'tenants delete':
+      await api('DELETE', `/tenants/${need(a1, 'tenantId')}`);
+      return print({ deleted: a1 });
+    case 'bindings list':
+      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings`)).data);
+    case 'bindings create': {
+      const fromFile = opts.file ? json(readFileSync(opts.file, 'utf8'), opts.file) : {};
+      const body = {
+        ...fromFile,
+        ...(opts.kind ? { kind: opts.kind } : {}),
+        ...(opts.config ? { config: json(opts.config, '--config') } : {}),
+        ...(opts.secrets ? { secrets: json(opts.secrets, '--secrets') } : {}),
+        ...(opts['claim-mapping'] ? { claimMapping: json(opts['claim-mapping'], '--claim-mapping') } : {}),
+      };
+      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings`, body)).data);
+    }
+    case 'bindings test-login':
+      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/test-login`)).data);
+    case 'bindings preview':
+      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/mapping:preview`, opts.claims ? { claims: json(opts.claims, '--claims') } : {})).data);
+    case 'bindings activate': {
+      const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
+      const current = await api('GET', path);
+      return print((await api('POST', `${path}/activate`, undefined, { 'if-match': current.etag ?? '' })).data);
+    }
+    case 'bindings rollback':
+      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/rollback`)).data);
+    case 'bindings health':
+      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/health`)).data);
+    case 'clients list':
+      return print((await api('GET', '/clients')).data);
+    case 'clients create':
+      return print(
+        (
+          await api('POST', '/clients', {
+            id: need(opts.id, '--id'),
+            name: need(opts.name, '--name'),
+            kind: need(opts.kind, '--kind'),
+            ...(opts.tenant ? { tenantId: opts.tenant } : {}),
+            ...(opts['redirect-uri'] ? { redirectUris: opts['redirect-uri'] } : {}),
+            ...(opts.scope ? { scopes: opts.scope } : {}),
+          })
+        ).data,
+      );
+    case 'clients disable':
+      await api('DELETE', `/clients/${need(a1, 'clientId')}`);
+      return print({ disabled: a1 });
+    case 'scim-tokens create':
+      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim-tokens`, { name: need(a2, 'token name') })).data);
+    case 'scim-tokens list':
+      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim-tokens`)).data);
+    case 'scim-tokens revoke':
+      await api('DELETE', `/tenants/${need(a1, 'tenantId')}/scim-tokens/${need(a2, 'tokenId')}`);
+      return print({ revoked: a2 });
+    case 'keys list':
+      return print((await api('GET', '/signing-keys')).data);
+    case 'keys rotate':
+      return print((await api('POST', '/signing-keys/rotate', opts.delay ? { publishDelaySeconds: Number(opts.delay) } : {})).data);
+    case 'audit': {
+      const q = new URLSearchParams();
+      if (opts.tenant) q.set('tenantId', opts.tenant);
+      if (opts.action) q.set('action', opts.action);
+      if (opts.limit) q.set('limit', opts.limit);
+      return print((await api('GET', `/audit-events?${q}`)).data);
+    }
+    default:
+      throw new CliError(`Unknown command "${positionals.join(' ')}". See --help.`);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`admin: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(err instanceof CliError ? 2 : 1);
+});

@@ -1,0 +1,53 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppConfig } from '../../config/app-config.js';
+import type { BindingContext, ExternalIdentity, ExternalTokenInput, IdentityProvider, ProviderCapabilities } from '../identity-provider.port.js';
+import { firebaseIssuer, parseFirebaseBindingConfig, parseFirebaseBindingSecrets } from './firebase-binding-config.js';
+import { FirebaseCertificateCache } from './firebase-certificates.js';
+import { FirebaseAdminGateway } from './firebase-admin.gateway.js';
+import { FirebaseTokenRejected, verifyFirebaseIdToken } from './firebase-id-token.js';
+
+export const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+/**
+ * Firebase Authentication, kept for the tenants that already use it (ADR-0002): the application
+ * signs in with the Firebase client SDK as before and exchanges the Firebase ID token at the token
+ * endpoint (RFC 8693) for a platform token. No redirect login: new tenants are not onboarded here.
+ */
+@Injectable()
+export class FirebaseLegacyProvider implements IdentityProvider {
+  readonly kind = 'firebase_legacy' as const;
+  readonly capabilities: ProviderCapabilities = { loginRedirect: false, tokenExchange: true, logout: false };
+  readonly exchangeTokenTypes = [ID_TOKEN_TYPE, JWT_TOKEN_TYPE] as const;
+
+  constructor(
+    @Inject(AppConfig) private readonly config: AppConfig,
+    private readonly certificates: FirebaseCertificateCache,
+    private readonly admin: FirebaseAdminGateway,
+  ) {}
+
+  async exchangeToken(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity> {
+    const config = parseFirebaseBindingConfig(binding.config, { production: this.config.isProduction });
+    const claims = await verifyFirebaseIdToken(input.token, {
+      projectId: config.projectId,
+      tenantId: config.tenantId,
+      clockSkewSeconds: this.config.CLOCK_SKEW_SECONDS,
+      acceptUnsigned: this.config.firebaseEmulatorHost !== undefined,
+      keyFor: (kid) => this.certificates.key(config.certificateUrl, kid),
+    });
+    if (config.checkRevoked) {
+      const status = await this.admin.accountStatus(binding.id, config, parseFirebaseBindingSecrets(binding.secrets), claims.sub);
+      if (!status) throw new FirebaseTokenRejected('The Firebase account no longer exists.');
+      if (status.disabled) throw new FirebaseTokenRejected('The Firebase account is disabled.');
+      // Firebase's rule: a token authenticated before the account's tokensValidAfterTime is revoked.
+      if (status.tokensValidAfter !== undefined && claims.auth_time * 1000 < status.tokensValidAfter)
+        throw new FirebaseTokenRejected('The Firebase ID token has been revoked.');
+    }
+    return {
+      issuer: firebaseIssuer(config.projectId),
+      subject: claims.sub,
+      claims,
+      authTime: new Date(claims.auth_time * 1000),
+    };
+  }
+}

@@ -1,0 +1,29 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { ProblemError, problemType } from '../../common/errors.js';
+import type { LegacyPasswordVerifier } from '../native/legacy-password.port.js';
+import { FirebaseHashConfigStore } from './firebase-hash-configs.js';
+import { isFirebasePasswordHash, parseFirebasePasswordHash } from './firebase-password-hash.js';
+import { verifyFirebaseScrypt } from './firebase-scrypt.js';
+
+/** Lets native logins accept passwords imported from Firebase (`$firebase-scrypt$…`) until they are rehashed. */
+@Injectable()
+export class FirebasePasswordVerifier implements LegacyPasswordVerifier {
+  readonly format = 'firebase-scrypt';
+
+  constructor(private readonly configs: FirebaseHashConfigStore) {}
+
+  canVerify(storedHash: string): boolean {
+    return isFirebasePasswordHash(storedHash);
+  }
+
+  async verify(m: EntityManager, tenantId: string, storedHash: string, password: string): Promise<boolean> {
+    const parsed = parseFirebasePasswordHash(storedHash);
+    if (!parsed) return false;
+    const params = await this.configs.load(m, tenantId, parsed.configId);
+    // Without its parameters the hash can never verify: an operator error, not a wrong password.
+    if (!params)
+      throw new ProblemError(500, 'Imported password unusable', 'The Firebase hash parameters of an imported password are missing.', problemType('firebase-hash-config-missing'));
+    return verifyFirebaseScrypt(password, { passwordHash: parsed.passwordHash, salt: parsed.salt }, params);
+  }
+}

@@ -1,0 +1,364 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import * as oidc from 'openid-client';
+import type { JWTPayload } from 'jose';
+import { AppConfig } from '../../config/app-config.js';
+import { constantEquals } from '../../crypto/random.js';
+import { DependencyUnavailableError, OAuthError, ProblemError, problemType } from '../../common/errors.js';
+import type {
+  BeginLoginResult,
+  BindingContext,
+  BindingHealth,
+  CallbackInput,
+  EndSessionOptions,
+  ExternalIdentity,
+  ExternalTokenInput,
+  IdentityProvider,
+  LoginContext,
+  ProviderCapabilities,
+  ValidatedBindingConfig,
+} from '../identity-provider.port.js';
+import { InvalidKeycloakBindingError, resolveKeycloakBinding, type ResolvedKeycloakBinding } from './keycloak-binding.config.js';
+import { KEYCLOAK_LIMITS, KeycloakDiscoveryError, KeycloakRealms } from './keycloak-realms.js';
+import { KeycloakKeysUnavailableError, KeycloakTokenRejectedError, organizationAliases, verifyKeycloakJwt } from './keycloak-tokens.js';
+
+export const KEYCLOAK_ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+/** What beginLogin keeps with the login transaction (encrypted at rest by LoginService). */
+interface KeycloakProviderState {
+  v: 1;
+  realm: string;
+  clientId: string;
+  issuer: string;
+  /** Organization mode: the alias whose membership the ID token must show. */
+  organizationAlias: string | null;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+  redirectUri: string;
+}
+
+/** What the platform session keeps for RP-initiated logout (encrypted at rest). */
+interface KeycloakUpstreamSession {
+  v: 1;
+  realm: string;
+  clientId: string;
+  idToken: string;
+}
+
+/** Oldest ID token accepted: it was minted by the code exchange just made. */
+const ID_TOKEN_MAX_AGE_SECONDS = 600;
+/** ID token claims that describe the token, not the user: never handed to the claim normaliser. */
+const PROTOCOL_CLAIMS = ['iss', 'aud', 'azp', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'session_state', 'jti', 'typ', 'acr', 'amr'];
+
+const UNREACHABLE = 'Sign-in is temporarily unavailable. Try again in a moment.';
+const UNVERIFIED = 'The sign-in could not be verified. Start again from the application.';
+const REFUSED = 'The identity provider refused the sign-in. Start again from the application.';
+export const NOT_A_MEMBER = 'You are not a member of this organisation. Sign in with an account that belongs to it, or ask its administrator for access.';
+
+const isNetworkError = (err: unknown): boolean =>
+  err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError' || (err instanceof TypeError && (err.message === 'fetch failed' || err.cause !== undefined)));
+
+/**
+ * Keycloak, the platform's default IdP: authorization code + PKCE S256 + nonce + state against the
+ * shared realm with the tenant's Organization requested (`organization:<alias>`), or against a
+ * tenant's dedicated realm. openid-client runs the protocol; the ID token (and the access token
+ * that carries the roles) are verified here with jose against the realm's keys, and the
+ * organisation claim is checked here: Keycloak lets a non-member log in and merely leaves the
+ * claim out, so the requested scope proves nothing.
+ *
+ * Token exchange (RFC 8693) accepts service-account access tokens of the Keycloak clients the
+ * binding lists (machine-to-machine); their subject becomes `client:<azp>`.
+ */
+@Injectable()
+export class KeycloakProvider implements IdentityProvider {
+  readonly kind = 'keycloak' as const;
+  readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: true, logout: true };
+  readonly exchangeTokenTypes = [KEYCLOAK_ACCESS_TOKEN_TYPE] as const;
+  private readonly logger = new Logger(KeycloakProvider.name);
+
+  constructor(
+    @Inject(AppConfig) private readonly config: AppConfig,
+    private readonly realms: KeycloakRealms,
+  ) {}
+
+  async beginLogin(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult> {
+    const b = this.resolve(binding);
+    let configuration: oidc.Configuration;
+    try {
+      configuration = await this.realms.configuration(b, KEYCLOAK_LIMITS.loginStartFreshMs);
+    } catch (err) {
+      throw this.unavailableAtStart(binding, err);
+    }
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const nonce = oidc.randomNonce();
+    const params: Record<string, string> = {
+      response_type: 'code',
+      redirect_uri: ctx.callbackUrl,
+      scope: b.scopes.join(' '),
+      state: ctx.transactionHandle,
+      nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+    };
+    if (ctx.loginHint) params['login_hint'] = ctx.loginHint;
+    if (b.identityProviderHint) params['kc_idp_hint'] = b.identityProviderHint;
+    const st: KeycloakProviderState = {
+      v: 1,
+      realm: b.realm,
+      clientId: b.clientId,
+      issuer: configuration.serverMetadata().issuer,
+      organizationAlias: b.organizationAlias ?? null,
+      state: ctx.transactionHandle,
+      nonce,
+      codeVerifier,
+      redirectUri: ctx.callbackUrl,
+    };
+    return { redirectUrl: oidc.buildAuthorizationUrl(configuration, params).href, providerState: { ...st } };
+  }
+
+  async completeLogin(binding: BindingContext, callback: CallbackInput, rawState: Record<string, unknown>): Promise<ExternalIdentity> {
+    const st = this.providerState(rawState);
+    const b = this.resolve(binding);
+    // The binding was edited between beginLogin and now: this answer is not for it any more.
+    if (b.realm !== st.realm || b.clientId !== st.clientId || (b.organizationAlias ?? null) !== st.organizationAlias)
+      throw this.refuse(binding, 'binding changed during the login');
+    const params = callback.method === 'POST' ? { ...callback.query, ...callback.body } : callback.query;
+    if (!constantEquals(params['state'] ?? '', st.state)) throw this.refuse(binding, 'state does not match the transaction');
+    if (!params['code']) throw this.refuse(binding, 'authorization response has no code');
+
+    let configuration: oidc.Configuration;
+    try {
+      configuration = await this.realms.configuration(b, KEYCLOAK_LIMITS.discoveryMaxAgeMs);
+    } catch (err) {
+      throw this.fail(binding, 'discovery', err);
+    }
+    if (configuration.serverMetadata().issuer !== st.issuer) throw this.refuse(binding, 'realm issuer changed during the login');
+
+    // openid-client checks state, RFC 9207 `iss` (Keycloak advertises it), PKCE and the ID token's
+    // claims, but on the code flow not its signature: that is done below.
+    const currentUrl = new URL(st.redirectUri);
+    for (const name of ['code', 'state', 'iss', 'session_state'] as const) if (params[name] !== undefined) currentUrl.searchParams.set(name, params[name]);
+    let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+    try {
+      tokens = await oidc.authorizationCodeGrant(configuration, currentUrl, {
+        pkceCodeVerifier: st.codeVerifier,
+        expectedState: st.state,
+        expectedNonce: st.nonce,
+        idTokenExpected: true,
+      });
+    } catch (err) {
+      throw this.fail(binding, 'token', err);
+    }
+    if (!tokens.id_token) throw this.refuse(binding, 'token response has no id_token');
+
+    const keys = this.realms.keys(b.realm);
+    let idClaims: JWTPayload & { sub: string };
+    let accessClaims: JWTPayload & { sub: string };
+    try {
+      idClaims = await verifyKeycloakJwt(tokens.id_token, keys, {
+        issuer: st.issuer,
+        audience: b.clientId,
+        clockSkewSeconds: this.config.CLOCK_SKEW_SECONDS,
+        requiredClaims: ['sub', 'nonce'],
+        maxTokenAgeSeconds: ID_TOKEN_MAX_AGE_SECONDS,
+        keycloakTyp: 'ID',
+      });
+      if (typeof idClaims.nonce !== 'string' || !constantEquals(idClaims.nonce, st.nonce)) throw new KeycloakTokenRejectedError('nonce does not match');
+      if (idClaims.azp !== undefined && idClaims.azp !== b.clientId) throw new KeycloakTokenRejectedError('azp is another client');
+      // Realm and client roles are in the access token only (Keycloak's role mappers leave the ID
+      // token out by default); it comes from the same response and must be about the same user.
+      accessClaims = await verifyKeycloakJwt(tokens.access_token, keys, {
+        issuer: st.issuer,
+        clockSkewSeconds: this.config.CLOCK_SKEW_SECONDS,
+        requiredClaims: ['sub', 'azp'],
+        keycloakTyp: 'Bearer',
+      });
+      if (accessClaims.azp !== b.clientId) throw new KeycloakTokenRejectedError('access token azp is another client');
+      if (accessClaims.sub !== idClaims.sub) throw new KeycloakTokenRejectedError('access token is about another subject');
+    } catch (err) {
+      throw this.fail(binding, 'id_token', err);
+    }
+
+    const claims: Record<string, unknown> = Object.fromEntries(Object.entries(idClaims).filter(([k]) => !PROTOCOL_CLAIMS.includes(k)));
+    for (const name of ['realm_access', 'resource_access', 'groups'] as const) if (accessClaims[name] !== undefined) claims[name] ??= accessClaims[name];
+    if (st.organizationAlias !== null) {
+      // The organisation is the tenant's only if Keycloak says the user is a member: a non-member
+      // is logged in without the claim, a tampered request names another organisation.
+      const inIdToken = organizationAliases(idClaims['organization']);
+      const inAccessToken = organizationAliases(accessClaims['organization']);
+      if (!inIdToken.includes(st.organizationAlias) || (accessClaims['organization'] !== undefined && !inAccessToken.includes(st.organizationAlias))) {
+        this.logger.warn({ binding: binding.id, reason: inIdToken.length === 0 ? 'no organization claim' : 'organization claim names other organisations' }, 'Keycloak login refused: not a member');
+        throw new OAuthError('access_denied', NOT_A_MEMBER);
+      }
+      // Role rules see this tenant's organisation only, whatever else the user belongs to.
+      claims['organization'] = [st.organizationAlias];
+    } else {
+      delete claims['organization'];
+    }
+    const upstream: KeycloakUpstreamSession = { v: 1, realm: st.realm, clientId: st.clientId, idToken: tokens.id_token };
+    return {
+      issuer: st.issuer,
+      subject: idClaims.sub,
+      claims,
+      authTime: typeof idClaims['auth_time'] === 'number' ? new Date(idClaims['auth_time'] * 1000) : undefined,
+      upstreamSession: { ...upstream },
+    };
+  }
+
+  /**
+   * RFC 8693 for machines: a service-account access token of a Keycloak client the binding lists,
+   * issued by the binding's realm for the configured audience, signed by the realm's key.
+   */
+  async exchangeToken(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity> {
+    if (input.tokenType !== KEYCLOAK_ACCESS_TOKEN_TYPE) throw new OAuthError('invalid_request', 'Only Keycloak access tokens can be exchanged.');
+    const b = this.resolve(binding);
+    const issuer = this.realms.issuer(b.realm);
+    let claims: JWTPayload & { sub: string };
+    try {
+      claims = await verifyKeycloakJwt(input.token, this.realms.keys(b.realm), {
+        issuer,
+        audience: b.audience,
+        clockSkewSeconds: this.config.CLOCK_SKEW_SECONDS,
+        requiredClaims: ['sub', 'azp'],
+        keycloakTyp: 'Bearer',
+      });
+    } catch (err) {
+      if (err instanceof KeycloakKeysUnavailableError) {
+        this.logger.warn({ binding: binding.id, reason: this.reasonOf(err) }, 'Keycloak keys unavailable for a token exchange');
+        throw new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err, retryAfter: 5 });
+      }
+      this.logger.warn({ binding: binding.id, reason: this.reasonOf(err) }, 'Keycloak token exchange refused');
+      throw new OAuthError('invalid_grant', 'The subject token was rejected.', { cause: err });
+    }
+    const azp = claims.azp as string;
+    // Keycloak writes `client_id` into service-account tokens only: a user's token for the same
+    // client is not a machine identity.
+    if (!b.machineClients.includes(azp) || claims['client_id'] !== azp) {
+      this.logger.warn({ binding: binding.id, reason: b.machineClients.includes(azp) ? 'not a service-account token' : 'client not allowed for this tenant' }, 'Keycloak token exchange refused');
+      throw new OAuthError('invalid_grant', 'The subject token was rejected.');
+    }
+    const kept = Object.fromEntries(Object.entries(claims).filter(([k]) => !PROTOCOL_CLAIMS.includes(k) && k !== 'organization'));
+    return { issuer, subject: claims.sub, claims: kept, authTime: typeof claims.iat === 'number' ? new Date(claims.iat * 1000) : undefined, machineClientId: azp };
+  }
+
+  async endSessionUrl(binding: BindingContext, upstream: Record<string, unknown>, opts: EndSessionOptions): Promise<string | undefined> {
+    const u = upstream as Partial<KeycloakUpstreamSession>;
+    if (u.v !== 1 || typeof u.idToken !== 'string' || typeof u.realm !== 'string' || typeof u.clientId !== 'string') return undefined;
+    const b = this.resolve(binding);
+    // The session's realm and client, as they were at login (a since-edited binding keeps its secret for the same client only).
+    if (b.realm !== u.realm || b.clientId !== u.clientId) return undefined;
+    const configuration = await this.realms.configuration(b, KEYCLOAK_LIMITS.discoveryMaxAgeMs);
+    if (!configuration.serverMetadata().end_session_endpoint) return undefined;
+    const params: Record<string, string> = { id_token_hint: u.idToken, client_id: u.clientId };
+    if (opts.postLogoutRedirectUri) params['post_logout_redirect_uri'] = opts.postLogoutRedirectUri;
+    if (opts.state) params['state'] = opts.state;
+    return oidc.buildEndSessionUrl(configuration, params).href;
+  }
+
+  /** Admin API: a binding's configuration is checked (and its realm asked) before it is saved. */
+  async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+    const settings = this.realms.settings;
+    if (!settings) throw new ProblemError(422, 'Keycloak not configured', 'This service has no Keycloak (KEYCLOAK_URL is unset).', problemType('binding-invalid'));
+    let b: ResolvedKeycloakBinding;
+    try {
+      b = resolveKeycloakBinding(input.config, input.secrets, input.tenantSlug, settings);
+    } catch (err) {
+      if (!(err instanceof InvalidKeycloakBindingError)) throw err;
+      throw new ProblemError(422, 'Invalid Keycloak binding', err.problems.join('; '), problemType('binding-invalid'), { problems: err.problems }, { cause: err });
+    }
+    const health = await this.health(b);
+    if (health.checks['discovery']?.startsWith('misconfigured'))
+      throw new ProblemError(422, 'Invalid Keycloak binding', `The realm "${b.realm}" cannot be used: ${health.checks['discovery']}.`, problemType('binding-invalid'));
+    return { config: { ...input.config }, health };
+  }
+
+  /** Admin API: the binding's realm answers discovery as configured. */
+  async probe(binding: BindingContext): Promise<BindingHealth> {
+    return this.health(this.resolve(binding));
+  }
+
+  private async health(b: ResolvedKeycloakBinding): Promise<BindingHealth> {
+    try {
+      await this.realms.configuration(b, 0);
+      return { ok: true, checks: { discovery: 'ok' } };
+    } catch (err) {
+      const misconfigured = err instanceof KeycloakDiscoveryError && err.misconfigured;
+      return { ok: false, checks: { discovery: `${misconfigured ? 'misconfigured' : 'unreachable'}: ${this.reasonOf(err)}` } };
+    }
+  }
+
+  private resolve(binding: BindingContext): ResolvedKeycloakBinding {
+    const settings = this.realms.settings;
+    if (!settings) {
+      this.logger.error({ binding: binding.id }, 'a tenant is bound to Keycloak but KEYCLOAK_URL is not configured');
+      throw new ProblemError(502, 'Identity provider misconfigured', 'Sign-in for this organisation is misconfigured. Contact the platform operators.', problemType('idp-misconfigured'));
+    }
+    try {
+      return resolveKeycloakBinding(binding.config, binding.secrets, binding.tenantSlug, settings);
+    } catch (err) {
+      if (!(err instanceof InvalidKeycloakBindingError)) throw err;
+      this.logger.error({ binding: binding.id, problems: err.problems }, 'Keycloak binding is misconfigured');
+      throw new ProblemError(502, 'Identity provider misconfigured', 'Sign-in for this organisation is misconfigured. Contact the platform operators.', problemType('idp-misconfigured'), {}, { cause: err });
+    }
+  }
+
+  private providerState(raw: Record<string, unknown>): KeycloakProviderState {
+    const s = raw as Partial<KeycloakProviderState>;
+    const strings = [s.realm, s.clientId, s.issuer, s.state, s.nonce, s.codeVerifier, s.redirectUri];
+    if (s.v !== 1 || strings.some((v) => typeof v !== 'string' || v.length === 0) || (s.organizationAlias !== null && typeof s.organizationAlias !== 'string'))
+      throw new OAuthError('server_error', 'The sign-in could not be completed. Start again from the application.');
+    return s as KeycloakProviderState;
+  }
+
+  /** Keycloak could not be asked at the start: nothing is written, the client gets a 503 it can retry. */
+  private unavailableAtStart(binding: BindingContext, err: unknown): ProblemError {
+    const reason = this.reasonOf(err);
+    if (err instanceof KeycloakDiscoveryError && err.misconfigured) {
+      this.logger.error({ binding: binding.id, reason }, 'Keycloak realm is misconfigured');
+      return new ProblemError(502, 'Identity provider misconfigured', 'Sign-in for this organisation is misconfigured. Contact the platform operators.', problemType('idp-misconfigured'), {}, { cause: err });
+    }
+    this.logger.warn({ binding: binding.id, reason }, 'Keycloak unavailable at login start');
+    return new DependencyUnavailableError('Keycloak', UNREACHABLE, { cause: err, status: 503 });
+  }
+
+  private refuse(binding: BindingContext, reason: string): OAuthError {
+    this.logger.warn({ binding: binding.id, reason }, 'Keycloak login refused');
+    return new OAuthError('access_denied', UNVERIFIED);
+  }
+
+  /**
+   * An upstream failure as an OAuth error for the BFF (LoginController redirects it there):
+   * Keycloak unreachable → temporarily_unavailable; Keycloak said no → access_denied; anything
+   * that failed verification → access_denied. Only reasons are logged, never tokens or claims.
+   */
+  private fail(binding: BindingContext, step: string, err: unknown): OAuthError {
+    const reason = this.reasonOf(err);
+    if (err instanceof OAuthError) return err;
+    if ((err instanceof KeycloakDiscoveryError && !err.misconfigured) || err instanceof KeycloakKeysUnavailableError || isNetworkError(err) || this.upstream5xx(err)) {
+      this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak unavailable');
+      return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
+    }
+    if (err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError) {
+      this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak refused the login');
+      return new OAuthError('access_denied', REFUSED, { cause: err });
+    }
+    if (err instanceof KeycloakTokenRejectedError || err instanceof oidc.ClientError) this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak login refused');
+    else this.logger.error({ binding: binding.id, step, reason }, 'Keycloak login failed unexpectedly');
+    return new OAuthError('access_denied', UNVERIFIED, { cause: err });
+  }
+
+  private upstream5xx(err: unknown): boolean {
+    if (err instanceof oidc.ResponseBodyError) return err.status >= 500 || err.error === 'temporarily_unavailable';
+    const cause = (err as { cause?: unknown }).cause;
+    return err instanceof oidc.ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500;
+  }
+
+  private reasonOf(err: unknown): string {
+    if (err instanceof KeycloakTokenRejectedError || err instanceof KeycloakDiscoveryError) return err.reason;
+    if (err instanceof KeycloakKeysUnavailableError) return `keys unavailable: ${err.cause instanceof Error ? err.cause.name : 'unknown'}`;
+    if (err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError) return `Keycloak error ${err.error}`;
+    if (err instanceof oidc.ClientError) return `${err.code ?? 'client error'}: ${err.message}`;
+    if (err instanceof Error) return `${err.name}: ${err.message}`;
+    return 'unknown';
+  }
+}

@@ -1,0 +1,239 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import * as oidc from 'openid-client';
+import { AppConfig } from '../../config/app-config.js';
+import { constantEquals } from '../../crypto/random.js';
+import { DependencyUnavailableError, OAuthError, ProblemError, problemType } from '../../common/errors.js';
+import type {
+  BeginLoginResult,
+  BindingContext,
+  CallbackInput,
+  ExternalIdentity,
+  IdentityProvider,
+  LoginContext,
+  ProviderCapabilities,
+} from '../identity-provider.port.js';
+import { InvalidOidcBindingError, resolveOidcBinding, type ResolvedOidcBinding } from './tenant-oidc.config.js';
+import { OidcClientCache, OidcDiscoveryError, type OidcClient } from './oidc-client.cache.js';
+import { IdTokenRejectedError, verifyIdToken } from './id-token.verifier.js';
+import { JwksUnavailableError } from './remote-jwks.js';
+
+/** What beginLogin keeps with the login transaction (encrypted at rest by LoginService). */
+interface OidcProviderState {
+  v: 1;
+  issuer: string;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+  redirectUri: string;
+}
+
+/** Tunables of the adapter; the defaults are what production uses. */
+export const OIDC_ADAPTER_LIMITS = Object.freeze({
+  discoveryTtlMs: 60 * 60_000,
+  discoveryRetryMs: 30_000,
+  timeoutSeconds: 10,
+  /** At most one JWKS fetch per OP per this period, also when tokens name unknown keys. */
+  jwksCooldownMs: 10_000,
+  jwksMaxAgeMs: 10 * 60_000,
+  /** Oldest `iat` accepted: the ID token is minted by the code exchange we just made. */
+  idTokenMaxAgeSeconds: 600,
+});
+
+/** ID token claims that describe the token, not the user: userinfo never overrides them. */
+const PROTOCOL_CLAIMS = ['iss', 'sub', 'aud', 'azp', 'exp', 'iat', 'nbf', 'nonce', 'auth_time', 'at_hash', 'c_hash', 's_hash', 'sid', 'jti', 'acr', 'amr'];
+
+const UNVERIFIED = 'The identity provider’s answer could not be verified. Start again from the application.';
+const REFUSED = 'The identity provider refused the sign-in. Start again from the application.';
+const UNREACHABLE = 'The organisation’s identity provider could not be reached. Try again in a moment.';
+
+/** fetch() failures (refused, reset, DNS) and timeouts: the OP is unreachable, not wrong. */
+const isNetworkError = (err: unknown): boolean =>
+  err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError' || (err instanceof TypeError && err.message === 'fetch failed'));
+
+/**
+ * A customer's own OpenID Provider (Okta, Entra ID, Google Workspace, PingID, Keycloak, any
+ * certified OP): authorization code flow with PKCE S256, state and nonce. openid-client does the
+ * protocol (discovery, authorization URL, client authentication, code exchange, RFC 9207 `iss`,
+ * claim checks); the ID token's signature is verified here with jose against the OP's JWKS, under
+ * the binding's algorithm allow-list.
+ */
+@Injectable()
+export class TenantOidcProvider implements IdentityProvider {
+  readonly kind = 'oidc' as const;
+  readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: false, logout: false };
+  private readonly logger = new Logger(TenantOidcProvider.name);
+  private readonly clients: OidcClientCache;
+
+  constructor(@Inject(AppConfig) private readonly config: AppConfig) {
+    this.clients = new OidcClientCache({
+      discoveryTtlMs: OIDC_ADAPTER_LIMITS.discoveryTtlMs,
+      discoveryRetryMs: OIDC_ADAPTER_LIMITS.discoveryRetryMs,
+      timeoutSeconds: OIDC_ADAPTER_LIMITS.timeoutSeconds,
+      clockSkewSeconds: config.CLOCK_SKEW_SECONDS,
+      allowHttp: this.allowHttp,
+      jwks: { cooldownMs: OIDC_ADAPTER_LIMITS.jwksCooldownMs, maxAgeMs: OIDC_ADAPTER_LIMITS.jwksMaxAgeMs, timeoutMs: OIDC_ADAPTER_LIMITS.timeoutSeconds * 1000 },
+    });
+  }
+
+  private get allowHttp(): boolean {
+    return this.config.NODE_ENV !== 'production';
+  }
+
+  async beginLogin(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult> {
+    const r = this.resolve(binding);
+    let client: OidcClient;
+    try {
+      client = await this.clients.get(binding, r);
+    } catch (err) {
+      this.logger.warn({ binding: binding.id, reason: this.reasonOf(err) }, 'OIDC discovery failed');
+      throw new DependencyUnavailableError('identity provider', UNREACHABLE, { cause: err, status: 502 });
+    }
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const nonce = oidc.randomNonce();
+    const params: Record<string, string> = {
+      response_type: 'code',
+      redirect_uri: ctx.callbackUrl,
+      scope: r.scopes.join(' '),
+      state: ctx.transactionHandle,
+      nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+    };
+    if (ctx.loginHint) params['login_hint'] = ctx.loginHint;
+    if (r.emailDomainHint) params['domain_hint'] = r.emailDomainHint;
+    const providerState: OidcProviderState = { v: 1, issuer: client.issuer, state: ctx.transactionHandle, nonce, codeVerifier, redirectUri: ctx.callbackUrl };
+    return { redirectUrl: oidc.buildAuthorizationUrl(client.configuration, params).href, providerState: { ...providerState } };
+  }
+
+  async completeLogin(binding: BindingContext, callback: CallbackInput, rawState: Record<string, unknown>): Promise<ExternalIdentity> {
+    const st = this.providerState(rawState);
+    const r = this.resolve(binding);
+    let client: OidcClient;
+    try {
+      client = await this.clients.get(binding, r);
+    } catch (err) {
+      throw this.fail(binding, 'discovery', err);
+    }
+    const params = callback.method === 'POST' ? { ...callback.query, ...callback.body } : callback.query;
+
+    // The binding was edited to another OP between beginLogin and now: this answer is not for it.
+    if (client.issuer !== st.issuer) throw this.refuse(binding, 'binding issuer changed during the login');
+    // RFC 9207: an authorization response naming another issuer is a mix-up; an OP that
+    // advertises the parameter must send it.
+    const iss = params['iss'];
+    if (iss !== undefined && iss !== client.issuer) throw this.refuse(binding, 'authorization response iss is another issuer');
+    if (iss === undefined && client.configuration.serverMetadata().authorization_response_iss_parameter_supported === true)
+      throw this.refuse(binding, 'authorization response lacks iss');
+    if (!constantEquals(params['state'] ?? '', st.state)) throw this.refuse(binding, 'state does not match the transaction');
+    if (!params['code']) throw this.refuse(binding, 'authorization response has no code');
+
+    const currentUrl = new URL(st.redirectUri);
+    for (const name of ['code', 'state', 'iss'] as const) if (params[name] !== undefined) currentUrl.searchParams.set(name, params[name]);
+
+    let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+    try {
+      tokens = await oidc.authorizationCodeGrant(client.configuration, currentUrl, {
+        pkceCodeVerifier: st.codeVerifier,
+        expectedState: st.state,
+        expectedNonce: st.nonce,
+        idTokenExpected: true,
+      });
+    } catch (err) {
+      throw this.fail(binding, 'token', err);
+    }
+    if (!tokens.id_token) throw this.refuse(binding, 'token response has no id_token');
+
+    let verified: Awaited<ReturnType<typeof verifyIdToken>>;
+    try {
+      verified = await verifyIdToken(tokens.id_token, client.jwks.getKey, {
+        issuer: client.issuer,
+        clientId: r.clientId,
+        nonce: st.nonce,
+        allowedAlgorithms: r.allowedAlgorithms,
+        clientSecret: r.clientSecret,
+        clockSkewSeconds: this.config.CLOCK_SKEW_SECONDS,
+        maxAgeSeconds: OIDC_ADAPTER_LIMITS.idTokenMaxAgeSeconds,
+      });
+    } catch (err) {
+      throw this.fail(binding, 'id_token', err);
+    }
+
+    let claims: Record<string, unknown> = { ...verified.claims };
+    if (r.useUserinfo) {
+      let info: Record<string, unknown>;
+      try {
+        info = await oidc.fetchUserInfo(client.configuration, tokens.access_token, verified.claims.sub);
+      } catch (err) {
+        throw this.fail(binding, 'userinfo', err);
+      }
+      // openid-client checks it too; a userinfo answer about another subject must never merge.
+      if (info['sub'] !== verified.claims.sub) throw this.refuse(binding, 'userinfo sub is another subject');
+      const profile = Object.fromEntries(Object.entries(info).filter(([k]) => !PROTOCOL_CLAIMS.includes(k)));
+      // Signed ID token claims win over userinfo where both speak.
+      claims = { ...profile, ...claims };
+    }
+    const authTime = typeof verified.claims['auth_time'] === 'number' ? new Date(verified.claims['auth_time'] * 1000) : undefined;
+    return { issuer: client.issuer, subject: verified.claims.sub, claims, authTime };
+  }
+
+  private resolve(binding: BindingContext): ResolvedOidcBinding {
+    try {
+      return resolveOidcBinding(binding.config, binding.secrets, { allowHttp: this.allowHttp });
+    } catch (err) {
+      if (!(err instanceof InvalidOidcBindingError)) throw err;
+      this.logger.error({ binding: binding.id, problems: err.problems }, 'OIDC binding is misconfigured');
+      throw new ProblemError(502, 'Identity provider misconfigured', 'Sign-in for this organisation is misconfigured. Contact its administrator.', problemType('idp-misconfigured'), {}, { cause: err });
+    }
+  }
+
+  private providerState(raw: Record<string, unknown>): OidcProviderState {
+    const s = raw as Partial<OidcProviderState>;
+    const strings = [s.issuer, s.state, s.nonce, s.codeVerifier, s.redirectUri];
+    if (s.v !== 1 || strings.some((v) => typeof v !== 'string' || v.length === 0))
+      throw new OAuthError('server_error', 'The sign-in could not be completed. Start again from the application.');
+    return s as OidcProviderState;
+  }
+
+  private refuse(binding: BindingContext, reason: string): OAuthError {
+    this.logger.warn({ binding: binding.id, reason }, 'OIDC login refused');
+    return new OAuthError('access_denied', UNVERIFIED);
+  }
+
+  /**
+   * Turns an upstream failure into an OAuth error for the client (LoginController sends it to the
+   * BFF's redirect URI): unreachable OP → temporarily_unavailable; an OP that said no →
+   * access_denied; anything that failed verification → access_denied. Only the reason is logged,
+   * never tokens, codes or claims.
+   */
+  private fail(binding: BindingContext, step: string, err: unknown): OAuthError {
+    const reason = this.reasonOf(err);
+    if (err instanceof OAuthError) return err;
+    if (err instanceof JwksUnavailableError || err instanceof OidcDiscoveryError || isNetworkError(err) || this.upstream5xx(err)) {
+      this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider unavailable');
+      return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
+    }
+    if (err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError) {
+      this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider refused the login');
+      return new OAuthError('access_denied', REFUSED, { cause: err });
+    }
+    if (!(err instanceof IdTokenRejectedError) && !(err instanceof oidc.ClientError) && !(err instanceof oidc.WWWAuthenticateChallengeError))
+      this.logger.error({ binding: binding.id, step, reason }, 'OIDC login failed unexpectedly');
+    else this.logger.warn({ binding: binding.id, step, reason }, 'OIDC login refused');
+    return new OAuthError('access_denied', UNVERIFIED, { cause: err });
+  }
+
+  private upstream5xx(err: unknown): boolean {
+    if (err instanceof oidc.ResponseBodyError) return err.status >= 500 || err.error === 'temporarily_unavailable';
+    const cause = (err as { cause?: unknown }).cause;
+    return err instanceof oidc.ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500;
+  }
+
+  private reasonOf(err: unknown): string {
+    if (err instanceof IdTokenRejectedError || err instanceof OidcDiscoveryError) return err.reason;
+    if (err instanceof oidc.ResponseBodyError) return `OP error ${err.error}`;
+    if (err instanceof oidc.AuthorizationResponseError) return `OP error ${err.error}`;
+    if (err instanceof oidc.ClientError) return `${err.code ?? 'client error'}: ${err.message}`;
+    if (err instanceof Error) return `${err.name}: ${err.message}`;
+    return 'unknown';
+  }
+}

@@ -1,0 +1,180 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { DOMParser } from '@xmldom/xmldom';
+import { toPemCertificate } from './saml-config.js';
+
+export const NS = {
+  protocol: 'urn:oasis:names:tc:SAML:2.0:protocol',
+  assertion: 'urn:oasis:names:tc:SAML:2.0:assertion',
+  metadata: 'urn:oasis:names:tc:SAML:2.0:metadata',
+  dsig: 'http://www.w3.org/2000/09/xmldsig#',
+} as const;
+
+export const BINDING_REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
+export const BINDING_POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
+export const CM_BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
+export const NAMEID_TRANSIENT = 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient';
+
+export class XmlRefusedError extends Error {
+  override name = 'XmlRefusedError';
+  constructor(
+    readonly reason: 'dtd' | 'malformed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Refuses any document type declaration or entity declaration before a parser sees the text:
+ * no DTD, no internal or external entities, no billion laughs, whatever the parser would do.
+ */
+export function refuseDtd(xml: string): void {
+  if (/<!DOCTYPE/i.test(xml) || /<!ENTITY/i.test(xml)) throw new XmlRefusedError('dtd', 'XML with a document type declaration is refused');
+}
+
+/** Parses XML after refusing DTDs; any parser warning-as-error or missing root is fatal. */
+export function parseXml(xml: string): Document {
+  refuseDtd(xml);
+  let failure: string | undefined;
+  const fail = (msg: string) => {
+    failure ??= msg;
+  };
+  let doc: ReturnType<DOMParser['parseFromString']> | undefined;
+  try {
+    doc = new DOMParser({ locator: {}, errorHandler: { warning: () => undefined, error: fail, fatalError: fail } }).parseFromString(xml, 'text/xml');
+  } catch {
+    failure ??= 'parser error';
+  }
+  if (failure || !doc || !doc.documentElement) throw new XmlRefusedError('malformed', 'XML could not be parsed');
+  return doc as unknown as Document;
+}
+
+/** Element children of `parent` with this namespace and local name (no XPath, no descendants). */
+export function children(parent: Element | Document, ns: string, localName: string): Element[] {
+  const out: Element[] = [];
+  const nodes = parent.childNodes;
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i] as Element;
+    if (n.nodeType === 1 && n.namespaceURI === ns && n.localName === localName) out.push(n);
+  }
+  return out;
+}
+
+export const child = (parent: Element | Document, ns: string, localName: string): Element | undefined => children(parent, ns, localName)[0];
+
+/** Text of an element, comments and all child nodes concatenated (never "the first text node"). */
+export const textOf = (el: Element | undefined): string | undefined => (el ? (el.textContent ?? '').trim() : undefined);
+
+export const attr = (el: Element | undefined, name: string): string | undefined => (el && el.hasAttribute(name) ? el.getAttribute(name)! : undefined);
+
+// --------------------------------------------------------------------------------------------
+// IdP metadata
+
+export interface IdpMetadata {
+  entityId: string;
+  /** SingleSignOnService with the HTTP-Redirect binding (what AuthnRequests are sent to). */
+  ssoRedirectUrl?: string;
+  /** Every SingleSignOnService location, by binding. */
+  ssoUrls: Array<{ binding: string; location: string }>;
+  /** Signing certificates (KeyDescriptor use="signing" or without `use`), PEM. */
+  signingCertificates: string[];
+  nameIdFormats: string[];
+  validUntil?: Date;
+}
+
+export class MetadataError extends Error {
+  override name = 'MetadataError';
+}
+
+/**
+ * Reads an IdP's SAML 2.0 metadata: an EntityDescriptor, or an EntitiesDescriptor holding exactly
+ * one IdP (or the one whose entityID is `expectedEntityId`).
+ */
+export function parseIdpMetadata(xml: string, expectedEntityId?: string): IdpMetadata {
+  let doc: Document;
+  try {
+    doc = parseXml(xml);
+  } catch (err) {
+    throw new MetadataError(err instanceof XmlRefusedError && err.reason === 'dtd' ? 'metadata with a DTD is refused' : 'metadata is not well-formed XML');
+  }
+  const root = doc.documentElement;
+  let candidates: Element[];
+  if (root.namespaceURI === NS.metadata && root.localName === 'EntityDescriptor') candidates = [root];
+  else if (root.namespaceURI === NS.metadata && root.localName === 'EntitiesDescriptor') candidates = collectEntities(root);
+  else throw new MetadataError('metadata root is not an EntityDescriptor or EntitiesDescriptor');
+
+  const idps = candidates.filter((e) => child(e, NS.metadata, 'IDPSSODescriptor'));
+  const matching = expectedEntityId ? idps.filter((e) => e.getAttribute('entityID') === expectedEntityId) : idps;
+  if (matching.length === 0)
+    throw new MetadataError(expectedEntityId ? `metadata has no IdP with entityID ${expectedEntityId}` : 'metadata has no IDPSSODescriptor');
+  if (matching.length > 1) throw new MetadataError('metadata lists several IdPs: pin one with idpEntityId');
+  const entity = matching[0]!;
+  const entityId = entity.getAttribute('entityID') ?? '';
+  if (!entityId) throw new MetadataError('EntityDescriptor has no entityID');
+
+  const descriptors = children(entity, NS.metadata, 'IDPSSODescriptor').filter((d) =>
+    (d.getAttribute('protocolSupportEnumeration') ?? '').split(/\s+/).includes(NS.protocol),
+  );
+  if (descriptors.length === 0) throw new MetadataError('IDPSSODescriptor does not support SAML 2.0');
+  const idp = descriptors[0]!;
+
+  const ssoUrls = children(idp, NS.metadata, 'SingleSignOnService')
+    .map((s) => ({ binding: s.getAttribute('Binding') ?? '', location: s.getAttribute('Location') ?? '' }))
+    .filter((s) => s.binding && s.location);
+  const signingCertificates: string[] = [];
+  for (const kd of children(idp, NS.metadata, 'KeyDescriptor')) {
+    const use = kd.getAttribute('use');
+    if (use && use !== 'signing') continue;
+    for (const ki of children(kd, NS.dsig, 'KeyInfo'))
+      for (const x509 of children(ki, NS.dsig, 'X509Data'))
+        for (const c of children(x509, NS.dsig, 'X509Certificate')) {
+          let pem: string;
+          try {
+            pem = toPemCertificate(textOf(c) ?? '');
+            new X509Certificate(pem);
+          } catch {
+            throw new MetadataError('metadata has an unreadable signing certificate');
+          }
+          if (!signingCertificates.includes(pem)) signingCertificates.push(pem);
+        }
+  }
+  if (signingCertificates.length === 0) throw new MetadataError('IDPSSODescriptor has no signing certificate');
+  const validUntilRaw = entity.getAttribute('validUntil') || root.getAttribute('validUntil');
+  const validUntil = validUntilRaw ? new Date(validUntilRaw) : undefined;
+  return {
+    entityId,
+    ssoRedirectUrl: ssoUrls.find((s) => s.binding === BINDING_REDIRECT)?.location,
+    ssoUrls,
+    signingCertificates,
+    nameIdFormats: children(idp, NS.metadata, 'NameIDFormat').map((n) => textOf(n) ?? '').filter(Boolean),
+    validUntil: validUntil && !Number.isNaN(validUntil.getTime()) ? validUntil : undefined,
+  };
+}
+
+function collectEntities(el: Element): Element[] {
+  return [...children(el, NS.metadata, 'EntityDescriptor'), ...children(el, NS.metadata, 'EntitiesDescriptor').flatMap(collectEntities)];
+}
+
+// --------------------------------------------------------------------------------------------
+// Certificates
+
+export interface CertificateInfo {
+  subject: string;
+  fingerprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  /** Whole days until notAfter (negative once expired). */
+  daysUntilExpiry: number;
+}
+
+export function certificateInfo(pem: string, now = Date.now()): CertificateInfo {
+  const cert = new X509Certificate(pem);
+  const notAfter = new Date(cert.validTo);
+  return {
+    subject: cert.subject.replace(/\n/g, ', '),
+    fingerprintSha256: createHash('sha256').update(cert.raw).digest('hex'),
+    notBefore: new Date(cert.validFrom).toISOString(),
+    notAfter: notAfter.toISOString(),
+    daysUntilExpiry: Math.floor((notAfter.getTime() - now) / 86_400_000),
+  };
+}

@@ -1,0 +1,126 @@
+import { Body, Controller, Get, Logger, Param, Post, Req, Res } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { Database } from '../../database/database.js';
+import { AuditService } from '../../audit/audit.service.js';
+import { ProblemError, problemType } from '../../common/errors.js';
+import { parseOpaqueToken } from '../../crypto/opaque-token.js';
+import { LoginService } from '../../oauth/login.service.js';
+import { BindingsService } from '../../tenants/bindings.service.js';
+import { TenantsService, type Tenant } from '../../tenants/tenants.service.js';
+import type { BindingContext } from '../identity-provider.port.js';
+import { SamlResponseRejectedError } from './saml-errors.js';
+import { TenantSamlProvider } from './tenant-saml.adapter.js';
+
+const stringsOf = (o: unknown): Record<string, string | undefined> =>
+  Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<string, string | undefined>;
+
+const notFound = () => new ProblemError(404, 'Not found', 'No SAML sign-in is set up for this organisation.', problemType('saml-not-configured'));
+
+/**
+ * Per-tenant SAML service provider endpoints. The entityID (`/saml/<slug>`) and the ACS
+ * (`/saml/<slug>/acs`) depend on the slug only: the customer's IdP configuration never has to
+ * change when the service's keys rotate.
+ */
+@ApiExcludeController()
+@Controller('saml')
+export class SamlController {
+  private readonly logger = new Logger('SamlController');
+
+  constructor(
+    private readonly saml: TenantSamlProvider,
+    private readonly login: LoginService,
+    private readonly tenants: TenantsService,
+    private readonly bindings: BindingsService,
+    private readonly db: Database,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** SP metadata for the customer's IT admin (also served for a draft binding, so onboarding can start before activation). */
+  @Get(':slug/metadata')
+  async metadata(@Param('slug') slug: string, @Res() res: Response): Promise<void> {
+    const tenant = await this.tenants.findActiveBySlug(slug);
+    if (!tenant) throw notFound();
+    const binding = await this.samlBinding(tenant, true);
+    if (!binding) throw notFound();
+    res.status(200).type('application/samlmetadata+xml').setHeader('Cache-Control', 'public, max-age=300').send(this.saml.spMetadata(binding));
+  }
+
+  /**
+   * AssertionConsumerService (HTTP-POST). RelayState holding a login transaction handle:
+   * SP-initiated, completed through LoginService (code for the BFF). No handle: IdP-initiated,
+   * accepted only when the binding allows it, then the browser goes to the BFF to start a normal flow.
+   */
+  @Post(':slug/acs')
+  async acs(@Param('slug') slug: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const form = stringsOf(body);
+    const samlResponse = form['SAMLResponse'];
+    const relayState = form['RelayState'];
+    if (!samlResponse) throw new ProblemError(400, 'Missing SAML response', 'The identity provider did not post a SAMLResponse.', problemType('saml-response-missing'));
+    const tenant = await this.tenants.findActiveBySlug(slug);
+    if (!tenant) throw notFound();
+
+    if (relayState && parseOpaqueToken('lt', relayState)) {
+      const txn = await this.login.load(relayState);
+      if (txn.tenant.id !== tenant.id)
+        throw new ProblemError(400, 'Sign-in refused', 'This response belongs to another organisation. Start again from the application.', problemType('saml-response-rejected'));
+      const binding = await this.login.binding(txn);
+      if (binding.kind !== 'saml') throw new ProblemError(400, 'Sign-in refused', 'This sign-in does not use SAML.', problemType('saml-response-rejected'));
+      try {
+        const redirect = await this.login.complete(txn, { method: 'POST', query: {}, body: { SAMLResponse: samlResponse, RelayState: relayState }, clientIp: req.ip ?? 'unknown' });
+        res.redirect(303, redirect);
+      } catch (err) {
+        if (!(err instanceof SamlResponseRejectedError)) throw err;
+        await this.recordRejection(tenant, binding, err, req);
+        const description =
+          err.reason === 'idp_status' ? 'The identity provider refused the sign-in.' : "The organisation's identity provider sent a response that could not be accepted.";
+        res.redirect(303, await this.login.abort(txn, 'access_denied', description));
+      }
+      return;
+    }
+
+    const binding = await this.samlBinding(tenant, false);
+    if (!binding) throw notFound();
+    try {
+      const { redirectUrl } = await this.saml.acceptIdpInitiated(binding, samlResponse);
+      await this.db.tenantTx(tenant.id, (m) =>
+        this.audit.record(m, { tenantId: tenant.id, actor: 'idp:saml', action: 'saml.idp_initiated_accepted', target: binding.id, requestId: requestIdOf(req) }),
+      );
+      // RelayState of an unsolicited response is never used as a redirect target (open redirect).
+      res.redirect(303, redirectUrl);
+    } catch (err) {
+      if (err instanceof SamlResponseRejectedError) await this.recordRejection(tenant, binding, err, req);
+      throw err;
+    }
+  }
+
+  private async samlBinding(tenant: Tenant, includeDraft: boolean): Promise<BindingContext | undefined> {
+    return this.db.tenantTx(tenant.id, async (m) => {
+      const [row] = (await m.query(
+        `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'saml' AND enabled AND status = ANY($2::text[])
+         ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
+        [tenant.id, includeDraft ? ['active', 'draft'] : ['active']],
+      )) as Array<{ id: string }>;
+      return row ? this.bindings.get(tenant, row.id, m) : undefined;
+    });
+  }
+
+  private async recordRejection(tenant: Tenant, binding: BindingContext, err: SamlResponseRejectedError, req: Request): Promise<void> {
+    this.logger.warn({ tenant: tenant.id, binding: binding.id, reason: err.reason, detail: err.internal }, 'SAML response refused');
+    await this.db.tenantTx(tenant.id, (m) =>
+      this.audit.record(m, {
+        tenantId: tenant.id,
+        actor: 'idp:saml',
+        action: 'saml.response_rejected',
+        target: binding.id,
+        data: { reason: err.reason },
+        requestId: requestIdOf(req),
+      }),
+    );
+  }
+}
+
+const requestIdOf = (req: Request): string | undefined => {
+  const id = (req as Request & { id?: unknown }).id;
+  return typeof id === 'string' ? id : undefined;
+};

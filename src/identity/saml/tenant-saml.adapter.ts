@@ -1,0 +1,332 @@
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { generateServiceProviderMetadata, SAML, SamlStatusError, ValidateInResponseTo, type CacheProvider, type Profile, type SamlConfig } from '@node-saml/node-saml';
+import { AppConfig } from '../../config/app-config.js';
+import { ProblemError, problemType } from '../../common/errors.js';
+import type {
+  BeginLoginResult,
+  BindingContext,
+  CallbackInput,
+  ExternalIdentity,
+  IdentityProvider,
+  LoginContext,
+  ProviderCapabilities,
+} from '../identity-provider.port.js';
+import { parseSamlBinding, SamlConfigError, toPemCertificate, type ParsedSamlBinding, type SamlBindingConfig } from './saml-config.js';
+import { SamlResponseRejectedError, type SamlRejectReason } from './saml-errors.js';
+import { SamlIdpMetadataService, type ResolvedIdp, type SamlBindingHealth } from './saml-idp-metadata.service.js';
+import { ReplayedSamlMessageError, SamlMessageIdStore } from './saml-message-ids.js';
+import { attr, child, children, CM_BEARER, NAMEID_TRANSIENT, NS, parseXml, textOf, XmlRefusedError } from './saml-xml.js';
+
+/** What beginLogin keeps with the login transaction (encrypted at rest). */
+interface SamlProviderState {
+  requestId: string;
+  issuedAt: string;
+}
+
+interface Solicited {
+  requestId: string;
+  issuedAt: Date;
+}
+
+const MAX_RESPONSE_CHARS = 400_000;
+const MAX_ID_LENGTH = 256;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const FORBIDDEN_CLAIM_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+
+const reject = (reason: SamlRejectReason, internal: string): never => {
+  throw new SamlResponseRejectedError(reason, internal);
+};
+
+const instant = (value: string | undefined): number | undefined => {
+  if (value === undefined) return undefined;
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? undefined : t;
+};
+
+/** Maps node-saml's error messages (its only error signal) to a refusal reason. */
+function reasonFor(err: unknown): SamlRejectReason {
+  if (err instanceof SamlStatusError) return 'idp_status';
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/InResponseTo/i.test(msg)) return 'in_response_to';
+  if (/decrypt|EncryptedAssertion content|No decryption key/i.test(msg)) return 'decryption';
+  if (/signature|multiple assertions|signed|Cannot obtain assertion|ID cannot refer|Referenced node|transforms/i.test(msg)) return 'signature';
+  if (/expired|not yet valid|subject confirmation/i.test(msg)) return 'expired';
+  if (/audience/i.test(msg)) return 'audience';
+  return 'invalid';
+}
+
+/**
+ * A customer's own SAML 2.0 IdP (Entra ID, ADFS, Okta, SimpleSAMLphp, ...), by configuration.
+ *
+ * node-saml verifies the XML signature (over the assertion, or the response and the assertion,
+ * using only the signed bytes), Audience, Conditions timestamps and InResponseTo. This adapter adds
+ * what node-saml leaves to the SP: no DTD, the IdP issuer, Destination and Recipient against this
+ * tenant's ACS, a timely bearer SubjectConfirmation, and one-time use of each assertion ID and
+ * request ID across replicas.
+ */
+@Injectable()
+export class TenantSamlProvider implements IdentityProvider {
+  readonly kind = 'saml' as const;
+  readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: false, logout: false };
+  private readonly logger = new Logger('TenantSamlProvider');
+
+  constructor(
+    private readonly idps: SamlIdpMetadataService,
+    private readonly messageIds: SamlMessageIdStore,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {}
+
+  // ---- SP identity: derived from the tenant slug only, so it never changes when keys rotate ----
+
+  spEntityId(slug: string): string {
+    return `${this.config.issuer}/saml/${slug}`;
+  }
+
+  acsUrl(slug: string): string {
+    return `${this.config.issuer}/saml/${slug}/acs`;
+  }
+
+  metadataUrl(slug: string): string {
+    return `${this.config.issuer}/saml/${slug}/metadata`;
+  }
+
+  // ---- IdentityProvider ----
+
+  async beginLogin(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult> {
+    const parsed = this.parse(binding);
+    const idp = await this.idps.resolve(binding, parsed.config);
+    const requestId = `_${randomBytes(20).toString('hex')}`;
+    const issuedAt = new Date().toISOString();
+    const noCache: CacheProvider = { saveAsync: async () => null, getAsync: async () => null, removeAsync: async () => null };
+    const saml = this.saml(binding, parsed, idp, { generateUniqueId: () => requestId, cacheProvider: noCache, validateInResponseTo: ValidateInResponseTo.never });
+    // RelayState carries the transaction handle (79 characters, inside SAML's 80-byte limit).
+    const redirectUrl = await saml.getAuthorizeUrlAsync(ctx.transactionHandle, undefined, {});
+    const state: SamlProviderState = { requestId, issuedAt };
+    return { redirectUrl, providerState: { ...state } };
+  }
+
+  /** SP-initiated: the response must answer the AuthnRequest stored with this login transaction. */
+  async completeLogin(binding: BindingContext, callback: CallbackInput, providerState: Record<string, unknown>): Promise<ExternalIdentity> {
+    const requestId = providerState['requestId'];
+    const issuedAt = typeof providerState['issuedAt'] === 'string' ? instant(providerState['issuedAt']) : undefined;
+    if (typeof requestId !== 'string' || !requestId || issuedAt === undefined) return reject('in_response_to', 'the login transaction holds no SAML request');
+    return this.validate(binding, callback.body['SAMLResponse'], { requestId, issuedAt: new Date(issuedAt) });
+  }
+
+  /**
+   * IdP-initiated (unsolicited) response: refused unless the binding allows it; otherwise fully
+   * validated (and its assertion ID consumed), then the browser goes to the BFF's "start login"
+   * URL so a normal PKCE-bound flow follows. Never mints a code by itself.
+   */
+  async acceptIdpInitiated(binding: BindingContext, samlResponse: string | undefined): Promise<{ redirectUrl: string; identity: ExternalIdentity }> {
+    const parsed = this.parse(binding);
+    if (!parsed.config.allowIdpInitiated || !parsed.config.idpInitiatedLoginUrl)
+      return reject('idp_initiated_disabled', 'IdP-initiated response for a binding that does not allow it');
+    const identity = await this.validate(binding, samlResponse, undefined);
+    return { redirectUrl: parsed.config.idpInitiatedLoginUrl, identity };
+  }
+
+  /** The SP metadata the customer's IT admin imports: entityID and ACS depend on the slug only. */
+  spMetadata(binding: BindingContext): string {
+    const c = binding.config as Partial<SamlBindingConfig>;
+    const s = binding.secrets as { spDecryptionKey?: string; spSigningKey?: string };
+    const encrypt = c.encryptedAssertions === true && c.spEncryptionCertificate && s.spDecryptionKey;
+    const sign = c.signAuthnRequests === true && c.spSigningCertificate && s.spSigningKey;
+    return generateServiceProviderMetadata({
+      issuer: this.spEntityId(binding.tenantSlug),
+      callbackUrl: this.acsUrl(binding.tenantSlug),
+      identifierFormat: typeof c.nameIdFormat === 'string' ? c.nameIdFormat : null,
+      wantAssertionsSigned: c.wantAssertionsSigned !== false,
+      ...(encrypt ? { decryptionPvk: s.spDecryptionKey, decryptionCert: toPemCertificate(c.spEncryptionCertificate!) } : {}),
+      ...(sign ? { privateKey: s.spSigningKey!, publicCerts: [toPemCertificate(c.spSigningCertificate!)], signatureAlgorithm: 'sha256' as const } : {}),
+    });
+  }
+
+  /** Certificate expiry (days) and metadata freshness, for a health endpoint. Never throws. */
+  async health(binding: BindingContext): Promise<SamlBindingHealth> {
+    let parsed: ParsedSamlBinding;
+    try {
+      parsed = parseSamlBinding(binding.config, binding.secrets);
+    } catch (err) {
+      const problems = err instanceof SamlConfigError ? err.problems.join('; ') : 'unreadable configuration';
+      return { bindingId: binding.id, status: 'error', metadata: { source: 'config', lastError: `invalid configuration: ${problems}` }, certificates: [], minDaysUntilExpiry: null };
+    }
+    return this.idps.health(binding, parsed.config);
+  }
+
+  // ---- validation ----
+
+  private async validate(binding: BindingContext, samlResponse: string | undefined, solicited: Solicited | undefined): Promise<ExternalIdentity> {
+    const parsed = this.parse(binding);
+    const acs = this.acsUrl(binding.tenantSlug);
+    const skewMs = this.config.CLOCK_SKEW_SECONDS * 1000;
+
+    if (typeof samlResponse !== 'string' || samlResponse.length === 0) return reject('malformed', 'no SAMLResponse');
+    const compact = samlResponse.replace(/\s+/g, '');
+    if (compact.length > MAX_RESPONSE_CHARS || !BASE64.test(compact)) return reject('malformed', 'SAMLResponse is not base64');
+    const xml = Buffer.from(compact, 'base64').toString('utf8');
+
+    // Refuse any DTD before a parser sees the document (node-saml's parsers included).
+    let raw: Document;
+    try {
+      raw = parseXml(xml);
+    } catch (err) {
+      return reject(err instanceof XmlRefusedError && err.reason === 'dtd' ? 'dtd' : 'malformed', (err as Error).message);
+    }
+    const response = raw.documentElement;
+    if (response.namespaceURI !== NS.protocol || response.localName !== 'Response') return reject('malformed', 'not a samlp:Response');
+    const inResponseTo = attr(response, 'InResponseTo');
+    if (!solicited && inResponseTo !== undefined) return reject('in_response_to', 'a solicited response arrived without its login transaction');
+    if (parsed.config.encryptedAssertions && children(response, NS.assertion, 'Assertion').length > 0)
+      return reject('unencrypted', 'plaintext assertion where encryption is required');
+
+    const idp = await this.idps.resolve(binding, parsed.config);
+    const requestCache: CacheProvider = {
+      saveAsync: async () => null,
+      // node-saml asks twice per response; the answer must not change in between (one-time use is the database's job).
+      getAsync: async (key) => (solicited && key === solicited.requestId ? solicited.issuedAt.toISOString() : null),
+      removeAsync: async () => null,
+    };
+    const saml = this.saml(binding, parsed, idp, {
+      cacheProvider: requestCache,
+      validateInResponseTo: solicited ? ValidateInResponseTo.always : ValidateInResponseTo.ifPresent,
+      requestIdExpirationPeriodMs: (this.config.LOGIN_TRANSACTION_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS) * 1000,
+    });
+    let profile: Profile | null;
+    try {
+      ({ profile } = await saml.validatePostResponseAsync({ SAMLResponse: compact }));
+    } catch (err) {
+      return reject(reasonFor(err), err instanceof Error ? err.message : 'validation failed');
+    }
+    if (!profile || typeof profile.getAssertionXml !== 'function') return reject('invalid', 'no assertion');
+
+    // Everything below reads the signed assertion bytes node-saml verified, never the raw document.
+    const assertion = parseXml(profile.getAssertionXml()).documentElement;
+    const now = Date.now();
+
+    const issuer = textOf(child(assertion, NS.assertion, 'Issuer'));
+    if (issuer !== idp.entityId) return reject('issuer', `assertion issuer is not the IdP ${idp.entityId}`);
+    const responseIssuer = textOf(child(response, NS.assertion, 'Issuer'));
+    if (responseIssuer !== undefined && responseIssuer !== idp.entityId) return reject('issuer', 'response issuer is not the IdP');
+
+    const destination = attr(response, 'Destination');
+    if (destination !== undefined ? destination !== acs : parsed.config.wantResponseSigned)
+      return reject('destination', destination === undefined ? 'signed response without Destination' : 'Destination is not this tenant\'s ACS');
+
+    const confirmation = this.subjectConfirmation(assertion, acs, now, skewMs, solicited);
+
+    const assertionId = attr(assertion, 'ID');
+    if (!assertionId || assertionId.length > MAX_ID_LENGTH) return reject('invalid', 'assertion without a usable ID');
+
+    const attributes = claimsOf(profile.attributes);
+    let subject: string | undefined;
+    if (parsed.config.subjectAttribute) {
+      const v = attributes[parsed.config.subjectAttribute];
+      subject = Array.isArray(v) ? (v.length === 1 ? v[0] : undefined) : v;
+    } else {
+      if (profile.nameIDFormat === NAMEID_TRANSIENT) return reject('subject', 'transient NameID without subjectAttribute');
+      subject = profile.nameID;
+    }
+    if (typeof subject !== 'string' || subject.trim().length === 0 || subject.length > 512) return reject('subject', 'no usable subject');
+
+    const conditionsEnd = instant(attr(child(assertion, NS.assertion, 'Conditions'), 'NotOnOrAfter'));
+    const expiresAt = new Date(Math.max(confirmation.notOnOrAfter, conditionsEnd ?? 0) + skewMs);
+    try {
+      await this.messageIds.consume(binding.tenantId, binding.id, [
+        { kind: 'assertion', id: assertionId, expiresAt },
+        ...(solicited
+          ? [{ kind: 'request' as const, id: solicited.requestId, expiresAt: new Date(solicited.issuedAt.getTime() + (this.config.LOGIN_TRANSACTION_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS) * 1000) }]
+          : []),
+      ]);
+    } catch (err) {
+      if (err instanceof ReplayedSamlMessageError)
+        return reject(err.kind === 'assertion' ? 'replay' : 'in_response_to_reused', err.kind === 'assertion' ? 'assertion ID already used' : 'AuthnRequest already answered');
+      throw err;
+    }
+
+    const authnInstant = instant(attr(child(assertion, NS.assertion, 'AuthnStatement'), 'AuthnInstant'));
+    return {
+      issuer: idp.entityId,
+      subject,
+      claims: {
+        ...attributes,
+        'saml:NameID': profile.nameID,
+        ...(profile.nameIDFormat ? { 'saml:NameIDFormat': profile.nameIDFormat } : {}),
+        ...(profile.sessionIndex ? { 'saml:SessionIndex': profile.sessionIndex } : {}),
+      },
+      ...(authnInstant !== undefined ? { authTime: new Date(authnInstant) } : {}),
+    };
+  }
+
+  /**
+   * SAML profiles §4.1.4.2: a bearer SubjectConfirmation whose data names this ACS as Recipient,
+   * is within NotBefore/NotOnOrAfter (bounded skew), and answers our request (or none, unsolicited).
+   */
+  private subjectConfirmation(assertion: Element, acs: string, now: number, skewMs: number, solicited: Solicited | undefined): { notOnOrAfter: number } {
+    const subject = child(assertion, NS.assertion, 'Subject');
+    if (!subject) return reject('subject', 'assertion without Subject');
+    const data = children(subject, NS.assertion, 'SubjectConfirmation')
+      .filter((sc) => sc.getAttribute('Method') === CM_BEARER)
+      .map((sc) => child(sc, NS.assertion, 'SubjectConfirmationData'))
+      .filter((d): d is Element => d !== undefined);
+    const forUs = data.filter((d) => attr(d, 'Recipient') === acs);
+    if (forUs.length === 0) return reject('recipient', 'no bearer SubjectConfirmation for this tenant\'s ACS');
+    const timely = forUs.filter((d) => {
+      const end = instant(attr(d, 'NotOnOrAfter'));
+      const start = attr(d, 'NotBefore') === undefined ? now : instant(attr(d, 'NotBefore'));
+      return end !== undefined && start !== undefined && now - skewMs < end && start <= now + skewMs;
+    });
+    if (timely.length === 0) return reject('expired', 'SubjectConfirmationData outside its validity window');
+    const answering = timely.find((d) => (solicited ? attr(d, 'InResponseTo') === solicited.requestId : attr(d, 'InResponseTo') === undefined));
+    if (!answering) return reject('in_response_to', 'SubjectConfirmationData does not answer this request');
+    return { notOnOrAfter: instant(attr(answering, 'NotOnOrAfter'))! };
+  }
+
+  private saml(binding: BindingContext, parsed: ParsedSamlBinding, idp: ResolvedIdp, extra: Partial<SamlConfig>): SAML {
+    const { config: c, secrets: s } = parsed;
+    return new SAML({
+      entryPoint: idp.ssoUrl,
+      issuer: this.spEntityId(binding.tenantSlug),
+      audience: this.spEntityId(binding.tenantSlug),
+      callbackUrl: this.acsUrl(binding.tenantSlug),
+      idpCert: idp.certificates,
+      idpIssuer: idp.entityId,
+      wantAssertionsSigned: c.wantAssertionsSigned,
+      wantAuthnResponseSigned: c.wantResponseSigned,
+      acceptedClockSkewMs: this.config.CLOCK_SKEW_SECONDS * 1000,
+      identifierFormat: c.nameIdFormat ?? null,
+      // Requesting PasswordProtectedTransport breaks MFA and Windows sign-in at Entra/ADFS.
+      disableRequestedAuthnContext: true,
+      forceAuthn: c.forceAuthn,
+      signatureAlgorithm: 'sha256',
+      digestAlgorithm: 'sha256',
+      ...(c.signAuthnRequests && s.spSigningKey ? { privateKey: s.spSigningKey } : {}),
+      ...(c.encryptedAssertions && s.spDecryptionKey ? { decryptionPvk: s.spDecryptionKey } : {}),
+      ...extra,
+    });
+  }
+
+  private parse(binding: BindingContext): ParsedSamlBinding {
+    try {
+      return parseSamlBinding(binding.config, binding.secrets);
+    } catch (err) {
+      if (!(err instanceof SamlConfigError)) throw err;
+      this.logger.error({ tenant: binding.tenantId, binding: binding.id, problems: err.problems }, 'SAML binding configuration is invalid');
+      throw new ProblemError(503, 'Sign-in misconfigured', "The organisation's SAML sign-in is misconfigured.", problemType('idp-misconfigured'), {}, { cause: err });
+    }
+  }
+}
+
+/** Attribute values as strings: one value → string, several → array; anything else dropped. */
+function claimsOf(attributes: unknown): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  if (!attributes || typeof attributes !== 'object') return out;
+  for (const [name, value] of Object.entries(attributes as Record<string, unknown>)) {
+    if (FORBIDDEN_CLAIM_NAMES.has(name) || name.startsWith('saml:')) continue;
+    const values = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string');
+    if (values.length === 1) out[name] = values[0]!;
+    else if (values.length > 1) out[name] = values;
+  }
+  return out;
+}

@@ -1,0 +1,234 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppConfig } from '../config/app-config.js';
+import { Database } from '../database/database.js';
+import { AuditService } from '../audit/audit.service.js';
+import { ProblemError, problemType } from '../common/errors.js';
+import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
+import { constantEquals } from '../crypto/random.js';
+import { type RateLimitResult, RateLimiterService } from '../rate-limit/rate-limiter.service.js';
+
+export interface ScimGuardSettings {
+  enabled: boolean;
+  /** Share of the tenant's users (1–100 %) that may be deprovisioned within the window. */
+  percent: number;
+  windowSeconds: number;
+  /** The guard never trips below this many deprovisionings in the window. */
+  minCount: number;
+}
+
+export interface ScimTenantSettings {
+  rateLimitPerMinute: number;
+  guard: ScimGuardSettings;
+}
+
+/** Who is calling: decided by the bearer token alone. */
+export interface ScimPrincipal {
+  tenantId: string;
+  tokenId: string;
+  settings: ScimTenantSettings;
+}
+
+export interface CreatedScimToken {
+  id: string;
+  name: string;
+  /** The bearer token: shown once, stored only as a hash. */
+  token: string;
+  /** Non-secret beginning of the token, to recognise it in lists. */
+  prefix: string;
+  createdAt: Date;
+}
+
+export interface ScimTokenInfo {
+  id: string;
+  name: string;
+  prefix: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+interface TokenRow {
+  id: string;
+  name: string;
+  prefix: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+interface VerifyRow {
+  id: string;
+  token_hash: string;
+  tenant_status: string;
+  rate_limit_per_minute: number | null;
+  guard_enabled: boolean | null;
+  guard_percent: string | null;
+  guard_window_seconds: number | null;
+  guard_min_count: number | null;
+}
+
+const TOKEN_PREFIX = 'st';
+/** `st_` + 32 hex of the tenant + `_` + 6 characters of the secret: enough to tell tokens apart. */
+const DISPLAY_PREFIX_LENGTH = 3 + 32 + 1 + 6;
+
+const toInfo = (r: TokenRow): ScimTokenInfo => ({
+  id: r.id,
+  name: r.name,
+  prefix: r.prefix,
+  createdAt: r.created_at,
+  lastUsedAt: r.last_used_at,
+  revokedAt: r.revoked_at,
+});
+
+/**
+ * Per-tenant SCIM bearer tokens (`st_<tenant>_<secret>`). The tenant part of the token lets the
+ * look-up run under that tenant's row-level security; only a SHA-256 of the token is stored and
+ * compared in constant time. The admin API creates, lists and revokes them through this service.
+ */
+@Injectable()
+export class ScimTokensService {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditService,
+    private readonly limiter: RateLimiterService,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {}
+
+  async create(tenantId: string, name: string, actor = 'admin'): Promise<CreatedScimToken> {
+    const label = name.trim();
+    if (label.length < 1 || label.length > 200) throw new ProblemError(400, 'Invalid token name', 'A token name is 1–200 characters.', problemType('validation'));
+    const token = mintOpaqueToken(TOKEN_PREFIX, tenantId);
+    const prefix = token.value.slice(0, DISPLAY_PREFIX_LENGTH);
+    const row = await this.db.tenantTx(tenantId, async (m) => {
+      const [r] = (await m.query(`INSERT INTO scim_tokens (tenant_id, name, token_hash, prefix) VALUES ($1, $2, $3, $4) RETURNING id, created_at`, [
+        tenantId,
+        label,
+        token.hash,
+        prefix,
+      ])) as Array<{ id: string; created_at: Date }>;
+      await this.audit.record(m, { tenantId, actor, action: 'scim.token_created', target: r!.id, data: { name: label, prefix } });
+      return r!;
+    });
+    return { id: row.id, name: label, token: token.value, prefix, createdAt: row.created_at };
+  }
+
+  async list(tenantId: string): Promise<ScimTokenInfo[]> {
+    return this.db.tenantTx(tenantId, async (m) => {
+      const rows = (await m.query(`SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM scim_tokens ORDER BY created_at, id`)) as TokenRow[];
+      return rows.map(toInfo);
+    });
+  }
+
+  /** Revokes a token; false when the tenant has no such (unrevoked) token. Takes effect on the next request. */
+  async revoke(tenantId: string, tokenId: string, actor = 'admin'): Promise<boolean> {
+    if (!/^[0-9a-f-]{36}$/i.test(tokenId)) return false;
+    return this.db.tenantTx(tenantId, async (m) => {
+      const res = (await m.query(`UPDATE scim_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, [tokenId])) as [unknown, number];
+      if (res[1] === 0) return false;
+      await this.audit.record(m, { tenantId, actor, action: 'scim.token_revoked', target: tokenId });
+      return true;
+    });
+  }
+
+  /** The caller of a SCIM request, or undefined for an unknown, revoked or malformed token, or a tenant that is not active. */
+  async verify(presented: string): Promise<ScimPrincipal | undefined> {
+    return (await this.authenticate(presented))?.principal;
+  }
+
+  /**
+   * Verifies the token and counts the request against the tenant's SCIM rate limit, in one
+   * transaction. That transaction only touches bookkeeping (last use, rate counter), so it
+   * commits without waiting for the WAL flush (`synchronous_commit = off`): losing the last
+   * few counter increments in a crash is harmless, and every SCIM request saves an fsync.
+   */
+  async authenticate(presented: string): Promise<{ principal: ScimPrincipal; rate: RateLimitResult } | undefined> {
+    const token = parseOpaqueToken(TOKEN_PREFIX, presented);
+    if (!token) return undefined;
+    return this.db.tenantTx(token.tenantId, async (m) => {
+      await m.query(`SELECT set_config('synchronous_commit', 'off', true)`);
+      // last_used_at is written at most once a minute per token, so a busy token costs no extra writes.
+      const [row] = (await m.query(
+        `WITH t AS (SELECT id, tenant_id, token_hash, last_used_at FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
+              touched AS (UPDATE scim_tokens s SET last_used_at = now() FROM t
+                           WHERE s.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') RETURNING s.id)
+         SELECT t.id, t.token_hash, tn.status AS tenant_status, st.rate_limit_per_minute, st.guard_enabled, st.guard_percent::text AS guard_percent,
+                st.guard_window_seconds, st.guard_min_count, (SELECT count(*) FROM touched) AS touched
+           FROM t JOIN tenants tn ON tn.id = t.tenant_id LEFT JOIN scim_settings st ON st.tenant_id = t.tenant_id`,
+        [token.hash],
+      )) as VerifyRow[];
+      if (!row || !constantEquals(row.token_hash, token.hash) || row.tenant_status !== 'active') return undefined;
+      const principal: ScimPrincipal = {
+        tenantId: token.tenantId,
+        tokenId: row.id,
+        settings: {
+          rateLimitPerMinute: row.rate_limit_per_minute ?? this.config.SCIM_RATE_LIMIT_PER_MINUTE,
+          guard: {
+            enabled: row.guard_enabled ?? true,
+            percent: row.guard_percent !== null ? Number(row.guard_percent) : this.config.SCIM_DEPROVISION_GUARD_PERCENT,
+            windowSeconds: row.guard_window_seconds ?? this.config.SCIM_DEPROVISION_GUARD_WINDOW_SECONDS,
+            minCount: row.guard_min_count ?? this.config.SCIM_DEPROVISION_GUARD_MIN_COUNT,
+          },
+        },
+      };
+      const rate = await this.limiter.hitIn(m, `scim:${principal.tenantId}`, principal.settings.rateLimitPerMinute, 60);
+      return { principal, rate };
+    });
+  }
+}
+
+export interface ScimSettingsUpdate {
+  rateLimitPerMinute?: number | null;
+  guardEnabled?: boolean | null;
+  guardPercent?: number | null;
+  guardWindowSeconds?: number | null;
+  guardMinCount?: number | null;
+}
+
+/** Per-tenant overrides of the SCIM defaults; `null` restores the global default. For the admin API. */
+@Injectable()
+export class ScimSettingsService {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditService,
+  ) {}
+
+  async update(tenantId: string, s: ScimSettingsUpdate, actor = 'admin'): Promise<void> {
+    try {
+      await this.write(tenantId, s, actor);
+    } catch (err) {
+      if ((err as { code?: string }).code === '23514')
+        throw new ProblemError(400, 'Invalid SCIM settings', 'Rate limit > 0, guard percent in (0, 100], window > 0 s, minimum count >= 0.', problemType('validation'));
+      throw err;
+    }
+  }
+
+  private async write(tenantId: string, s: ScimSettingsUpdate, actor: string): Promise<void> {
+    await this.db.tenantTx(tenantId, async (m) => {
+      await m.query(
+        `INSERT INTO scim_settings (tenant_id, rate_limit_per_minute, guard_enabled, guard_percent, guard_window_seconds, guard_min_count)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant_id) DO UPDATE SET
+           rate_limit_per_minute = CASE WHEN $7 THEN EXCLUDED.rate_limit_per_minute ELSE scim_settings.rate_limit_per_minute END,
+           guard_enabled = CASE WHEN $8 THEN EXCLUDED.guard_enabled ELSE scim_settings.guard_enabled END,
+           guard_percent = CASE WHEN $9 THEN EXCLUDED.guard_percent ELSE scim_settings.guard_percent END,
+           guard_window_seconds = CASE WHEN $10 THEN EXCLUDED.guard_window_seconds ELSE scim_settings.guard_window_seconds END,
+           guard_min_count = CASE WHEN $11 THEN EXCLUDED.guard_min_count ELSE scim_settings.guard_min_count END,
+           updated_at = now()`,
+        [
+          tenantId,
+          s.rateLimitPerMinute ?? null,
+          s.guardEnabled ?? null,
+          s.guardPercent ?? null,
+          s.guardWindowSeconds ?? null,
+          s.guardMinCount ?? null,
+          'rateLimitPerMinute' in s,
+          'guardEnabled' in s,
+          'guardPercent' in s,
+          'guardWindowSeconds' in s,
+          'guardMinCount' in s,
+        ],
+      );
+      await this.audit.record(m, { tenantId, actor, action: 'scim.settings_updated', data: { ...s } });
+    });
+  }
+}
