@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { load } from 'js-yaml';
+import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { configEnvNames, loadConfig } from '../src/config/app-config.js';
 import { KEYCLOAK_VERSION } from './peers/keycloak.js';
@@ -25,7 +25,7 @@ interface ComposeService {
   healthcheck?: { test: string[] | string };
 }
 
-const compose = load(read('docker-compose.yml')) as { services: Record<string, ComposeService> };
+const compose = parse(read('docker-compose.yml')) as { services: Record<string, ComposeService> };
 const services = compose.services;
 
 /** The environment as the container sees it: `${VAR:-default}` resolved with an empty shell environment. */

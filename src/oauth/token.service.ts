@@ -188,31 +188,76 @@ export class TokenService {
     if (!client.grantTypes.includes('refresh_token')) throw new OAuthError('unauthorized_client', 'This client may not use the refresh_token grant.');
     const presented = parseOpaqueToken('rt', body['refresh_token']);
     if (!presented) throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
-    const tenant = await this.activeTenant(presented.tenantId);
-    const outcome = await this.db.tenantTx(tenant.id, async (m): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
+    // The hot path: one locking read (token, session, user, roles, tenant) and one write (rotate +
+    // new token) inside the tenant's transaction.
+    const outcome = await this.db.tenantTx(presented.tenantId, async (m): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
       const [row] = (await m.query(
-        `SELECT r.session_id, r.scope, r.expires_at, r.rotated_at, s.client_id, s.revoked_at
-           FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 FOR UPDATE OF r, s`,
+        `SELECT r.session_id, r.scope, r.expires_at, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id,
+                u.status AS user_status, u.email, u.email_verified, u.display_name, t.slug, t.status AS tenant_status,
+                ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
+           FROM refresh_tokens r
+           JOIN sessions s ON s.id = r.session_id
+           JOIN users u ON u.id = s.user_id
+           JOIN tenants t ON t.id = r.tenant_id
+          WHERE r.token_hash = $1
+          FOR UPDATE OF r, s`,
         [presented.hash],
-      )) as Array<{ session_id: string; scope: string; expires_at: Date; rotated_at: Date | null; client_id: string; revoked_at: Date | null }>;
+      )) as Array<{
+        session_id: string;
+        scope: string;
+        expires_at: Date;
+        rotated_at: Date | null;
+        client_id: string;
+        revoked_at: Date | null;
+        idp: string;
+        idp_sub: string;
+        auth_time: Date;
+        user_id: string;
+        user_status: string;
+        email: string | null;
+        email_verified: boolean;
+        display_name: string | null;
+        slug: string;
+        tenant_status: string;
+        roles: string[];
+      }>;
       const invalid = 'The refresh token is invalid, expired or revoked.';
       if (!row || row.revoked_at) return refuse(invalid);
+      if (row.tenant_status !== 'active') return { ok: false, error: new OAuthError('invalid_grant', 'The grant is invalid for this organisation.') };
       if (row.client_id !== client.id) return refuse('The refresh token was issued to another client.');
       if (row.rotated_at) {
         // Reuse of a rotated token: someone holds a copy. End the whole family.
-        await this.revokeSession(m, tenant.id, row.session_id, 'refresh_token_reused');
+        await this.revokeSession(m, presented.tenantId, row.session_id, 'refresh_token_reused');
         return refuse(invalid);
       }
       if (row.expires_at.getTime() <= Date.now()) return refuse(invalid);
       const scope = this.narrowScope(row.scope, body['scope']);
-      const subject = await this.subjectFor(m, tenant, row.session_id, client.id, scope);
-      if (!subject) {
-        await this.revokeSession(m, tenant.id, row.session_id, 'user_disabled');
+      if (row.user_status !== 'active') {
+        await this.revokeSession(m, presented.tenantId, row.session_id, 'user_disabled');
         return refuse(invalid);
       }
-      await m.query(`UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1`, [presented.hash]);
-      const refresh = await this.insertRefreshToken(m, tenant.id, row.session_id, row.scope);
-      return { ok: true, value: { subject, refresh } };
+      const next = mintOpaqueToken('rt', presented.tenantId);
+      await m.query(
+        `WITH rotated AS (UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1)
+         INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at) VALUES ($2, $3, $4, $5, $6)`,
+        [presented.hash, next.hash, presented.tenantId, row.session_id, row.scope, new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000)],
+      );
+      const subject: PlatformSubject = {
+        tenantId: presented.tenantId,
+        tenantSlug: row.slug,
+        userId: row.user_id,
+        clientId: client.id,
+        scope,
+        roles: row.roles,
+        idp: row.idp,
+        idpSub: row.idp_sub,
+        authTime: row.auth_time,
+        sessionId: row.session_id,
+        email: row.email,
+        emailVerified: row.email_verified,
+        name: row.display_name,
+      };
+      return { ok: true, value: { subject, refresh: next.value } };
     });
     if (!outcome.ok) throw outcome.error;
     return this.respond(outcome.value.subject, outcome.value.refresh, undefined, false);
