@@ -1,0 +1,26 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { configEnvNames } from '../src/config/app-config.js';
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+const ci = readFileSync(new URL('../.ci/run', import.meta.url), 'utf8');
+
+describe('README', () => {
+  it('documents every configuration variable the service reads', () => {
+    const missing = configEnvNames().filter((name) => !readme.includes(`\`${name}\``));
+    expect(missing).toEqual([]);
+  });
+
+  it('gives the two commands, and CI runs exactly the second', () => {
+    expect(readme).toContain('npm ci && npm start');
+    expect(readme).toContain('npm test');
+    expect(ci).toMatch(/^npm test 2>&1/m);
+    expect(pkg.scripts['start']).toBeDefined();
+    expect(pkg.scripts['test']).toBeDefined();
+  });
+
+  it('mentions every npm script it tells people to run', () => {
+    for (const [, name] of readme.matchAll(/npm run ([a-z:-]+)/g)) expect(pkg.scripts, name).toHaveProperty(name!);
+  });
+});
