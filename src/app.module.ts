@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { tenantOfRequest } from './common/request-context.js';
 import { AppConfig } from './config/app-config.js';
 import { Database } from './database/database.js';
 import { SecretBox } from './crypto/secret-box.js';
@@ -63,6 +64,10 @@ const loggerModule = (config: AppConfig) =>
       },
       redact: { paths: ['req.headers', 'res.headers', '*.password', '*.client_secret', '*.token', '*.refresh_token', '*.code'], remove: true },
       customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      customProps: (req: IncomingMessage) => {
+        const tenant = tenantOfRequest(req);
+        return tenant ? { tenant } : {};
+      },
       autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/health/ready' },
       ...(config.LOG_PRETTY ? { transport: { target: 'pino-pretty' } } : {}),
     },

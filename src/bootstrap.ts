@@ -13,6 +13,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedde
 import { loadKeyEncryptionKey } from './crypto/key-encryption-key.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { DomainErrorFilter } from './common/error.filter.js';
+import { requestContextMiddleware } from './common/request-context.js';
 
 export interface RunningApp {
   app: NestExpressApplication;
@@ -64,6 +65,7 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean } = 
   app.useBodyParser('json', { limit: '256kb', type: (req: IncomingMessage) => isJson(req) && !isScim(req) });
   app.useBodyParser('json', { limit: '8mb', type: (req: IncomingMessage) => isJson(req) && isScim(req) });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100 });
+  app.use(requestContextMiddleware);
   app.use(cookieParser());
   app.useGlobalFilters(new DomainErrorFilter());
   app.enableShutdownHooks();

@@ -1,6 +1,7 @@
 import { DataSource, type EntityManager } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { DependencyUnavailableError } from '../common/errors.js';
+import { noteTenant } from '../common/request-context.js';
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
 
@@ -37,6 +38,7 @@ export class Database {
   constructor(readonly dataSource: DataSource) {}
 
   async tenantTx<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
+    noteTenant(tenantId);
     return this.tx(async (m) => {
       await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
       return work(m);
