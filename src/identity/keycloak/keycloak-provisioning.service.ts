@@ -234,7 +234,7 @@ export class KeycloakProvisioningService {
   /** An authenticated admin client; a seam for tests that simulate Keycloak failing half-way. */
   protected async connect(s: KeycloakSettings): Promise<KcAdminClient> {
     if (!s.admin) throw new ProblemError(501, 'Keycloak provisioning not configured', 'Set KEYCLOAK_ADMIN_CLIENT_ID/SECRET or KEYCLOAK_ADMIN_USERNAME/PASSWORD.', problemType('keycloak-admin-missing'));
-    const kc = new KcAdminClient({ baseUrl: s.url, realmName: s.admin.realm, timeout: KEYCLOAK_LIMITS.timeoutSeconds * 1000 });
+    const kc = new KcAdminClient({ baseUrl: s.url, realmName: s.admin.realm, timeout: KEYCLOAK_LIMITS.provisioningTimeoutSeconds * 1000 });
     await kc.auth(
       s.admin.grantType === 'client_credentials'
         ? { grantType: 'client_credentials', clientId: s.admin.clientId, clientSecret: s.admin.clientSecret }

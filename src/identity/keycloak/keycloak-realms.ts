@@ -17,6 +17,8 @@ export const KEYCLOAK_LIMITS = {
   discoveryMaxAgeMs: 10 * 60_000,
   /** HTTP timeout for discovery, token and JWKS requests, in seconds. */
   timeoutSeconds: 5,
+  /** Admin API calls (provisioning: creating a realm takes Keycloak seconds, more under load), in seconds. */
+  provisioningTimeoutSeconds: 60,
   jwksCooldownMs: 30_000,
   jwksMaxAgeMs: 10 * 60_000,
 };
