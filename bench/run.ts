@@ -18,6 +18,7 @@ import { TenantsService } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
+import { printScimBench, runScimBench } from './scim.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -184,6 +185,12 @@ async function main(): Promise<void> {
   const file = join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(report, null, 2));
   console.log(`saved ${file}`);
+
+  if (process.env.BENCH_SCIM !== 'false') {
+    const scim = await runScimBench();
+    printScimBench(scim);
+    writeFileSync(file, JSON.stringify({ ...report, scim }, null, 2));
+  }
 }
 
 main().catch((err: unknown) => {

@@ -4,7 +4,8 @@
  * at 100,000+ users in the tenant. The service runs in its own process, as in production.
  *
  *   npm run build && node dist/bench/scim.js            (or: npm run bench, which includes it)
- *   SCIM_BENCH_USERS=10000 SCIM_BENCH_TOTAL=100000 SCIM_BENCH_CONCURRENCY=16
+ *   SCIM_BENCH_USERS=10000 SCIM_BENCH_TOTAL=100000 SCIM_BENCH_CONCURRENCY=16 SCIM_BENCH_SECONDS=8
+ *   SCIM_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the service process there.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';

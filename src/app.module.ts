@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DestinationStream } from 'pino';
 import { randomUUID } from 'node:crypto';
 import { tenantOfRequest } from './common/request-context.js';
 import { AppConfig } from './config/app-config.js';
@@ -39,18 +40,25 @@ import { UpstreamLogoutService } from './oauth/upstream-logout.service.js';
 import { KeycloakRealms } from './identity/keycloak/keycloak-realms.js';
 import { KeycloakHealthService } from './identity/keycloak/keycloak-health.service.js';
 import { KeycloakProvisioningService } from './identity/keycloak/keycloak-provisioning.service.js';
+import { GATEWAY_CONTROLLERS, GATEWAY_PROVIDERS } from './gateway/gateway.module.js';
+import { METRICS_CONTROLLERS, METRICS_PROVIDERS } from './metrics/metrics.module.js';
 
 export interface AppDependencies {
   config: AppConfig;
   database: Database;
   secretBox: SecretBox;
+  /** Where logs go (default stdout); tests pass a stream to read what the service logged. */
+  logDestination?: DestinationStream;
 }
 
 
+/** Login transaction handles travel in paths (`/login/native/lt_…`): their secret part never reaches a log. */
+const redactPath = (url: string): string => (url.split('?')[0] ?? '').replace(/\b(lt|ac|rt|st)_([0-9a-f]{32})_[A-Za-z0-9_-]+/g, '$1_$2_…');
+
 /** Request logs carry a request id, method, path and status: never query strings, bodies, cookies or tokens. */
-const loggerModule = (config: AppConfig) =>
+const loggerModule = (config: AppConfig, destination?: DestinationStream) =>
   LoggerModule.forRoot({
-    pinoHttp: {
+    pinoHttp: withDestination(destination, {
       level: config.LOG_LEVEL,
       genReqId: (req: IncomingMessage, res: ServerResponse) => {
         const incoming = req.headers['x-request-id'];
@@ -59,7 +67,7 @@ const loggerModule = (config: AppConfig) =>
         return id;
       },
       serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: redactPath(req.url) }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       redact: { paths: ['req.headers', 'res.headers', '*.password', '*.client_secret', '*.token', '*.refresh_token', '*.code'], remove: true },
@@ -68,18 +76,20 @@ const loggerModule = (config: AppConfig) =>
         const tenant = tenantOfRequest(req);
         return tenant ? { tenant } : {};
       },
-      autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/health/ready' },
-      ...(config.LOG_PRETTY ? { transport: { target: 'pino-pretty' } } : {}),
-    },
+      autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/health/ready' || req.url === '/metrics' },
+      ...(config.LOG_PRETTY && !destination ? { transport: { target: 'pino-pretty' } } : {}),
+    }),
   });
+
+const withDestination = <T>(destination: DestinationStream | undefined, options: T): T | [T, DestinationStream] => (destination ? [options, destination] : options);
 
 @Module({})
 export class AppModule {
   static forRoot(deps: AppDependencies): DynamicModule {
     return {
       module: AppModule,
-      imports: [loggerModule(deps.config)],
-      controllers: [OAuthController, LoginController, WellKnownController, HealthController, SamlController, ...SCIM_CONTROLLERS, ...ADMIN_CONTROLLERS],
+      imports: [loggerModule(deps.config, deps.logDestination)],
+      controllers: [OAuthController, LoginController, WellKnownController, HealthController, SamlController, ...SCIM_CONTROLLERS, ...ADMIN_CONTROLLERS, ...GATEWAY_CONTROLLERS, ...METRICS_CONTROLLERS],
       providers: [
         { provide: AppConfig, useValue: deps.config },
         { provide: Database, useValue: deps.database },
@@ -112,6 +122,8 @@ export class AppModule {
         IdentityProviderRegistry,
         ...SCIM_PROVIDERS,
         ...ADMIN_PROVIDERS,
+        ...GATEWAY_PROVIDERS,
+        ...METRICS_PROVIDERS,
       ],
       exports: [TenantsService, BindingsService, ClientsService, NativeCredentialsService, SigningKeysService, TokenIssuerService, Database],
     };

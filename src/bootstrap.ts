@@ -13,7 +13,10 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedde
 import { loadKeyEncryptionKey } from './crypto/key-encryption-key.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { DomainErrorFilter } from './common/error.filter.js';
+import { MetricsService } from './metrics/metrics.service.js';
 import { requestContextMiddleware } from './common/request-context.js';
+import { installJwksFastPath } from './well-known/jwks-fast-path.js';
+import { SigningKeysService } from './tokens/signing-keys.service.js';
 
 export interface RunningApp {
   app: NestExpressApplication;
@@ -26,8 +29,10 @@ export interface RunningApp {
  * Builds the whole service: database (embedded when DATABASE_URL is unset), migrations, keys,
  * HTTP. Used by main.ts and by the end-to-end tests, so tests run exactly what production runs.
  */
-export async function createApp(config: AppConfig, opts: { listen?: boolean } = {}): Promise<RunningApp> {
-  const boot = pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } });
+export async function createApp(config: AppConfig, opts: { listen?: boolean; logDestination?: pino.DestinationStream } = {}): Promise<RunningApp> {
+  const boot = opts.logDestination
+    ? pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } }, opts.logDestination)
+    : pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } });
   const kek = loadKeyEncryptionKey(config);
   if (kek.source === 'generated')
     boot.warn({ dataDir: config.DATA_DIR }, 'KEY_ENCRYPTION_KEY is unset: using a generated development key under DATA_DIR. Never do this in production.');
@@ -52,16 +57,18 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean } = 
   }
   const database = new Database(dataSource);
 
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, secretBox: new SecretBox(kek.key) }), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, secretBox: new SecretBox(kek.key), logDestination: opts.logDestination }), {
     bufferLogs: true,
     bodyParser: false,
   });
   app.useLogger(app.get(PinoNestLogger));
+  // First middleware: sees every response, including those ended by guards and body parsers (429s, 401s).
+  app.use(app.get(MetricsService).httpMiddleware);
   app.set('trust proxy', config.TRUST_PROXY_HOPS);
   app.disable('x-powered-by');
   // SCIM group PATCHes carry thousands of members: /scim/* gets a larger JSON limit than the rest.
   const isJson = (req: IncomingMessage) => /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
-  const isScim = (req: IncomingMessage) => (req.url ?? '').startsWith('/scim/');
+  const isScim = (req: IncomingMessage) => /^\/scim\//i.test(req.url ?? '');
   app.useBodyParser('json', { limit: '256kb', type: (req: IncomingMessage) => isJson(req) && !isScim(req) });
   app.useBodyParser('json', { limit: '8mb', type: (req: IncomingMessage) => isJson(req) && isScim(req) });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100 });
@@ -78,6 +85,7 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean } = 
   SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, openApi), { jsonDocumentUrl: 'docs/openapi.json' });
 
   await app.init();
+  installJwksFastPath(app.getHttpServer(), app.get(SigningKeysService), config);
   let listenUrl = config.issuer;
   if (opts.listen !== false) {
     await app.listen(config.PORT, config.HOST);

@@ -208,3 +208,23 @@ describe('row-level security', () => {
     }
   });
 });
+
+describe('query plans under row-level security', () => {
+  it('finds a password credential through the index, not by scanning the tenant', async () => {
+    const client = new pg.Client({ connectionString: app.db.url });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [acmeId]);
+      await client.query('SET LOCAL enable_seqscan = off');
+      const plan = (await client.query(`EXPLAIN SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [acmeId, 'Alice@Acme.test'])).rows
+        .map((r: Record<string, string>) => r['QUERY PLAN'])
+        .join('\n');
+      expect(plan).toMatch(/Index (Only )?Scan using native_credentials_username_key/);
+      expect(plan).toMatch(/Index Cond: .*username_ci/);
+      await client.query('ROLLBACK');
+    } finally {
+      await client.end();
+    }
+  });
+});

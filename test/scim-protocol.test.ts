@@ -4,6 +4,7 @@ import { startTestApp, type TestApp } from './support/app-harness.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { ScimSettingsService, ScimTokensService } from '../src/scim/scim-tokens.service.js';
 import { USER_CI, USER_SQL, compileFilter } from '../src/scim/scim-sql.js';
+import { ScimRateLimiter } from '../src/scim/scim-rate-limiter.js';
 import { CORE_GROUP, CORE_USER, ENTERPRISE, ERROR_SCHEMA, PATCH_OP, type ListBody, ScimClient, entraUser, q, scimClient } from './support/scim.js';
 
 let app: TestApp;
@@ -352,6 +353,16 @@ describe('PATCH semantics and errors', () => {
     expect(group.body['meta']).toMatchObject({ version: 'W/"1"' });
   });
 
+  it('takes a membership PATCH of 6,000 members (a body over 256 kB), which stays refused outside /scim', async () => {
+    const value = Array.from({ length: 6000 }, () => ({ $ref: null, value: randomUUID() }));
+    const body = { schemas: [PATCH_OP], Operations: [{ op: 'Remove', path: 'members', value }] };
+    expect(JSON.stringify(body).length).toBeGreaterThan(256 * 1024);
+    const res = await scim.patch(`/Groups/${ids['engineers']}`, body);
+    expect(res.status).toBe(204);
+    const elsewhere = await fetch(`${app.url}/health/live`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(elsewhere.status).toBe(413);
+  });
+
   it('refuses nested groups and non-UUID member values', async () => {
     const nested = await scim.patch(`/Groups/${ids['engineers']}`, { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: ids['engineers'], type: 'Group' }] }] });
     expect(nested.body).toMatchObject({ status: '400', scimType: 'invalidValue' });
@@ -402,6 +413,28 @@ describe('authentication and rate limit', () => {
     expect(Number(refused[0]!.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(refused[0]!.body).toMatchObject({ schemas: [ERROR_SCHEMA], status: '429' });
     expect((await scim.get('/Users?count=0')).status).toBe(200);
+  });
+
+  it('shares the limit across replicas: each counts locally and merges into the shared counter', async () => {
+    const shared = (await app.app.get(TenantsService).create('two-replicas', 'Two Replicas')).id;
+    const [r1, r2] = [new ScimRateLimiter(app.database), new ScimRateLimiter(app.database)];
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect(r1.hit(shared, 5).allowed).toBe(true);
+        expect(r2.hit(shared, 5).allowed).toBe(true);
+      }
+      // Each replica alone is within 5; merged, the tenant is at 6. r2 merged last and knows it at once,
+      // r1 learns it at its next merge (the limit holds to within one merge interval).
+      await r1.flush();
+      await r2.flush();
+      expect(r2.hit(shared, 5).allowed).toBe(false);
+      r1.hit(shared, 5);
+      await r1.flush();
+      expect(r1.hit(shared, 5).allowed).toBe(false);
+    } finally {
+      r1.onModuleDestroy();
+      r2.onModuleDestroy();
+    }
   });
 
   it('accepts application/json and application/scim+json request bodies', async () => {

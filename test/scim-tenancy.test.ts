@@ -19,7 +19,8 @@ let bGroup: Record<string, unknown>;
 let aGroup: string;
 
 beforeAll(async () => {
-  app = await startTestApp();
+  // Verified tokens are not cached here, so that a suspension is seen by the very next request.
+  app = await startTestApp({ SCIM_TOKEN_CACHE_SECONDS: '0' });
   const tenants = app.app.get(TenantsService);
   tenantA = (await tenants.create('tenant-a', 'Tenant A')).id;
   tenantB = (await tenants.create('tenant-b', 'Tenant B')).id;

@@ -1,6 +1,7 @@
 import { Inject, Injectable, SetMetadata, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { AuthGuard, PassportStrategy } from '@nestjs/passport';
+import { PassportStrategy } from '@nestjs/passport';
+import passport from 'passport';
 import { Strategy } from 'passport-http-bearer';
 import type { Request } from 'express';
 import { AppConfig } from '../config/app-config.js';
@@ -57,21 +58,32 @@ export const PUBLIC_ROUTE = 'auth-service:public-route';
 /** Marks a route under an admin controller that deliberately needs no admin token (none today). */
 export const PublicRoute = () => SetMetadata(PUBLIC_ROUTE, true);
 
+/**
+ * Runs this application's AdminBearerStrategy instance through Passport. The instance is handed to
+ * passport.authenticate directly rather than looked up by name in Passport's process-wide registry,
+ * so two service instances in one process (the multi-replica tests) never authenticate with each
+ * other's strategy.
+ */
 @Injectable()
-export class AdminGuard extends AuthGuard('admin-bearer') implements CanActivate {
-  constructor(private readonly reflector: Reflector) {
-    super();
-  }
+export class AdminGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly strategy: AdminBearerStrategy,
+  ) {}
 
-  override canActivate(context: ExecutionContext) {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     if (this.reflector.get<boolean>(PUBLIC_ROUTE, context.getHandler())) return true;
-    return super.canActivate(context);
-  }
-
-  override handleRequest<T>(err: unknown, user: T): T {
-    if (err) throw err;
-    if (!user) throw new ProblemError(401, 'Unauthorized', 'A Bearer platform access token is required.', problemType('unauthenticated'));
-    return user;
+    const http = context.switchToHttp();
+    const req = http.getRequest<Request>();
+    const user = await new Promise<AdminPrincipal>((resolve, reject) => {
+      passport.authenticate(this.strategy as unknown as passport.Strategy, { session: false }, (err: unknown, principal: AdminPrincipal | false) => {
+        if (err) reject(err);
+        else if (!principal) reject(new ProblemError(401, 'Unauthorized', 'A Bearer platform access token is required.', problemType('unauthenticated')));
+        else resolve(principal);
+      })(req, http.getResponse(), (err?: unknown) => reject(err ?? new Error('passport called next')));
+    });
+    req.user = user;
+    return true;
   }
 }
 

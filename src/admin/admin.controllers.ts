@@ -7,7 +7,8 @@ import { SigningKeysService, type SigningKeyView } from '../tokens/signing-keys.
 import type { Tenant } from '../tenants/tenants.service.js';
 import { Database } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
-import { ScimTokensService } from '../scim/scim-tokens.service.js';
+import { ScimSettingsService, ScimTokensService } from '../scim/scim-tokens.service.js';
+import { ScimHeldOperationsService } from '../scim/scim-held-operations.service.js';
 import { AdminGuard, principalOf } from './admin-auth.js';
 import { IdempotencyInterceptor, etagOf, requireIfMatch } from './admin-http.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
@@ -18,6 +19,8 @@ import {
   CreateClientDto,
   CreateScimTokenDto,
   CreateTenantDto,
+  HeldOperationsDto,
+  ScimSettingsDto,
   ListQueryDto,
   MappingPreviewDto,
   RotateKeysDto,
@@ -180,6 +183,42 @@ export class ScimTokensAdminController {
   }
 }
 
+@Admin('SCIM safety')
+@Controller('admin/v1/tenants/:tenantId/scim')
+export class ScimSafetyAdminController {
+  constructor(
+    private readonly tenants: TenantsAdminService,
+    private readonly held: ScimHeldOperationsService,
+    private readonly settings: ScimSettingsService,
+  ) {}
+
+  /** Deactivations and deletions the mass-deprovisioning guard held back. */
+  @Get('held-operations')
+  async list(@Param('tenantId') tenantId: string, @Query('status') status?: string) {
+    const s = status === 'all' || status === 'released' || status === 'discarded' ? status : 'held';
+    return { items: await this.held.list((await this.tenants.get(tenantId)).id, s as 'held') };
+  }
+
+  @Post('held-operations/release')
+  @HttpCode(200)
+  async release(@Param('tenantId') tenantId: string, @Body() dto: HeldOperationsDto, @Req() req: Request) {
+    return this.held.release((await this.tenants.get(tenantId)).id, principalOf(req).actor, dto.ids);
+  }
+
+  @Post('held-operations/discard')
+  @HttpCode(200)
+  async discard(@Param('tenantId') tenantId: string, @Body() dto: HeldOperationsDto, @Req() req: Request) {
+    return { discarded: await this.held.discard((await this.tenants.get(tenantId)).id, principalOf(req).actor, dto.ids) };
+  }
+
+  /** Per-tenant SCIM rate limit and guard thresholds; null restores the global default. */
+  @Patch('settings')
+  @HttpCode(204)
+  async updateSettings(@Param('tenantId') tenantId: string, @Body() dto: ScimSettingsDto, @Req() req: Request): Promise<void> {
+    await this.settings.update((await this.tenants.get(tenantId)).id, dto, principalOf(req).actor);
+  }
+}
+
 @Admin('clients')
 @Controller('admin/v1/clients')
 export class ClientsAdminController {
@@ -254,4 +293,4 @@ export class AuditAdminController {
   }
 }
 
-export const ADMIN_CONTROLLERS = [TenantsAdminController, BindingsAdminController, ScimTokensAdminController, ClientsAdminController, SigningKeysAdminController, AuditAdminController];
+export const ADMIN_CONTROLLERS = [TenantsAdminController, BindingsAdminController, ScimTokensAdminController, ScimSafetyAdminController, ClientsAdminController, SigningKeysAdminController, AuditAdminController];

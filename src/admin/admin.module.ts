@@ -3,8 +3,9 @@ import { AdminBearerStrategy, AdminGuard } from './admin-auth.js';
 import { IdempotencyInterceptor } from './admin-http.js';
 import { ADMIN_CONTROLLERS as CONTROLLERS } from './admin.controllers.js';
 import { BindingsAdminService } from './bindings-admin.service.js';
+import { BindingHealthRefresher } from './binding-health.refresher.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
 
 /** The admin REST API (`/admin/v1`), spread into AppModule like the SCIM server. */
 export const ADMIN_CONTROLLERS: Array<Type<unknown>> = CONTROLLERS;
-export const ADMIN_PROVIDERS: Provider[] = [AdminBearerStrategy, AdminGuard, IdempotencyInterceptor, TenantsAdminService, BindingsAdminService];
+export const ADMIN_PROVIDERS: Provider[] = [AdminBearerStrategy, AdminGuard, IdempotencyInterceptor, TenantsAdminService, BindingsAdminService, BindingHealthRefresher];

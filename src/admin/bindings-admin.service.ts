@@ -139,6 +139,7 @@ export class BindingsAdminService {
     }
     const draft = await this.bindings.create(tenant, { kind: current.kind, config, secrets, claimMapping, priority: dto.priority ?? current.priority, status: 'draft', migrationImport: true });
     const view = await this.db.tenantTx(tenant.id, async (m) => {
+      if (health) await m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [draft.id, JSON.stringify(health)]);
       const after = this.view(await this.row(m, draft.id));
       await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.created', target: draft.id, data: { from: id, before, after } });
       return after;

@@ -221,3 +221,39 @@ export class ListQueryDto {
   @Max(500)
   limit?: number;
 }
+
+export class HeldOperationsDto {
+  @ApiPropertyOptional({ description: 'Ids of held operations; all held ones when omitted.' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(10_000)
+  @IsUUID('all', { each: true })
+  ids?: string[];
+}
+
+export class ScimSettingsDto {
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  rateLimitPerMinute?: number | null;
+
+  @IsOptional()
+  @IsBoolean()
+  guardEnabled?: boolean | null;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  guardPercent?: number | null;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  guardWindowSeconds?: number | null;
+
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  guardMinCount?: number | null;
+}

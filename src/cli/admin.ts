@@ -26,6 +26,8 @@ Identity-provider bindings:
   bindings list <tenantId>
   bindings create <tenantId> --kind <keycloak|oidc|saml|native|firebase_legacy> [--file binding.json]
                   [--config JSON] [--secrets JSON] [--claim-mapping JSON]
+  bindings update <tenantId> <bindingId> [--file patch.json] [--config JSON] [--secrets JSON]
+                  [--claim-mapping JSON]      a change to an active binding becomes a new draft
   bindings test-login <tenantId> <bindingId>  prints the link for the customer's IT admin
   bindings preview <tenantId> <bindingId> [--claims JSON]
   bindings activate <tenantId> <bindingId>    needs a completed test login
@@ -40,6 +42,7 @@ SCIM tokens:
   scim-tokens create <tenantId> <name>        the token is printed once
   scim-tokens list <tenantId>
   scim-tokens revoke <tenantId> <tokenId>
+  scim-held list|release|discard <tenantId>   deprovisionings held by the mass-deprovisioning guard
 Signing keys and audit:
   keys list
   keys rotate [--delay <seconds>]
@@ -176,6 +179,17 @@ async function main(): Promise<void> {
       };
       return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings`, body)).data);
     }
+    case 'bindings update': {
+      const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
+      const current = await api('GET', path);
+      const body = {
+        ...(opts.file ? json(readFileSync(opts.file, 'utf8'), opts.file) : {}),
+        ...(opts.config ? { config: json(opts.config, '--config') } : {}),
+        ...(opts.secrets ? { secrets: json(opts.secrets, '--secrets') } : {}),
+        ...(opts['claim-mapping'] ? { claimMapping: json(opts['claim-mapping'], '--claim-mapping') } : {}),
+      };
+      return print((await api('PATCH', path, body, { 'if-match': current.etag ?? '' })).data);
+    }
     case 'bindings test-login':
       return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/test-login`)).data);
     case 'bindings preview':
@@ -214,6 +228,11 @@ async function main(): Promise<void> {
     case 'scim-tokens revoke':
       await api('DELETE', `/tenants/${need(a1, 'tenantId')}/scim-tokens/${need(a2, 'tokenId')}`);
       return print({ revoked: a2 });
+    case 'scim-held list':
+      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim/held-operations`)).data);
+    case 'scim-held release':
+    case 'scim-held discard':
+      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim/held-operations/${action}`, {})).data);
     case 'keys list':
       return print((await api('GET', '/signing-keys')).data);
     case 'keys rotate':

@@ -9,6 +9,7 @@ import {
   Matches,
   Max,
   Min,
+  MinLength,
   validateSync,
   type ValidationError,
 } from 'class-validator';
@@ -101,6 +102,17 @@ export class AppConfig {
   @Max(600)
   CLOCK_SKEW_SECONDS = 60;
 
+  /**
+   * Longest wait for one HTTP request to a tenant's identity provider during a login (OIDC
+   * discovery, token, userinfo, JWKS). A hanging IdP fails that tenant's sign-in with a clear error
+   * after this long; other tenants are not affected.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(120_000)
+  UPSTREAM_TIMEOUT_MS = 10_000;
+
   /** How long a new signing key is published in the JWKS before it signs anything. */
   @Transform(toInt)
   @IsInt()
@@ -118,6 +130,19 @@ export class AppConfig {
   @Min(0)
   @Max(86_400)
   JWKS_MAX_AGE_SECONDS = 300;
+
+  /** Period of the background refresh of every active IdP binding's health (discovery, JWKS, metadata, certificate expiry). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(60)
+  @Max(86_400)
+  BINDING_HEALTH_INTERVAL_SECONDS = 900;
+
+  /** Background binding health refresh on or off. Default: on, except under NODE_ENV=test. */
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  BINDING_HEALTH_REFRESH?: boolean;
 
   @Transform(toInt)
   @IsInt()
@@ -159,6 +184,13 @@ export class AppConfig {
   @Min(1)
   SCIM_RATE_LIMIT_PER_MINUTE = 3000;
 
+  /** How long a verified SCIM token is remembered per replica (revocation reaches other replicas within this). 0 = never. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(300)
+  SCIM_TOKEN_CACHE_SECONDS = 10;
+
   /**
    * Mass-deprovisioning guard (per-tenant overrides in scim_settings): SCIM deactivations and
    * deletions beyond max(MIN_COUNT, PERCENT % of the tenant's users) within WINDOW_SECONDS are
@@ -189,6 +221,31 @@ export class AppConfig {
   @IsInt()
   @Min(0)
   TRUST_PROXY_HOPS = 0;
+
+  /** Bearer token Prometheus sends to `GET /metrics` (at least 32 characters). Unset: `/metrics` answers 404. */
+  @IsOptional()
+  @IsString()
+  @MinLength(32)
+  METRICS_TOKEN?: string;
+
+  /** Label login metrics with the tenant id (series grow with tenants × adapters × outcomes); false: one `_all` label. */
+  @Transform(toBool)
+  @IsBoolean()
+  METRICS_TENANT_LABEL = true;
+
+  /** Kong Admin API (e.g. http://kong:8001): every published signing key is pushed there as a jwt credential. Unset: no push. */
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
+  KONG_ADMIN_URL?: string;
+
+  /** Sent as `Kong-Admin-Token` to the Kong Admin API (RBAC, or a proxy guarding it). */
+  @IsOptional()
+  @IsString()
+  KONG_ADMIN_TOKEN?: string;
+
+  /** The Kong consumer that holds the platform's jwt credentials (one per signing key). */
+  @Matches(/^[A-Za-z0-9._~-]{1,128}$/, { message: 'must be a Kong consumer username (letters, digits, . _ ~ -)' })
+  KONG_CONSUMER = 'auth-service';
 
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' = 'info';
@@ -302,6 +359,9 @@ const OPTIONAL_ENV_NAMES = [
   'KEYCLOAK_ADMIN_CLIENT_SECRET',
   'KEYCLOAK_ADMIN_USERNAME',
   'KEYCLOAK_ADMIN_PASSWORD',
+  'METRICS_TOKEN',
+  'KONG_ADMIN_URL',
+  'KONG_ADMIN_TOKEN',
 ];
 
 /** Every environment variable the service reads (docs and deployment checks use the same list). */

@@ -1,4 +1,4 @@
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource, QueryFailedError, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError, type EntityManager } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { DependencyUnavailableError } from '../common/errors.js';
 import { noteTenant } from '../common/request-context.js';
@@ -6,11 +6,22 @@ import { noteTenant } from '../common/request-context.js';
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
 
 export function isConnectionError(err: unknown): boolean {
+  // TypeORM releases a transaction's query runner as soon as its connection fails; the next
+  // statement (often the COMMIT) then throws one of these, and the server rolls the transaction back.
+  if (err instanceof QueryRunnerAlreadyReleasedError || err instanceof QueryRunnerProviderAlreadyReleasedError) return true;
   const e = err as { code?: string; message?: string; driverError?: { code?: string } } | undefined;
   const code = e?.driverError?.code ?? e?.code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
   const msg = e?.message ?? '';
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(msg);
+}
+
+/**
+ * A statement's parameters (password hashes, e-mail addresses, token hashes) must never reach a
+ * log: errors leave the database layer without them.
+ */
+function dropParameters(err: unknown): void {
+  if (err instanceof QueryFailedError) delete (err as { parameters?: unknown }).parameters;
 }
 
 export const dbUnavailable = (err: unknown): DependencyUnavailableError =>
@@ -49,6 +60,7 @@ export class Database {
     try {
       return await this.dataSource.transaction(work);
     } catch (err) {
+      dropParameters(err);
       if (isConnectionError(err)) throw dbUnavailable(err);
       throw err;
     }
@@ -58,6 +70,7 @@ export class Database {
     try {
       return (await this.dataSource.query(sql, params)) as T[];
     } catch (err) {
+      dropParameters(err);
       if (isConnectionError(err)) throw dbUnavailable(err);
       throw err;
     }

@@ -1,5 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { ProblemError, problemType } from '../common/errors.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { instrumentAdapter } from '../metrics/instrument-adapter.js';
 import { IDENTITY_PROVIDERS, type IdentityProvider, type IdpKind } from './identity-provider.port.js';
 
 /** Picks the adapter for a binding's kind. Adapters register themselves through the IDENTITY_PROVIDERS token. */
@@ -7,8 +9,9 @@ import { IDENTITY_PROVIDERS, type IdentityProvider, type IdpKind } from './ident
 export class IdentityProviderRegistry {
   private readonly byKind = new Map<IdpKind, IdentityProvider>();
 
-  constructor(@Inject(IDENTITY_PROVIDERS) providers: IdentityProvider[]) {
-    for (const p of providers) this.byKind.set(p.kind, p);
+  constructor(@Inject(IDENTITY_PROVIDERS) providers: IdentityProvider[], @Optional() metrics?: MetricsService) {
+    // Handed out instrumented: upstream latency/errors and login outcomes are measured in one place.
+    for (const p of providers) this.byKind.set(p.kind, metrics ? instrumentAdapter(p, metrics) : p);
   }
 
   get(kind: IdpKind): IdentityProvider {

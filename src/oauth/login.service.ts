@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
 import { Database } from '../database/database.js';
 import { SecretBox } from '../crypto/secret-box.js';
@@ -18,6 +18,7 @@ import { RateLimiterService } from '../rate-limit/rate-limiter.service.js';
 import { ClientsService } from './clients.service.js';
 import { PKCE_S256_CHALLENGE } from './pkce.js';
 import { UpstreamLogoutService } from './upstream-logout.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -106,6 +107,7 @@ export class LoginService {
     private readonly limiter: RateLimiterService,
     private readonly upstreamLogout: UpstreamLogoutService,
     @Inject(AppConfig) private readonly config: AppConfig,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
 
   /** Returns the URL to send the browser to (the upstream IdP, or the hosted form). */
@@ -132,7 +134,10 @@ export class LoginService {
     if (!p.org) throw fail('invalid_request', 'The organisation (org) is required.');
 
     const limit = await this.limiter.hit(`authorize:${clientIp}`, this.config.RATE_LIMIT_AUTHORIZE_PER_MINUTE);
-    if (!limit.allowed) throw fail('temporarily_unavailable', `Too many sign-in attempts from this network; try again in ${limit.retryAfter} s.`);
+    if (!limit.allowed) {
+      this.metrics?.rateLimitHit('authorize');
+      throw fail('temporarily_unavailable', `Too many sign-in attempts from this network; try again in ${limit.retryAfter} s.`);
+    }
 
     const tenant = await this.tenants.findActiveBySlug(p.org.trim().toLowerCase());
     if (!tenant) throw fail('unknown_organization', 'Organisation not found. Check the organisation name and try again.');

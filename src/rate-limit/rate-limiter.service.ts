@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { Database } from '../database/database.js';
 
 export interface RateLimitResult {
@@ -18,31 +17,16 @@ export class RateLimiterService {
   constructor(private readonly db: Database) {}
 
   async hit(bucket: string, limit: number, windowSeconds = 60, now = Date.now()): Promise<RateLimitResult> {
-    return this.count((sql, params) => this.db.query<{ hits: number }>(sql, params), bucket, limit, windowSeconds, now);
-  }
-
-  /** The same counter inside the caller's transaction (no extra round trip; it commits with the caller). */
-  async hitIn(m: EntityManager, bucket: string, limit: number, windowSeconds = 60, now = Date.now()): Promise<RateLimitResult> {
-    return this.count((sql, params) => m.query(sql, params) as Promise<Array<{ hits: number }>>, bucket, limit, windowSeconds, now);
-  }
-
-  private async count(
-    query: (sql: string, params: unknown[]) => Promise<Array<{ hits: number }>>,
-    bucket: string,
-    limit: number,
-    windowSeconds: number,
-    now: number,
-  ): Promise<RateLimitResult> {
     const windowMs = windowSeconds * 1000;
     const start = new Date(Math.floor(now / windowMs) * windowMs);
-    const [row] = await query(
+    const [row] = await this.db.query<{ hits: number }>(
       `INSERT INTO rate_limit_counters (bucket, window_start, hits) VALUES ($1, $2, 1)
        ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counters.hits + 1 RETURNING hits`,
       [bucket, start],
     );
     if (now - this.lastSweep > 60_000) {
       this.lastSweep = now;
-      await query(`DELETE FROM rate_limit_counters WHERE window_start < $1`, [new Date(now - 3_600_000)]);
+      await this.db.query(`DELETE FROM rate_limit_counters WHERE window_start < $1`, [new Date(now - 3_600_000)]);
     }
     const allowed = (row?.hits ?? 0) <= limit;
     return { allowed, retryAfter: allowed ? 0 : Math.max(1, Math.ceil((start.getTime() + windowMs - now) / 1000)) };

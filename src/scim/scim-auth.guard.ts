@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type { Observable } from 'rxjs';
 import { ScimError } from '../common/errors.js';
 import { type ScimPrincipal, ScimTokensService } from './scim-tokens.service.js';
+import { ScimRateLimiter } from './scim-rate-limiter.js';
 
 type ScimRequest = Request & { scim?: ScimPrincipal };
 
@@ -14,7 +15,10 @@ type ScimRequest = Request & { scim?: ScimPrincipal };
  */
 @Injectable()
 export class ScimAuthGuard implements CanActivate {
-  constructor(private readonly tokens: ScimTokensService) {}
+  constructor(
+    private readonly tokens: ScimTokensService,
+    private readonly limiter: ScimRateLimiter,
+  ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
@@ -25,12 +29,12 @@ export class ScimAuthGuard implements CanActivate {
       res.setHeader('WWW-Authenticate', 'Bearer realm="scim"');
       throw new ScimError(401, 'A SCIM bearer token is required (Authorization: Bearer <token>).');
     }
-    const auth = await this.tokens.authenticate(m[1]!);
-    if (!auth) {
+    const principal = await this.tokens.verify(m[1]!);
+    if (!principal) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="scim", error="invalid_token"');
       throw new ScimError(401, 'The bearer token is invalid or has been revoked.');
     }
-    const { principal, rate } = auth;
+    const rate = this.limiter.hit(principal.tenantId, principal.settings.rateLimitPerMinute);
     if (!rate.allowed) throw new ScimError(429, `Too many SCIM requests for this tenant; retry after ${rate.retryAfter} s.`, undefined, { retryAfter: rate.retryAfter });
     req.scim = principal;
     return true;

@@ -218,9 +218,9 @@ export class ScimGroupsService {
   }
 
   private async find(m: EntityManager, id: string, forUpdate: boolean): Promise<GroupRow> {
-    if (!isUuid(id)) throw new ScimError(404, `Group ${id} not found.`);
+    if (!isUuid(id)) throw new ScimError(404, 'No such group in this tenant.');
     const [row] = (await m.query(`SELECT ${COLUMNS} FROM groups g WHERE g.id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id])) as GroupRow[];
-    if (!row) throw new ScimError(404, `Group ${id} not found.`);
+    if (!row) throw new ScimError(404, 'No such group in this tenant.');
     return row;
   }
 

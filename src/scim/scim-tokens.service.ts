@@ -5,7 +5,6 @@ import { AuditService } from '../audit/audit.service.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
 import { constantEquals } from '../crypto/random.js';
-import { type RateLimitResult, RateLimiterService } from '../rate-limit/rate-limiter.service.js';
 
 export interface ScimGuardSettings {
   enabled: boolean;
@@ -90,9 +89,10 @@ export class ScimTokensService {
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
-    private readonly limiter: RateLimiterService,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
+
+  private readonly cache = new Map<string, { principal: ScimPrincipal; expires: number }>();
 
   async create(tenantId: string, name: string, actor = 'admin'): Promise<CreatedScimToken> {
     const label = name.trim();
@@ -127,52 +127,66 @@ export class ScimTokensService {
       if (res[1] === 0) return false;
       await this.audit.record(m, { tenantId, actor, action: 'scim.token_revoked', target: tokenId });
       return true;
-    });
-  }
-
-  /** The caller of a SCIM request, or undefined for an unknown, revoked or malformed token, or a tenant that is not active. */
-  async verify(presented: string): Promise<ScimPrincipal | undefined> {
-    return (await this.authenticate(presented))?.principal;
+    }).finally(() => this.forget({ tokenId }));
   }
 
   /**
-   * Verifies the token and counts the request against the tenant's SCIM rate limit, in one
-   * transaction. That transaction only touches bookkeeping (last use, rate counter), so it
-   * commits without waiting for the WAL flush (`synchronous_commit = off`): losing the last
-   * few counter increments in a crash is harmless, and every SCIM request saves an fsync.
+   * The caller of a SCIM request, or undefined for an unknown, revoked or malformed token, or a
+   * tenant that is not active. A verified token is remembered for SCIM_TOKEN_CACHE_SECONDS
+   * (revoking it or changing the tenant's SCIM settings clears that at once on this replica; on
+   * other replicas it takes effect within that time), which keeps a provisioning burst from
+   * paying a database transaction per request for authentication alone.
    */
-  async authenticate(presented: string): Promise<{ principal: ScimPrincipal; rate: RateLimitResult } | undefined> {
+  async verify(presented: string, now = Date.now()): Promise<ScimPrincipal | undefined> {
     const token = parseOpaqueToken(TOKEN_PREFIX, presented);
     if (!token) return undefined;
-    return this.db.tenantTx(token.tenantId, async (m) => {
-      await m.query(`SELECT set_config('synchronous_commit', 'off', true)`);
+    const cached = this.cache.get(token.hash);
+    if (cached && cached.expires > now) return cached.principal;
+    if (cached) this.cache.delete(token.hash);
+    const principal = await this.lookUp(token.tenantId, token.hash);
+    const ttl = this.config.SCIM_TOKEN_CACHE_SECONDS * 1000;
+    if (principal && ttl > 0) {
+      if (this.cache.size >= 10_000) this.cache.clear();
+      this.cache.set(token.hash, { principal, expires: now + ttl });
+    }
+    return principal;
+  }
+
+  /** Forgets cached verifications of one token or of a whole tenant's tokens. */
+  forget(match: { tokenId?: string; tenantId?: string }): void {
+    for (const [hash, entry] of this.cache) {
+      if (entry.principal.tokenId === match.tokenId || entry.principal.tenantId === match.tenantId) this.cache.delete(hash);
+    }
+  }
+
+  private async lookUp(tenantId: string, hash: string): Promise<ScimPrincipal | undefined> {
+    const row = await this.db.tenantTx(tenantId, async (m) => {
       // last_used_at is written at most once a minute per token, so a busy token costs no extra writes.
-      const [row] = (await m.query(
+      const [r] = (await m.query(
         `WITH t AS (SELECT id, tenant_id, token_hash, last_used_at FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
               touched AS (UPDATE scim_tokens s SET last_used_at = now() FROM t
                            WHERE s.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') RETURNING s.id)
          SELECT t.id, t.token_hash, tn.status AS tenant_status, st.rate_limit_per_minute, st.guard_enabled, st.guard_percent::text AS guard_percent,
                 st.guard_window_seconds, st.guard_min_count, (SELECT count(*) FROM touched) AS touched
            FROM t JOIN tenants tn ON tn.id = t.tenant_id LEFT JOIN scim_settings st ON st.tenant_id = t.tenant_id`,
-        [token.hash],
+        [hash],
       )) as VerifyRow[];
-      if (!row || !constantEquals(row.token_hash, token.hash) || row.tenant_status !== 'active') return undefined;
-      const principal: ScimPrincipal = {
-        tenantId: token.tenantId,
-        tokenId: row.id,
-        settings: {
-          rateLimitPerMinute: row.rate_limit_per_minute ?? this.config.SCIM_RATE_LIMIT_PER_MINUTE,
-          guard: {
-            enabled: row.guard_enabled ?? true,
-            percent: row.guard_percent !== null ? Number(row.guard_percent) : this.config.SCIM_DEPROVISION_GUARD_PERCENT,
-            windowSeconds: row.guard_window_seconds ?? this.config.SCIM_DEPROVISION_GUARD_WINDOW_SECONDS,
-            minCount: row.guard_min_count ?? this.config.SCIM_DEPROVISION_GUARD_MIN_COUNT,
-          },
-        },
-      };
-      const rate = await this.limiter.hitIn(m, `scim:${principal.tenantId}`, principal.settings.rateLimitPerMinute, 60);
-      return { principal, rate };
+      return r;
     });
+    if (!row || !constantEquals(row.token_hash, hash) || row.tenant_status !== 'active') return undefined;
+    return {
+      tenantId,
+      tokenId: row.id,
+      settings: {
+        rateLimitPerMinute: row.rate_limit_per_minute ?? this.config.SCIM_RATE_LIMIT_PER_MINUTE,
+        guard: {
+          enabled: row.guard_enabled ?? true,
+          percent: row.guard_percent !== null ? Number(row.guard_percent) : this.config.SCIM_DEPROVISION_GUARD_PERCENT,
+          windowSeconds: row.guard_window_seconds ?? this.config.SCIM_DEPROVISION_GUARD_WINDOW_SECONDS,
+          minCount: row.guard_min_count ?? this.config.SCIM_DEPROVISION_GUARD_MIN_COUNT,
+        },
+      },
+    };
   }
 }
 
@@ -190,11 +204,13 @@ export class ScimSettingsService {
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
+    private readonly tokens: ScimTokensService,
   ) {}
 
   async update(tenantId: string, s: ScimSettingsUpdate, actor = 'admin'): Promise<void> {
     try {
       await this.write(tenantId, s, actor);
+      this.tokens.forget({ tenantId });
     } catch (err) {
       if ((err as { code?: string }).code === '23514')
         throw new ProblemError(400, 'Invalid SCIM settings', 'Rate limit > 0, guard percent in (0, 100], window > 0 s, minimum count >= 0.', problemType('validation'));

@@ -1,5 +1,6 @@
 import type { Provider, Type } from '@nestjs/common';
 import { ScimAuthGuard } from './scim-auth.guard.js';
+import { ScimRateLimiter } from './scim-rate-limiter.js';
 import { ScimDeprovisionGuard } from './scim-deprovision-guard.service.js';
 import { ScimDiscoveryController } from './scim-discovery.controller.js';
 import { ScimGroupsController } from './scim-groups.controller.js';
@@ -11,7 +12,7 @@ import { ScimUsersService } from './scim-users.service.js';
 
 /**
  * The SCIM 2.0 server (`/scim/v2`). Its parts are spread into AppModule's arrays because they
- * share AppModule's Database, AuditService, RateLimiterService and AppConfig providers.
+ * share AppModule's Database, AuditService and AppConfig providers.
  * For the admin API: ScimTokensService (create / list / revoke tokens), ScimSettingsService
  * (per-tenant rate limit and guard overrides), ScimHeldOperationsService (release / discard).
  */
@@ -19,6 +20,7 @@ export const SCIM_CONTROLLERS: Array<Type<unknown>> = [ScimDiscoveryController, 
 
 export const SCIM_PROVIDERS: Provider[] = [
   ScimTokensService,
+  ScimRateLimiter,
   ScimSettingsService,
   ScimAuthGuard,
   ScimDeprovisionGuard,

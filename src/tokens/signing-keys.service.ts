@@ -150,6 +150,17 @@ export class SigningKeysService implements OnApplicationBootstrap, OnApplication
     }));
   }
 
+  /**
+   * The keys in the JWKS right now (pending, active, retired) with their public JWK, read from the
+   * database (not this replica's cached view): what gateways holding one credential per key need.
+   */
+  async published(): Promise<Array<{ kid: string; status: KeyStatus; jwk: JWK; activatesAt: Date; expiresAt: Date | null }>> {
+    const rows = await this.db.query<KeyRow>(
+      `SELECT kid, public_jwk, status, activates_at, expires_at FROM signing_keys WHERE status IN ('pending', 'active', 'retired') ORDER BY created_at DESC`,
+    );
+    return rows.map((r) => ({ kid: r.kid, status: r.status, jwk: r.public_jwk, activatesAt: r.activates_at, expiresAt: r.expires_at }));
+  }
+
   private async activate(m: { query: (sql: string, p?: unknown[]) => Promise<unknown> }, kid: string, now: Date): Promise<void> {
     const lifetime = this.config.ACCESS_TOKEN_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS;
     await m.query(

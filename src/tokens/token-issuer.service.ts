@@ -39,7 +39,16 @@ export interface PlatformAccessClaims extends JWTPayload {
   idp_sub: string;
   auth_time: number;
   sid?: string;
+  /** The signing key's `kid`, repeated in the payload of access tokens only: Kong's jwt plugin matches its credential by it (ADR 0006). */
+  at_kid?: string;
 }
+
+/**
+ * Payload claim naming the signing key in access tokens (never in ID tokens), so that a gateway that
+ * matches credentials by a claim (Kong's open-source jwt plugin, `key_claim_name`) accepts access
+ * tokens and nothing else this issuer signs. See docs/adr/0006-kong-jwt-credentials.md.
+ */
+export const GATEWAY_KEY_CLAIM = 'at_kid';
 
 /**
  * Issues platform JWTs: RFC 9068 access tokens (`typ: at+jwt`) and OIDC ID tokens, RS256 with
@@ -76,6 +85,7 @@ export class TokenIssuerService {
       idp_sub: s.idpSub,
       auth_time: Math.floor(s.authTime.getTime() / 1000),
       ...(s.sessionId ? { sid: s.sessionId } : {}),
+      [GATEWAY_KEY_CLAIM]: kid,
     };
     const token = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid }).sign(key);
     return { token, jti, expiresIn: ttl };

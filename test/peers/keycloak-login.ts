@@ -3,16 +3,20 @@
  * regex-level reading of Keycloak's login pages (theme keycloak.v2 or base).
  *
  * Start it at any URL that ends up on Keycloak's login page (Keycloak's own authorization endpoint,
- * or the service's /authorize which redirects there). It follows redirects, fills the pages it
- * recognises, and stops at the first redirect whose target starts with `stopAt` (the client's
- * redirect_uri) without requesting it.
+ * its SAML endpoint with a SAMLRequest, or the service's /authorize which redirects there). It
+ * follows redirects, fills the pages it recognises, and stops without requesting it at the first
+ * redirect whose target starts with `stopAt` (the client's redirect_uri), or at the first
+ * auto-submitting POST form whose action starts with `stopAt` (SAML HTTP-POST binding: the
+ * `SAMLResponse` + `RelayState` form Keycloak posts to the SP's ACS; OIDC `response_mode=form_post`).
  *
  * Pages it handles:
  * - the classic username + password form (`login.ftl`);
  * - identity-first login (`login-username.ftl` then `login-password.ftl`), which Keycloak shows
  *   when Organizations are enabled on the realm;
  * - the organisation picker (`select-organization.ftl`, buttons named `kc.org`), answered with
- *   `selectOrganization` when given.
+ *   `selectOrganization` when given;
+ * - an auto-submitting POST form (`saml-post-form.ftl`, `form_post`: hidden inputs only): returned
+ *   as `formPost` when its action starts with `stopAt`, otherwise submitted like a browser would.
  * Anything else (an error page, a required action, a login form re-shown with an error) ends the
  * drive with a `KeycloakLoginError` carrying the page's message and the trace of visited URLs.
  */
@@ -88,7 +92,7 @@ export interface HeadlessLoginOptions {
 }
 
 export interface HeadlessLoginResult {
-  /** The callback URL Keycloak redirected to (not requested). */
+  /** The callback URL Keycloak redirected to, or the action of the form it would post (not requested). */
   callbackUrl: URL;
   code: string | null;
   state: string | null;
@@ -97,6 +101,12 @@ export interface HeadlessLoginResult {
   /** An OAuth error returned to the callback instead of a code. */
   error: string | null;
   errorDescription: string | null;
+  /**
+   * Set when the drive ended at an auto-submitting POST form instead of a redirect: the fields the
+   * browser would post to `callbackUrl` (not posted). For SAML, `fields.SAMLResponse` (base64) and
+   * `fields.RelayState`; for OIDC form_post, `code`/`state`/`iss`/`error`, also copied above.
+   */
+  formPost?: { action: URL; fields: Record<string, string> };
   cookieJar: CookieJar;
   /** Every request made, in order, e.g. `GET 302 http://...`. */
   trace: string[];
@@ -196,6 +206,33 @@ export async function headlessLogin(opts: HeadlessLoginOptions): Promise<Headles
       }
       pages.push('select-organization');
       next = { url: new URL(choice.form.action), method: 'POST', body: new URLSearchParams({ 'kc.org': choice.value }) };
+      continue;
+    }
+
+    const autoPost = forms.find(
+      (f) => f.method === 'post' && f.inputs.length > 0 && f.inputs.every((i) => i.type === 'hidden') && !f.buttons.some((b) => b.name === 'kc.org'),
+    );
+    if (autoPost && autoPost.inputs.some((i) => ['SAMLResponse', 'SAMLRequest', 'code', 'error'].includes(i.name))) {
+      const fields = Object.fromEntries(autoPost.inputs.map((i) => [i.name, i.value]));
+      const action = new URL(autoPost.action);
+      if (action.href.startsWith(opts.stopAt)) {
+        trace.push(`STOP POST ${action.href}`);
+        return {
+          callbackUrl: action,
+          code: fields['code'] ?? null,
+          state: fields['state'] ?? null,
+          iss: fields['iss'] ?? null,
+          error: fields['error'] ?? null,
+          errorDescription: fields['error_description'] ?? null,
+          formPost: { action, fields },
+          cookieJar: jar,
+          trace,
+          pages,
+        };
+      }
+      // Elsewhere (e.g. a broker hop): submit it as the page's script would.
+      pages.push('auto-post');
+      next = { url: action, method: 'POST', body: new URLSearchParams(fields) };
       continue;
     }
 

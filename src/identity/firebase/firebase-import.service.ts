@@ -208,7 +208,7 @@ export class FirebaseImportService {
       return;
     }
     const hash = formatFirebasePasswordHash({ configId: report.hashConfigId, salt: u.password.salt, passwordHash: u.password.passwordHash });
-    const [taken] = (await m.query(`SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND lower(username) = lower($2)`, [tenantId, u.email])) as Array<{
+    const [taken] = (await m.query(`SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [tenantId, u.email])) as Array<{
       user_id: string;
     }>;
     if (taken && taken.user_id !== userId) {

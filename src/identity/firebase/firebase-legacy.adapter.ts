@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
-import type { BindingContext, ExternalIdentity, ExternalTokenInput, IdentityProvider, ProviderCapabilities } from '../identity-provider.port.js';
+import { ProblemError, problemType } from '../../common/errors.js';
+import type { BindingContext, ExternalIdentity, ExternalTokenInput, IdentityProvider, ProviderCapabilities, ValidatedBindingConfig } from '../identity-provider.port.js';
 import { firebaseIssuer, parseFirebaseBindingConfig, parseFirebaseBindingSecrets } from './firebase-binding-config.js';
 import { FirebaseCertificateCache } from './firebase-certificates.js';
 import { FirebaseAdminGateway } from './firebase-admin.gateway.js';
@@ -25,6 +26,19 @@ export class FirebaseLegacyProvider implements IdentityProvider {
     private readonly certificates: FirebaseCertificateCache,
     private readonly admin: FirebaseAdminGateway,
   ) {}
+
+  /** Before a binding is saved: the config and secrets have the right shape (nothing is fetched). */
+  async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+    try {
+      parseFirebaseBindingConfig(input.config, { production: this.config.isProduction });
+      parseFirebaseBindingSecrets(input.secrets);
+    } catch (err) {
+      // At use these are the operator's problem (500); at the door they are the request's (422).
+      if (!(err instanceof ProblemError)) throw err;
+      throw new ProblemError(422, 'Invalid Firebase binding', err.detail, problemType('firebase-config'));
+    }
+    return { config: input.config, health: { ok: true, checks: { config: 'ok' } } };
+  }
 
   async exchangeToken(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity> {
     const config = parseFirebaseBindingConfig(binding.config, { production: this.config.isProduction });

@@ -64,7 +64,7 @@ export class NativeCredentialsService {
     }
     return this.db.tenantTx(tenantId, async (m) => {
       const [row] = (await m.query(
-        `SELECT user_id, username, password_hash, failed_attempts, locked_until FROM native_credentials WHERE tenant_id = $1 AND lower(username) = lower($2) FOR UPDATE`,
+        `SELECT user_id, username, password_hash, failed_attempts, locked_until FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2) FOR UPDATE`,
         [tenantId, username],
       )) as Array<{ user_id: string; username: string; password_hash: string; failed_attempts: number; locked_until: Date | null }>;
       if (!row) {

@@ -1,21 +1,25 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import * as oidc from 'openid-client';
+import { importJWK } from 'jose';
 import { AppConfig } from '../../config/app-config.js';
 import { constantEquals } from '../../crypto/random.js';
 import { DependencyUnavailableError, OAuthError, ProblemError, problemType } from '../../common/errors.js';
 import type {
   BeginLoginResult,
   BindingContext,
+  BindingHealth,
   CallbackInput,
   ExternalIdentity,
   IdentityProvider,
   LoginContext,
   ProviderCapabilities,
+  ValidatedBindingConfig,
 } from '../identity-provider.port.js';
 import { InvalidOidcBindingError, resolveOidcBinding, type ResolvedOidcBinding } from './tenant-oidc.config.js';
 import { OidcClientCache, OidcDiscoveryError, type OidcClient } from './oidc-client.cache.js';
 import { IdTokenRejectedError, verifyIdToken } from './id-token.verifier.js';
 import { JwksUnavailableError } from './remote-jwks.js';
+import { checkOpenIdProvider } from './oidc-provider.check.js';
 
 /** What beginLogin keeps with the login transaction (encrypted at rest by LoginService). */
 interface OidcProviderState {
@@ -31,13 +35,21 @@ interface OidcProviderState {
 export const OIDC_ADAPTER_LIMITS = Object.freeze({
   discoveryTtlMs: 60 * 60_000,
   discoveryRetryMs: 30_000,
-  timeoutSeconds: 10,
+  /* Per-request HTTP timeout: UPSTREAM_TIMEOUT_MS (default 10 s). */
   /** At most one JWKS fetch per OP per this period, also when tokens name unknown keys. */
   jwksCooldownMs: 10_000,
   jwksMaxAgeMs: 10 * 60_000,
   /** Oldest `iat` accepted: the ID token is minted by the code exchange we just made. */
   idTokenMaxAgeSeconds: 600,
+  /** Per request, when ops save a binding or the health of one is probed (discovery, JWKS). */
+  checkTimeoutMs: 5_000,
 });
+
+const CHECK_TITLES = {
+  'oidc-config': 'Invalid OIDC binding',
+  'oidc-discovery': 'OIDC discovery check failed',
+  'oidc-jwks': 'OIDC JWKS check failed',
+} as const;
 
 /** ID token claims that describe the token, not the user: userinfo never overrides them. */
 const PROTOCOL_CLAIMS = ['iss', 'sub', 'aud', 'azp', 'exp', 'iat', 'nbf', 'nonce', 'auth_time', 'at_hash', 'c_hash', 's_hash', 'sid', 'jti', 'acr', 'amr'];
@@ -46,9 +58,18 @@ const UNVERIFIED = 'The identity provider’s answer could not be verified. Star
 const REFUSED = 'The identity provider refused the sign-in. Start again from the application.';
 const UNREACHABLE = 'The organisation’s identity provider could not be reached. Try again in a moment.';
 
-/** fetch() failures (refused, reset, DNS) and timeouts: the OP is unreachable, not wrong. */
-const isNetworkError = (err: unknown): boolean =>
-  err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError' || (err instanceof TypeError && err.message === 'fetch failed'));
+/**
+ * fetch() failures (refused, reset, DNS) and timeouts: the OP is unreachable, not wrong. A response
+ * that stalls or is cut off mid-body reaches us wrapped in openid-client's parse errors, so the
+ * causes are followed.
+ */
+const isNetworkError = (err: unknown): boolean => {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth += 1) {
+    if (e.name === 'TimeoutError' || e.name === 'AbortError') return true;
+    if (e instanceof TypeError && (e.message === 'fetch failed' || e.message === 'terminated')) return true;
+  }
+  return false;
+};
 
 /**
  * A customer's own OpenID Provider (Okta, Entra ID, Google Workspace, PingID, Keycloak, any
@@ -68,10 +89,10 @@ export class TenantOidcProvider implements IdentityProvider {
     this.clients = new OidcClientCache({
       discoveryTtlMs: OIDC_ADAPTER_LIMITS.discoveryTtlMs,
       discoveryRetryMs: OIDC_ADAPTER_LIMITS.discoveryRetryMs,
-      timeoutSeconds: OIDC_ADAPTER_LIMITS.timeoutSeconds,
+      timeoutSeconds: config.UPSTREAM_TIMEOUT_MS / 1000,
       clockSkewSeconds: config.CLOCK_SKEW_SECONDS,
       allowHttp: this.allowHttp,
-      jwks: { cooldownMs: OIDC_ADAPTER_LIMITS.jwksCooldownMs, maxAgeMs: OIDC_ADAPTER_LIMITS.jwksMaxAgeMs, timeoutMs: OIDC_ADAPTER_LIMITS.timeoutSeconds * 1000 },
+      jwks: { cooldownMs: OIDC_ADAPTER_LIMITS.jwksCooldownMs, maxAgeMs: OIDC_ADAPTER_LIMITS.jwksMaxAgeMs, timeoutMs: config.UPSTREAM_TIMEOUT_MS },
     });
   }
 
@@ -174,6 +195,51 @@ export class TenantOidcProvider implements IdentityProvider {
     }
     const authTime = typeof verified.claims['auth_time'] === 'number' ? new Date(verified.claims['auth_time'] * 1000) : undefined;
     return { issuer: client.issuer, subject: verified.claims.sub, claims, authTime };
+  }
+
+  /**
+   * Before a binding is saved: the config and secrets are complete for the chosen client
+   * authentication, and the OP answers as a login will need it (discovery, issuer, endpoints,
+   * code flow, JWKS). Anything wrong is a 422 whose `type` says which part and whose detail names
+   * exactly what (never a secret value).
+   */
+  async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+    let r: ResolvedOidcBinding;
+    try {
+      r = resolveOidcBinding(input.config, input.secrets, { allowHttp: this.allowHttp });
+    } catch (err) {
+      if (!(err instanceof InvalidOidcBindingError)) throw err;
+      throw new ProblemError(422, CHECK_TITLES['oidc-config'], err.problems.join('; '), problemType('oidc-config'), { problems: err.problems });
+    }
+    if (r.privateJwk) {
+      let asymmetric = false;
+      try {
+        asymmetric = !((await importJWK(r.privateJwk, r.privateJwk['alg'] as string)) instanceof Uint8Array);
+      } catch {
+        asymmetric = false;
+      }
+      if (!asymmetric)
+        throw new ProblemError(422, CHECK_TITLES['oidc-config'], 'secrets: privateJwk cannot be imported as an asymmetric private key', problemType('oidc-config'), {
+          problems: ['secrets: privateJwk cannot be imported as an asymmetric private key'],
+        });
+    }
+    const { health, failure } = await checkOpenIdProvider(r, { timeoutMs: OIDC_ADAPTER_LIMITS.checkTimeoutMs, allowHttp: this.allowHttp });
+    if (failure) throw new ProblemError(422, CHECK_TITLES[failure.type], failure.detail, problemType(failure.type), { check: failure.check });
+    return { config: input.config, health };
+  }
+
+  /** Connection health of a saved binding: the same checks as validateConfig, reported instead of thrown. */
+  async probe(binding: BindingContext): Promise<BindingHealth> {
+    let r: ResolvedOidcBinding;
+    try {
+      r = resolveOidcBinding(binding.config, binding.secrets, { allowHttp: this.allowHttp });
+    } catch (err) {
+      if (!(err instanceof InvalidOidcBindingError)) throw err;
+      return { ok: false, checks: { config: `invalid: ${err.problems.join('; ')}` } };
+    }
+    const { health, failure } = await checkOpenIdProvider(r, { timeoutMs: OIDC_ADAPTER_LIMITS.checkTimeoutMs, allowHttp: this.allowHttp });
+    if (failure) this.logger.warn({ binding: binding.id, check: failure.check, reason: failure.detail }, 'OIDC provider health check failed');
+    return health;
   }
 
   private resolve(binding: BindingContext): ResolvedOidcBinding {

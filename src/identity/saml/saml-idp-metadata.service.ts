@@ -45,6 +45,21 @@ interface Entry {
   inflight?: Promise<ResolvedIdp>;
 }
 
+/** The metadata URL could not be fetched (network failure, timeout, HTTP status); the message is safe to show ops. */
+export class MetadataUnreachableError extends Error {
+  override name = 'MetadataUnreachableError';
+}
+
+/** Why a metadata fetch failed, in words an operator can act on. */
+function unreachableReason(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer within ${METADATA_TIMEOUT_MS / 1000} s`;
+  if (typeof e?.message === 'string' && /^HTTP \d{3}$/.test(e.message)) return `answered ${e.message}`;
+  if (e?.cause?.code === 'ECONNREFUSED') return 'connection refused';
+  if (e?.cause?.code === 'ENOTFOUND' || e?.cause?.code === 'EAI_AGAIN') return 'host not found';
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? 'network error';
+}
+
 /** A certificate this close to expiry is logged and reported as a warning. */
 export const CERT_WARNING_DAYS = 30;
 const METADATA_MAX_BYTES = 2 * 1024 * 1024;
@@ -127,6 +142,26 @@ export class SamlIdpMetadataService implements OnModuleInit, OnModuleDestroy {
       certificates,
       minDaysUntilExpiry,
     };
+  }
+
+  /**
+   * Loads an IdP from a configuration now, bypassing the cache: what ops are about to save, or a
+   * health probe of a saved binding. Throws MetadataError (unusable metadata or configuration)
+   * or MetadataUnreachableError (the metadata URL cannot be fetched).
+   */
+  async inspect(config: SamlBindingConfig): Promise<ResolvedIdp> {
+    let metadata: IdpMetadata | undefined;
+    if (config.idpMetadataUrl) {
+      let xml: string;
+      try {
+        xml = await this.fetchMetadata(config.idpMetadataUrl);
+      } catch (err) {
+        if (err instanceof MetadataError) throw err;
+        throw new MetadataUnreachableError(unreachableReason(err), { cause: err });
+      }
+      metadata = parseIdpMetadata(xml, config.idpEntityId);
+    } else if (config.idpMetadataXml) metadata = parseIdpMetadata(config.idpMetadataXml, config.idpEntityId);
+    return merge(metadata, config);
   }
 
   /** Forgets a binding's cached metadata (after ops changed it). */

@@ -6,17 +6,19 @@ import { ProblemError, problemType } from '../../common/errors.js';
 import type {
   BeginLoginResult,
   BindingContext,
+  BindingHealth,
   CallbackInput,
   ExternalIdentity,
   IdentityProvider,
   LoginContext,
   ProviderCapabilities,
+  ValidatedBindingConfig,
 } from '../identity-provider.port.js';
 import { parseSamlBinding, SamlConfigError, toPemCertificate, type ParsedSamlBinding, type SamlBindingConfig } from './saml-config.js';
 import { SamlResponseRejectedError, type SamlRejectReason } from './saml-errors.js';
-import { SamlIdpMetadataService, type ResolvedIdp, type SamlBindingHealth } from './saml-idp-metadata.service.js';
+import { CERT_WARNING_DAYS, MetadataUnreachableError, SamlIdpMetadataService, type ResolvedIdp, type SamlBindingHealth } from './saml-idp-metadata.service.js';
 import { ReplayedSamlMessageError, SamlMessageIdStore } from './saml-message-ids.js';
-import { attr, child, children, CM_BEARER, NAMEID_TRANSIENT, NS, parseXml, textOf, XmlRefusedError } from './saml-xml.js';
+import { attr, certificateInfo, child, children, CM_BEARER, MetadataError, NAMEID_TRANSIENT, NS, parseXml, textOf, XmlRefusedError, type CertificateInfo } from './saml-xml.js';
 
 /** What beginLogin keeps with the login transaction (encrypted at rest). */
 interface SamlProviderState {
@@ -28,6 +30,21 @@ interface Solicited {
   requestId: string;
   issuedAt: Date;
 }
+
+/** One thing wrong with an IdP's configuration, as the admin API reports it. */
+interface IdpCheckFailure {
+  type: 'saml-config' | 'saml-metadata' | 'saml-certificate';
+  check: string;
+  detail: string;
+}
+
+const CHECK_TITLES: Record<IdpCheckFailure['type'], string> = {
+  'saml-config': 'Invalid SAML binding',
+  'saml-metadata': 'SAML metadata check failed',
+  'saml-certificate': 'SAML certificate check failed',
+};
+
+const certName = (c: CertificateInfo): string => `${c.subject || 'without subject'} (SHA-256 ${c.fingerprintSha256.slice(0, 16)}…)`;
 
 const MAX_RESPONSE_CHARS = 400_000;
 const MAX_ID_LENGTH = 256;
@@ -155,6 +172,95 @@ export class TenantSamlProvider implements IdentityProvider {
     return this.idps.health(binding, parsed.config);
   }
 
+  // ---- configuration checks (admin API) ----
+
+  /**
+   * Before a binding is saved: the config is valid, the metadata (XML, or fetched from its URL
+   * now) is well-formed without a DTD and names an entityID, an HTTP-Redirect SSO endpoint and at
+   * least one signing certificate, and no trusted certificate has expired. Returns the config to
+   * store: pasted metadata becomes its parts (idpEntityId, idpSsoUrl, idpCertificates); a metadata
+   * URL stays (it is refreshed on a schedule, certificate rollover included) with its entityID
+   * pinned, so the URL can never start serving another IdP. A certificate expiring within
+   * CERT_WARNING_DAYS is a warning in the returned health, not a refusal.
+   */
+  async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+    const refuse = (f: IdpCheckFailure, extensions: Record<string, unknown> = {}) =>
+      new ProblemError(422, CHECK_TITLES[f.type], f.detail, problemType(f.type), { check: f.check, ...extensions });
+    let parsed: ParsedSamlBinding;
+    try {
+      parsed = parseSamlBinding(input.config, input.secrets);
+    } catch (err) {
+      if (!(err instanceof SamlConfigError)) throw err;
+      throw refuse({ type: 'saml-config', check: 'config', detail: err.problems.join('; ') }, { problems: err.problems });
+    }
+    const assessed = await this.assess(parsed.config);
+    if (assessed.failure) throw refuse(assessed.failure);
+    const idp = assessed.idp!;
+    const { idpMetadataXml: _pasted, ...rest } = input.config;
+    const config: Record<string, unknown> = parsed.config.idpMetadataUrl
+      ? { ...rest, idpEntityId: idp.entityId }
+      : { ...rest, idpEntityId: idp.entityId, idpSsoUrl: idp.ssoUrl, idpCertificates: idp.certificates };
+    // What is stored must pass the adapter's own checks at login (e.g. an SSO URL from metadata that is plain http).
+    try {
+      parseSamlBinding(config, input.secrets);
+    } catch (err) {
+      if (!(err instanceof SamlConfigError)) throw err;
+      throw refuse({ type: 'saml-metadata', check: 'metadata', detail: err.problems.join('; ') }, { problems: err.problems });
+    }
+    return { config, health: assessed.health };
+  }
+
+  /** Connection health of a saved binding: metadata loaded now (URL fetched), certificate expiry. Never throws on upstream failures. */
+  async probe(binding: BindingContext): Promise<BindingHealth> {
+    let parsed: ParsedSamlBinding;
+    try {
+      parsed = parseSamlBinding(binding.config, binding.secrets);
+    } catch (err) {
+      if (!(err instanceof SamlConfigError)) throw err;
+      return { ok: false, checks: { config: `invalid: ${err.problems.join('; ')}` } };
+    }
+    const assessed = await this.assess(parsed.config);
+    if (assessed.failure)
+      this.logger.warn({ tenant: binding.tenantId, binding: binding.id, check: assessed.failure.check, reason: assessed.failure.detail }, 'SAML IdP health check failed');
+    return assessed.health;
+  }
+
+  private async assess(config: SamlBindingConfig): Promise<{ health: BindingHealth; idp?: ResolvedIdp; failure?: IdpCheckFailure }> {
+    const checks: Record<string, string> = {};
+    const fail = (f: IdpCheckFailure, certificateExpiresInDays?: number) => {
+      checks[f.check] = `failed: ${f.detail}`;
+      return { health: { ok: false, checks, ...(certificateExpiresInDays !== undefined ? { certificateExpiresInDays } : {}) }, failure: f };
+    };
+    let idp: ResolvedIdp;
+    try {
+      idp = await this.idps.inspect(config);
+    } catch (err) {
+      if (err instanceof MetadataUnreachableError) return fail({ type: 'saml-metadata', check: 'metadata', detail: `the metadata URL ${config.idpMetadataUrl} is unreachable (${err.message})` });
+      if (err instanceof MetadataError) return fail({ type: 'saml-metadata', check: 'metadata', detail: err.message });
+      throw err;
+    }
+    checks['metadata'] = `ok (${idp.source})`;
+    checks['entityId'] = 'ok';
+    checks['sso'] = 'ok (HTTP-Redirect)';
+    const certificates = idp.certificates.map((pem) => certificateInfo(pem)).sort((a, b) => a.daysUntilExpiry - b.daysUntilExpiry);
+    const first = certificates[0]!;
+    const expired = certificates.filter((c) => Date.parse(c.notAfter) <= Date.now());
+    if (expired.length > 0)
+      return fail(
+        {
+          type: 'saml-certificate',
+          check: 'certificates',
+          detail: `the IdP signing certificate ${certName(expired[0]!)} expired on ${expired[0]!.notAfter}; the IdP must publish a current certificate (and it must be removed from the configuration)`,
+        },
+        first.daysUntilExpiry,
+      );
+    checks['certificates'] =
+      first.daysUntilExpiry < CERT_WARNING_DAYS
+        ? `warning: the signing certificate ${certName(first)} expires in ${first.daysUntilExpiry} days (${first.notAfter})`
+        : `ok (${certificates.length} signing certificate${certificates.length === 1 ? '' : 's'}, the first expires in ${first.daysUntilExpiry} days)`;
+    return { health: { ok: true, checks, certificateExpiresInDays: first.daysUntilExpiry }, idp };
+  }
+
   // ---- validation ----
 
   private async validate(binding: BindingContext, samlResponse: string | undefined, solicited: Solicited | undefined): Promise<ExternalIdentity> {
@@ -219,7 +325,7 @@ export class TenantSamlProvider implements IdentityProvider {
     const assertionId = attr(assertion, 'ID');
     if (!assertionId || assertionId.length > MAX_ID_LENGTH) return reject('invalid', 'assertion without a usable ID');
 
-    const attributes = claimsOf(profile.attributes);
+    const attributes = claimsOf(assertion);
     let subject: string | undefined;
     if (parsed.config.subjectAttribute) {
       const v = attributes[parsed.config.subjectAttribute];
@@ -318,15 +424,26 @@ export class TenantSamlProvider implements IdentityProvider {
   }
 }
 
-/** Attribute values as strings: one value → string, several → array; anything else dropped. */
-function claimsOf(attributes: unknown): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  if (!attributes || typeof attributes !== 'object') return out;
-  for (const [name, value] of Object.entries(attributes as Record<string, unknown>)) {
-    if (FORBIDDEN_CLAIM_NAMES.has(name) || name.startsWith('saml:')) continue;
-    const values = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string');
-    if (values.length === 1) out[name] = values[0]!;
-    else if (values.length > 1) out[name] = values;
+/**
+ * The signed assertion's attributes as claims: one value → string, several → array; values with
+ * element content dropped. Read from the assertion itself rather than node-saml's profile, which
+ * keeps only the last of several same-named <Attribute> elements (Keycloak's role list mapper
+ * sends one <Attribute Name="Role"> per role): values of same-named attributes are merged in order.
+ */
+function claimsOf(assertion: Element): Record<string, string | string[]> {
+  const merged = new Map<string, string[]>();
+  for (const statement of children(assertion, NS.assertion, 'AttributeStatement')) {
+    for (const attribute of children(statement, NS.assertion, 'Attribute')) {
+      const name = attr(attribute, 'Name');
+      if (!name || FORBIDDEN_CLAIM_NAMES.has(name) || name.startsWith('saml:')) continue;
+      const values = children(attribute, NS.assertion, 'AttributeValue')
+        .filter((v) => !Array.prototype.some.call(v.childNodes, (n: Node) => n.nodeType === 1))
+        .map((v) => v.textContent ?? '')
+        .filter((v) => v.length > 0);
+      if (values.length > 0) merged.set(name, [...(merged.get(name) ?? []), ...values]);
+    }
   }
+  const out: Record<string, string | string[]> = {};
+  for (const [name, values] of merged) out[name] = values.length === 1 ? values[0]! : values;
   return out;
 }
