@@ -68,7 +68,8 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
   app.disable('x-powered-by');
   // SCIM group PATCHes carry thousands of members: /scim/* gets a larger JSON limit than the rest.
   const isJson = (req: IncomingMessage) => /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
-  const isScim = (req: IncomingMessage) => /^\/scim\//i.test(req.url ?? '');
+  // SCIM batches and Firebase user exports are legitimately large: 8 MB there, 256 kB everywhere else.
+  const isScim = (req: IncomingMessage) => /^\/scim\/|^\/admin\/v1\/tenants\/[^/]+\/firebase-import(\?|$)/i.test(req.url ?? '');
   app.useBodyParser('json', { limit: '256kb', type: (req: IncomingMessage) => isJson(req) && !isScim(req) });
   app.useBodyParser('json', { limit: '8mb', type: (req: IncomingMessage) => isJson(req) && isScim(req) });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100 });

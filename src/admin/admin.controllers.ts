@@ -9,6 +9,7 @@ import { Database } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ScimSettingsService, ScimTokensService } from '../scim/scim-tokens.service.js';
 import { ScimHeldOperationsService } from '../scim/scim-held-operations.service.js';
+import { FirebaseImportService } from '../identity/firebase/firebase-import.service.js';
 import { AdminGuard, principalOf } from './admin-auth.js';
 import { IdempotencyInterceptor, etagOf, requireIfMatch } from './admin-http.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
@@ -19,6 +20,7 @@ import {
   CreateClientDto,
   CreateScimTokenDto,
   CreateTenantDto,
+  FirebaseImportDto,
   HeldOperationsDto,
   ScimSettingsDto,
   ListQueryDto,
@@ -219,6 +221,23 @@ export class ScimSafetyAdminController {
   }
 }
 
+@Admin('Firebase migration')
+@Controller('admin/v1/tenants/:tenantId/firebase-import')
+export class FirebaseImportAdminController {
+  constructor(
+    private readonly tenants: TenantsAdminService,
+    private readonly importer: FirebaseImportService,
+  ) {}
+
+  /** Imports a Firebase user export into the tenant's native credentials (ADR-0002 cut-over); safe to re-run. */
+  @Post()
+  @HttpCode(200)
+  async import(@Param('tenantId') tenantId: string, @Body() dto: FirebaseImportDto, @Req() req: Request) {
+    const tenant = await this.tenants.get(tenantId);
+    return this.importer.importUsers(tenant.id, dto.export, dto.hashConfig, { bindingId: dto.bindingId, actor: principalOf(req).actor });
+  }
+}
+
 @Admin('clients')
 @Controller('admin/v1/clients')
 export class ClientsAdminController {
@@ -293,4 +312,4 @@ export class AuditAdminController {
   }
 }
 
-export const ADMIN_CONTROLLERS = [TenantsAdminController, BindingsAdminController, ScimTokensAdminController, ScimSafetyAdminController, ClientsAdminController, SigningKeysAdminController, AuditAdminController];
+export const ADMIN_CONTROLLERS = [TenantsAdminController, BindingsAdminController, ScimTokensAdminController, ScimSafetyAdminController, FirebaseImportAdminController, ClientsAdminController, SigningKeysAdminController, AuditAdminController];

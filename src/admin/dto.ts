@@ -257,3 +257,18 @@ export class ScimSettingsDto {
   @Min(0)
   guardMinCount?: number | null;
 }
+
+export class FirebaseImportDto {
+  @ApiProperty({ description: 'The JSON `firebase auth:export --format=json` writes: `{ "users": [...] }`.' })
+  @IsObject()
+  export!: Record<string, unknown>;
+
+  @ApiProperty({ description: 'The project password hash parameters: base64_signer_key, base64_salt_separator, rounds, mem_cost.' })
+  @IsObject()
+  hashConfig!: Record<string, unknown>;
+
+  @ApiPropertyOptional({ description: 'The firebase_legacy binding the users are linked to (default: the tenant\'s).' })
+  @IsOptional()
+  @IsUUID()
+  bindingId?: string;
+}

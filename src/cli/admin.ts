@@ -43,6 +43,9 @@ SCIM tokens:
   scim-tokens list <tenantId>
   scim-tokens revoke <tenantId> <tokenId>
   scim-held list|release|discard <tenantId>   deprovisionings held by the mass-deprovisioning guard
+Firebase migration:
+  firebase-import <tenantId> --file users.json --hash-config hash.json
+                                              import a \`firebase auth:export\` file (safe to re-run)
 Signing keys and audit:
   keys list
   keys rotate [--delay <seconds>]
@@ -74,6 +77,7 @@ const { values: opts, positionals } = parseArgs({
     'redirect-uri': { type: 'string', multiple: true },
     scope: { type: 'string', multiple: true },
     delay: { type: 'string' },
+    'hash-config': { type: 'string' },
     action: { type: 'string' },
     limit: { type: 'string' },
   },
@@ -233,6 +237,11 @@ async function main(): Promise<void> {
     case 'scim-held release':
     case 'scim-held discard':
       return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim/held-operations/${action}`, {})).data);
+    case 'firebase-import': {
+      const exported = json(readFileSync(need(opts.file, '--file'), 'utf8'), '--file');
+      const hashConfig = json(readFileSync(need(opts['hash-config'], '--hash-config'), 'utf8'), '--hash-config');
+      return print((await api('POST', `/tenants/${need(action, 'tenantId')}/firebase-import`, { export: exported, hashConfig })).data);
+    }
     case 'keys list':
       return print((await api('GET', '/signing-keys')).data);
     case 'keys rotate':
