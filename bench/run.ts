@@ -111,7 +111,9 @@ async function main(): Promise<void> {
   const m2m = await seeding.app.get(ClientsService).create({ id: 'bench-m2m', name: 'Bench M2M', kind: 'machine', tenantId: tenant.id, scopes: ['api'] });
   await seeding.close();
 
-  const server: ChildProcess = fork(fileURLToPath(new URL('../src/main.js', import.meta.url)), [], { env: { ...process.env, ...env }, stdio: 'inherit' });
+  // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the service process, to find what bounds a figure.
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const server: ChildProcess = fork(fileURLToPath(new URL('../src/main.js', import.meta.url)), [], { env: { ...process.env, ...env }, stdio: 'inherit', execArgv: profile });
   const killServer = () => server.kill('SIGKILL');
   process.on('exit', killServer);
   const base = `http://127.0.0.1:${port}`;
