@@ -4,16 +4,10 @@ import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import {
-  authorizeUrl,
   basic,
-  CookieJar,
-  formAction,
   get,
-  hiddenInput,
   nativeLogin,
-  pkcePair,
   postForm,
-  submitNativeLogin,
   tokenRequest,
   type BffClient,
 } from './support/bff.js';
@@ -51,12 +45,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
 });
-
-const start = (params: Record<string, string | undefined>) => get(authorizeUrl(app.url, bff, params));
-const errorOf = (res: Response) => {
-  const loc = new URL(res.headers.get('location')!);
-  return { error: loc.searchParams.get('error'), description: loc.searchParams.get('error_description'), state: loc.searchParams.get('state'), origin: `${loc.origin}${loc.pathname}` };
-};
 
 describe('native login through the BFF flow', () => {
   it('issues an RFC 9068 access token that a JWKS-fetching validator (jose) accepts', async () => {

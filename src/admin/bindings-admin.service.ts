@@ -3,7 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { Database } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { DomainError, ProblemError, problemType } from '../common/errors.js';
-import { BindingsService } from '../tenants/bindings.service.js';
+import { BindingsService, type BindingRow } from '../tenants/bindings.service.js';
 import type { Tenant } from '../tenants/tenants.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
 import type { BindingHealth, ClaimMappingRules, ExternalIdentity, IdpKind } from '../identity/identity-provider.port.js';
@@ -12,17 +12,8 @@ import { LoginService } from '../oauth/login.service.js';
 import type { AdminPrincipal } from './admin-auth.js';
 import type { CreateBindingDto, MappingPreviewDto, UpdateBindingDto } from './dto.js';
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  kind: IdpKind;
-  status: 'draft' | 'active' | 'retired';
-  config: Record<string, unknown>;
-  secrets: Buffer | null;
-  claim_mapping: ClaimMappingRules;
-  enabled: boolean;
-  priority: number;
-  version: number;
+/** The full row, with the staged-activation and health columns the admin API shows. */
+interface Row extends BindingRow {
   created_at: Date;
   updated_at: Date;
   activated_at: Date | null;

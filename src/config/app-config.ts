@@ -391,7 +391,6 @@ function keycloakProblems(c: AppConfig): string[] {
 
 /** Validates the environment; throws one ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
-  const known = Object.keys(new AppConfig());
   const raw: Record<string, string> = {};
   for (const key of configEnvNames()) {
     const value = env[key];

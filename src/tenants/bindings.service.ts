@@ -6,7 +6,8 @@ import { ProblemError, problemType } from '../common/errors.js';
 import type { BindingContext, ClaimMappingRules, IdpKind } from '../identity/identity-provider.port.js';
 import type { Tenant } from './tenants.service.js';
 
-interface BindingRow {
+/** A tenant_identity_providers row as the core reads it. */
+export interface BindingRow {
   id: string;
   tenant_id: string;
   kind: IdpKind;

@@ -10,27 +10,28 @@ const JWKS_PATH = '/.well-known/jwks.json';
  * cookie parsing, request logging, routing) roughly triples the rate one core can serve. Same
  * headers and 304 behaviour as the WellKnownController route it shadows.
  */
+/** Writes the JWKS (or a 304 for a matching If-None-Match) from the in-memory document. */
+export function sendJwks(req: IncomingMessage, res: ServerResponse, keys: SigningKeysService, config: AppConfig): void {
+  const { body, etag } = keys.jwksDocument();
+  res.setHeader('Cache-Control', `public, max-age=${config.JWKS_MAX_AGE_SECONDS}, must-revalidate`);
+  res.setHeader('ETag', etag);
+  const inm = req.headers['if-none-match'];
+  if (inm && inm.split(',').some((t) => t.trim() === etag)) {
+    res.statusCode = 304;
+    res.end();
+    return;
+  }
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'application/jwk-set+json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
 export function installJwksFastPath(server: Server, keys: SigningKeysService, config: AppConfig): void {
   const handlers = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
   server.removeAllListeners('request');
-  const cacheControl = `public, max-age=${config.JWKS_MAX_AGE_SECONDS}, must-revalidate`;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if ((req.method === 'GET' || req.method === 'HEAD') && req.url === JWKS_PATH) {
-      const { body, etag } = keys.jwksDocument();
-      res.setHeader('Cache-Control', cacheControl);
-      res.setHeader('ETag', etag);
-      const inm = req.headers['if-none-match'];
-      if (inm && inm.split(',').some((t) => t.trim() === etag)) {
-        res.statusCode = 304;
-        res.end();
-        return;
-      }
-      res.statusCode = 200;
-      res.setHeader('Content-Type', 'application/jwk-set+json; charset=utf-8');
-      res.setHeader('Content-Length', Buffer.byteLength(body));
-      res.end(req.method === 'HEAD' ? undefined : body);
-      return;
-    }
+    if ((req.method === 'GET' || req.method === 'HEAD') && req.url === JWKS_PATH) return sendJwks(req, res, keys, config);
     for (const h of handlers) h(req, res);
   });
 }

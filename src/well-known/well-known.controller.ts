@@ -1,6 +1,7 @@
-import { Controller, Get, Headers, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import { sendJwks } from './jwks-fast-path.js';
 import { AppConfig } from '../config/app-config.js';
 import { SigningKeysService } from '../tokens/signing-keys.service.js';
 
@@ -14,17 +15,14 @@ export class WellKnownController {
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
-  /** Served from memory with an ETag; gateways revalidate cheaply and refetch on an unknown `kid`. */
+  /**
+   * Served from memory with an ETag; gateways revalidate cheaply and refetch on an unknown `kid`.
+   * On a listening server the JWKS fast path answers before this route (see jwks-fast-path.ts);
+   * both write through `sendJwks`, and this route documents the endpoint in OpenAPI.
+   */
   @Get('jwks.json')
-  jwks(@Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: Response): void {
-    const { body, etag } = this.keys.jwksDocument();
-    res.setHeader('Cache-Control', `public, max-age=${this.config.JWKS_MAX_AGE_SECONDS}, must-revalidate`);
-    res.setHeader('ETag', etag);
-    if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag)) {
-      res.status(304).end();
-      return;
-    }
-    res.status(200).type('application/jwk-set+json').send(body);
+  jwks(@Req() req: Request, @Res() res: Response): void {
+    sendJwks(req, res, this.keys, this.config);
   }
 
   @Get('openid-configuration')

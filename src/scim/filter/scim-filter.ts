@@ -255,9 +255,9 @@ class Parser {
   private readonly limits: Required<ParseLimits>;
 
   constructor(
-    private readonly input: string,
+    input: string,
     /** scimType for structural errors; errors inside a value filter are always invalidFilter. */
-    private readonly scimType: ScimFilterErrorType,
+    scimType: ScimFilterErrorType,
     limits: ParseLimits,
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
