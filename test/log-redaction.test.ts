@@ -57,7 +57,7 @@ describe('structured logs', () => {
     const start = await get(authorizeUrl(app.url, bff, { org: 'logs-co', state: 'st', code_challenge: challenge, code_challenge_method: 'S256', login_hint: EMAIL }));
     expect((await submitNativeLogin(app.url, start.headers.get('location')!, EMAIL, WRONG_PASSWORD)).status).toBe(401);
     // The login transaction handle in the form's path is a bearer secret of that login.
-    secrets['loginHandleSecret'] = decodeURIComponent(new URL(start.headers.get('location')!).pathname.split('/').pop()!).split('_')[2]!;
+    secrets['loginHandleSecret'] = decodeURIComponent(new URL(start.headers.get('location')!).pathname.split('/').pop()!).split('_').slice(2).join('_'); // base64url: may itself hold '_'
     const { tokens, code, verifier } = await nativeLogin(app.url, bff, 'logs-co', EMAIL, PASSWORD, { login_hint: EMAIL });
     Object.assign(secrets, { code, verifier, accessToken: tokens.access_token, idToken: tokens.id_token, refreshToken: tokens.refresh_token });
 
