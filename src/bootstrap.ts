@@ -9,6 +9,7 @@ import pino from 'pino';
 import { AppConfig } from './config/app-config.js';
 import { AppModule } from './app.module.js';
 import { Database, assertUnprivilegedRole, createDataSource } from './database/database.js';
+import { RowChangeFeed } from './database/row-cache.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres.js';
 import { loadKeyEncryptionKey } from './crypto/key-encryption-key.js';
 import { SecretBox } from './crypto/secret-box.js';
@@ -55,7 +56,9 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
     await embedded?.stop();
     throw err;
   }
-  const database = new Database(dataSource);
+  const rowChanges = new RowChangeFeed(url, (message, err) => boot.warn({ err }, message));
+  await rowChanges.start();
+  const database = new Database(dataSource, rowChanges);
 
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, secretBox: new SecretBox(kek.key), logDestination: opts.logDestination }), {
     bufferLogs: true,
@@ -99,6 +102,7 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
     database,
     close: async () => {
       await app.close();
+      await rowChanges.stop();
       if (dataSource.isInitialized) await dataSource.destroy();
       await embedded?.stop();
     },

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import type { Queryable } from '../database/database.js';
 
 export interface AuditEvent {
   tenantId: string | null;
@@ -13,7 +13,7 @@ export interface AuditEvent {
 /** Audit events are written in the same transaction as the change they describe. No secrets, no passwords. */
 @Injectable()
 export class AuditService {
-  async record(m: EntityManager, e: AuditEvent): Promise<void> {
+  async record(m: Queryable, e: AuditEvent): Promise<void> {
     await m.query(`INSERT INTO audit_events (tenant_id, actor, action, target, data, request_id) VALUES ($1, $2, $3, $4, $5, $6)`, [
       e.tenantId,
       e.actor,

@@ -1,7 +1,29 @@
+import type pg from 'pg';
 import { DataSource, QueryFailedError, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError, type EntityManager } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { DependencyUnavailableError } from '../common/errors.js';
 import { noteTenant } from '../common/request-context.js';
+import type { RowChangeFeed } from './row-cache.js';
+
+/** A statement runner inside `Database.tenantStatements`: pg's own result, no ORM in between. */
+export interface Statements {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[]; rowCount: number }>;
+}
+
+/** `Statements` over a TypeORM transaction, for code shared by both kinds of transaction. */
+export function statementsOf(m: EntityManager): Statements {
+  return {
+    query: async <R>(sql: string, params: unknown[] = []) => {
+      const r = (await m.queryRunner!.query(sql, params, true)) as { records: R[]; affected?: number };
+      return { rows: r.records, rowCount: r.affected ?? r.records.length };
+    },
+  };
+}
+
+/** What audit writes and other shared statements need: either kind of transaction. */
+export type Queryable = Pick<Statements, 'query'> | Pick<EntityManager, 'query'>;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
 
@@ -46,7 +68,52 @@ export function createDataSource(url: string, poolSize = 10): DataSource {
  * a query that forgot its tenant filter.
  */
 export class Database {
-  constructor(readonly dataSource: DataSource) {}
+  constructor(
+    readonly dataSource: DataSource,
+    /** Change notifications for the row caches; absent where no cache is wanted (migrations CLI). */
+    readonly rowChanges?: RowChangeFeed,
+  ) {}
+
+  /**
+   * `tenantTx` for the token endpoint's hot paths: the same transaction and row-level-security
+   * setting, on a connection taken straight from pg's pool. BEGIN and the tenant setting travel
+   * in one round trip (the id is checked to be a UUID before it is written into the statement),
+   * and no ORM query runner is built per statement.
+   */
+  async tenantStatements<T>(tenantId: string, work: (s: Statements) => Promise<T>): Promise<T> {
+    if (!UUID.test(tenantId)) throw new Error('tenantStatements: tenant id is not a UUID');
+    noteTenant(tenantId);
+    const pool = (this.dataSource.driver as unknown as { master: pg.Pool }).master;
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw isConnectionError(err) ? dbUnavailable(err) : err;
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query(`BEGIN; SELECT set_config('app.tenant_id', '${tenantId}', true)`);
+      const statements: Statements = {
+        query: async <R>(sql: string, params: unknown[] = []) => {
+          const r = await client.query(sql, params);
+          return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+        },
+      };
+      const result = await work(statements);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      if (isConnectionError(err)) {
+        broken = err as Error;
+        throw dbUnavailable(err);
+      }
+      await client.query('ROLLBACK').catch((e: unknown) => (broken = e as Error));
+      throw err;
+    } finally {
+      // A connection that failed mid-transaction is discarded, never handed to the next request.
+      client.release(broken ?? undefined);
+    }
+  }
 
   async tenantTx<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
     noteTenant(tenantId);

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Database } from '../database/database.js';
 import { constantEquals, randomToken, sha256 } from '../crypto/random.js';
 import { OAuthError, ProblemError, problemType } from '../common/errors.js';
+import { RowCache } from '../database/row-cache.js';
 
 export type ClientKind = 'bff' | 'machine';
 
@@ -81,7 +82,16 @@ export function readClientCredentials(authorization: string | undefined, body: R
 /** Registered OAuth clients: the BFF (authorization_code) and machine callers (client_credentials). */
 @Injectable()
 export class ClientsService {
-  constructor(private readonly db: Database) {}
+  /** Clients are read on every token request and change rarely: cached, dropped on any change (row-cache.ts). */
+  private readonly cache: RowCache<ClientRow>;
+
+  constructor(private readonly db: Database) {
+    this.cache = new RowCache(db.rowChanges, 'clients');
+  }
+
+  private row(clientId: string): Promise<ClientRow | undefined> {
+    return this.cache.get(clientId, async () => (await this.db.query<ClientRow>(`SELECT * FROM clients WHERE id = $1`, [clientId]))[0]);
+  }
 
   /** Registers a client; the secret is returned once and stored only as a hash. */
   async create(input: NewClient): Promise<{ client: Client; secret: string }> {
@@ -119,8 +129,8 @@ export class ClientsService {
 
   async find(clientId: string | undefined): Promise<Client | undefined> {
     if (!clientId || clientId.length > 100) return undefined;
-    const [row] = await this.db.query<ClientRow>(`SELECT * FROM clients WHERE id = $1 AND enabled`, [clientId]);
-    return row ? toClient(row) : undefined;
+    const row = await this.row(clientId);
+    return row?.enabled ? toClient(row) : undefined;
   }
 
   /**
@@ -129,7 +139,7 @@ export class ClientsService {
    */
   async authenticate(creds: ClientCredentials): Promise<Client> {
     if (!creds.clientId) throw new OAuthError('invalid_client', 'Client authentication is required.');
-    const [row] = await this.db.query<ClientRow>(`SELECT * FROM clients WHERE id = $1`, [creds.clientId]);
+    const row = creds.clientId.length > 100 ? undefined : await this.row(creds.clientId);
     const presented = creds.clientSecret ?? '';
     const ok = row !== undefined && row.enabled && row.secret_hash !== null && constantEquals(sha256(presented), row.secret_hash);
     if (!ok) throw new OAuthError('invalid_client', 'Client authentication failed.');

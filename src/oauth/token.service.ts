@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { Database } from '../database/database.js';
+import { Database, statementsOf, type Statements } from '../database/database.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
 import { OAuthError } from '../common/errors.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
@@ -167,7 +167,7 @@ export class TokenService {
       if (!row) return refuse('The authorization code is invalid, expired or already used.');
       if (row.consumed_at) {
         // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
-        await this.revokeSession(m, tenant.id, row.session_id, 'authorization_code_replayed');
+        await this.revokeSession(statementsOf(m), tenant.id, row.session_id, 'authorization_code_replayed');
         return refuse('The authorization code is invalid, expired or already used.');
       }
       await m.query(`UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1`, [code.hash]);
@@ -190,19 +190,10 @@ export class TokenService {
     if (!presented) throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
     // The hot path: one locking read (token, session, user, roles, tenant) and one write (rotate +
     // new token) inside the tenant's transaction.
-    const outcome = await this.db.tenantTx(presented.tenantId, async (m): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
-      const [row] = (await m.query(
-        `SELECT r.session_id, r.scope, r.expires_at, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id,
-                u.status AS user_status, u.email, u.email_verified, u.display_name, t.slug, t.status AS tenant_status,
-                ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
-           FROM refresh_tokens r
-           JOIN sessions s ON s.id = r.session_id
-           JOIN users u ON u.id = s.user_id
-           JOIN tenants t ON t.id = r.tenant_id
-          WHERE r.token_hash = $1
-          FOR UPDATE OF r, s`,
-        [presented.hash],
-      )) as Array<{
+    const outcome = await this.db.tenantStatements(presented.tenantId, async (q): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
+      const {
+        rows: [row],
+      } = await q.query<{
         session_id: string;
         scope: string;
         expires_at: Date;
@@ -220,24 +211,35 @@ export class TokenService {
         slug: string;
         tenant_status: string;
         roles: string[];
-      }>;
+      }>(
+        `SELECT r.session_id, r.scope, r.expires_at, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id,
+                u.status AS user_status, u.email, u.email_verified, u.display_name, t.slug, t.status AS tenant_status,
+                ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
+           FROM refresh_tokens r
+           JOIN sessions s ON s.id = r.session_id
+           JOIN users u ON u.id = s.user_id
+           JOIN tenants t ON t.id = r.tenant_id
+          WHERE r.token_hash = $1
+          FOR UPDATE OF r, s`,
+        [presented.hash],
+      );
       const invalid = 'The refresh token is invalid, expired or revoked.';
       if (!row || row.revoked_at) return refuse(invalid);
       if (row.tenant_status !== 'active') return { ok: false, error: new OAuthError('invalid_grant', 'The grant is invalid for this organisation.') };
       if (row.client_id !== client.id) return refuse('The refresh token was issued to another client.');
       if (row.rotated_at) {
         // Reuse of a rotated token: someone holds a copy. End the whole family.
-        await this.revokeSession(m, presented.tenantId, row.session_id, 'refresh_token_reused');
+        await this.revokeSession(q, presented.tenantId, row.session_id, 'refresh_token_reused');
         return refuse(invalid);
       }
       if (row.expires_at.getTime() <= Date.now()) return refuse(invalid);
       const scope = this.narrowScope(row.scope, body['scope']);
       if (row.user_status !== 'active') {
-        await this.revokeSession(m, presented.tenantId, row.session_id, 'user_disabled');
+        await this.revokeSession(q, presented.tenantId, row.session_id, 'user_disabled');
         return refuse(invalid);
       }
       const next = mintOpaqueToken('rt', presented.tenantId);
-      await m.query(
+      await q.query(
         `WITH rotated AS (UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1)
          INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at) VALUES ($2, $3, $4, $5, $6)`,
         [presented.hash, next.hash, presented.tenantId, row.session_id, row.scope, new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000)],
@@ -293,12 +295,14 @@ export class TokenService {
     if (refresh) {
       const tenant = await this.tenants.findById(refresh.tenantId);
       if (!tenant) return;
-      await this.db.tenantTx(tenant.id, async (m) => {
-        const [row] = (await m.query(`SELECT r.session_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 AND s.client_id = $2`, [
+      await this.db.tenantStatements(tenant.id, async (q) => {
+        const {
+          rows: [row],
+        } = await q.query<{ session_id: string }>(`SELECT r.session_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 AND s.client_id = $2`, [
           refresh.hash,
           client.id,
-        ])) as Array<{ session_id: string }>;
-        if (row) await this.revokeSession(m, tenant.id, row.session_id, 'revoked_by_client');
+        ]);
+        if (row) await this.revokeSession(q, tenant.id, row.session_id, 'revoked_by_client');
       });
       return;
     }
@@ -311,12 +315,12 @@ export class TokenService {
   }
 
   async endSession(tenantId: string, sessionId: string, reason: string): Promise<void> {
-    await this.db.tenantTx(tenantId, (m) => this.revokeSession(m, tenantId, sessionId, reason));
+    await this.db.tenantStatements(tenantId, (q) => this.revokeSession(q, tenantId, sessionId, reason));
   }
 
-  private async revokeSession(m: EntityManager, tenantId: string, sessionId: string, reason: string): Promise<void> {
-    const res = (await m.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [sessionId, reason])) as [unknown, number];
-    if (res[1] > 0) await this.audit.record(m, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
+  private async revokeSession(q: Statements, tenantId: string, sessionId: string, reason: string): Promise<void> {
+    const res = await q.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [sessionId, reason]);
+    if (res.rowCount > 0) await this.audit.record(q, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
   }
 
   private async activeTenant(id: string): Promise<Tenant> {

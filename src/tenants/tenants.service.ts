@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '../database/database.js';
 import { ProblemError, problemType } from '../common/errors.js';
+import { RowCache } from '../database/row-cache.js';
 
 export interface Tenant {
   id: string;
@@ -37,7 +38,14 @@ const toTenant = (r: TenantRow): Tenant => ({
 
 @Injectable()
 export class TenantsService {
-  constructor(private readonly db: Database) {}
+  /** Read on every login start and token request; dropped on any change to the table (row-cache.ts). */
+  private readonly bySlug: RowCache<Tenant>;
+  private readonly byId: RowCache<Tenant>;
+
+  constructor(private readonly db: Database) {
+    this.bySlug = new RowCache(db.rowChanges, 'tenants');
+    this.byId = new RowCache(db.rowChanges, 'tenants');
+  }
 
   async create(slug: string, displayName: string): Promise<Tenant> {
     if (!SLUG_PATTERN.test(slug))
@@ -55,12 +63,16 @@ export class TenantsService {
   /** Active tenant by slug, or undefined. Suspended and deleted tenants cannot log in. */
   async findActiveBySlug(slug: string): Promise<Tenant | undefined> {
     if (!SLUG_PATTERN.test(slug)) return undefined;
-    const [row] = await this.db.query<TenantRow>(`SELECT * FROM tenants WHERE slug = $1 AND status = 'active'`, [slug]);
-    return row ? toTenant(row) : undefined;
+    return this.bySlug.get(slug, async () => {
+      const [row] = await this.db.query<TenantRow>(`SELECT * FROM tenants WHERE slug = $1 AND status = 'active'`, [slug]);
+      return row ? toTenant(row) : undefined;
+    });
   }
 
   async findById(id: string): Promise<Tenant | undefined> {
-    const [row] = await this.db.query<TenantRow>(`SELECT * FROM tenants WHERE id = $1`, [id]);
-    return row ? toTenant(row) : undefined;
+    return this.byId.get(id, async () => {
+      const [row] = await this.db.query<TenantRow>(`SELECT * FROM tenants WHERE id = $1`, [id]);
+      return row ? toTenant(row) : undefined;
+    });
   }
 }
