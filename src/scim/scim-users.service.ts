@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { Database } from '../database/database.js';
+import { Database, statementsOf, type Statements } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ScimError } from '../common/errors.js';
 import { type Doc, isObject, normaliseDocument, projectDocument, wantsAttribute } from './scim-document.js';
@@ -187,14 +187,14 @@ export class ScimUsersService {
             )) as UserRow[])
           : [];
       const total = knownTotal(rows.length, q) ?? (((await m.query(`SELECT count(*)::int AS n FROM users u WHERE ${whereSql}`, params)) as Array<{ n: number }>)[0]!.n);
-      return listResponse(total, q.startIndex, await this.renderAll(m, rows, q));
+      return listResponse(total, q.startIndex, await this.renderAll(statementsOf(m), rows, q));
     });
   }
 
   async get(p: ScimPrincipal, id: string, q: ProjectionQuery): Promise<RenderedUser> {
     return this.db.tenantTx(p.tenantId, async (m) => {
       const row = await this.find(m, id, false, this.groupsColumn(q));
-      return this.rendered(m, row, q);
+      return this.rendered(statementsOf(m), row, q);
     });
   }
 
@@ -204,12 +204,14 @@ export class ScimUsersService {
     const doc = normaliseDocument(USER_RESOURCE, body, { checkSchemas: true });
     const c = columnsOf(doc);
     return this.uniquely(() =>
-      this.db.tenantTx(p.tenantId, async (m) => {
+      this.db.tenantStatements(p.tenantId, async (s) => {
         // A user who logged in before the directory pushed them (JIT, native) is adopted rather
         // than duplicated: same tenant, same verified email, not yet managed by SCIM. The check,
         // the insert and its audit event are one statement: provisioning bursts are round-trip bound.
         const candidates = [c.userName, ...c.emails.filter(isObject).map((e) => str(e['value']))].filter((x): x is string => !!x).map((x) => x.toLowerCase());
-        const [res] = (await m.query(
+        const {
+          rows: [res],
+        } = await s.query<UserRow & { candidates: string[] | null }>(
           `WITH candidates AS (
              SELECT id FROM users WHERE tenant_id = $1 AND user_name IS NULL AND scim_deleted_at IS NULL AND email_verified AND email = ANY($12::text[]) LIMIT 2
            ), ins AS (
@@ -238,16 +240,16 @@ export class ScimUsersService {
             this.actor(p),
             JSON.stringify({ active: c.active, adopted: false }),
           ],
-        )) as Array<UserRow & { candidates: string[] | null }>;
+        );
         const adopt = res!.id === null && res!.candidates?.length === 1 ? res!.candidates : [];
         let row: UserRow = res!;
         if (adopt.length === 1) {
-          row = await this.write(m, adopt[0]!, c);
-          await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_adopted', target: row.id });
-          await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_created', target: row.id, data: { active: c.active, adopted: true } });
+          row = await this.write(s, adopt[0]!, c);
+          await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_adopted', target: row.id });
+          await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_created', target: row.id, data: { active: c.active, adopted: true } });
         }
         // A user created just now belongs to no group yet; an adopted one may.
-        return this.rendered(m, row, q, adopt.length === 0);
+        return this.rendered(s, row, q, adopt.length === 0);
       }),
     );
   }
@@ -353,7 +355,7 @@ export class ScimUsersService {
         const doc = next(old);
         const result = await this.commit(m, p, row, old, doc, request, assertsActive, bypassGuard);
         if (!result.ok) return result;
-        return { ok: true, user: await this.rendered(m, result.row, q) };
+        return { ok: true, user: await this.rendered(statementsOf(m), result.row, q) };
       }),
     );
     // A held request commits the hold (and nothing else) before the error is sent.
@@ -382,7 +384,7 @@ export class ScimUsersService {
     }
     if (c.active && assertsActive) await this.guard.supersede(m, p.tenantId, row.id);
     if (canonical(old) === canonical(doc)) return { ok: true, row };
-    const written = await this.write(m, row.id, c);
+    const written = await this.write(statementsOf(m), row.id, c);
     if (wasActive && !c.active) {
       const revoked = await this.revokeSessions(m, row.id, 'scim_deactivated');
       await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_deactivated', target: row.id, data: { sessionsRevoked: revoked, released: bypassGuard } });
@@ -394,9 +396,8 @@ export class ScimUsersService {
     return { ok: true, row: written };
   }
 
-  private async write(m: EntityManager, id: string, c: UserColumns): Promise<UserRow> {
-    // TypeORM answers an UPDATE with [rows, affected].
-    const [rows] = (await m.query(
+  private async write(q: Statements, id: string, c: UserColumns): Promise<UserRow> {
+    const { rows } = await q.query<UserRow>(
       `UPDATE users AS u SET user_name = $2, external_id = $3, display_name = $4, given_name = $5, family_name = $6, status = $7,
               emails = $8, enterprise = $9, scim_profile = $10,
               email_verified = CASE WHEN u.email IS NOT DISTINCT FROM $11 THEN u.email_verified ELSE false END, email = $11,
@@ -415,7 +416,7 @@ export class ScimUsersService {
         JSON.stringify(c.profile),
         c.email,
       ],
-    )) as [UserRow[], number];
+    );
     return rows[0]!;
   }
 
@@ -428,22 +429,22 @@ export class ScimUsersService {
     return res[1];
   }
 
-  private async rendered(m: EntityManager, row: UserRow, q: ProjectionQuery, noGroups = false): Promise<RenderedUser> {
-    const [resource] = await this.renderAll(m, [row], q, noGroups);
+  private async rendered(s: Statements, row: UserRow, q: ProjectionQuery, noGroups = false): Promise<RenderedUser> {
+    const [resource] = await this.renderAll(s, [row], q, noGroups);
     return { resource: resource!, version: row.version, id: row.id };
   }
 
-  private async renderAll(m: EntityManager, rows: UserRow[], q: ProjectionQuery, noGroups = false): Promise<Doc[]> {
+  private async renderAll(s: Statements, rows: UserRow[], q: ProjectionQuery, noGroups = false): Promise<Doc[]> {
     const groups = new Map<string, Doc[]>();
     const ref = (id: string, display: string): Doc => ({ value: id, $ref: `${this.base}/Groups/${id}`, display, type: 'direct' });
     const wanted = !noGroups && wantsAttribute(USER_RESOURCE, 'groups', q.attributes, q.excludedAttributes);
     if (wanted && rows.every((r) => r.groups_json !== undefined)) {
       for (const r of rows) if (r.groups_json?.length) groups.set(r.id, r.groups_json.map((g) => ref(g.id, g.display)));
     } else if (rows.length && wanted) {
-      const found = (await m.query(
+      const { rows: found } = await s.query<{ user_id: string; id: string; display_name: string }>(
         `SELECT gm.user_id, g.id, g.display_name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ANY($1::uuid[]) ORDER BY g.display_name, g.id`,
         [rows.map((r) => r.id)],
-      )) as Array<{ user_id: string; id: string; display_name: string }>;
+      );
       for (const g of found) {
         const list = groups.get(g.user_id) ?? [];
         list.push(ref(g.id, g.display_name));
