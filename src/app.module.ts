@@ -13,7 +13,7 @@ import { TenantsService } from './tenants/tenants.service.js';
 import { BindingsService } from './tenants/bindings.service.js';
 import { UsersService } from './users/users.service.js';
 import { AuditService } from './audit/audit.service.js';
-import { RateLimiterService } from './rate-limit/rate-limiter.service.js';
+import { RATE_LIMIT_PROVIDERS } from './rate-limit/rate-limit.module.js';
 import { ClientsService } from './oauth/clients.service.js';
 import { LoginService } from './oauth/login.service.js';
 import { TokenService } from './oauth/token.service.js';
@@ -100,7 +100,7 @@ export class AppModule {
         BindingsService,
         UsersService,
         AuditService,
-        RateLimiterService,
+        ...RATE_LIMIT_PROVIDERS,
         ClientsService,
         LoginService,
         TokenService,

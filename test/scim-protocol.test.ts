@@ -4,7 +4,7 @@ import { startTestApp, type TestApp } from './support/app-harness.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { ScimSettingsService, ScimTokensService } from '../src/scim/scim-tokens.service.js';
 import { USER_CI, USER_SQL, compileFilter } from '../src/scim/scim-sql.js';
-import { ScimRateLimiter } from '../src/scim/scim-rate-limiter.js';
+import { PostgresRateLimiter } from '../src/rate-limit/postgres-rate-limiter.js';
 import { CORE_GROUP, CORE_USER, ENTERPRISE, ERROR_SCHEMA, PATCH_OP, type ListBody, ScimClient, entraUser, q, scimClient } from './support/scim.js';
 
 let app: TestApp;
@@ -417,20 +417,21 @@ describe('authentication and rate limit', () => {
 
   it('shares the limit across replicas: each counts locally and merges into the shared counter', async () => {
     const shared = (await app.app.get(TenantsService).create('two-replicas', 'Two Replicas')).id;
-    const [r1, r2] = [new ScimRateLimiter(app.database), new ScimRateLimiter(app.database)];
+    const [r1, r2] = [new PostgresRateLimiter(app.database), new PostgresRateLimiter(app.database)];
+    const rule = [{ bucket: `scim:${shared}`, limit: 5 }];
     try {
       for (let i = 0; i < 3; i++) {
-        expect(r1.hit(shared, 5).allowed).toBe(true);
-        expect(r2.hit(shared, 5).allowed).toBe(true);
+        expect(r1.count(rule).allowed).toBe(true);
+        expect(r2.count(rule).allowed).toBe(true);
       }
       // Each replica alone is within 5; merged, the tenant is at 6. r2 merged last and knows it at once,
       // r1 learns it at its next merge (the limit holds to within one merge interval).
       await r1.flush();
       await r2.flush();
-      expect(r2.hit(shared, 5).allowed).toBe(false);
-      r1.hit(shared, 5);
+      expect(r2.count(rule).allowed).toBe(false);
+      r1.count(rule);
       await r1.flush();
-      expect(r1.hit(shared, 5).allowed).toBe(false);
+      expect(r1.count(rule).allowed).toBe(false);
     } finally {
       r1.onModuleDestroy();
       r2.onModuleDestroy();

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
@@ -40,6 +41,16 @@ export class AppConfig {
 
   @IsString()
   HOST = '127.0.0.1';
+
+  /**
+   * HTTP worker processes sharing PORT (node:cluster); `auto` = one per available CPU. One process
+   * per core is how the token endpoint uses the whole machine; replicas scale beyond it.
+   */
+  @Transform(({ value }: { value: unknown }) => (value === 'auto' ? availableParallelism() : toInt({ value })))
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  WORKERS = 1;
 
   /** Issuer and base of every absolute URL the service emits. */
   @IsOptional()
@@ -177,6 +188,45 @@ export class AppConfig {
   @IsInt()
   @Min(1)
   RATE_LIMIT_LOGIN_PER_MINUTE = 20;
+
+  /** Per tenant, per minute: authorization requests for that organisation (in addition to the per-IP limit). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_AUTHORIZE_PER_TENANT_PER_MINUTE = 3000;
+
+  /** Per tenant, per minute: password attempts on the hosted login form (in addition to the per-IP limit). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_LOGIN_PER_TENANT_PER_MINUTE = 1200;
+
+  /** Per client_id, per minute: token requests of an authenticated client (size it for the BFF's refresh rate). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_TOKEN_PER_MINUTE = 6000;
+
+  /** Per client IP, per minute: token requests, counted before client authentication. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_TOKEN_PER_IP_PER_MINUTE = 12000;
+
+  /**
+   * Redis for the rate-limit counters (`redis://[:password@]host:port[/db]`, `rediss://` for TLS).
+   * Unset: counters in PostgreSQL. Unreachable: counted in PostgreSQL until it answers (ADR 0007).
+   */
+  @IsOptional()
+  @Matches(/^rediss?:\/\/\S+$/, { message: 'must be a redis:// or rediss:// URL' })
+  REDIS_URL?: string;
+
+  /** Longest wait for one Redis answer before a rate-limit hit is counted on the PostgreSQL fallback. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  @Max(10_000)
+  REDIS_TIMEOUT_MS = 250;
 
   /** Per tenant, per minute: SCIM requests (a tenant's scim_settings row may override it). */
   @Transform(toInt)
@@ -362,6 +412,7 @@ const OPTIONAL_ENV_NAMES = [
   'METRICS_TOKEN',
   'KONG_ADMIN_URL',
   'KONG_ADMIN_TOKEN',
+  'REDIS_URL',
 ];
 
 /** Every environment variable the service reads (docs and deployment checks use the same list). */

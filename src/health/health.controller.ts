@@ -4,6 +4,7 @@ import type { Response } from 'express';
 import { Database } from '../database/database.js';
 import { SigningKeysService } from '../tokens/signing-keys.service.js';
 import { KeycloakHealthService } from '../identity/keycloak/keycloak-health.service.js';
+import { RateLimiter } from '../rate-limit/rate-limiter.js';
 
 @ApiTags('health')
 @Controller('health')
@@ -12,6 +13,7 @@ export class HealthController {
     private readonly db: Database,
     private readonly keys: SigningKeysService,
     private readonly keycloak: KeycloakHealthService,
+    private readonly limiter: RateLimiter,
   ) {}
 
   /** The process is up; restarts are the orchestrator's answer if this fails. */
@@ -23,10 +25,12 @@ export class HealthController {
   /**
    * Ready to take traffic: the database answers and a key can sign. Keycloak, when configured, is
    * reported but not required: tenants on other identity providers still sign in without it.
+   * Redis, when configured, likewise: without it rate limits are counted in PostgreSQL
+   * (`rate_limits: postgres-fallback`), so a Redis outage degrades but never unreadies a replica.
    */
   @Get('ready')
   async ready(@Res() res: Response): Promise<void> {
-    const [database, keycloak] = await Promise.all([this.db.ping(), this.keycloak.check()]);
+    const [database, keycloak, limits] = await Promise.all([this.db.ping(), this.keycloak.check(), this.limiter.health()]);
     const signingKey = this.keys.hasActiveKey();
     const ok = database && signingKey;
     res
@@ -34,7 +38,7 @@ export class HealthController {
       .setHeader('Cache-Control', 'no-store')
       .json({
         status: ok ? 'ok' : 'unavailable',
-        checks: { database: database ? 'up' : 'down', signing_key: signingKey ? 'active' : 'missing', ...(keycloak ? { keycloak } : {}) },
+        checks: { database: database ? 'up' : 'down', signing_key: signingKey ? 'active' : 'missing', ...(keycloak ? { keycloak } : {}), ...limits },
       });
   }
 }

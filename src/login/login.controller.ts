@@ -8,7 +8,7 @@ import { OAuthError, ProblemError, RateLimitedError, problemType } from '../comm
 import { LoginService, type LoginTransaction } from '../oauth/login.service.js';
 import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
 import { IDP_KINDS, type CallbackInput } from '../identity/identity-provider.port.js';
-import { RateLimiterService } from '../rate-limit/rate-limiter.service.js';
+import { RateLimiter } from '../rate-limit/rate-limiter.js';
 
 const CSRF_COOKIE = 'auth_login_csrf';
 
@@ -21,7 +21,7 @@ const stringsOf = (o: unknown): Record<string, string | undefined> =>
 export class LoginController {
   constructor(
     private readonly login: LoginService,
-    private readonly limiter: RateLimiterService,
+    private readonly limiter: RateLimiter,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
@@ -42,8 +42,9 @@ export class LoginController {
     if (!cookie || !txn.csrfHash || !constantEquals(posted, cookie) || !constantEquals(sha256(posted), txn.csrfHash))
       throw new ProblemError(403, 'Form expired', 'The sign-in form has expired. Reload the page and try again.', problemType('csrf'));
     const ip = req.ip ?? 'unknown';
-    const limit = await this.limiter.hit(`login:${ip}`, this.config.RATE_LIMIT_LOGIN_PER_MINUTE);
-    if (!limit.allowed) throw new RateLimitedError(limit.retryAfter, 'sign-in attempts from this network');
+    const perIp = { bucket: `login:${ip}`, limit: this.config.RATE_LIMIT_LOGIN_PER_MINUTE };
+    const limit = await this.limiter.check([perIp, { bucket: `login-tenant:${txn.tenant.id}`, limit: this.config.RATE_LIMIT_LOGIN_PER_TENANT_PER_MINUTE }]);
+    if (!limit.allowed) throw new RateLimitedError(limit.retryAfter, limit.refusedBy === perIp ? 'sign-in attempts from this network' : 'sign-in attempts for this organisation');
     try {
       const redirect = await this.login.complete(txn, { method: 'POST', query: {}, body: form, clientIp: ip });
       res.clearCookie(CSRF_COOKIE, { path: '/login/' });

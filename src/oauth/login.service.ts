@@ -14,7 +14,7 @@ import type { EntityManager } from 'typeorm';
 import { normaliseIdentity, type NormalisedIdentity } from '../identity/claim-normaliser.js';
 import { UsersService } from '../users/users.service.js';
 import { AuditService } from '../audit/audit.service.js';
-import { RateLimiterService } from '../rate-limit/rate-limiter.service.js';
+import { RateLimiter } from '../rate-limit/rate-limiter.js';
 import { ClientsService } from './clients.service.js';
 import { PKCE_S256_CHALLENGE } from './pkce.js';
 import { UpstreamLogoutService } from './upstream-logout.service.js';
@@ -104,7 +104,7 @@ export class LoginService {
     private readonly users: UsersService,
     private readonly clients: ClientsService,
     private readonly audit: AuditService,
-    private readonly limiter: RateLimiterService,
+    private readonly limiter: RateLimiter,
     private readonly upstreamLogout: UpstreamLogoutService,
     @Inject(AppConfig) private readonly config: AppConfig,
     @Optional() private readonly metrics?: MetricsService,
@@ -141,6 +141,11 @@ export class LoginService {
 
     const tenant = await this.tenants.findActiveBySlug(p.org.trim().toLowerCase());
     if (!tenant) throw fail('unknown_organization', 'Organisation not found. Check the organisation name and try again.');
+    const tenantLimit = await this.limiter.hit(`authorize-tenant:${tenant.id}`, this.config.RATE_LIMIT_AUTHORIZE_PER_TENANT_PER_MINUTE);
+    if (!tenantLimit.allowed) {
+      this.metrics?.rateLimitHit('authorize');
+      throw fail('temporarily_unavailable', `Too many sign-ins for this organisation right now; try again in ${tenantLimit.retryAfter} s.`);
+    }
 
     const binding = await this.bindings.activeForLogin(tenant);
     if (!binding) throw fail('temporarily_unavailable', 'Sign-in is not set up for this organisation yet.');

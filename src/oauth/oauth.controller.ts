@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Inject, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Ip, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
@@ -10,6 +10,7 @@ import { ClientsService, readClientCredentials } from './clients.service.js';
 import { LoginService, RedirectableError, redirectWith, type AuthorizeParams } from './login.service.js';
 import { TOKEN_EXCHANGE_GRANT, TokenService } from './token.service.js';
 import { UpstreamLogoutService } from './upstream-logout.service.js';
+import { RateLimiter } from '../rate-limit/rate-limiter.js';
 
 const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials', TOKEN_EXCHANGE_GRANT] as const;
 
@@ -40,8 +41,19 @@ export class OAuthController {
     private readonly users: UsersService,
     private readonly db: Database,
     private readonly upstreamLogout: UpstreamLogoutService,
+    private readonly limiter: RateLimiter,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
+
+  /**
+   * 429 with `slow_down` (RFC 8628 §3.5, registered for token endpoint responses: "slow down, then
+   * retry") and Retry-After. `temporarily_unavailable` belongs to the authorization endpoint and
+   * says the server is overloaded, not that this caller must back off; we keep it for 503s.
+   */
+  private async limitToken(bucket: string, limit: number, what: string): Promise<void> {
+    const r = await this.limiter.hit(bucket, limit);
+    if (!r.allowed) throw new OAuthError('slow_down', `Too many token requests ${what}; retry after ${r.retryAfter} s.`, { retryAfter: r.retryAfter });
+  }
 
   @Get('authorize')
   async authorize(@Query() query: AuthorizeParams, @Req() req: Request, @Res() res: Response): Promise<void> {
@@ -59,15 +71,20 @@ export class OAuthController {
     @Body() rawBody: unknown,
     @Headers('authorization') authorization: string | undefined,
     @Headers('content-type') contentType: string | undefined,
+    @Ip() ip: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<unknown> {
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
+    // Per IP before authentication (floods, secret guessing); per client only once authenticated,
+    // so nobody can spend another client's allowance by sending its client_id.
+    await this.limitToken(`token-ip:${ip ?? 'unknown'}`, this.config.RATE_LIMIT_TOKEN_PER_IP_PER_MINUTE, 'from this address');
     const body = singleValued(rawBody, contentType);
     const grant = body['grant_type'];
     if (typeof grant !== 'string') throw new OAuthError('invalid_request', 'grant_type is required.');
     if (!(GRANTS as readonly string[]).includes(grant)) throw new OAuthError('unsupported_grant_type', `Unsupported grant_type "${grant}".`);
     const client = await this.clients.authenticate(readClientCredentials(authorization, body));
+    await this.limitToken(`token-client:${client.id}`, this.config.RATE_LIMIT_TOKEN_PER_MINUTE, 'for this client');
     switch (grant as (typeof GRANTS)[number]) {
       case 'authorization_code':
         return this.tokens.authorizationCode(client, body);

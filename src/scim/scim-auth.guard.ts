@@ -34,7 +34,7 @@ export class ScimAuthGuard implements CanActivate {
       res.setHeader('WWW-Authenticate', 'Bearer realm="scim", error="invalid_token"');
       throw new ScimError(401, 'The bearer token is invalid or has been revoked.');
     }
-    const rate = this.limiter.hit(principal.tenantId, principal.settings.rateLimitPerMinute);
+    const rate = await this.limiter.hit(principal.tenantId, principal.settings.rateLimitPerMinute);
     if (!rate.allowed) throw new ScimError(429, `Too many SCIM requests for this tenant; retry after ${rate.retryAfter} s.`, undefined, { retryAfter: rate.retryAfter });
     req.scim = principal;
     return true;
