@@ -26,8 +26,11 @@ const PROVISION = Number(process.env.SCIM_BENCH_USERS ?? 10_000);
 const TOTAL = Number(process.env.SCIM_BENCH_TOTAL ?? 100_000);
 const CONCURRENCY = Number(process.env.SCIM_BENCH_CONCURRENCY ?? 16);
 const LOOKUP_SECONDS = Number(process.env.SCIM_BENCH_SECONDS ?? 8);
+/** Service processes (WORKERS): one per core unless BENCH_WORKERS says otherwise. */
+const WORKERS = process.env.BENCH_WORKERS ?? String(cpus().length);
 
 export interface ScimBenchResult {
+  workers: number;
   provisionedUsers: number;
   provisionSeconds: number;
   provisionPerSecond: number;
@@ -85,12 +88,13 @@ export async function runScimBench(): Promise<ScimBenchResult> {
     LOG_LEVEL: 'warn',
     SCIM_RATE_LIMIT_PER_MINUTE: '10000000',
   };
+  const serviceEnv = { ...env, WORKERS };
   const seeding = await createApp(loadConfig(env), { listen: false });
   const tenant = await seeding.app.get(TenantsService).create('scim-bench', 'SCIM Bench');
   const { token } = await seeding.app.get(ScimTokensService).create(tenant.id, 'bench');
   await seeding.close();
 
-  const server = startService(env);
+  const server = startService(serviceEnv);
   const base = `http://127.0.0.1:${port}`;
   try {
     for (let i = 0; ; i++) {
@@ -169,6 +173,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
       });
     }
     return {
+      workers: Number(WORKERS),
       provisionedUsers: PROVISION,
       provisionSeconds: Math.round(provisionSeconds * 100) / 100,
       provisionPerSecond: Math.round(PROVISION / provisionSeconds),
@@ -185,7 +190,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
 
 export function printScimBench(r: ScimBenchResult): void {
   console.log(
-    `\nSCIM provisioning: ${r.provisionedUsers} users in ${r.provisionSeconds} s (${r.provisionPerSecond} users/s, ${CONCURRENCY} in flight, ${r.provisionErrors} errors; target <= 20 s)`,
+    `\nSCIM provisioning: ${r.provisionedUsers} users in ${r.provisionSeconds} s (${r.provisionPerSecond} users/s, ${CONCURRENCY} in flight, ${r.workers} service worker(s), ${r.provisionErrors} errors; target <= 20 s)`,
   );
   console.log(`SCIM userName eq look-up at ${r.usersInTenant} users in the tenant (target p99 < 20 ms):`);
   console.table(r.lookups);

@@ -91,6 +91,10 @@ export class Database {
       throw isConnectionError(err) ? dbUnavailable(err) : err;
     }
     let broken: Error | undefined;
+    // pg's pool listens for errors on idle connections only: one that dies while checked out
+    // (a server restart between two statements) would otherwise be an uncaught 'error' event.
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
       await client.query(`BEGIN; SELECT set_config('app.tenant_id', '${tenantId}', true)`);
       const statements: Statements = {
@@ -111,6 +115,7 @@ export class Database {
       throw err;
     } finally {
       // A connection that failed mid-transaction is discarded, never handed to the next request.
+      client.off('error', onError);
       client.release(broken ?? undefined);
     }
   }

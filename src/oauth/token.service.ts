@@ -188,15 +188,18 @@ export class TokenService {
     if (!client.grantTypes.includes('refresh_token')) throw new OAuthError('unauthorized_client', 'This client may not use the refresh_token grant.');
     const presented = parseOpaqueToken('rt', body['refresh_token']);
     if (!presented) throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
-    // The hot path: one locking read (token, session, user, roles, tenant) and one write (rotate +
-    // new token) inside the tenant's transaction.
+    // The hot path, one statement: lock the token and its session, read what the new tokens say,
+    // and rotate only if every check passes. What failed is then read from the returned row; a
+    // failure that must leave a trace (reuse, disabled user) revokes the session in the same
+    // transaction. A scope that may not be narrowed throws, which rolls the rotation back.
+    const next = mintOpaqueToken('rt', presented.tenantId);
     const outcome = await this.db.tenantStatements(presented.tenantId, async (q): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
       const {
         rows: [row],
       } = await q.query<{
         session_id: string;
         scope: string;
-        expires_at: Date;
+        expired: boolean;
         rotated_at: Date | null;
         client_id: string;
         revoked_at: Date | null;
@@ -211,17 +214,29 @@ export class TokenService {
         slug: string;
         tenant_status: string;
         roles: string[];
+        rotated: boolean;
       }>(
-        `SELECT r.session_id, r.scope, r.expires_at, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id,
-                u.status AS user_status, u.email, u.email_verified, u.display_name, t.slug, t.status AS tenant_status,
-                ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
-           FROM refresh_tokens r
-           JOIN sessions s ON s.id = r.session_id
-           JOIN users u ON u.id = s.user_id
-           JOIN tenants t ON t.id = r.tenant_id
-          WHERE r.token_hash = $1
-          FOR UPDATE OF r, s`,
-        [presented.hash],
+        `WITH cur AS (
+           SELECT r.session_id, r.scope, r.expires_at <= now() AS expired, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id,
+                  u.status AS user_status, u.email, u.email_verified, u.display_name, t.slug, t.status AS tenant_status,
+                  ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
+             FROM refresh_tokens r
+             JOIN sessions s ON s.id = r.session_id
+             JOIN users u ON u.id = s.user_id
+             JOIN tenants t ON t.id = r.tenant_id
+            WHERE r.token_hash = $1
+            FOR UPDATE OF r, s
+         ), rotated AS (
+           UPDATE refresh_tokens r SET rotated_at = now() FROM cur
+            WHERE r.token_hash = $1 AND cur.rotated_at IS NULL AND cur.revoked_at IS NULL AND NOT cur.expired
+              AND cur.tenant_status = 'active' AND cur.user_status = 'active' AND cur.client_id = $4
+           RETURNING r.session_id, r.scope
+         ), issued AS (
+           INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at)
+           SELECT $2, $3, session_id, scope, $5 FROM rotated RETURNING 1
+         )
+         SELECT cur.*, EXISTS (SELECT 1 FROM issued) AS rotated FROM cur`,
+        [presented.hash, next.hash, presented.tenantId, client.id, new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000)],
       );
       const invalid = 'The refresh token is invalid, expired or revoked.';
       if (!row || row.revoked_at) return refuse(invalid);
@@ -232,18 +247,13 @@ export class TokenService {
         await this.revokeSession(q, presented.tenantId, row.session_id, 'refresh_token_reused');
         return refuse(invalid);
       }
-      if (row.expires_at.getTime() <= Date.now()) return refuse(invalid);
-      const scope = this.narrowScope(row.scope, body['scope']);
+      if (row.expired) return refuse(invalid);
       if (row.user_status !== 'active') {
         await this.revokeSession(q, presented.tenantId, row.session_id, 'user_disabled');
         return refuse(invalid);
       }
-      const next = mintOpaqueToken('rt', presented.tenantId);
-      await q.query(
-        `WITH rotated AS (UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1)
-         INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at) VALUES ($2, $3, $4, $5, $6)`,
-        [presented.hash, next.hash, presented.tenantId, row.session_id, row.scope, new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000)],
-      );
+      if (!row.rotated) throw new Error('refresh token passed every check but was not rotated');
+      const scope = this.narrowScope(row.scope, body['scope']);
       const subject: PlatformSubject = {
         tenantId: presented.tenantId,
         tenantSlug: row.slug,
