@@ -35,7 +35,7 @@ export function isConnectionError(err: unknown): boolean {
   const code = e?.driverError?.code ?? e?.code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
   const msg = e?.message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(msg);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i.test(msg);
 }
 
 /**
@@ -58,7 +58,9 @@ export function createDataSource(url: string, poolSize = 10): DataSource {
     migrationsTransactionMode: 'all',
     synchronize: false,
     logging: false,
-    extra: { max: poolSize, connectionTimeoutMillis: 3000, statement_timeout: 10_000, application_name: 'auth-service' },
+    // statement_timeout bounds a slow statement on the server; query_timeout bounds the wait on
+    // this side too, for a server that stops answering altogether (a frozen host, a lost route).
+    extra: { max: poolSize, connectionTimeoutMillis: 3000, statement_timeout: 10_000, query_timeout: 15_000, application_name: 'auth-service' },
   });
 }
 
