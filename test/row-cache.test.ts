@@ -10,7 +10,7 @@ import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, basic, get, pkcePair, postForm, type BffClient } from './support/bff.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
-import { ROW_CHANGES_APPLICATION } from '../src/database/row-cache.js';
+import { ROW_CHANGES_APPLICATION, ROW_CHANGES_CHANNEL } from '../src/database/row-cache.js';
 
 let a: TestApp;
 let b: TestApp;
@@ -79,6 +79,26 @@ describe('cached clients and tenants', () => {
       await superuser.query(`UPDATE tenants SET status = 'active' WHERE id = $1`, [tenantId]);
     }
     await vi.waitFor(async () => expect((await clientCredentials(b, c)).status).toBe(200), { timeout: 3_000, interval: 20 });
+  });
+
+  it('follows a binding disabled by hand on both replicas; a login stamp on the binding is not announced', async () => {
+    const startError = async (replica: TestApp) => new URL((await loginStart(replica)).headers.get('location')!).searchParams.get('error');
+    expect(await startError(b)).toBeNull(); // the binding is cached on B now
+    // Every login stamps the binding's row: that must not empty every replica's cache. Listen as
+    // the replicas do, stamp, then make a real change: only the real change is announced.
+    const heard: string[] = [];
+    superuser.on('notification', (n) => heard.push(`${n.channel}:${n.payload}`));
+    await superuser.query(`LISTEN ${ROW_CHANGES_CHANNEL}`);
+    await superuser.query(`UPDATE tenant_identity_providers SET last_login_succeeded_at = now(), health_checked_at = now() WHERE tenant_id = $1`, [tenantId]);
+    await superuser.query(`UPDATE tenant_identity_providers SET enabled = false WHERE tenant_id = $1`, [tenantId]);
+    await vi.waitFor(() => expect(heard).toEqual([`${ROW_CHANGES_CHANNEL}:tenant_identity_providers`]), { timeout: 3_000, interval: 20 });
+    await superuser.query(`UNLISTEN ${ROW_CHANGES_CHANNEL}`);
+    try {
+      for (const replica of [a, b]) await vi.waitFor(async () => expect(await startError(replica)).toBe('temporarily_unavailable'), { timeout: 3_000, interval: 20 });
+    } finally {
+      await superuser.query(`UPDATE tenant_identity_providers SET enabled = true WHERE tenant_id = $1`, [tenantId]);
+    }
+    await vi.waitFor(async () => expect(await startError(b)).toBeNull(), { timeout: 3_000, interval: 20 });
   });
 
   it('reads from the database while a replica cannot hear changes, and caches again once it can', async () => {

@@ -151,7 +151,7 @@ export class BindingsAdminService {
    * last change. The bindings it replaces (the active ones with the same login style) are retired.
    */
   async activate(p: AdminPrincipal, tenant: Tenant, id: string, version: number): Promise<BindingView> {
-    return this.db.tenantTx(tenant.id, async (m) => {
+    const view = await this.db.tenantTx(tenant.id, async (m) => {
       const row = await this.row(m, id, true);
       if (row.version !== version) throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
       if (row.status !== 'draft') throw new ProblemError(409, 'Not a draft', `Only a draft can be activated; this binding is ${row.status}. Use rollback to return to a retired one.`, problemType('not-draft'));
@@ -160,11 +160,13 @@ export class BindingsAdminService {
         throw new ProblemError(409, 'Test login required', 'Complete a test login through this binding (POST …/test-login) before activating it.', problemType('test-login-required'));
       return this.switchTo(m, p, tenant, row, 'binding.activated');
     });
+    this.db.rowsChanged('tenant_identity_providers');
+    return view;
   }
 
   /** Reactivates the most recently retired binding of the same login style, retiring the current one. */
   async rollback(p: AdminPrincipal, tenant: Tenant): Promise<BindingView> {
-    return this.db.tenantTx(tenant.id, async (m) => {
+    const view = await this.db.tenantTx(tenant.id, async (m) => {
       const active = (await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' ORDER BY activated_at DESC NULLS LAST FOR UPDATE`, [tenant.id])) as Row[];
       const current = active.find((r) => this.registry.get(r.kind).capabilities.loginRedirect) ?? active[0];
       if (!current) throw new ProblemError(409, 'Nothing to roll back', 'The tenant has no active binding.', problemType('nothing-to-roll-back'));
@@ -175,6 +177,8 @@ export class BindingsAdminService {
       if (!retired) throw new ProblemError(409, 'Nothing to roll back', 'There is no previous binding to return to.', problemType('nothing-to-roll-back'));
       return this.switchTo(m, p, tenant, retired, 'binding.rolled_back');
     });
+    this.db.rowsChanged('tenant_identity_providers');
+    return view;
   }
 
   /** Runs the mapping rules on a sample (or the last test login's identity) without issuing anything. */

@@ -58,6 +58,7 @@ export class TenantsAdminService {
       [id, version, dto.displayName ?? null, dto.status ?? null],
     );
     if (rows.length === 0) throw new ProblemError(412, 'Precondition failed', 'The tenant changed since you read it.', problemType('stale-etag'));
+    this.db.rowsChanged('tenants');
     const after = await this.get(id);
     await this.db.tenantTx(id, async (m) => {
       if (dto.status === 'suspended') await m.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = 'tenant_suspended' WHERE tenant_id = $1 AND revoked_at IS NULL`, [id]);
@@ -78,6 +79,7 @@ export class TenantsAdminService {
       await m.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = 'tenant_deleted' WHERE tenant_id = $1 AND revoked_at IS NULL`, [id]);
       await this.audit.record(m, { tenantId: id, actor: p.actor, action: 'tenant.deleted', target: id, data: { before } });
     });
+    this.db.rowsChanged('tenants');
   }
 
   /** Audit events across tenants, newest first, keyset-paginated by id. */

@@ -76,6 +76,11 @@ export class Database {
     readonly rowChanges?: RowChangeFeed,
   ) {}
 
+  /** Call after committing a change to a cached table (row-cache.ts): this replica's caches see it at once. */
+  rowsChanged(table: 'tenants' | 'clients' | 'tenant_identity_providers'): void {
+    this.rowChanges?.changedHere(table);
+  }
+
   /**
    * `tenantTx` for the token endpoint's hot paths: the same transaction and row-level-security
    * setting, on a connection taken straight from pg's pool. BEGIN and the tenant setting travel

@@ -124,7 +124,9 @@ export class ClientsService {
   }
 
   async disable(clientId: string): Promise<boolean> {
-    return (await this.db.query(`UPDATE clients SET enabled = false, updated_at = now() WHERE id = $1 RETURNING id`, [clientId])).length > 0;
+    const disabled = (await this.db.query(`UPDATE clients SET enabled = false, updated_at = now() WHERE id = $1 RETURNING id`, [clientId])).length > 0;
+    this.db.rowsChanged('clients');
+    return disabled;
   }
 
   async find(clientId: string | undefined): Promise<Client | undefined> {

@@ -128,8 +128,8 @@ export class TokenService {
     const denied = requested.filter((s) => !client.scopes.includes(s));
     if (denied.length) throw new OAuthError('invalid_scope', `Scope not allowed for this client: ${denied.join(' ')}.`);
     const subject = `client:${machineClientId}`;
-    await this.db.tenantTx(tenant.id, (m) =>
-      this.audit.record(m, { tenantId: tenant.id, actor: `client:${client.id}`, action: 'token.exchanged', target: subject, data: { idp: binding.kind, binding: binding.id, machine: true } }),
+    await this.db.tenantStatements(tenant.id, (q) =>
+      this.audit.record(q, { tenantId: tenant.id, actor: `client:${client.id}`, action: 'token.exchanged', target: subject, data: { idp: binding.kind, binding: binding.id, machine: true } }),
     );
     const access = await this.issuer.issueAccessToken({
       tenantId: tenant.id,

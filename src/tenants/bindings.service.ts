@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { Database } from '../database/database.js';
+import { RowCache } from '../database/row-cache.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import type { BindingContext, ClaimMappingRules, IdpKind } from '../identity/identity-provider.port.js';
@@ -39,13 +40,18 @@ const secretsContext = (bindingId: string) => `binding_secrets:${bindingId}`;
 /** tenant_identity_providers: which adapter, with which configuration, for each tenant. */
 @Injectable()
 export class BindingsService {
+  /** A tenant's active bindings, read at every login start: cached, dropped on any binding change (row-cache.ts). */
+  private readonly active: RowCache<BindingContext[]>;
+
   constructor(
     private readonly db: Database,
     private readonly box: SecretBox,
-  ) {}
+  ) {
+    this.active = new RowCache(db.rowChanges, 'tenant_identity_providers');
+  }
 
   async create(tenant: Tenant, input: NewBinding): Promise<BindingContext> {
-    return this.db.tenantTx(tenant.id, async (m) => {
+    const created = await this.db.tenantTx(tenant.id, async (m) => {
       if (input.kind === 'firebase_legacy' && input.migrationImport !== true) await this.refuseNewFirebaseTenant(m, tenant);
       const [row] = (await m.query(
         `INSERT INTO tenant_identity_providers (tenant_id, kind, status, config, claim_mapping, priority)
@@ -58,6 +64,8 @@ export class BindingsService {
       }
       return this.toContext(row!, tenant);
     });
+    this.db.rowsChanged('tenant_identity_providers');
+    return created;
   }
 
   /** ADR-0002: Firebase is legacy. Tenants already on it keep it; nobody new is onboarded onto it. */
@@ -84,28 +92,26 @@ export class BindingsService {
       )) as BindingRow[];
       return row ? this.toContext(row, tenant) : undefined;
     };
-    return m ? run(m) : this.db.tenantTx(tenant.id, run);
+    return m ? run(m) : (await this.allActive(tenant))[0];
   }
 
   /** Every enabled, active binding of the tenant, highest priority first (token exchange picks among them). */
   async allActive(tenant: Tenant): Promise<BindingContext[]> {
-    return this.db.tenantTx(tenant.id, async (m) => {
-      const rows = (await m.query(
-        `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND enabled ORDER BY priority DESC, created_at`,
-        [tenant.id],
-      )) as BindingRow[];
-      return rows.map((r) => this.toContext(r, tenant));
-    });
+    // Keyed by the tenant's version too: a context carries its tenant, which may have changed.
+    const bindings = await this.active.get(`${tenant.id}:${tenant.version}:${tenant.status}`, () =>
+      this.db.tenantTx(tenant.id, async (m) => {
+        const rows = (await m.query(
+          `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND enabled ORDER BY priority DESC, created_at`,
+          [tenant.id],
+        )) as BindingRow[];
+        return rows.map((r) => this.toContext(r, tenant));
+      }),
+    );
+    return [...bindings!];
   }
 
   async activeOfKind(tenant: Tenant, kind: IdpKind): Promise<BindingContext | undefined> {
-    return this.db.tenantTx(tenant.id, async (m) => {
-      const [row] = (await m.query(
-        `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = $2 AND status = 'active' AND enabled ORDER BY priority DESC LIMIT 1`,
-        [tenant.id, kind],
-      )) as BindingRow[];
-      return row ? this.toContext(row, tenant) : undefined;
-    });
+    return (await this.allActive(tenant)).find((b) => b.kind === kind);
   }
 
   async get(tenant: Tenant, bindingId: string, m: EntityManager): Promise<BindingContext> {
