@@ -103,4 +103,20 @@ describe('structured logs', () => {
     expect(log).not.toMatch(/authorization/i);
     expect(log).not.toMatch(/cookie/i);
   });
+
+  it('keep the values out of a constraint violation that leaves the database layer', async () => {
+    // Under row-level security PostgreSQL leaves key values out of DETAIL by itself; the global
+    // tables (tenants, clients) have no RLS, so the database layer removes them.
+    const { tenant } = await seedNativeTenant(app, 'detail-co', []);
+    const slug = `dup-${randomUUID()}`;
+    const insert = `INSERT INTO tenants (slug, display_name) VALUES ($1, $1)`;
+    await app.database.query(insert, [slug]);
+    const viaOrm = await app.database.query(insert, [slug]).catch((e: unknown) => e);
+    const viaPool = await app.database.tenantStatements(tenant.id, (q) => q.query(insert, [slug])).catch((e: unknown) => e);
+    for (const err of [viaOrm, viaPool]) {
+      expect((err as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (err as { code?: string }).code).toBe('23505');
+      expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain(slug);
+      expect(JSON.stringify((err as { driverError?: object }).driverError ?? {})).not.toContain(slug);
+    }
+  });
 });

@@ -44,6 +44,10 @@ export function isConnectionError(err: unknown): boolean {
  */
 function dropParameters(err: unknown): void {
   if (err instanceof QueryFailedError) delete (err as { parameters?: unknown }).parameters;
+  // A constraint violation's DETAIL quotes the offending values ("Key (user_name)=(…) already exists").
+  for (const e of [err, (err as { driverError?: unknown } | undefined)?.driverError]) {
+    if (e && typeof e === 'object' && typeof (e as { detail?: unknown }).detail === 'string') (e as { detail?: string }).detail = '[values removed]';
+  }
 }
 
 export const dbUnavailable = (err: unknown): DependencyUnavailableError =>
@@ -114,6 +118,7 @@ export class Database {
       await client.query('COMMIT');
       return result;
     } catch (err) {
+      dropParameters(err);
       if (isConnectionError(err)) {
         broken = err as Error;
         throw dbUnavailable(err);
