@@ -1,35 +1,30 @@
 /**
  * `npm run bench`: throughput and latency of the hot paths, beside the raw RS256 signing rate of
- * this machine measured in the same run (the ceiling for anything that signs a token).
+ * this machine measured in the same run (the ceiling for anything that signs a token), then the
+ * comparisons of issue #8: client_credentials against Keycloak (bench/keycloak.ts), native logins
+ * against the argon2id hashing rate (bench/argon2-login.ts), latency with 10 vs 100,000 tenants
+ * (bench/tenant-scale.ts), and SCIM (bench/scim.ts).
  * The service runs in its own process (as in production); this process seeds it and drives load.
+ *
+ * BENCH_SECONDS, BENCH_CONNECTIONS; BENCH_KEYCLOAK / BENCH_ARGON2 / BENCH_TENANTS / BENCH_SCIM=false
+ * skip a part; BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the first service process there.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import autocannon, { type Result } from 'autocannon';
-import { loadConfig } from '../src/config/app-config.js';
-import { createApp } from '../src/bootstrap.js';
-import { startEmbeddedPostgres } from '../src/database/embedded-postgres.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { printScimBench, runScimBench } from './scim.js';
+import { runKeycloakBench, type KeycloakBenchResult } from './keycloak.js';
+import { runArgon2LoginBench, type Argon2LoginBenchResult } from './argon2-login.js';
+import { runTenantScaleBench, type TenantScaleBenchResult } from './tenant-scale.js';
+import { basic, benchWorkers, createStack, envFlag, load, login, progress, refreshRequests, round, type BenchClient, type LoadResult } from './harness.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 
 function rawSigningRate(seconds = 3): number {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -43,159 +38,222 @@ function rawSigningRate(seconds = 3): number {
   return n / seconds;
 }
 
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-
-async function login(base: string, client: { id: string; secret: string; redirect: string }, username: string, password: string): Promise<string> {
-  const verifier = randomBytes(32).toString('base64url');
-  const challenge = createHash('sha256').update(verifier).digest('base64url');
-  const q = new URLSearchParams({ response_type: 'code', client_id: client.id, redirect_uri: client.redirect, scope: 'openid', state: 's', org: 'bench', code_challenge: challenge, code_challenge_method: 'S256' });
-  const start = await fetch(`${base}/oauth2/authorize?${q}`, { redirect: 'manual' });
-  const hosted = new URL(start.headers.get('location')!);
-  const formUrl = `${base}${hosted.pathname}`;
-  const page = await fetch(formUrl);
-  const cookie = page.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  const html = await page.text();
-  const csrf = /name="csrf" value="([^"]*)"/.exec(html)![1]!;
-  const done = await fetch(formUrl, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, username, password }) });
-  const code = new URL(done.headers.get('location')!).searchParams.get('code')!;
-  const tok = await fetch(`${base}/oauth2/token`, {
-    method: 'POST',
-    headers: { authorization: basic(client.id, client.secret), 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: client.redirect, code_verifier: verifier }),
-  });
-  return ((await tok.json()) as { refresh_token: string }).refresh_token;
-}
-
-const run = (opts: autocannon.Options) =>
-  new Promise<Result>((resolve, reject) => {
-    autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
-  });
-
 interface Row {
   scenario: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  non2xx: number;
+  rps?: number;
+  p50?: number;
+  p99?: number;
+  errors?: number;
+  /** Responses with another status than the scenario expects. */
+  unexpected?: number;
+  note?: string;
 }
-const row = (scenario: string, r: Result): Row => ({ scenario, rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx });
+const row = (scenario: string, r: LoadResult): Row => ({ scenario, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, unexpected: r.unexpected });
+
+interface Comparison {
+  figure: string;
+  measured: number | string;
+  baseline: number | string;
+  ratio: string;
+  target: string;
+  met: string;
+}
+
+/** The service's own rows: JWKS, refresh-token rotation, client_credentials. */
+async function serviceBench(): Promise<{ rows: Row[]; clientCredentials: LoadResult }> {
+  const stack = await createStack('bench', { ARGON2_TIME_COST: '2', ARGON2_MEMORY_KIB: '4096' });
+  try {
+    // Seed through the services (the admin API is not needed for a benchmark).
+    const { bff, m2m } = await stack.seed(async (app) => {
+      const tenant = await app.get(TenantsService).create('bench', 'Bench Inc.');
+      await app.get(BindingsService).create(tenant, { kind: 'native', claimMapping: { defaultRoles: ['USER'] } });
+      await app.get(NativeCredentialsService).createUser(tenant.id, { username: 'bench@bench.test', password: 'bench-password-1', email: 'bench@bench.test' });
+      const clients = app.get(ClientsService);
+      return {
+        bff: await clients.create({ id: 'bench-bff', name: 'Bench BFF', kind: 'bff', redirectUris: ['http://127.0.0.1:9/cb'] }),
+        m2m: await clients.create({ id: 'bench-m2m', name: 'Bench M2M', kind: 'machine', tenantId: tenant.id, scopes: ['api'] }),
+      };
+    });
+    // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the service process, to find what bounds a figure.
+    await stack.start(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []);
+    const base = stack.base;
+    // The issuer is https://bench.invalid; requests go to the loopback port directly.
+    const client: BenchClient = { id: 'bench-bff', secret: bff.secret, redirect: 'http://127.0.0.1:9/cb' };
+    const rows: Row[] = [];
+    progress('service: JWKS');
+    rows.push(row('JWKS (200, full body)', await load({ url: `${base}/.well-known/jwks.json`, connections: CONNECTIONS, duration: DURATION })));
+    const etag = (await fetch(`${base}/.well-known/jwks.json`)).headers.get('etag')!;
+    rows.push(row('JWKS (304, If-None-Match)', await load({ url: `${base}/.well-known/jwks.json`, connections: CONNECTIONS, duration: DURATION, headers: { 'if-none-match': etag } }, 304)));
+
+    // Each connection rotates its own refresh-token chain: every request is a real rotation (DB writes + signing).
+    progress('service: refresh_token');
+    const chains: string[] = [];
+    for (let i = 0; i < CONNECTIONS; i++) chains.push(await login(base, client, 'bench', 'bench@bench.test', 'bench-password-1'));
+    rows.push(row('token: refresh_token (rotation, DB writes)', await load({ url: `${base}/oauth2/token`, connections: CONNECTIONS, duration: DURATION, requests: refreshRequests(client, chains) })));
+    progress('service: client_credentials');
+    const clientCredentials = await load({
+      url: `${base}/oauth2/token`,
+      method: 'POST',
+      connections: CONNECTIONS,
+      duration: DURATION,
+      headers: { authorization: basic('bench-m2m', m2m.secret), 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials&scope=api',
+    });
+    rows.push(row('token: client_credentials', clientCredentials));
+    return { rows, clientCredentials };
+  } finally {
+    await stack.close();
+  }
+}
+
+const times = (a: number, b: number) => `${round(a / b, 2)}×`;
+
+const SCALE_SCENARIOS = [
+  ['authorize', 'login start (authorize → form)'],
+  ['clientCredentials', 'token: client_credentials'],
+  ['refreshToken', 'token: refresh_token'],
+] as const;
 
 async function main(): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'auth-service-bench-'));
-  mkdirSync(dataDir, { recursive: true });
-  const pgPort = await freePort();
-  const pg = await startEmbeddedPostgres(dataDir, pgPort, () => undefined);
-  const kek = randomBytes(32).toString('base64');
-  const port = await freePort();
-  const env = {
-    NODE_ENV: 'production',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    PUBLIC_URL: `https://bench.invalid`,
-    DATABASE_URL: pg.url,
-    KEY_ENCRYPTION_KEY: kek,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'warn',
-    RATE_LIMIT_AUTHORIZE_PER_MINUTE: '100000',
-    RATE_LIMIT_LOGIN_PER_MINUTE: '100000',
-    ARGON2_TIME_COST: '2',
-    ARGON2_MEMORY_KIB: '4096',
-  };
-  // Seed through the services (the admin API is not needed for a benchmark).
-  const seeding = await createApp(loadConfig(env), { listen: false });
-  const tenant = await seeding.app.get(TenantsService).create('bench', 'Bench Inc.');
-  await seeding.app.get(BindingsService).create(tenant, { kind: 'native', claimMapping: { defaultRoles: ['USER'] } });
-  await seeding.app.get(NativeCredentialsService).createUser(tenant.id, { username: 'bench@bench.test', password: 'bench-password-1', email: 'bench@bench.test' });
-  const bff = await seeding.app.get(ClientsService).create({ id: 'bench-bff', name: 'Bench BFF', kind: 'bff', redirectUris: ['http://127.0.0.1:9/cb'] });
-  const m2m = await seeding.app.get(ClientsService).create({ id: 'bench-m2m', name: 'Bench M2M', kind: 'machine', tenantId: tenant.id, scopes: ['api'] });
-  await seeding.close();
-
-  // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the service process, to find what bounds a figure.
-  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const server: ChildProcess = fork(fileURLToPath(new URL('../src/main.js', import.meta.url)), [], { env: { ...process.env, ...env }, stdio: 'inherit', execArgv: profile });
-  const killServer = () => server.kill('SIGKILL');
-  process.on('exit', killServer);
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/health/ready`)).ok) break;
-    } catch {
-      /* not up yet */
-    }
-    if (i > 300) throw new Error('service did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  // The issuer is https://bench.invalid; requests go to the loopback port directly.
-  const client = { id: 'bench-bff', secret: bff.secret, redirect: 'http://127.0.0.1:9/cb' };
-  const results: Row[] = [];
-
-  const ceiling = rawSigningRate();
-
-  results.push(row('JWKS (200, full body)', await run({ url: `${base}/.well-known/jwks.json`, connections: CONNECTIONS, duration: DURATION })));
-  const etag = (await fetch(`${base}/.well-known/jwks.json`)).headers.get('etag')!;
-  results.push(row('JWKS (304, If-None-Match)', await run({ url: `${base}/.well-known/jwks.json`, connections: CONNECTIONS, duration: DURATION, headers: { 'if-none-match': etag } })));
-
-  // Each connection rotates its own refresh-token chain: every request is a real rotation (DB writes + signing).
-  const chains: string[] = [];
-  for (let i = 0; i < CONNECTIONS; i++) chains.push(await login(base, client, 'bench@bench.test', 'bench-password-1'));
-  // autocannon resets a connection's context after every request, so the chains live in a pool:
-  // a request takes one token, its response puts the rotated token back.
-  const pool = [...chains];
-  const refresh = await run({
-    url: `${base}/oauth2/token`,
-    connections: CONNECTIONS,
-    duration: DURATION,
-    requests: [
-      {
-        method: 'POST',
-        setupRequest: (req) => ({
-          ...req,
-          headers: { authorization: basic(client.id, client.secret), 'content-type': 'application/x-www-form-urlencoded' },
-          body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(pool.shift() ?? 'exhausted')}`,
-        }),
-        onResponse: (status, body) => {
-          if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
-        },
-      },
-    ],
-  });
-  results.push(row('token: refresh_token (rotation, DB writes)', refresh));
-  results.push(
-    row(
-      'token: client_credentials',
-      await run({
-        url: `${base}/oauth2/token`,
-        method: 'POST',
-        connections: CONNECTIONS,
-        duration: DURATION,
-        headers: { authorization: basic('bench-m2m', m2m.secret), 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=client_credentials&scope=api',
-      }),
-    ),
-  );
-
-  process.off('exit', killServer);
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
-  await pg.stop();
-
-  const report = { machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, rawRs256SignsPerSecond: Math.round(ceiling), durationSeconds: DURATION, connections: CONNECTIONS, results };
-  console.log(`\nraw RS256 signing (node:crypto, 2048-bit, one core): ${Math.round(ceiling)} signatures/s  <- ceiling for token issuance\n`);
-  console.table(results.map((r) => ({ ...r, 'share of ceiling': r.scenario.startsWith('token') ? `${Math.round((r.rps / ceiling) * 100)}%` : '' })));
   mkdirSync('bench/results', { recursive: true });
   const file = join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(report, null, 2));
+  const ceiling = rawSigningRate();
+  const report: Record<string, unknown> = {
+    machine: { cpus: cpus().length, node: process.version },
+    workers: benchWorkers(),
+    rawRs256SignsPerSecond: Math.round(ceiling),
+    durationSeconds: DURATION,
+    connections: CONNECTIONS,
+  };
+  const save = () => writeFileSync(file, JSON.stringify(report, null, 2));
+  const failures: string[] = [];
+  /** A part that throws is reported and the others still run; the exit code says it failed. */
+  const part = async <T>(name: string, fn: () => Promise<T>): Promise<T | { error: string }> => {
+    try {
+      return await fn();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      failures.push(`${name}: ${message}`);
+      console.error(`${name} failed:`, err);
+      return { error: message };
+    }
+  };
+  const failed = (r: object): r is { error: string } => 'error' in r;
+
+  const service = await serviceBench();
+  const results: Row[] = [...service.rows];
+  const comparisons: Comparison[] = [];
+  report.results = results;
+  report.comparisons = comparisons;
+  save();
+
+  // Keycloak after the service has stopped: the two never share the CPU.
+  const kcLabel = 'Keycloak 26.7.3: client_credentials';
+  const keycloak: KeycloakBenchResult | { error: string } = envFlag('BENCH_KEYCLOAK')
+    ? await part('Keycloak', () => runKeycloakBench(CONNECTIONS, DURATION))
+    : { skipped: true, version: '26.7.3', reason: 'BENCH_KEYCLOAK=false' };
+  report.keycloak = keycloak;
+  if (failed(keycloak) || keycloak.skipped) {
+    const reason = failed(keycloak) ? keycloak.error : keycloak.reason;
+    results.push({ scenario: kcLabel, note: `skipped: ${reason}` });
+    comparisons.push({ figure: 'client_credentials req/s: service vs Keycloak', measured: service.clientCredentials.rps, baseline: `skipped: ${reason}`, ratio: '', target: '≥ 4×', met: '' });
+  } else {
+    const kc = keycloak.clientCredentials;
+    results.push({ ...row(`Keycloak ${keycloak.version}: client_credentials`, kc), note: `same workload, after ${keycloak.warmupSeconds} s warm-up` });
+    const ratio = service.clientCredentials.rps / kc.rps;
+    comparisons.push({ figure: 'client_credentials req/s: service vs Keycloak', measured: service.clientCredentials.rps, baseline: kc.rps, ratio: times(service.clientCredentials.rps, kc.rps), target: '≥ 4×', met: ratio >= 4 ? 'yes' : 'NO' });
+  }
+  save();
+
+  if (envFlag('BENCH_ARGON2')) {
+    const a: Argon2LoginBenchResult | { error: string } = await part('argon2 login', () => runArgon2LoginBench(DURATION));
+    report.argon2Login = a;
+    if (!failed(a)) {
+      const params = `argon2id t=${a.params.timeCost} m=${a.params.memoryKib} KiB p=${a.params.parallelism}`;
+      results.push({ scenario: `raw argon2 verify, ${a.parallel} in flight (${params})`, rps: a.rawVerifyPerSecond, note: `hash: ${a.rawHashPerSecond}/s` });
+      results.push({
+        scenario: `native login: authorize + form + POST (${params})`,
+        rps: a.loginsPerSecond,
+        p50: a.loginP50,
+        p99: a.loginP99,
+        errors: a.requests.errors,
+        unexpected: a.failedLogins,
+        note: `logins/s, ${a.connections} connections, ${a.workers} worker(s)`,
+      });
+      const ratio = a.loginsPerSecond / a.rawVerifyPerSecond;
+      comparisons.push({ figure: 'native logins/s vs raw argon2 verify/s', measured: a.loginsPerSecond, baseline: a.rawVerifyPerSecond, ratio: `${Math.round(ratio * 100)}%`, target: '≥ 90%', met: ratio >= 0.9 ? 'yes' : 'NO' });
+    }
+    save();
+  }
+
+  let scale: TenantScaleBenchResult | { error: string } | undefined;
+  if (envFlag('BENCH_TENANTS')) {
+    scale = await part('tenant scale', () => runTenantScaleBench());
+    report.tenantScale = scale;
+    if (!failed(scale) && scale.phases.length >= 2) {
+      const small = scale.phases[0]!;
+      const large = scale.phases[scale.phases.length - 1]!;
+      for (const [key, label] of SCALE_SCENARIOS) {
+        for (const p of ['p50', 'p99'] as const) {
+          const ratio = large[key][p] / small[key][p];
+          comparisons.push({
+            figure: `${label} ${p} ms: ${large.tenants} vs ${small.tenants} tenants`,
+            measured: large[key][p],
+            baseline: small[key][p],
+            ratio: times(large[key][p], small[key][p]),
+            target: '≤ 1.2×',
+            met: ratio <= 1.2 ? 'yes' : 'NO',
+          });
+        }
+      }
+    }
+    save();
+  }
+
+  console.log(`\nraw RS256 signing (node:crypto, 2048-bit, one core): ${Math.round(ceiling)} signatures/s  <- ceiling for token issuance`);
+  console.log(`service: ${benchWorkers()} worker process(es) (BENCH_WORKERS) on ${cpus().length} CPUs\n`);
+  console.table(results.map((r) => ({ ...r, 'share of ceiling': r.scenario.startsWith('token') && r.rps !== undefined ? `${Math.round((r.rps / ceiling) * 100)}%` : '' })));
+  if (scale && !failed(scale)) {
+    console.log(`\ntenant scale: random tenant per request, ${scale.rate} req/s over ${scale.connections} connections, ${scale.durationSeconds} s each (latency in ms)`);
+    console.table(
+      scale.phases.flatMap((p) =>
+        SCALE_SCENARIOS.map(([key, label]) => ({
+          tenants: p.tenants,
+          scenario: label,
+          rps: p[key].rps,
+          p50: p[key].p50,
+          p90: p[key].p90,
+          p99: p[key].p99,
+          errors: p[key].errors,
+          unexpected: p[key].unexpected,
+          'seeded in (s)': p.seedSeconds,
+        })),
+      ),
+    );
+  }
+  if (comparisons.length > 0) {
+    console.log('\nissue #8 targets:');
+    console.table(comparisons);
+  }
   console.log(`saved ${file}`);
 
-  if (process.env.BENCH_SCIM !== 'false') {
-    const scim = await runScimBench();
-    printScimBench(scim);
-    writeFileSync(file, JSON.stringify({ ...report, scim }, null, 2));
+  if (envFlag('BENCH_SCIM')) {
+    const scim = await part('SCIM', () => runScimBench());
+    if (!failed(scim)) printScimBench(scim);
+    report.scim = scim;
+    save();
+  }
+  if (failures.length > 0) {
+    console.error(`\nfailed parts:\n  ${failures.join('\n  ')}`);
+    process.exitCode = 1;
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+// Leave explicitly: a forgotten timer or socket of a load generator must not keep the bench alive.
+main().then(
+  () => process.exit(),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

