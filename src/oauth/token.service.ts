@@ -237,6 +237,7 @@ export class TokenService {
          )
          SELECT cur.*, EXISTS (SELECT 1 FROM issued) AS rotated FROM cur`,
         [presented.hash, next.hash, presented.tenantId, client.id, new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000)],
+        'refresh-token-rotate',
       );
       const invalid = 'The refresh token is invalid, expired or revoked.';
       if (!row || row.revoked_at) return refuse(invalid);

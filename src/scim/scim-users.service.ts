@@ -240,6 +240,7 @@ export class ScimUsersService {
             this.actor(p),
             JSON.stringify({ active: c.active, adopted: false }),
           ],
+          'scim-user-create',
         );
         const adopt = res!.id === null && res!.candidates?.length === 1 ? res!.candidates : [];
         let row: UserRow = res!;
