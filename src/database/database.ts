@@ -139,10 +139,34 @@ export class Database {
 
   async tenantTx<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
     noteTenant(tenantId);
-    return this.tx(async (m) => {
-      await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
-      return work(m);
-    });
+    if (!UUID.test(tenantId)) {
+      // Not a UUID (a caller's bug, or input that slipped through): bound as a parameter, it fails in SQL.
+      return this.tx(async (m) => {
+        await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
+        return work(m);
+      });
+    }
+    // BEGIN and the tenant setting in one round trip (the id is a checked UUID): every login step
+    // and SCIM call is a few such transactions, and each round trip is a write and a wake-up.
+    // Every statement in `work` is a raw m.query (nothing relies on the runner's own transaction state).
+    const runner = this.dataSource.createQueryRunner();
+    let open = false;
+    try {
+      await runner.connect();
+      open = true;
+      await runner.query(`BEGIN; SELECT set_config('app.tenant_id', '${tenantId}', true)`);
+      const result = await work(runner.manager);
+      await runner.query('COMMIT');
+      open = false;
+      return result;
+    } catch (err) {
+      if (open && !runner.isReleased) await runner.query('ROLLBACK').catch(() => undefined);
+      dropParameters(err);
+      if (isConnectionError(err)) throw dbUnavailable(err);
+      throw err;
+    } finally {
+      if (!runner.isReleased) await runner.release();
+    }
   }
 
   async tx<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
