@@ -7,17 +7,32 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KEYCLOAK_VERSION, startKeycloak, type KeycloakInstance } from '../test/peers/keycloak.js';
 import { PeerUnavailableError } from '../test/peers/peer-unavailable.js';
-import { basic, envNumber, load, progress, repoRoot, type LoadResult } from './harness.js';
+import { basic, createStack, envNumber, load, progress, repoRoot, type LoadResult } from './harness.js';
+import { TenantsService } from '../src/tenants/tenants.service.js';
+import { ClientsService } from '../src/oauth/clients.service.js';
+import { KeycloakProvisioningService } from '../src/identity/keycloak/keycloak-provisioning.service.js';
+import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../src/oauth/token.service.js';
 
 // Development values from keycloak-realm.json (documented there as public dev-only secrets).
 const REALM = 'platform';
 const CLIENT_ID = 'platform-m2m';
 const CLIENT_SECRET = 'dev-only-platform-m2m-secret';
+const SERVICE_CLIENT_SECRET = 'dev-only-auth-service-secret';
 const WARMUP_SLICE_SECONDS = 5;
 const MIN_WARMUP_SECONDS = 15;
 
 export type KeycloakBenchResult =
-  | { skipped: false; version: string; startSeconds: number; warmupSeconds: number; warmupRates: number[]; jvmOptions: string; clientCredentials: LoadResult }
+  | {
+      skipped: false;
+      version: string;
+      startSeconds: number;
+      warmupSeconds: number;
+      warmupRates: number[];
+      jvmOptions: string;
+      clientCredentials: LoadResult;
+      /** The service's RFC 8693 grant: a Keycloak service-account token for a platform token (verify, audit row, sign). */
+      tokenExchange: LoadResult | { error: string };
+    }
   | { skipped: true; version: string; reason: string };
 
 export async function runKeycloakBench(connections: number, duration: number): Promise<KeycloakBenchResult> {
@@ -72,11 +87,44 @@ export async function runKeycloakBench(connections: number, duration: number): P
     progress(`Keycloak warm-up rates (req/s per ${WARMUP_SLICE_SECONDS} s): ${warmupRates.join(', ')}`);
     progress('Keycloak: measuring client_credentials');
     const clientCredentials = await load({ ...workload, duration });
-    return { skipped: false, version: KEYCLOAK_VERSION, startSeconds, warmupSeconds, warmupRates, jvmOptions: jvmOptions || '(Keycloak defaults)', clientCredentials };
+    const tokenExchange = await measureTokenExchange(kc, probeBody.access_token, connections, duration).catch((err: unknown) => ({ error: (err as Error).message }));
+    return { skipped: false, version: KEYCLOAK_VERSION, startSeconds, warmupSeconds, warmupRates, jvmOptions: jvmOptions || '(Keycloak defaults)', clientCredentials, tokenExchange };
   } finally {
     if (previousOpts === undefined) delete process.env.KEYCLOAK_JAVA_OPTS_APPEND;
     else process.env.KEYCLOAK_JAVA_OPTS_APPEND = previousOpts;
     // stop() ends Keycloak's whole process group and deletes its run directory.
     await kc?.stop().catch((err: unknown) => progress(`stopping Keycloak failed: ${(err as Error).message}`));
+  }
+}
+
+/**
+ * Token exchange needs an upstream token, so it runs while Keycloak is up (idle: its own figure is
+ * taken). A tenant bound to Keycloak lists `platform-m2m` as a machine client; a gateway client
+ * exchanges that client's Keycloak token for platform tokens. Each exchange verifies the Keycloak
+ * token against the realm's cached JWKS, writes an audit row and signs.
+ */
+async function measureTokenExchange(kc: KeycloakInstance, keycloakToken: string, connections: number, duration: number): Promise<LoadResult> {
+  progress('service: token exchange of Keycloak machine tokens');
+  const stack = await createStack('token-exchange', {
+    KEYCLOAK_URL: kc.baseUrl,
+    KEYCLOAK_CLIENT_SECRET: SERVICE_CLIENT_SECRET,
+    KEYCLOAK_ADMIN_USERNAME: kc.adminUser,
+    KEYCLOAK_ADMIN_PASSWORD: kc.adminPassword,
+  });
+  try {
+    const gateway = await stack.seed(async (app) => {
+      const tenant = await app.get(TenantsService).create('exchange-co', 'Exchange Co');
+      await app.get(KeycloakProvisioningService).bindTenant(tenant, { mode: 'organization', claimMapping: {}, config: { machineClients: [CLIENT_ID] } });
+      return app.get(ClientsService).create({ id: 'bench-gateway', name: 'Bench gateway', kind: 'machine', grantTypes: [TOKEN_EXCHANGE_GRANT], scopes: ['api'] });
+    });
+    await stack.start();
+    const body = new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: keycloakToken, subject_token_type: ACCESS_TOKEN_TYPE, org: 'exchange-co', scope: 'api' }).toString();
+    const request = { url: `${stack.base}/oauth2/token`, method: 'POST' as const, headers: { authorization: basic('bench-gateway', gateway.secret), 'content-type': 'application/x-www-form-urlencoded' }, body };
+    const probe = await fetch(request.url, { method: 'POST', headers: request.headers, body });
+    if (probe.status !== 200) throw new Error(`token exchange answered ${probe.status}: ${await probe.text()}`);
+    await load({ ...request, connections, duration: 2 }); // JWKS fetched, statements prepared
+    return await load({ ...request, connections, duration });
+  } finally {
+    await stack.close();
   }
 }

@@ -160,6 +160,9 @@ async function main(): Promise<void> {
   } else {
     const kc = keycloak.clientCredentials;
     results.push({ ...row(`Keycloak ${keycloak.version}: client_credentials`, kc), note: `same workload, after ${keycloak.warmupSeconds} s warm-up` });
+    const te = keycloak.tokenExchange;
+    if ('error' in te) results.push({ scenario: 'token: token-exchange (Keycloak machine token)', note: `failed: ${te.error}` });
+    else results.push({ ...row('token: token-exchange (Keycloak machine token)', te), note: 'verify upstream JWT, audit row, sign' });
     const ratio = service.clientCredentials.rps / kc.rps;
     comparisons.push({ figure: 'client_credentials req/s: service vs Keycloak', measured: service.clientCredentials.rps, baseline: kc.rps, ratio: times(service.clientCredentials.rps, kc.rps), target: '≥ 4×', met: ratio >= 4 ? 'yes' : 'NO' });
   }

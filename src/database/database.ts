@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { DataSource, QueryFailedError, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError, type EntityManager } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { DependencyUnavailableError } from '../common/errors.js';
@@ -50,8 +50,11 @@ export function isConnectionError(err: unknown): boolean {
 function dropParameters(err: unknown): void {
   if (err instanceof QueryFailedError) delete (err as { parameters?: unknown }).parameters;
   // A constraint violation's DETAIL quotes the offending values ("Key (user_name)=(…) already exists").
-  for (const e of [err, (err as { driverError?: unknown } | undefined)?.driverError]) {
-    if (e && typeof e === 'object' && typeof (e as { detail?: unknown }).detail === 'string') (e as { detail?: string }).detail = '[values removed]';
+  // Only the database's errors: a ProblemError thrown by `work` carries its own `detail` for the client.
+  const candidates = err instanceof QueryFailedError ? [err, (err as { driverError?: unknown }).driverError] : [err];
+  for (const e of candidates) {
+    if (e instanceof pg.DatabaseError && typeof e.detail === 'string') e.detail = '[values removed]';
+    if (e instanceof QueryFailedError && typeof (e as { detail?: unknown }).detail === 'string') (e as { detail?: string }).detail = '[values removed]';
   }
 }
 
