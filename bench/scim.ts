@@ -7,20 +7,16 @@
  *   SCIM_BENCH_USERS=10000 SCIM_BENCH_TOTAL=100000 SCIM_BENCH_CONCURRENCY=16 SCIM_BENCH_SECONDS=8
  *   SCIM_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the service process there.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon, { type Result } from 'autocannon';
 import pg from 'pg';
-import { loadConfig } from '../src/config/app-config.js';
-import { createApp } from '../src/bootstrap.js';
-import { startEmbeddedPostgres } from '../src/database/embedded-postgres.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { ScimTokensService } from '../src/scim/scim-tokens.service.js';
+import { createStack } from './harness.js';
 
 const PROVISION = Number(process.env.SCIM_BENCH_USERS ?? 10_000);
 const TOTAL = Number(process.env.SCIM_BENCH_TOTAL ?? 100_000);
@@ -39,14 +35,6 @@ export interface ScimBenchResult {
   lookups: Array<{ scenario: string; connections: number; rps: number; p50: number; p90: number; p99: number; errors: number; non2xx: number }>;
 }
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-
 const run = (opts: autocannon.Options) =>
   new Promise<Result>((resolve, reject) => {
     autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
@@ -64,48 +52,16 @@ const userBody = (i: number) =>
     'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { department: `Dept ${i % 50}`, employeeNumber: String(i) },
   });
 
-/** Starts the service from dist (built) or from source (ts, via @swc-node/register). */
-function startService(env: Record<string, string>): ChildProcess {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const entry = fileURLToPath(new URL(fromSource ? '../src/main.ts' : '../src/main.js', import.meta.url));
-  const profile = process.env.SCIM_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCIM_BENCH_CPU_PROF}`] : [];
-  return fork(entry, [], { env: { ...process.env, ...env }, stdio: 'inherit', execArgv: [...(fromSource ? ['--import', '@swc-node/register/esm-register'] : []), ...profile] });
-}
-
 export async function runScimBench(): Promise<ScimBenchResult> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'auth-service-scim-bench-'));
-  const pgPort = await freePort();
-  const db = await startEmbeddedPostgres(dataDir, pgPort, () => undefined);
-  const port = await freePort();
-  const env = {
-    NODE_ENV: 'production',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    PUBLIC_URL: 'https://bench.invalid',
-    DATABASE_URL: db.url,
-    KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'warn',
-    SCIM_RATE_LIMIT_PER_MINUTE: '10000000',
-  };
-  const serviceEnv = { ...env, WORKERS };
-  const seeding = await createApp(loadConfig(env), { listen: false });
-  const tenant = await seeding.app.get(TenantsService).create('scim-bench', 'SCIM Bench');
-  const { token } = await seeding.app.get(ScimTokensService).create(tenant.id, 'bench');
-  await seeding.close();
-
-  const server = startService(serviceEnv);
-  const base = `http://127.0.0.1:${port}`;
+  const stack = await createStack('scim-bench', { WORKERS });
+  const { tenant, token } = await stack.seed(async (app) => {
+    const t = await app.get(TenantsService).create('scim-bench', 'SCIM Bench');
+    return { tenant: t, token: (await app.get(ScimTokensService).create(t.id, 'bench')).token };
+  });
+  const profile = process.env.SCIM_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCIM_BENCH_CPU_PROF}`] : [];
+  await stack.start(profile);
+  const base = stack.base;
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/health/ready`)).ok) break;
-      } catch {
-        /* not up yet */
-      }
-      if (i > 300) throw new Error('service did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' };
 
     // 1. Provisioning over HTTP.
@@ -125,7 +81,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
     const provisionSeconds = Number(process.hrtime.bigint() - started) / 1e9;
 
     // 2. Top the tenant up to TOTAL users directly in SQL (same shape as SCIM writes), then ANALYZE.
-    const client = new pg.Client({ connectionString: db.url });
+    const client = new pg.Client({ connectionString: stack.env['DATABASE_URL'] });
     await client.connect();
     await client.query('BEGIN');
     await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenant.id]);
@@ -182,9 +138,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
       lookups,
     };
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
-    await db.stop();
+    await stack.close();
   }
 }
 
