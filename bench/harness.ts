@@ -107,6 +107,55 @@ export function load(opts: autocannon.Options, expectStatus: number | number[] =
   });
 }
 
+/**
+ * Open-loop load: requests start at evenly spaced instants (`rate` per second), whether or not
+ * earlier ones have answered, the way independent clients arrive. autocannon's `overallRate` sends
+ * its connections' requests in bursts, which measures queueing within a burst, not the latency a
+ * client sees at that load. `send` returns the HTTP status.
+ */
+export async function openLoop(rate: number, seconds: number, send: () => Promise<number>, expectStatus = 200): Promise<LoadResult> {
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  let errors = 0;
+  let unexpected = 0;
+  const inFlight: Promise<void>[] = [];
+  const started = performance.now();
+  const total = Math.round(rate * seconds);
+  for (let i = 0; i < total; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const t0 = performance.now();
+    inFlight.push(
+      send().then(
+        (status) => {
+          latencies.push(performance.now() - t0);
+          statuses[status] = (statuses[status] ?? 0) + 1;
+          if (status !== expectStatus) unexpected++;
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  const durationSeconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    rps: Math.round(latencies.length / durationSeconds),
+    p50: round(percentile(latencies, 50)),
+    p90: round(percentile(latencies, 90)),
+    p99: round(percentile(latencies, 99)),
+    errors,
+    non2xx: latencies.length - (statuses['200'] ?? 0) - (statuses['201'] ?? 0) - (statuses['204'] ?? 0),
+    unexpected,
+    requests: latencies.length,
+    durationSeconds: round(durationSeconds),
+    statuses,
+  };
+}
+
 /** Every rate limit the configuration knows, raised so the bench measures the work, not the limiter. */
 export function unlimitedRateLimits(): Record<string, string> {
   return Object.fromEntries(configEnvNames().filter((n) => n.includes('RATE_LIMIT')).map((n) => [n, '10000000']));
