@@ -60,8 +60,10 @@ describe('docker-compose.yml', () => {
   const keycloak = services['keycloak']!;
   const postgres = services['postgres']!;
 
-  it('runs PostgreSQL, Keycloak and the service, the service built from the Dockerfile', () => {
-    expect(Object.keys(services).sort()).toEqual(['auth-service', 'keycloak', 'postgres']);
+  it('runs PostgreSQL, Redis, Keycloak and the service, the service built from the Dockerfile', () => {
+    expect(Object.keys(services).sort()).toEqual(['auth-service', 'keycloak', 'postgres', 'redis']);
+    expect(services['redis']!.image).toMatch(/^redis:\d+/);
+    expect(env['REDIS_URL']).toBe('redis://redis:6379');
     expect(service.build).toBe('.');
     expect(postgres.image).toMatch(/^postgres:\d+/);
     expect(keycloak.image).toBe(`keycloak/keycloak:${KEYCLOAK_VERSION}`);
