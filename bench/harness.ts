@@ -204,7 +204,14 @@ export async function createStack(name: string, extraEnv: Record<string, string>
     ...unlimitedRateLimits(),
     ...extraEnv,
   };
-  const config = loadConfig(env); // fails here, naming the variable, rather than in the child
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(env); // fails here, naming the variable, rather than in the child
+  } catch (err) {
+    await db.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const base = `http://127.0.0.1:${port}`;
   let server: ChildProcess | undefined;
   const kill = () => server?.kill('SIGKILL');
