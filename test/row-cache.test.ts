@@ -108,6 +108,8 @@ describe('cached clients and tenants', () => {
     const cut = await superuser.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = $2`, [ROW_CHANGES_APPLICATION, a.db.name]);
     expect(cut.rowCount).toBe(2);
     await vi.waitFor(() => expect(b.database.rowChanges?.live).toBe(false), { timeout: 3_000, interval: 5 });
+    // Read while deaf: a cache that still stored this answer would serve it after the disable below.
+    expect((await clientCredentials(b, c)).status).toBe(200);
     await a.app.get(ClientsService).disable(c.id);
     // No notification can reach B, yet B refuses: it does not answer from its cache while deaf (and drops it on reconnecting).
     expect(await refused(await clientCredentials(b, c))).toEqual({ status: 401, error: 'invalid_client' });

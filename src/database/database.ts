@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { DataSource, QueryFailedError, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError, type EntityManager } from 'typeorm';
+import { DataSource, QueryFailedError, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError, type EntityManager, type QueryRunner } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { DependencyUnavailableError } from '../common/errors.js';
 import { noteTenant } from '../common/request-context.js';
@@ -94,72 +94,22 @@ export class Database {
   }
 
   /**
-   * `tenantTx` for the token endpoint's hot paths: the same transaction and row-level-security
-   * setting, on a connection taken straight from pg's pool. BEGIN and the tenant setting travel
-   * in one round trip (the id is checked to be a UUID before it is written into the statement),
-   * and no ORM query runner is built per statement.
+   * One tenant-scoped transaction on one pooled connection. BEGIN and the tenant setting travel in
+   * one round trip (the id is checked to be a UUID before it is written into the statement). The
+   * TypeORM query runner owns the connection: it drops one that fails mid-transaction instead of
+   * handing it to the next request.
    */
-  async tenantStatements<T>(tenantId: string, work: (s: Statements) => Promise<T>): Promise<T> {
-    if (!UUID.test(tenantId)) throw new Error('tenantStatements: tenant id is not a UUID');
+  private async inTenant<T>(tenantId: string, work: (runner: QueryRunner, client: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (!UUID.test(tenantId)) throw new Error('tenant transaction: the tenant id is not a UUID');
     noteTenant(tenantId);
-    const pool = (this.dataSource.driver as unknown as { master: pg.Pool }).master;
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (err) {
-      throw isConnectionError(err) ? dbUnavailable(err) : err;
-    }
-    let broken: Error | undefined;
-    // pg's pool listens for errors on idle connections only: one that dies while checked out
-    // (a server restart between two statements) would otherwise be an uncaught 'error' event.
-    const onError = (err: Error) => (broken = err);
-    client.on('error', onError);
-    try {
-      await client.query(`BEGIN; SELECT set_config('app.tenant_id', '${tenantId}', true)`);
-      const statements: Statements = {
-        query: async <R>(sql: string, params: unknown[] = [], prepare?: string) => {
-          const r = await client.query(prepare ? { name: prepare, text: sql, values: params } : { text: sql, values: params });
-          return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
-        },
-      };
-      const result = await work(statements);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      dropParameters(err);
-      if (isConnectionError(err)) {
-        broken = err as Error;
-        throw dbUnavailable(err);
-      }
-      await client.query('ROLLBACK').catch((e: unknown) => (broken = e as Error));
-      throw err;
-    } finally {
-      // A connection that failed mid-transaction is discarded, never handed to the next request.
-      client.off('error', onError);
-      client.release(broken ?? undefined);
-    }
-  }
-
-  async tenantTx<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
-    noteTenant(tenantId);
-    if (!UUID.test(tenantId)) {
-      // Not a UUID (a caller's bug, or input that slipped through): bound as a parameter, it fails in SQL.
-      return this.tx(async (m) => {
-        await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
-        return work(m);
-      });
-    }
-    // BEGIN and the tenant setting in one round trip (the id is a checked UUID): every login step
-    // and SCIM call is a few such transactions, and each round trip is a write and a wake-up.
-    // Every statement in `work` is a raw m.query (nothing relies on the runner's own transaction state).
     const runner = this.dataSource.createQueryRunner();
     let open = false;
     try {
-      await runner.connect();
+      const client = (await runner.connect()) as pg.PoolClient;
       open = true;
-      await runner.query(`BEGIN; SELECT set_config('app.tenant_id', '${tenantId}', true)`);
-      const result = await work(runner.manager);
-      await runner.query('COMMIT');
+      await client.query(`BEGIN; SELECT set_config('app.tenant_id', '${tenantId}', true)`);
+      const result = await work(runner, client);
+      await client.query('COMMIT');
       open = false;
       return result;
     } catch (err) {
@@ -170,6 +120,26 @@ export class Database {
     } finally {
       if (!runner.isReleased) await runner.release();
     }
+  }
+
+  /** Tenant-scoped work through TypeORM's EntityManager (raw `m.query` statements). */
+  tenantTx<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
+    return this.inTenant(tenantId, (runner) => work(runner.manager));
+  }
+
+  /**
+   * The same transaction for the hot paths (refresh rotation, SCIM create): statements go to pg
+   * directly, without an ORM layer per statement, and may be named prepared statements.
+   */
+  tenantStatements<T>(tenantId: string, work: (s: Statements) => Promise<T>): Promise<T> {
+    return this.inTenant(tenantId, (_, client) =>
+      work({
+        query: async <R>(sql: string, params: unknown[] = [], prepare?: string) => {
+          const r = await client.query(prepare ? { name: prepare, text: sql, values: params } : { text: sql, values: params });
+          return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+        },
+      }),
+    );
   }
 
   async tx<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {

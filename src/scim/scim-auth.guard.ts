@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import type { Observable } from 'rxjs';
 import { ScimError } from '../common/errors.js';
 import { type ScimPrincipal, ScimTokensService } from './scim-tokens.service.js';
-import { ScimRateLimiter } from './scim-rate-limiter.js';
+import { RateLimiter } from '../rate-limit/rate-limiter.js';
 
 type ScimRequest = Request & { scim?: ScimPrincipal };
 
@@ -17,7 +17,7 @@ type ScimRequest = Request & { scim?: ScimPrincipal };
 export class ScimAuthGuard implements CanActivate {
   constructor(
     private readonly tokens: ScimTokensService,
-    private readonly limiter: ScimRateLimiter,
+    private readonly limiter: RateLimiter,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -34,7 +34,7 @@ export class ScimAuthGuard implements CanActivate {
       res.setHeader('WWW-Authenticate', 'Bearer realm="scim", error="invalid_token"');
       throw new ScimError(401, 'The bearer token is invalid or has been revoked.');
     }
-    const rate = await this.limiter.hit(principal.tenantId, principal.settings.rateLimitPerMinute);
+    const rate = await this.limiter.hit(`scim:${principal.tenantId}`, principal.settings.rateLimitPerMinute);
     if (!rate.allowed) throw new ScimError(429, `Too many SCIM requests for this tenant; retry after ${rate.retryAfter} s.`, undefined, { retryAfter: rate.retryAfter });
     req.scim = principal;
     return true;

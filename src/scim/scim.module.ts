@@ -1,6 +1,5 @@
 import type { Provider, Type } from '@nestjs/common';
 import { ScimAuthGuard } from './scim-auth.guard.js';
-import { ScimRateLimiter } from './scim-rate-limiter.js';
 import { ScimDeprovisionGuard } from './scim-deprovision-guard.service.js';
 import { ScimDiscoveryController } from './scim-discovery.controller.js';
 import { ScimGroupsController } from './scim-groups.controller.js';
@@ -20,7 +19,6 @@ export const SCIM_CONTROLLERS: Array<Type<unknown>> = [ScimDiscoveryController, 
 
 export const SCIM_PROVIDERS: Provider[] = [
   ScimTokensService,
-  ScimRateLimiter,
   ScimSettingsService,
   ScimAuthGuard,
   ScimDeprovisionGuard,
