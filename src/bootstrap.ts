@@ -79,7 +79,9 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
   app.use(requestContextMiddleware);
   app.use(cookieParser());
   app.useGlobalFilters(new DomainErrorFilter());
-  app.enableShutdownHooks();
+  // No enableShutdownHooks(): Nest's signal handlers re-raise the signal after closing the app, which
+  // ended the process before main.ts could stop the embedded PostgreSQL. main.ts handles the signals
+  // and calls close(), which runs the same Nest shutdown hooks.
 
   const openApi = new DocumentBuilder()
     .setTitle('auth-service')

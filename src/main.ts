@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config/app-config.js';
 import cluster from 'node:cluster';
+import { inspect } from 'node:util';
 import { createApp } from './bootstrap.js';
 import { runPrimary, workerReady } from './cluster.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -36,6 +37,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`auth-service failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`auth-service failed to start: ${err instanceof Error ? err.message : inspect(err)}\n`);
   process.exit(1);
 });

