@@ -7,6 +7,7 @@ import { SessionUpstreamState1765100000000 } from './1765100000000-session-upstr
 import { SessionRevocationFeed1765300000000 } from './1765300000000-session-revocation-feed.js';
 import { NativeUsernameCi1765400000000 } from './1765400000000-native-username-ci.js';
 import { RowChangeNotifications1765500000000 } from './1765500000000-row-change-notifications.js';
+import { ScimTokenChangeNotifications1765600000000 } from './1765600000000-scim-token-change-notifications.js';
 
 /** Every migration, in order. Listed explicitly so the same list works from src (tests) and dist. */
-export const MIGRATIONS = [InitialSchema1764000000000, FirebasePasswordHashConfigs1764600000000, SamlMessageIds1764710000000, Scim1764800000000, Admin1765000000000, SessionUpstreamState1765100000000, SessionRevocationFeed1765300000000, NativeUsernameCi1765400000000, RowChangeNotifications1765500000000];
+export const MIGRATIONS = [InitialSchema1764000000000, FirebasePasswordHashConfigs1764600000000, SamlMessageIds1764710000000, Scim1764800000000, Admin1765000000000, SessionUpstreamState1765100000000, SessionRevocationFeed1765300000000, NativeUsernameCi1765400000000, RowChangeNotifications1765500000000, ScimTokenChangeNotifications1765600000000];

@@ -4,9 +4,11 @@
  * stays on underneath.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
+import { TenantsAdminService } from '../src/admin/tenants-admin.service.js';
+import { ScimSettingsService, ScimTokensService } from '../src/scim/scim-tokens.service.js';
 import { CORE_GROUP, ERROR_SCHEMA, PATCH_OP, type ListBody, ScimClient, entraUser, q, scimClient } from './support/scim.js';
 
 let app: TestApp;
@@ -128,5 +130,59 @@ describe('row-level security underneath', () => {
     await expect(
       app.database.tenantTx(tenantA, (m) => m.query(`INSERT INTO groups (tenant_id, display_name) VALUES ($1, 'smuggled')`, [tenantB])),
     ).rejects.toThrow(/row-level security/);
+  });
+});
+
+describe('cached token verifications (SCIM_TOKEN_CACHE_SECONDS=300, two replicas)', () => {
+  // Verifications are cached here for five minutes: each refusal below is the cache being dropped.
+  let one: TestApp;
+  let two: TestApp;
+  const both = (token: string) => [ScimClient.for(one, token), ScimClient.for(two, token)] as const;
+  const statuses = async (clients: readonly ScimClient[]) => Promise.all(clients.map(async (c) => (await c.get('/Users')).status));
+  const fresh = async (slug: string) => {
+    const id = (await one.app.get(TenantsService).create(slug, slug)).id;
+    return { id, clients: both((await one.app.get(ScimTokensService).create(id, 'cached')).token) };
+  };
+  const admin = { actor: 'test-operator', tenantId: randomUUID(), roles: ['SUPER_ADMIN'], scopes: ['admin'] };
+
+  beforeAll(async () => {
+    one = await startTestApp({ SCIM_TOKEN_CACHE_SECONDS: '300' }, app.db);
+    two = await startTestApp({ SCIM_TOKEN_CACHE_SECONDS: '300' }, app.db);
+  });
+  afterAll(async () => {
+    await one?.close();
+    await two?.close();
+  });
+
+  it('a token revoked on one replica is refused on both', async () => {
+    const { id, clients } = await fresh('cache-revoke');
+    expect(await statuses(clients)).toEqual([200, 200]);
+    const [token] = await two.app.get(ScimTokensService).list(id);
+    expect(await two.app.get(ScimTokensService).revoke(id, token!.id)).toBe(true);
+    expect((await clients[1].get('/Users')).status).toBe(401); // the writer's replica: at once
+    await vi.waitFor(async () => expect(await statuses(clients)).toEqual([401, 401]), { timeout: 5_000, interval: 50 });
+  });
+
+  it('a tenant deleted through the admin API stops SCIM on both replicas', async () => {
+    const { id, clients } = await fresh('cache-delete');
+    expect(await statuses(clients)).toEqual([200, 200]);
+    await one.app.get(TenantsAdminService).remove(admin, id);
+    expect((await clients[0].get('/Users')).status).toBe(401);
+    await vi.waitFor(async () => expect(await statuses(clients)).toEqual([401, 401]), { timeout: 5_000, interval: 50 });
+  });
+
+  it('a tenant suspended by hand in SQL stops SCIM on both replicas', async () => {
+    const { id, clients } = await fresh('cache-suspend');
+    expect(await statuses(clients)).toEqual([200, 200]);
+    await app.database.query(`UPDATE tenants SET status = 'suspended' WHERE id = $1`, [id]);
+    await vi.waitFor(async () => expect(await statuses(clients)).toEqual([401, 401]), { timeout: 5_000, interval: 50 });
+  });
+
+  it('a changed SCIM rate limit applies on both replicas', async () => {
+    const { id, clients } = await fresh('cache-settings');
+    expect(await statuses(clients)).toEqual([200, 200]);
+    await one.app.get(ScimSettingsService).update(id, { rateLimitPerMinute: 1 });
+    // One request per minute for the tenant from now on, on the replica that did not make the change too.
+    await vi.waitFor(async () => expect((await clients[1].get('/Users')).status).toBe(429), { timeout: 5_000, interval: 50 });
   });
 });

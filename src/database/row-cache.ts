@@ -141,11 +141,12 @@ export class RowCache<V> {
 
   constructor(
     private readonly feed: RowChangeFeed | undefined,
-    table: string,
+    /** The table (or tables) whose change drops every entry. */
+    table: string | string[],
     private readonly ttlMs = 30_000,
     private readonly maxEntries = 50_000,
   ) {
-    feed?.subscribe(table, () => this.clear());
+    for (const t of Array.isArray(table) ? table : [table]) feed?.subscribe(t, () => this.clear());
   }
 
   async get(key: string, load: () => Promise<V | undefined>, now = Date.now()): Promise<V | undefined> {

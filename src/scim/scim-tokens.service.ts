@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
 import { Database } from '../database/database.js';
+import { RowCache } from '../database/row-cache.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
@@ -86,13 +87,20 @@ const toInfo = (r: TokenRow): ScimTokenInfo => ({
  */
 @Injectable()
 export class ScimTokensService {
+  /**
+   * Verified tokens by hash. Dropped on every replica when a token is revoked, a SCIM setting
+   * changes or any tenant changes (suspended, deleted): the tables notify (row-cache.ts), and
+   * nothing is answered from memory while those notifications cannot be heard.
+   */
+  private readonly cache: RowCache<ScimPrincipal>;
+
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
     @Inject(AppConfig) private readonly config: AppConfig,
-  ) {}
-
-  private readonly cache = new Map<string, { principal: ScimPrincipal; expires: number }>();
+  ) {
+    this.cache = new RowCache(db.rowChanges, ['tenants', 'scim_tokens', 'scim_settings'], config.SCIM_TOKEN_CACHE_SECONDS * 1000, 10_000);
+  }
 
   async create(tenantId: string, name: string, actor = 'admin'): Promise<CreatedScimToken> {
     const label = name.trim();
@@ -127,36 +135,20 @@ export class ScimTokensService {
       if (res[1] === 0) return false;
       await this.audit.record(m, { tenantId, actor, action: 'scim.token_revoked', target: tokenId });
       return true;
-    }).finally(() => this.forget({ tokenId }));
+    }).finally(() => this.db.rowsChanged('scim_tokens'));
   }
 
   /**
    * The caller of a SCIM request, or undefined for an unknown, revoked or malformed token, or a
-   * tenant that is not active. A verified token is remembered for SCIM_TOKEN_CACHE_SECONDS
-   * (revoking it or changing the tenant's SCIM settings clears that at once on this replica; on
-   * other replicas it takes effect within that time), which keeps a provisioning burst from
-   * paying a database transaction per request for authentication alone.
+   * tenant that is not active. A verified token is remembered for SCIM_TOKEN_CACHE_SECONDS (0: never)
+   * unless its tables change first, which keeps a provisioning burst from paying a database
+   * transaction per request for authentication alone.
    */
   async verify(presented: string, now = Date.now()): Promise<ScimPrincipal | undefined> {
     const token = parseOpaqueToken(TOKEN_PREFIX, presented);
     if (!token) return undefined;
-    const cached = this.cache.get(token.hash);
-    if (cached && cached.expires > now) return cached.principal;
-    if (cached) this.cache.delete(token.hash);
-    const principal = await this.lookUp(token.tenantId, token.hash);
-    const ttl = this.config.SCIM_TOKEN_CACHE_SECONDS * 1000;
-    if (principal && ttl > 0) {
-      if (this.cache.size >= 10_000) this.cache.clear();
-      this.cache.set(token.hash, { principal, expires: now + ttl });
-    }
-    return principal;
-  }
-
-  /** Forgets cached verifications of one token or of a whole tenant's tokens. */
-  forget(match: { tokenId?: string; tenantId?: string }): void {
-    for (const [hash, entry] of this.cache) {
-      if (entry.principal.tokenId === match.tokenId || entry.principal.tenantId === match.tenantId) this.cache.delete(hash);
-    }
+    if (this.config.SCIM_TOKEN_CACHE_SECONDS <= 0) return this.lookUp(token.tenantId, token.hash);
+    return this.cache.get(token.hash, () => this.lookUp(token.tenantId, token.hash), now);
   }
 
   private async lookUp(tenantId: string, hash: string): Promise<ScimPrincipal | undefined> {
@@ -204,13 +196,12 @@ export class ScimSettingsService {
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
-    private readonly tokens: ScimTokensService,
   ) {}
 
   async update(tenantId: string, s: ScimSettingsUpdate, actor = 'admin'): Promise<void> {
     try {
       await this.write(tenantId, s, actor);
-      this.tokens.forget({ tenantId });
+      this.db.rowsChanged('scim_settings');
     } catch (err) {
       if ((err as { code?: string }).code === '23514')
         throw new ProblemError(400, 'Invalid SCIM settings', 'Rate limit > 0, guard percent in (0, 100], window > 0 s, minimum count >= 0.', problemType('validation'));
