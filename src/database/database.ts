@@ -99,7 +99,12 @@ export class Database {
    * TypeORM query runner owns the connection: it drops one that fails mid-transaction instead of
    * handing it to the next request.
    */
-  private async inTenant<T>(tenantId: string, work: (runner: QueryRunner, client: pg.PoolClient) => Promise<T>): Promise<T> {
+  private async inTenant<T>(
+    tenantId: string,
+    work: (runner: QueryRunner, client: pg.PoolClient) => Promise<T>,
+    /** `work` sends the COMMIT itself and returns only once it has been answered. */
+    workCommits = false,
+  ): Promise<T> {
     if (!UUID.test(tenantId)) throw new Error('tenant transaction: the tenant id is not a UUID');
     noteTenant(tenantId);
     const runner = this.dataSource.createQueryRunner();
@@ -114,7 +119,7 @@ export class Database {
       begun.catch(() => undefined);
       const result = await work(runner, client);
       await begun;
-      await client.query('COMMIT');
+      if (!workCommits) await client.query('COMMIT');
       open = false;
       return result;
     } catch (err) {
@@ -144,6 +149,27 @@ export class Database {
           return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
         },
       }),
+    );
+  }
+
+  /**
+   * A tenant transaction of exactly one statement, for the hottest writes: BEGIN with the tenant
+   * setting, the statement and COMMIT leave in one write and cost one round trip. If the statement
+   * fails, the server answers the COMMIT with ROLLBACK and the statement's error is thrown.
+   */
+  tenantStatement<R = Record<string, unknown>>(tenantId: string, sql: string, params: unknown[], prepare?: string): Promise<{ rows: R[]; rowCount: number }> {
+    return this.inTenant(
+      tenantId,
+      async (_, client) => {
+        const statement = client.query(prepare ? { name: prepare, text: sql, values: params } : { text: sql, values: params });
+        const commit = client.query('COMMIT');
+        const [r, c] = await Promise.allSettled([statement, commit]);
+        if (r.status === 'rejected') throw r.reason;
+        if (c.status === 'rejected') throw c.reason;
+        if (c.value.command !== 'COMMIT') throw new Error(`tenant statement: the transaction ended with ${c.value.command}, not COMMIT`);
+        return { rows: r.value.rows as R[], rowCount: r.value.rowCount ?? 0 };
+      },
+      true,
     );
   }
 
