@@ -284,6 +284,19 @@ describe('Organizations in the shared realm', () => {
     expect(decodeJwt(id_token)['email']).toBe('bob@users.example.test');
   });
 
+  itKc('refuses an ID token whose nonce is not the one the service sent (swapped in the Keycloak request) with access_denied, and creates nothing', async () => {
+    const sessionsBefore = await count(tenants['acme']!, 'sessions');
+    const usersBefore = await count(tenants['acme']!, 'users');
+    // Keycloak echoes whatever nonce the request carries into the ID token it signs.
+    const login = await bffLogin('acme', 'bob', { tamper: (url) => url.searchParams.set('nonce', `swapped-${randomBytes(8).toString('hex')}`) });
+    expect(login.keycloak.code).toBeTruthy();
+    expect(login.back.searchParams.get('code')).toBeNull();
+    expect(login.back.searchParams.get('error')).toBe('access_denied');
+    expect(login.back.searchParams.get('error_description')).toMatch(/could not be verified/);
+    expect(await count(tenants['acme']!, 'sessions')).toBe(sessionsBefore);
+    expect(await count(tenants['acme']!, 'users')).toBe(usersBefore);
+  });
+
   itKc('refuses a user who is not a member of the organisation with access_denied, and creates nothing', async () => {
     const usersBefore = await count(tenants['globex']!, 'users');
     const sessionsBefore = await count(tenants['globex']!, 'sessions');

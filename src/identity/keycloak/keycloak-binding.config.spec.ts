@@ -62,6 +62,56 @@ describe('resolveKeycloakBinding', () => {
     expect(problems({ mode: 'organization', extraScopes: ['phone'] })).toEqual([]);
   });
 
+  it('plans the organisation and a brokered IdP (its secret from the secrets) for organization mode', () => {
+    const b = resolveKeycloakBinding(
+      {
+        mode: 'organization',
+        organizationName: 'Acme Corp',
+        organizationDomains: ['Acme.example', 'acme.example'],
+        identityProvider: { alias: 'acme-entra', providerId: 'oidc', config: { clientId: 'kc-broker', tokenUrl: 'https://login.acme.example/token' }, domain: 'acme.example', redirectWhenEmailMatches: true },
+      },
+      { identityProviderClientSecret: 'broker-secret' },
+      'acme',
+      settings,
+    );
+    expect(b.provisioning).toEqual({
+      organization: { alias: 'acme', name: 'Acme Corp', domains: ['acme.example'] },
+      identityProvider: {
+        alias: 'acme-entra',
+        displayName: undefined,
+        providerId: 'oidc',
+        config: { clientId: 'kc-broker', tokenUrl: 'https://login.acme.example/token', clientSecret: 'broker-secret' },
+        domain: 'acme.example',
+        redirectWhenEmailMatches: true,
+      },
+    });
+    expect(resolveKeycloakBinding({ mode: 'dedicated_realm', realm: 'initech' }, { clientSecret: 'realm-secret' }, 'initech', settings).provisioning).toEqual({
+      realm: { realm: 'initech', clientId: 'auth-service', clientSecret: 'realm-secret' },
+    });
+  });
+
+  it('refuses brokered IdP settings that are incomplete, misplaced or carry the secret in config', () => {
+    const idp = { alias: 'acme-entra', providerId: 'oidc', config: { clientId: 'kc-broker' } };
+    expect(problems({ mode: 'organization', identityProvider: { ...idp, providerId: 'ldap' } })).toHaveLength(1);
+    expect(problems({ mode: 'organization', identityProvider: { ...idp, alias: 'no spaces' } })).toHaveLength(1);
+    expect(problems({ mode: 'organization', identityProvider: { ...idp, surprise: 1 } })).toHaveLength(1);
+    expect(problems({ mode: 'organization', identityProvider: { ...idp, config: { clientSecret: 'super-secret-value' } } })).toEqual([
+      'config: identityProvider.config.clientSecret is not allowed; put it in secrets.identityProviderClientSecret',
+    ]);
+    expect(problems({ mode: 'organization', identityProvider: { ...idp, config: { 'kc.org.domain': 'acme.example' } } })).toHaveLength(1);
+    expect(problems({ mode: 'organization', identityProvider: { ...idp, config: { clientId: 7 } } })).toHaveLength(1);
+    expect(problems({ mode: 'organization', organizationDomains: ['acme.example'], identityProvider: { ...idp, domain: 'globex.example' } })).toEqual([
+      'config: identityProvider.domain must be one of organizationDomains',
+    ]);
+    expect(problems({ mode: 'organization', identityProvider: { ...idp, redirectWhenEmailMatches: true } })).toHaveLength(1);
+    expect(problems({ mode: 'organization', organizationDomains: ['not a domain'] })).toHaveLength(1);
+    expect(problems({ mode: 'organization' }, { identityProviderClientSecret: 'x' })).toEqual(['secrets: identityProviderClientSecret needs config.identityProvider']);
+    expect(problems({ mode: 'dedicated_realm', realm: 'initech', identityProvider: idp, organizationDomains: ['initech.example'] }, { clientSecret: 'x' })).toEqual([
+      'config: organizationDomains applies to organization mode only',
+      'config: identityProvider applies to organization mode only',
+    ]);
+  });
+
   it('never puts a secret into a problem', () => {
     const all = problems({ mode: 'organization' }, { clientSecret: 'super-secret-value' }).join(' ');
     expect(all).not.toContain('super-secret-value');

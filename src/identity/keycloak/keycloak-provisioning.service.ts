@@ -1,12 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import KcAdminClient, { NetworkError } from '@keycloak/keycloak-admin-client';
 import { AppConfig } from '../../config/app-config.js';
-import { randomToken } from '../../crypto/random.js';
+import { constantEquals, randomToken } from '../../crypto/random.js';
 import { DependencyUnavailableError, ProblemError, problemType } from '../../common/errors.js';
+import { Database } from '../../database/database.js';
 import type { Tenant } from '../../tenants/tenants.service.js';
 import { BindingsService } from '../../tenants/bindings.service.js';
 import type { BindingContext, ClaimMappingRules } from '../identity-provider.port.js';
-import { InvalidKeycloakBindingError, resolveKeycloakBinding, type KeycloakBindingConfig } from './keycloak-binding.config.js';
+import { InvalidKeycloakBindingError, resolveKeycloakBinding, type KeycloakBindingConfig, type KeycloakProvisioningPlan } from './keycloak-binding.config.js';
 import { KEYCLOAK_LIMITS } from './keycloak-realms.js';
 import { keycloakSettings, type KeycloakSettings } from './keycloak-settings.js';
 
@@ -23,6 +24,11 @@ export interface EnsureDedicatedRealmInput {
   realm: string;
   /** The realm's client for this service. Default: KEYCLOAK_CLIENT_ID. */
   clientId?: string;
+  /**
+   * The client's secret: used when the client is created, and required to match when it exists
+   * (never overwritten: a live binding may be using it). Default: a new random secret, returned.
+   */
+  clientSecret?: string;
   displayName?: string;
 }
 
@@ -58,6 +64,19 @@ export type KeycloakTenantBinding =
 
 const isStatus = (err: unknown, status: number) => err instanceof NetworkError && err.response.status === status;
 
+/** The tenant a Keycloak object was provisioned for (an attribute of organisations and dedicated realms). */
+const TENANT_ATTRIBUTE = 'platform_tenant_id';
+
+/** Keycloak's own words on a refused admin request (its `errorMessage`/`error`), shortened; never a secret we sent. */
+const keycloakMessage = (err: unknown): string | undefined => {
+  const data = err instanceof NetworkError ? (err.responseData as { errorMessage?: unknown; error?: unknown } | undefined) : undefined;
+  const msg = typeof data?.errorMessage === 'string' ? data.errorMessage : typeof data?.error === 'string' ? data.error : undefined;
+  return msg?.replace(/[^\x20-\x7E]/g, ' ').slice(0, 200);
+};
+
+/** What a binding's provisioning found or did, as named health checks (`organization: 'created'`, …). */
+export type ProvisioningChecks = Record<string, string>;
+
 /**
  * Provisions tenants in Keycloak through its admin REST API: an Organization in the shared realm,
  * or a dedicated realm with this service's client, and brokered identity providers linked to an
@@ -75,32 +94,64 @@ export class KeycloakProvisioningService {
   constructor(
     @Inject(AppConfig) private readonly config: AppConfig,
     private readonly bindings: BindingsService,
+    private readonly db: Database,
   ) {
     this.settings = keycloakSettings(config);
   }
 
+  /** Whether admin credentials are configured (KEYCLOAK_ADMIN_*): without them nothing is provisioned. */
+  get enabled(): boolean {
+    return this.settings?.admin !== undefined;
+  }
+
+  /**
+   * The admin API's path: makes Keycloak match a binding that is about to be saved (the adapter's
+   * validateConfig calls it). Organization mode: the organisation (created, or completed with
+   * missing domains), then the brokered IdP linked to it; dedicated mode: the realm and its client
+   * with the binding's secret. Each step is idempotent and the IdP step undoes itself on failure, so
+   * a call that fails half-way is simply repeated (the binding is saved only after all succeeded).
+   */
+  async provisionBinding(tenantSlug: string, plan: KeycloakProvisioningPlan): Promise<ProvisioningChecks> {
+    const tenant = await this.tenantBySlug(tenantSlug);
+    const checks: ProvisioningChecks = {};
+    if (plan.organization) {
+      const org = await this.ensureOrganization(tenant, plan.organization);
+      checks['organization'] = `${org.created ? 'created' : org.updated ? 'updated' : 'exists'} (${org.alias})`;
+      if (plan.identityProvider) {
+        const idp = await this.linkIdentityProvider(tenant, { ...plan.identityProvider, organizationAlias: org.alias });
+        checks['identityProvider'] = `${idp.created ? 'created and linked' : 'linked'} (${idp.alias})`;
+      }
+    }
+    if (plan.realm) {
+      const realm = await this.ensureDedicatedRealm(tenant, plan.realm);
+      checks['realm'] = `${realm.created ? 'created' : 'exists'} (${realm.realm})`;
+    }
+    return checks;
+  }
+
   /** Creates the tenant's Organization in the shared realm unless it exists; returns its id. */
-  async ensureOrganization(tenant: Tenant, input: EnsureOrganizationInput = {}): Promise<{ id: string; alias: string; created: boolean }> {
+  async ensureOrganization(tenant: Tenant, input: EnsureOrganizationInput = {}): Promise<{ id: string; alias: string; created: boolean; updated: boolean }> {
     const alias = input.alias ?? tenant.slug;
+    const domains = [...new Set((input.domains ?? []).map((d) => d.toLowerCase()))];
     return this.run('ensure organization', async (kc, s) => {
       const existing = await this.findOrganization(kc, s.realm, alias);
-      if (existing) return { id: existing.id, alias, created: false };
+      if (existing) return { id: existing.id, alias, created: false, updated: await this.completeOrganization(kc, s.realm, tenant, existing.id, domains) };
       try {
         const { id } = await kc.organizations.create({
           realm: s.realm,
           alias,
           name: input.name ?? tenant.displayName,
           enabled: true,
-          domains: (input.domains ?? []).map((name) => ({ name: name.toLowerCase(), verified: false })),
-          attributes: { platform_tenant_id: [tenant.id] },
+          domains: domains.map((name) => ({ name, verified: false })),
+          attributes: { [TENANT_ATTRIBUTE]: [tenant.id] },
         });
         this.logger.log({ tenant: tenant.id, alias }, 'Keycloak organization created');
-        return { id, alias, created: true };
+        return { id, alias, created: true, updated: false };
       } catch (err) {
         if (!isStatus(err, 409)) throw err;
         // Created concurrently (same alias) — or a name/domain another organisation holds.
         const raced = await this.findOrganization(kc, s.realm, alias);
-        if (raced) return { id: raced.id, alias, created: false };
+        if (raced) return { id: raced.id, alias, created: false, updated: await this.completeOrganization(kc, s.realm, tenant, raced.id, domains) };
         throw new ProblemError(409, 'Organisation name or domain taken', `Keycloak refused the organisation "${alias}": another organisation has its name or one of its domains.`, problemType('keycloak-conflict'), {}, { cause: err });
       }
     });
@@ -116,8 +167,11 @@ export class KeycloakProvisioningService {
     return this.run('ensure dedicated realm', async (kc, s) => {
       if (input.realm === s.realm || input.realm === 'master')
         throw new ProblemError(400, 'Invalid realm', 'A dedicated realm cannot be the shared realm or master.', problemType('keycloak-realm-invalid'));
-      const client = this.serviceClient(clientId, randomToken());
+      const client = this.serviceClient(clientId, input.clientSecret ?? randomToken());
       const realm = await kc.realms.findOne({ realm: input.realm });
+      const owner: unknown = realm?.attributes?.[TENANT_ATTRIBUTE];
+      if (typeof owner === 'string' && owner !== tenant.id)
+        throw new ProblemError(409, 'Realm taken', `The realm "${input.realm}" was provisioned for another tenant.`, problemType('keycloak-conflict'));
       if (!realm) {
         try {
           await kc.realms.create({
@@ -132,7 +186,7 @@ export class KeycloakProvisioningService {
             bruteForceProtected: true,
             failureFactor: 5,
             accessTokenLifespan: 300,
-            attributes: { platform_tenant_id: tenant.id },
+            attributes: { [TENANT_ATTRIBUTE]: tenant.id },
             clients: [client],
           });
           this.logger.log({ tenant: tenant.id, realm: input.realm }, 'Keycloak dedicated realm created');
@@ -146,6 +200,9 @@ export class KeycloakProvisioningService {
       if (found?.id) {
         const secret = await kc.clients.getClientSecret({ realm: input.realm, id: found.id });
         if (!secret.value) throw new ProblemError(409, 'Realm client unusable', `The client "${clientId}" of realm "${input.realm}" has no secret.`, problemType('keycloak-conflict'));
+        // Never overwritten: the realm's active binding may be signing in with the current one.
+        if (input.clientSecret !== undefined && !constantEquals(secret.value, input.clientSecret))
+          throw new ProblemError(409, 'Realm client secret differs', `The client "${clientId}" of realm "${input.realm}" exists with another secret: send that secret, or rotate it in Keycloak first.`, problemType('keycloak-conflict'));
         return { realm: input.realm, clientId, clientSecret: secret.value, created: false };
       }
       await kc.clients.create({ realm: input.realm, ...client });
@@ -251,13 +308,61 @@ export class KeycloakProvisioningService {
       if (err instanceof ProblemError) throw err;
       const status = err instanceof NetworkError ? err.response.status : undefined;
       this.logger.warn({ step: what, status, reason: err instanceof Error ? err.name : 'unknown' }, 'Keycloak provisioning failed');
-      throw new DependencyUnavailableError('Keycloak', `Keycloak provisioning failed (${what}${status ? `: HTTP ${status}` : ''}). It is safe to retry.`, { cause: err, status: 502 });
+      if (status === 401 || status === 403)
+        throw new DependencyUnavailableError('Keycloak', `Keycloak refused the service's admin credentials (${what}: HTTP ${status}); check KEYCLOAK_ADMIN_*.`, { cause: err, status: 502 });
+      // Keycloak answered and said no (an invalid provider setting, a name or domain another holds):
+      // the request is wrong, not Keycloak's state.
+      if (status !== undefined && status >= 400 && status < 500) {
+        const msg = keycloakMessage(err);
+        throw new ProblemError(422, 'Keycloak refused the change', `Keycloak refused to ${what} (HTTP ${status})${msg ? `: ${msg}` : ''}.`, problemType('keycloak-refused'), {}, { cause: err });
+      }
+      throw new DependencyUnavailableError('Keycloak', `Keycloak provisioning failed (${what}${status ? `: HTTP ${status}` : ''}). It is safe to retry.`, { cause: err, status: 503 });
     }
   }
 
   private required(): KeycloakSettings {
     if (!this.settings) throw new ProblemError(501, 'Keycloak not configured', 'KEYCLOAK_URL is not set.', problemType('keycloak-not-configured'));
     return this.settings;
+  }
+
+  /** The tenant a binding is saved for (any status but deleted: a suspended tenant can be reconfigured). */
+  private async tenantBySlug(slug: string): Promise<Tenant> {
+    const [row] = await this.db.query<{ id: string; slug: string; display_name: string; status: Tenant['status']; version: number; created_at: Date; updated_at: Date }>(
+      `SELECT * FROM tenants WHERE slug = $1 AND status <> 'deleted'`,
+      [slug],
+    );
+    if (!row) throw new ProblemError(404, 'Tenant not found', `No tenant "${slug}".`, problemType('tenant-not-found'));
+    return { id: row.id, slug: row.slug, displayName: row.display_name, status: row.status, version: row.version, createdAt: row.created_at, updatedAt: row.updated_at };
+  }
+
+  /**
+   * An existing organisation: refused when another tenant's, otherwise claimed for the tenant (one
+   * created by hand has no tenant attribute) and given the domains it lacks (none is removed).
+   * Returns whether it was changed.
+   */
+  private async completeOrganization(kc: KcAdminClient, realm: string, tenant: Tenant, id: string, domains: string[]): Promise<boolean> {
+    const org = await kc.organizations.findOne({ realm, id });
+    const owner = org.attributes?.[TENANT_ATTRIBUTE] ?? [];
+    if (owner.length > 0 && !owner.includes(tenant.id))
+      throw new ProblemError(409, 'Organisation taken', `The organisation "${org.alias}" was provisioned for another tenant.`, problemType('keycloak-conflict'));
+    const have = new Set((org.domains ?? []).map((d) => d.name?.toLowerCase()));
+    const missing = domains.filter((d) => !have.has(d));
+    if (owner.length > 0 && missing.length === 0) return false;
+    await kc.organizations.updateById(
+      { realm, id },
+      {
+        id,
+        alias: org.alias,
+        name: org.name,
+        description: org.description,
+        redirectUrl: org.redirectUrl,
+        enabled: org.enabled,
+        attributes: { ...org.attributes, [TENANT_ATTRIBUTE]: [tenant.id] },
+        domains: [...(org.domains ?? []), ...missing.map((name) => ({ name, verified: false }))],
+      },
+    );
+    this.logger.log({ tenant: tenant.id, alias: org.alias, domainsAdded: missing.length }, 'Keycloak organization completed');
+    return true;
   }
 
   /**

@@ -19,6 +19,7 @@ import type {
 } from '../identity-provider.port.js';
 import { InvalidKeycloakBindingError, resolveKeycloakBinding, type ResolvedKeycloakBinding } from './keycloak-binding.config.js';
 import { KEYCLOAK_LIMITS, KeycloakDiscoveryError, KeycloakRealms } from './keycloak-realms.js';
+import { KeycloakProvisioningService, type ProvisioningChecks } from './keycloak-provisioning.service.js';
 import { KeycloakKeysUnavailableError, KeycloakTokenRejectedError, organizationAliases, verifyKeycloakJwt } from './keycloak-tokens.js';
 
 export const KEYCLOAK_ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -79,6 +80,7 @@ export class KeycloakProvider implements IdentityProvider {
   constructor(
     @Inject(AppConfig) private readonly config: AppConfig,
     private readonly realms: KeycloakRealms,
+    private readonly provisioning: KeycloakProvisioningService,
   ) {}
 
   async beginLogin(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult> {
@@ -255,7 +257,13 @@ export class KeycloakProvider implements IdentityProvider {
     return oidc.buildEndSessionUrl(configuration, params).href;
   }
 
-  /** Admin API: a binding's configuration is checked (and its realm asked) before it is saved. */
+  /**
+   * Admin API: a binding's configuration is checked, and Keycloak made to match it, before it is
+   * saved (create and update): the tenant's Organization (alias, name, domains) with its brokered
+   * IdP, or its dedicated realm and client, are provisioned idempotently when the service has admin
+   * credentials; then the realm is asked. Keycloak refusing a change → 422; Keycloak unreachable →
+   * 503 and nothing saved (re-sending the same request completes what a failed one started).
+   */
   async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
     const settings = this.realms.settings;
     if (!settings) throw new ProblemError(422, 'Keycloak not configured', 'This service has no Keycloak (KEYCLOAK_URL is unset).', problemType('binding-invalid'));
@@ -266,10 +274,22 @@ export class KeycloakProvider implements IdentityProvider {
       if (!(err instanceof InvalidKeycloakBindingError)) throw err;
       throw new ProblemError(422, 'Invalid Keycloak binding', err.problems.join('; '), problemType('binding-invalid'), { problems: err.problems }, { cause: err });
     }
+    let provisioned: ProvisioningChecks;
+    if (!this.provisioning.enabled) provisioned = { provisioning: 'skipped: KEYCLOAK_ADMIN_* not set, the Keycloak side is not checked' };
+    else {
+      try {
+        provisioned = await this.provisioning.provisionBinding(input.tenantSlug, b.provisioning);
+      } catch (err) {
+        // The service's own state (no admin rights, Keycloak down) keeps its 5xx; the binding's is a 422.
+        if (err instanceof ProblemError && err.status >= 400 && err.status < 500)
+          throw new ProblemError(422, 'Invalid Keycloak binding', err.detail ?? err.title, problemType('binding-invalid'), { reason: err.type }, { cause: err });
+        throw err;
+      }
+    }
     const health = await this.health(b);
     if (health.checks['discovery']?.startsWith('misconfigured'))
       throw new ProblemError(422, 'Invalid Keycloak binding', `The realm "${b.realm}" cannot be used: ${health.checks['discovery']}.`, problemType('binding-invalid'));
-    return { config: { ...input.config }, health };
+    return { config: { ...input.config }, health: { ...health, checks: { ...provisioned, ...health.checks } } };
   }
 
   /** Admin API: the binding's realm answers discovery as configured. */
