@@ -13,7 +13,7 @@ import { FirebaseImportService } from '../identity/firebase/firebase-import.serv
 import { AdminGuard, principalOf } from './admin-auth.js';
 import { IdempotencyInterceptor, etagOf, requireIfMatch } from './admin-http.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
-import { BindingsAdminService, type BindingView } from './bindings-admin.service.js';
+import { BindingsAdminService, type BindingView, type RollbackView } from './bindings-admin.service.js';
 import {
   AuditQueryDto,
   CreateBindingDto,
@@ -102,10 +102,16 @@ export class BindingsAdminController {
     return { items: await this.bindings.list(await this.tenants.get(tenantId)) };
   }
 
+  /**
+   * Undoes the last activation, retirement or rollback of the tenant's bindings, across login
+   * styles; answers the binding brought back (else the one retired) and the ids it changed.
+   */
   @Post('rollback')
   @HttpCode(200)
-  async rollback(@Param('tenantId') tenantId: string, @Req() req: Request): Promise<BindingView> {
-    return this.bindings.rollback(principalOf(req), await this.tenants.get(tenantId));
+  async rollback(@Param('tenantId') tenantId: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<RollbackView> {
+    const view = await this.bindings.rollback(principalOf(req), await this.tenants.get(tenantId));
+    res.setHeader('ETag', etagOf(view.version));
+    return view;
   }
 
   @Get(':bindingId')
@@ -141,6 +147,18 @@ export class BindingsAdminController {
     const current = await this.bindings.get(tenant, id);
     requireIfMatch(req, current.version);
     const view = await this.bindings.activate(principalOf(req), tenant, id, current.version);
+    res.setHeader('ETag', etagOf(view.version));
+    return view;
+  }
+
+  /** Takes an active binding out of service (kept with its identity links); rollback undoes it. */
+  @Post(':bindingId/retire')
+  @HttpCode(200)
+  async retire(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+    const tenant = await this.tenants.get(tenantId);
+    const current = await this.bindings.get(tenant, id);
+    requireIfMatch(req, current.version);
+    const view = await this.bindings.retire(principalOf(req), tenant, id, current.version);
     res.setHeader('ETag', etagOf(view.version));
     return view;
   }

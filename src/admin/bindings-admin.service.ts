@@ -57,10 +57,20 @@ export interface BindingHealthView {
 
 const notFound = () => new ProblemError(404, 'Binding not found', undefined, problemType('binding-not-found'));
 
+/** What a rollback changed: the binding it brought back (else the one it retired), and every binding it touched. */
+export interface RollbackView extends BindingView {
+  rollback: { activated: string[]; retired: string[] };
+}
+
 /**
  * Staged activation of identity-provider bindings: every new or changed configuration starts as a
  * draft, is proven by one real test login, and only then replaces the active one; the previous
  * version is kept (retired) so rollback is one call.
+ *
+ * Every change to a tenant's set of active bindings (activate, retire, rollback) runs with all of
+ * the tenant's binding rows locked and stamps the rows it changes with one moment (`activated_at`
+ * on the ones it activates, `retired_at` on the ones it retires). The latest stamp therefore names
+ * the last change exactly, whatever the login styles involved, and rollback undoes it.
  */
 @Injectable()
 export class BindingsAdminService {
@@ -107,6 +117,13 @@ export class BindingsAdminService {
    * new draft, and the running configuration keeps serving logins until that draft is activated.
    */
   async update(p: AdminPrincipal, tenant: Tenant, id: string, version: number, dto: UpdateBindingDto): Promise<{ view: BindingView; created: boolean }> {
+    if (dto.status !== undefined)
+      throw new ProblemError(
+        400,
+        'Status is not editable',
+        'A binding\'s status changes only through POST …/bindings/{id}/activate, POST …/bindings/{id}/retire and POST …/bindings/rollback.',
+        problemType('status-not-editable'),
+      );
     const current = await this.db.tenantTx(tenant.id, (m) => this.row(m, id));
     if (current.version !== version) throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
     const secrets = dto.secrets ?? this.bindings.openSecrets(current.id, current.secrets);
@@ -152,30 +169,73 @@ export class BindingsAdminService {
    */
   async activate(p: AdminPrincipal, tenant: Tenant, id: string, version: number): Promise<BindingView> {
     const view = await this.db.tenantTx(tenant.id, async (m) => {
-      const row = await this.row(m, id, true);
+      const at = await this.lockActiveSet(m, tenant.id);
+      const row = await this.row(m, id);
       if (row.version !== version) throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
-      if (row.status !== 'draft') throw new ProblemError(409, 'Not a draft', `Only a draft can be activated; this binding is ${row.status}. Use rollback to return to a retired one.`, problemType('not-draft'));
+      if (row.status !== 'draft')
+        throw new ProblemError(409, 'Not a draft', `Only a draft can be activated; this binding is ${row.status}. Use rollback to undo the change that retired it.`, problemType('not-draft'));
       const redirect = this.registry.get(row.kind).capabilities.loginRedirect;
       if (redirect && (!row.test_login_at || row.test_login_at < row.updated_at))
         throw new ProblemError(409, 'Test login required', 'Complete a test login through this binding (POST …/test-login) before activating it.', problemType('test-login-required'));
-      return this.switchTo(m, p, tenant, row, 'binding.activated');
+      return this.switchTo(m, p, tenant, row, at);
     });
     this.db.rowsChanged('tenant_identity_providers');
     return view;
   }
 
-  /** Reactivates the most recently retired binding of the same login style, retiring the current one. */
-  async rollback(p: AdminPrincipal, tenant: Tenant): Promise<BindingView> {
+  /**
+   * Takes an active binding out of service without activating anything else (e.g. the end of a
+   * Firebase overlap). The row is kept, with the identity links made through it; rollback undoes it.
+   */
+  async retire(p: AdminPrincipal, tenant: Tenant, id: string, version: number): Promise<BindingView> {
     const view = await this.db.tenantTx(tenant.id, async (m) => {
-      const active = (await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' ORDER BY activated_at DESC NULLS LAST FOR UPDATE`, [tenant.id])) as Row[];
-      const current = active.find((r) => this.registry.get(r.kind).capabilities.loginRedirect) ?? active[0];
-      if (!current) throw new ProblemError(409, 'Nothing to roll back', 'The tenant has no active binding.', problemType('nothing-to-roll-back'));
-      const redirect = this.registry.get(current.kind).capabilities.loginRedirect;
-      const retired = ((await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'retired' ORDER BY retired_at DESC NULLS LAST`, [tenant.id])) as Row[]).find(
-        (r) => this.registry.get(r.kind).capabilities.loginRedirect === redirect,
-      );
-      if (!retired) throw new ProblemError(409, 'Nothing to roll back', 'There is no previous binding to return to.', problemType('nothing-to-roll-back'));
-      return this.switchTo(m, p, tenant, retired, 'binding.rolled_back');
+      const at = await this.lockActiveSet(m, tenant.id);
+      const row = await this.row(m, id);
+      if (row.version !== version) throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+      if (row.status !== 'active')
+        throw new ProblemError(409, 'Not active', `Only an active binding can be retired; this binding is ${row.status}.`, problemType('not-active'));
+      const before = this.view(row);
+      await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [id, at]);
+      const after = this.view(await this.row(m, id));
+      await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.retired', target: id, data: { before, after } });
+      return after;
+    });
+    this.db.rowsChanged('tenant_identity_providers');
+    return view;
+  }
+
+  /**
+   * Undoes the last change to the tenant's active bindings (an activation, a retirement, or a
+   * rollback), across login styles: the bindings it retired are active again and the ones it
+   * activated are retired, so the tenant is exactly as it was before that change. A second rollback
+   * undoes the first.
+   */
+  async rollback(p: AdminPrincipal, tenant: Tenant): Promise<RollbackView> {
+    const view = await this.db.tenantTx(tenant.id, async (m) => {
+      const at = await this.lockActiveSet(m, tenant.id);
+      const changed = (await m.query(
+        `WITH last AS (
+           SELECT max(CASE status WHEN 'active' THEN activated_at WHEN 'retired' THEN retired_at END) AS at
+             FROM tenant_identity_providers WHERE tenant_id = $1)
+         SELECT t.* FROM tenant_identity_providers t, last
+          WHERE t.tenant_id = $1
+            AND ((t.status = 'active' AND t.activated_at = last.at) OR (t.status = 'retired' AND t.retired_at = last.at))
+          ORDER BY t.priority DESC, t.created_at`,
+        [tenant.id],
+      )) as Row[];
+      if (changed.length === 0)
+        throw new ProblemError(409, 'Nothing to roll back', 'No binding of this tenant was activated or retired through the admin API.', problemType('nothing-to-roll-back'));
+      const restore = changed.filter((r) => r.status === 'retired');
+      const retire = changed.filter((r) => r.status === 'active');
+      for (const r of retire) await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [r.id, at]);
+      for (const r of restore)
+        await m.query(`UPDATE tenant_identity_providers SET status = 'active', activated_at = $2, retired_at = NULL, version = version + 1 WHERE id = $1`, [r.id, at]);
+      const redirect = (r: Row) => this.registry.get(r.kind).capabilities.loginRedirect;
+      const primary = restore.find(redirect) ?? restore[0] ?? retire[0]!;
+      const after = this.view(await this.row(m, primary.id));
+      const rollback = { activated: restore.map((r) => r.id), retired: retire.map((r) => r.id) };
+      await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.rolled_back', target: primary.id, data: { ...rollback, after } });
+      return { ...after, rollback };
     });
     this.db.rowsChanged('tenant_identity_providers');
     return view;
@@ -234,14 +294,29 @@ export class BindingsAdminService {
     await this.db.tenantTx(tenant.id, (m) => m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [id, JSON.stringify(health)]));
   }
 
-  private async switchTo(m: EntityManager, p: AdminPrincipal, tenant: Tenant, target: Row, action: string): Promise<BindingView> {
+  /**
+   * Serialises changes to the tenant's active bindings: locks all its binding rows (in id order, so
+   * concurrent changes queue rather than deadlock) and returns this change's stamp, strictly later
+   * than every stamp already stored (as text, to keep PostgreSQL's microseconds).
+   */
+  private async lockActiveSet(m: EntityManager, tenantId: string): Promise<string> {
+    await m.query(`SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY id FOR UPDATE`, [tenantId]);
+    const [{ at }] = (await m.query(
+      `SELECT greatest(clock_timestamp(), max(greatest(activated_at, retired_at)) + interval '1 microsecond')::text AS at
+         FROM tenant_identity_providers WHERE tenant_id = $1`,
+      [tenantId],
+    )) as [{ at: string }];
+    return at;
+  }
+
+  private async switchTo(m: EntityManager, p: AdminPrincipal, tenant: Tenant, target: Row, at: string): Promise<BindingView> {
     const redirect = this.registry.get(target.kind).capabilities.loginRedirect;
-    const active = (await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND id <> $2 FOR UPDATE`, [tenant.id, target.id])) as Row[];
+    const active = (await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND id <> $2`, [tenant.id, target.id])) as Row[];
     const replaced = active.filter((r) => (redirect ? this.registry.get(r.kind).capabilities.loginRedirect : r.kind === target.kind));
-    for (const r of replaced) await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = now(), version = version + 1 WHERE id = $1`, [r.id]);
-    await m.query(`UPDATE tenant_identity_providers SET status = 'active', activated_at = now(), retired_at = NULL, version = version + 1 WHERE id = $1`, [target.id]);
+    for (const r of replaced) await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [r.id, at]);
+    await m.query(`UPDATE tenant_identity_providers SET status = 'active', activated_at = $2, retired_at = NULL, version = version + 1 WHERE id = $1`, [target.id, at]);
     const after = this.view(await this.row(m, target.id));
-    await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action, target: target.id, data: { replaced: replaced.map((r) => r.id), after } });
+    await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.activated', target: target.id, data: { replaced: replaced.map((r) => r.id), after } });
     return after;
   }
 
@@ -251,9 +326,9 @@ export class BindingsAdminService {
     return adapter.validateConfig({ tenantSlug: tenant.slug, config, secrets });
   }
 
-  private async row(m: EntityManager, id: string, lock = false): Promise<Row> {
+  private async row(m: EntityManager, id: string): Promise<Row> {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw notFound();
-    const [row] = (await m.query(`SELECT * FROM tenant_identity_providers WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id])) as Row[];
+    const [row] = (await m.query(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [id])) as Row[];
     if (!row) throw notFound();
     return row;
   }

@@ -81,6 +81,10 @@ export class CreateBindingDto {
 }
 
 export class UpdateBindingDto {
+  /** Accepted only to refuse it with a clear message: status changes through activate, retire and rollback. */
+  @IsOptional()
+  status?: unknown;
+
   @IsOptional()
   @IsObject()
   config?: Record<string, unknown>;

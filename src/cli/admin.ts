@@ -25,13 +25,15 @@ Tenants:
 Identity-provider bindings:
   bindings list <tenantId>
   bindings create <tenantId> --kind <keycloak|oidc|saml|native|firebase_legacy> [--file binding.json]
-                  [--config JSON] [--secrets JSON] [--claim-mapping JSON]
+                  [--config JSON] [--secrets JSON] [--claim-mapping JSON] [--priority <n>]
   bindings update <tenantId> <bindingId> [--file patch.json] [--config JSON] [--secrets JSON]
-                  [--claim-mapping JSON]      a change to an active binding becomes a new draft
+                  [--claim-mapping JSON] [--priority <n>]
+                                              a change to an active binding becomes a new draft
   bindings test-login <tenantId> <bindingId>  prints the link for the customer's IT admin
   bindings preview <tenantId> <bindingId> [--claims JSON]
   bindings activate <tenantId> <bindingId>    needs a completed test login
-  bindings rollback <tenantId>
+  bindings retire <tenantId> <bindingId>      take an active binding out of service (kept; rollback undoes it)
+  bindings rollback <tenantId>                undo the last activate, retire or rollback (across login styles)
   bindings health <tenantId> <bindingId>
 Clients:
   clients list
@@ -70,6 +72,7 @@ const { values: opts, positionals } = parseArgs({
     config: { type: 'string' },
     secrets: { type: 'string' },
     'claim-mapping': { type: 'string' },
+    priority: { type: 'string' },
     claims: { type: 'string' },
     id: { type: 'string' },
     name: { type: 'string' },
@@ -92,6 +95,13 @@ const json = (text: string | undefined, what: string): Record<string, unknown> |
   } catch {
     throw new CliError(`${what} is not valid JSON`);
   }
+};
+
+/** --priority: the active binding with the highest priority serves browser logins. */
+const priority = (): { priority?: number } => {
+  if (opts.priority === undefined) return {};
+  if (!/^-?\d+$/.test(opts.priority)) throw new CliError('--priority must be an integer');
+  return { priority: Number(opts.priority) };
 };
 
 const base = (opts.url ?? process.env['ADMIN_URL'] ?? 'http://localhost:3000').replace(/\/+$/, '');
@@ -135,13 +145,18 @@ const need = (value: string | undefined, what: string): string => {
   return value;
 };
 
+/** Commands of one word: their first argument is an argument (`firebase-import <tenantId>`), not an action. */
+const SINGLE_WORD = new Set(['bootstrap', 'firebase-import', 'audit']);
+
 async function main(): Promise<void> {
-  const [group, action, a1, a2] = positionals;
+  const [group, ...rest] = positionals;
   if (opts.help || !group) {
     process.stdout.write(HELP);
     return;
   }
-  switch (`${group} ${action ?? ''}`.trim()) {
+  const action = SINGLE_WORD.has(group) ? undefined : rest.shift();
+  const [a1, a2] = rest;
+  switch (action === undefined ? group : `${group} ${action}`) {
     case 'bootstrap': {
       const { loadConfig } = await import('../config/app-config.js');
       const { createApp } = await import('../bootstrap.js');
@@ -180,6 +195,7 @@ async function main(): Promise<void> {
         ...(opts.config ? { config: json(opts.config, '--config') } : {}),
         ...(opts.secrets ? { secrets: json(opts.secrets, '--secrets') } : {}),
         ...(opts['claim-mapping'] ? { claimMapping: json(opts['claim-mapping'], '--claim-mapping') } : {}),
+        ...priority(),
       };
       return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings`, body)).data);
     }
@@ -191,6 +207,7 @@ async function main(): Promise<void> {
         ...(opts.config ? { config: json(opts.config, '--config') } : {}),
         ...(opts.secrets ? { secrets: json(opts.secrets, '--secrets') } : {}),
         ...(opts['claim-mapping'] ? { claimMapping: json(opts['claim-mapping'], '--claim-mapping') } : {}),
+        ...priority(),
       };
       return print((await api('PATCH', path, body, { 'if-match': current.etag ?? '' })).data);
     }
@@ -202,6 +219,11 @@ async function main(): Promise<void> {
       const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
       const current = await api('GET', path);
       return print((await api('POST', `${path}/activate`, undefined, { 'if-match': current.etag ?? '' })).data);
+    }
+    case 'bindings retire': {
+      const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
+      const current = await api('GET', path);
+      return print((await api('POST', `${path}/retire`, undefined, { 'if-match': current.etag ?? '' })).data);
     }
     case 'bindings rollback':
       return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/rollback`)).data);
@@ -238,9 +260,10 @@ async function main(): Promise<void> {
     case 'scim-held discard':
       return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim/held-operations/${action}`, {})).data);
     case 'firebase-import': {
+      const tenantId = need(a1, 'tenantId');
       const exported = json(readFileSync(need(opts.file, '--file'), 'utf8'), '--file');
       const hashConfig = json(readFileSync(need(opts['hash-config'], '--hash-config'), 'utf8'), '--hash-config');
-      return print((await api('POST', `/tenants/${need(action, 'tenantId')}/firebase-import`, { export: exported, hashConfig })).data);
+      return print((await api('POST', `/tenants/${tenantId}/firebase-import`, { export: exported, hashConfig })).data);
     }
     case 'keys list':
       return print((await api('GET', '/signing-keys')).data);
