@@ -496,8 +496,9 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
       expect(sealed).toHaveLength(1);
       expect(Buffer.from((sealed[0] as { params: Buffer }).params).toString('latin1')).not.toContain(hashParams.signerKey);
 
-      // The switch: a native binding outranks the Firebase one for logins; token exchange keeps working (overlap).
-      await app.app.get(BindingsService).create(tenant, { kind: 'native', priority: 10, claimMapping: { defaultRoles: ['USER'] } });
+      // The switch: logins use the native binding even below the Firebase one's priority (Firebase has no
+      // browser login); token exchange keeps working (overlap).
+      await app.app.get(BindingsService).create(tenant, { kind: 'native', priority: -10, claimMapping: { defaultRoles: ['USER'] } });
 
       const { tokens } = await nativeLogin(app.url, client, 'cutover-co', u.email, u.password);
       const native = await platformClaims(app, tokens.access_token);

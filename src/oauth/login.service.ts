@@ -147,10 +147,12 @@ export class LoginService {
       throw fail('temporarily_unavailable', `Too many sign-ins for this organisation right now; try again in ${tenantLimit.retryAfter} s.`);
     }
 
-    const binding = await this.bindings.activeForLogin(tenant);
-    if (!binding) throw fail('temporarily_unavailable', 'Sign-in is not set up for this organisation yet.');
-    const provider = this.registry.get(binding.kind);
-    if (!provider.beginLogin) throw fail('temporarily_unavailable', 'This organisation signs in through its application, not a browser redirect.');
+    // The highest-priority active binding with a browser login: during a Firebase overlap the
+    // tenant's firebase_legacy binding (token exchange only) stays active beside the one users sign in with.
+    const active = await this.bindings.allActive(tenant);
+    if (active.length === 0) throw fail('temporarily_unavailable', 'Sign-in is not set up for this organisation yet.');
+    const binding = active.find((b) => this.registry.get(b.kind).beginLogin);
+    if (!binding) throw fail('temporarily_unavailable', 'This organisation signs in through its application, not a browser redirect.');
 
     return this.startUpstream(tenant, binding, {
       purpose: 'login',

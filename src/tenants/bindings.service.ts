@@ -83,18 +83,6 @@ export class BindingsService {
     );
   }
 
-  /** The binding logins use: the enabled, active one with the highest priority. */
-  async activeForLogin(tenant: Tenant, m?: EntityManager): Promise<BindingContext | undefined> {
-    const run = async (em: EntityManager) => {
-      const [row] = (await em.query(
-        `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND enabled ORDER BY priority DESC, created_at LIMIT 1`,
-        [tenant.id],
-      )) as BindingRow[];
-      return row ? this.toContext(row, tenant) : undefined;
-    };
-    return m ? run(m) : (await this.allActive(tenant))[0];
-  }
-
   /** Every enabled, active binding of the tenant, highest priority first (token exchange picks among them). */
   async allActive(tenant: Tenant): Promise<BindingContext[]> {
     // Keyed by the tenant's version too: a context carries its tenant, which may have changed.
