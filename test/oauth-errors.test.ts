@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, basic, CookieJar, formAction, get, hiddenInput, nativeLogin, pkcePair, postForm, submitNativeLogin, tokenRequest, type BffClient } from './support/bff.js';
 import { sha256 } from '../src/crypto/random.js';
+import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 
 let app: TestApp;
 let bff: BffClient;
@@ -220,6 +221,36 @@ describe('hosted login form', () => {
     expect(await locked.text()).toContain('Invalid username or password.');
     // Another user of the tenant is unaffected.
     await expect(nativeLogin(app.url, bff, 'acme', 'alice@acme.test', PASSWORD)).resolves.toBeTruthy();
+  });
+
+  it('spends one argon2 verification on an unknown user, a locked account and a wrong password alike', async () => {
+    // Equal work rather than a stopwatch: each failure runs exactly one argon2id verification.
+    const verify = vi.spyOn(app.app.get(NativeCredentialsService).hasher, 'verify');
+    try {
+      const verifications = async (username: string) => {
+        const start = await get(authorizeUrl(app.url, bff, valid));
+        verify.mockClear();
+        const res = await submitNativeLogin(app.url, start.headers.get('location')!, username, 'wrong password!');
+        expect(res.status).toBe(401);
+        return verify.mock.calls.length;
+      };
+      expect(await verifications('nobody@acme.test')).toBe(1);
+      expect(await verifications('alice@acme.test')).toBe(1);
+      expect(await verifications('locky@acme.test')).toBe(1); // locked by the test above
+    } finally {
+      verify.mockRestore();
+    }
+  });
+
+  it('does not finish a login through a binding retired after the login started', async () => {
+    const { tenant } = await seedNativeTenant(app, 'retiring-co', [{ username: 'rita@retiring.test', password: PASSWORD }]);
+    const start = await get(authorizeUrl(app.url, bff, { ...valid, org: 'retiring-co' }));
+    const formUrl = start.headers.get('location')!;
+    await app.database.tenantTx(tenant.id, (m) => m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = now() WHERE tenant_id = $1`, [tenant.id]));
+    app.database.rowsChanged('tenant_identity_providers');
+    const res = await submitNativeLogin(app.url, formUrl, 'rita@retiring.test', PASSWORD);
+    const { error, state } = redirectError(res);
+    expect({ error, state }).toEqual({ error: 'temporarily_unavailable', state: 'st-1' });
   });
 
   it('refuses a form post without the CSRF cookie', async () => {

@@ -50,6 +50,12 @@ export class LoginController {
       res.clearCookie(CSRF_COOKIE, { path: '/login/' });
       res.redirect(302, redirect);
     } catch (err) {
+      // A login that cannot finish for another reason than the credentials (the binding was retired
+      // meanwhile) ends at the client with an OAuth error, as upstream callbacks do.
+      if (err instanceof OAuthError) {
+        res.redirect(302, await this.login.abort(txn, err.error, err.description));
+        return;
+      }
       if (!(err instanceof InvalidCredentialsError)) throw err;
       const csrf = await this.login.issueCsrf(txn);
       this.renderForm(res, txn, csrf, 401, err.message, form['username']);
