@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
-import { getAuth, type Auth } from 'firebase-admin/auth';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { seedBff } from './support/seed.js';
 import { authorizeUrl, basic, get, nativeLogin, pkcePair, postForm, submitNativeLogin, type BffClient } from './support/bff.js';
-import { startFirebaseAuthEmulator, type FirebaseAuthEmulator } from './peers/firebase-emulator.js';
-import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
+import type { FirebaseAuthEmulator } from './peers/firebase-emulator.js';
+import { useFirebaseEmulator } from './peers/firebase-test-peer.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
 import { TOKEN_EXCHANGE_GRANT } from '../src/oauth/token.service.js';
 import { hashFirebaseScrypt, type FirebaseScryptParams } from '../src/identity/firebase/firebase-scrypt.js';
@@ -91,11 +89,7 @@ describe('OpenAPI UI', () => {
 describe('Firebase migration guide: switch, end and rollback against the Firebase Auth emulator', () => {
   const PROJECT = 'demo-admin-fb-cutover';
   const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
-  const previousEmulatorHost = process.env.FIREBASE_AUTH_EMULATOR_HOST;
-  let emulator: FirebaseAuthEmulator | undefined;
-  let unavailable: string | undefined;
-  let fbApp: App | undefined;
-  let auth: Auth;
+  const firebase = useFirebaseEmulator(PROJECT);
   let svc: TestApp;
   let ops: AdminClient;
   let spa: BffClient;
@@ -108,18 +102,8 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
   }
 
   beforeAll(async () => {
-    try {
-      emulator = await startFirebaseAuthEmulator({ projectId: PROJECT });
-    } catch (err) {
-      if (err instanceof PeerUnavailableError && !peersRequired()) {
-        unavailable = err.message;
-        return;
-      }
-      throw err;
-    }
-    process.env.FIREBASE_AUTH_EMULATOR_HOST = emulator.host;
-    fbApp = initializeApp({ projectId: PROJECT }, `admin-firebase-test-${process.pid}`);
-    auth = getAuth(fbApp);
+    const emulator = firebase.emulator;
+    if (!emulator) return;
     svc = await startTestApp({ FIREBASE_AUTH_EMULATOR_HOST: emulator.host, RATE_LIMIT_LOGIN_PER_MINUTE: '1000', RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000' });
     ops = await adminClient(svc);
     // The tenant's app: a BFF that exchanges Firebase ID tokens (overlap) and runs the hosted login (after the switch).
@@ -127,20 +111,13 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
     const redirectUri = 'http://127.0.0.1:9/bff/callback';
     const { secret } = await svc.app.get(ClientsService).create({ id, name: 'Firebase-era BFF', kind: 'bff', redirectUris: [redirectUri], grantTypes: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE_GRANT] });
     spa = { clientId: id, clientSecret: secret, redirectUri };
-  }, 15 * 60_000); // a clean clone first installs firebase-tools (a few minutes)
+  }, 120_000);
 
   afterAll(async () => {
     await svc?.close();
-    if (fbApp) await deleteApp(fbApp);
-    if (previousEmulatorHost === undefined) delete process.env.FIREBASE_AUTH_EMULATOR_HOST;
-    else process.env.FIREBASE_AUTH_EMULATOR_HOST = previousEmulatorHost;
-    await emulator?.stop();
   }, 30_000);
 
-  const peer = (ctx: TestContext): FirebaseAuthEmulator => {
-    if (!emulator) ctx.skip(unavailable ?? 'Firebase Auth emulator not started');
-    return emulator as FirebaseAuthEmulator;
-  };
+  const peer = firebase.peer;
 
   const verified = async (accessToken: unknown): Promise<JWTPayload> =>
     (await jwtVerify(String(accessToken), createRemoteJWKSet(new URL(`${svc.url}/.well-known/jwks.json`)), { issuer: svc.url, audience: 'platform-api' })).payload;
@@ -191,7 +168,7 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
     expect(created.status).toBe(201);
     firebaseBindingId = (await json<View>(created)).id;
     expect((await post(tenantId, `/${firebaseBindingId}/activate`, (await read(tenantId, firebaseBindingId)).etag)).status).toBe(200);
-    const user = await auth.createUser({ email: EMAIL, password: PASSWORD, emailVerified: true });
+    const user = await firebase.auth.createUser({ email: EMAIL, password: PASSWORD, emailVerified: true });
     const era = await exchange(fb, 'fbcut', EMAIL, PASSWORD);
     expect(era.status, JSON.stringify(era.body)).toBe(200);
     expect(era.claims).toMatchObject({ org: 'fbcut', idp: 'firebase_legacy', idp_sub: user.uid });

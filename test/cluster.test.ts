@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedNativeTenant } from './support/seed.js';
 import { freePort } from './support/free-port.js';
+import { alive } from './support/process.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
 
 const METRICS_TOKEN = randomBytes(16).toString('hex');
@@ -23,14 +24,6 @@ let base: string;
 let output = '';
 let machine: { id: string; secret: string };
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const workerPids = () => [...output.matchAll(/"msg":"auth-service listening","pid":(\d+)/g)].map((m) => Number(m[1]));
 
 /** A token request on a connection of its own: the cluster hands out connections, not requests. */

@@ -17,14 +17,11 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
-import { getAuth, type Auth } from 'firebase-admin/auth';
 import { createRemoteJWKSet, decodeJwt, importPKCS8, jwtVerify, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose';
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { authorizeUrl, CookieJar, get, nativeLogin, pkcePair, postForm, submitNativeLogin, basic, type BffClient } from './support/bff.js';
-import { startFirebaseAuthEmulator, type FirebaseAuthEmulator } from './peers/firebase-emulator.js';
-import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
+import { useFirebaseEmulator } from './peers/firebase-test-peer.js';
 import { ConfigError, loadConfig } from '../src/config/app-config.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
@@ -39,8 +36,6 @@ const PROJECT_ID = 'demo-auth-fb-legacy';
 const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
 const JWT_TOKEN = 'urn:ietf:params:oauth:token-type:jwt';
 const MAPPING: ClaimMappingRules = { roles: [{ claim: 'role', value: 'admin', role: 'ADMIN' }], defaultRoles: ['USER'] };
-
-const previousEmulatorHost = process.env.FIREBASE_AUTH_EMULATOR_HOST;
 
 async function seedClient(app: TestApp): Promise<BffClient> {
   const id = `spa-bff-${randomBytes(3).toString('hex')}`;
@@ -294,28 +289,16 @@ describe('Firebase ID token verification without the emulator', () => {
 /* ------------------------------------------------------------------------------------------------ */
 
 describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
-  let emulator: FirebaseAuthEmulator | undefined;
-  let unavailable: string | undefined;
-  let fbApp: App | undefined;
-  let auth: Auth;
+  const firebase = useFirebaseEmulator(PROJECT_ID);
   let app: TestApp;
   let client: BffClient;
   let legacyCo: Tenant;
   let fbTenantId: string;
 
   beforeAll(async () => {
-    try {
-      emulator = await startFirebaseAuthEmulator({ projectId: PROJECT_ID });
-    } catch (err) {
-      if (err instanceof PeerUnavailableError && !peersRequired()) {
-        unavailable = err.message;
-        return;
-      }
-      throw err;
-    }
-    process.env.FIREBASE_AUTH_EMULATOR_HOST = emulator.host;
-    fbApp = initializeApp({ projectId: PROJECT_ID }, `firebase-legacy-test-${process.pid}`);
-    auth = getAuth(fbApp);
+    const emulator = firebase.emulator;
+    if (!emulator) return;
+    const auth = firebase.auth;
     fbTenantId = (await auth.tenantManager().createTenant({ displayName: 'TenantA', emailSignInConfig: { enabled: true, passwordRequired: true } })).tenantId;
 
     app = await startTestApp({ FIREBASE_AUTH_EMULATOR_HOST: emulator.host, NATIVE_LOCKOUT_THRESHOLD: '3', RATE_LIMIT_LOGIN_PER_MINUTE: '1000' });
@@ -323,27 +306,20 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
     legacyCo = await seedFirebaseTenant(app, 'legacy-co', { projectId: PROJECT_ID });
     await seedFirebaseTenant(app, 'other-project-co', { projectId: 'demo-another-project' });
     await seedFirebaseTenant(app, 'fb-tenant-co', { projectId: PROJECT_ID, tenantId: fbTenantId });
-  }, 15 * 60_000); // a clean clone first installs firebase-tools (a few minutes)
+  }, 120_000);
 
   afterAll(async () => {
     await app?.close();
-    if (fbApp) await deleteApp(fbApp);
-    if (previousEmulatorHost === undefined) delete process.env.FIREBASE_AUTH_EMULATOR_HOST;
-    else process.env.FIREBASE_AUTH_EMULATOR_HOST = previousEmulatorHost;
-    await emulator?.stop();
   }, 30_000);
 
-  const peer = (ctx: TestContext): FirebaseAuthEmulator => {
-    if (!emulator) ctx.skip(unavailable ?? 'Firebase Auth emulator not started');
-    return emulator as FirebaseAuthEmulator;
-  };
+  const peer = firebase.peer;
 
   let seq = 0;
   const newFirebaseUser = async (claims?: Record<string, unknown>) => {
     const email = `fb${++seq}-${randomBytes(3).toString('hex')}@legacy.test`;
     const password = `firebase-era password ${seq}`;
-    const user = await auth.createUser({ email, password, displayName: `Firebase User ${seq}`, emailVerified: true });
-    if (claims) await auth.setCustomUserClaims(user.uid, claims);
+    const user = await firebase.auth.createUser({ email, password, displayName: `Firebase User ${seq}`, emailVerified: true });
+    if (claims) await firebase.auth.setCustomUserClaims(user.uid, claims);
     return { uid: user.uid, email, password };
   };
 
@@ -385,7 +361,7 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
     const u = await newFirebaseUser();
     const { idToken } = await fb.signInWithPassword(u.email, u.password);
     expect(await exchange(app, client, 'legacy-co', idToken)).toMatchObject({ status: 200 });
-    await auth.updateUser(u.uid, { disabled: true });
+    await firebase.auth.updateUser(u.uid, { disabled: true });
     expect(await exchange(app, client, 'legacy-co', idToken)).toMatchObject(refused(/disabled/));
   });
 
@@ -395,7 +371,7 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
     const { idToken } = await fb.signInWithPassword(u.email, u.password);
     expect(await exchange(app, client, 'legacy-co', idToken)).toMatchObject({ status: 200 });
     await sleep(1_100); // revocation compares auth_time with tokensValidAfterTime at one-second resolution
-    await auth.revokeRefreshTokens(u.uid);
+    await firebase.auth.revokeRefreshTokens(u.uid);
     expect(await exchange(app, client, 'legacy-co', idToken)).toMatchObject(refused(/revoked/));
     await sleep(1_100);
     const fresh = await fb.signInWithPassword(u.email, u.password);
@@ -424,7 +400,7 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
 
   it('maps a Firebase tenant’s users only through the binding of that Firebase tenant', async (ctx) => {
     const fb = peer(ctx);
-    const tenantAuth = auth.tenantManager().authForTenant(fbTenantId);
+    const tenantAuth = firebase.auth.tenantManager().authForTenant(fbTenantId);
     const email = `mt-${randomBytes(3).toString('hex')}@legacy.test`;
     await tenantAuth.createUser({ email, password: 'tenant user password' });
     const res = await fetch(`http://${fb.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=${fb.apiKey}`, {

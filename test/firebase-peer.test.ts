@@ -5,55 +5,21 @@
  * Emulator mode is process-wide in firebase-admin (FIREBASE_AUTH_EMULATOR_HOST) and makes verifyIdToken
  * accept unsigned tokens, so this file sets it only for its own worker process and restores it afterwards.
  */
-import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
-import { getAuth, type Auth } from 'firebase-admin/auth';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
-import { startFirebaseAuthEmulator, type FirebaseAuthEmulator } from './peers/firebase-emulator.js';
-import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
+import { describe, expect, it } from 'vitest';
+import { useFirebaseEmulator } from './peers/firebase-test-peer.js';
 
 const PROJECT_ID = 'demo-auth-service-peer';
 
 describe('Firebase Auth emulator peer', () => {
-  let emulator: FirebaseAuthEmulator | undefined;
-  let unavailable: string | undefined;
-  let app: App | undefined;
-  let auth: Auth;
-  const previousEmulatorHost = process.env.FIREBASE_AUTH_EMULATOR_HOST;
-
-  beforeAll(async () => {
-    try {
-      emulator = await startFirebaseAuthEmulator({ projectId: PROJECT_ID });
-    } catch (err) {
-      if (err instanceof PeerUnavailableError && !peersRequired()) {
-        unavailable = err.message;
-        return;
-      }
-      throw err;
-    }
-    process.env.FIREBASE_AUTH_EMULATOR_HOST = emulator.host;
-    app = initializeApp({ projectId: PROJECT_ID }, `firebase-peer-${process.pid}`);
-    auth = getAuth(app);
-  }, 15 * 60_000); // a clean clone first installs firebase-tools (a few minutes)
-
-  afterAll(async () => {
-    if (app) await deleteApp(app);
-    if (previousEmulatorHost === undefined) delete process.env.FIREBASE_AUTH_EMULATOR_HOST;
-    else process.env.FIREBASE_AUTH_EMULATOR_HOST = previousEmulatorHost;
-    await emulator?.stop();
-  }, 30_000);
-
-  /** The running emulator, or a skip carrying the reason it could not be provisioned. */
-  const peer = (ctx: TestContext): FirebaseAuthEmulator => {
-    if (!emulator) ctx.skip(unavailable ?? 'Firebase Auth emulator not started');
-    return emulator as FirebaseAuthEmulator;
-  };
+  const firebase = useFirebaseEmulator(PROJECT_ID);
+  const peer = firebase.peer;
 
   let seq = 0;
   const newUser = async (): Promise<{ uid: string; email: string; password: string }> => {
     const email = `user${++seq}-${Date.now()}@example.test`;
     const password = `pw-${seq}-correct horse`;
-    const user = await auth.createUser({ email, password, displayName: `User ${seq}` });
+    const user = await firebase.auth.createUser({ email, password, displayName: `User ${seq}` });
     return { uid: user.uid, email, password };
   };
 
@@ -66,14 +32,14 @@ describe('Firebase Auth emulator peer', () => {
     expect(session.localId).toBe(uid);
     expect(session.refreshToken).not.toHaveLength(0);
 
-    const decoded = await auth.verifyIdToken(session.idToken);
+    const decoded = await firebase.auth.verifyIdToken(session.idToken);
     expect(decoded.uid).toBe(uid);
     expect(decoded.email).toBe(email);
     expect(decoded.aud).toBe(PROJECT_ID);
     expect(decoded.iss).toBe(`https://securetoken.google.com/${PROJECT_ID}`);
     expect(decoded.firebase.sign_in_provider).toBe('password');
 
-    await expect(auth.verifyIdToken(session.idToken, true)).resolves.toMatchObject({ uid });
+    await expect(firebase.auth.verifyIdToken(session.idToken, true)).resolves.toMatchObject({ uid });
     await expect(fb.signInWithPassword(email, 'wrong password')).rejects.toThrow(/INVALID_(PASSWORD|LOGIN_CREDENTIALS)/);
   });
 
@@ -82,9 +48,9 @@ describe('Firebase Auth emulator peer', () => {
     const { uid, email, password } = await newUser();
     const { idToken } = await fb.signInWithPassword(email, password);
 
-    await auth.updateUser(uid, { disabled: true });
+    await firebase.auth.updateUser(uid, { disabled: true });
 
-    await expect(auth.verifyIdToken(idToken, true)).rejects.toMatchObject({ code: 'auth/user-disabled' });
+    await expect(firebase.auth.verifyIdToken(idToken, true)).rejects.toMatchObject({ code: 'auth/user-disabled' });
     await expect(fb.signInWithPassword(email, password)).rejects.toThrow(/USER_DISABLED/);
   });
 
@@ -92,17 +58,17 @@ describe('Firebase Auth emulator peer', () => {
     const fb = peer(ctx);
     const { uid, email, password } = await newUser();
     const { idToken } = await fb.signInWithPassword(email, password);
-    await expect(auth.verifyIdToken(idToken, true)).resolves.toMatchObject({ uid });
+    await expect(firebase.auth.verifyIdToken(idToken, true)).resolves.toMatchObject({ uid });
 
     // Revocation compares auth_time with tokensValidAfterTime at one-second resolution.
     await sleep(1_100);
-    await auth.revokeRefreshTokens(uid);
+    await firebase.auth.revokeRefreshTokens(uid);
 
-    await expect(auth.verifyIdToken(idToken, true)).rejects.toMatchObject({ code: 'auth/id-token-revoked' });
+    await expect(firebase.auth.verifyIdToken(idToken, true)).rejects.toMatchObject({ code: 'auth/id-token-revoked' });
 
     // A fresh sign-in after the revocation is accepted again.
     await sleep(1_100);
     const fresh = await fb.signInWithPassword(email, password);
-    await expect(auth.verifyIdToken(fresh.idToken, true)).resolves.toMatchObject({ uid });
+    await expect(firebase.auth.verifyIdToken(fresh.idToken, true)).resolves.toMatchObject({ uid });
   });
 });

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from './support/free-port.js';
+import { alive } from './support/process.js';
 
 const REGISTER = ['--import', '@swc-node/register/esm-register'];
 let dataDir: string;
@@ -17,14 +18,6 @@ let env: NodeJS.ProcessEnv;
 let base: string;
 const started: ChildProcess[] = [];
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const postmasterPid = () => {
   const file = join(dataDir, 'postgres', 'postmaster.pid');
   return existsSync(file) ? Number(readFileSync(file, 'utf8').split('\n')[0]) : undefined;
