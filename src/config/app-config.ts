@@ -234,7 +234,7 @@ export class AppConfig {
   @Min(1)
   SCIM_RATE_LIMIT_PER_MINUTE = 3000;
 
-  /** How long a verified SCIM token is remembered per replica (revocation reaches other replicas within this). 0 = never. */
+  /** How long a verified SCIM token is remembered per replica at most; token, SCIM-setting and tenant changes drop it on every replica at once. 0 = never. */
   @Transform(toInt)
   @IsInt()
   @Min(0)
