@@ -287,6 +287,43 @@ function resign(responseXml: string, edit: (assertion: Element, doc: Document) =
   return signer.getSignedXml();
 }
 
+/**
+ * Crafted fixture: applies `edit` to the Response envelope and signs the envelope (enveloped,
+ * exclusive C14N, RSA-SHA256) with the fixture key; the assertion inside keeps its own signature.
+ */
+function signEnvelope(responseXml: string, edit: (response: Element) => void = () => undefined): string {
+  const doc = parse(responseXml);
+  edit(doc.documentElement as unknown as Element);
+  const signer = new SignedXml({
+    privateKey: fixtureKey.keyPem,
+    publicCert: fixtureKey.certPem,
+    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+  });
+  signer.addReference({
+    xpath: "/*[local-name(.)='Response']",
+    transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
+    digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
+  });
+  signer.computeSignature(serialize(doc), {
+    prefix: 'ds',
+    location: { reference: "/*[local-name(.)='Response']/*[local-name(.)='Issuer']", action: 'after' },
+  });
+  return signer.getSignedXml();
+}
+
+/** Runs `act` with `patch` merged into the tenant's SAML binding config, then takes those keys out again. */
+async function withBindingConfig<T>(tenant: Tenant, patch: Record<string, unknown>, act: () => Promise<T>): Promise<T> {
+  const update = (sql: string, value: unknown) =>
+    app.database.tenantTx(tenant.id, (m) => m.query(`UPDATE tenant_identity_providers SET config = ${sql} WHERE tenant_id = $1 AND kind = 'saml'`, [tenant.id, value]));
+  await update('config || $2::jsonb', JSON.stringify(patch));
+  try {
+    return await act();
+  } finally {
+    await update('config - $2::text[]', Object.keys(patch));
+  }
+}
+
 /** Sets the assertion's Conditions validity window (what node-saml checks). */
 function setConditions(assertion: Element, notBefore: Date, notOnOrAfter: Date): void {
   const conditions = el(assertion, NS_ASSERTION, 'Conditions');
@@ -717,6 +754,62 @@ describe('refused SAML responses (attacks)', () => {
     const res = await expectRefusal(tenants.acme, 'in_response_to', () => postAcs('acme', { SAMLResponse: encode(serialize(doc)) }));
     expect(res.status).toBe(400);
     expect(res.headers.get('location')).toBeNull();
+  });
+
+  it('refuses a solicited response (InResponseTo intact) posted without RelayState, then accepts it with its RelayState', async (ctx) => {
+    peer(ctx);
+    const flow = await startFlow('acme');
+    const form = await capture(flow, BOB);
+    expect((parse(decode(form.SAMLResponse)).documentElement as unknown as Element).getAttribute('InResponseTo')).toMatch(/^_/);
+    // Without RelayState the ACS takes the IdP-initiated path, which acme allows.
+    const res = await expectRefusal(tenants.acme, 'in_response_to', () => postAcs('acme', { SAMLResponse: form.SAMLResponse }));
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    // node-saml and the SubjectConfirmation check would refuse it as in_response_to as well: the
+    // adapter's own check (a response to a request needs that request's transaction) is the one that does.
+    const binding = await app.app.get(BindingsService).activeOfKind(tenants.acme, 'saml');
+    await expect(app.app.get(TenantSamlProvider).acceptIdpInitiated(binding!, form.SAMLResponse)).rejects.toMatchObject({
+      reason: 'in_response_to',
+      internal: 'a solicited response arrived without its login transaction',
+    });
+    // Control: nothing else is wrong with it (and the refusals consumed nothing).
+    expectCode(await postAcs('acme', { SAMLResponse: form.SAMLResponse, RelayState: form.RelayState }), flow);
+  });
+
+  it('refuses an unsigned Response carrying a signed assertion when the binding requires a signed Response (wantResponseSigned)', async (ctx) => {
+    peer(ctx);
+    // globex's IdP entry signs the assertion only.
+    await withBindingConfig(tenants.globex, { wantResponseSigned: true }, async () => {
+      const flow = await startFlow('globex');
+      const form = await capture(flow, BOB);
+      const doc = parse(decode(form.SAMLResponse));
+      expect(signatureOf(doc.documentElement as unknown as Element)).toBeUndefined();
+      expect(signatureOf(assertionOf(doc))).toBeDefined();
+      const res = await expectRefusal(tenants.globex, 'signature', () => postAcs('globex', { SAMLResponse: form.SAMLResponse, RelayState: form.RelayState }));
+      expectBffError(res, flow);
+    });
+    // Control: the same kind of response logs in once the binding no longer requires a signed Response.
+    const { access } = await fullLogin('globex', BOB);
+    expect(access).toMatchObject({ org: 'globex', idp: 'saml', idp_sub: 'bob@acme.example' });
+  });
+
+  it('refuses a signed Response without Destination when the binding requires a signed Response (crafted fixture)', async (ctx) => {
+    peer(ctx);
+    await withBindingConfig(tenants.acme, { wantResponseSigned: true }, async () => {
+      const flow = await startFlow('acme');
+      const form = await capture(flow, BOB);
+      const crafted = signEnvelope(decode(form.SAMLResponse), (r) => r.removeAttribute('Destination'));
+      expect(crafted).not.toContain('Destination=');
+      const res = await expectRefusal(tenants.acme, 'destination', () => postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }));
+      expectBffError(res, flow);
+
+      // Control: the same envelope signing with Destination kept is accepted.
+      const control = await startFlow('acme');
+      const controlForm = await capture(control, BOB);
+      const signed = signEnvelope(decode(controlForm.SAMLResponse));
+      expect(signed).toContain(`Destination="${sp('acme').acsUrl}"`);
+      expectCode(await postAcs('acme', { SAMLResponse: encode(signed), RelayState: controlForm.RelayState }), control);
+    });
   });
 
   it('refuses a second response to an AuthnRequest that was already answered (InResponseTo reused, crafted fixture)', async (ctx) => {
