@@ -298,7 +298,12 @@ export class TenantOidcProvider implements IdentityProvider {
     if (err instanceof IdTokenRejectedError || err instanceof OidcDiscoveryError) return err.reason;
     if (err instanceof oidc.ResponseBodyError) return `OP error ${err.error}`;
     if (err instanceof oidc.AuthorizationResponseError) return `OP error ${err.error}`;
-    if (err instanceof oidc.ClientError) return `${err.code ?? 'client error'}: ${err.message}`;
+    if (err instanceof oidc.ClientError) {
+      // openid-client's message is generic ("unexpected JWT claim value encountered"); the check that
+      // failed (which claim, which attribute) is in its cause's message. Those are fixed texts, no values.
+      const inner = err.cause instanceof Error && err.cause.message !== err.message ? ` (${err.cause.message})` : '';
+      return `${err.code ?? 'client error'}: ${err.message}${inner}`;
+    }
     if (err instanceof Error) return `${err.name}: ${err.message}`;
     return 'unknown';
   }
