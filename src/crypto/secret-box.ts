@@ -25,7 +25,16 @@ export class SecretBox {
     const decipher = createDecipheriv('aes-256-gcm', this.key, sealed.subarray(1, 13));
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(sealed.subarray(13, 29));
-    return Buffer.concat([decipher.update(sealed.subarray(29)), decipher.final()]);
+    try {
+      return Buffer.concat([decipher.update(sealed.subarray(29)), decipher.final()]);
+    } catch (err) {
+      // GCM's "unable to authenticate data": almost always the wrong key-encryption key for this database.
+      throw new Error(
+        `A stored secret (${context.split(':')[0]}) does not open with this key-encryption key: KEY_ENCRYPTION_KEY (or KEY_ENCRYPTION_KEY_FILE) ` +
+          'is not the key this database was sealed with, or the stored bytes were altered.',
+        { cause: err },
+      );
+    }
   }
 
   sealJson(value: unknown, context: string): Buffer {
