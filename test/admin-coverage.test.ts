@@ -167,6 +167,16 @@ describe('audit events: filters and cursor paging', () => {
 });
 
 describe('audit trail of every admin change', () => {
+  it('stamps each audit event with the id of the request that made the change', async () => {
+    const requestId = `audit-${randomBytes(6).toString('hex')}`;
+    const res = await admin.call('POST', '/admin/v1/tenants', { slug: `req-${randomBytes(3).toString('hex')}`, displayName: 'Request id' }, { 'x-request-id': requestId });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('x-request-id')).toBe(requestId);
+    const { id } = await json<{ id: string }>(res);
+    const rows = (await app.database.tenantTx(id, (m) => m.query(`SELECT action, request_id FROM audit_events WHERE tenant_id = $1`, [id]))) as Array<{ action: string; request_id: string | null }>;
+    expect(rows).toContainEqual({ action: 'tenant.created', request_id: requestId });
+  });
+
   it('records actor, target and before/after (secrets redacted) for each change', async () => {
     const actor = actorOf(admin);
     const BINDING_SECRET = `binding-secret-${randomBytes(8).toString('hex')}`;

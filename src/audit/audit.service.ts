@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { currentRequestId } from '../common/request-context.js';
 import type { Queryable } from '../database/database.js';
 
 export interface AuditEvent {
@@ -7,6 +8,7 @@ export interface AuditEvent {
   action: string;
   target?: string;
   data?: Record<string, unknown>;
+  /** Default: the request being served, so an event can be matched with its request's log line. */
   requestId?: string;
 }
 
@@ -20,7 +22,7 @@ export class AuditService {
       e.action,
       e.target ?? null,
       JSON.stringify(e.data ?? {}),
-      e.requestId ?? null,
+      e.requestId ?? currentRequestId() ?? null,
     ]);
   }
 }

@@ -19,3 +19,9 @@ export function noteTenant(tenantId: string): void {
 }
 
 export const tenantOfRequest = (req: IncomingMessage): string | undefined => (req as RequestContext['req']).tenantId;
+
+/** The id of the request being served (pino-http's, echoed as X-Request-Id), for audit events. */
+export function currentRequestId(): string | undefined {
+  const id = (storage.getStore()?.req as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' ? id : undefined;
+}
