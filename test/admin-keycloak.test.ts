@@ -3,10 +3,15 @@
  * binding (POST /admin/v1/tenants/{id}/bindings, or a PATCH) provisions the Keycloak side through
  * the admin REST API before the draft is stored — the tenant's Organization in the shared realm
  * (alias = slug, name, domains) with an optional brokered IdP linked to it, or the tenant's
- * dedicated realm and its client. Against a real Keycloak 26 (test/peers/keycloak.ts, one instance
- * for the file): idempotent re-runs, a failure half-way that a retry completes without duplicates,
+ * dedicated realm and its client. Against a real Keycloak 26 (the run's shared instance,
+ * test/peers/keycloak-shared.ts, with this file's own copy of keycloak-realm.json as the service's
+ * shared realm): idempotent re-runs, a failure half-way that a retry completes without duplicates,
  * Keycloak's refusals as 422 problems, Keycloak down as a 503 with nothing saved, and a login end to
  * end through each kind of binding (test login → activate → BFF flow).
+ *
+ * The service, the browser and the tests reach Keycloak through a TCP proxy of this file's (so
+ * every issuer is the proxy's URL): "Keycloak down" cuts that proxy instead of stopping the server
+ * other files are using.
  */
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
@@ -17,14 +22,15 @@ import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient as platformAdmin, type AdminClient } from './support/admin.js';
 import { authorizeUrl, get, pkcePair, tokenRequest, type BffClient } from './support/bff.js';
 import { seedBff } from './support/seed.js';
-import { startKeycloak, type KeycloakInstance } from './peers/keycloak.js';
+import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, type TcpProxy } from './peers/keycloak-shared.js';
 import { headlessLogin } from './peers/keycloak-login.js';
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
 import { KeycloakProvisioningService } from '../src/identity/keycloak/keycloak-provisioning.service.js';
 
 const realmFile = fileURLToPath(new URL('../keycloak-realm.json', import.meta.url));
-const REALM = 'platform';
-const DEDICATED_REALM = 'vandelay-industries';
+/** The service's shared realm: this file's copy of keycloak-realm.json (the instance is shared with other files). */
+const REALM = uniqueRealmName('platform');
+const DEDICATED_REALM = uniqueRealmName('vandelay-industries');
 // Development value from keycloak-realm.json (documented there as a public dev-only secret).
 const SERVICE_CLIENT_SECRET = 'dev-only-auth-service-secret';
 const PASSWORD = 'test-only-Pa55word-not-real';
@@ -45,7 +51,9 @@ interface Problem {
   reason?: string;
 }
 
-let kc: KeycloakInstance;
+let kc: SharedKeycloak;
+/** Between the service (and this file) and Keycloak. */
+let proxy: TcpProxy;
 let app: TestApp;
 let admin: AdminClient;
 let bff: BffClient;
@@ -151,7 +159,7 @@ type Connect = { connect: (s: unknown) => Promise<KcAdminClient> };
 
 beforeAll(async () => {
   try {
-    kc = await startKeycloak({ realmFiles: [realmFile] });
+    kc = await acquireKeycloak('admin-keycloak.test.ts');
   } catch (err) {
     if (err instanceof PeerUnavailableError && !peersRequired()) {
       unavailable = err.message;
@@ -160,9 +168,13 @@ beforeAll(async () => {
     }
     throw err;
   }
-  console.info(`[admin-keycloak] Keycloak ready at ${kc.baseUrl} after ${kc.startDurationsMs[0]} ms`);
+  console.info(`[admin-keycloak] shared Keycloak at ${kc.baseUrl} (its start took ${kc.startDurationMs} ms)`);
+  await kc.importRealmFile(realmFile, REALM);
+  kc.deleteOnRelease(DEDICATED_REALM);
+  proxy = await startTcpProxy(kc.port);
   app = await startTestApp({
-    KEYCLOAK_URL: kc.baseUrl,
+    KEYCLOAK_URL: proxy.url,
+    KEYCLOAK_REALM: REALM,
     KEYCLOAK_CLIENT_SECRET: SERVICE_CLIENT_SECRET,
     KEYCLOAK_ADMIN_USERNAME: kc.adminUser,
     KEYCLOAK_ADMIN_PASSWORD: kc.adminPassword,
@@ -170,14 +182,13 @@ beforeAll(async () => {
   });
   admin = await platformAdmin(app);
   bff = await seedBff(app);
-  kcAdmin = new KcAdminClient({ baseUrl: kc.baseUrl, realmName: 'master' });
-  await kcAdmin.auth({ grantType: 'password', clientId: 'admin-cli', username: kc.adminUser, password: kc.adminPassword });
-  kcAdmin.setConfig({ realmName: REALM });
+  kcAdmin = await kc.adminClient(REALM, proxy.url);
 }, 600_000);
 
 afterAll(async () => {
   await app?.close();
-  await kc?.stop();
+  await proxy?.close();
+  await kc?.release();
 }, 60_000);
 
 const itKc = (name: string, fn: () => Promise<void>, timeout?: number) =>
@@ -367,7 +378,9 @@ describe('dedicated-realm mode through the admin API', () => {
 describe('Keycloak unavailable', () => {
   itKc('answers 503 problem+json when Keycloak cannot be reached, and saves nothing', async () => {
     const tenantId = await createTenant('bachmanity', 'Bachmanity');
-    await kc.stopServer();
+    // Keycloak gone for this service: every connection to it refused, as with a stopped server
+    // (the shared server itself keeps running for the other files).
+    await proxy.down();
     const { problem, res } = await refused(tenantId, { kind: 'keycloak', config: { mode: 'organization' } }, 503);
     expect(problem).toMatchObject({ type: 'urn:auth-service:problem:dependency-unavailable', title: 'Keycloak unavailable' });
     expect(problem.detail).toMatch(/safe to retry/);

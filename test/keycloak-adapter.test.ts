@@ -1,9 +1,14 @@
 /**
- * KeycloakProvider end to end against a real Keycloak 26 (one instance for the file, started by
- * test/peers/keycloak.ts with keycloak-realm.json): the BFF flow through the service's own
- * /oauth2/authorize, Keycloak's identity-first pages and the service's callback; Organizations in the
- * shared realm and a dedicated realm, both provisioned by KeycloakProvisioningService; role mapping;
+ * KeycloakProvider end to end against a real Keycloak 26 (the run's shared instance,
+ * test/peers/keycloak-shared.ts, with this file's own copy of keycloak-realm.json as the service's
+ * shared realm): the BFF flow through the service's own /oauth2/authorize, Keycloak's
+ * identity-first pages and the service's callback; Organizations in the shared realm and a
+ * dedicated realm, both provisioned by KeycloakProvisioningService; role mapping;
  * machine-to-machine token exchange; RP-initiated logout; and Keycloak going away mid-run.
+ *
+ * The service, the browser and the tests reach Keycloak through a TCP proxy of this file's (so
+ * every issuer is the proxy's URL): "Keycloak down" cuts that proxy instead of stopping the server
+ * other files are using.
  */
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload } from 'jose';
@@ -13,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, basic, get, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
-import { startKeycloak, type KeycloakInstance } from './peers/keycloak.js';
+import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, type TcpProxy } from './peers/keycloak-shared.js';
 import { CookieJar, headlessLogin, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
@@ -25,8 +30,9 @@ import { KEYCLOAK_LIMITS } from '../src/identity/keycloak/keycloak-realms.js';
 import { DependencyUnavailableError, ProblemError } from '../src/common/errors.js';
 
 const realmFile = fileURLToPath(new URL('../keycloak-realm.json', import.meta.url));
-const REALM = 'platform';
-const DEDICATED_REALM = 'initech';
+/** The service's shared realm: this file's copy of keycloak-realm.json (the instance is shared with other files). */
+const REALM = uniqueRealmName('platform');
+const DEDICATED_REALM = uniqueRealmName('initech');
 // Development values from keycloak-realm.json (documented there as public dev-only secrets).
 const SERVICE_CLIENT_SECRET = 'dev-only-auth-service-secret';
 const M2M_ID = 'platform-m2m';
@@ -42,7 +48,10 @@ const rolesFor = (org: string): ClaimMappingRules['roles'] => [
   { claim: 'organization', value: org, role: `${org.toUpperCase()}_MEMBER` },
 ];
 
-let kc: KeycloakInstance;
+let kc: SharedKeycloak;
+/** Between the service (and this file) and Keycloak; `kcUrl` is its URL. */
+let proxy: TcpProxy;
+let kcUrl: string;
 let app: TestApp;
 let bff: BffClient;
 let admin: KcAdminClient;
@@ -53,12 +62,7 @@ const kcUsers: Record<string, string> = {};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-async function adminClient(): Promise<KcAdminClient> {
-  const client = new KcAdminClient({ baseUrl: kc.baseUrl, realmName: 'master' });
-  await client.auth({ grantType: 'password', clientId: 'admin-cli', username: kc.adminUser, password: kc.adminPassword });
-  client.setConfig({ realmName: REALM });
-  return client;
-}
+const adminClient = (): Promise<KcAdminClient> => kc.adminClient(REALM, kcUrl);
 
 async function orgId(alias: string): Promise<string> {
   const [org] = (await admin.organizations.find({ q: `alias:${alias}` })).filter((o) => o.alias === alias);
@@ -142,7 +146,7 @@ async function verifyPlatformToken(token: string): Promise<PlatformTokens['claim
 }
 
 async function keycloakClientCredentials(realm: string, clientId: string, secret: string): Promise<string> {
-  const res = await fetch(`${kc.baseUrl}/realms/${realm}/protocol/openid-connect/token`, {
+  const res = await fetch(`${kcUrl}/realms/${realm}/protocol/openid-connect/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, secret) },
     body: new URLSearchParams({ grant_type: 'client_credentials' }),
@@ -165,13 +169,13 @@ const count = async (tenant: Tenant, table: 'users' | 'sessions' | 'login_transa
 };
 
 // ---------------------------------------------------------------------------------------------
-// One Keycloak and one service for the file
+// The run's Keycloak and one service for the file
 
 let unavailable: string | undefined;
 
 beforeAll(async () => {
   try {
-    kc = await startKeycloak({ realmFiles: [realmFile] });
+    kc = await acquireKeycloak('keycloak-adapter.test.ts');
   } catch (err) {
     if (err instanceof PeerUnavailableError && !peersRequired()) {
       unavailable = err.message;
@@ -180,9 +184,14 @@ beforeAll(async () => {
     }
     throw err;
   }
-  console.info(`[keycloak-adapter] Keycloak ready at ${kc.baseUrl} after ${kc.startDurationsMs[0]} ms`);
+  console.info(`[keycloak-adapter] shared Keycloak at ${kc.baseUrl} (its start took ${kc.startDurationMs} ms)`);
+  await kc.importRealmFile(realmFile, REALM);
+  kc.deleteOnRelease(DEDICATED_REALM);
+  proxy = await startTcpProxy(kc.port);
+  kcUrl = proxy.url;
   app = await startTestApp({
-    KEYCLOAK_URL: kc.baseUrl,
+    KEYCLOAK_URL: kcUrl,
+    KEYCLOAK_REALM: REALM,
     KEYCLOAK_CLIENT_SECRET: SERVICE_CLIENT_SECRET,
     KEYCLOAK_ADMIN_USERNAME: kc.adminUser,
     KEYCLOAK_ADMIN_PASSWORD: kc.adminPassword,
@@ -252,8 +261,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.close();
-  if (kc) console.info(`[keycloak-adapter] Keycloak start durations (ms): ${kc.startDurationsMs.join(', ')}`);
-  await kc?.stop();
+  await proxy?.close();
+  await kc?.release();
 }, 60_000);
 
 const itKc = (name: string, fn: () => Promise<void>, timeout?: number) =>
@@ -350,7 +359,7 @@ describe('dedicated realm', () => {
     const login = await bffLogin('initech', 'dave');
     expect(login.keycloakUrl.pathname).toBe(`/realms/${DEDICATED_REALM}/protocol/openid-connect/auth`);
     expect(login.keycloakUrl.searchParams.get('scope')).not.toMatch(/organization/);
-    expect(login.keycloak.iss).toBe(`${kc.baseUrl}/realms/${DEDICATED_REALM}`);
+    expect(login.keycloak.iss).toBe(`${kcUrl}/realms/${DEDICATED_REALM}`);
     const { claims } = await platformTokens(login);
     expect(claims.tid).toBe(tenants['initech']!.id);
     expect(claims.org).toBe('initech');
@@ -420,7 +429,7 @@ describe('logout', () => {
     const logout = await get(`${app.url}/oauth2/logout?${new URLSearchParams({ id_token_hint: tokens.id_token, post_logout_redirect_uri: 'http://127.0.0.1:9/bff/signed-out', state: 'bye' })}`);
     expect(logout.status).toBe(302);
     const atKeycloak = new URL(logout.headers.get('location')!);
-    expect(`${atKeycloak.origin}${atKeycloak.pathname}`).toBe(`${kc.baseUrl}/realms/${REALM}/protocol/openid-connect/logout`);
+    expect(`${atKeycloak.origin}${atKeycloak.pathname}`).toBe(`${kcUrl}/realms/${REALM}/protocol/openid-connect/logout`);
     expect(atKeycloak.searchParams.get('id_token_hint')).toBeTruthy();
     expect(atKeycloak.searchParams.get('post_logout_redirect_uri')).toBe(`${app.url}/oauth2/logout/return`);
 
@@ -505,7 +514,9 @@ describe('Keycloak unavailable', () => {
     const native = await seedNativeTenant(app, 'umbrella', [{ username: 'ada@umbrella.example', password: 'native-password-123' }]);
     const before = await count(tenants['acme']!, 'login_transactions');
 
-    await kc.stopServer();
+    // Keycloak gone for this service: every connection to it refused, as with a stopped server
+    // (the shared server itself keeps running for the other files).
+    await proxy.down();
     // Older than a login start's freshness window: the start must ask Keycloak again.
     await new Promise((r) => setTimeout(r, KEYCLOAK_LIMITS.loginStartFreshMs + 100));
 
@@ -528,7 +539,7 @@ describe('Keycloak unavailable', () => {
     expect((await verifyPlatformToken(nativeTokens.tokens.access_token)).tid).toBe(native.tenant.id);
     expect((await exchange(m2mToken, 'acme')).status).toBe(200);
 
-    await kc.startServer();
+    await proxy.up();
     expect(await (await get(`${app.url}/health/ready`)).json()).toMatchObject({ checks: { keycloak: 'up' } });
     const { claims } = await platformTokens(await bffLogin('acme', 'bob'));
     expect(claims.tid).toBe(tenants['acme']!.id);

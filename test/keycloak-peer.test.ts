@@ -1,19 +1,23 @@
 /**
- * Proves the project's Keycloak setup against a real Keycloak 26 (started by test/peers/keycloak.ts):
- * the realm file imports, Organizations work through the admin client, a headless authorization
- * code + PKCE login yields the `organization` claim for the requested organisation, what Keycloak
- * does for a non-member, client_credentials for the M2M client, and that data survives a restart.
+ * Proves the project's Keycloak setup against a real Keycloak 26 (the run's shared instance,
+ * test/peers/keycloak-shared.ts, started by test/peers/keycloak.ts with keycloak-realm.json imported
+ * at start-up): the realm file imports, Organizations work through the admin client, a headless
+ * authorization code + PKCE login yields the `organization` claim for the requested organisation,
+ * what Keycloak does for a non-member, client_credentials for the M2M client, and that data
+ * survives a restart. (a) reads the start-up `platform` realm; the rest writes to a copy of the
+ * realm file imported under a name of its own, as the instance is shared with other files.
  */
 import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
-import { startKeycloak, type KeycloakInstance } from './peers/keycloak.js';
+import { acquireKeycloak, STARTUP_REALM, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
 import { headlessLogin, KeycloakLoginError, pkcePair, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
 
 const realmFile = fileURLToPath(new URL('../keycloak-realm.json', import.meta.url));
-const REALM = 'platform';
+/** This file's copy of keycloak-realm.json (the start-up `platform` realm is shared: read only). */
+const REALM = uniqueRealmName('platform');
 const CLIENT_ID = 'auth-service';
 // Development values from keycloak-realm.json (documented there as public dev-only secrets).
 const CLIENT_SECRET = 'dev-only-auth-service-secret';
@@ -23,24 +27,19 @@ const M2M_SECRET = 'dev-only-platform-m2m-secret';
 const REDIRECT_URI = 'http://127.0.0.1:53682/callback';
 const PASSWORD = 'test-only-Pa55word-not-real';
 
-let kc: KeycloakInstance | undefined;
+let kc: SharedKeycloak | undefined;
 let unavailable: string | undefined;
 let admin: KcAdminClient;
 const orgIds: Record<string, string> = {};
 
 const issuer = (): string => `${kc!.baseUrl}/realms/${REALM}`;
 
-function requireKeycloak(ctx: TestContext): KeycloakInstance {
+function requireKeycloak(ctx: TestContext): SharedKeycloak {
   if (!kc) ctx.skip(unavailable ?? 'Keycloak did not start');
   return kc!;
 }
 
-async function adminClient(instance: KeycloakInstance): Promise<KcAdminClient> {
-  const client = new KcAdminClient({ baseUrl: instance.baseUrl, realmName: 'master' });
-  await client.auth({ grantType: 'password', clientId: 'admin-cli', username: instance.adminUser, password: instance.adminPassword });
-  client.setConfig({ realmName: REALM });
-  return client;
-}
+const adminClient = (instance: SharedKeycloak, realm = REALM): Promise<KcAdminClient> => instance.adminClient(realm);
 
 interface LoginOutcome {
   login: HeadlessLoginResult;
@@ -92,7 +91,7 @@ async function loginWithScope(username: string, scope: string, selectOrganizatio
 
 beforeAll(async () => {
   try {
-    kc = await startKeycloak({ realmFiles: [realmFile] });
+    kc = await acquireKeycloak('keycloak-peer.test.ts');
   } catch (err) {
     if (err instanceof PeerUnavailableError && !peersRequired()) {
       unavailable = err.message;
@@ -101,20 +100,23 @@ beforeAll(async () => {
     }
     throw err;
   }
-  console.info(`[keycloak-peer] Keycloak ready at ${kc.baseUrl} after ${kc.startDurationsMs[0]} ms`);
+  console.info(`[keycloak-peer] shared Keycloak at ${kc.baseUrl} (its start took ${kc.startDurationMs} ms)`);
+  await kc.importRealmFile(realmFile, REALM);
   admin = await adminClient(kc);
   // Generous: on a clean clone this includes the Maven download and the one-time re-augmentation.
 }, 600_000);
 
 afterAll(async () => {
-  if (kc) console.info(`[keycloak-peer] start durations (ms): ${kc.startDurationsMs.join(', ')}`);
-  await kc?.stop();
+  await kc?.release();
 }, 60_000);
 
 describe('Keycloak peer', () => {
   it('(a) imports keycloak-realm.json cleanly', async (ctx) => {
-    requireKeycloak(ctx);
-    const realm = await admin.realms.findOne({ realm: REALM });
+    const instance = requireKeycloak(ctx);
+    // The realm Keycloak imported at start-up (--import-realm, as docker-compose runs it): read only.
+    const admin = await adminClient(instance, STARTUP_REALM);
+    const issuer = (): string => `${instance.baseUrl}/realms/${STARTUP_REALM}`;
+    const realm = await admin.realms.findOne({ realm: STARTUP_REALM });
     expect(realm?.organizationsEnabled).toBe(true);
     expect(realm?.bruteForceProtected).toBe(true);
     expect(realm?.accessTokenLifespan).toBe(300);
@@ -143,9 +145,10 @@ describe('Keycloak peer', () => {
     expect(orgScope?.protocolMappers?.map((m) => m.protocolMapper)).toContain('oidc-organization-membership-mapper');
     expect(orgScope?.protocolMappers?.[0]?.config?.['claim.name']).toBe('organization');
 
-    // The import logged no error-level line.
-    expect(kc!.logTail(200)).toMatch(/Realm 'platform' imported/);
-    expect(kc!.logTail(200)).not.toMatch(/^\S+ \S+ ERROR /m);
+    // The import logged no error-level line (server output up to the moment it was ready).
+    const startupLog = (await instance.startupLog()).join('\n');
+    expect(startupLog).toMatch(/Realm 'platform' imported/);
+    expect(startupLog).not.toMatch(/^\S+ \S+ ERROR /m);
 
     // Port-less loopback redirect URIs accept any port on loopback, and nothing else. These requests
     // carry no code_challenge: an accepted redirect_uri gets Keycloak's PKCE error sent back to it
@@ -296,16 +299,18 @@ describe('Keycloak peer', () => {
     expect(payload.sub).toBeTruthy();
   });
 
+  // The shared server really stops and starts: it waits until no other file is using it (their
+  // leases released), and keeps new ones waiting meanwhile, hence the long timeout.
   it('(g) data survives a stop and restart of the same instance', async (ctx) => {
     const instance = requireKeycloak(ctx);
-    await instance.stopServer();
-    expect(instance.running).toBe(false);
-    await expect(fetch(`${instance.baseUrl}/realms/${REALM}`)).rejects.toThrow();
-    await instance.startServer();
+    const { refusedWhileStopped, startDurationsMs } = await instance.restartExclusive();
+    // Really down in between: connections were refused.
+    expect(refusedWhileStopped).toBe(true);
+    console.info(`[keycloak-peer] shared Keycloak start durations (ms): ${startDurationsMs.join(', ')}`);
     admin = await adminClient(instance);
     const orgs = (await admin.organizations.find({})).map((o) => o.alias).sort();
     expect(orgs).toEqual(['acme', 'globex']);
     const { idToken } = await loginWithScope('bob', 'openid organization:acme');
     expect(idToken.organization).toEqual(['acme']);
-  });
+  }, 660_000);
 });

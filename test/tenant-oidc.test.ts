@@ -6,9 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -28,7 +25,7 @@ import { seedBff } from './support/seed.js';
 import { authorizeUrl, get, pkcePair, tokenRequest, type BffClient } from './support/bff.js';
 import { startOidcProvider, type OidcAccount, type OidcProviderPeer } from './peers/oidc-provider.js';
 import { oidcProviderLogin } from './peers/oidc-provider-login.js';
-import { startKeycloak, type KeycloakInstance } from './peers/keycloak.js';
+import { acquireKeycloak, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
 import { headlessLogin } from './peers/keycloak-login.js';
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
@@ -779,16 +776,16 @@ describe('binding configuration', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Keycloak as a customer's OIDC IdP (its own realm, a confidential client, realm roles in `roles`).
+// Keycloak as a customer's OIDC IdP (its own realm, a confidential client, realm roles in `roles`),
+// a realm of this file's in the run's shared Keycloak (test/peers/keycloak-shared.ts).
 // ---------------------------------------------------------------------------------------------
 describe('Keycloak acting as a customer OIDC IdP', () => {
-  const REALM = 'customer-corp';
+  const REALM = uniqueRealmName('customer-corp');
   const KC_CLIENT = 'auth-service-customer';
   const KC_SECRET = 'test-only-customer-client-secret';
   const KC_PASSWORD = 'test-only-Customer-pa55';
-  let kc: KeycloakInstance | undefined;
+  let kc: SharedKeycloak | undefined;
   let unavailable: string | undefined;
-  let dir: string;
 
   const requireKeycloak = (ctx: TestContext) => {
     if (!kc) ctx.skip(unavailable ?? 'Keycloak did not start');
@@ -796,53 +793,8 @@ describe('Keycloak acting as a customer OIDC IdP', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tenant-oidc-kc-'));
-    const realmFile = join(dir, `${REALM}.json`);
-    writeFileSync(
-      realmFile,
-      JSON.stringify({
-        realm: REALM,
-        enabled: true,
-        sslRequired: 'none',
-        roles: { realm: [{ name: 'MY_PROJECT_SUPER_ADMIN' }, { name: 'unrelated-upstream-role' }] },
-        clients: [
-          {
-            clientId: KC_CLIENT,
-            enabled: true,
-            protocol: 'openid-connect',
-            publicClient: false,
-            clientAuthenticatorType: 'client-secret',
-            secret: KC_SECRET,
-            standardFlowEnabled: true,
-            directAccessGrantsEnabled: false,
-            redirectUris: [callbackUrl],
-            attributes: { 'pkce.code.challenge.method': 'S256' },
-            protocolMappers: [
-              {
-                name: 'realm roles as roles',
-                protocol: 'openid-connect',
-                protocolMapper: 'oidc-usermodel-realm-role-mapper',
-                config: { 'claim.name': 'roles', multivalued: 'true', 'jsonType.label': 'String', 'id.token.claim': 'true', 'access.token.claim': 'true', 'userinfo.token.claim': 'true' },
-              },
-            ],
-          },
-        ],
-        users: [
-          {
-            username: 'kc-alice',
-            enabled: true,
-            email: 'alice@customer-corp.example',
-            emailVerified: true,
-            firstName: 'Alice',
-            lastName: 'Customer',
-            credentials: [{ type: 'password', value: KC_PASSWORD, temporary: false }],
-            realmRoles: ['MY_PROJECT_SUPER_ADMIN', 'unrelated-upstream-role'],
-          },
-        ],
-      }),
-    );
     try {
-      kc = await startKeycloak({ realmFiles: [realmFile] });
+      kc = await acquireKeycloak('tenant-oidc.test.ts');
     } catch (err) {
       if (err instanceof PeerUnavailableError && !peersRequired()) {
         unavailable = err.message;
@@ -851,12 +803,51 @@ describe('Keycloak acting as a customer OIDC IdP', () => {
       }
       throw err;
     }
+    await kc.importRealm({
+      realm: REALM,
+      enabled: true,
+      sslRequired: 'none',
+      roles: { realm: [{ name: 'MY_PROJECT_SUPER_ADMIN' }, { name: 'unrelated-upstream-role' }] },
+      clients: [
+        {
+          clientId: KC_CLIENT,
+          enabled: true,
+          protocol: 'openid-connect',
+          publicClient: false,
+          clientAuthenticatorType: 'client-secret',
+          secret: KC_SECRET,
+          standardFlowEnabled: true,
+          directAccessGrantsEnabled: false,
+          redirectUris: [callbackUrl],
+          attributes: { 'pkce.code.challenge.method': 'S256' },
+          protocolMappers: [
+            {
+              name: 'realm roles as roles',
+              protocol: 'openid-connect',
+              protocolMapper: 'oidc-usermodel-realm-role-mapper',
+              config: { 'claim.name': 'roles', multivalued: 'true', 'jsonType.label': 'String', 'id.token.claim': 'true', 'access.token.claim': 'true', 'userinfo.token.claim': 'true' },
+            },
+          ],
+        },
+      ],
+      users: [
+        {
+          username: 'kc-alice',
+          enabled: true,
+          email: 'alice@customer-corp.example',
+          emailVerified: true,
+          firstName: 'Alice',
+          lastName: 'Customer',
+          credentials: [{ type: 'password', value: KC_PASSWORD, temporary: false }],
+          realmRoles: ['MY_PROJECT_SUPER_ADMIN', 'unrelated-upstream-role'],
+        },
+      ],
+    });
     await bindOidc('kc-customer', { issuer: `${kc.baseUrl}/realms/${REALM}`, clientId: KC_CLIENT }, { clientSecret: KC_SECRET }, { roles: ROLE_RULES });
   }, 600_000);
 
   afterAll(async () => {
-    await kc?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await kc?.release();
   }, 60_000);
 
   it('logs a tenant user in through Keycloak with the mapped role only', async (ctx) => {

@@ -1,6 +1,6 @@
 /**
- * TenantSamlProvider against a real Keycloak 26 realm acting as a customer's SAML 2.0 IdP (one
- * instance for the file, started by test/peers/keycloak.ts with a realm written by this file).
+ * TenantSamlProvider against a real Keycloak 26 realm acting as a customer's SAML 2.0 IdP (a realm
+ * this file creates in the run's shared Keycloak, test/peers/keycloak-shared.ts).
  * The realm holds one SAML client per tenant SP (entityID `<issuer>/saml/<slug>`, ACS
  * `<issuer>/saml/<slug>/acs`) with an email attribute mapper and a role list mapper; each tenant is
  * bound to the SAML adapter by Keycloak's IdP metadata URL only. Logins go through the BFF flow:
@@ -8,12 +8,8 @@
  * auto-POST form → the tenant's ACS → code → token.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 
-import KcAdminClient from '@keycloak/keycloak-admin-client';
 import { DOMParser } from '@xmldom/xmldom';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
@@ -22,7 +18,7 @@ import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { authorizeUrl, get, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { seedBff } from './support/seed.js';
-import { startKeycloak, type KeycloakInstance } from './peers/keycloak.js';
+import { acquireKeycloak, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
 import { CookieJar, headlessLogin, KeycloakLoginError, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
@@ -32,7 +28,7 @@ import { TenantSamlProvider } from '../src/identity/saml/tenant-saml.adapter.js'
 import { certificateInfo } from '../src/identity/saml/saml-xml.js';
 import { toPemCertificate } from '../src/identity/saml/saml-config.js';
 
-const REALM = 'customer-saml';
+const REALM = uniqueRealmName('customer-saml');
 const PASSWORD = 'test-only-Kc-saml-Pa55';
 /** Attribute names as this realm's mappers send them (Keycloak's mapper defaults are not used: they are set here). */
 const EMAIL_ATTR = 'email';
@@ -68,9 +64,8 @@ const CAROL: KcUser = { username: 'carol', email: 'carol@umbrella.example', real
 let app: TestApp;
 let bff: BffClient;
 let ops: AdminClient;
-let kc: KeycloakInstance | undefined;
+let kc: SharedKeycloak | undefined;
 let startError: unknown;
-let realmDir: string | undefined;
 const tenants = {} as Record<Slug, Tenant>;
 const bindings = {} as Record<Slug, BindingContext>;
 const ssoSessions = new Map<string, CookieJar>();
@@ -81,7 +76,7 @@ const realmUrl = (): string => `${kc!.baseUrl}/realms/${REALM}`;
 const metadataUrl = (): string => `${realmUrl()}/protocol/saml/descriptor`;
 
 /** Re-raises a start failure in every test; a missing peer is a skip outside CI. */
-function peer(ctx: TestContext): KeycloakInstance {
+function peer(ctx: TestContext): SharedKeycloak {
   if (startError instanceof PeerUnavailableError && !peersRequired()) ctx.skip(startError.message);
   if (startError !== undefined || !kc) throw startError ?? new Error('Keycloak not started');
   return kc;
@@ -129,7 +124,7 @@ function samlClient(slug: Slug, signAssertions: boolean): Record<string, unknown
   };
 }
 
-function realmJson(): Record<string, unknown> {
+function realmJson(): Parameters<SharedKeycloak['importRealm']>[0] {
   return {
     realm: REALM,
     enabled: true,
@@ -158,11 +153,9 @@ beforeAll(async () => {
   tenants.umbrella = await tenantsService.create('umbrella', 'Umbrella');
   tenants.tyrell = await tenantsService.create('tyrell', 'Tyrell');
   try {
-    // The SAML clients name the service's URL, so the realm is written once the service listens.
-    realmDir = await mkdtemp(join(tmpdir(), 'tenant-saml-keycloak-'));
-    const realmFile = join(realmDir, 'realm.json');
-    await writeFile(realmFile, JSON.stringify(realmJson()));
-    kc = await startKeycloak({ realmFiles: [realmFile] });
+    kc = await acquireKeycloak('tenant-saml-keycloak.test.ts');
+    // The SAML clients name the service's URL, so the realm is made once the service listens.
+    await kc.importRealm(realmJson());
     const service = app.app.get(BindingsService);
     for (const slug of ['umbrella', 'tyrell'] as const) {
       // By metadata URL only: entityID, SSO URL and signing certificate come from Keycloak's descriptor.
@@ -175,9 +168,8 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  await kc?.stop();
+  await kc?.release();
   await app?.close();
-  if (realmDir) await rm(realmDir, { recursive: true, force: true });
 }, 60_000);
 
 // ---- BFF + Keycloak helpers ---------------------------------------------------------------------
@@ -270,9 +262,8 @@ const directChildren = (el: Element, ns: string, name: string): Element[] =>
   Array.from(el.childNodes as unknown as ArrayLike<Node>).filter((n): n is Element => n.nodeType === 1 && (n as Element).namespaceURI === ns && (n as Element).localName === name);
 
 /** The certificate of the realm's active RS256 key, read through Keycloak's admin API. */
-async function realmSigningCertificate(instance: KeycloakInstance): Promise<string> {
-  const admin = new KcAdminClient({ baseUrl: instance.baseUrl, realmName: 'master' });
-  await admin.auth({ grantType: 'password', clientId: 'admin-cli', username: instance.adminUser, password: instance.adminPassword });
+async function realmSigningCertificate(instance: SharedKeycloak): Promise<string> {
+  const admin = await instance.adminClient();
   const keys = await admin.realms.getKeys({ realm: REALM });
   const kid = keys.active?.['RS256'];
   const cert = keys.keys?.find((k) => k.kid === kid)?.certificate;

@@ -1,6 +1,10 @@
 /**
  * Real Keycloak for tests and local development.
  *
+ * Test files do not call `startKeycloak()` themselves: a Vitest run starts one instance, on first
+ * use, and shares it between files (test/support/keycloak-global-setup.ts, and
+ * test/peers/keycloak-shared.ts for the files' side). Benchmarks and scripts/keycloak.ts use it directly.
+ *
  * - `ensureKeycloakDistribution()` fetches the server distribution through Maven (when the archive
  *   is missing from `.cache/keycloak/`) and unpacks it once into `.cache/keycloak/keycloak-<version>/`.
  * - `startKeycloak()` runs `bin/kc.sh start-dev` on 127.0.0.1 with the machine's JDK. Every instance
