@@ -214,9 +214,9 @@ export class ScimUsersService {
     // duplicated: same tenant, same verified email, not yet managed by SCIM.
     const candidates = [c.userName, ...c.emails.filter(isObject).map((e) => str(e['value']))].filter((x): x is string => !!x).map((x) => x.toLowerCase());
     for (let attempt = 0; ; attempt++) {
-      // The usual case, a new person, is one statement and one round trip (BEGIN, statement and
-      // COMMIT in one write): look for a user to adopt, insert only if there is none, audit the insert.
-      // Provisioning bursts (an IdP's first sync) are bound by this path.
+      // The usual case, a new person, is one prepared statement: look for a user to adopt, insert
+      // only if there is none, audit the insert. Provisioning bursts (an IdP's first sync) are bound
+      // by this path.
       const {
         rows: [res],
       } = await this.uniquely(() =>

@@ -1,8 +1,8 @@
 /**
  * Support for test/tenant-oidc-attacks.test.ts: the service with its logs captured (the OIDC
  * adapter records why it refused a login only in its log: `reason`, and `step` when a library or
- * the OP refused), the crafted OP stand-in and the BFF-side helpers of test/tenant-oidc.test.ts
- * (copied, not shared, while that file is being restructured).
+ * the OP refused), and for test/tenant-oidc.test.ts too: the crafted OP stand-in and the BFF-side
+ * helpers.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -88,6 +88,7 @@ export type Craft = (c: CraftContext) => Promise<CraftedAnswer>;
 
 export interface CraftedOp {
   issuer: string;
+  discoveryFetches: number;
   jwksFetches: number;
   tokenRequests: number;
   kid: string;
@@ -110,6 +111,7 @@ export async function startCraftedOp(clientSecret: string): Promise<CraftedOp> {
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}/crafted`;
   const op: CraftedOp = {
     issuer,
+    discoveryFetches: 0,
     jwksFetches: 0,
     tokenRequests: 0,
     kid,
@@ -130,12 +132,14 @@ export async function startCraftedOp(clientSecret: string): Promise<CraftedOp> {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
       const url = new URL(req.url ?? '/', issuer);
-      if (url.pathname === '/crafted/.well-known/openid-configuration')
+      if (url.pathname === '/crafted/.well-known/openid-configuration') {
+        op.discoveryFetches += 1;
         return json(res, 200, {
           issuer,
           authorization_endpoint: `${issuer}/authorize`,
           token_endpoint: `${issuer}/token`,
           jwks_uri: `${issuer}/jwks`,
+          userinfo_endpoint: `${issuer}/userinfo`,
           response_types_supported: ['code'],
           subject_types_supported: ['public'],
           // What a careless (or hostile) OP might advertise; the RP's allow-list must not follow it.
@@ -144,6 +148,7 @@ export async function startCraftedOp(clientSecret: string): Promise<CraftedOp> {
           token_endpoint_auth_methods_supported: ['client_secret_basic'],
           authorization_response_iss_parameter_supported: true,
         });
+      }
       if (url.pathname === '/crafted/jwks') {
         op.jwksFetches += 1;
         return json(res, 200, { keys: [publicJwk] });
@@ -172,6 +177,7 @@ export async function startCraftedOp(clientSecret: string): Promise<CraftedOp> {
         op.craft = valid;
         const answer = await craft({ issuer, clientId: id!, nonce: grant.nonce, now: Math.floor(Date.now() / 1000) });
         if (answer.destroy) return void req.socket.destroy();
+        if (typeof answer.body === 'string') return void res.writeHead(answer.status ?? 200, { 'content-type': 'text/plain' }).end(answer.body);
         return json(res, answer.status ?? 200, answer.body);
       }
       json(res, 404, { error: 'not_found' });
