@@ -11,15 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { loadConfig } from '../src/config/app-config.js';
-import { createApp } from '../src/bootstrap.js';
 import { SecretBox } from '../src/crypto/secret-box.js';
 import { Database } from '../src/database/database.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
-import { createTestDatabase, startTestApp, type TestApp } from './support/app-harness.js';
+import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
-import { freePort } from './support/free-port.js';
 
 const lines: string[] = [];
 const destination = { write: (line: string) => void lines.push(line) };
@@ -33,24 +30,10 @@ let workDir: string;
 
 beforeAll(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'auth-service-foundation-'));
-  const db = await createTestDatabase();
-  const port = await freePort();
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    PORT: String(port),
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    DATABASE_URL: db.url,
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'auth-service-test-data-')),
-    KEY_ENCRYPTION_KEY: db.kek,
-    LOG_LEVEL: 'info',
-    ARGON2_TIME_COST: '2',
-    ARGON2_MEMORY_KIB: '4096',
-  });
-  const running = await createApp(config, { logDestination: destination });
-  app = Object.assign(running, { config, db });
+  app = await startTestApp({}, undefined, destination);
   admin = await adminClient(app);
   const url = new URL(inject('pgAdminUrl'));
-  url.pathname = `/${db.name}`;
+  url.pathname = `/${app.db.name}`;
   superuser = new pg.Client({ connectionString: url.toString() });
   await superuser.connect();
 });

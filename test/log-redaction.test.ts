@@ -3,16 +3,10 @@
  * provisioning: request lines and events, but never a password, an authorization code, a PKCE
  * verifier, an access/ID/refresh token, a client secret, a SCIM token, or the user's email.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config/app-config.js';
-import { createApp } from '../src/bootstrap.js';
 import { bootstrapAdmin } from '../src/admin/admin-bootstrap.js';
-import { createTestDatabase, type TestApp } from './support/app-harness.js';
-import { freePort } from './support/free-port.js';
+import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, basic, get, nativeLogin, pkcePair, postForm, submitNativeLogin, tokenRequest } from './support/bff.js';
 import { PATCH_OP, entraUser, scimClient } from './support/scim.js';
@@ -26,21 +20,7 @@ const destination = { write: (line: string) => void lines.push(line) };
 let app: TestApp;
 
 beforeAll(async () => {
-  const db = await createTestDatabase();
-  const port = await freePort();
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    PORT: String(port),
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    DATABASE_URL: db.url,
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'auth-service-test-data-')),
-    KEY_ENCRYPTION_KEY: db.kek,
-    LOG_LEVEL: 'info',
-    ARGON2_TIME_COST: '2',
-    ARGON2_MEMORY_KIB: '4096',
-  });
-  const running = await createApp(config, { logDestination: destination });
-  app = Object.assign(running, { config, db });
+  app = await startTestApp({}, undefined, destination);
 });
 
 afterAll(async () => app?.close());

@@ -33,7 +33,11 @@ export interface TestApp extends RunningApp {
 }
 
 /** Boots the real service (migrations, keys, HTTP on a free loopback port) on its own database. */
-export async function startTestApp(env: Record<string, string> = {}, db?: TestDatabase): Promise<TestApp> {
+/**
+ * The service on a fresh test database (or `db`). Logs are silent unless `logDestination` is given:
+ * then they are written there at LOG_LEVEL (default info), one JSON line per call.
+ */
+export async function startTestApp(env: Record<string, string> = {}, db?: TestDatabase, logDestination?: { write(line: string): void }): Promise<TestApp> {
   const database = db ?? (await createTestDatabase());
   const port = env['PORT'] ?? String(await freePort());
   const config = loadConfig({
@@ -43,11 +47,11 @@ export async function startTestApp(env: Record<string, string> = {}, db?: TestDa
     DATABASE_URL: database.url,
     DATA_DIR: mkdtempSync(join(tmpdir(), 'auth-service-test-data-')),
     KEY_ENCRYPTION_KEY: database.kek,
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: logDestination ? 'info' : 'silent',
     ARGON2_TIME_COST: '2',
     ARGON2_MEMORY_KIB: '4096',
     ...env,
   });
-  const running = await createApp(config);
+  const running = await createApp(config, { logDestination });
   return Object.assign(running, { config, db: database });
 }

@@ -5,17 +5,11 @@
  * helpers.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { expect } from 'vitest';
-import { loadConfig } from '../../src/config/app-config.js';
-import { createApp } from '../../src/bootstrap.js';
-import { createTestDatabase, type TestApp } from './app-harness.js';
-import { freePort } from './free-port.js';
+import { startTestApp, type TestApp } from './app-harness.js';
 import { authorizeUrl, get, pkcePair, type BffClient } from './bff.js';
 
 // ---- the service, with its log lines kept ------------------------------------------------------
@@ -39,21 +33,7 @@ export interface LoggedTestApp extends TestApp {
 
 /** startTestApp with LOG_LEVEL=warn into memory instead of silence. */
 export async function startLoggedTestApp(env: Record<string, string> = {}): Promise<LoggedTestApp> {
-  const db = await createTestDatabase();
-  const port = await freePort();
   const logs: LogEntry[] = [];
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    PORT: String(port),
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    DATABASE_URL: db.url,
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'auth-service-test-data-')),
-    KEY_ENCRYPTION_KEY: db.kek,
-    LOG_LEVEL: 'warn',
-    ARGON2_TIME_COST: '2',
-    ARGON2_MEMORY_KIB: '4096',
-    ...env,
-  });
   const destination = {
     write: (line: string) => {
       try {
@@ -63,7 +43,7 @@ export async function startLoggedTestApp(env: Record<string, string> = {}): Prom
       }
     },
   };
-  const running = await createApp(config, { logDestination: destination });
+  const running = await startTestApp({ LOG_LEVEL: 'warn', ...env }, undefined, destination);
   const refusalsDuring = async (bindingId: string, act: () => Promise<unknown>): Promise<OidcRefusal[]> => {
     const from = logs.length;
     await act();
@@ -72,10 +52,10 @@ export async function startLoggedTestApp(env: Record<string, string> = {}): Prom
       .filter((l) => l.binding === bindingId && OIDC_REFUSAL_MESSAGES.includes(String(l.msg)))
       .map((l) => ({ msg: String(l.msg), reason: String(l.reason), ...(l.step !== undefined ? { step: String(l.step) } : {}) }));
   };
-  return Object.assign(running, { config, db, logs, refusalsDuring });
+  return Object.assign(running, { logs, refusalsDuring });
 }
 
-// ---- crafted OP (as in test/tenant-oidc.test.ts) ---------------------------------------------
+// ---- crafted OP ------------------------------------------------------------------------------
 
 export interface CraftContext {
   issuer: string;
