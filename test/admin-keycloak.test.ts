@@ -24,7 +24,7 @@ import { authorizeUrl, get, pkcePair, tokenRequest, type BffClient } from './sup
 import { seedBff } from './support/seed.js';
 import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, type TcpProxy } from './peers/keycloak-shared.js';
 import { headlessLogin } from './peers/keycloak-login.js';
-import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
+import { peerOrSkip } from './peers/peer-unavailable.js';
 import { KeycloakProvisioningService } from '../src/identity/keycloak/keycloak-provisioning.service.js';
 
 const realmFile = fileURLToPath(new URL('../keycloak-realm.json', import.meta.url));
@@ -158,16 +158,12 @@ type Connect = { connect: (s: unknown) => Promise<KcAdminClient> };
 // ---------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  try {
-    kc = await acquireKeycloak('admin-keycloak.test.ts');
-  } catch (err) {
-    if (err instanceof PeerUnavailableError && !peersRequired()) {
-      unavailable = err.message;
-      console.warn(`[admin-keycloak] skipping: ${err.message}`);
-      return;
-    }
-    throw err;
+  const got = await peerOrSkip('admin-keycloak', () => acquireKeycloak('admin-keycloak.test.ts'));
+  if (got.unavailable !== undefined) {
+    unavailable = got.unavailable;
+    return;
   }
+  kc = got.peer;
   console.info(`[admin-keycloak] shared Keycloak at ${kc.baseUrl} (its start took ${kc.startDurationMs} ms)`);
   await kc.importRealmFile(realmFile, REALM);
   kc.deleteOnRelease(DEDICATED_REALM);

@@ -20,7 +20,7 @@ import { seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, basic, get, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, type TcpProxy } from './peers/keycloak-shared.js';
 import { CookieJar, headlessLogin, type HeadlessLoginResult } from './peers/keycloak-login.js';
-import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
+import { peerOrSkip } from './peers/peer-unavailable.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
 import { TOKEN_EXCHANGE_GRANT } from '../src/oauth/token.service.js';
@@ -174,16 +174,12 @@ const count = async (tenant: Tenant, table: 'users' | 'sessions' | 'login_transa
 let unavailable: string | undefined;
 
 beforeAll(async () => {
-  try {
-    kc = await acquireKeycloak('keycloak-adapter.test.ts');
-  } catch (err) {
-    if (err instanceof PeerUnavailableError && !peersRequired()) {
-      unavailable = err.message;
-      console.warn(`[keycloak-adapter] skipping: ${err.message}`);
-      return;
-    }
-    throw err;
+  const got = await peerOrSkip('keycloak-adapter', () => acquireKeycloak('keycloak-adapter.test.ts'));
+  if (got.unavailable !== undefined) {
+    unavailable = got.unavailable;
+    return;
   }
+  kc = got.peer;
   console.info(`[keycloak-adapter] shared Keycloak at ${kc.baseUrl} (its start took ${kc.startDurationMs} ms)`);
   await kc.importRealmFile(realmFile, REALM);
   kc.deleteOnRelease(DEDICATED_REALM);

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { acquireKeycloak, STARTUP_REALM, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
 import { headlessLogin, KeycloakLoginError, pkcePair, type HeadlessLoginResult } from './peers/keycloak-login.js';
-import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
+import { peerOrSkip } from './peers/peer-unavailable.js';
 
 const realmFile = fileURLToPath(new URL('../keycloak-realm.json', import.meta.url));
 /** This file's copy of keycloak-realm.json (the start-up `platform` realm is shared: read only). */
@@ -90,16 +90,12 @@ async function loginWithScope(username: string, scope: string, selectOrganizatio
 }
 
 beforeAll(async () => {
-  try {
-    kc = await acquireKeycloak('keycloak-peer.test.ts');
-  } catch (err) {
-    if (err instanceof PeerUnavailableError && !peersRequired()) {
-      unavailable = err.message;
-      console.warn(`[keycloak-peer] skipping: ${err.message}`);
-      return;
-    }
-    throw err;
+  const got = await peerOrSkip('keycloak-peer', () => acquireKeycloak('keycloak-peer.test.ts'));
+  if (got.unavailable !== undefined) {
+    unavailable = got.unavailable;
+    return;
   }
+  kc = got.peer;
   console.info(`[keycloak-peer] shared Keycloak at ${kc.baseUrl} (its start took ${kc.startDurationMs} ms)`);
   await kc.importRealmFile(realmFile, REALM);
   admin = await adminClient(kc);

@@ -25,7 +25,7 @@ import { startOidcProvider, type OidcAccount, type OidcProviderPeer } from './pe
 import { oidcProviderLogin } from './peers/oidc-provider-login.js';
 import { acquireKeycloak, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
 import { headlessLogin } from './peers/keycloak-login.js';
-import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
+import { peerOrSkip } from './peers/peer-unavailable.js';
 import { bffHelpers, idClaims, signHs, signRs, startCraftedOp, tokenBody, unsigned, type Craft, type CraftedOp, type Started } from './support/oidc-attack.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
@@ -554,16 +554,12 @@ describe('Keycloak acting as a customer OIDC IdP', () => {
   };
 
   beforeAll(async () => {
-    try {
-      kc = await acquireKeycloak('tenant-oidc.test.ts');
-    } catch (err) {
-      if (err instanceof PeerUnavailableError && !peersRequired()) {
-        unavailable = err.message;
-        console.warn(`[tenant-oidc] Keycloak tests skipped: ${err.message}`);
-        return;
-      }
-      throw err;
+    const got = await peerOrSkip('tenant-oidc', () => acquireKeycloak('tenant-oidc.test.ts'));
+    if (got.unavailable !== undefined) {
+      unavailable = got.unavailable;
+      return;
     }
+    kc = got.peer;
     await kc.importRealm({
       realm: REALM,
       enabled: true,

@@ -9,7 +9,7 @@ import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
 import { getAuth, type Auth } from 'firebase-admin/auth';
 import { afterAll, beforeAll, type TestContext } from 'vitest';
 import { startFirebaseAuthEmulator, type FirebaseAuthEmulator } from './firebase-emulator.js';
-import { PeerUnavailableError, peersRequired } from './peer-unavailable.js';
+import { peerOrSkip } from './peer-unavailable.js';
 
 export interface FirebaseTestPeer {
   /** Started (the file's own beforeAll may then build on it), or undefined with `unavailable` set. */
@@ -28,15 +28,12 @@ export function useFirebaseEmulator(projectId: string): FirebaseTestPeer {
   let auth: Auth | undefined;
 
   beforeAll(async () => {
-    try {
-      emulator = await startFirebaseAuthEmulator({ projectId });
-    } catch (err) {
-      if (err instanceof PeerUnavailableError && !peersRequired()) {
-        unavailable = err.message;
-        return;
-      }
-      throw err;
+    const got = await peerOrSkip(`Firebase emulator ${projectId}`, () => startFirebaseAuthEmulator({ projectId }));
+    if (got.unavailable !== undefined) {
+      unavailable = got.unavailable;
+      return;
     }
+    emulator = got.peer;
     process.env.FIREBASE_AUTH_EMULATOR_HOST = emulator.host;
     app = initializeApp({ projectId }, `${projectId}-${process.pid}`);
     auth = getAuth(app);

@@ -15,3 +15,19 @@ export class PeerUnavailableError extends Error {
 }
 
 export const peersRequired = (): boolean => process.env.CI === 'true' || process.env.CI === '1';
+
+/**
+ * Starts (or acquires) a peer for a test file: the peer, or, on a machine that cannot provision it
+ * and outside CI, the reason its tests skip (printed once). Under CI=true the error is thrown.
+ */
+export async function peerOrSkip<T>(label: string, start: () => Promise<T>): Promise<{ peer: T; unavailable?: undefined } | { peer?: undefined; unavailable: string }> {
+  try {
+    return { peer: await start() };
+  } catch (err) {
+    if (err instanceof PeerUnavailableError && !peersRequired()) {
+      console.warn(`[${label}] skipping: ${err.message}`);
+      return { unavailable: err.message };
+    }
+    throw err;
+  }
+}
