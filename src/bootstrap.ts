@@ -57,10 +57,42 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
     throw err;
   }
   const rowChanges = new RowChangeFeed(url, (message, err) => boot.warn({ err }, message));
-  await rowChanges.start();
   const database = new Database(dataSource, rowChanges);
 
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, secretBox: new SecretBox(kek.key), logDestination: opts.logDestination }), {
+  // From here on a failure (the port taken, a module that cannot start) must not leave the
+  // database connections or the embedded PostgreSQL behind: the next start would find them.
+  let started: { app: NestExpressApplication; listenUrl: string } | undefined;
+  try {
+    await rowChanges.start();
+    started = await startHttp(config, database, kek.key, opts);
+  } catch (err) {
+    await rowChanges.stop().catch(() => undefined);
+    if (dataSource.isInitialized) await dataSource.destroy().catch(() => undefined);
+    await embedded?.stop().catch(() => undefined);
+    throw err;
+  }
+  const { app, listenUrl } = started;
+  return {
+    app,
+    url: listenUrl,
+    database,
+    close: async () => {
+      await app.close();
+      await rowChanges.stop();
+      if (dataSource.isInitialized) await dataSource.destroy();
+      await embedded?.stop();
+    },
+  };
+}
+
+/** The Nest application on its database: middleware, OpenAPI, the JWKS fast path, and listening unless told not to. */
+async function startHttp(
+  config: AppConfig,
+  database: Database,
+  kek: Buffer,
+  opts: { listen?: boolean; logDestination?: pino.DestinationStream },
+): Promise<{ app: NestExpressApplication; listenUrl: string }> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, secretBox: new SecretBox(kek), logDestination: opts.logDestination }), {
     bufferLogs: true,
     bodyParser: false,
   });
@@ -94,19 +126,14 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
   installJwksFastPath(app.getHttpServer(), app.get(SigningKeysService), config);
   let listenUrl = config.issuer;
   if (opts.listen !== false) {
-    await app.listen(config.PORT, config.HOST);
+    try {
+      await app.listen(config.PORT, config.HOST);
+    } catch (err) {
+      await app.close().catch(() => undefined);
+      throw err;
+    }
     const address = app.getHttpServer().address();
     if (address && typeof address === 'object') listenUrl = `http://${config.HOST}:${address.port}`;
   }
-  return {
-    app,
-    url: listenUrl,
-    database,
-    close: async () => {
-      await app.close();
-      await rowChanges.stop();
-      if (dataSource.isInitialized) await dataSource.destroy();
-      await embedded?.stop();
-    },
-  };
+  return { app, listenUrl };
 }

@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -103,6 +104,24 @@ describe('zero configuration (npm start on a fresh machine)', () => {
     expect(r.status).toBe(0);
     expect(postmasterPid()).toBeUndefined();
   }, 150_000);
+
+  it('a start that fails (its port is taken) stops the embedded PostgreSQL it started', async () => {
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(Number(env['PORT']), '0.0.0.0', resolve));
+    try {
+      const child = spawn(process.execPath, [...REGISTER, 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      started.push(child);
+      let output = '';
+      child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      expect(code).toBe(1);
+      expect(output).toMatch(/auth-service failed to start: .*EADDRINUSE/);
+      // The next start must find the data directory free.
+      expect(postmasterPid()).toBeUndefined();
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+  }, 200_000);
 
   it('comes back after a restart with the same signing key (kept under DATA_DIR)', async () => {
     const { child } = await start();
