@@ -142,11 +142,6 @@ export class Database {
     );
   }
 
-  /** A tenant transaction of exactly one statement (optionally a named prepared one), for the hottest writes. */
-  tenantStatement<R = Record<string, unknown>>(tenantId: string, sql: string, params: unknown[], prepare?: string): Promise<{ rows: R[]; rowCount: number }> {
-    return this.tenantStatements(tenantId, (s) => s.query<R>(sql, params, prepare));
-  }
-
   async tx<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
     try {
       return await this.dataSource.transaction(work);

@@ -255,12 +255,12 @@ export class LoginService {
   }
 
   async binding(txn: LoginTransaction): Promise<BindingContext> {
-    const binding = await this.db.tenantTx(txn.tenant.id, (m) => this.bindings.get(txn.tenant, txn.bindingId, m));
-    // A login finishes only through a binding still in service: retiring or disabling one (a
-    // compromised IdP, the end of an overlap) also stops the logins already under way through it.
     // Test logins run through drafts on purpose.
-    if (txn.purpose === 'login' && !(await this.bindings.allActive(txn.tenant)).some((b) => b.id === binding.id))
-      throw new OAuthError('temporarily_unavailable', 'The way this organisation signs in changed during your sign-in. Please start again.');
+    if (txn.purpose === 'test') return this.db.tenantTx(txn.tenant.id, (m) => this.bindings.get(txn.tenant, txn.bindingId, m));
+    // A login finishes only through a binding still in service (the cached active set): retiring or
+    // disabling one (a compromised IdP, the end of an overlap) also stops the logins under way through it.
+    const binding = (await this.bindings.allActive(txn.tenant)).find((b) => b.id === txn.bindingId);
+    if (!binding) throw new OAuthError('temporarily_unavailable', 'The way this organisation signs in changed during your sign-in. Please start again.');
     return binding;
   }
 

@@ -148,13 +148,6 @@ const UNIQUE_USER_NAME = 'users_user_name_key';
  * the platform user, revokes every session (and with them every refresh-token family) and is
  * audited; the mass-deprovisioning guard may hold it instead.
  */
-/** A user the directory may take over: created by a login (JIT, native), not managed by SCIM, email verified. */
-const ADOPTABLE = 'user_name IS NULL AND scim_deleted_at IS NULL AND email_verified';
-/** For rendering what needs no further statement (a user created a moment ago has no groups). */
-const NO_STATEMENTS: Statements = {
-  query: () => Promise.reject(new Error('rendering a new user needs no statement')),
-};
-
 @Injectable()
 export class ScimUsersService {
   private readonly patcher = new PatchEngine(USER_RESOURCE);
@@ -210,20 +203,17 @@ export class ScimUsersService {
   async create(p: ScimPrincipal, body: unknown, q: ProjectionQuery): Promise<RenderedUser> {
     const doc = normaliseDocument(USER_RESOURCE, body, { checkSchemas: true });
     const c = columnsOf(doc);
-    // A user who logged in before the directory pushed them (JIT, native) is adopted rather than
-    // duplicated: same tenant, same verified email, not yet managed by SCIM.
-    const candidates = [c.userName, ...c.emails.filter(isObject).map((e) => str(e['value']))].filter((x): x is string => !!x).map((x) => x.toLowerCase());
-    for (let attempt = 0; ; attempt++) {
-      // The usual case, a new person, is one prepared statement: look for a user to adopt, insert
-      // only if there is none, audit the insert. Provisioning bursts (an IdP's first sync) are bound
-      // by this path.
-      const {
-        rows: [res],
-      } = await this.uniquely(() =>
-        this.db.tenantStatement<UserRow & { candidates: string[] | null }>(
-          p.tenantId,
+    return this.uniquely(() =>
+      this.db.tenantStatements(p.tenantId, async (s) => {
+        // A user who logged in before the directory pushed them (JIT, native) is adopted rather
+        // than duplicated: same tenant, same verified email, not yet managed by SCIM. The check,
+        // the insert and its audit event are one statement: provisioning bursts are round-trip bound.
+        const candidates = [c.userName, ...c.emails.filter(isObject).map((e) => str(e['value']))].filter((x): x is string => !!x).map((x) => x.toLowerCase());
+        const {
+          rows: [res],
+        } = await s.query<UserRow & { candidates: string[] | null }>(
           `WITH candidates AS (
-             SELECT id FROM users WHERE tenant_id = $1 AND ${ADOPTABLE} AND email = ANY($12::text[]) LIMIT 2
+             SELECT id FROM users WHERE tenant_id = $1 AND user_name IS NULL AND scim_deleted_at IS NULL AND email_verified AND email = ANY($12::text[]) LIMIT 2
            ), ins AS (
              INSERT INTO users AS u (tenant_id, user_name, external_id, display_name, given_name, family_name, status, emails, enterprise, scim_profile, email)
              SELECT $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::jsonb, $10::jsonb, $11::text
@@ -251,31 +241,18 @@ export class ScimUsersService {
             JSON.stringify({ active: c.active, adopted: false }),
           ],
           'scim-user-create',
-        ),
-      );
-      // A user created just now belongs to no group yet.
-      if (res!.id !== null) return this.rendered(NO_STATEMENTS, res!, q, true);
-      // Exactly one user to adopt: the first statement changed nothing, and the adoption runs in a
-      // transaction of its own that locks the user and checks again that it is still adoptable. If
-      // another request adopted or changed it in between, the whole create runs again (once).
-      const adopted = await this.uniquely(() =>
-        this.db.tenantStatements(p.tenantId, async (s) => {
-          const { rows: now } = await s.query<{ id: string }>(
-            `SELECT id FROM users WHERE tenant_id = $1 AND ${ADOPTABLE} AND email = ANY($2::text[]) ORDER BY id LIMIT 2 FOR UPDATE`,
-            [p.tenantId, candidates],
-          );
-          const still = now.length === 1 && now[0]!.id === res!.candidates![0] ? now[0] : undefined;
-          if (!still) return undefined;
-          const row = await this.write(s, still.id, c);
+        );
+        const adopt = res!.id === null && res!.candidates?.length === 1 ? res!.candidates : [];
+        let row: UserRow = res!;
+        if (adopt.length === 1) {
+          row = await this.write(s, adopt[0]!, c);
           await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_adopted', target: row.id });
           await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_created', target: row.id, data: { active: c.active, adopted: true } });
-          // An adopted user may already belong to groups.
-          return this.rendered(s, row, q);
-        }),
-      );
-      if (adopted) return adopted;
-      if (attempt >= 1) throw new ScimError(409, 'The user to adopt changed while it was being adopted; retry the request.', 'uniqueness');
-    }
+        }
+        // A user created just now belongs to no group yet; an adopted one may.
+        return this.rendered(s, row, q, adopt.length === 0);
+      }),
+    );
   }
 
   async replace(p: ScimPrincipal, id: string, body: unknown, ifMatch: string | undefined, q: ProjectionQuery): Promise<RenderedUser> {
