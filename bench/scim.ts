@@ -31,6 +31,8 @@ export interface ScimBenchResult {
   provisionSeconds: number;
   provisionPerSecond: number;
   provisionErrors: number;
+  /** Mean number of creates per database transaction. */
+  provisionMeanBatch: number;
   usersInTenant: number;
   lookups: Array<{ scenario: string; connections: number; rps: number; p50: number; p90: number; p99: number; errors: number; non2xx: number }>;
 }
@@ -53,7 +55,8 @@ const userBody = (i: number) =>
   });
 
 export async function runScimBench(): Promise<ScimBenchResult> {
-  const stack = await createStack('scim-bench', { WORKERS });
+  const metricsToken = randomUUID();
+  const stack = await createStack('scim-bench', { WORKERS, METRICS_TOKEN: metricsToken });
   const { tenant, token } = await stack.seed(async (app) => {
     const t = await app.get(TenantsService).create('scim-bench', 'SCIM Bench');
     return { tenant: t, token: (await app.get(ScimTokensService).create(t.id, 'bench')).token };
@@ -79,6 +82,10 @@ export async function runScimBench(): Promise<ScimBenchResult> {
     });
     const errors = provision.errors + provision.timeouts + provision.non2xx;
     const provisionSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    // How many creates the service wrote per transaction (summed over its workers).
+    const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
+    const metric = (name: string) => Number(/^(\S+) (\S+)$/m.exec(metrics.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2] ?? NaN);
+    const meanBatch = metric('auth_scim_user_create_batch_size_sum') / metric('auth_scim_user_create_batch_size_count');
 
     // 2. Top the tenant up to TOTAL users directly in SQL (same shape as SCIM writes), then ANALYZE.
     const client = new pg.Client({ connectionString: stack.env['DATABASE_URL'] });
@@ -134,6 +141,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
       provisionSeconds: Math.round(provisionSeconds * 100) / 100,
       provisionPerSecond: Math.round(PROVISION / provisionSeconds),
       provisionErrors: errors,
+      provisionMeanBatch: Math.round(meanBatch * 10) / 10,
       usersInTenant: n,
       lookups,
     };
@@ -144,7 +152,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
 
 export function printScimBench(r: ScimBenchResult): void {
   console.log(
-    `\nSCIM provisioning: ${r.provisionedUsers} users in ${r.provisionSeconds} s (${r.provisionPerSecond} users/s, ${CONCURRENCY} in flight, ${r.workers} service worker(s), ${r.provisionErrors} errors; target <= 20 s)`,
+    `\nSCIM provisioning: ${r.provisionedUsers} users in ${r.provisionSeconds} s (${r.provisionPerSecond} users/s, ${CONCURRENCY} in flight, ${r.workers} service worker(s), ${r.provisionErrors} errors, ${r.provisionMeanBatch} creates per transaction; target <= 20 s)`,
   );
   console.log(`SCIM userName eq look-up at ${r.usersInTenant} users in the tenant (target p99 < 20 ms):`);
   console.table(r.lookups);

@@ -119,6 +119,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly scimCreateBatch = new Histogram({
+    name: 'auth_scim_user_create_batch_size',
+    help: 'SCIM user creates written together in one transaction (concurrent POST /Users of one tenant, per process).',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 100],
+    registers: [this.registry],
+  });
+
   private readonly rateLimited = new Counter({
     name: 'auth_rate_limited_total',
     help: 'Requests refused by a rate limit (HTTP 429), by endpoint family.',
@@ -192,6 +199,10 @@ export class MetricsService {
    */
   rateLimitHit(endpoint: 'authorize'): void {
     this.rateLimited.inc({ endpoint });
+  }
+
+  scimCreateBatchWritten(size: number): void {
+    this.scimCreateBatch.observe(size);
   }
 
   kongSync(outcome: 'success' | 'error'): void {

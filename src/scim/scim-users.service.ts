@@ -3,7 +3,10 @@ import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { Database, statementsOf, type Statements } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
-import { ScimError } from '../common/errors.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { DependencyUnavailableError, ScimError } from '../common/errors.js';
+import { KeyedBatcher } from '../common/keyed-batcher.js';
+import { currentRequestId } from '../common/request-context.js';
 import { type Doc, isObject, normaliseDocument, projectDocument, wantsAttribute } from './scim-document.js';
 import { PatchEngine, type PatchOperation, parsePatchRequest } from './scim-patch.js';
 import { CORE_USER, ENTERPRISE_USER, USER_RESOURCE } from './scim-schemas.js';
@@ -139,10 +142,29 @@ export interface RenderedUser {
 
 type WriteOutcome = { ok: true; row: UserRow } | { ok: false; error: ScimError };
 
+/** One POST /Users waiting for its tenant's next batch. */
+interface CreateItem {
+  c: UserColumns;
+  actor: string;
+  requestId: string | null;
+}
+
+/** What the batch did for one request: inserted it, found its userName taken, or left it to be done alone. */
+type CreateOutcome = { kind: 'created'; row: UserRow } | { kind: 'taken' } | { kind: 'alone' };
+
+/** The lower-cased values a new user's verified email may match to adopt an unmanaged user: userName and emails. */
+function adoptionCandidates(c: UserColumns): string[] {
+  return [c.userName, ...c.emails.filter(isObject).map((e) => str(e['value']))].filter((x): x is string => !!x).map((x) => x.toLowerCase());
+}
+
 const UNIQUE_USER_NAME = 'users_user_name_key';
 
+/** Creates of one tenant written in one statement at most (a provisioning burst forms larger queues only if the database falls behind). */
+const CREATE_BATCH_MAX = 100;
+
 /**
- * SCIM Users over the platform `users` table. Every write runs in one tenant transaction with
+ * SCIM Users over the platform `users` table. Creates that arrive together for one tenant share a
+ * transaction (insertBatch); every other write runs in one tenant transaction with
  * the row locked (`FOR UPDATE`): a PATCH is applied in memory, validated as a whole and written
  * back, so a failing operation changes nothing. Deactivation (active=false or DELETE) disables
  * the platform user, revokes every session (and with them every refresh-token family) and is
@@ -151,13 +173,17 @@ const UNIQUE_USER_NAME = 'users_user_name_key';
 @Injectable()
 export class ScimUsersService {
   private readonly patcher = new PatchEngine(USER_RESOURCE);
+  private readonly creates: KeyedBatcher<string, CreateItem, CreateOutcome>;
 
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
     private readonly guard: ScimDeprovisionGuard,
     @Inject(AppConfig) private readonly config: AppConfig,
-  ) {}
+    metrics: MetricsService,
+  ) {
+    this.creates = new KeyedBatcher((tenantId, items) => this.insertBatch(tenantId, items), CREATE_BATCH_MAX, (n) => metrics.scimCreateBatchWritten(n));
+  }
 
   private get base(): string {
     return `${this.config.issuer}/scim/v2`;
@@ -203,12 +229,113 @@ export class ScimUsersService {
   async create(p: ScimPrincipal, body: unknown, q: ProjectionQuery): Promise<RenderedUser> {
     const doc = normaliseDocument(USER_RESOURCE, body, { checkSchemas: true });
     const c = columnsOf(doc);
+    let outcome: CreateOutcome;
+    try {
+      outcome = await this.creates.submit(p.tenantId, { c, actor: this.actor(p), requestId: currentRequestId() ?? null });
+    } catch (err) {
+      // The database is unreachable, or the batch's COMMIT may or may not have landed: answering
+      // for this request alone could turn a created user into a 409. Anything else (a value the
+      // database refused) failed the whole batch: each of its requests is retried on its own below,
+      // so only the offending one fails.
+      if (err instanceof DependencyUnavailableError) throw err;
+      outcome = { kind: 'alone' };
+    }
+    if (outcome.kind === 'created') return this.rendered(undefined, outcome.row, q, true);
+    if (outcome.kind === 'taken') throw new ScimError(409, 'A user with this userName already exists in this tenant.', 'uniqueness');
+    return this.createAlone(p, c, q);
+  }
+
+  /**
+   * Concurrent creates of one tenant go to the database together (KeyedBatcher): one transaction
+   * and one statement insert every user of the batch with its audit event. A userName already
+   * taken is skipped by the insert (ON CONFLICT DO NOTHING) and answered 409; the rare request
+   * that needs more than an insert (a user to adopt, a second request for the same userName in
+   * the same batch) is sent back to be done alone.
+   */
+  private async insertBatch(tenantId: string, items: CreateItem[]): Promise<CreateOutcome[]> {
+    const outcomes: CreateOutcome[] = items.map(() => ({ kind: 'alone' }));
+    const sent: number[] = [];
+    const seen = new Set<string>();
+    items.forEach((it, i) => {
+      const key = it.c.userName.toLowerCase();
+      if (seen.has(key)) return;
+      seen.add(key);
+      sent.push(i);
+    });
+    const batch = sent.map((i) => items[i]!);
+    const candidateOrd: number[] = [];
+    const candidateValue: string[] = [];
+    batch.forEach((it, n) => {
+      for (const v of new Set(adoptionCandidates(it.c))) {
+        candidateOrd.push(n + 1);
+        candidateValue.push(v);
+      }
+    });
+    const col = <T>(f: (c: UserColumns) => T) => batch.map((it) => f(it.c));
+    const rows = await this.db.tenantStatements(tenantId, async (s) => {
+      const { rows } = await s.query<UserRow & { ord: string; adopt: boolean }>(
+        `WITH input AS (
+           SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::text[])
+             WITH ORDINALITY AS i(user_name, external_id, display_name, given_name, family_name, status, emails, enterprise, scim_profile, email, actor, request_id, ord)
+         ), matched AS (
+           -- users who logged in before the directory pushed them (JIT, native): adopted, not duplicated
+           SELECT c.ord, count(DISTINCT u.id) AS n
+             FROM unnest($14::bigint[], $15::text[]) AS c(ord, value)
+             JOIN users u ON u.tenant_id = $1 AND u.user_name IS NULL AND u.scim_deleted_at IS NULL AND u.email_verified AND u.email = c.value
+            GROUP BY c.ord
+         ), ins AS (
+           INSERT INTO users AS u (tenant_id, user_name, external_id, display_name, given_name, family_name, status, emails, enterprise, scim_profile, email)
+           SELECT $1::uuid, i.user_name, i.external_id, i.display_name, i.given_name, i.family_name, i.status, i.emails, i.enterprise, i.scim_profile, i.email
+             FROM input i
+            WHERE NOT EXISTS (SELECT 1 FROM matched m WHERE m.ord = i.ord AND m.n = 1)
+            -- one order for every batch: two batches racing for the same userNames cannot deadlock
+            ORDER BY lower(i.user_name)
+           ON CONFLICT (tenant_id, user_name_ci) DO NOTHING
+           RETURNING ${COLUMNS}
+         ), audited AS (
+           -- the rows AuditService.record writes, one per user inserted above
+           INSERT INTO audit_events (tenant_id, actor, action, target, data, request_id)
+           SELECT $1, i.actor, 'scim.user_created', ins.id::text, jsonb_build_object('active', i.status = 'active', 'adopted', false), i.request_id
+             FROM ins JOIN input i ON i.user_name = ins.user_name
+         )
+         SELECT i.ord, COALESCE(m.n = 1, false) AS adopt, ins.*
+           FROM input i LEFT JOIN matched m ON m.ord = i.ord LEFT JOIN ins ON ins.user_name = i.user_name`,
+        [
+          tenantId,
+          col((c) => c.userName),
+          col((c) => c.externalId),
+          col((c) => c.displayName),
+          col((c) => c.givenName),
+          col((c) => c.familyName),
+          col((c) => (c.active ? 'active' : 'disabled')),
+          col((c) => JSON.stringify(c.emails)),
+          col((c) => JSON.stringify(c.enterprise)),
+          col((c) => JSON.stringify(c.profile)),
+          col((c) => c.email),
+          batch.map((it) => it.actor),
+          batch.map((it) => it.requestId),
+          candidateOrd,
+          candidateValue,
+        ],
+        'scim-user-create-batch',
+      );
+      return rows;
+    });
+    for (const r of rows) {
+      const i = sent[Number(r.ord) - 1]!;
+      // A row is matched to its request by the exact userName, and the batch holds no two equal
+      // ones: a userName that only lower-cases alike to another one in the batch is 'taken' here.
+      outcomes[i] = r.adopt ? { kind: 'alone' } : r.id ? { kind: 'created', row: r } : { kind: 'taken' };
+    }
+    return outcomes;
+  }
+
+  /** One create in its own transaction: adopts a user who logged in before SCIM pushed them. */
+  private async createAlone(p: ScimPrincipal, c: UserColumns, q: ProjectionQuery): Promise<RenderedUser> {
     return this.uniquely(() =>
       this.db.tenantStatements(p.tenantId, async (s) => {
         // A user who logged in before the directory pushed them (JIT, native) is adopted rather
-        // than duplicated: same tenant, same verified email, not yet managed by SCIM. The check,
-        // the insert and its audit event are one statement: provisioning bursts are round-trip bound.
-        const candidates = [c.userName, ...c.emails.filter(isObject).map((e) => str(e['value']))].filter((x): x is string => !!x).map((x) => x.toLowerCase());
+        // than duplicated: same tenant, same verified email, not yet managed by SCIM.
         const {
           rows: [res],
         } = await s.query<UserRow & { candidates: string[] | null }>(
@@ -219,9 +346,6 @@ export class ScimUsersService {
              SELECT $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::jsonb, $9::jsonb, $10::jsonb, $11::text
               WHERE (SELECT count(*) FROM candidates) <> 1
              RETURNING ${COLUMNS}
-           ), audited AS (
-             -- the row AuditService.record writes, for the user inserted above
-             INSERT INTO audit_events (tenant_id, actor, action, target, data) SELECT $1, $13, 'scim.user_created', ins.id::text, $14::jsonb FROM ins
            )
            SELECT (SELECT array_agg(id) FROM candidates) AS candidates, ins.* FROM (SELECT 1) AS one LEFT JOIN ins ON true`,
           [
@@ -236,21 +360,16 @@ export class ScimUsersService {
             JSON.stringify(c.enterprise),
             JSON.stringify(c.profile),
             c.email,
-            candidates,
-            this.actor(p),
-            JSON.stringify({ active: c.active, adopted: false }),
+            adoptionCandidates(c),
           ],
           'scim-user-create',
         );
-        const adopt = res!.id === null && res!.candidates?.length === 1 ? res!.candidates : [];
-        let row: UserRow = res!;
-        if (adopt.length === 1) {
-          row = await this.write(s, adopt[0]!, c);
-          await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_adopted', target: row.id });
-          await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_created', target: row.id, data: { active: c.active, adopted: true } });
-        }
+        const adopt = res!.id === null && res!.candidates?.length === 1 ? res!.candidates[0]! : undefined;
+        const row = adopt ? await this.write(s, adopt, c) : res!;
+        if (adopt) await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_adopted', target: row.id });
+        await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_created', target: row.id, data: { active: c.active, adopted: !!adopt } });
         // A user created just now belongs to no group yet; an adopted one may.
-        return this.rendered(s, row, q, adopt.length === 0);
+        return this.rendered(s, row, q, !adopt);
       }),
     );
   }
@@ -430,18 +549,20 @@ export class ScimUsersService {
     return res[1];
   }
 
-  private async rendered(s: Statements, row: UserRow, q: ProjectionQuery, noGroups = false): Promise<RenderedUser> {
+  /** `s` may be left out when `noGroups` says there is nothing to read. */
+  private async rendered(s: Statements | undefined, row: UserRow, q: ProjectionQuery, noGroups = false): Promise<RenderedUser> {
     const [resource] = await this.renderAll(s, [row], q, noGroups);
     return { resource: resource!, version: row.version, id: row.id };
   }
 
-  private async renderAll(s: Statements, rows: UserRow[], q: ProjectionQuery, noGroups = false): Promise<Doc[]> {
+  private async renderAll(s: Statements | undefined, rows: UserRow[], q: ProjectionQuery, noGroups = false): Promise<Doc[]> {
     const groups = new Map<string, Doc[]>();
     const ref = (id: string, display: string): Doc => ({ value: id, $ref: `${this.base}/Groups/${id}`, display, type: 'direct' });
     const wanted = !noGroups && wantsAttribute(USER_RESOURCE, 'groups', q.attributes, q.excludedAttributes);
     if (wanted && rows.every((r) => r.groups_json !== undefined)) {
       for (const r of rows) if (r.groups_json?.length) groups.set(r.id, r.groups_json.map((g) => ref(g.id, g.display)));
     } else if (rows.length && wanted) {
+      if (!s) throw new Error('renderAll: groups wanted outside a transaction');
       const { rows: found } = await s.query<{ user_id: string; id: string; display_name: string }>(
         `SELECT gm.user_id, g.id, g.display_name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ANY($1::uuid[]) ORDER BY g.display_name, g.id`,
         [rows.map((r) => r.id)],
