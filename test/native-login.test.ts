@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app-harness.js';
-import { seedBff, seedNativeTenant } from './support/seed.js';
+import { ageRefreshRotation, seedBff, seedNativeTenant } from './support/seed.js';
 import {
   basic,
   get,
@@ -97,13 +97,14 @@ describe('native login through the BFF flow', () => {
 });
 
 describe('refresh tokens', () => {
-  it('rotates on every use, and a reused token revokes the whole family', async () => {
+  it('rotates on every use, and a rotated token presented after the reuse grace revokes the whole family', async () => {
     const { tokens } = await nativeLogin(app.url, bff, 'acme', 'bob@acme.test', PASSWORD);
     const first = await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
     expect(first.status).toBe(200);
     const rotated = (await first.json()) as { refresh_token: string; access_token: string };
     expect(rotated.refresh_token).not.toBe(tokens.refresh_token);
-    // The old one again: reuse.
+    // The old one again, later than the reuse grace (ADR 0012): reuse.
+    await ageRefreshRotation(app, tokens.refresh_token, app.config.REFRESH_TOKEN_REUSE_GRACE_SECONDS + 1);
     const reuse = await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
     expect(reuse.status).toBe(400);
     expect(await reuse.json()).toMatchObject({ error: 'invalid_grant' });

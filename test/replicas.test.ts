@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startTestApp, type TestApp } from './support/app-harness.js';
-import { seedBff, seedNativeTenant } from './support/seed.js';
+import { ageRefreshRotation, seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, CookieJar, formAction, get, hiddenInput, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
@@ -108,6 +108,8 @@ describe('two replicas on one database', () => {
     const next = (await rotated.json()) as { refresh_token: string; access_token: string };
     expect((await userinfo(b, next.access_token)).status).toBe(200);
 
+    // Later than the reuse grace (ADR 0012): reuse.
+    await ageRefreshRotation(a, tokens.refresh_token, a.config.REFRESH_TOKEN_REUSE_GRACE_SECONDS + 1);
     const reuse = await refresh(b, tokens.refresh_token);
     expect(reuse.status).toBe(400);
     expect(await reuse.json()).toMatchObject({ error: 'invalid_grant' });
@@ -123,10 +125,21 @@ describe('two replicas on one database', () => {
     }
   });
 
-  it('rotates a refresh token presented to both replicas at once exactly once', async () => {
+  it('rotates a refresh token presented to both replicas at once exactly once, and both answer the same successor', async () => {
     const { tokens } = await nativeLogin(b.url, bff, 'acme', 'alice@acme.test', PASSWORD);
     const answers = await Promise.all([refresh(a, tokens.refresh_token), refresh(b, tokens.refresh_token)]);
-    expect(answers.map((r) => r.status).sort()).toEqual([200, 400]);
+    // Within the reuse grace (ADR 0012): both succeed, with one successor, and the family lives on.
+    expect(answers.map((r) => r.status)).toEqual([200, 200]);
+    const [fromA, fromB] = (await Promise.all(answers.map((r) => r.json()))) as Array<{ refresh_token: string; access_token: string }>;
+    expect(fromB!.refresh_token).toBe(fromA!.refresh_token);
+    const { tid, sid } = decodeJwt(tokens.access_token) as { tid: string; sid: string };
+    const family = await a.database.tenantStatements(tid, (q) => q.query(`SELECT rotated_at FROM refresh_tokens WHERE session_id = $1`, [sid]));
+    expect(family.rowCount).toBe(2);
+    // The successor rotates once more, on either replica, and the session is alive on both.
+    const next = await refresh(b, fromA!.refresh_token);
+    expect(next.status).toBe(200);
+    const { access_token } = (await next.json()) as { access_token: string };
+    for (const replica of [a, b]) expect((await userinfo(replica, access_token)).status).toBe(200);
   });
 
   it('refuses on replica B an authorization code redeemed on replica A, and revokes what A issued for it', async () => {

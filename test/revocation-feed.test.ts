@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
-import { seedBff, seedNativeTenant } from './support/seed.js';
+import { ageRefreshRotation, seedBff, seedNativeTenant } from './support/seed.js';
 import { basic, nativeLogin, tokenRequest, type BffClient } from './support/bff.js';
 import { PATCH_OP, entraUser, scimClient } from './support/scim.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
@@ -158,6 +158,8 @@ describe('what appears in the feed', () => {
   it('a session whose rotated refresh token was replayed', async () => {
     const { tokens } = await nativeLogin(app.url, bff, 'acme-feed', 'carol@acme-feed.test', PASSWORD);
     expect((await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).status).toBe(200);
+    // Replayed later than the reuse grace (ADR 0012).
+    await ageRefreshRotation(app, tokens.refresh_token, app.config.REFRESH_TOKEN_REUSE_GRACE_SECONDS + 1);
     expect((await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).status).toBe(400);
     const sid = sidOf(tokens.access_token);
     await poller.until(() => poller.has(sid));

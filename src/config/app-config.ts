@@ -94,6 +94,17 @@ export class AppConfig {
   @Min(60)
   REFRESH_TOKEN_TTL_SECONDS = 30 * 86_400;
 
+  /**
+   * How long a just-rotated refresh token, presented again by the same client, still answers the
+   * successor it was rotated to instead of counting as reuse (a BFF refreshing from two tabs at once).
+   * 0: off, every second presentation revokes the family. Short on purpose (RFC 9700 §4.14.2, ADR 0012).
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(60)
+  REFRESH_TOKEN_REUSE_GRACE_SECONDS = 5;
+
   @Transform(toInt)
   @IsInt()
   @Min(10)

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { randomToken, sha256 } from './random.js';
 
 /**
@@ -17,6 +18,17 @@ const SHAPE = /^([a-z]{2})_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
 export function mintOpaqueToken(prefix: string, tenantId: string): OpaqueToken {
   const value = `${prefix}_${tenantId.replaceAll('-', '')}_${randomToken()}`;
   return { value, hash: sha256(value), tenantId };
+}
+
+/**
+ * The token that follows `from` (a refresh token's successor): the same shape, its secret the
+ * HMAC-SHA256 of the whole previous value under a server-held key. Recomputing it needs both the
+ * previous token's value (never stored) and the key, so it is as unguessable as a minted one; being
+ * deterministic, a rotation can be answered again with the same successor (ADR 0012).
+ */
+export function successorOpaqueToken(prefix: string, from: OpaqueToken, key: Buffer): OpaqueToken {
+  const value = `${prefix}_${from.tenantId.replaceAll('-', '')}_${createHmac('sha256', key).update(from.value).digest('base64url')}`;
+  return { value, hash: sha256(value), tenantId: from.tenantId };
 }
 
 /** Returns undefined for anything that is not a well-formed token of that prefix. */

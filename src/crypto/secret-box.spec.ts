@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SecretBox } from './secret-box.js';
-import { mintOpaqueToken, parseOpaqueToken } from './opaque-token.js';
+import { mintOpaqueToken, parseOpaqueToken, successorOpaqueToken } from './opaque-token.js';
 
 describe('SecretBox', () => {
   const box = new SecretBox(randomBytes(32));
@@ -23,6 +23,16 @@ describe('SecretBox', () => {
     expect(() => box.open(sealed, 'ctx')).toThrow();
     expect(() => new SecretBox(randomBytes(32)).open(box.seal('secret', 'ctx'), 'ctx')).toThrow();
   });
+
+  it('derives one key per purpose, the same from the same key-encryption key (every replica)', () => {
+    const kek = randomBytes(32);
+    const key = new SecretBox(kek).deriveKey('refresh-token-successor');
+    expect(key).toHaveLength(32);
+    expect(new SecretBox(Buffer.from(kek)).deriveKey('refresh-token-successor').equals(key)).toBe(true);
+    expect(new SecretBox(kek).deriveKey('another-purpose').equals(key)).toBe(false);
+    expect(new SecretBox(randomBytes(32)).deriveKey('refresh-token-successor').equals(key)).toBe(false);
+    expect(key.equals(kek)).toBe(false);
+  });
 });
 
 describe('opaque tokens', () => {
@@ -39,5 +49,17 @@ describe('opaque tokens', () => {
     expect(parseOpaqueToken('ac', t.value)).toBeUndefined();
     expect(parseOpaqueToken('rt', t.value + 'x')).toBeUndefined();
     expect(parseOpaqueToken('rt', 'rt_zz_abc')).toBeUndefined();
+  });
+
+  it('derive a successor of the same shape and tenant: the same for the same token and key, another for another of either', () => {
+    const key = randomBytes(32);
+    const t = mintOpaqueToken('rt', '0d6f7c1e-8a2b-4c3d-9e4f-5a6b7c8d9e0f');
+    const next = successorOpaqueToken('rt', t, key);
+    expect(parseOpaqueToken('rt', next.value)).toEqual(next);
+    expect(next.tenantId).toBe(t.tenantId);
+    expect(next.value).not.toBe(t.value);
+    expect(successorOpaqueToken('rt', parseOpaqueToken('rt', t.value)!, Buffer.from(key))).toEqual(next);
+    expect(successorOpaqueToken('rt', t, randomBytes(32)).value).not.toBe(next.value);
+    expect(successorOpaqueToken('rt', mintOpaqueToken('rt', t.tenantId), key).value).not.toBe(next.value);
   });
 });

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 
 const VERSION = 1;
 
@@ -35,6 +35,15 @@ export class SecretBox {
         { cause: err },
       );
     }
+  }
+
+  /**
+   * A 32-byte key for one purpose (HKDF-SHA256 over the key-encryption key, the purpose as info):
+   * the key-encryption key itself only ever encrypts, and each purpose's key is independent of the
+   * others. The same on every replica, since they share the key-encryption key.
+   */
+  deriveKey(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), `auth-service:${purpose}`, 32));
   }
 
   sealJson(value: unknown, context: string): Buffer {

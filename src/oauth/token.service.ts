@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { Database, statementsOf, type Statements } from '../database/database.js';
-import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
+import { mintOpaqueToken, parseOpaqueToken, successorOpaqueToken, type OpaqueToken } from '../crypto/opaque-token.js';
+import { SecretBox } from '../crypto/secret-box.js';
 import { OAuthError } from '../common/errors.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { UsersService } from '../users/users.service.js';
@@ -51,6 +52,9 @@ const refuse = <T>(description: string): Outcome<T> => ({ ok: false, error: new 
  */
 @Injectable()
 export class TokenService {
+  /** Derives each refresh token's successor from the presented value (ADR 0012). */
+  private readonly successorKey: Buffer;
+
   constructor(
     private readonly db: Database,
     private readonly tenants: TenantsService,
@@ -60,7 +64,10 @@ export class TokenService {
     private readonly bindings: BindingsService,
     private readonly registry: IdentityProviderRegistry,
     @Inject(AppConfig) private readonly config: AppConfig,
-  ) {}
+    box: SecretBox,
+  ) {
+    this.successorKey = box.deriveKey('refresh-token-successor');
+  }
 
   /**
    * RFC 8693: an upstream token (a Firebase ID token, a Keycloak access token) for a platform
@@ -192,7 +199,9 @@ export class TokenService {
     // and rotate only if every check passes. What failed is then read from the returned row; a
     // failure that must leave a trace (reuse, disabled user) revokes the session in the same
     // transaction. A scope that may not be narrowed throws, which rolls the rotation back.
-    const next = mintOpaqueToken('rt', presented.tenantId);
+    // The successor is derived from the presented value, not random: a re-presentation within the
+    // reuse grace can then be answered with the very token the rotation returned (ADR 0012).
+    const next = successorOpaqueToken('rt', presented, this.successorKey);
     const outcome = await this.db.tenantStatements(presented.tenantId, async (q): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
       const {
         rows: [row],
@@ -244,16 +253,20 @@ export class TokenService {
       if (row.tenant_status !== 'active') return { ok: false, error: new OAuthError('invalid_grant', 'The grant is invalid for this organisation.') };
       if (row.client_id !== client.id) return refuse('The refresh token was issued to another client.');
       if (row.rotated_at) {
-        // Reuse of a rotated token: someone holds a copy. End the whole family.
-        await this.revokeSession(q, presented.tenantId, row.session_id, 'refresh_token_reused');
-        return refuse(invalid);
-      }
-      if (row.expired) return refuse(invalid);
+        // Presented again after its rotation. Within the grace, by the client it belongs to (checked
+        // above), with the session alive (checked above, and locked) and the successor still the
+        // family's current token: the same successor again, e.g. a second browser tab refreshing at
+        // the same moment. Otherwise reuse: someone holds a copy. End the whole family.
+        if (!(await this.successorStillCurrent(q, presented, next))) {
+          await this.revokeSession(q, presented.tenantId, row.session_id, 'refresh_token_reused');
+          return refuse(invalid);
+        }
+      } else if (row.expired) return refuse(invalid);
       if (row.user_status !== 'active') {
         await this.revokeSession(q, presented.tenantId, row.session_id, 'user_disabled');
         return refuse(invalid);
       }
-      if (!row.rotated) throw new Error('refresh token passed every check but was not rotated');
+      if (!row.rotated && !row.rotated_at) throw new Error('refresh token passed every check but was not rotated');
       const scope = this.narrowScope(row.scope, body['scope']);
       const subject: PlatformSubject = {
         tenantId: presented.tenantId,
@@ -274,6 +287,29 @@ export class TokenService {
     });
     if (!outcome.ok) throw outcome.error;
     return this.respond(outcome.value.subject, outcome.value.refresh, undefined, false);
+  }
+
+  /**
+   * The reuse grace (REFRESH_TOKEN_REUSE_GRACE_SECONDS, 0 = off): was `presented` rotated at most
+   * that long ago, and is its successor `next` still unrotated and unexpired? A
+   * successor that has itself been rotated already means the family moved on: that is reuse, even
+   * within the grace. Its own statement, run only for a rotated token (never on the hot path): it
+   * reads with a snapshot taken after the session lock was granted, so it sees the successor a
+   * concurrent rotation committed, which the rotation statement's older snapshot does not. The
+   * session lock held since that statement keeps the successor from rotating meanwhile. Database
+   * time on both sides, so replicas' clocks do not matter.
+   */
+  private async successorStillCurrent(q: Statements, presented: OpaqueToken, next: OpaqueToken): Promise<boolean> {
+    const grace = this.config.REFRESH_TOKEN_REUSE_GRACE_SECONDS;
+    if (grace <= 0) return false;
+    const { rows } = await q.query(
+      `SELECT 1 FROM refresh_tokens o, refresh_tokens n
+        WHERE o.token_hash = $1 AND o.rotated_at > clock_timestamp() - make_interval(secs => $3)
+          AND n.token_hash = $2 AND n.rotated_at IS NULL AND n.expires_at > now()`,
+      [presented.hash, next.hash, grace],
+      'refresh-token-grace',
+    );
+    return rows.length === 1;
   }
 
   /** Machine clients: a token for the client itself, in its tenant, with a subset of its scopes. */

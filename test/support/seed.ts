@@ -3,6 +3,7 @@ import { TenantsService, type Tenant } from '../../src/tenants/tenants.service.j
 import { BindingsService } from '../../src/tenants/bindings.service.js';
 import { ClientsService } from '../../src/oauth/clients.service.js';
 import { NativeCredentialsService } from '../../src/identity/native/native-credentials.service.js';
+import { parseOpaqueToken } from '../../src/crypto/opaque-token.js';
 import type { ClaimMappingRules } from '../../src/identity/identity-provider.port.js';
 import type { TestApp } from './app-harness.js';
 import type { BffClient } from './bff.js';
@@ -31,4 +32,17 @@ export async function seedNativeTenant(
   const userIds: string[] = [];
   for (const u of users) userIds.push(await creds.createUser(tenant.id, { ...u, email: u.email ?? u.username, emailVerified: true }));
   return { tenant, userIds };
+}
+
+/**
+ * Moves a rotated refresh token's rotation `seconds` into the past, as if it had been rotated that
+ * long ago: the reuse grace is measured in database time, so tests age the row instead of sleeping.
+ */
+export async function ageRefreshRotation(app: TestApp, refreshToken: string, seconds: number): Promise<void> {
+  const token = parseOpaqueToken('rt', refreshToken);
+  if (!token) throw new Error('not a refresh token');
+  const aged = await app.database.tenantStatements(token.tenantId, (q) =>
+    q.query(`UPDATE refresh_tokens SET rotated_at = rotated_at - make_interval(secs => $2) WHERE token_hash = $1 AND rotated_at IS NOT NULL`, [token.hash, seconds]),
+  );
+  if (aged.rowCount !== 1) throw new Error('no rotated refresh token to age');
 }
