@@ -16,6 +16,7 @@ import { SecretBox } from './crypto/secret-box.js';
 import { DomainErrorFilter } from './common/error.filter.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { requestContextMiddleware } from './common/request-context.js';
+import { inputGuardMiddleware } from './common/input-guard.middleware.js';
 import { installJwksFastPath } from './well-known/jwks-fast-path.js';
 import { SigningKeysService } from './tokens/signing-keys.service.js';
 
@@ -95,6 +96,8 @@ async function startHttp(
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, secretBox: new SecretBox(kek), logDestination: opts.logDestination }), {
     bufferLogs: true,
     bodyParser: false,
+    // The input guard checks the bytes the parsers decoded (they replace invalid UTF-8 silently).
+    rawBody: true,
   });
   app.useLogger(app.get(PinoNestLogger));
   // First middleware: sees every response, including those ended by guards and body parsers (429s, 401s).
@@ -108,6 +111,8 @@ async function startHttp(
   app.useBodyParser('json', { limit: '256kb', type: (req: IncomingMessage) => isJson(req) && !isScim(req) });
   app.useBodyParser('json', { limit: '8mb', type: (req: IncomingMessage) => isJson(req) && isScim(req) });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100 });
+  // U+0000, invalid UTF-8 and lone surrogates in the URL, Basic credentials or body: refused here, for every route.
+  app.use(inputGuardMiddleware);
   app.use(requestContextMiddleware);
   app.use(cookieParser());
   app.useGlobalFilters(new DomainErrorFilter());

@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { DependencyUnavailableError, DomainError, OAuthError, ProblemError, RateLimitedError, ScimError, problemType } from './errors.js';
+import { DependencyUnavailableError, DomainError, InvalidCharactersError, OAuthError, ProblemError, RateLimitedError, ScimError, problemType } from './errors.js';
 import { renderErrorPage } from './html.js';
 
 type Family = 'oauth' | 'scim' | 'html' | 'problem';
@@ -99,7 +99,13 @@ export class DomainErrorFilter implements ExceptionFilter {
 
   private scim(error: DomainError, res: Response): void {
     const scim =
-      error instanceof ScimError ? error : new ScimError(error.status, error.expose ? error.message : 'Internal server error', SCIM_TYPE_FOR_STATUS(error.status));
+      error instanceof ScimError
+        ? error
+        : new ScimError(
+            error.status,
+            error.expose ? error.message : 'Internal server error',
+            error instanceof InvalidCharactersError ? 'invalidValue' : SCIM_TYPE_FOR_STATUS(error.status),
+          );
     res
       .status(scim.status)
       .type('application/scim+json')

@@ -104,6 +104,18 @@ export class ProblemError extends DomainError {
 
 export const problemType = (slug: string): string => `urn:auth-service:problem:${slug}`;
 
+/**
+ * Text no route accepts: U+0000 (PostgreSQL cannot store it), invalid UTF-8, an unpaired UTF-16
+ * surrogate. Refused once, at the edge (common/input-guard.middleware.ts); SCIM renders it as
+ * `invalidValue`, OAuth as `invalid_request`.
+ */
+export class InvalidCharactersError extends ProblemError {
+  constructor(where: string, flaw: string) {
+    super(400, 'Invalid characters', `The ${where} contains ${flaw}.`, problemType('invalid-characters'));
+    this.name = 'InvalidCharactersError';
+  }
+}
+
 /** Thrown when a dependency (database, upstream IdP) is unavailable; rendered as 503/502. */
 export class DependencyUnavailableError extends ProblemError {
   /** The detail is written by us and names only the dependency: safe to show even though it is a 5xx. */

@@ -28,8 +28,7 @@ function coerceScalar(def: AttributeDef, value: unknown, path: string): unknown 
       else if (typeof value === 'number' || typeof value === 'boolean') s = String(value);
       else return invalid(`Attribute '${path}' must be a string.`);
       if (def.maxLength !== undefined && s.length > def.maxLength) invalid(`Attribute '${path}' is longer than ${def.maxLength} characters.`);
-      // PostgreSQL text and jsonb cannot hold U+0000: refused here as a bad value, not there as a 500.
-      if (s.includes('\u0000')) invalid(`Attribute '${path}' contains a NUL character (U+0000).`);
+      // U+0000 (which PostgreSQL cannot store) never gets here: the input guard refuses it for every route.
       return s;
     }
     case 'boolean':
