@@ -17,6 +17,8 @@ import { RATE_LIMIT_PROVIDERS } from './rate-limit/rate-limit.module.js';
 import { ClientsService } from './oauth/clients.service.js';
 import { LoginService } from './oauth/login.service.js';
 import { TokenService } from './oauth/token.service.js';
+import { AccessTokenVerifier } from './oauth/access-token.verifier.js';
+import { AccessTokenGuard, AccessTokenStrategy } from './oauth/access-token.guard.js';
 import { OAuthController } from './oauth/oauth.controller.js';
 import { LoginController } from './login/login.controller.js';
 import { WellKnownController } from './well-known/well-known.controller.js';
@@ -104,6 +106,9 @@ export class AppModule {
         ClientsService,
         LoginService,
         TokenService,
+        AccessTokenVerifier,
+        AccessTokenStrategy,
+        AccessTokenGuard,
         NativeCredentialsService,
         SamlIdpMetadataService,
         SamlMessageIdStore,

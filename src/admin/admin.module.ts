@@ -1,5 +1,5 @@
 import type { Provider, Type } from '@nestjs/common';
-import { AdminBearerStrategy, AdminGuard } from './admin-auth.js';
+import { AdminGuard } from './admin-auth.js';
 import { IdempotencyInterceptor } from './admin-http.js';
 import { ADMIN_CONTROLLERS as CONTROLLERS } from './admin.controllers.js';
 import { BindingsAdminService } from './bindings-admin.service.js';
@@ -8,4 +8,4 @@ import { TenantsAdminService } from './tenants-admin.service.js';
 
 /** The admin REST API (`/admin/v1`), spread into AppModule like the SCIM server. */
 export const ADMIN_CONTROLLERS: Array<Type<unknown>> = CONTROLLERS;
-export const ADMIN_PROVIDERS: Provider[] = [AdminBearerStrategy, AdminGuard, IdempotencyInterceptor, TenantsAdminService, BindingsAdminService, BindingHealthRefresher];
+export const ADMIN_PROVIDERS: Provider[] = [AdminGuard, IdempotencyInterceptor, TenantsAdminService, BindingsAdminService, BindingHealthRefresher];

@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { DependencyUnavailableError, DomainError, InvalidCharactersError, OAuthError, ProblemError, RateLimitedError, ScimError, problemType } from './errors.js';
+import { BearerTokenError, DependencyUnavailableError, DomainError, InvalidCharactersError, OAuthError, ProblemError, RateLimitedError, ScimError, problemType } from './errors.js';
 import { renderErrorPage } from './html.js';
 
 type Family = 'oauth' | 'scim' | 'html' | 'problem';
@@ -74,6 +74,7 @@ export class DomainErrorFilter implements ExceptionFilter {
     const retryAfter = (error as { retryAfter?: number }).retryAfter;
     if (retryAfter) res.setHeader('Retry-After', String(retryAfter));
     res.setHeader('Cache-Control', 'no-store');
+    if (error instanceof BearerTokenError) res.setHeader('WWW-Authenticate', error.challenge);
 
     const family = familyOf(req.path);
     if (family === 'oauth') return this.oauth(error, req, res);
@@ -89,11 +90,13 @@ export class DomainErrorFilter implements ExceptionFilter {
     const oauth =
       error instanceof OAuthError
         ? error
+        : error instanceof BearerTokenError
+          ? new OAuthError(error.error ?? 'invalid_token', error.description, { status: error.status })
         : new OAuthError(OAUTH_FOR_STATUS(error.status), error.expose ? error.message : 'The server could not process the request.', { status: error.status });
     if (oauth.status === 401 && oauth.error === 'invalid_client' && req.headers.authorization?.startsWith('Basic ')) {
       res.setHeader('WWW-Authenticate', 'Basic realm="auth-service"');
     }
-    if (oauth.error === 'invalid_token') res.setHeader('WWW-Authenticate', `Bearer error="invalid_token"`);
+    if (oauth.error === 'invalid_token' && !res.getHeader('WWW-Authenticate')) res.setHeader('WWW-Authenticate', `Bearer realm="auth-service", error="invalid_token"`);
     res.status(oauth.status).json({ error: oauth.error, error_description: error.expose ? oauth.description : 'The server could not process the request.' });
   }
 
@@ -123,7 +126,9 @@ export class DomainErrorFilter implements ExceptionFilter {
     const p =
       error instanceof ProblemError
         ? error
-        : new ProblemError(error.status, error.expose ? error.message : 'Internal server error', undefined);
+        : error instanceof BearerTokenError
+          ? new ProblemError(error.status, error.status === 401 ? 'Unauthorized' : 'Forbidden', error.description, problemType(error.status === 401 ? 'unauthenticated' : 'forbidden'))
+          : new ProblemError(error.status, error.expose ? error.message : 'Internal server error', undefined);
     const body: Record<string, unknown> = {
       type: p.type,
       title: p.title,

@@ -20,6 +20,7 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'access_denied'
   | 'invalid_token'
+  | 'insufficient_scope'
   | 'invalid_target'
   | 'login_required'
   | 'server_error'
@@ -36,6 +37,7 @@ const OAUTH_STATUS: Record<OAuthErrorCode, number> = {
   invalid_scope: 400,
   access_denied: 403,
   invalid_token: 401,
+  insufficient_scope: 403,
   invalid_target: 400,
   login_required: 401,
   server_error: 500,
@@ -133,5 +135,30 @@ export class DependencyUnavailableError extends ProblemError {
 export class RateLimitedError extends ProblemError {
   constructor(retryAfter: number, what: string) {
     super(429, 'Too many requests', `Too many ${what}; retry after ${retryAfter} s.`, problemType('rate-limited'), {}, { retryAfter });
+  }
+}
+
+/**
+ * A Bearer-protected resource refused the request (RFC 6750 §3): no token (no error code), a token
+ * that is invalid, expired or no longer live (`invalid_token`, 401), or one without the right to
+ * this resource (`insufficient_scope`, 403). The filter sends the `WWW-Authenticate` challenge on
+ * every route family and renders the body in the family's own format.
+ */
+export class BearerTokenError extends DomainError {
+  readonly status: number;
+  constructor(
+    readonly error: 'invalid_token' | 'insufficient_scope' | undefined,
+    readonly description: string,
+    options?: { cause?: unknown },
+  ) {
+    super(description, { cause: options?.cause });
+    this.name = 'BearerTokenError';
+    this.status = error === 'insufficient_scope' ? 403 : 401;
+  }
+
+  get challenge(): string {
+    const params = ['realm="auth-service"'];
+    if (this.error) params.push(`error="${this.error}"`, `error_description="${this.description.replace(/["\\]/g, '')}"`);
+    return `Bearer ${params.join(', ')}`;
   }
 }

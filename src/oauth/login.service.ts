@@ -139,7 +139,14 @@ export class LoginService {
       throw fail('temporarily_unavailable', `Too many sign-in attempts from this network; try again in ${limit.retryAfter} s.`);
     }
 
-    const tenant = await this.tenants.findActiveBySlug(p.org.trim().toLowerCase());
+    const slug = p.org.trim().toLowerCase();
+    // A client bound to a tenant signs in that tenant's users only. Decided on the client's own
+    // tenant, before the slug is looked up, so the answer says nothing about other organisations.
+    if (client.tenantId !== null) {
+      const own = await this.tenants.findById(client.tenantId);
+      if (own?.slug !== slug) throw fail('unauthorized_client', 'This application signs in users of its own organisation only.');
+    }
+    const tenant = await this.tenants.findActiveBySlug(slug);
     if (!tenant) throw fail('unknown_organization', 'Organisation not found. Check the organisation name and try again.');
     const tenantLimit = await this.limiter.hit(`authorize-tenant:${tenant.id}`, this.config.RATE_LIMIT_AUTHORIZE_PER_TENANT_PER_MINUTE);
     if (!tenantLimit.allowed) {

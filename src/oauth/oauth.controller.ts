@@ -1,10 +1,10 @@
-import { Body, Controller, Get, Headers, HttpCode, Inject, Ip, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Ip, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
-import { OAuthError } from '../common/errors.js';
-import { Database } from '../database/database.js';
-import { UsersService } from '../users/users.service.js';
+import { BearerTokenError, OAuthError } from '../common/errors.js';
+import { presentsBearer } from '../tokens/bearer-token.js';
+import { AccessTokenGuard, AccessTokenStrategy, accessTokenOf, authenticate } from './access-token.guard.js';
 import { TokenIssuerService } from '../tokens/token-issuer.service.js';
 import { ClientsService, readClientCredentials } from './clients.service.js';
 import { LoginService, RedirectableError, redirectWith, type AuthorizeParams } from './login.service.js';
@@ -23,12 +23,6 @@ function singleValued(body: unknown, contentType: string | undefined): Record<st
   return body as Record<string, unknown>;
 }
 
-function bearer(authorization: string | undefined): string {
-  const m = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(authorization ?? '');
-  if (!m) throw new OAuthError('invalid_token', 'A Bearer access token is required.');
-  return m[1]!;
-}
-
 /** OAuth 2.0 / OIDC endpoints the BFF and machine clients talk to. */
 @ApiTags('oauth2')
 @Controller('oauth2')
@@ -38,8 +32,7 @@ export class OAuthController {
     private readonly tokens: TokenService,
     private readonly clients: ClientsService,
     private readonly issuer: TokenIssuerService,
-    private readonly users: UsersService,
-    private readonly db: Database,
+    private readonly accessTokens: AccessTokenStrategy,
     private readonly upstreamLogout: UpstreamLogoutService,
     private readonly limiter: RateLimiter,
     @Inject(AppConfig) private readonly config: AppConfig,
@@ -111,16 +104,11 @@ export class OAuthController {
   }
 
   @Get('userinfo')
-  async userinfo(@Headers('authorization') authorization: string | undefined): Promise<Record<string, unknown>> {
-    const claims = await this.issuer.verifyAccessToken(bearer(authorization));
-    const user = await this.db.tenantTx(claims.tid, async (m) => {
-      if (claims.sid) {
-        const [s] = (await m.query(`SELECT revoked_at FROM sessions WHERE id = $1`, [claims.sid])) as Array<{ revoked_at: Date | null }>;
-        if (!s || s.revoked_at) return undefined;
-      }
-      return this.users.get(m, claims.sub);
-    });
-    if (!user || user.status !== 'active') throw new OAuthError('invalid_token', 'The session behind this token has ended.');
+  @UseGuards(AccessTokenGuard)
+  userinfo(@Req() req: Request): Record<string, unknown> {
+    const { claims, user } = accessTokenOf(req);
+    // A machine token has no user to describe (OIDC Core §5.3 is about the end-user).
+    if (!user) throw new BearerTokenError('invalid_token', 'This access token was issued to a machine client; userinfo describes users only.');
     return {
       sub: user.id,
       tid: claims.tid,
@@ -134,7 +122,8 @@ export class OAuthController {
 
   /**
    * RP-initiated logout (GET with id_token_hint) or a BFF's back-channel POST with the access
-   * token. Either way the session and every refresh token of its family end.
+   * token. Either way the session and every refresh token of its family end. Every parameter is
+   * validated before anything changes: a refused logout ends nothing.
    */
   @Get('logout')
   async logoutGet(@Req() req: Request, @Res() res: Response): Promise<void> {
@@ -147,34 +136,35 @@ export class OAuthController {
   }
 
   private async logout(req: Request, res: Response): Promise<void> {
-    const params = { ...(req.query as Record<string, unknown>), ...((req.body as Record<string, unknown> | undefined) ?? {}) };
-    if (req.headers.authorization?.startsWith('Bearer ')) {
-      const claims = await this.issuer.verifyAccessToken(bearer(req.headers.authorization));
+    if (presentsBearer(req.headers.authorization)) {
+      const { claims } = await authenticate(this.accessTokens, req, res);
       if (claims.sid) await this.tokens.endSession(claims.tid, claims.sid, 'logout');
       res.status(204).end();
       return;
     }
-    const hint = params['id_token_hint'];
-    const target = params['post_logout_redirect_uri'];
-    let clientId = typeof params['client_id'] === 'string' ? params['client_id'] : undefined;
-    let ended: { tid: string; sid: string } | undefined;
-    if (typeof hint === 'string') {
+    const params = { ...(req.query as Record<string, unknown>), ...((req.body as Record<string, unknown> | undefined) ?? {}) };
+    for (const k of ['id_token_hint', 'post_logout_redirect_uri', 'client_id', 'state'])
+      if (params[k] !== undefined && typeof params[k] !== 'string') throw new OAuthError('invalid_request', `Parameter "${k}" must appear once.`);
+    const hint = params['id_token_hint'] as string | undefined;
+    const target = params['post_logout_redirect_uri'] as string | undefined;
+    let clientId = params['client_id'] as string | undefined;
+    let session: { tid: string; sid: string } | undefined;
+    if (hint !== undefined) {
       const claims = await this.issuer.verifyIdTokenHint(hint);
       clientId ??= claims.aud;
       if (claims.aud !== clientId) throw new OAuthError('invalid_request', 'id_token_hint was issued to another client.');
-      if (claims.sid) {
-        await this.tokens.endSession(claims.tid, claims.sid, 'logout');
-        ended = { tid: claims.tid, sid: claims.sid };
-      }
+      if (claims.sid) session = { tid: claims.tid, sid: claims.sid };
     }
     let returnTo: string | undefined;
-    if (typeof target === 'string') {
+    if (target !== undefined) {
       const client = await this.clients.find(clientId);
       if (!client || !client.postLogoutRedirectUris.includes(target)) throw new OAuthError('invalid_request', 'post_logout_redirect_uri is not registered for this client.');
-      returnTo = redirectWith(target, { state: typeof params['state'] === 'string' ? params['state'] : undefined });
+      returnTo = redirectWith(target, { state: params['state'] as string | undefined });
     }
+    // Only now, with the request known to be valid, does anything change.
+    if (session) await this.tokens.endSession(session.tid, session.sid, 'logout');
     // The upstream IdP's session (Keycloak) ends too: the browser goes there, then back to returnTo.
-    const upstream = ended ? await this.upstreamLogout.logoutUrl(ended.tid, ended.sid, returnTo) : undefined;
+    const upstream = session ? await this.upstreamLogout.logoutUrl(session.tid, session.sid, returnTo) : undefined;
     if (upstream) return res.redirect(302, upstream);
     if (returnTo) return res.redirect(302, returnTo);
     res.status(200).type('text/plain').send('You are signed out.');

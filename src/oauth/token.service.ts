@@ -46,6 +46,15 @@ type Outcome<T> = { ok: true; value: T } | { ok: false; error: OAuthError };
 const refuse = <T>(description: string): Outcome<T> => ({ ok: false, error: new OAuthError('invalid_grant', description) });
 
 /**
+ * A client bound to a tenant only ever gets tokens of that tenant, whatever the grant: checked on
+ * every grant before anything is read or changed, the same answer whether the other tenant exists
+ * or not.
+ */
+export function assertClientTenant(client: Client, tenantId: string): void {
+  if (client.tenantId !== null && client.tenantId !== tenantId) throw new OAuthError('invalid_grant', 'This client is bound to another organisation.');
+}
+
+/**
  * The token endpoint's grants. Every grant persists what it must (code consumed, refresh token
  * rotated) in one transaction before a token is signed; a reuse that revokes a family commits the
  * revocation even though the request fails.
@@ -84,7 +93,8 @@ export class TokenService {
     if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) throw new OAuthError('invalid_request', 'Only access tokens can be requested.');
     if (typeof body['org'] !== 'string') throw new OAuthError('invalid_request', 'org (the organisation slug) is required.');
     const tenant = await this.tenants.findActiveBySlug(body['org'].trim().toLowerCase());
-    if (!tenant || (client.tenantId && client.tenantId !== tenant.id)) throw new OAuthError('invalid_grant', 'The token cannot be exchanged for this organisation.');
+    // One answer for an unknown organisation and another tenant's: a bound client learns nothing.
+    if (!tenant || (client.tenantId !== null && client.tenantId !== tenant.id)) throw new OAuthError('invalid_grant', 'The token cannot be exchanged for this organisation.');
     const candidates = (await this.bindings.allActive(tenant)).filter((b) => {
       const adapter = this.registry.get(b.kind);
       return adapter.capabilities.tokenExchange && adapter.exchangeToken && (adapter.exchangeTokenTypes ?? []).includes(tokenType);
@@ -158,6 +168,7 @@ export class TokenService {
     if (!code) throw new OAuthError('invalid_grant', 'The authorization code is invalid, expired or already used.');
     if (typeof body['redirect_uri'] !== 'string') throw new OAuthError('invalid_request', 'redirect_uri is required.');
     if (typeof body['code_verifier'] !== 'string') throw new OAuthError('invalid_request', 'code_verifier is required (PKCE).');
+    assertClientTenant(client, code.tenantId);
     const tenant = await this.activeTenant(code.tenantId);
 
     const outcome = await this.db.tenantTx(tenant.id, async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
@@ -195,6 +206,7 @@ export class TokenService {
     if (!client.grantTypes.includes('refresh_token')) throw new OAuthError('unauthorized_client', 'This client may not use the refresh_token grant.');
     const presented = parseOpaqueToken('rt', body['refresh_token']);
     if (!presented) throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
+    assertClientTenant(client, presented.tenantId);
     // The hot path, one statement: lock the token and its session, read what the new tokens say,
     // and rotate only if every check passes. What failed is then read from the returned row; a
     // failure that must leave a trace (reuse, disabled user) revokes the session in the same
@@ -353,12 +365,14 @@ export class TokenService {
       });
       return;
     }
+    let claims;
     try {
-      const claims = await this.issuer.verifyAccessToken(token);
-      if (claims.sid && claims.client_id === client.id) await this.endSession(claims.tid, claims.sid, 'revoked_by_client');
+      claims = await this.issuer.verifyAccessToken(token);
     } catch {
-      // RFC 7009 §2.2: an invalid token is not an error.
+      return; // RFC 7009 §2.2: an invalid token is not an error.
     }
+    // Only the database may fail from here on, and that is an error the client must see (503).
+    if (claims.sid && claims.client_id === client.id) await this.endSession(claims.tid, claims.sid, 'revoked_by_client');
   }
 
   async endSession(tenantId: string, sessionId: string, reason: string): Promise<void> {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { createLocalJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { AppConfig } from '../config/app-config.js';
-import { OAuthError } from '../common/errors.js';
+import { BearerTokenError, OAuthError } from '../common/errors.js';
 import { SigningKeysService } from './signing-keys.service.js';
 
 /** Everything a platform token says about its subject; built by the OAuth layer, never by an adapter. */
@@ -41,6 +41,31 @@ export interface PlatformAccessClaims extends JWTPayload {
   sid?: string;
   /** The signing key's `kid`, repeated in the payload of access tokens only: Kong's jwt plugin matches its credential by it (ADR 0006). */
   at_kid?: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v);
+/** `client:<id>`: a machine subject (client_credentials, or an upstream machine by token exchange). */
+const MACHINE_SUBJECT = /^client:[\x21-\x7e]{1,200}$/;
+export const isMachineSubject = (sub: string): boolean => sub.startsWith('client:');
+
+/**
+ * Why a signature-valid access token is still not one this service could have issued, or
+ * undefined. Everything the platform reads from a token is checked here, once, so no reader ever
+ * meets a `tid` that is not a tenant id or a `sid` that is not a session id (they reach SQL).
+ */
+export function accessClaimsProblem(p: PlatformAccessClaims, nowSeconds: number, skewSeconds: number, maxLifetimeSeconds: number): string | undefined {
+  if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) return 'iat is not a number';
+  if (p.iat > nowSeconds + skewSeconds) return 'iat is in the future';
+  if (typeof p.exp !== 'number' || p.exp - p.iat > maxLifetimeSeconds) return 'lifetime exceeds the longest this service issues';
+  if (!isUuid(p.tid)) return 'tid is not a tenant id';
+  if (p.sid !== undefined && !isUuid(p.sid)) return 'sid is not a session id';
+  if (typeof p.sub !== 'string' || !(isUuid(p.sub) || MACHINE_SUBJECT.test(p.sub))) return 'sub is neither a user id nor a machine subject';
+  if (typeof p.client_id !== 'string' || p.client_id.length === 0 || p.client_id.length > 100) return 'client_id is malformed';
+  if (p.scope !== undefined && typeof p.scope !== 'string') return 'scope is not a string';
+  if (p.roles !== undefined && !(Array.isArray(p.roles) && p.roles.every((r) => typeof r === 'string'))) return 'roles is not a list of strings';
+  if (typeof p.org !== 'string') return 'org is not a string';
+  return undefined;
 }
 
 /**
@@ -113,24 +138,35 @@ export class TokenIssuerService {
       .sign(key);
   }
 
-  /** Validates one of our own access tokens (userinfo, admin API): signature, typ, iss, aud, exp. */
-  async verifyAccessToken(token: string): Promise<PlatformAccessClaims> {
+  /**
+   * The cryptographic and structural half of checking one of our own access tokens: signature
+   * (RS256, a key of our JWKS), `typ` at+jwt, iss, aud, exp and nbf with the clock skew, an `iat`
+   * that is not in the future and a lifetime no longer than any this service issues, and every
+   * claim the platform reads in its expected form. Whether the session, user, tenant and client
+   * behind it are still live is the other half: AccessTokenVerifier, the one check every route
+   * that accepts a platform token goes through.
+   */
+  async verifyAccessToken(token: string, now = Date.now()): Promise<PlatformAccessClaims> {
     const doc = this.keys.jwksDocument();
     if (this.localJwks?.etag !== doc.etag) this.localJwks = { etag: doc.etag, set: createLocalJWKSet({ keys: doc.keys }) };
     const jwks = this.localJwks.set;
+    let payload: PlatformAccessClaims;
     try {
-      const { payload } = await jwtVerify<PlatformAccessClaims>(token, jwks, {
+      ({ payload } = await jwtVerify<PlatformAccessClaims>(token, jwks, {
         issuer: this.config.issuer,
         audience: this.config.ACCESS_TOKEN_AUDIENCE,
         typ: 'at+jwt',
         algorithms: ['RS256'],
         clockTolerance: this.config.CLOCK_SKEW_SECONDS,
+        currentDate: new Date(now),
         requiredClaims: ['sub', 'tid', 'jti', 'exp'],
-      });
-      return payload;
+      }));
     } catch (err) {
-      throw new OAuthError('invalid_token', 'The access token is invalid or expired.', { cause: err });
+      throw new BearerTokenError('invalid_token', 'The access token is invalid or expired.', { cause: err });
     }
+    const problem = accessClaimsProblem(payload, Math.floor(now / 1000), this.config.CLOCK_SKEW_SECONDS, this.config.ACCESS_TOKEN_TTL_SECONDS);
+    if (problem) throw new BearerTokenError('invalid_token', 'The access token is invalid or expired.', { cause: new Error(problem) });
+    return payload;
   }
 
   /** An ID token we issued, used as a logout hint: signature and issuer checked, expiry not. */
@@ -143,7 +179,8 @@ export class TokenIssuerService {
         typ: 'JWT',
         currentDate: new Date(0),
       });
-      if (typeof payload.aud !== 'string' || typeof payload['tid'] !== 'string') throw new Error('not an ID token of ours');
+      if (typeof payload.aud !== 'string' || !isUuid(payload['tid'])) throw new Error('not an ID token of ours');
+      if (payload['sid'] !== undefined && !isUuid(payload['sid'])) throw new Error('sid is not a session id of ours');
       return { aud: payload.aud, sid: typeof payload['sid'] === 'string' ? payload['sid'] : undefined, tid: payload['tid'] };
     } catch (err) {
       throw new OAuthError('invalid_request', 'id_token_hint is not a valid ID token of this issuer.', { cause: err });
