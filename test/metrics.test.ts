@@ -67,6 +67,8 @@ describe('metrics', () => {
     expect(ok.status).toBe(200);
     expect(ok.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(await ok.text()).toMatch(/^auth_signing_key_active 1$/m);
+    // The auth-scheme is case-insensitive here as on every Bearer route (RFC 9110 §11.1).
+    for (const scheme of ['bearer', 'BEARER']) expect((await fetch(`${app.url}/metrics`, { headers: { authorization: `${scheme} ${METRICS_TOKEN}` } })).status, scheme).toBe(200);
   });
 
   it('counts a login per tenant and adapter, and the token grants with their latency', async () => {

@@ -382,6 +382,8 @@ describe('authentication and rate limit', () => {
     expect((await new ScimClient(scim.baseUrl, forged).get('/Users')).status).toBe(401);
     // A token in the query string is not accepted (it would end up in access logs).
     expect((await fetch(`${app.url}/scim/v2/Users?access_token=${encodeURIComponent(scim.token)}`)).status).toBe(401);
+    // The auth-scheme is case-insensitive, as on every Bearer route (RFC 9110 §11.1).
+    for (const scheme of ['bearer', 'BEARER']) expect((await fetch(`${app.url}/scim/v2/ServiceProviderConfig`, { headers: { authorization: `${scheme} ${scim.token}` } })).status, scheme).toBe(200);
 
     const tokens = app.app.get(ScimTokensService);
     const extra = await tokens.create(tenantId, 'to be revoked');

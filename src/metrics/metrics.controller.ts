@@ -27,7 +27,8 @@ export class MetricsController {
   async scrape(@Headers('authorization') authorization: string | undefined, @Res() res: Response): Promise<void> {
     const expected = this.config.METRICS_TOKEN;
     if (!expected) throw new ProblemError(404, 'Not found');
-    const presented = /^Bearer ([\x21-\x7E]+)$/.exec(authorization ?? '')?.[1] ?? '';
+    // The auth-scheme is case-insensitive (RFC 9110 §11.1), as on every other Bearer route.
+    const presented = /^Bearer +([\x21-\x7E]+) *$/i.exec(authorization ?? '')?.[1] ?? '';
     if (!constantEquals(presented, expected)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
       throw new ProblemError(401, 'Unauthorized', 'Send Authorization: Bearer <METRICS_TOKEN>.', problemType('unauthenticated'));

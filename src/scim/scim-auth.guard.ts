@@ -4,14 +4,15 @@ import type { Observable } from 'rxjs';
 import { ScimError } from '../common/errors.js';
 import { type ScimPrincipal, ScimTokensService } from './scim-tokens.service.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
+import { BEARER } from '../tokens/bearer-token.js';
 
 type ScimRequest = Request & { scim?: ScimPrincipal };
 
 /**
  * Authenticates SCIM requests by their bearer token (the token alone decides the tenant) and
- * applies the tenant's SCIM rate limit (429 + Retry-After). Only the Authorization header is read: unlike
- * passport-http-bearer, a token in the query string or body (RFC 6750 §2.2/2.3) is not accepted,
- * because URLs end up in access logs.
+ * applies the tenant's SCIM rate limit (429 + Retry-After). Only the Authorization header is read, with
+ * the same Bearer syntax as every other route (bearer-token.ts): a token in the query string or body
+ * (RFC 6750 §2.2/2.3) is not accepted, because URLs end up in access logs.
  */
 @Injectable()
 export class ScimAuthGuard implements CanActivate {
@@ -24,7 +25,7 @@ export class ScimAuthGuard implements CanActivate {
     const http = context.switchToHttp();
     const req = http.getRequest<ScimRequest>();
     const res = http.getResponse<Response>();
-    const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)[ ]*$/i.exec(req.headers.authorization ?? '');
+    const m = BEARER.exec(req.headers.authorization ?? '');
     if (!m) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="scim"');
       throw new ScimError(401, 'A SCIM bearer token is required (Authorization: Bearer <token>).');

@@ -1,7 +1,7 @@
 import { BearerTokenError } from '../common/errors.js';
 
 /** RFC 6750 §2.1: the auth-scheme, one or more spaces, a b64token. */
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+export const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 const BEARER_SCHEME = /^Bearer(?: |$)/i;
 
 /**
