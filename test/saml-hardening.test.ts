@@ -109,9 +109,12 @@ interface Craft {
   /** Conditions NotBefore / NotOnOrAfter and the bearer SubjectConfirmationData NotOnOrAfter. */
   notBefore?: Date;
   notOnOrAfter?: Date;
-  /** Raw Conditions NotOnOrAfter (overrides notOnOrAfter there). */
-  conditionsNotOnOrAfter?: string;
-  conditions?: boolean;
+  /** Raw Conditions NotOnOrAfter (overrides notOnOrAfter there); null leaves it out. */
+  conditionsNotOnOrAfter?: string | null;
+  /** Raw bearer SubjectConfirmationData NotOnOrAfter; null leaves it out. */
+  confirmationNotOnOrAfter?: string | null;
+  /** false: no Conditions; 2: the Conditions element twice. */
+  conditions?: false | 2;
   /** Response Destination; null leaves it out. */
   destination?: string | null;
   groups?: number;
@@ -133,15 +136,15 @@ async function craft(flow: Flow, o: Craft = {}): Promise<string> {
   const notOnOrAfter = o.notOnOrAfter ?? new Date(now + 5 * 60_000);
   const acs = acsUrl(flow.org);
   const groups = Array.from({ length: o.groups ?? 2 }, () => `<saml:AttributeValue>${randomUUID()}</saml:AttributeValue>`).join('');
-  const conditions =
-    o.conditions === false
-      ? ''
-      : `<saml:Conditions NotBefore="${iso(notBefore)}" NotOnOrAfter="${o.conditionsNotOnOrAfter ?? iso(notOnOrAfter)}"><saml:AudienceRestriction><saml:Audience>${app.url}/saml/${flow.org}</saml:Audience></saml:AudienceRestriction></saml:Conditions>`;
+  const conditionsEnd = o.conditionsNotOnOrAfter === null ? '' : ` NotOnOrAfter="${o.conditionsNotOnOrAfter ?? iso(notOnOrAfter)}"`;
+  const conditions = (o.conditions === false ? '' : `<saml:Conditions NotBefore="${iso(notBefore)}"${conditionsEnd}><saml:AudienceRestriction><saml:Audience>${app.url}/saml/${flow.org}</saml:Audience></saml:AudienceRestriction></saml:Conditions>`).repeat(
+    o.conditions === 2 ? 2 : 1,
+  );
   const assertion =
     `<saml:Assertion xmlns:saml="${NS_ASSERTION}" ID="_a${randomBytes(16).toString('hex')}" Version="2.0" IssueInstant="${iso(issuedAt)}">` +
     `<saml:Issuer>${IDP_ENTITY_ID}</saml:Issuer>` +
     `<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">dana@hard.example</saml:NameID>` +
-    `<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="${flow.requestId}" NotOnOrAfter="${iso(notOnOrAfter)}" Recipient="${acs}"/></saml:SubjectConfirmation></saml:Subject>` +
+    `<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="${flow.requestId}"${o.confirmationNotOnOrAfter === null ? '' : ` NotOnOrAfter="${o.confirmationNotOnOrAfter ?? iso(notOnOrAfter)}"`} Recipient="${acs}"/></saml:SubjectConfirmation></saml:Subject>` +
     conditions +
     `<saml:AuthnStatement AuthnInstant="${iso(issuedAt)}" SessionIndex="_s${randomBytes(8).toString('hex')}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>` +
     `<saml:AttributeStatement><saml:Attribute Name="${EMAIL}"><saml:AttributeValue>dana@hard.example</saml:AttributeValue></saml:Attribute><saml:Attribute Name="${GROUPS}">${groups}</saml:Attribute></saml:AttributeStatement>` +
@@ -287,9 +290,10 @@ describe('assertion age', () => {
     await refused('hard', { issuedAt: new Date(now + (CLOCK_SKEW_SECONDS + 60) * 1000) }, 'expired');
   });
 
-  it('accepts an assertion within SAML_MAX_ASSERTION_AGE_SECONDS, and one issued less than CLOCK_SKEW_SECONDS ahead', async () => {
+  it('accepts an assertion within SAML_MAX_ASSERTION_AGE_SECONDS (plus CLOCK_SKEW_SECONDS), and one issued less than CLOCK_SKEW_SECONDS ahead', async () => {
     const now = Date.now();
     await accepted('hard', { issuedAt: new Date(now - (MAX_AGE_SECONDS - 60) * 1000), notOnOrAfter: new Date(now + 3600_000) });
+    await accepted('hard', { issuedAt: new Date(now - (MAX_AGE_SECONDS + CLOCK_SKEW_SECONDS / 3) * 1000), notOnOrAfter: new Date(now + 3600_000) });
     await accepted('hard', { issuedAt: new Date(now + (CLOCK_SKEW_SECONDS / 3) * 1000) });
   });
 });
@@ -335,12 +339,19 @@ describe('refusal reasons (classified by what was checked)', () => {
     await refused('hard-enc', { encryptTo: otherEncryption.certPem }, 'decryption');
   });
 
-  it('records an assertion without Conditions as conditions', async () => {
+  it('records an assertion without Conditions, with several, or with Conditions lacking NotOnOrAfter as conditions', async () => {
     await refused('hard', { conditions: false }, 'conditions');
+    await refused('hard', { conditions: 2 }, 'conditions');
+    await refused('hard', { conditionsNotOnOrAfter: null }, 'conditions');
   });
 
   it('records an unparsable NotOnOrAfter as malformed', async () => {
     await refused('hard', { conditionsNotOnOrAfter: 'tomorrow' }, 'malformed');
     await refused('hard', { conditionsNotOnOrAfter: 'Tue, 1 Jan 2030 00:00:00 GMT' }, 'malformed');
+    await refused('hard', { confirmationNotOnOrAfter: 'tomorrow' }, 'malformed');
+  });
+
+  it('records a SubjectConfirmationData without NotOnOrAfter as subject', async () => {
+    await refused('hard', { confirmationNotOnOrAfter: null }, 'subject');
   });
 });

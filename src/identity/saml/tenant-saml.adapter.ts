@@ -92,7 +92,11 @@ const instant = (value: string | undefined): number | undefined => {
   return Number.isNaN(t) ? undefined : t;
 };
 
-/** Maps node-saml's error messages (its only error signal) to a refusal reason. */
+/**
+ * Maps node-saml's error messages (its only error signal) to a refusal reason, for what only
+ * node-saml checks (the signature itself, Audience, InResponseTo, Conditions times). What the
+ * adapter can check itself it checks first (precheck), so those refusals never depend on this.
+ */
 function reasonFor(err: unknown): SamlRejectReason {
   if (err instanceof SamlStatusError) return 'idp_status';
   const msg = err instanceof Error ? err.message : String(err);
@@ -109,8 +113,9 @@ function reasonFor(err: unknown): SamlRejectReason {
  *
  * node-saml verifies the XML signature (over the assertion, or the response and the assertion,
  * using only the signed bytes), Audience, Conditions timestamps and InResponseTo. This adapter adds
- * what node-saml leaves to the SP: no DTD, the IdP issuer, Destination and Recipient against this
- * tenant's ACS, a timely bearer SubjectConfirmation, and one-time use of each assertion ID and
+ * what node-saml leaves to the SP: no DTD, a Success status, an allow-list of signature and digest
+ * algorithms, the IdP issuer, Destination and Recipient against this tenant's ACS, a bounded
+ * assertion age, a timely bearer SubjectConfirmation, and one-time use of each assertion ID and
  * request ID across replicas.
  */
 @Injectable()
