@@ -18,6 +18,7 @@ import { MetricsService } from './metrics/metrics.service.js';
 import { requestContextMiddleware } from './common/request-context.js';
 import { inputGuardMiddleware } from './common/input-guard.middleware.js';
 import { installJwksFastPath } from './well-known/jwks-fast-path.js';
+import { ACS_BODY_LIMIT_BYTES } from './identity/saml/tenant-saml.adapter.js';
 import { SigningKeysService } from './tokens/signing-keys.service.js';
 
 export interface RunningApp {
@@ -110,7 +111,12 @@ async function startHttp(
   const isScim = (req: IncomingMessage) => /^\/scim\/|^\/admin\/v1\/tenants\/[^/]+\/firebase-import(\?|$)/i.test(req.url ?? '');
   app.useBodyParser('json', { limit: '256kb', type: (req: IncomingMessage) => isJson(req) && !isScim(req) });
   app.useBodyParser('json', { limit: '8mb', type: (req: IncomingMessage) => isJson(req) && isScim(req) });
-  app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100 });
+  // A SAML ACS receives whole responses (Entra/ADFS with hundreds of group claims): its limit follows
+  // the adapter's own cap on a SAMLResponse, so the adapter (not a 413) decides; 64 kB elsewhere.
+  const isForm = (req: IncomingMessage) => /^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
+  const isSamlAcs = (req: IncomingMessage) => req.method === 'POST' && /^\/saml\/[^/?]+\/acs\/?(?:\?|$)/.test(req.url ?? '');
+  app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100, type: (req: IncomingMessage) => isForm(req) && !isSamlAcs(req) });
+  app.useBodyParser('urlencoded', { limit: ACS_BODY_LIMIT_BYTES, extended: false, parameterLimit: 100, type: (req: IncomingMessage) => isForm(req) && isSamlAcs(req) });
   // U+0000, invalid UTF-8 and lone surrogates in the URL, Basic credentials or body: refused here, for every route.
   app.use(inputGuardMiddleware);
   app.use(requestContextMiddleware);

@@ -124,7 +124,7 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
           const view = await this.bindings.health(w.tenant, w.id, true);
           const outcome: HealthRefreshOutcome = { tenantId: w.tenant.id, bindingId: w.id, kind: w.kind, ok: view.health?.ok ?? false, certificateExpiresInDays: view.health?.certificateExpiresInDays };
           report.probed.push(outcome);
-          this.warnAbout(outcome, view.health?.checks ?? {});
+          this.warnAbout(outcome, view.health?.checks ?? {}, view.health?.warnings ?? []);
         } catch (err) {
           report.failed += 1;
           this.logger.warn({ tenant: w.tenant.id, binding: w.id, kind: w.kind, reason: err instanceof Error ? err.message : 'unknown' }, 'binding health probe failed');
@@ -156,8 +156,10 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
     return res[1] > 0;
   }
 
-  private warnAbout(o: HealthRefreshOutcome, checks: Record<string, string>): void {
+  private warnAbout(o: HealthRefreshOutcome, checks: Record<string, string>, warnings: string[]): void {
     if (!o.ok) this.logger.warn({ tenant: o.tenantId, binding: o.bindingId, kind: o.kind, checks }, 'identity-provider binding is unhealthy');
+    // Configuration that weakens a working binding (e.g. SHA-1 accepted) is repeated every round until changed.
+    if (warnings.length > 0) this.logger.warn({ tenant: o.tenantId, binding: o.bindingId, kind: o.kind, warnings }, 'identity-provider binding configuration is weakened');
     if (o.certificateExpiresInDays !== undefined && o.certificateExpiresInDays < CERT_WARNING_DAYS)
       this.logger.warn(
         { tenant: o.tenantId, binding: o.bindingId, kind: o.kind, daysUntilExpiry: o.certificateExpiresInDays },

@@ -125,6 +125,16 @@ export class AppConfig {
   CLOCK_SKEW_SECONDS = 60;
 
   /**
+   * Oldest SAML assertion accepted, counted from its IssueInstant (plus CLOCK_SKEW_SECONDS),
+   * whatever NotOnOrAfter it claims: an IdP posts its assertion through the browser at once.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(30)
+  @Max(3600)
+  SAML_MAX_ASSERTION_AGE_SECONDS = 300;
+
+  /**
    * Longest wait for one HTTP request to a tenant's identity provider during a login (OIDC
    * discovery, token, userinfo, JWKS). A hanging IdP fails that tenant's sign-in with a clear error
    * after this long; other tenants are not affected.

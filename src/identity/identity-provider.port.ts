@@ -96,6 +96,8 @@ export interface BindingHealth {
   checks: Record<string, string>;
   /** Days until the first upstream signing certificate expires (SAML). */
   certificateExpiresInDays?: number;
+  /** The binding works but its configuration weakens it (SAML: SHA-1 accepted); logged by the health refresher. */
+  warnings?: string[];
 }
 
 export interface ValidatedBindingConfig {

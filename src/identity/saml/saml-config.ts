@@ -97,6 +97,22 @@ export class SamlBindingConfig {
   @MaxLength(20_000)
   spSigningCertificate?: string;
 
+  /**
+   * Also accept RSA-SHA1 signatures and SHA-1 digests (default off: SHA-256 and stronger only).
+   * For an IdP that cannot sign otherwise (old ADFS relying-party trusts); reported as a warning in
+   * the binding's health for as long as it is on.
+   */
+  @IsBoolean()
+  allowSha1Signatures = false;
+
+  /**
+   * The Response must name this tenant's ACS in `Destination` (default on). Off only for an IdP
+   * that omits it on unsigned Responses; a signed Response without Destination is refused anyway
+   * (SAML bindings §3.5.5.2).
+   */
+  @IsBoolean()
+  requireDestination = true;
+
   /** Accept IdP-initiated (unsolicited) responses at the ACS (default off). */
   @IsBoolean()
   allowIdpInitiated = false;

@@ -30,6 +30,8 @@ export interface SamlBindingHealth {
   certificates: CertificateInfo[];
   /** Days until the first trusted IdP certificate expires (negative: already expired). */
   minDaysUntilExpiry: number | null;
+  /** Configuration that works but weakens the binding (e.g. SHA-1 accepted): status is at least `warning`. */
+  warnings: string[];
 }
 
 interface Entry {
@@ -141,6 +143,7 @@ export class SamlIdpMetadataService implements OnModuleInit, OnModuleDestroy {
       },
       certificates,
       minDaysUntilExpiry,
+      warnings: [],
     };
   }
 

@@ -13,6 +13,20 @@ export const BINDING_REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redir
 export const BINDING_POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
 export const CM_BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
 export const NAMEID_TRANSIENT = 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient';
+export const STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
+
+/**
+ * XML signature algorithms accepted by default: RSA with SHA-256 or stronger (what xml-crypto can
+ * verify). Never HMAC: its "key" would be the IdP's public certificate.
+ */
+const STRONG_SIGNATURE_METHODS = [
+  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+  'http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1',
+  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
+];
+const STRONG_DIGEST_METHODS = ['http://www.w3.org/2001/04/xmlenc#sha256', 'http://www.w3.org/2001/04/xmlenc#sha512'];
+const SHA1_SIGNATURE_METHOD = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
+const SHA1_DIGEST_METHOD = 'http://www.w3.org/2000/09/xmldsig#sha1';
 
 export class XmlRefusedError extends Error {
   override name = 'XmlRefusedError';
@@ -66,6 +80,50 @@ export const child = (parent: Element | Document, ns: string, localName: string)
 export const textOf = (el: Element | undefined): string | undefined => (el ? (el.textContent ?? '').trim() : undefined);
 
 export const attr = (el: Element | undefined, name: string): string | undefined => (el && el.hasAttribute(name) ? el.getAttribute(name)! : undefined);
+
+/** Every element below `root` (document order) with this local name, whatever its namespace. */
+function descendantsNamed(root: Element, localName: string): Element[] {
+  const out: Element[] = [];
+  const walk = (node: Node) => {
+    for (let i = 0; i < node.childNodes.length; i++) {
+      const n = node.childNodes[i]!;
+      if (n.nodeType !== 1) continue;
+      if ((n as Element).localName === localName) out.push(n as Element);
+      walk(n);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/**
+ * The first SignatureMethod or DigestMethod of `signed`'s own ds:Signature elements (what the
+ * verifier would check) outside the allow-list, or undefined. Every such element anywhere inside a
+ * signature counts, whatever its namespace, so no decoy can sit beside the one a library reads.
+ */
+export function weakSignatureAlgorithm(signed: Element, allowSha1: boolean): string | undefined {
+  const signatureMethods = allowSha1 ? [...STRONG_SIGNATURE_METHODS, SHA1_SIGNATURE_METHOD] : STRONG_SIGNATURE_METHODS;
+  const digestMethods = allowSha1 ? [...STRONG_DIGEST_METHODS, SHA1_DIGEST_METHOD] : STRONG_DIGEST_METHODS;
+  for (const signature of children(signed, NS.dsig, 'Signature')) {
+    for (const m of descendantsNamed(signature, 'SignatureMethod'))
+      if (!signatureMethods.includes(m.getAttribute('Algorithm') ?? '')) return `SignatureMethod ${m.getAttribute('Algorithm') || '(none)'}`;
+    for (const m of descendantsNamed(signature, 'DigestMethod'))
+      if (!digestMethods.includes(m.getAttribute('Algorithm') ?? '')) return `DigestMethod ${m.getAttribute('Algorithm') || '(none)'}`;
+  }
+  return undefined;
+}
+
+const XS_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A SAML time value (xs:dateTime, SAML core §1.3.3) as epoch milliseconds; undefined when it is
+ * not one (Date.parse alone would take "Tue, 1 Jan 2030" or "2030").
+ */
+export function samlInstant(value: string | undefined): number | undefined {
+  if (value === undefined || !XS_DATE_TIME.test(value)) return undefined;
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? undefined : t;
+}
 
 // --------------------------------------------------------------------------------------------
 // IdP metadata

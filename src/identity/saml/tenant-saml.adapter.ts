@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { XMLSerializer } from '@xmldom/xmldom';
+import xmlenc from 'xml-encryption';
 import { generateServiceProviderMetadata, SAML, SamlStatusError, ValidateInResponseTo, type CacheProvider, type Profile, type SamlConfig } from '@node-saml/node-saml';
 import { AppConfig } from '../../config/app-config.js';
 import { ProblemError, problemType } from '../../common/errors.js';
@@ -18,7 +21,23 @@ import { parseSamlBinding, SamlConfigError, toPemCertificate, type ParsedSamlBin
 import { SamlResponseRejectedError, type SamlRejectReason } from './saml-errors.js';
 import { CERT_WARNING_DAYS, MetadataUnreachableError, SamlIdpMetadataService, type ResolvedIdp, type SamlBindingHealth } from './saml-idp-metadata.service.js';
 import { ReplayedSamlMessageError, SamlMessageIdStore } from './saml-message-ids.js';
-import { attr, certificateInfo, child, children, CM_BEARER, MetadataError, NAMEID_TRANSIENT, NS, parseXml, textOf, XmlRefusedError, type CertificateInfo } from './saml-xml.js';
+import {
+  attr,
+  certificateInfo,
+  child,
+  children,
+  CM_BEARER,
+  MetadataError,
+  NAMEID_TRANSIENT,
+  NS,
+  parseXml,
+  samlInstant,
+  STATUS_SUCCESS,
+  textOf,
+  weakSignatureAlgorithm,
+  XmlRefusedError,
+  type CertificateInfo,
+} from './saml-xml.js';
 
 /** What beginLogin keeps with the login transaction (encrypted at rest). */
 interface SamlProviderState {
@@ -46,7 +65,14 @@ const CHECK_TITLES: Record<IdpCheckFailure['type'], string> = {
 
 const certName = (c: CertificateInfo): string => `${c.subject || 'without subject'} (SHA-256 ${c.fingerprintSha256.slice(0, 16)}…)`;
 
-const MAX_RESPONSE_CHARS = 400_000;
+/** Longest SAMLResponse (base64, whitespace removed) the ACS reads: an Entra or ADFS response with a few hundred group claims. */
+export const MAX_RESPONSE_CHARS = 400_000;
+/**
+ * Form body limit of the ACS route, so that every response within MAX_RESPONSE_CHARS reaches the
+ * adapter: the worst case percent-encodes each base64 character (3 bytes) and the CRLF an IdP may
+ * insert every 76 characters, plus RelayState and the field names.
+ */
+export const ACS_BODY_LIMIT_BYTES = 3 * Math.ceil((MAX_RESPONSE_CHARS * 78) / 76) + 4096;
 const MAX_ID_LENGTH = 256;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const FORBIDDEN_CLAIM_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
@@ -55,13 +81,22 @@ const reject = (reason: SamlRejectReason, internal: string): never => {
   throw new SamlResponseRejectedError(reason, internal);
 };
 
+const decryptXml = promisify(xmlenc.decrypt) as (xml: string, options: { key: string }) => Promise<string>;
+
+/** Health warning of a binding that accepts SHA-1. */
+const SHA1_WARNING = 'RSA-SHA1 signatures and SHA-1 digests are accepted (allowSha1Signatures): have the IdP sign with SHA-256, then turn it off';
+
 const instant = (value: string | undefined): number | undefined => {
   if (value === undefined) return undefined;
   const t = Date.parse(value);
   return Number.isNaN(t) ? undefined : t;
 };
 
-/** Maps node-saml's error messages (its only error signal) to a refusal reason. */
+/**
+ * Maps node-saml's error messages (its only error signal) to a refusal reason, for what only
+ * node-saml checks (the signature itself, Audience, InResponseTo, Conditions times). What the
+ * adapter can check itself it checks first (precheck), so those refusals never depend on this.
+ */
 function reasonFor(err: unknown): SamlRejectReason {
   if (err instanceof SamlStatusError) return 'idp_status';
   const msg = err instanceof Error ? err.message : String(err);
@@ -78,8 +113,9 @@ function reasonFor(err: unknown): SamlRejectReason {
  *
  * node-saml verifies the XML signature (over the assertion, or the response and the assertion,
  * using only the signed bytes), Audience, Conditions timestamps and InResponseTo. This adapter adds
- * what node-saml leaves to the SP: no DTD, the IdP issuer, Destination and Recipient against this
- * tenant's ACS, a timely bearer SubjectConfirmation, and one-time use of each assertion ID and
+ * what node-saml leaves to the SP: no DTD, a Success status, an allow-list of signature and digest
+ * algorithms, the IdP issuer, Destination and Recipient against this tenant's ACS, a bounded
+ * assertion age, a timely bearer SubjectConfirmation, and one-time use of each assertion ID and
  * request ID across replicas.
  */
 @Injectable()
@@ -167,9 +203,16 @@ export class TenantSamlProvider implements IdentityProvider {
       parsed = parseSamlBinding(binding.config, binding.secrets);
     } catch (err) {
       const problems = err instanceof SamlConfigError ? err.problems.join('; ') : 'unreadable configuration';
-      return { bindingId: binding.id, status: 'error', metadata: { source: 'config', lastError: `invalid configuration: ${problems}` }, certificates: [], minDaysUntilExpiry: null };
+      return { bindingId: binding.id, status: 'error', metadata: { source: 'config', lastError: `invalid configuration: ${problems}` }, certificates: [], minDaysUntilExpiry: null, warnings: [] };
     }
-    return this.idps.health(binding, parsed.config);
+    const health = await this.idps.health(binding, parsed.config);
+    const warnings = this.configWarnings(parsed.config);
+    return warnings.length === 0 ? health : { ...health, status: health.status === 'ok' ? 'warning' : health.status, warnings: [...health.warnings, ...warnings] };
+  }
+
+  /** What works but should change in a binding's own configuration. */
+  private configWarnings(config: SamlBindingConfig): string[] {
+    return config.allowSha1Signatures ? [SHA1_WARNING] : [];
   }
 
   // ---- configuration checks (admin API) ----
@@ -227,9 +270,12 @@ export class TenantSamlProvider implements IdentityProvider {
 
   private async assess(config: SamlBindingConfig): Promise<{ health: BindingHealth; idp?: ResolvedIdp; failure?: IdpCheckFailure }> {
     const checks: Record<string, string> = {};
+    const warnings = this.configWarnings(config);
+    if (warnings.length > 0) checks['algorithms'] = `warning: ${warnings.join('; ')}`;
+    const withWarnings = warnings.length > 0 ? { warnings } : {};
     const fail = (f: IdpCheckFailure, certificateExpiresInDays?: number) => {
       checks[f.check] = `failed: ${f.detail}`;
-      return { health: { ok: false, checks, ...(certificateExpiresInDays !== undefined ? { certificateExpiresInDays } : {}) }, failure: f };
+      return { health: { ok: false, checks, ...(certificateExpiresInDays !== undefined ? { certificateExpiresInDays } : {}), ...withWarnings }, failure: f };
     };
     let idp: ResolvedIdp;
     try {
@@ -258,7 +304,7 @@ export class TenantSamlProvider implements IdentityProvider {
       first.daysUntilExpiry < CERT_WARNING_DAYS
         ? `warning: the signing certificate ${certName(first)} expires in ${first.daysUntilExpiry} days (${first.notAfter})`
         : `ok (${certificates.length} signing certificate${certificates.length === 1 ? '' : 's'}, the first expires in ${first.daysUntilExpiry} days)`;
-    return { health: { ok: true, checks, certificateExpiresInDays: first.daysUntilExpiry }, idp };
+    return { health: { ok: true, checks, certificateExpiresInDays: first.daysUntilExpiry, ...withWarnings }, idp };
   }
 
   // ---- validation ----
@@ -286,6 +332,7 @@ export class TenantSamlProvider implements IdentityProvider {
     if (!solicited && inResponseTo !== undefined) return reject('in_response_to', 'a solicited response arrived without its login transaction');
     if (parsed.config.encryptedAssertions && children(response, NS.assertion, 'Assertion').length > 0)
       return reject('unencrypted', 'plaintext assertion where encryption is required');
+    await this.precheck(parsed, response);
 
     const idp = await this.idps.resolve(binding, parsed.config);
     const requestCache: CacheProvider = {
@@ -316,9 +363,18 @@ export class TenantSamlProvider implements IdentityProvider {
     const responseIssuer = textOf(child(response, NS.assertion, 'Issuer'));
     if (responseIssuer !== undefined && responseIssuer !== idp.entityId) return reject('issuer', 'response issuer is not the IdP');
 
+    // SAML bindings §3.5.5.2 requires Destination on a signed message; on an unsigned one it is what
+    // ties the envelope to this ACS, so it is required too unless the binding opts out.
     const destination = attr(response, 'Destination');
-    if (destination !== undefined ? destination !== acs : parsed.config.wantResponseSigned)
-      return reject('destination', destination === undefined ? 'signed response without Destination' : 'Destination is not this tenant\'s ACS');
+    const responseSigned = children(response, NS.dsig, 'Signature').length > 0;
+    if (destination === undefined ? responseSigned || parsed.config.requireDestination : destination !== acs)
+      return reject('destination', destination === undefined ? `${responseSigned ? 'signed' : 'unsigned'} response without Destination` : 'Destination is not this tenant\'s ACS');
+
+    // However far NotOnOrAfter is, an assertion is posted right after the IdP issued it.
+    const issuedAt = samlInstant(attr(assertion, 'IssueInstant'));
+    if (issuedAt === undefined) return reject('malformed', 'assertion IssueInstant is not an xs:dateTime');
+    if (issuedAt > now + skewMs) return reject('expired', 'assertion IssueInstant is in the future');
+    if (now - skewMs > issuedAt + this.config.SAML_MAX_ASSERTION_AGE_SECONDS * 1000) return reject('expired', 'assertion older than SAML_MAX_ASSERTION_AGE_SECONDS');
 
     const confirmation = this.subjectConfirmation(assertion, acs, now, skewMs, solicited);
 
@@ -336,7 +392,7 @@ export class TenantSamlProvider implements IdentityProvider {
     }
     if (typeof subject !== 'string' || subject.trim().length === 0 || subject.length > 512) return reject('subject', 'no usable subject');
 
-    const conditionsEnd = instant(attr(child(assertion, NS.assertion, 'Conditions'), 'NotOnOrAfter'));
+    const conditionsEnd = samlInstant(attr(child(assertion, NS.assertion, 'Conditions'), 'NotOnOrAfter'));
     const expiresAt = new Date(Math.max(confirmation.notOnOrAfter, conditionsEnd ?? 0) + skewMs);
     try {
       await this.messageIds.consume(binding.tenantId, binding.id, [
@@ -379,14 +435,80 @@ export class TenantSamlProvider implements IdentityProvider {
     const forUs = data.filter((d) => attr(d, 'Recipient') === acs);
     if (forUs.length === 0) return reject('recipient', 'no bearer SubjectConfirmation for this tenant\'s ACS');
     const timely = forUs.filter((d) => {
-      const end = instant(attr(d, 'NotOnOrAfter'));
-      const start = attr(d, 'NotBefore') === undefined ? now : instant(attr(d, 'NotBefore'));
+      const end = samlInstant(attr(d, 'NotOnOrAfter'));
+      const start = attr(d, 'NotBefore') === undefined ? now : samlInstant(attr(d, 'NotBefore'));
       return end !== undefined && start !== undefined && now - skewMs < end && start <= now + skewMs;
     });
     if (timely.length === 0) return reject('expired', 'SubjectConfirmationData outside its validity window');
     const answering = timely.find((d) => (solicited ? attr(d, 'InResponseTo') === solicited.requestId : attr(d, 'InResponseTo') === undefined));
     if (!answering) return reject('in_response_to', 'SubjectConfirmationData does not answer this request');
-    return { notOnOrAfter: instant(attr(answering, 'NotOnOrAfter'))! };
+    return { notOnOrAfter: samlInstant(attr(answering, 'NotOnOrAfter'))! };
+  }
+
+  /**
+   * What is checked before node-saml sees the response, so that a refusal names what was wrong
+   * (node-saml's only signal is its error text, and some of its failures are TypeErrors): the
+   * IdP's status, one assertion (decrypted here when encrypted), the algorithms of every signature
+   * the Response and the assertion carry, and Conditions and time values node-saml would trip
+   * over. Refusing on unverified content is safe; accepting is decided on the signed bytes later.
+   */
+  private async precheck(parsed: ParsedSamlBinding, response: Element): Promise<void> {
+    // SAML core §3.2.2: a response whose top-level status is not Success reports a failure,
+    // whatever assertion it carries (node-saml reads the status only when there is none).
+    const status = child(response, NS.protocol, 'Status');
+    const statusCode = status ? attr(child(status, NS.protocol, 'StatusCode'), 'Value') : undefined;
+    if (statusCode !== STATUS_SUCCESS) return reject('idp_status', `top-level StatusCode ${statusCode ?? '(none)'}`);
+
+    const plain = children(response, NS.assertion, 'Assertion');
+    const encrypted = children(response, NS.assertion, 'EncryptedAssertion');
+    if (plain.length + encrypted.length > 1) return reject('signature', 'several assertions');
+    if (plain.length + encrypted.length === 0) return reject('invalid', 'no assertion');
+    const assertion = plain[0] ?? (await this.decrypt(parsed, encrypted[0]!));
+
+    const allowSha1 = parsed.config.allowSha1Signatures;
+    const weak = weakSignatureAlgorithm(response, allowSha1) ?? weakSignatureAlgorithm(assertion, allowSha1);
+    if (weak) return reject('algorithm', `signature algorithm not accepted: ${weak}`);
+
+    const conditions = children(assertion, NS.assertion, 'Conditions');
+    if (conditions.length !== 1) return reject('conditions', conditions.length === 0 ? 'assertion without Conditions' : 'assertion with several Conditions');
+    if (attr(conditions[0], 'NotOnOrAfter') === undefined) return reject('conditions', 'assertion Conditions without NotOnOrAfter');
+    const times: Array<[Element | undefined, string]> = [
+      [assertion, 'IssueInstant'],
+      [conditions[0], 'NotBefore'],
+      [conditions[0], 'NotOnOrAfter'],
+    ];
+    const subject = child(assertion, NS.assertion, 'Subject');
+    for (const sc of subject ? children(subject, NS.assertion, 'SubjectConfirmation') : []) {
+      const data = child(sc, NS.assertion, 'SubjectConfirmationData');
+      if (data && attr(data, 'NotOnOrAfter') === undefined) return reject('subject', 'SubjectConfirmationData without NotOnOrAfter');
+      times.push([data, 'NotBefore'], [data, 'NotOnOrAfter']);
+    }
+    for (const [el, name] of times) {
+      const value = attr(el, name);
+      if ((value !== undefined || name === 'IssueInstant') && samlInstant(value) === undefined) return reject('malformed', `${el?.localName ?? 'assertion'} ${name} is not an xs:dateTime`);
+    }
+  }
+
+  /** The assertion inside an EncryptedAssertion, decrypted with the binding's SP key. */
+  private async decrypt(parsed: ParsedSamlBinding, encrypted: Element): Promise<Element> {
+    // The key node-saml is given (see saml()): none unless the binding expects encrypted assertions.
+    const key = parsed.config.encryptedAssertions ? parsed.secrets.spDecryptionKey : undefined;
+    if (!key) return reject('decryption', 'encrypted assertion, and the binding has no decryption key');
+    let decrypted: string;
+    try {
+      decrypted = await decryptXml(new XMLSerializer().serializeToString(encrypted as never), { key });
+    } catch {
+      return reject('decryption', 'the encrypted assertion cannot be decrypted with the binding\'s SP key');
+    }
+    let doc: Document;
+    try {
+      doc = parseXml(decrypted);
+    } catch (err) {
+      return reject(err instanceof XmlRefusedError && err.reason === 'dtd' ? 'dtd' : 'decryption', 'the encrypted assertion does not decrypt to XML');
+    }
+    const assertion = doc.documentElement;
+    if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') return reject('decryption', 'the encrypted assertion does not hold an Assertion');
+    return assertion;
   }
 
   private saml(binding: BindingContext, parsed: ParsedSamlBinding, idp: ResolvedIdp, extra: Partial<SamlConfig>): SAML {
