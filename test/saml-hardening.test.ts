@@ -124,6 +124,8 @@ interface Craft {
   signResponse?: { signatureAlgorithm: string; digestAlgorithm: string };
   /** Encrypt the signed assertion to this certificate. */
   encryptTo?: string;
+  /** Encryption algorithms (default AES-256-GCM content, RSA-OAEP key transport). */
+  encryption?: { encryptionAlgorithm: string; keyEncryptionAlgorithm: string };
 }
 
 const iso = (d: Date) => d.toISOString();
@@ -156,6 +158,8 @@ async function craft(flow: Flow, o: Craft = {}): Promise<string> {
       pem: o.encryptTo,
       encryptionAlgorithm: 'http://www.w3.org/2009/xmlenc11#aes256-gcm',
       keyEncryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p',
+      ...(o.encryption as { encryptionAlgorithm: never; keyEncryptionAlgorithm: never } | undefined),
+      disallowEncryptionWithInsecureAlgorithm: false,
     });
     signedAssertion = `<saml:EncryptedAssertion xmlns:saml="${NS_ASSERTION}">${encrypted}</saml:EncryptedAssertion>`;
   }
@@ -240,6 +244,13 @@ describe('signature algorithms', () => {
     await refused('hard', { signResponse: { signatureAlgorithm: RSA_SHA1, digestAlgorithm: SHA1 } }, 'algorithm');
     // Control: the same envelope signature with SHA-256 is accepted.
     await accepted('hard', { signResponse: { signatureAlgorithm: RSA_SHA256, digestAlgorithm: SHA256 } });
+  });
+
+  it('refuses an assertion encrypted with RSA PKCS#1 v1.5 key transport or 3DES, and takes AES-256-CBC (the ADFS and Entra default)', async () => {
+    const OAEP = 'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p';
+    await refused('hard-enc', { encryptTo: spEncryption.certPem, encryption: { encryptionAlgorithm: 'http://www.w3.org/2009/xmlenc11#aes256-gcm', keyEncryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#rsa-1_5' } }, 'algorithm');
+    await refused('hard-enc', { encryptTo: spEncryption.certPem, encryption: { encryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#tripledes-cbc', keyEncryptionAlgorithm: OAEP } }, 'algorithm');
+    await accepted('hard-enc', { encryptTo: spEncryption.certPem, encryption: { encryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#aes256-cbc', keyEncryptionAlgorithm: OAEP } });
   });
 
   it('checks the algorithms of an encrypted assertion\'s signature after decrypting it', async () => {

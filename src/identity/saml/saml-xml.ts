@@ -113,6 +113,31 @@ export function weakSignatureAlgorithm(signed: Element, allowSha1: boolean): str
   return undefined;
 }
 
+/**
+ * XML Encryption algorithms an encrypted assertion may use. Key transport: RSA-OAEP only; RSA
+ * PKCS#1 v1.5 (`rsa-1_5`) is open to Bleichenbacher's padding oracle. Content: AES-GCM, and AES-CBC
+ * because ADFS and Entra ID encrypt with aes256-cbc by default; never 3DES. The digest inside an
+ * OAEP EncryptionMethod is SHA-1 in most IdPs' output (it only parameterises the padding) and is
+ * not a signature digest, so DigestMethod below EncryptedKey is not checked here.
+ */
+const ENCRYPTION_METHODS = [
+  'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p',
+  'http://www.w3.org/2009/xmlenc11#rsa-oaep',
+  'http://www.w3.org/2009/xmlenc11#aes128-gcm',
+  'http://www.w3.org/2009/xmlenc11#aes192-gcm',
+  'http://www.w3.org/2009/xmlenc11#aes256-gcm',
+  'http://www.w3.org/2001/04/xmlenc#aes128-cbc',
+  'http://www.w3.org/2001/04/xmlenc#aes192-cbc',
+  'http://www.w3.org/2001/04/xmlenc#aes256-cbc',
+];
+
+/** The first EncryptionMethod anywhere inside `encrypted` outside the allow-list, or undefined. */
+export function weakEncryptionAlgorithm(encrypted: Element): string | undefined {
+  for (const m of descendantsNamed(encrypted, 'EncryptionMethod'))
+    if (!ENCRYPTION_METHODS.includes(m.getAttribute('Algorithm') ?? '')) return `EncryptionMethod ${m.getAttribute('Algorithm') || '(none)'}`;
+  return undefined;
+}
+
 const XS_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 
 /**

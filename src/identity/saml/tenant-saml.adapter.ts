@@ -34,6 +34,7 @@ import {
   samlInstant,
   STATUS_SUCCESS,
   textOf,
+  weakEncryptionAlgorithm,
   weakSignatureAlgorithm,
   XmlRefusedError,
   type CertificateInfo,
@@ -81,7 +82,7 @@ const reject = (reason: SamlRejectReason, internal: string): never => {
   throw new SamlResponseRejectedError(reason, internal);
 };
 
-const decryptXml = promisify(xmlenc.decrypt) as (xml: string, options: { key: string }) => Promise<string>;
+const decryptXml = promisify(xmlenc.decrypt) as (xml: string, options: { key: string; disallowDecryptionWithInsecureAlgorithm: boolean }) => Promise<string>;
 
 /** Health warning of a binding that accepts SHA-1. */
 const SHA1_WARNING = 'RSA-SHA1 signatures and SHA-1 digests are accepted (allowSha1Signatures): have the IdP sign with SHA-256, then turn it off';
@@ -494,9 +495,11 @@ export class TenantSamlProvider implements IdentityProvider {
     // The key node-saml is given (see saml()): none unless the binding expects encrypted assertions.
     const key = parsed.config.encryptedAssertions ? parsed.secrets.spDecryptionKey : undefined;
     if (!key) return reject('decryption', 'encrypted assertion, and the binding has no decryption key');
+    const weak = weakEncryptionAlgorithm(encrypted);
+    if (weak) return reject('algorithm', `encryption algorithm not accepted: ${weak}`);
     let decrypted: string;
     try {
-      decrypted = await decryptXml(new XMLSerializer().serializeToString(encrypted as never), { key });
+      decrypted = await decryptXml(new XMLSerializer().serializeToString(encrypted as never), { key, disallowDecryptionWithInsecureAlgorithm: true });
     } catch {
       return reject('decryption', 'the encrypted assertion cannot be decrypted with the binding\'s SP key');
     }
