@@ -23,7 +23,8 @@ let bff: BffClient;
 let operators: Tenant;
 
 beforeAll(async () => {
-  app = await startTestApp();
+  // Many logins from one address within a minute: the per-IP sign-in limits are not what is tested here.
+  app = await startTestApp({ RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000', RATE_LIMIT_LOGIN_PER_MINUTE: '1000' });
   ops = await adminClient(app);
   bff = await seedBff(app);
   operators = (await app.app.get(TenantsService).findActiveBySlug(app.config.OPERATOR_TENANT))!;
@@ -141,6 +142,21 @@ describe('a platform access token stops everywhere at once', () => {
     const res = await other.call('GET', '/admin/v1/tenants');
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+  });
+});
+
+describe('concurrent requests', () => {
+  it('answers every one of 30 concurrent userinfo and admin requests, each with its own verdict', async () => {
+    const live = await operatorLogin();
+    const dead = await operatorLogin();
+    expect((await bearerLogout(dead.access_token)).status).toBe(204);
+    const calls = Array.from({ length: 30 }, (_, i) => {
+      const token = i % 3 === 2 ? dead.access_token : live.access_token;
+      const call = i % 2 === 0 ? userinfo(withBearer(token)) : adminList(withBearer(token));
+      return call.then((r) => ({ expected: i % 3 === 2 ? 401 : 200, status: r.status }));
+    });
+    const answers = await Promise.all(calls);
+    expect(answers.map((a) => a.status)).toEqual(answers.map((a) => a.expected));
   });
 });
 

@@ -46,13 +46,16 @@ export class AccessTokenStrategy extends PassportStrategy(AuthorizationHeaderBea
 }
 
 /**
- * Runs the strategy instance through Passport. The instance is handed to passport.authenticate
- * directly rather than looked up by name in Passport's process-wide registry, so two service
+ * Runs the strategy through Passport. It is handed to passport.authenticate directly (as a
+ * per-request object whose prototype is this application's instance) rather than looked up by name in Passport's process-wide registry, so two service
  * instances in one process (the multi-replica tests) never authenticate with each other's strategy.
  */
 export function authenticate(strategy: AccessTokenStrategy, req: Request, res: Response): Promise<AuthenticatedToken> {
   return new Promise<AuthenticatedToken>((resolve, reject) => {
-    passport.authenticate(strategy as unknown as passport.Strategy, { session: false }, (err: unknown, principal: AuthenticatedToken | false) => {
+    // Passport augments the strategy it is given with this request's success/fail/error callbacks.
+    // Given an instance it does so on the instance itself (only registry look-ups get a fresh
+    // Object.create), so concurrent requests would answer each other: one per-request object each.
+    passport.authenticate(Object.create(strategy) as passport.Strategy, { session: false }, (err: unknown, principal: AuthenticatedToken | false) => {
       if (err) reject(err);
       else if (!principal) reject(new BearerTokenError(undefined, 'A Bearer platform access token is required in the Authorization header.'));
       else resolve(principal);
