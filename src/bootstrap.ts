@@ -17,6 +17,7 @@ import { DomainErrorFilter } from './common/error.filter.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { requestContextMiddleware } from './common/request-context.js';
 import { installJwksFastPath } from './well-known/jwks-fast-path.js';
+import { applyKeepAliveTimeout } from './common/http-keep-alive.js';
 import { SigningKeysService } from './tokens/signing-keys.service.js';
 
 export interface RunningApp {
@@ -124,6 +125,7 @@ async function startHttp(
 
   await app.init();
   installJwksFastPath(app.getHttpServer(), app.get(SigningKeysService), config);
+  applyKeepAliveTimeout(app.getHttpServer(), config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS); // every process that listens: a lone one or each WORKERS worker
   let listenUrl = config.issuer;
   if (opts.listen !== false) {
     try {

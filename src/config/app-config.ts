@@ -52,6 +52,18 @@ export class AppConfig {
   @Max(64)
   WORKERS = 1;
 
+  /**
+   * How long an idle keep-alive connection stays open. It must be longer than the gateway in front
+   * keeps idle upstream connections (Kong's `upstream_keepalive_idle_timeout`, 60 s by default; load
+   * balancers similar): else the service closes a connection the gateway is about to reuse, and the
+   * gateway answers that request with a 502.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS = 75;
+
   /** Issuer and base of every absolute URL the service emits. */
   @IsOptional()
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
