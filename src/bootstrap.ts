@@ -19,6 +19,7 @@ import { requestContextMiddleware } from './common/request-context.js';
 import { inputGuardMiddleware } from './common/input-guard.middleware.js';
 import { installJwksFastPath } from './well-known/jwks-fast-path.js';
 import { ACS_BODY_LIMIT_BYTES } from './identity/saml/tenant-saml.adapter.js';
+import { applyKeepAliveTimeout } from './common/http-keep-alive.js';
 import { SigningKeysService } from './tokens/signing-keys.service.js';
 
 export interface RunningApp {
@@ -135,6 +136,7 @@ async function startHttp(
 
   await app.init();
   installJwksFastPath(app.getHttpServer(), app.get(SigningKeysService), config);
+  applyKeepAliveTimeout(app.getHttpServer(), config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS); // every process that listens: a lone one or each WORKERS worker
   let listenUrl = config.issuer;
   if (opts.listen !== false) {
     try {

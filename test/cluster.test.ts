@@ -1,7 +1,8 @@
 /**
  * WORKERS=2: the service as `npm start` runs it, one primary and two HTTP workers on one port.
- * Both workers serve, one scrape of /metrics counts every worker's requests, a worker that dies
- * is replaced, and SIGTERM stops the whole process group.
+ * Both workers serve, one scrape of /metrics counts every worker's requests, a worker keeps idle
+ * keep-alive connections open as configured, a worker that dies is replaced, and SIGTERM stops the
+ * whole process group.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedNativeTenant } from './support/seed.js';
 import { freePort } from './support/free-port.js';
 import { alive } from './support/process.js';
+import { twoRequestsOneConnection } from './support/keep-alive.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
 
 const METRICS_TOKEN = randomBytes(16).toString('hex');
@@ -110,6 +112,12 @@ describe('WORKERS=2', () => {
     // Each scrape lands on one worker; each must report all 30 (a worker alone saw about half).
     for (let i = 0; i < 4; i++) expect((await issuedByClientCredentials()) - before).toBe(30);
   });
+
+  it('keeps a worker’s idle keep-alive connection open past Node’s 5 s default, as behind a gateway', async () => {
+    const [first, second] = await twoRequestsOneConnection(`${base}/health/live`, 6_500); // a wait, not a measurement
+    expect(first).toMatchObject({ status: 200, keepAlive: 'timeout=75' });
+    expect(second).toMatchObject({ status: 200, reused: true, localPort: first.localPort });
+  }, 30_000);
 
   it('replaces a worker that dies, and keeps serving meanwhile', async () => {
     const [victim] = workerPids();

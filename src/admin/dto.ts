@@ -200,8 +200,12 @@ export class AuditQueryDto {
   @IsISO8601()
   until?: string;
 
+  /**
+   * The nextCursor of the previous page: an audit event id. At most 18 digits, so it always fits
+   * the bigint it is compared with (19 could overflow it, a 500); ids will not reach 10^18.
+   */
   @IsOptional()
-  @Matches(/^\d{1,19}$/)
+  @Matches(/^\d{1,18}$/, { message: 'cursor must be the nextCursor of a previous page' })
   cursor?: string;
 
   @IsOptional()

@@ -82,17 +82,21 @@ export class TenantsAdminService {
     this.db.rowsChanged('tenants');
   }
 
-  /** Audit events across tenants, newest first, keyset-paginated by id. */
+  /**
+   * Audit events across tenants, newest first, keyset-paginated by id (the bigint identity key; the
+   * cursor is the last id of a page). The id is selected as text (JSON has no bigint), so ORDER BY
+   * names the table's column: a bare `id` would mean the text output column and sort 99 above 189.
+   */
   async auditEvents(q: AuditQueryDto): Promise<{ items: AuditEventView[]; nextCursor: string | null }> {
     const limit = q.limit ?? 100;
     const rows = await this.db.tx(async (m) => {
       await m.query(`SELECT set_config('app.audit_reader', 'on', true)`);
       return (await m.query(
-        `SELECT id::text, tenant_id, actor, action, target, data, request_id, created_at FROM audit_events
-          WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action = $3)
-            AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
-            AND ($6::bigint IS NULL OR id < $6)
-          ORDER BY id DESC LIMIT $7`,
+        `SELECT e.id::text AS id, e.tenant_id, e.actor, e.action, e.target, e.data, e.request_id, e.created_at FROM audit_events e
+          WHERE ($1::uuid IS NULL OR e.tenant_id = $1) AND ($2::text IS NULL OR e.actor = $2) AND ($3::text IS NULL OR e.action = $3)
+            AND ($4::timestamptz IS NULL OR e.created_at >= $4) AND ($5::timestamptz IS NULL OR e.created_at < $5)
+            AND ($6::bigint IS NULL OR e.id < $6)
+          ORDER BY e.id DESC LIMIT $7`,
         [q.tenantId ?? null, q.actor ?? null, q.action ?? null, q.since ?? null, q.until ?? null, q.cursor ?? null, limit + 1],
       )) as Array<{ id: string; tenant_id: string | null; actor: string; action: string; target: string | null; data: Record<string, unknown>; request_id: string | null; created_at: Date }>;
     });

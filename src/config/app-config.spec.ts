@@ -1,5 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './app-config.js';
+import { loadKeyEncryptionKey } from '../crypto/key-encryption-key.js';
+import { ConfigError, configEnvNames, loadConfig, secretEnvNames } from './app-config.js';
+
+const MARKER = 'S3CRETMARKER';
+
+/** The message loadConfig (or `then`, on its result) throws for env; fails if nothing is thrown. */
+function configErrorOf(env: Record<string, string>, then: (c: ReturnType<typeof loadConfig>) => unknown = () => undefined): string {
+  try {
+    then(loadConfig(env));
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error(`no configuration error for ${JSON.stringify(Object.keys(env))}`);
+}
 
 describe('loadConfig', () => {
   it('runs with no configuration at all, on development defaults', () => {
@@ -23,5 +37,73 @@ describe('loadConfig', () => {
     ).toThrow(/https/);
     const ok = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com/', DATABASE_URL: 'postgres://x@db/auth', KEY_ENCRYPTION_KEY: 'a'.repeat(44) });
     expect(ok.issuer).toBe('https://auth.example.com');
+  });
+});
+
+describe('secret-bearing variables in configuration errors', () => {
+  it('declares every token, password, key, secret and URL as secret-bearing', () => {
+    const secret = new Set(secretEnvNames());
+    const looksSecret = configEnvNames().filter((n) => /TOKEN$|SECRET|PASSWORD|_KEY$|_URL$/.test(n));
+    expect(looksSecret.filter((n) => !secret.has(n))).toEqual([]);
+    expect(secretEnvNames().filter((n) => !configEnvNames().includes(n))).toEqual([]);
+    for (const n of ['METRICS_TOKEN', 'KONG_ADMIN_TOKEN', 'KEY_ENCRYPTION_KEY', 'KEYCLOAK_CLIENT_SECRET', 'KEYCLOAK_ADMIN_CLIENT_SECRET', 'KEYCLOAK_ADMIN_PASSWORD', 'DATABASE_URL', 'REDIS_URL', 'KONG_ADMIN_URL'])
+      expect(secret, n).toContain(n);
+  });
+
+  it('names every secret-bearing variable it refuses, never its value', () => {
+    // Whatever the variable's check, a value that is not even a string fails it: this reaches the
+    // error formatting for every declared variable, including those no string can fail.
+    for (const name of secretEnvNames()) {
+      const value = [`postgres://user:${MARKER}@host/db`] as unknown as string; // String([x]) is x
+      const message = configErrorOf({ [name]: value });
+      expect(message, name).toContain(name);
+      expect(message, name).not.toContain(MARKER);
+    }
+  });
+
+  it('does not echo a refused token, URL with credentials or key', () => {
+    const refused: Record<string, string> = {
+      METRICS_TOKEN: `short${MARKER}`,
+      DATABASE_URL: `postgress://user:${MARKER}@db.example.test/auth`,
+      REDIS_URL: `redis//:${MARKER}@redis:6379`,
+      KONG_ADMIN_URL: `http://admin:${MARKER}@kong admin:8001`,
+      KEYCLOAK_URL: `ftp://svc:${MARKER}@keycloak:8080`,
+      KEYCLOAK_FRONTEND_URL: `https://svc:${MARKER}@`,
+      PUBLIC_URL: `auth.example.com/?token=${MARKER}`,
+    };
+    for (const [name, value] of Object.entries(refused)) {
+      const message = configErrorOf({ [name]: value });
+      expect(message, name).toMatch(new RegExp(`${name} \\(value withheld: a secret\\): .+`));
+      expect(message, name).not.toContain(MARKER);
+    }
+    // The example of the issue: the error says what is wrong, not what the token is.
+    expect(configErrorOf({ METRICS_TOKEN: 'short' })).toBe('Invalid configuration: METRICS_TOKEN (value withheld: a secret): METRICS_TOKEN must be longer than or equal to 32 characters');
+    // Secrets refused by the checks after validation are named, never shown.
+    expect(configErrorOf({ KEYCLOAK_CLIENT_SECRET: MARKER })).toMatch(/KEYCLOAK_CLIENT_SECRET set without KEYCLOAK_URL/);
+    const keycloak: Array<Record<string, string>> = [
+      { KEYCLOAK_CLIENT_SECRET: MARKER },
+      { KEYCLOAK_URL: 'http://keycloak:8080', KEYCLOAK_CLIENT_SECRET: 's', KEYCLOAK_ADMIN_CLIENT_SECRET: MARKER },
+      { KEYCLOAK_URL: 'http://keycloak:8080', KEYCLOAK_CLIENT_SECRET: 's', KEYCLOAK_ADMIN_PASSWORD: MARKER },
+    ];
+    for (const env of keycloak) expect(configErrorOf(env)).not.toContain(MARKER);
+    const kek = configErrorOf({ KEY_ENCRYPTION_KEY: `${MARKER}${MARKER}` }, (c) => loadKeyEncryptionKey(c));
+    expect(kek).toMatch(/^KEY_ENCRYPTION_KEY must be 32 random bytes/);
+    expect(kek).not.toContain(MARKER);
+  });
+
+  it('still quotes a refused value that is not a secret', () => {
+    expect(configErrorOf({ KONG_CONSUMER: 'no spaces allowed' })).toContain('KONG_CONSUMER ("no spaces allowed")');
+  });
+});
+
+describe('HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', () => {
+  it('defaults above the 60 s gateways keep idle upstream connections (Kong)', () => {
+    expect(loadConfig({}).HTTP_KEEP_ALIVE_TIMEOUT_SECONDS).toBe(75);
+    expect(loadConfig({ HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: '650' }).HTTP_KEEP_ALIVE_TIMEOUT_SECONDS).toBe(650);
+  });
+
+  it('refuses a value that is not a whole number of seconds from 1 to 3600, naming the variable', () => {
+    for (const bad of ['0', '-5', '75s', '1.5', '3601'])
+      expect(configErrorOf({ HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: bad })).toMatch(new RegExp(`^Invalid configuration: HTTP_KEEP_ALIVE_TIMEOUT_SECONDS \\("${bad.replace('.', '\\.')}"\\): `));
   });
 });

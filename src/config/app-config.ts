@@ -17,6 +17,20 @@ import {
 
 const toInt = ({ value }: { value: unknown }) =>
   typeof value === 'string' && value.trim() !== '' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+
+const SECRET_ENV_NAMES = new Set<string>();
+
+/**
+ * Declares a variable whose value is a credential or may carry one (a URL's userinfo, a connection
+ * string's password): a configuration error names it and says what is wrong, never shows its value
+ * (an operator pastes start-up errors into tickets and chats; logs are shipped and kept).
+ */
+function Secret(): PropertyDecorator {
+  return (_target, key) => {
+    SECRET_ENV_NAMES.add(String(key));
+  };
+}
+
 const toBool = ({ value }: { value: unknown }) => {
   if (typeof value !== 'string') return value;
   if (/^(true|1|yes|on)$/i.test(value)) return true;
@@ -52,14 +66,28 @@ export class AppConfig {
   @Max(64)
   WORKERS = 1;
 
+  /**
+   * How long an idle keep-alive connection stays open. It must be longer than the gateway in front
+   * keeps idle upstream connections (Kong's `upstream_keepalive_idle_timeout`, 60 s by default; load
+   * balancers similar): else the service closes a connection the gateway is about to reuse, and the
+   * gateway answers that request with a 502.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  HTTP_KEEP_ALIVE_TIMEOUT_SECONDS = 75;
+
   /** Issuer and base of every absolute URL the service emits. */
+  @Secret()
   @IsOptional()
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
   PUBLIC_URL?: string;
 
   /** PostgreSQL connection for a NON-superuser role. Unset: an embedded PostgreSQL under DATA_DIR. */
+  @Secret()
   @IsOptional()
-  @IsString()
+  @Matches(/^postgres(?:ql)?:\/\/\S+$/, { message: 'must be a postgres:// or postgresql:// URL' })
   DATABASE_URL?: string;
 
   @IsString()
@@ -72,6 +100,7 @@ export class AppConfig {
   EMBEDDED_POSTGRES_PORT = 54329;
 
   /** 32 random bytes, base64: encrypts signing keys and IdP secrets at rest (AES-256-GCM). */
+  @Secret()
   @IsOptional()
   @IsString()
   KEY_ENCRYPTION_KEY?: string;
@@ -238,6 +267,7 @@ export class AppConfig {
    * Redis for the rate-limit counters (`redis://[:password@]host:port[/db]`, `rediss://` for TLS).
    * Unset: counters in PostgreSQL. Unreachable: counted in PostgreSQL until it answers (ADR 0007).
    */
+  @Secret()
   @IsOptional()
   @Matches(/^rediss?:\/\/\S+$/, { message: 'must be a redis:// or rediss:// URL' })
   REDIS_URL?: string;
@@ -294,6 +324,7 @@ export class AppConfig {
   TRUST_PROXY_HOPS = 0;
 
   /** Bearer token Prometheus sends to `GET /metrics` (at least 32 characters). Unset: `/metrics` answers 404. */
+  @Secret()
   @IsOptional()
   @IsString()
   @MinLength(32)
@@ -305,11 +336,13 @@ export class AppConfig {
   METRICS_TENANT_LABEL = true;
 
   /** Kong Admin API (e.g. http://kong:8001): every published signing key is pushed there as a jwt credential. Unset: no push. */
+  @Secret()
   @IsOptional()
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
   KONG_ADMIN_URL?: string;
 
   /** Sent as `Kong-Admin-Token` to the Kong Admin API (RBAC, or a proxy guarding it). */
+  @Secret()
   @IsOptional()
   @IsString()
   KONG_ADMIN_TOKEN?: string;
@@ -339,10 +372,12 @@ export class AppConfig {
    * (back channel, e.g. http://keycloak:8080); KEYCLOAK_FRONTEND_URL is what browsers use, and so
    * the base of every realm's issuer (Keycloak's KC_HOSTNAME). Default: KEYCLOAK_URL.
    */
+  @Secret()
   @IsOptional()
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
   KEYCLOAK_URL?: string;
 
+  @Secret()
   @IsOptional()
   @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true })
   KEYCLOAK_FRONTEND_URL?: string;
@@ -355,6 +390,7 @@ export class AppConfig {
   @Matches(/^[\x21-\x7E]{1,255}$/, { message: 'must be a client id' })
   KEYCLOAK_CLIENT_ID = 'auth-service';
 
+  @Secret()
   @IsOptional()
   @IsString()
   KEYCLOAK_CLIENT_SECRET?: string;
@@ -376,6 +412,7 @@ export class AppConfig {
   @IsString()
   KEYCLOAK_ADMIN_CLIENT_ID?: string;
 
+  @Secret()
   @IsOptional()
   @IsString()
   KEYCLOAK_ADMIN_CLIENT_SECRET?: string;
@@ -384,6 +421,7 @@ export class AppConfig {
   @IsString()
   KEYCLOAK_ADMIN_USERNAME?: string;
 
+  @Secret()
   @IsOptional()
   @IsString()
   KEYCLOAK_ADMIN_PASSWORD?: string;
@@ -406,10 +444,19 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** Names of the variables declared `@Secret()`: their values are never shown. */
+export function secretEnvNames(): string[] {
+  return [...SECRET_ENV_NAMES];
+}
+
+/**
+ * The one place that turns validation failures into words. A non-secret value is quoted (it helps
+ * to see the typo); a secret one is not. (No constraint message here quotes `$value`: keep it so.)
+ */
 const describe = (errors: ValidationError[]): string =>
   errors
     .map((e) => {
-      const got = e.value === undefined ? 'unset' : JSON.stringify(String(e.value));
+      const got = e.value === undefined ? 'unset' : SECRET_ENV_NAMES.has(e.property) ? 'value withheld: a secret' : JSON.stringify(String(e.value));
       const why = Object.values(e.constraints ?? {}).join('; ');
       return `${e.property} (${got}): ${why}`;
     })
