@@ -95,8 +95,9 @@ export async function firstStartBootstrap(app: INestApplicationContext): Promise
   const config = app.get(AppConfig);
   const adminUrl = config.issuer;
   const [done] = await app.get(Database).query<{ target: string }>(
-    `SELECT target FROM audit_events WHERE action = $1 AND tenant_id IS NULL ORDER BY created_at DESC LIMIT 1`,
-    [BOOTSTRAPPED],
+    // The configured client when it was made, else the latest one bootstrap made.
+    `SELECT target FROM audit_events WHERE action = $1 AND tenant_id IS NULL ORDER BY (target = $2) DESC, created_at DESC LIMIT 1`,
+    [BOOTSTRAPPED, config.BOOTSTRAP_ADMIN_CLIENT_ID],
   );
   const usage = (clientId: string) =>
     `next: ${adminEnvLine(adminUrl, clientId, '…')} and run \`npm run admin -- tenants list\` (see README "Onboard a tenant"); lost the secret? ${rotateHint(clientId)}`;
