@@ -26,7 +26,10 @@ async function main(): Promise<void> {
     await running.close().catch(() => undefined);
     throw err;
   }
-  running.logger.info({ pid: process.pid, url: running.url, issuer: config.issuer, discovery: `${config.issuer}/.well-known/openid-configuration` }, 'auth-service listening');
+  // Printed whatever LOG_LEVEL (scripts and tests wait for it), on the log stream so it keeps its place.
+  running.print(
+    `${JSON.stringify({ level: 30, time: Date.now(), msg: 'auth-service listening', pid: process.pid, url: running.url, issuer: config.issuer, discovery: `${config.issuer}/.well-known/openid-configuration` })}\n`,
+  );
   // The end of the start-up output: the one-time credentials alone, or the next step. Under
   // WORKERS > 1 the primary prints it once every worker listens (see cluster.ts).
   if (!cluster.isWorker) {
