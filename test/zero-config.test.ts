@@ -168,6 +168,12 @@ describe('zero configuration (npm start on a fresh machine)', () => {
     await vi.waitFor(async () => expect(await adminApiStatus('ops-admin', secret)).toBe(401), { timeout: 10_000, interval: 200 });
     expect(await adminApiStatus('ops-admin', fresh)).toBe(200);
     secret = fresh;
+    // A second service on the same data directory (another PORT) says who runs its database instead of starting a second server.
+    const twin = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = execFile(process.execPath, [...REGISTER, 'src/main.ts'], { env: { ...env, PORT: '0' }, encoding: 'utf8', timeout: 120_000 }, (_e, _o, stderr) => resolve({ code: c.exitCode, stderr }));
+    });
+    expect(twin.stderr).toContain(`the embedded PostgreSQL of ${join(dataDir, 'postgres')} already runs (pid ${pg}, port ${port})`);
+    expect(twin.code).toBe(1);
     expect(postmasterPid()).toBe(pg);
 
     expect(await stop(child)).toBe(0);
