@@ -1,7 +1,9 @@
 import 'reflect-metadata';
+import type { LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { IncomingMessage } from 'node:http';
+import cluster from 'node:cluster';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import cookieParser from 'cookie-parser';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
@@ -21,22 +23,41 @@ import { installJwksFastPath } from './well-known/jwks-fast-path.js';
 import { ACS_BODY_LIMIT_BYTES } from './identity/saml/tenant-saml.adapter.js';
 import { applyKeepAliveTimeout } from './common/http-keep-alive.js';
 import { SigningKeysService } from './tokens/signing-keys.service.js';
+import { assertHttpPortFree } from './common/port-check.js';
 
 export interface RunningApp {
   app: NestExpressApplication;
   url: string;
   database: Database;
+  /** The start-up logger (component "bootstrap"), on the same stream as every other log line. */
+  logger: pino.Logger;
+  /** Writes text as it is to the log stream, after every line logged so far. */
+  print(text: string): void;
+  /** Resolves when every line written so far has left the process (before another process writes). */
+  flushLogs(): Promise<void>;
   close(): Promise<void>;
 }
+
+type LogStream = pino.DestinationStream & { flush?: (cb: (err?: Error) => void) => void };
+
+/**
+ * One stream for every log line of the process (start-up, Nest, requests), so they come out in
+ * the order they were written: the start-up output ends with what to do next, and nothing logged
+ * earlier can overtake it. Asynchronous, as pino's default; minLength 1 only makes flush(cb) wait
+ * for the writes in flight. LOG_PRETTY keeps its own transport.
+ */
+const logStream = (config: AppConfig, given?: pino.DestinationStream): LogStream | undefined =>
+  given ?? (config.LOG_PRETTY ? undefined : pino.destination({ dest: 1, minLength: 1, sync: false }));
 
 /**
  * Builds the whole service: database (embedded when DATABASE_URL is unset), migrations, keys,
  * HTTP. Used by main.ts and by the end-to-end tests, so tests run exactly what production runs.
  */
 export async function createApp(config: AppConfig, opts: { listen?: boolean; logDestination?: pino.DestinationStream } = {}): Promise<RunningApp> {
-  const boot = opts.logDestination
-    ? pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } }, opts.logDestination)
-    : pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } });
+  const stream = logStream(config, opts.logDestination);
+  const boot = stream ? pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } }, stream) : pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } });
+  // First: a taken port fails the start before anything is created (a WORKERS>1 primary checked it for its workers).
+  if (opts.listen !== false && !cluster.isWorker) await assertHttpPortFree(config.PORT, config.HOST);
   const kek = loadKeyEncryptionKey(config);
   if (kek.source === 'generated')
     boot.warn({ dataDir: config.DATA_DIR }, 'KEY_ENCRYPTION_KEY is unset: using a generated development key under DATA_DIR. Never do this in production.');
@@ -44,8 +65,8 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
   let embedded: EmbeddedDatabase | undefined;
   let url = config.DATABASE_URL;
   if (!url) {
-    boot.warn({ port: config.EMBEDDED_POSTGRES_PORT }, 'DATABASE_URL is unset: starting an embedded PostgreSQL under DATA_DIR (development only).');
     embedded = await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_POSTGRES_PORT, (m) => boot.warn(m));
+    boot.warn({ port: embedded.port, dataDir: config.DATA_DIR }, 'DATABASE_URL is unset: started an embedded PostgreSQL under DATA_DIR (development only).');
     url = embedded.url;
   }
   const dataSource = createDataSource(url);
@@ -67,7 +88,7 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
   let started: { app: NestExpressApplication; listenUrl: string } | undefined;
   try {
     await rowChanges.start();
-    started = await startHttp(config, database, kek.key, opts);
+    started = await startHttp(config, database, kek.key, { listen: opts.listen, logDestination: stream });
   } catch (err) {
     await rowChanges.stop().catch(() => undefined);
     if (dataSource.isInitialized) await dataSource.destroy().catch(() => undefined);
@@ -79,12 +100,33 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
     app,
     url: listenUrl,
     database,
+    logger: boot,
+    print: (text) => void (stream ?? process.stdout).write(text),
+    flushLogs: () =>
+      new Promise<void>((resolve) => {
+        if (typeof stream?.flush !== 'function') return resolve();
+        stream.flush(() => resolve());
+      }),
     close: async () => {
       await app.close();
       await rowChanges.stop();
       if (dataSource.isInitialized) await dataSource.destroy();
       await embedded?.stop();
     },
+  };
+}
+
+/** Nest's own start-up lines (one per module, controller and route): debug, so `info` shows what an operator needs. */
+const NEST_STARTUP_CONTEXTS = new Set(['NestFactory', 'InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestApplication']);
+
+function quietStartup(logger: PinoNestLogger): LoggerService {
+  return {
+    log: (message: unknown, ...rest: unknown[]) => (NEST_STARTUP_CONTEXTS.has(rest.at(-1) as string) ? logger.debug(message, ...rest) : logger.log(message, ...rest)),
+    error: (message: unknown, ...rest: unknown[]) => logger.error(message, ...rest),
+    warn: (message: unknown, ...rest: unknown[]) => logger.warn(message, ...rest),
+    debug: (message: unknown, ...rest: unknown[]) => logger.debug(message, ...rest),
+    verbose: (message: unknown, ...rest: unknown[]) => logger.verbose(message, ...rest),
+    fatal: (message: unknown, ...rest: unknown[]) => logger.fatal(message, ...rest),
   };
 }
 
@@ -101,7 +143,7 @@ async function startHttp(
     // The input guard checks the bytes the parsers decoded (they replace invalid UTF-8 silently).
     rawBody: true,
   });
-  app.useLogger(app.get(PinoNestLogger));
+  app.useLogger(quietStartup(app.get(PinoNestLogger)));
   // First middleware: sees every response, including those ended by guards and body parsers (429s, 401s).
   app.use(app.get(MetricsService).httpMiddleware);
   app.set('trust proxy', config.TRUST_PROXY_HOPS);

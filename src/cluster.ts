@@ -4,6 +4,8 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import pino from 'pino';
 import type { AppConfig } from './config/app-config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres.js';
+import { assertHttpPortFree } from './common/port-check.js';
+import type { StartupNotice } from './admin/admin-bootstrap.js';
 
 /**
  * WORKERS > 1: the primary process forks that many HTTP workers sharing PORT (node:cluster) and
@@ -27,12 +29,16 @@ interface MetricsResponse {
 }
 
 export async function runPrimary(config: AppConfig): Promise<void> {
-  const log = pino({ level: config.LOG_LEVEL, base: { component: 'cluster' } });
+  // minLength 1: flush(cb) waits for the writes in flight (the credentials block must come last).
+  const stream = pino.destination({ dest: 1, minLength: 1, sync: false });
+  const log = pino({ level: config.LOG_LEVEL, base: { component: 'cluster' } }, stream);
   let embedded: EmbeddedDatabase | undefined;
   const env: Record<string, string> = {};
+  // The workers share PORT: checked here, before the embedded PostgreSQL starts and the first worker migrates.
+  await assertHttpPortFree(config.PORT, config.HOST);
   if (!config.DATABASE_URL) {
-    log.warn({ port: config.EMBEDDED_POSTGRES_PORT }, 'DATABASE_URL is unset: starting an embedded PostgreSQL under DATA_DIR (development only).');
     embedded = await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_POSTGRES_PORT, (m) => log.warn(m));
+    log.warn({ port: embedded.port, dataDir: config.DATA_DIR }, 'DATABASE_URL is unset: started an embedded PostgreSQL under DATA_DIR (development only).');
     env['DATABASE_URL'] = embedded.url;
   }
   const aggregator = new AggregatorRegistry();
@@ -49,9 +55,14 @@ export async function runPrimary(config: AppConfig): Promise<void> {
     });
     return worker;
   };
+  let notice: StartupNotice | undefined;
   const listening = (worker: Worker) =>
     new Promise<void>((resolve, reject) => {
-      worker.on('message', (m: { type?: string }) => m?.type === LISTENING && resolve());
+      worker.on('message', (m: { type?: string; notice?: StartupNotice }) => {
+        if (m?.type !== LISTENING) return;
+        notice ??= m.notice;
+        resolve();
+      });
       worker.once('exit', (code) => reject(new Error(`worker exited with code ${code} before it was ready`)));
     });
 
@@ -63,6 +74,11 @@ export async function runPrimary(config: AppConfig): Promise<void> {
   }
   await Promise.all(Array.from({ length: config.WORKERS - 1 }, () => listening(fork())));
   log.info({ workers: config.WORKERS }, 'all workers listening');
+  // The first worker made the operator client if this was the first start: its notice ends the output.
+  if (notice && 'credentials' in notice) {
+    await new Promise<void>((resolve) => stream.flush(() => resolve()));
+    process.stdout.write(`\n${notice.credentials}`);
+  } else if (notice) log.info(notice.next);
 
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
@@ -94,11 +110,11 @@ export async function runPrimary(config: AppConfig): Promise<void> {
 }
 
 /** In a worker: tells the primary this worker serves, and lets prom-client's aggregator read its registry. */
-export function workerReady(registry: Registry): void {
+export function workerReady(registry: Registry, notice?: StartupNotice): void {
   if (!cluster.isWorker) return;
   new AggregatorRegistry(); // installs prom-client's worker-side listener for the primary's requests
   AggregatorRegistry.setRegistries([registry]);
-  process.send?.({ type: LISTENING });
+  process.send?.({ type: LISTENING, notice });
 }
 
 const pending = new Map<string, { resolve: (body: string) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();

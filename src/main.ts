@@ -4,6 +4,7 @@ import { inspect } from 'node:util';
 import { createApp } from './bootstrap.js';
 import { runPrimary, workerReady } from './cluster.js';
 import { MetricsService } from './metrics/metrics.service.js';
+import { firstStartBootstrap, type StartupNotice } from './admin/admin-bootstrap.js';
 
 async function main(): Promise<void> {
   let config;
@@ -18,10 +19,25 @@ async function main(): Promise<void> {
   }
   if (config.WORKERS > 1 && cluster.isPrimary) return runPrimary(config);
   const running = await createApp(config);
-  workerReady(running.app.get(MetricsService).registry);
-  process.stdout.write(
+  let notice: StartupNotice;
+  try {
+    notice = await firstStartBootstrap(running.app);
+  } catch (err) {
+    await running.close().catch(() => undefined);
+    throw err;
+  }
+  // Printed whatever LOG_LEVEL (scripts and tests wait for it), on the log stream so it keeps its place.
+  running.print(
     `${JSON.stringify({ level: 30, time: Date.now(), msg: 'auth-service listening', pid: process.pid, url: running.url, issuer: config.issuer, discovery: `${config.issuer}/.well-known/openid-configuration` })}\n`,
   );
+  // The end of the start-up output: the one-time credentials alone, or the next step. Under
+  // WORKERS > 1 the primary prints it once every worker listens (see cluster.ts).
+  if (!cluster.isWorker) {
+    if ('credentials' in notice) running.print(`\n${notice.credentials}`);
+    else running.logger.info(notice.next);
+  }
+  await running.flushLogs();
+  workerReady(running.app.get(MetricsService).registry, notice);
   let stopping = false;
   const stop = () => {
     if (stopping) return;

@@ -14,8 +14,10 @@ const HELP = `auth-service admin CLI
 Usage: npm run admin -- <command> [arguments] [options]
 
 First start:
-  bootstrap                                   create the operator tenant and an admin machine client
-                                              (uses DATABASE_URL / KEY_ENCRYPTION_KEY like the service)
+  bootstrap [--id <clientId>]                 create the operator tenant and an admin machine client
+                                              (uses DATABASE_URL / KEY_ENCRYPTION_KEY like the service;
+                                              works while the service runs on the embedded PostgreSQL)
+  bootstrap --rotate [--id <clientId>]        a new secret for that client when its secret was lost
 Tenants:
   tenants list
   tenants create <slug> <display name>
@@ -64,6 +66,7 @@ const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     help: { type: 'boolean', short: 'h' },
+    rotate: { type: 'boolean' },
     url: { type: 'string' },
     'client-id': { type: 'string' },
     'client-secret': { type: 'string' },
@@ -160,11 +163,25 @@ async function main(): Promise<void> {
     case 'bootstrap': {
       const { loadConfig } = await import('../config/app-config.js');
       const { createApp } = await import('../bootstrap.js');
-      const { bootstrapAdmin } = await import('../admin/admin-bootstrap.js');
-      const running = await createApp(loadConfig(), { listen: false });
+      const { attachEmbeddedPostgres } = await import('../database/embedded-postgres.js');
+      const { BootstrapRefused, adminEnvLine, bootstrapAdmin, rotateAdminSecret } = await import('../admin/admin-bootstrap.js');
+      const { default: pino } = await import('pino');
+      const config = loadConfig();
+      // With the embedded PostgreSQL, a running service owns its server: use it rather than start a second one on the same data directory.
+      const attached = config.DATABASE_URL ? undefined : attachEmbeddedPostgres(config.DATA_DIR);
+      if (attached) {
+        config.DATABASE_URL = attached.url;
+        process.stderr.write(`admin: using the embedded PostgreSQL the running service started (pid ${attached.pid}, port ${attached.port}, ${config.DATA_DIR})\n`);
+      }
+      // The service's logs go to stderr here: stdout is the result, for `| jq` and scripts.
+      const running = await createApp(config, { listen: false, logDestination: pino.destination({ dest: 2, sync: true }) });
       try {
-        const result = await bootstrapAdmin(running.app, opts.id ?? 'ops-admin');
-        print({ ...result, note: 'The secret is shown once. Export ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET.' });
+        const id = opts.id ?? config.BOOTSTRAP_ADMIN_CLIENT_ID;
+        const result = opts.rotate ? await rotateAdminSecret(running.app, id) : await bootstrapAdmin(running.app, id);
+        print({ ...result, adminUrl: config.issuer, note: `The secret is shown once. Next: ${adminEnvLine(config.issuer, result.clientId, result.clientSecret)}` });
+      } catch (err) {
+        if (err instanceof BootstrapRefused) throw new CliError(err.message);
+        throw err;
       } finally {
         await running.close();
       }

@@ -38,6 +38,18 @@ describe('loadConfig', () => {
     const ok = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com/', DATABASE_URL: 'postgres://x@db/auth', KEY_ENCRYPTION_KEY: 'a'.repeat(44) });
     expect(ok.issuer).toBe('https://auth.example.com');
   });
+
+  it('makes the operator client at start in development only, and in production only from a given secret (a generated one is never printed there)', () => {
+    const prod = { NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', DATABASE_URL: 'postgres://x@db/auth', KEY_ENCRYPTION_KEY: 'a'.repeat(44) };
+    expect(loadConfig({}).bootstrapAdminOnStart).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'test' }).bootstrapAdminOnStart).toBe(false);
+    expect(loadConfig({ BOOTSTRAP_ADMIN_ON_START: 'false' }).bootstrapAdminOnStart).toBe(false);
+    expect(loadConfig(prod).bootstrapAdminOnStart).toBe(false);
+    expect(loadConfig({ ...prod, BOOTSTRAP_ADMIN_CLIENT_SECRET: 's'.repeat(32) }).bootstrapAdminOnStart).toBe(true);
+    expect(() => loadConfig({ ...prod, BOOTSTRAP_ADMIN_ON_START: 'true' })).toThrow(/BOOTSTRAP_ADMIN_ON_START needs BOOTSTRAP_ADMIN_CLIENT_SECRET in production/);
+    expect(() => loadConfig({ BOOTSTRAP_ADMIN_CLIENT_SECRET: 'short' })).toThrow(/BOOTSTRAP_ADMIN_CLIENT_SECRET/);
+    expect(loadConfig({}).EMBEDDED_POSTGRES_PORT).toBeUndefined();
+  });
 });
 
 describe('secret-bearing variables in configuration errors', () => {

@@ -93,11 +93,13 @@ export class AppConfig {
   @IsString()
   DATA_DIR = '.data';
 
+  /** Unset: 54329, or a free port when that one is taken (remembered in DATA_DIR). Set: that port, or an error when it is taken. */
+  @IsOptional()
   @Transform(toInt)
   @IsInt()
   @Min(1024)
   @Max(65535)
-  EMBEDDED_POSTGRES_PORT = 54329;
+  EMBEDDED_POSTGRES_PORT?: number;
 
   /** 32 random bytes, base64: encrypts signing keys and IdP secrets at rest (AES-256-GCM). */
   @Secret()
@@ -317,6 +319,29 @@ export class AppConfig {
   @IsString()
   OPERATOR_TENANT = 'operators';
 
+  /**
+   * The operator machine client made once per database (the `admin` scope of OPERATOR_TENANT):
+   * by the first start (see BOOTSTRAP_ADMIN_ON_START) or by `npm run admin -- bootstrap`.
+   */
+  @Matches(/^[A-Za-z0-9_.-]{3,100}$/, { message: 'must be a client id (3-100 of A-Z a-z 0-9 _ . -)' })
+  BOOTSTRAP_ADMIN_CLIENT_ID = 'ops-admin';
+
+  /** Its secret, from a secret store (at least 32 characters): the first start creates the client with it and prints nothing secret. */
+  @IsOptional()
+  @IsString()
+  @MinLength(32)
+  BOOTSTRAP_ADMIN_CLIENT_SECRET?: string;
+
+  /**
+   * Whether a start on a database that has no operator client yet creates one. Default: on in
+   * development (a generated secret printed once, last, in the start-up output); off under test;
+   * in production only with BOOTSTRAP_ADMIN_CLIENT_SECRET (a secret is never printed there).
+   */
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  BOOTSTRAP_ADMIN_ON_START?: boolean;
+
   /** Trust X-Forwarded-For from this many proxy hops (Kong, a load balancer). */
   @Transform(toInt)
   @IsInt()
@@ -430,6 +455,12 @@ export class AppConfig {
     return (this.PUBLIC_URL ?? `http://localhost:${this.PORT}`).replace(/\/+$/, '');
   }
 
+  /** Whether this start makes the operator client when none was ever made (BOOTSTRAP_ADMIN_ON_START). */
+  get bootstrapAdminOnStart(): boolean {
+    if (this.BOOTSTRAP_ADMIN_ON_START !== undefined) return this.BOOTSTRAP_ADMIN_ON_START;
+    return this.NODE_ENV === 'development' || (this.isProduction && this.BOOTSTRAP_ADMIN_CLIENT_SECRET !== undefined);
+  }
+
   get isProduction(): boolean {
     return this.NODE_ENV === 'production';
   }
@@ -466,6 +497,7 @@ const describe = (errors: ValidationError[]): string =>
 const OPTIONAL_ENV_NAMES = [
   'PUBLIC_URL',
   'DATABASE_URL',
+  'EMBEDDED_POSTGRES_PORT',
   'KEY_ENCRYPTION_KEY',
   'KEY_ENCRYPTION_KEY_FILE',
   'FIREBASE_AUTH_EMULATOR_HOST',
@@ -481,6 +513,8 @@ const OPTIONAL_ENV_NAMES = [
   'KONG_ADMIN_URL',
   'KONG_ADMIN_TOKEN',
   'REDIS_URL',
+  'BOOTSTRAP_ADMIN_CLIENT_SECRET',
+  'BOOTSTRAP_ADMIN_ON_START',
 ];
 
 /** Every environment variable the service reads (docs and deployment checks use the same list). */
@@ -532,6 +566,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       missing.push(
         'FIREBASE_AUTH_EMULATOR_HOST must be unset in production (the Firebase Auth emulator accepts unsigned ID tokens; it is for development and test only)',
       );
+    if (config.BOOTSTRAP_ADMIN_ON_START === true && !config.BOOTSTRAP_ADMIN_CLIENT_SECRET)
+      missing.push('BOOTSTRAP_ADMIN_ON_START needs BOOTSTRAP_ADMIN_CLIENT_SECRET in production (a generated secret is never printed to production logs; or run `npm run admin -- bootstrap`)');
     if (missing.length > 0) throw new ConfigError(`Invalid configuration for production: ${missing.join(' | ')}`);
   }
   return config;
