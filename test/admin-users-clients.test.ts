@@ -7,6 +7,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
+import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { authorizeUrl, get, nativeLogin, pkcePair, submitNativeLogin, type BffClient } from './support/bff.js';
 
 let app: TestApp;
@@ -116,6 +117,14 @@ describe('POST /admin/v1/tenants/{tenantId}/users', () => {
 
     const unknown = await admin.call('POST', '/admin/v1/tenants/00000000-0000-4000-8000-000000000000/users', { username: 'x', password: PASSWORD });
     expect(unknown.status).toBe(404);
+  });
+
+  it('commits the user and its audit row together: when the audit row cannot be written, no user exists', async () => {
+    const t = await createTenant('user-atomic');
+    const creds = app.app.get(NativeCredentialsService);
+    // PostgreSQL refuses a NUL in text: the audit insert fails inside the user's transaction.
+    await expect(creds.createUser(t.id, { username: 'gil', password: PASSWORD }, { actor: 'client:\u0000' })).rejects.toThrow();
+    expect((await admin.call('POST', `/admin/v1/tenants/${t.id}/users`, { username: 'gil', password: PASSWORD })).status).toBe(201);
   });
 
   it('replays a retried create with the same Idempotency-Key instead of answering 409', async () => {
