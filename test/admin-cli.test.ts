@@ -15,6 +15,7 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff } from './support/seed.js';
+import { freePort } from './support/free-port.js';
 import { authorizeUrl, get, nativeLogin, pkcePair, submitNativeLogin, tokenRequest, type BffClient } from './support/bff.js';
 import { startOidcProvider, type OidcProviderPeer } from './peers/oidc-provider.js';
 import { oidcProviderLogin } from './peers/oidc-provider-login.js';
@@ -88,6 +89,15 @@ async function bffOidcLogin(org: string): Promise<JWTPayload> {
   return platformClaims(((await res.json()) as { access_token: string }).access_token);
 }
 
+/** A native binding activated straight away (test login through the form), then a BFF login. */
+async function nativeLoginAfterBinding(tenantId: string, org: string, username: string, password: string) {
+  const binding = JSON.parse((await cli('bindings', 'create', tenantId, '--kind', 'native')).stdout) as { id: string };
+  const { url } = JSON.parse((await cli('bindings', 'test-login', tenantId, binding.id)).stdout) as { url: string };
+  expect((await submitNativeLogin(app.url, url, username, password)).headers.get('location')).toContain('outcome=success');
+  await cli('bindings', 'activate', tenantId, binding.id);
+  return nativeLogin(app.url, bff, org, username, password);
+}
+
 describe('admin CLI', { timeout: 120_000 }, () => {
   it('prints help', async () => {
     const { stdout } = await cli('--help');
@@ -95,6 +105,52 @@ describe('admin CLI', { timeout: 120_000 }, () => {
     expect(stdout).toContain('bindings activate <tenantId> <bindingId>');
     expect(stdout).toContain('bindings retire <tenantId> <bindingId>');
     expect(stdout).toContain('firebase-import <tenantId> --file users.json --hash-config hash.json');
+  });
+
+  it('lists users create, clients update and --id in its help', async () => {
+    const { stdout } = await cli('--help');
+    expect(stdout).toContain('users create <tenantId> <username>');
+    expect(stdout).toContain('clients update <clientId>');
+    expect(stdout).toContain('--post-logout-redirect-uri <uri>');
+    expect(stdout).toMatch(/^ {2}--id <id> /m);
+  });
+
+  it('names the URL it cannot reach, and says what is wrong with an empty or malformed ADMIN_URL', async () => {
+    const port = await freePort();
+    await expect(cliWith({ ...env, ADMIN_URL: `http://127.0.0.1:${port}` }, 'tenants', 'list')).rejects.toMatchObject({
+      code: 2,
+      stderr: `admin: cannot reach http://127.0.0.1:${port}: connection refused (is the service running there?)\n`,
+    });
+    await expect(cliWith({ ...env, ADMIN_URL: '' }, 'tenants', 'list')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('admin: ADMIN_URL is empty: set it to the service') });
+    await expect(cliWith({ ...env, ADMIN_URL: 'auth.example.com' }, 'tenants', 'list')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('ADMIN_URL "auth.example.com" is not a URL') });
+    await expect(cliWith(env, '--url', 'ftp://auth.example.com', 'tenants', 'list')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('--url "ftp://auth.example.com" is not an http(s) URL') });
+  });
+
+  it('users create reads the password from stdin (never an argument) and refuses an empty one', async () => {
+    const tenant = JSON.parse((await cli('tenants', 'create', 'cli-users', 'Users by CLI')).stdout) as { id: string };
+    const withStdin = (input: string, ...args: string[]) => {
+      const p = cli(...args);
+      p.child.stdin!.end(input);
+      return p;
+    };
+    const { stdout } = await withStdin('cli user password\n', 'users', 'create', tenant.id, 'cli-user', '--email', 'cli@users.example', '--role', 'EDITOR', '--role', 'VIEWER');
+    expect(JSON.parse(stdout)).toMatchObject({ username: 'cli-user', email: 'cli@users.example', emailVerified: false, roles: ['EDITOR', 'VIEWER'] });
+    const { tokens } = await nativeLoginAfterBinding(tenant.id, 'cli-users', 'cli-user', 'cli user password');
+    expect(tokens.access_token).toBeTruthy();
+    await expect(withStdin('', 'users', 'create', tenant.id, 'other')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('No password on stdin') });
+    await expect(withStdin('cli user password', 'users', 'create', tenant.id, 'cli-user')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('409 Username taken') });
+  });
+
+  it('clients update replaces redirect URIs, post-logout redirect URIs and scopes', async () => {
+    const created = JSON.parse((await cli('clients', 'create', '--id', 'cli-bff', '--name', 'CLI BFF', '--kind', 'bff', '--redirect-uri', 'https://old.example/cb')).stdout) as { clientSecret: string };
+    expect(created.clientSecret).toBeTruthy();
+    const updated = JSON.parse(
+      (await cli('clients', 'update', 'cli-bff', '--redirect-uri', 'https://new.example/cb', '--redirect-uri', 'https://new.example/cb2', '--post-logout-redirect-uri', 'https://new.example/bye', '--scope', 'openid', '--scope', 'email')).stdout,
+    ) as Record<string, unknown>;
+    expect(updated).toMatchObject({ id: 'cli-bff', redirectUris: ['https://new.example/cb', 'https://new.example/cb2'], postLogoutRedirectUris: ['https://new.example/bye'], scopes: ['openid', 'email'] });
+    expect(JSON.stringify(updated)).not.toContain(created.clientSecret);
+    await expect(cli('clients', 'update', 'cli-bff', '--redirect-uri', 'not a url')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('400 Invalid redirect URI') });
+    await expect(cli('clients', 'update', 'cli-bff')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('Nothing to change') });
   });
 
   it('creates and lists a tenant through the API', async () => {

@@ -16,11 +16,16 @@ export const etagOf = (version: number): string => `"v${version}"`;
  * operators editing the same binding cannot silently overwrite each other.
  */
 export function requireIfMatch(req: Request, version: number): void {
+  requireEtag(req, etagOf(version));
+}
+
+/** requireIfMatch for a resource whose ETag is not a version number (a client's is a digest). */
+export function requireEtag(req: Request, etag: string): void {
   const header = req.headers['if-match'];
   if (!header) throw new ProblemError(428, 'Precondition required', 'Send If-Match with the ETag you read.', problemType('if-match-required'));
   const tags = header.split(',').map((t) => t.trim().replace(/^W\//, ''));
-  if (!tags.includes('*') && !tags.includes(etagOf(version)))
-    throw new ProblemError(412, 'Precondition failed', 'The resource changed since you read it; read it again and retry.', problemType('stale-etag'), { currentEtag: etagOf(version) });
+  if (!tags.includes('*') && !tags.includes(etag))
+    throw new ProblemError(412, 'Precondition failed', 'The resource changed since you read it; read it again and retry.', problemType('stale-etag'), { currentEtag: etag });
 }
 
 const IN_PROGRESS_SECONDS = 60;

@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ProblemError, problemType } from '../common/errors.js';
-import { ClientsService } from '../oauth/clients.service.js';
+import { ClientsService, clientEtag, type Client } from '../oauth/clients.service.js';
 import { SigningKeysService, type SigningKeyView } from '../tokens/signing-keys.service.js';
 import type { Tenant } from '../tenants/tenants.service.js';
 import { Database } from '../database/database.js';
@@ -10,8 +10,10 @@ import { AuditService } from '../audit/audit.service.js';
 import { ScimSettingsService, ScimTokensService } from '../scim/scim-tokens.service.js';
 import { ScimHeldOperationsService } from '../scim/scim-held-operations.service.js';
 import { FirebaseImportService } from '../identity/firebase/firebase-import.service.js';
+import { NativeCredentialsService } from '../identity/native/native-credentials.service.js';
+import { UsersService, type PlatformUser } from '../users/users.service.js';
 import { AdminGuard, principalOf } from './admin-auth.js';
-import { IdempotencyInterceptor, etagOf, requireIfMatch } from './admin-http.js';
+import { IdempotencyInterceptor, etagOf, requireEtag, requireIfMatch } from './admin-http.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
 import { BindingsAdminService, type BindingView, type RollbackView } from './bindings-admin.service.js';
 import {
@@ -20,6 +22,7 @@ import {
   CreateClientDto,
   CreateScimTokenDto,
   CreateTenantDto,
+  CreateUserDto,
   FirebaseImportDto,
   HeldOperationsDto,
   ScimSettingsDto,
@@ -27,8 +30,11 @@ import {
   MappingPreviewDto,
   RotateKeysDto,
   UpdateBindingDto,
+  UpdateClientDto,
   UpdateTenantDto,
 } from './dto.js';
+
+const clientNotFound = () => new ProblemError(404, 'Client not found', undefined, problemType('client-not-found'));
 
 const validation = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
 
@@ -175,6 +181,35 @@ export class BindingsAdminController {
   }
 }
 
+/** A user as the admin API shows it: never a password or its hash. */
+export interface UserView extends PlatformUser {
+  username: string;
+}
+
+@Admin('users')
+@Controller('admin/v1/tenants/:tenantId/users')
+export class UsersAdminController {
+  constructor(
+    private readonly tenants: TenantsAdminService,
+    private readonly credentials: NativeCredentialsService,
+    private readonly users: UsersService,
+    private readonly db: Database,
+  ) {}
+
+  /**
+   * A user who signs in with a local password on the hosted form of the tenant's native binding.
+   * Allowed whatever the tenant's bindings: a draft native binding's test login needs a user first.
+   */
+  @Post()
+  async create(@Param('tenantId') tenantId: string, @Body() dto: CreateUserDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<UserView> {
+    const tenant = await this.tenants.get(tenantId);
+    const userId = await this.credentials.createUser(tenant.id, dto, { actor: principalOf(req).actor });
+    const user = await this.db.tenantTx(tenant.id, (m) => this.users.get(m, userId));
+    res.setHeader('Location', `/admin/v1/tenants/${tenant.id}/users/${userId}`);
+    return { ...user!, username: dto.username };
+  }
+}
+
 @Admin('SCIM tokens')
 @Controller('admin/v1/tenants/:tenantId/scim-tokens')
 export class ScimTokensAdminController {
@@ -282,16 +317,37 @@ export class ClientsAdminController {
   }
 
   @Get(':clientId')
-  async get(@Param('clientId') id: string) {
+  async get(@Param('clientId') id: string, @Res({ passthrough: true }) res: Response) {
     const client = await this.clients.find(id);
-    if (!client) throw new ProblemError(404, 'Client not found', undefined, problemType('client-not-found'));
+    if (!client) throw clientNotFound();
+    res.setHeader('ETag', clientEtag(client));
     return client;
+  }
+
+  /**
+   * Changes a client's name, redirect URIs, post-logout redirect URIs or scopes (each list given
+   * replaces the stored one), with If-Match like every admin update; audited in the same
+   * transaction. Token requests see the change at once (the client cache is dropped).
+   */
+  @Patch(':clientId')
+  async update(@Param('clientId') id: string, @Body() dto: UpdateClientDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<Client> {
+    const after = await this.db.tx(async (m) => {
+      const before = await this.clients.get(m, id, true);
+      if (!before?.enabled) throw clientNotFound();
+      requireEtag(req, clientEtag(before));
+      const updated = await this.clients.update(m, id, dto);
+      await this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'client.updated', target: id, data: { before, after: updated } });
+      return updated;
+    });
+    this.db.rowsChanged('clients');
+    res.setHeader('ETag', clientEtag(after));
+    return after;
   }
 
   @Delete(':clientId')
   @HttpCode(204)
   async disable(@Param('clientId') id: string, @Req() req: Request): Promise<void> {
-    if (!(await this.clients.disable(id))) throw new ProblemError(404, 'Client not found', undefined, problemType('client-not-found'));
+    if (!(await this.clients.disable(id))) throw clientNotFound();
     await this.db.tx((m) => this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'client.disabled', target: id }));
   }
 }
@@ -330,4 +386,4 @@ export class AuditAdminController {
   }
 }
 
-export const ADMIN_CONTROLLERS = [TenantsAdminController, BindingsAdminController, ScimTokensAdminController, ScimSafetyAdminController, FirebaseImportAdminController, ClientsAdminController, SigningKeysAdminController, AuditAdminController];
+export const ADMIN_CONTROLLERS = [TenantsAdminController, BindingsAdminController, UsersAdminController, ScimTokensAdminController, ScimSafetyAdminController, FirebaseImportAdminController, ClientsAdminController, SigningKeysAdminController, AuditAdminController];

@@ -252,6 +252,11 @@ export class BindingsAdminService {
       source = 'test-login';
     } else throw new ProblemError(400, 'No sample', 'Send a sample identity (claims), or complete a test login first.', problemType('no-sample'));
     const n: NormalisedIdentity = normaliseIdentity(row.claim_mapping, sample);
+    const claims = { email: n.email, email_verified: n.emailVerified, name: n.name, roles: n.roles };
+    // A native login names an existing user (its subject is the user id): the tokens carry that
+    // user's stored profile and roles, not what the mapping makes of the login's few claims.
+    const user = row.kind === 'native' ? await this.nativeUser(tenant, sample.subject) : undefined;
+    if (user) Object.assign(claims, { email: user.email, email_verified: user.email !== null && user.email_verified, name: user.display_name, roles: [...new Set([...user.roles, ...n.roles])].sort() });
     const used = new Set<string>(
       [row.claim_mapping.email ?? 'email', row.claim_mapping.emailVerified ?? 'email_verified', row.claim_mapping.name ?? 'name', row.claim_mapping.givenName ?? 'given_name', row.claim_mapping.familyName ?? 'family_name', ...(row.claim_mapping.roles ?? []).map((r) => r.claim)].map(
         (c) => c.split('.')[0]!,
@@ -259,9 +264,27 @@ export class BindingsAdminService {
     );
     return {
       source,
-      platformClaims: { tid: tenant.id, org: tenant.slug, email: n.email, email_verified: n.emailVerified, name: n.name, roles: n.roles, idp: row.kind, idp_sub: sample.subject },
+      platformClaims: { tid: tenant.id, org: tenant.slug, ...claims, idp: row.kind, idp_sub: sample.subject },
       droppedClaims: Object.keys(sample.claims).filter((k) => !used.has(k) && !used.has(k.split('.')[0]!)).sort(),
     };
+  }
+
+  /**
+   * The native user a login through the binding would sign in, as the token endpoint will read it:
+   * its profile, and the roles a login keeps (given by hand or by SCIM; the mapped roles of the
+   * login replace the ones an earlier login mapped).
+   */
+  private async nativeUser(tenant: Tenant, userId: string): Promise<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] } | undefined> {
+    if (!/^[0-9a-f-]{36}$/.test(userId)) return undefined;
+    return this.db.tenantTx(tenant.id, async (m) => {
+      const [user] = (await m.query(
+        `SELECT u.email, u.email_verified, u.display_name,
+                ARRAY(SELECT DISTINCT r.role FROM user_roles r WHERE r.user_id = u.id AND r.source <> 'idp' ORDER BY 1) AS roles
+           FROM users u JOIN native_credentials c ON c.user_id = u.id WHERE u.id = $1 AND u.tenant_id = $2`,
+        [userId, tenant.id],
+      )) as Array<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>;
+      return user;
+    });
   }
 
   /** Probes the upstream now (discovery, JWKS, metadata, certificate expiry) and stores the result. */

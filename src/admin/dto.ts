@@ -5,6 +5,7 @@ import {
   IsArray,
   IsBoolean,
   IsIn,
+  IsEmail,
   IsInt,
   IsISO8601,
   IsObject,
@@ -160,6 +161,70 @@ export class CreateClientDto {
   @IsArray()
   @IsIn(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'], { each: true })
   grantTypes?: string[];
+}
+
+/** Only what can change without re-issuing credentials: the id, kind, tenant and grants stay. */
+export class UpdateClientDto {
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  name?: string;
+
+  @ApiPropertyOptional({ description: 'Replaces the registered redirect URIs (matched exactly).' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(50)
+  @IsString({ each: true })
+  redirectUris?: string[];
+
+  @ApiPropertyOptional({ description: 'Replaces the registered post-logout redirect URIs.' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(50)
+  @IsString({ each: true })
+  postLogoutRedirectUris?: string[];
+
+  @ApiPropertyOptional({ description: 'Replaces the scopes the client may ask for.' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(100)
+  @Matches(/^[A-Za-z0-9_.:-]{1,100}$/, { each: true })
+  scopes?: string[];
+}
+
+export class CreateUserDto {
+  @ApiProperty({ example: 'ann@globex.example', description: 'What the user types on the hosted form; unique per tenant, case-insensitive.' })
+  @IsString()
+  // The form trims what is typed, and control characters cannot be typed: neither could sign in.
+  @Matches(/^[^\s\p{Cc}](?:[^\p{Cc}]{0,318}[^\s\p{Cc}])?$/u, { message: 'username must be 1–320 characters, without control characters or leading/trailing spaces' })
+  username!: string;
+
+  @ApiProperty({ description: 'The initial password (8–256 characters). Write-only: never returned or logged.' })
+  @IsString()
+  password!: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsEmail({}, { message: 'email must be an email address' })
+  @Length(3, 320)
+  email?: string;
+
+  @ApiPropertyOptional({ description: 'Whether the email is known to be the user\'s (default false).' })
+  @IsOptional()
+  @IsBoolean()
+  emailVerified?: boolean;
+
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  displayName?: string;
+
+  @ApiPropertyOptional({ description: 'Roles given by hand (kept across logins, beside the binding\'s mapped roles).' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(100)
+  @Matches(/^[A-Za-z0-9_.:-]{1,100}$/, { each: true, message: 'each role must be 1–100 letters, digits, _ . : or -' })
+  roles?: string[];
 }
 
 export class CreateScimTokenDto {

@@ -37,10 +37,16 @@ Identity-provider bindings:
   bindings retire <tenantId> <bindingId>      take an active binding out of service (kept; rollback undoes it)
   bindings rollback <tenantId>                undo the last activate, retire or rollback (across login styles)
   bindings health <tenantId> <bindingId>
+Users (local passwords, for native bindings):
+  users create <tenantId> <username> [--email <email>] [--email-verified] [--display-name <name>]
+               [--role <role>]...             asks for the initial password (or reads it from stdin)
 Clients:
   clients list
   clients create --id <id> --name <name> --kind <bff|machine> [--tenant <tenantId>]
-                 [--redirect-uri <uri>]... [--scope <scope>]...
+                 [--redirect-uri <uri>]... [--post-logout-redirect-uri <uri>]... [--scope <scope>]...
+                                              the client secret is printed once
+  clients update <clientId> [--name <name>] [--redirect-uri <uri>]... [--post-logout-redirect-uri <uri>]...
+                 [--scope <scope>]...         each list given replaces the registered one
   clients disable <clientId>
 SCIM tokens:
   scim-tokens create <tenantId> <name>        the token is printed once
@@ -59,6 +65,8 @@ Options:
   --url <url>             admin API base URL (env ADMIN_URL, default http://localhost:3000)
   --client-id <id>        operator machine client (env ADMIN_CLIENT_ID)
   --client-secret <s>     its secret (env ADMIN_CLIENT_SECRET)
+  --id <id>               clients create: the new client's id; bootstrap: the operator client's id
+                          (default ops-admin)
   -h, --help              this text
 `;
 
@@ -81,6 +89,11 @@ const { values: opts, positionals } = parseArgs({
     name: { type: 'string' },
     tenant: { type: 'string' },
     'redirect-uri': { type: 'string', multiple: true },
+    'post-logout-redirect-uri': { type: 'string', multiple: true },
+    email: { type: 'string' },
+    'email-verified': { type: 'boolean' },
+    'display-name': { type: 'string' },
+    role: { type: 'string', multiple: true },
     scope: { type: 'string', multiple: true },
     delay: { type: 'string' },
     'hash-config': { type: 'string' },
@@ -107,18 +120,57 @@ const priority = (): { priority?: number } => {
   return { priority: Number(opts.priority) };
 };
 
-const base = (opts.url ?? process.env['ADMIN_URL'] ?? 'http://localhost:3000').replace(/\/+$/, '');
+/**
+ * The admin API's base URL, checked before the first call: an empty or malformed ADMIN_URL would
+ * otherwise surface as fetch's "Failed to parse URL from /oauth2/token".
+ */
+function baseUrl(): string {
+  const [value, name] = opts.url !== undefined ? [opts.url, '--url'] : process.env['ADMIN_URL'] !== undefined ? [process.env['ADMIN_URL'], 'ADMIN_URL'] : ['http://localhost:3000', 'the default URL'];
+  if (value.trim() === '') throw new CliError(`${name} is empty: set it to the service's base URL (e.g. http://localhost:3000), or unset it for that default.`);
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    throw new CliError(`${name} "${value}" is not a URL: use the service's base URL, e.g. http://localhost:3000.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`${name} "${value}" is not an http(s) URL: use the service's base URL, e.g. http://localhost:3000.`);
+  return url.href.replace(/\/+$/, '');
+}
+let base: string | undefined;
+
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is the service running there?)',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+};
+
+/** fetch, with a refused connection or an unknown host told as such and naming the URL ("fetch failed" says neither). */
+async function call(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const reason = (cause?.code && UNREACHABLE[cause.code]) ?? cause?.code ?? cause?.message ?? (err as Error).message;
+    throw new CliError(`cannot reach ${new URL(url).origin}: ${reason}`);
+  }
+}
 
 async function token(): Promise<string> {
+  base ??= baseUrl();
   const id = opts['client-id'] ?? process.env['ADMIN_CLIENT_ID'];
   const secret = opts['client-secret'] ?? process.env['ADMIN_CLIENT_SECRET'];
   if (!id || !secret) throw new CliError('Set ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET (or --client-id/--client-secret); `bootstrap` creates them.');
-  const res = await fetch(`${base}/oauth2/token`, {
+  const res = await call(`${base}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}` },
     body: 'grant_type=client_credentials&scope=admin',
   });
-  const body = (await res.json()) as { access_token?: string; error_description?: string };
+  const body = (await res.json().catch(() => ({}))) as { access_token?: string; error_description?: string };
   if (!res.ok || !body.access_token) throw new CliError(`Could not get an admin token: ${body.error_description ?? res.status}`);
   return body.access_token;
 }
@@ -126,13 +178,18 @@ async function token(): Promise<string> {
 let cachedToken: string | undefined;
 async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; etag: string | null; data: unknown }> {
   cachedToken ??= await token();
-  const res = await fetch(`${base}/admin/v1${path}`, {
+  const res = await call(`${base}/admin/v1${path}`, {
     method,
     headers: { authorization: `Bearer ${cachedToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
-  const data = text ? (JSON.parse(text) as unknown) : null;
+  let data: unknown = null;
+  try {
+    data = text ? (JSON.parse(text) as unknown) : null;
+  } catch {
+    throw new CliError(`${method} ${path} → ${res.status}: the answer is not JSON; is ${base} the auth-service?`);
+  }
   if (!res.ok) {
     const p = data as { title?: string; detail?: string } | null;
     throw new CliError(`${method} ${path} → ${res.status} ${p?.title ?? ''}${p?.detail ? `: ${p.detail}` : ''}`);
@@ -147,6 +204,40 @@ const need = (value: string | undefined, what: string): string => {
   if (!value) throw new CliError(`Missing ${what}. See --help.`);
   return value;
 };
+
+/**
+ * The initial password of `users create`: typed at a prompt that does not echo it, or piped in
+ * (one trailing newline dropped). Never an argument: arguments end up in shell history and `ps`.
+ */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(chunk as Buffer);
+    const piped = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    if (!piped) throw new CliError('No password on stdin: type it at the prompt, or pipe it in (printf %s "$PASSWORD" | npm run admin -- users create …).');
+    return piped;
+  }
+  process.stderr.write('Initial password: ');
+  stdin.setRawMode(true);
+  stdin.resume();
+  let typed = '';
+  try {
+    for await (const chunk of stdin) {
+      for (const ch of (chunk as Buffer).toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return typed;
+        if (ch === '\u0003') throw new CliError('Cancelled.');
+        if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
+        else typed += ch;
+      }
+    }
+    return typed;
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+}
 
 /** Commands of one word: their first argument is an argument (`firebase-import <tenantId>`), not an action. */
 const SINGLE_WORD = new Set(['bootstrap', 'firebase-import', 'audit']);
@@ -257,10 +348,40 @@ async function main(): Promise<void> {
             kind: need(opts.kind, '--kind'),
             ...(opts.tenant ? { tenantId: opts.tenant } : {}),
             ...(opts['redirect-uri'] ? { redirectUris: opts['redirect-uri'] } : {}),
+            ...(opts['post-logout-redirect-uri'] ? { postLogoutRedirectUris: opts['post-logout-redirect-uri'] } : {}),
             ...(opts.scope ? { scopes: opts.scope } : {}),
           })
         ).data,
       );
+    case 'clients update': {
+      const path = `/clients/${need(a1, 'clientId')}`;
+      const change = {
+        ...(opts.name ? { name: opts.name } : {}),
+        ...(opts['redirect-uri'] ? { redirectUris: opts['redirect-uri'] } : {}),
+        ...(opts['post-logout-redirect-uri'] ? { postLogoutRedirectUris: opts['post-logout-redirect-uri'] } : {}),
+        ...(opts.scope ? { scopes: opts.scope } : {}),
+      };
+      if (Object.keys(change).length === 0) throw new CliError('Nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri or --scope. See --help.');
+      const current = await api('GET', path);
+      return print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
+    }
+    case 'users create': {
+      const tenantId = need(a1, 'tenantId');
+      const username = need(a2, 'username');
+      const password = await readPassword();
+      return print(
+        (
+          await api('POST', `/tenants/${tenantId}/users`, {
+            username,
+            password,
+            ...(opts.email ? { email: opts.email } : {}),
+            ...(opts['email-verified'] ? { emailVerified: true } : {}),
+            ...(opts['display-name'] ? { displayName: opts['display-name'] } : {}),
+            ...(opts.role ? { roles: opts.role } : {}),
+          })
+        ).data,
+      );
+    }
     case 'clients disable':
       await api('DELETE', `/clients/${need(a1, 'clientId')}`);
       return print({ disabled: a1 });

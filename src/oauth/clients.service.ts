@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { Database } from '../database/database.js';
 import { constantEquals, randomToken, sha256 } from '../crypto/random.js';
 import { OAuthError, ProblemError, problemType } from '../common/errors.js';
@@ -79,6 +80,35 @@ export function readClientCredentials(authorization: string | undefined, body: R
   return { clientId, clientSecret: inBody ? (body['client_secret'] as string) : undefined, method: inBody ? 'post' : 'none' };
 }
 
+/** What `PATCH /admin/v1/clients/{id}` may change; a list given replaces the stored one. */
+export interface ClientChange {
+  name?: string;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  scopes?: string[];
+}
+
+/** Redirect and post-logout URIs are matched exactly, so they must be absolute and without a fragment. */
+function checkRedirectUris(uris: string[]): void {
+  for (const uri of uris) {
+    let url: URL;
+    try {
+      url = new URL(uri);
+    } catch {
+      throw new ProblemError(400, 'Invalid redirect URI', `"${uri}" is not an absolute URL.`, problemType('invalid-redirect-uri'));
+    }
+    if (url.hash) throw new ProblemError(400, 'Invalid redirect URI', 'Redirect URIs must not contain a fragment.', problemType('invalid-redirect-uri'));
+  }
+}
+
+/**
+ * The ETag of a client: clients carry no version column, so it is a digest of what an update can
+ * change (and of whether the client is enabled). Two operators editing one client therefore still
+ * cannot overwrite each other: the second If-Match no longer matches.
+ */
+export const clientEtag = (c: Client): string =>
+  `"c${sha256(JSON.stringify([c.name, c.redirectUris, c.postLogoutRedirectUris, c.scopes, c.grantTypes, c.enabled])).slice(0, 27)}"`;
+
 /** Registered OAuth clients: the BFF (authorization_code) and machine callers (client_credentials). */
 @Injectable()
 export class ClientsService {
@@ -97,15 +127,7 @@ export class ClientsService {
   async create(input: NewClient): Promise<{ client: Client; secret: string }> {
     const secret = randomToken();
     const grantTypes = input.grantTypes ?? (input.kind === 'bff' ? ['authorization_code', 'refresh_token'] : ['client_credentials']);
-    for (const uri of [...(input.redirectUris ?? []), ...(input.postLogoutRedirectUris ?? [])]) {
-      let url: URL;
-      try {
-        url = new URL(uri);
-      } catch {
-        throw new ProblemError(400, 'Invalid redirect URI', `"${uri}" is not an absolute URL.`, problemType('invalid-redirect-uri'));
-      }
-      if (url.hash) throw new ProblemError(400, 'Invalid redirect URI', 'Redirect URIs must not contain a fragment.', problemType('invalid-redirect-uri'));
-    }
+    checkRedirectUris([...(input.redirectUris ?? []), ...(input.postLogoutRedirectUris ?? [])]);
     try {
       const [row] = await this.db.query<ClientRow>(
         `INSERT INTO clients (id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes)
@@ -121,6 +143,30 @@ export class ClientsService {
 
   async list(): Promise<Client[]> {
     return (await this.db.query<ClientRow>(`SELECT * FROM clients ORDER BY id`)).map(toClient);
+  }
+
+  /** Any client, enabled or not (the admin API shows and edits disabled ones too). */
+  async get(m: EntityManager, clientId: string, lock = false): Promise<Client | undefined> {
+    if (clientId.length > 100) return undefined;
+    const [row] = (await m.query(`SELECT * FROM clients WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [clientId])) as ClientRow[];
+    return row ? toClient(row) : undefined;
+  }
+
+  /**
+   * Changes a client's name, redirect URIs, post-logout redirect URIs or scopes inside the caller's
+   * transaction (so the audit row commits with it); the client cache is dropped by the caller once
+   * it has committed (`Database.rowsChanged('clients')`).
+   */
+  async update(m: EntityManager, clientId: string, change: ClientChange): Promise<Client> {
+    checkRedirectUris([...(change.redirectUris ?? []), ...(change.postLogoutRedirectUris ?? [])]);
+    // An UPDATE … RETURNING answers [rows, count] through TypeORM's PostgreSQL driver.
+    const [[row]] = (await m.query(
+      `UPDATE clients SET name = COALESCE($2, name), redirect_uris = COALESCE($3, redirect_uris), post_logout_redirect_uris = COALESCE($4, post_logout_redirect_uris),
+              scopes = COALESCE($5, scopes), updated_at = now()
+        WHERE id = $1 RETURNING *`,
+      [clientId, change.name ?? null, change.redirectUris ?? null, change.postLogoutRedirectUris ?? null, change.scopes ?? null],
+    )) as [ClientRow[], number];
+    return toClient(row!);
   }
 
   async disable(clientId: string): Promise<boolean> {

@@ -36,15 +36,26 @@ export class NativeCredentialsService {
     this.hasher = new PasswordHasher({ timeCost: config.ARGON2_TIME_COST, memoryKib: config.ARGON2_MEMORY_KIB });
   }
 
-  async createUser(tenantId: string, input: NewNativeUser): Promise<string> {
+  /**
+   * Creates a user with a local password. With `audit`, the `user.created` audit row is written in
+   * the same transaction as the user (the admin API); the audit data holds neither the password nor the username or email.
+   */
+  async createUser(tenantId: string, input: NewNativeUser, audit?: { actor: string }): Promise<string> {
     if (input.password.length < MIN_PASSWORD || input.password.length > MAX_PASSWORD)
       throw new ProblemError(400, 'Invalid password', `Passwords are ${MIN_PASSWORD}–${MAX_PASSWORD} characters.`, problemType('invalid-password'));
+    // The first guess of anyone who knows the username (or the email, often the same thing).
+    const lower = input.password.toLowerCase();
+    if (lower === input.username.toLowerCase() || (input.email && lower === input.email.toLowerCase()))
+      throw new ProblemError(400, 'Weak password', 'The password must not be the username or the email address.', problemType('invalid-password'));
     const hash = await this.hasher.hash(input.password);
     try {
       return await this.db.tenantTx(tenantId, async (m) => {
         const userId = await this.users.create(m, tenantId, { email: input.email ?? null, emailVerified: input.emailVerified, displayName: input.displayName });
         await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [userId, tenantId, input.username, hash]);
         if (input.roles?.length) await this.users.syncRoles(m, tenantId, userId, 'manual', input.roles);
+        // Like SCIM's audit rows: the id and what it may do, no username or email (PII).
+        if (audit)
+          await this.audit.record(m, { tenantId, actor: audit.actor, action: 'user.created', target: userId, data: { credential: 'native', roles: input.roles ?? [], emailVerified: input.emailVerified ?? false } });
         return userId;
       });
     } catch (err) {
