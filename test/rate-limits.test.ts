@@ -232,6 +232,9 @@ describe('with Redis (REDIS_URL)', () => {
     const limiter = await RedisRateLimiter.start({ url: server.url, timeoutMs: 50, registry }, fallback);
     try {
       expect((await limiter.health()).rate_limits).toBe('redis');
+      // One hit first: it loads the script into Redis, so the hit below is one round trip (EVALSHA).
+      await limiter.check([{ bucket: 'warm-up', limit: 10 }]);
+      expect(onFallback).toEqual([]);
       const checked = limiter.check([{ bucket: 'stall', limit: 10 }]);
       // The client writes the command from setImmediate; this one runs after it. Blocking here for
       // longer than the timeout lets Redis answer while neither the timer nor the socket can run:
