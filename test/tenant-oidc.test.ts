@@ -20,7 +20,7 @@ import {
 } from 'jose';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff } from './support/seed.js';
-import { authorizeUrl, get, getJson, pkcePair, tokenRequest, type BffClient } from './support/bff.js';
+import { authorizeUrl, getJson, pkcePair, tokenRequest, type BffClient } from './support/bff.js';
 import { startOidcProvider, type OidcAccount, type OidcProviderPeer } from './peers/oidc-provider.js';
 import { oidcProviderLogin } from './peers/oidc-provider-login.js';
 import { acquireKeycloak, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
