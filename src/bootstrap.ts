@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { IncomingMessage } from 'node:http';
 import cluster from 'node:cluster';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import cookieParser from 'cookie-parser';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
 import pino from 'pino';
@@ -16,6 +16,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedde
 import { loadKeyEncryptionKey } from './crypto/key-encryption-key.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { DomainErrorFilter } from './common/error.filter.js';
+import { openApiDocument } from './common/openapi.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { requestContextMiddleware } from './common/request-context.js';
 import { inputGuardMiddleware } from './common/input-guard.middleware.js';
@@ -169,12 +170,7 @@ async function startHttp(
   // ended the process before main.ts could stop the embedded PostgreSQL. main.ts handles the signals
   // and calls close(), which runs the same Nest shutdown hooks.
 
-  const openApi = new DocumentBuilder()
-    .setTitle('auth-service')
-    .setDescription('Multi-tenant identity broker: platform JWTs from Keycloak, tenant OIDC/SAML, Firebase legacy and native logins.')
-    .setVersion('0.1.0')
-    .build();
-  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, openApi), { jsonDocumentUrl: 'docs/openapi.json' });
+  SwaggerModule.setup('docs', app, openApiDocument(app), { jsonDocumentUrl: 'docs/openapi.json' });
 
   await app.init();
   installJwksFastPath(app.getHttpServer(), app.get(SigningKeysService), config);

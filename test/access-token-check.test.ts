@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
-import { authorizeUrl, get, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
+import { authorizeUrl, get, getJson, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
@@ -305,7 +305,7 @@ describe('a client bound to a tenant only ever gets its own tenant', () => {
 describe('logout validates before it changes anything', () => {
   it('a refused RP-initiated logout (post_logout_redirect_uri not registered) leaves the session live', async () => {
     const t = await operatorLogin();
-    const res = await get(`${app.url}/oauth2/logout?id_token_hint=${t.id_token}&post_logout_redirect_uri=${encodeURIComponent('https://evil.example/')}`);
+    const res = await getJson(`${app.url}/oauth2/logout?id_token_hint=${t.id_token}&post_logout_redirect_uri=${encodeURIComponent('https://evil.example/')}`);
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_request' });
     await expectAcceptedEverywhere(t.access_token);
@@ -326,7 +326,7 @@ describe('logout validates before it changes anything', () => {
     const { kid, key } = app.app.get(SigningKeysService).currentSigner();
     for (const change of [{ sid: 'not-a-session' }, { tid: 'not-a-tenant' }]) {
       const hint = await new SignJWT({ ...decodeJwt(t.id_token), ...change }).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid }).sign(key);
-      const res = await get(`${app.url}/oauth2/logout?id_token_hint=${hint}`);
+      const res = await getJson(`${app.url}/oauth2/logout?id_token_hint=${hint}`);
       expect(res.status, JSON.stringify(change)).toBe(400);
       expect(await res.json()).toMatchObject({ error: 'invalid_request' });
     }

@@ -61,8 +61,10 @@ function concrete(template: string, value = 'p'): string {
 }
 
 type Family = 'oauth' | 'scim' | 'html' | 'problem';
-const familyOf = (path: string): Family =>
-  path.startsWith('/oauth2/') ? 'oauth' : path.startsWith('/scim/') ? 'scim' : path.startsWith('/login/') || path.startsWith('/saml/') ? 'html' : 'problem';
+/** A browser is sent to these OAuth routes: without Accept: application/json they answer a page. */
+const BROWSER_OAUTH = new Set(['/oauth2/authorize', '/oauth2/logout', '/oauth2/logout/return']);
+const familyOf = (path: string, method = 'GET'): Family =>
+  method === 'GET' && BROWSER_OAUTH.has(path) ? 'html' : path.startsWith('/oauth2/') ? 'oauth' : path.startsWith('/scim/') ? 'scim' : path.startsWith('/login/') || path.startsWith('/saml/') ? 'html' : 'problem';
 
 interface Probe {
   name: string;
@@ -104,7 +106,7 @@ function probesFor(route: Route): Probe[] {
 
 async function send(route: Route, probe: Probe): Promise<{ status: number; type: string; text: string }> {
   const path = probe.path ?? concrete(route.path);
-  const family = familyOf(path);
+  const family = familyOf(path, route.method);
   const headers: Record<string, string> = { ...probe.headers };
   if (probe.body) headers['content-type'] = probe.body.type === 'form' ? 'application/x-www-form-urlencoded' : family === 'scim' ? 'application/scim+json' : 'application/json';
   const res = await fetch(`${app.url}${path}${probe.query ? `?${probe.query}` : ''}`, {
@@ -158,7 +160,7 @@ describe('U+0000, invalid UTF-8 and lone surrogates at the edge', () => {
           try {
             // The JWKS at its bare URL is answered before Express and reads no header: nothing to refuse.
             if (route.path === '/.well-known/jwks.json' && !probe.path && !probe.query && !probe.body) expect(res.status).toBe(200);
-            else expectRefusal(familyOf(path), res);
+            else expectRefusal(familyOf(path, route.method), res);
           } catch {
             failures.push(`${route.method} ${route.path} with ${probe.name}: ${res.status} ${res.type} ${res.text.slice(0, 160)}`);
           }

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
-import { authorizeUrl, basic, get, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
+import { authorizeUrl, basic, get, getJson, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, type TcpProxy } from './peers/keycloak-shared.js';
 import { CookieJar, headlessLogin, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
@@ -517,7 +517,7 @@ describe('Keycloak unavailable', () => {
     await new Promise((r) => setTimeout(r, KEYCLOAK_LIMITS.loginStartFreshMs + 100));
 
     const { challenge } = pkcePair();
-    const res = await get(authorizeUrl(app.url, bff, { org: 'acme', state: 'down', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const res = await getJson(authorizeUrl(app.url, bff, { org: 'acme', state: 'down', code_challenge: challenge, code_challenge_method: 'S256' }));
     expect(res.status).toBe(503);
     expect(res.headers.get('location')).toBeNull();
     expect(res.headers.get('retry-after')).toBe('5');

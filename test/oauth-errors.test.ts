@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
-import { authorizeUrl, basic, CookieJar, formAction, get, hiddenInput, nativeLogin, pkcePair, postForm, submitNativeLogin, tokenRequest, type BffClient } from './support/bff.js';
+import { authorizeUrl, basic, CookieJar, formAction, get, getJson, hiddenInput, nativeLogin, pkcePair, postForm, submitNativeLogin, tokenRequest, type BffClient } from './support/bff.js';
 import { sha256 } from '../src/crypto/random.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 
@@ -41,14 +41,14 @@ describe('authorization request errors', () => {
   });
 
   it('never redirects to an unregistered redirect_uri', async () => {
-    const res = await get(authorizeUrl(app.url, { ...bff, redirectUri: 'https://evil.test/cb' }, valid));
+    const res = await getJson(authorizeUrl(app.url, { ...bff, redirectUri: 'https://evil.test/cb' }, valid));
     expect(res.status).toBe(400);
     expect(res.headers.get('location')).toBeNull();
     expect(await res.json()).toMatchObject({ error: 'invalid_request' });
   });
 
   it('refuses an unknown client without redirecting', async () => {
-    const res = await get(authorizeUrl(app.url, { ...bff, clientId: 'nobody' }, valid));
+    const res = await getJson(authorizeUrl(app.url, { ...bff, clientId: 'nobody' }, valid));
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_client' });
   });
@@ -59,7 +59,7 @@ describe('authorization request errors', () => {
   });
 
   it('rejects repeated parameters', async () => {
-    const res = await get(authorizeUrl(app.url, bff, valid) + '&org=globex');
+    const res = await getJson(authorizeUrl(app.url, bff, valid) + '&org=globex');
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_request' });
   });

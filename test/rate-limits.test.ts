@@ -17,6 +17,10 @@ import { ClientsService } from '../src/oauth/clients.service.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { ScimSettingsService } from '../src/scim/scim-tokens.service.js';
 import { MetricsService } from '../src/metrics/metrics.service.js';
+import { RedisRateLimiter } from '../src/rate-limit/redis-rate-limiter.js';
+import { ALLOWED, type RateLimitRule } from '../src/rate-limit/rate-limiter.js';
+import type { PostgresRateLimiter } from '../src/rate-limit/postgres-rate-limiter.js';
+import { Registry } from 'prom-client';
 
 const PASSWORD = 'correct horse battery staple';
 const KEY_PREFIX = 'auth-service:rl:';
@@ -220,12 +224,45 @@ describe('with Redis (REDIS_URL)', () => {
     await close(app);
   });
 
+  it('counts a hit in Redis when its answer arrived in time but the event loop stalled past the timeout', async (ctx) => {
+    const server = needRedis(ctx);
+    const registry = new Registry();
+    const onFallback: string[] = [];
+    const fallback = { count: (rules: readonly RateLimitRule[]) => (onFallback.push(rules[0]!.bucket), ALLOWED), onModuleDestroy: () => undefined } as unknown as PostgresRateLimiter;
+    const limiter = await RedisRateLimiter.start({ url: server.url, timeoutMs: 50, registry }, fallback);
+    try {
+      expect((await limiter.health()).rate_limits).toBe('redis');
+      // One hit first: it loads the script into Redis, so the hit below is one round trip (EVALSHA).
+      await limiter.check([{ bucket: 'warm-up', limit: 10 }]);
+      expect(onFallback).toEqual([]);
+      const checked = limiter.check([{ bucket: 'stall', limit: 10 }]);
+      // The client writes the command from setImmediate; this one runs after it. Blocking here for
+      // longer than the timeout lets Redis answer while neither the timer nor the socket can run:
+      // when the loop resumes, both are due, and the expired timer runs first.
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          const until = performance.now() + 500;
+          while (performance.now() < until);
+          resolve();
+        }),
+      );
+      expect(await checked).toEqual(ALLOWED);
+      expect(onFallback).toEqual([]);
+      expect(await registry.getSingleMetricAsString('auth_rate_limit_fallback_total')).toMatch(/^auth_rate_limit_fallback_total 0$/m);
+      expect(await redisCount('stall')).toBe(1);
+    } finally {
+      await limiter.onModuleDestroy();
+    }
+  });
+
   it('keeps enforcing limits on the PostgreSQL fallback while Redis is down or frozen, never answers 5xx, and returns to Redis', async (ctx) => {
     needRedis(ctx);
     // Its own Redis: this test kills it.
     const own = await RedisServer.start();
     try {
-      const app = await start({ REDIS_URL: own.url, REDIS_TIMEOUT_MS: '100', RATE_LIMIT_TOKEN_PER_MINUTE: '5' });
+      // A timeout long enough that a loaded machine's Redis still answers within it before the
+      // outage (the frozen phase below needs only that it ends), short enough to keep the test quick.
+      const app = await start({ REDIS_URL: own.url, REDIS_TIMEOUT_MS: '1000', RATE_LIMIT_TOKEN_PER_MINUTE: '5' });
       const machine = await machineClient(app);
       const bucket = `token-client:${machine.id}`;
       const counter = createClient({ url: own.url });
@@ -237,6 +274,9 @@ describe('with Redis (REDIS_URL)', () => {
         return n;
       };
       await freshWindow(15_000);
+      // Start-up waits only so long for Redis: on a busy machine the first hits could otherwise be
+      // counted on the fallback before the connection is ready.
+      await pollUntil('Redis counts', async () => (await ready(app)).checks['rate_limits'] === 'redis');
 
       expect((await clientCredentials(app, machine)).status).toBe(200);
       expect((await clientCredentials(app, machine)).status).toBe(200);

@@ -20,7 +20,7 @@ import {
 } from 'jose';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff } from './support/seed.js';
-import { authorizeUrl, get, pkcePair, tokenRequest, type BffClient } from './support/bff.js';
+import { authorizeUrl, getJson, pkcePair, tokenRequest, type BffClient } from './support/bff.js';
 import { startOidcProvider, type OidcAccount, type OidcProviderPeer } from './peers/oidc-provider.js';
 import { oidcProviderLogin } from './peers/oidc-provider-login.js';
 import { acquireKeycloak, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
@@ -342,7 +342,7 @@ describe('upstream failures end at the BFF with an OAuth error, never a token or
 
   it('answers 502 temporarily_unavailable at authorize when the OP cannot be reached, without redirecting to it', async () => {
     const { challenge } = pkcePair();
-    const res = await get(authorizeUrl(app.url, bff, { org: 'downco', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const res = await getJson(authorizeUrl(app.url, bff, { org: 'downco', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }));
     expect(res.status).toBe(502);
     expect(res.headers.get('retry-after')).toBe('5');
     expect(res.headers.get('location')).toBeNull();

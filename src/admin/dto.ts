@@ -282,11 +282,13 @@ export class AuditQueryDto {
 }
 
 export class ListQueryDto {
+  @ApiPropertyOptional({ description: 'The nextCursor of the previous page.' })
   @IsOptional()
   @IsString()
   @Length(1, 100)
   cursor?: string;
 
+  @ApiPropertyOptional({ minimum: 1, maximum: 500, description: 'Page size.' })
   @IsOptional()
   @Type(() => Number)
   @IsInt()

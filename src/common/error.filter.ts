@@ -1,15 +1,46 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { BearerTokenError, DependencyUnavailableError, DomainError, InvalidCharactersError, OAuthError, ProblemError, RateLimitedError, ScimError, problemType } from './errors.js';
-import { renderErrorPage } from './html.js';
+import { HTML_SECURITY_HEADERS, renderErrorPage } from './html.js';
 
 type Family = 'oauth' | 'scim' | 'html' | 'problem';
 
-function familyOf(path: string): Family {
+/**
+ * OAuth routes a browser is sent to (by the application, or back from an upstream IdP): their
+ * errors are a page, unless the caller asks for JSON, which then gets the OAuth error JSON (the
+ * family's machine format, what RFC 6749 clients parse) rather than problem+json.
+ */
+const BROWSER_OAUTH_ROUTES = new Set(['/oauth2/authorize', '/oauth2/logout', '/oauth2/logout/return']);
+
+function familyOf(req: Request): Family {
+  const path = req.path;
+  if (req.method === 'GET' && BROWSER_OAUTH_ROUTES.has(path)) return req.accepts(['html', 'json']) === 'json' ? 'oauth' : 'html';
   if (path.startsWith('/oauth2/')) return 'oauth';
   if (path.startsWith('/scim/')) return 'scim';
   if (path.startsWith('/login/') || path.startsWith('/saml/')) return 'html';
   return 'problem';
+}
+
+/**
+ * The error page's link back: a target the error carries (an application origin the service
+ * registered), else the page the browser came from (Referer), which is where its Back button goes
+ * anyway — a link there sends nobody anywhere new. Only http(s); never the failing URL itself.
+ */
+function safeReturnLink(error: DomainError, req: Request): string | undefined {
+  for (const candidate of [error.returnTo, req.get('referer')]) {
+    if (!candidate) continue;
+    let url: URL;
+    try {
+      url = new URL(candidate);
+    } catch {
+      continue;
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') continue;
+    if (url.username || url.password) continue;
+    if (url.pathname === req.path && url.host === req.get('host')) continue;
+    return url.href;
+  }
+  return undefined;
 }
 
 interface HttpishError {
@@ -76,11 +107,16 @@ export class DomainErrorFilter implements ExceptionFilter {
     res.setHeader('Cache-Control', 'no-store');
     if (error instanceof BearerTokenError) res.setHeader('WWW-Authenticate', error.challenge);
 
-    const family = familyOf(req.path);
+    const family = familyOf(req);
     if (family === 'oauth') return this.oauth(error, req, res);
     if (family === 'scim') return this.scim(error, res);
-    if (family === 'html' && !(req.headers.accept ?? '').includes('application/json')) {
-      res.status(error.status).type('html').send(renderErrorPage(error.status, error.expose ? error.message : 'Something went wrong. Please try again.'));
+    if (family === 'html' && (BROWSER_OAUTH_ROUTES.has(req.path) || !(req.headers.accept ?? '').includes('application/json'))) {
+      res.set(HTML_SECURITY_HEADERS);
+      const title = req.path.startsWith('/oauth2/logout') ? 'Sign-out problem' : 'Sign-in problem';
+      res
+        .status(error.status)
+        .type('html')
+        .send(renderErrorPage(error.status, error.expose ? error.message : 'Something went wrong. Please try again.', { title, returnTo: safeReturnLink(error, req) }));
       return;
     }
     this.problem(error, req, res);

@@ -5,6 +5,11 @@
  */
 export abstract class DomainError extends Error {
   abstract readonly status: number;
+  /**
+   * Where the error page's "Return to the application" link may point (an application origin the
+   * service itself registered, never a value taken from this request); browser routes only.
+   */
+  returnTo?: string;
   get expose(): boolean {
     return this.status < 500;
   }
@@ -96,11 +101,12 @@ export class ProblemError extends DomainError {
     readonly detail?: string,
     readonly type = 'about:blank',
     readonly extensions: Record<string, unknown> = {},
-    options?: { cause?: unknown; retryAfter?: number },
+    options?: { cause?: unknown; retryAfter?: number; returnTo?: string },
   ) {
     super(detail ?? title, { cause: options?.cause });
     this.name = 'ProblemError';
     this.retryAfter = options?.retryAfter;
+    this.returnTo = options?.returnTo;
   }
 }
 

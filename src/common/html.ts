@@ -11,8 +11,20 @@ export function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
 }
 
-export const renderErrorPage = (status: number, message: string): string =>
-  page('Sign-in problem', `<h1>Sign-in problem</h1><p class="error">${escapeHtml(message)}</p><p>Error ${status}. Return to the application and try again.</p>`);
+/**
+ * The error page of the browser routes. `returnTo` is an http(s) URL the caller vouches for (see
+ * safeReturnLink in error.filter.ts); without one the page says what to do instead of linking.
+ */
+export function renderErrorPage(status: number, message: string, opts: { title?: string; returnTo?: string } = {}): string {
+  const title = opts.title ?? 'Sign-in problem';
+  const next = opts.returnTo
+    ? `<p><a href="${escapeHtml(opts.returnTo)}">Return to the application</a> and try again.</p>`
+    : '<p>Go back to the application you came from and start again from there.</p>';
+  return page(title, `<h1>${escapeHtml(title)}</h1><p class="error" role="alert">${escapeHtml(message)}</p>${next}<p><small>Error ${status}.</small></p>`);
+}
+
+/** A page that only informs (signed out, and the like). */
+export const renderMessagePage = (title: string, message: string): string => page(title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>`);
 
 export const HTML_SECURITY_HEADERS: Record<string, string> = {
   'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",

@@ -13,7 +13,7 @@ import { clusterMetrics } from '../cluster.js';
  * to the public. Without METRICS_TOKEN the endpoint does not exist (404).
  */
 @ApiTags('operations')
-@ApiBearerAuth()
+@ApiBearerAuth('metricsToken')
 @Controller('metrics')
 export class MetricsController {
   constructor(

@@ -235,7 +235,13 @@ export class LoginService {
     const tenant = await this.tenants.findById(handle.tenantId);
     if (!tenant || tenant.status !== 'active') throw expired;
     const [row] = await this.db.tenantTx(tenant.id, (m) => m.query(`SELECT * FROM login_transactions WHERE id_hash = $1`, [handle.hash]) as Promise<TxnRow[]>);
-    if (!row || row.completed_at || row.expires_at.getTime() <= Date.now()) throw expired;
+    if (!row) throw expired;
+    if (row.completed_at || row.expires_at.getTime() <= Date.now()) {
+      // The transaction names the application's registered redirect URI: its origin is a safe
+      // place to send the user back to, to start again.
+      if (row.redirect_uri && URL.canParse(row.redirect_uri)) expired.returnTo = new URL(row.redirect_uri).origin;
+      throw expired;
+    }
     return {
       handle: handle.value,
       tenant,

@@ -3,6 +3,7 @@ import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { BearerTokenError, OAuthError } from '../common/errors.js';
+import { HTML_SECURITY_HEADERS, renderMessagePage } from '../common/html.js';
 import { presentsBearer } from '../tokens/bearer-token.js';
 import { AccessTokenGuard, AccessTokenStrategy, accessTokenOf, authenticate } from './access-token.guard.js';
 import { TokenIssuerService } from '../tokens/token-issuer.service.js';
@@ -167,7 +168,8 @@ export class OAuthController {
     const upstream = session ? await this.upstreamLogout.logoutUrl(session.tid, session.sid, returnTo) : undefined;
     if (upstream) return res.redirect(302, upstream);
     if (returnTo) return res.redirect(302, returnTo);
-    res.status(200).type('text/plain').send('You are signed out.');
+    res.set(HTML_SECURITY_HEADERS);
+    res.status(200).type('html').send(renderMessagePage('Signed out', 'You are signed out. You can close this window.'));
   }
 
   /** Where an upstream IdP's logout sends the browser back: on to the client's post-logout redirect. */

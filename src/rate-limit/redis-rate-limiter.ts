@@ -143,10 +143,16 @@ export class RedisRateLimiter extends RateLimiter implements OnModuleDestroy {
     return reply;
   }
 
+  /**
+   * Races `work` against REDIS_TIMEOUT_MS. The timeout rejects from setImmediate, not from the timer
+   * itself: after the event loop stalled (a busy host, a long GC), expired timers run before pending
+   * socket reads, so an answer that arrived in time would lose to its own timer. Deferring to the
+   * check phase lets the poll phase deliver that answer first.
+   */
   private within<T>(work: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RedisTimeoutError(`no answer from Redis within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+      timer = setTimeout(() => setImmediate(() => reject(new RedisTimeoutError(`no answer from Redis within ${this.options.timeoutMs} ms`))), this.options.timeoutMs);
     });
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }

@@ -1,5 +1,5 @@
-import { All, Controller, Get, Inject, Param, Res, UseGuards, UseInterceptors } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { All, Controller, Get, Inject, Param, Post, Res, UseGuards, UseInterceptors } from '@nestjs/common';
+import { ApiBearerAuth, ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { ScimError } from '../common/errors.js';
@@ -10,7 +10,7 @@ import { GROUP_RESOURCE, USER_RESOURCE, ALL_SCHEMAS, SP_CONFIG_SCHEMA, resourceT
 
 /** RFC 7644 §4 discovery. Behind the same bearer token as the resources (nothing here is public). */
 @ApiTags('scim')
-@ApiBearerAuth()
+@ApiBearerAuth('scimToken')
 @Controller('scim/v2')
 @UseGuards(ScimAuthGuard)
 @UseInterceptors(ScimResponseInterceptor)
@@ -69,13 +69,27 @@ export class ScimDiscoveryController {
     sendScim(res, 200, schemaResource(s, this.base));
   }
 
-  @All('Bulk')
+  /** Documented under its one RFC 7644 §3.7 method; every method answers the same 501 (`bulkOther`). */
+  @Post('Bulk')
   bulk(): never {
     throw new ScimError(501, 'Bulk operations are not supported (see ServiceProviderConfig).');
   }
 
-  @All('Me')
+  @ApiExcludeEndpoint()
+  @All('Bulk')
+  bulkOther(): never {
+    return this.bulk();
+  }
+
+  /** Documented as GET (RFC 7644 §3.11); every method answers the same 501 (`meOther`). */
+  @Get('Me')
   me(): never {
     throw new ScimError(501, '/Me is not supported: SCIM tokens belong to a tenant, not to a user.');
+  }
+
+  @ApiExcludeEndpoint()
+  @All('Me')
+  meOther(): never {
+    return this.me();
   }
 }

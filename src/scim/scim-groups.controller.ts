@@ -9,7 +9,7 @@ import { ScimGroupsService } from './scim-groups.service.js';
 
 /** RFC 7644 Groups endpoint. Membership PATCHes answer 204 unless attributes are requested. */
 @ApiTags('scim')
-@ApiBearerAuth()
+@ApiBearerAuth('scimToken')
 @Controller('scim/v2/Groups')
 @UseGuards(ScimAuthGuard)
 @UseInterceptors(ScimResponseInterceptor)

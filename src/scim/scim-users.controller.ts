@@ -9,7 +9,7 @@ import { ScimUsersService } from './scim-users.service.js';
 
 /** RFC 7644 Users endpoint. The bearer token alone decides the tenant; other tenants' users are 404. */
 @ApiTags('scim')
-@ApiBearerAuth()
+@ApiBearerAuth('scimToken')
 @Controller('scim/v2/Users')
 @UseGuards(ScimAuthGuard)
 @UseInterceptors(ScimResponseInterceptor)

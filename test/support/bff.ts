@@ -39,6 +39,9 @@ export function authorizeUrl(base: string, client: BffClient, params: Record<str
   return url.toString();
 }
 
+/** A GET that asks for JSON: the browser-facing OAuth routes answer it with the OAuth error JSON instead of a page. */
+export const getJson = (url: string): Promise<Response> => fetch(url, { redirect: 'manual', headers: { accept: 'application/json' } });
+
 export async function get(url: string, jar?: CookieJar): Promise<Response> {
   const res = await fetch(url, { redirect: 'manual', headers: jar ? { cookie: jar.header() } : {} });
   jar?.store(res);
