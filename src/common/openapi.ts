@@ -300,6 +300,8 @@ const OPERATIONS: Record<string, OperationDoc> = {
   ClientsAdminController_list: { summary: 'List OAuth clients' },
   ClientsAdminController_get: { summary: 'Get an OAuth client' },
   ClientsAdminController_disable: { summary: 'Disable an OAuth client' },
+  ClientsAdminController_update: { summary: 'Update an OAuth client', description: 'Name, redirect URIs, post-logout redirect URIs, scopes; each list given replaces the stored one. Needs If-Match.' },
+  UsersAdminController_create: { summary: 'Create a native (password) user', description: 'The first user of a native binding, with an initial password (never returned). Audited with the user.' },
   SigningKeysAdminController_list: { summary: 'List signing keys' },
   SigningKeysAdminController_rotate: { summary: 'Rotate the signing key', description: 'The new key is published before it signs (publishDelaySeconds).' },
   AuditAdminController_list: { summary: 'List audit events' },

@@ -327,6 +327,7 @@ export class AppConfig {
   BOOTSTRAP_ADMIN_CLIENT_ID = 'ops-admin';
 
   /** Its secret, from a secret store (at least 32 characters): the first start creates the client with it and prints nothing secret. */
+  @Secret()
   @IsOptional()
   @IsString()
   @MinLength(32)
