@@ -8,7 +8,7 @@
  * loader. The inputs are read from the build config (its `include`, minus its `exclude`), plus the
  * tsconfig files and package-lock.json (a changed compiler or typings), plus every source tsc
  * compiled from outside that list because an input imports it; their content hashes are kept in
- * dist/.build-inputs.json. A plain `npm run build` does not write that stamp: the next start
+ * dist/.build-inputs.<config>.json. A plain `npm run build` does not write that stamp: the next start
  * compiles once more.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,8 +18,10 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BUILD_CONFIG = 'tsconfig.build.json';
-const STAMP = join(root, 'dist', '.build-inputs.json');
+// `node scripts/build-if-changed.mjs [config]`: tsconfig.build.json (the service, what the image
+// ships) unless another config is named (tsconfig.bench.json adds the benchmark and the peers it starts).
+const BUILD_CONFIG = process.argv[2] ?? 'tsconfig.build.json';
+const STAMP = join(root, 'dist', `.build-inputs.${BUILD_CONFIG.replace(/\.json$/, '')}.json`);
 const ALWAYS = [BUILD_CONFIG, 'tsconfig.json', 'package-lock.json'];
 
 /** tsconfig files may hold comments and trailing commas; an unreadable one means "compile". */
