@@ -54,7 +54,7 @@ export function measureRawArgon2(o: RawArgon2Options): Promise<RawArgon2Rates> {
   const fromSource = import.meta.url.endsWith('.ts');
   const child = fork(fileURLToPath(import.meta.url), [ARG, JSON.stringify(o)], {
     env: { ...process.env, UV_THREADPOOL_SIZE: String(o.parallel) },
-    execArgv: fromSource ? ['--import', '@swc-node/register/esm-register'] : [],
+    execArgv: fromSource ? ['--disable-warning=DEP0205', '--import', '@swc-node/register/esm-register'] : [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {

@@ -255,7 +255,7 @@ export async function createStack(name: string, extraEnv: Record<string, string>
       server = fork(entry, [], {
         env: { ...process.env, ...env },
         stdio: ['inherit', 'pipe', 'inherit', 'ipc'],
-        execArgv: [...(fromSource ? ['--import', '@swc-node/register/esm-register'] : []), ...execArgv],
+        execArgv: [...(fromSource ? ['--disable-warning=DEP0205', '--import', '@swc-node/register/esm-register'] : []), ...execArgv],
       });
       process.on('exit', kill);
       const s = server;

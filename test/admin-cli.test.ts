@@ -21,6 +21,7 @@ import { startOidcProvider, type OidcProviderPeer } from './peers/oidc-provider.
 import { oidcProviderLogin } from './peers/oidc-provider-login.js';
 import { bootstrapAdmin } from '../src/admin/admin-bootstrap.js';
 import { hashFirebaseScrypt, type FirebaseScryptParams } from '../src/identity/firebase/firebase-scrypt.js';
+import { TS_LOADER } from './support/ts-loader.js';
 
 const run = promisify(execFile);
 const OP_CLIENT_ID = 'auth-service';
@@ -53,7 +54,7 @@ afterAll(async () => {
 });
 
 const cliWith = (e: Record<string, string>, ...args: string[]) =>
-  run(process.execPath, ['--import', '@swc-node/register/esm-register', 'src/cli/admin.ts', ...args], { env: e, timeout: 120_000 });
+  run(process.execPath, [...TS_LOADER, 'src/cli/admin.ts', ...args], { env: e, timeout: 120_000 });
 const cli = (...args: string[]) => cliWith(env, ...args);
 
 /** A file in the work dir, as ops would write it next to the command. */

@@ -17,6 +17,7 @@ import { freePort } from './support/free-port.js';
 import { alive } from './support/process.js';
 import { twoRequestsOneConnection } from './support/keep-alive.js';
 import { ClientsService } from '../src/oauth/clients.service.js';
+import { TS_LOADER } from './support/ts-loader.js';
 
 const METRICS_TOKEN = randomBytes(16).toString('hex');
 
@@ -70,7 +71,7 @@ beforeAll(async () => {
   machine = { id, secret: (await seeder.app.get(ClientsService).create({ id, name: 'Machine', kind: 'machine', tenantId: tenant.id, scopes: ['api'] })).secret };
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  service = spawn(process.execPath, ['--import', '@swc-node/register/esm-register', 'src/main.ts'], {
+  service = spawn(process.execPath, [...TS_LOADER, 'src/main.ts'], {
     env: {
       ...process.env,
       NODE_ENV: 'test',

@@ -19,6 +19,7 @@ import { startFakeKongAdmin, type FakeKongAdmin } from './support/fake-kong-admi
 import { bootstrapAdmin } from '../src/admin/admin-bootstrap.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
 import { KONG_TAG, kongConfigYaml, kongCredentials, kongDeclarativeConfig, kongJwtPluginConfig, type KongConfigOptions, type PublishedKey } from '../src/gateway/kong-config.js';
+import { TS_LOADER } from './support/ts-loader.js';
 
 const run = promisify(execFile);
 const PASSWORD = 'correct horse battery staple';
@@ -172,7 +173,7 @@ describe('Kong declarative configuration', () => {
 
   it('npm run kong:config prints the same document from the running service', async () => {
     const env = { ...(process.env as Record<string, string>), ADMIN_URL: app.url, ADMIN_CLIENT_ID: ops.clientId, ADMIN_CLIENT_SECRET: ops.clientSecret };
-    const script = ['--import', '@swc-node/register/esm-register', 'scripts/kong-config.ts'];
+    const script = [...TS_LOADER, 'scripts/kong-config.ts'];
     const { stdout } = await run(process.execPath, script, { env, timeout: 60_000 });
     const printed = parseYaml(stdout) as KongDoc;
     const jwks = (await (await fetch(`${app.url}/.well-known/jwks.json`)).json()) as { keys: JWK[] };

@@ -14,8 +14,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from 'vitest';
 import { freePort } from './support/free-port.js';
 import { alive } from './support/process.js';
+import { TS_LOADER } from './support/ts-loader.js';
 
-const REGISTER = ['--import', '@swc-node/register/esm-register'];
+const REGISTER = TS_LOADER;
 const RULE = '='.repeat(78);
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
