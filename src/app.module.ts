@@ -13,6 +13,7 @@ import { TenantsService } from './tenants/tenants.service.js';
 import { BindingsService } from './tenants/bindings.service.js';
 import { UsersService } from './users/users.service.js';
 import { AuditService } from './audit/audit.service.js';
+import { AuditRepository } from './audit/audit.repository.js';
 import { RATE_LIMIT_PROVIDERS } from './rate-limit/rate-limit.module.js';
 import { ClientsService } from './oauth/clients.service.js';
 import { LoginService } from './oauth/login.service.js';
@@ -102,6 +103,9 @@ export class AppModule {
         BindingsService,
         UsersService,
         AuditService,
+        AuditRepository,
+        // Repositories of #15, one marker per work package (keeps parallel branches' edits apart):
+        // repositories: tenancy (tenants, bindings, clients, signing keys, idempotency, rate limits)
         ...RATE_LIMIT_PROVIDERS,
         ClientsService,
         LoginService,
@@ -118,13 +122,16 @@ export class AppModule {
         FirebasePasswordVerifier,
         FirebaseImportService,
         UpstreamLogoutService,
+        // repositories: users (users, identities, native credentials, Firebase hash configs)
         KeycloakRealms,
         KeycloakHealthService,
         KeycloakProvisioningService,
+        // repositories: sessions (sessions, refresh tokens, login transactions, codes, SAML message ids)
         { provide: LEGACY_PASSWORD_VERIFIERS, useFactory: (...verifiers: unknown[]) => verifiers, inject: [FirebasePasswordVerifier] },
         ...ADAPTERS,
         { provide: IDENTITY_PROVIDERS, useFactory: (...adapters: IdentityProvider[]) => adapters, inject: ADAPTERS },
         IdentityProviderRegistry,
+        // repositories: scim (SCIM users, groups, tokens, settings, held operations)
         ...SCIM_PROVIDERS,
         ...ADMIN_PROVIDERS,
         ...GATEWAY_PROVIDERS,

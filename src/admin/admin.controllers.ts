@@ -378,11 +378,11 @@ export class SigningKeysAdminController {
 @Admin('audit')
 @Controller('admin/v1/audit-events')
 export class AuditAdminController {
-  constructor(private readonly tenants: TenantsAdminService) {}
+  constructor(private readonly audit: AuditService) {}
 
   @Get()
   list(@Query() q: AuditQueryDto) {
-    return this.tenants.auditEvents(q);
+    return this.audit.page({ ...q, limit: q.limit ?? 100 });
   }
 }
 

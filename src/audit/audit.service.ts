@@ -1,6 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { currentRequestId } from '../common/request-context.js';
-import type { Queryable } from '../database/database.js';
+import { Database, type Queryable } from '../database/database.js';
+import { AuditRepository, type AuditEventView, type AuditFilter } from './audit.repository.js';
+
+export type { AuditEventView } from './audit.repository.js';
 
 export interface AuditEvent {
   tenantId: string | null;
@@ -15,14 +18,27 @@ export interface AuditEvent {
 /** Audit events are written in the same transaction as the change they describe. No secrets, no passwords. */
 @Injectable()
 export class AuditService {
-  async record(m: Queryable, e: AuditEvent): Promise<void> {
-    await m.query(`INSERT INTO audit_events (tenant_id, actor, action, target, data, request_id) VALUES ($1, $2, $3, $4, $5, $6)`, [
-      e.tenantId,
-      e.actor,
-      e.action,
-      e.target ?? null,
-      JSON.stringify(e.data ?? {}),
-      e.requestId ?? currentRequestId() ?? null,
-    ]);
+  constructor(
+    private readonly db: Database,
+    private readonly events: AuditRepository,
+  ) {}
+
+  /** `tx`: the transaction of the change this event records. */
+  record(tx: Queryable, e: AuditEvent): Promise<void> {
+    return this.events.insert(tx, {
+      tenantId: e.tenantId,
+      actor: e.actor,
+      action: e.action,
+      target: e.target ?? null,
+      data: e.data ?? {},
+      requestId: e.requestId ?? currentRequestId() ?? null,
+    });
+  }
+
+  /** Across tenants, newest first, keyset-paginated by id (the cursor is the last id of a page). */
+  async page(f: Omit<AuditFilter, 'before'> & { cursor?: string }): Promise<{ items: AuditEventView[]; nextCursor: string | null }> {
+    const rows = await this.db.transaction('audit-reader', (tx) => this.events.list(tx, { ...f, before: f.cursor, limit: f.limit + 1 }));
+    const items = rows.slice(0, f.limit);
+    return { items, nextCursor: rows.length > f.limit ? items[items.length - 1]!.id : null };
   }
 }

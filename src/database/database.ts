@@ -5,28 +5,66 @@ import { DependencyUnavailableError } from '../common/errors.js';
 import { noteTenant } from '../common/request-context.js';
 import type { RowChangeFeed } from './row-cache.js';
 
-/** A statement runner inside `Database.tenantStatements`: pg's own result, no ORM in between. */
-export interface Statements {
+/**
+ * The one transaction handle repositories take: pg's own result, no ORM in between. Services open
+ * it with `Database.transaction(scope, work)` and hand it to every repository call of that unit of
+ * work (an audit event included), so the change and its record commit or roll back together.
+ */
+export interface Tx {
   /**
    * `prepare` names a statement the hot paths run constantly: each pooled connection then parses and
    * plans it once instead of on every call (planning the refresh rotation costs several times what
    * executing it does).
    */
   query<R = Record<string, unknown>>(sql: string, params?: unknown[], prepare?: string): Promise<{ rows: R[]; rowCount: number }>;
+  /**
+   * Narrows a platform transaction to one tenant from here on (row-level security then shows that
+   * tenant's rows only): for work that changes a tenant row and then its tenant-scoped rows in one
+   * transaction. The only other place the tenant setting is written is `Database.transaction`.
+   */
+  enterTenant(tenantId: string): Promise<void>;
 }
 
+/**
+ * What a transaction may see:
+ * - `{ tenant }`: one tenant's rows (`app.tenant_id`; row-level security hides the others);
+ * - `'platform'`: platform tables only (no tenant is set, so tenant-scoped rows are invisible);
+ * - `'audit-reader'` / `'revocation-reader'`: read-only, every tenant's audit events / session
+ *   revocations (the explicit policies of those two tables), in one REPEATABLE READ snapshot.
+ */
+export type TxScope = { tenant: string } | 'platform' | 'audit-reader' | 'revocation-reader';
+
+/** @deprecated the name before #15: use `Tx`. */
+export type Statements = Tx;
+
 /** `Statements` over a TypeORM transaction, for code shared by both kinds of transaction. */
-export function statementsOf(m: EntityManager): Statements {
+export function statementsOf(m: EntityManager): Tx {
   return {
     query: async <R>(sql: string, params: unknown[] = []) => {
       const r = (await m.queryRunner!.query(sql, params, true)) as { records: R[]; affected?: number };
       return { rows: r.records, rowCount: r.affected ?? r.records.length };
     },
+    enterTenant: async (tenantId: string) => {
+      await m.query(tenantSetting(tenantId));
+    },
   };
 }
 
+/** The statement that sets the transaction's tenant; the id is checked to be a UUID before it is written into it. */
+function tenantSetting(tenantId: string): string {
+  if (!UUID.test(tenantId)) throw new Error('tenant transaction: the tenant id is not a UUID');
+  noteTenant(tenantId);
+  return `SELECT set_config('app.tenant_id', '${tenantId}', true)`;
+}
+
+const SCOPE_START: Record<Exclude<TxScope, { tenant: string }>, string> = {
+  platform: 'BEGIN',
+  'audit-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.audit_reader', 'on', true)`,
+  'revocation-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.revocation_reader', 'on', true)`,
+};
+
 /** What audit writes and other shared statements need: either kind of transaction. */
-export type Queryable = Pick<Statements, 'query'> | Pick<EntityManager, 'query'>;
+export type Queryable = Pick<Tx, 'query'> | Pick<EntityManager, 'query'>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -94,20 +132,17 @@ export class Database {
   }
 
   /**
-   * One tenant-scoped transaction on one pooled connection. BEGIN and the tenant setting travel in
-   * one round trip (the id is checked to be a UUID before it is written into the statement). The
-   * TypeORM query runner owns the connection: it drops one that fails mid-transaction instead of
-   * handing it to the next request.
+   * One transaction on one pooled connection. BEGIN and the scope's setting travel in one round
+   * trip. The TypeORM query runner owns the connection: it drops one that fails mid-transaction
+   * instead of handing it to the next request.
    */
-  private async inTenant<T>(tenantId: string, work: (runner: QueryRunner, client: pg.PoolClient) => Promise<T>): Promise<T> {
-    if (!UUID.test(tenantId)) throw new Error('tenant transaction: the tenant id is not a UUID');
-    noteTenant(tenantId);
+  private async run<T>(start: string, work: (runner: QueryRunner, client: pg.PoolClient) => Promise<T>): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
     let open = false;
     try {
       const client = (await runner.connect()) as pg.PoolClient;
       open = true;
-      await client.query(`BEGIN; SELECT set_config('app.tenant_id', '${tenantId}', true)`);
+      await client.query(start);
       const result = await work(runner, client);
       await client.query('COMMIT');
       open = false;
@@ -122,6 +157,16 @@ export class Database {
     }
   }
 
+  private async inTenant<T>(tenantId: string, work: (runner: QueryRunner, client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.run(`BEGIN; ${tenantSetting(tenantId)}`, work);
+  }
+
+  /** The unit of work of a service: every repository call inside `work` shares `tx`; see `TxScope`. */
+  async transaction<T>(scope: TxScope, work: (tx: Tx) => Promise<T>): Promise<T> {
+    const start = typeof scope === 'object' ? `BEGIN; ${tenantSetting(scope.tenant)}` : SCOPE_START[scope];
+    return this.run(start, (_, client) => work(txOf(client)));
+  }
+
   /** Tenant-scoped work through TypeORM's EntityManager (raw `m.query` statements). */
   tenantTx<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
     return this.inTenant(tenantId, (runner) => work(runner.manager));
@@ -131,15 +176,8 @@ export class Database {
    * The same transaction for the hot paths (refresh rotation, SCIM create): statements go to pg
    * directly, without an ORM layer per statement, and may be named prepared statements.
    */
-  tenantStatements<T>(tenantId: string, work: (s: Statements) => Promise<T>): Promise<T> {
-    return this.inTenant(tenantId, (_, client) =>
-      work({
-        query: async <R>(sql: string, params: unknown[] = [], prepare?: string) => {
-          const r = await client.query(prepare ? { name: prepare, text: sql, values: params } : { text: sql, values: params });
-          return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
-        },
-      }),
-    );
+  tenantStatements<T>(tenantId: string, work: (s: Tx) => Promise<T>): Promise<T> {
+    return this.transaction({ tenant: tenantId }, work);
   }
 
   async tx<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
@@ -170,6 +208,18 @@ export class Database {
       return false;
     }
   }
+}
+
+function txOf(client: pg.PoolClient): Tx {
+  return {
+    query: async <R>(sql: string, params: unknown[] = [], prepare?: string) => {
+      const r = await client.query(prepare ? { name: prepare, text: sql, values: params } : { text: sql, values: params });
+      return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+    },
+    enterTenant: async (tenantId: string) => {
+      await client.query(tenantSetting(tenantId));
+    },
+  };
 }
 
 /** Refuses a role that would make row-level security meaningless. */
