@@ -50,6 +50,14 @@ export function statementsOf(m: EntityManager): Tx {
   };
 }
 
+/**
+ * Either handle as a `Tx`, for repository methods while #15 moves callers from `tenantTx`
+ * (EntityManager) to `transaction` (Tx): a method takes `Tx | EntityManager` and calls this once.
+ */
+export function asTx(handle: Tx | EntityManager): Tx {
+  return 'enterTenant' in handle ? handle : statementsOf(handle);
+}
+
 /** The statement that sets the transaction's tenant; the id is checked to be a UUID before it is written into it. */
 function tenantSetting(tenantId: string): string {
   if (!UUID.test(tenantId)) throw new Error('tenant transaction: the tenant id is not a UUID');
