@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Request } from 'autocannon';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { measureRawArgon2 } from './argon2-rate.js';
 import { authorizeQuery, createStack, envNumber, header, load, mapLimit, percentile, progress, round, type BenchClient, type LoadResult } from './harness.js';

@@ -9,7 +9,7 @@ import { KEYCLOAK_VERSION, startKeycloak, type KeycloakInstance } from '../test/
 import { PeerUnavailableError } from '../test/peers/peer-unavailable.js';
 import { basic, createStack, envNumber, load, progress, repoRoot, type LoadResult } from './harness.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { KeycloakProvisioningService } from '../src/identity/keycloak/keycloak-provisioning.service.js';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../src/oauth/token.service.js';
 

@@ -16,7 +16,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { printScimBench, runScimBench } from './scim.js';
 import { runKeycloakBench, type KeycloakBenchResult } from './keycloak.js';

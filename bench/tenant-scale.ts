@@ -9,7 +9,7 @@ import type pg from 'pg';
 import type { Request } from 'autocannon';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { authorizeQuery, basic, createStack, envNumber, header, load, login, mapLimit, progress, refreshRequests, round, type BenchClient, type LoadResult } from './harness.js';
 

@@ -18,6 +18,7 @@ import { SecretBox } from './crypto/secret-box.js';
 import { DomainErrorFilter } from './common/error.filter.js';
 import { openApiDocument } from './common/openapi.js';
 import { MetricsService } from './metrics/metrics.service.js';
+import { clusterMetrics } from './cluster.js';
 import { requestContextMiddleware } from './common/request-context.js';
 import { inputGuardMiddleware } from './common/input-guard.middleware.js';
 import { installJwksFastPath } from './well-known/jwks-fast-path.js';
@@ -147,6 +148,8 @@ async function startHttp(
   app.useLogger(quietStartup(app.get(PinoNestLogger)));
   // First middleware: sees every response, including those ended by guards and body parsers (429s, 401s).
   app.use(app.get(MetricsService).httpMiddleware);
+  // Under WORKERS > 1 a scrape reports the whole process group (cluster.ts asks the primary).
+  app.get(MetricsService).scrapeWith(clusterMetrics);
   app.set('trust proxy', config.TRUST_PROXY_HOPS);
   app.disable('x-powered-by');
   // SCIM group PATCHes carry thousands of members: /scim/* gets a larger JSON limit than the rest.

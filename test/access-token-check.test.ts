@@ -8,7 +8,7 @@ import { authorizeUrl, get, getJson, nativeLogin, pkcePair, postForm, tokenReque
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
 
 /**

@@ -4,7 +4,7 @@ import { adminClient, type AdminClient } from './support/admin.js';
 import { seedBff } from './support/seed.js';
 import { authorizeUrl, basic, get, nativeLogin, pkcePair, postForm, submitNativeLogin, type BffClient } from './support/bff.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 
 let app: TestApp;

@@ -7,7 +7,7 @@ import { seedBff } from './support/seed.js';
 import { authorizeUrl, basic, get, nativeLogin, pkcePair, postForm, submitNativeLogin, type BffClient } from './support/bff.js';
 import type { FirebaseAuthEmulator } from './peers/firebase-emulator.js';
 import { useFirebaseEmulator } from './peers/firebase-test-peer.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { TOKEN_EXCHANGE_GRANT } from '../src/oauth/token.service.js';
 import { hashFirebaseScrypt, type FirebaseScryptParams } from '../src/identity/firebase/firebase-scrypt.js';
 

@@ -16,7 +16,7 @@ import { seedNativeTenant } from './support/seed.js';
 import { freePort } from './support/free-port.js';
 import { alive } from './support/process.js';
 import { twoRequestsOneConnection } from './support/keep-alive.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { TS_LOADER } from './support/ts-loader.js';
 
 const METRICS_TOKEN = randomBytes(16).toString('hex');

@@ -18,7 +18,7 @@ import { seedBff, seedNativeTenant } from './support/seed.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { authorizeUrl, basic, formAction, get, getJson, hiddenInput, nativeLogin, pkcePair, postForm, CookieJar, type BffClient } from './support/bff.js';
 import { parseOpaqueToken } from '../src/crypto/opaque-token.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';

@@ -15,7 +15,7 @@ import { seedBff, seedNativeTenant } from './support/seed.js';
 import { basic, nativeLogin, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { ensurePyJwt, validateLikeGateway } from './support/gateway.js';
 import { peersRequired, PeerUnavailableError } from './peers/peer-unavailable.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
 
 const PASSWORD = 'correct horse battery staple';

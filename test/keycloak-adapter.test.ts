@@ -22,9 +22,9 @@ import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, t
 import { CookieJar, headlessLogin, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { TOKEN_EXCHANGE_GRANT } from '../src/oauth/token.service.js';
-import type { ClaimMappingRules } from '../src/identity/identity-provider.port.js';
+import type { ClaimMappingRules } from '../src/identity/port/identity-provider.port.js';
 import { KeycloakProvisioningService } from '../src/identity/keycloak/keycloak-provisioning.service.js';
 import { KEYCLOAK_LIMITS } from '../src/identity/keycloak/keycloak-realms.js';
 import { DependencyUnavailableError, ProblemError } from '../src/common/errors.js';

@@ -181,7 +181,7 @@ describe('token endpoint errors', () => {
   });
 
   it('issues machine tokens with client_credentials, only within the client scopes', async () => {
-    const { ClientsService } = await import('../src/oauth/clients.service.js');
+    const { ClientsService } = await import('../src/clients/clients.service.js');
     const { TenantsService } = await import('../src/tenants/tenants.service.js');
     const tenant = (await app.app.get(TenantsService).findActiveBySlug('acme'))!;
     const { secret } = await app.app.get(ClientsService).create({ id: 'acme-reporting', name: 'Reporting job', kind: 'machine', tenantId: tenant.id, scopes: ['reports:read'] });

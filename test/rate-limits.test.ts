@@ -13,7 +13,7 @@ import { authorizeUrl, basic, CookieJar, formAction, get, hiddenInput, pkcePair,
 import { ERROR_SCHEMA, scimClient } from './support/scim.js';
 import { RedisServer } from './peers/redis.js';
 import { peersRequired, PeerUnavailableError } from './peers/peer-unavailable.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { ScimSettingsService } from '../src/scim/scim-tokens.service.js';
 import { MetricsService } from '../src/metrics/metrics.service.js';

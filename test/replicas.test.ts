@@ -10,7 +10,7 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JS
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { ageRefreshRotation, seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, CookieJar, formAction, get, hiddenInput, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
 
 const PASSWORD = 'correct horse battery staple';

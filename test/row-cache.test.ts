@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, basic, get, pkcePair, postForm, type BffClient } from './support/bff.js';
-import { ClientsService } from '../src/oauth/clients.service.js';
+import { ClientsService } from '../src/clients/clients.service.js';
 import { ROW_CHANGES_APPLICATION, ROW_CHANGES_CHANNEL } from '../src/database/row-cache.js';
 
 let a: TestApp;

@@ -31,9 +31,9 @@ import {
 } from './support/oidc-attack.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
-import { LoginService } from '../src/oauth/login.service.js';
+import { LoginService } from '../src/login/login.service.js';
 import { TenantOidcProvider } from '../src/identity/oidc/tenant-oidc.adapter.js';
-import type { CallbackInput, ClaimMappingRules } from '../src/identity/identity-provider.port.js';
+import type { CallbackInput, ClaimMappingRules } from '../src/identity/port/identity-provider.port.js';
 import { RemoteJwks } from '../src/identity/oidc/remote-jwks.js';
 
 const CLIENT_ID = 'auth-service';

@@ -30,7 +30,7 @@ import { bffHelpers, idClaims, signHs, signRs, startCraftedOp, tokenBody, unsign
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
-import type { ClaimMappingRules } from '../src/identity/identity-provider.port.js';
+import type { ClaimMappingRules } from '../src/identity/port/identity-provider.port.js';
 import { IdTokenRejectedError, verifyIdToken, type IdTokenExpectations } from '../src/identity/oidc/id-token.verifier.js';
 import { RemoteJwks } from '../src/identity/oidc/remote-jwks.js';
 import { InvalidOidcBindingError, resolveOidcBinding } from '../src/identity/oidc/tenant-oidc.config.js';

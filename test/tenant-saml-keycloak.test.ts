@@ -23,7 +23,7 @@ import { CookieJar, headlessLogin, KeycloakLoginError, type HeadlessLoginResult 
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
-import type { BindingContext, ClaimMappingRules } from '../src/identity/identity-provider.port.js';
+import type { BindingContext, ClaimMappingRules } from '../src/identity/port/identity-provider.port.js';
 import { TenantSamlProvider } from '../src/identity/saml/tenant-saml.adapter.js';
 import { certificateInfo } from '../src/identity/saml/saml-xml.js';
 import { toPemCertificate } from '../src/identity/saml/saml-config.js';

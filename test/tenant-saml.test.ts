@@ -27,8 +27,8 @@ import { CookieJar as IdpJar, simpleSamlIdpInitiatedLogin, simpleSamlLogin, type
 import { selfSignedCert, startSimpleSamlIdp, type SimpleSamlIdp } from './peers/simplesamlphp.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
-import { LoginService } from '../src/oauth/login.service.js';
-import type { BindingContext, ClaimMappingRules } from '../src/identity/identity-provider.port.js';
+import { LoginService } from '../src/login/login.service.js';
+import type { BindingContext, ClaimMappingRules } from '../src/identity/port/identity-provider.port.js';
 import { TenantSamlProvider } from '../src/identity/saml/tenant-saml.adapter.js';
 import { SamlResponseRejectedError } from '../src/identity/saml/saml-errors.js';
 import { SamlMessageIdStore } from '../src/identity/saml/saml-message-ids.js';

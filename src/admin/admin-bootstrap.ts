@@ -3,7 +3,7 @@ import { AppConfig } from '../config/app-config.js';
 import { Database } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { TenantsService } from '../tenants/tenants.service.js';
-import { ClientsService } from '../oauth/clients.service.js';
+import { ClientsService } from '../clients/clients.service.js';
 import { ProblemError } from '../common/errors.js';
 import { randomToken, sha256 } from '../crypto/random.js';
 import { ADMIN_SCOPE } from './admin-auth.js';

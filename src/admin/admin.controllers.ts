@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ProblemError, problemType } from '../common/errors.js';
-import { ClientsService, clientEtag, type Client } from '../oauth/clients.service.js';
+import { ClientsService, clientEtag, type Client } from '../clients/clients.service.js';
 import { SigningKeysService, type SigningKeyView } from '../tokens/signing-keys.service.js';
 import type { Tenant } from '../tenants/tenants.service.js';
 import { Database } from '../database/database.js';

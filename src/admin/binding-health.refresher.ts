@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { AppConfig } from '../config/app-config.js';
 import { Database } from '../database/database.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
-import type { IdpKind } from '../identity/identity-provider.port.js';
+import type { IdpKind } from '../identity/port/identity-provider.port.js';
 import { CERT_WARNING_DAYS } from '../identity/saml/saml-idp-metadata.service.js';
 import type { Tenant } from '../tenants/tenants.service.js';
 import { BindingsAdminService } from './bindings-admin.service.js';

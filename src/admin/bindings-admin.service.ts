@@ -6,9 +6,9 @@ import { DomainError, ProblemError, problemType } from '../common/errors.js';
 import { BindingsService, type BindingRow } from '../tenants/bindings.service.js';
 import type { Tenant } from '../tenants/tenants.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
-import type { BindingHealth, ClaimMappingRules, ExternalIdentity, IdpKind } from '../identity/identity-provider.port.js';
-import { normaliseIdentity, type NormalisedIdentity } from '../identity/claim-normaliser.js';
-import { LoginService } from '../oauth/login.service.js';
+import type { BindingHealth, ClaimMappingRules, ExternalIdentity, IdpKind } from '../identity/port/identity-provider.port.js';
+import { normaliseIdentity, type NormalisedIdentity } from '../users/claim-normaliser.js';
+import { LoginService } from '../login/login.service.js';
 import type { AdminPrincipal } from './admin-auth.js';
 import type { CreateBindingDto, MappingPreviewDto, UpdateBindingDto } from './dto.js';
 

@@ -17,7 +17,7 @@ import {
   Max,
   Min,
 } from 'class-validator';
-import { IDP_KINDS, type ClaimMappingRules, type IdpKind } from '../identity/identity-provider.port.js';
+import { IDP_KINDS, type ClaimMappingRules, type IdpKind } from '../identity/port/identity-provider.port.js';
 import { SLUG_PATTERN } from '../tenants/tenants.service.js';
 
 export class CreateTenantDto {

@@ -3,7 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { OAuthError } from '../common/errors.js';
-import { ClientsService, readClientCredentials } from '../oauth/clients.service.js';
+import { ClientsService, readClientCredentials } from '../clients/clients.service.js';
 import { TenantsService } from '../tenants/tenants.service.js';
 import { RevocationFeedService, type RevocationPage } from './revocation-feed.service.js';
 

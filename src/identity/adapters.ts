@@ -1,5 +1,5 @@
 import type { Type } from '@nestjs/common';
-import type { IdentityProvider } from './identity-provider.port.js';
+import type { IdentityProvider } from './port/identity-provider.port.js';
 import { NativeProvider } from './native/native.adapter.js';
 import { FirebaseLegacyProvider } from './firebase/firebase-legacy.adapter.js';
 import { TenantOidcProvider } from './oidc/tenant-oidc.adapter.js';

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { ProblemError, problemType } from '../common/errors.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { instrumentAdapter } from '../metrics/instrument-adapter.js';
-import { IDENTITY_PROVIDERS, type IdentityProvider, type IdpKind } from './identity-provider.port.js';
+import { instrumentAdapter } from './instrument-adapter.js';
+import { IDENTITY_PROVIDERS, type IdentityProvider, type IdpKind } from './port/identity-provider.port.js';
 
 /** Picks the adapter for a binding's kind. Adapters register themselves through the IDENTITY_PROVIDERS token. */
 @Injectable()

@@ -5,9 +5,9 @@ import { AppConfig } from '../config/app-config.js';
 import { constantEquals, sha256 } from '../crypto/random.js';
 import { HTML_SECURITY_HEADERS, escapeHtml, page } from '../common/html.js';
 import { OAuthError, ProblemError, RateLimitedError, problemType } from '../common/errors.js';
-import { LoginService, type LoginTransaction } from '../oauth/login.service.js';
+import { LoginService, type LoginTransaction } from './login.service.js';
 import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
-import { IDP_KINDS, type CallbackInput } from '../identity/identity-provider.port.js';
+import { IDP_KINDS, type CallbackInput } from '../identity/port/identity-provider.port.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
 
 const CSRF_COOKIE = 'auth_login_csrf';

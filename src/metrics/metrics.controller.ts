@@ -5,7 +5,6 @@ import { AppConfig } from '../config/app-config.js';
 import { constantEquals } from '../crypto/random.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { MetricsService } from './metrics.service.js';
-import { clusterMetrics } from '../cluster.js';
 
 /**
  * Prometheus scrape endpoint on the service port, behind a bearer token (METRICS_TOKEN): the same
@@ -34,7 +33,7 @@ export class MetricsController {
       throw new ProblemError(401, 'Unauthorized', 'Send Authorization: Bearer <METRICS_TOKEN>.', problemType('unauthenticated'));
     }
     // Under WORKERS > 1 one scrape reports the whole process group (the primary sums every worker).
-    const body = await clusterMetrics(this.metrics.registry);
+    const body = await this.metrics.scrape();
     res.status(200).setHeader('Cache-Control', 'no-store').type(this.metrics.registry.contentType).send(body);
   }
 }

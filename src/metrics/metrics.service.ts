@@ -2,10 +2,14 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { AppConfig } from '../config/app-config.js';
-import { SigningKeysService } from '../tokens/signing-keys.service.js';
 
 export type LoginOutcome = 'success' | 'rejected' | 'error';
 export type LoginFlow = 'browser' | 'token_exchange';
+/** What the signing-key gauges read; the owner (tokens) registers it with `observeSigningKeys`. */
+export interface SigningKeyGaugeSource {
+  publishedKeys(): number;
+  hasActiveKey(): boolean;
+}
 
 const GRANT_LABELS: Record<string, string> = {
   authorization_code: 'authorization_code',
@@ -155,18 +159,22 @@ export class MetricsService {
     aggregator: 'max',
   });
 
-  constructor(
-    @Inject(AppConfig) private readonly config: AppConfig,
-    keys: SigningKeysService,
-  ) {
+  /** What the signing-key gauges read at scrape time; registered by tokens (`SigningKeysService`). */
+  private signingKeys?: SigningKeyGaugeSource;
+  /** How a scrape reads the registry; composition swaps in the cluster-wide read (cluster.ts). */
+  private scrapeSource: (registry: Registry) => Promise<string> = (registry) => registry.metrics();
+
+  constructor(@Inject(AppConfig) private readonly config: AppConfig) {
     collectDefaultMetrics({ register: this.registry, prefix: 'auth_' });
+    const keys = () => this.signingKeys;
     new Gauge({
       name: 'auth_signing_keys_published',
       help: 'Keys in this replica’s JWKS (pending + active + retired).',
       registers: [this.registry],
       aggregator: 'max', // WORKERS > 1: the processes of one replica publish the same JWKS
       collect() {
-        this.set(keys.jwksDocument().keys.length);
+        const source = keys();
+        if (source) this.set(source.publishedKeys());
       },
     });
     new Gauge({
@@ -175,9 +183,25 @@ export class MetricsService {
       registers: [this.registry],
       aggregator: 'min', // WORKERS > 1: 0 if any process of the replica lacks one
       collect() {
-        this.set(keys.hasActiveKey() ? 1 : 0);
+        const source = keys();
+        if (source) this.set(source.hasActiveKey() ? 1 : 0);
       },
     });
+  }
+
+  /** tokens registers its signing keys here, so metrics (layer 1) imports nothing above it. */
+  observeSigningKeys(source: SigningKeyGaugeSource): void {
+    this.signingKeys = source;
+  }
+
+  /** Composition registers the cluster-wide read (under WORKERS > 1 the primary sums every worker). */
+  scrapeWith(source: (registry: Registry) => Promise<string>): void {
+    this.scrapeSource = source;
+  }
+
+  /** The Prometheus text of one scrape. */
+  scrape(): Promise<string> {
+    return this.scrapeSource(this.registry);
   }
 
   private tenantLabel(tenantId: string): string {

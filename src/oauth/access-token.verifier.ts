@@ -4,7 +4,7 @@ import { Database } from '../database/database.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { TokenIssuerService, isMachineSubject, type PlatformAccessClaims } from '../tokens/token-issuer.service.js';
 import type { PlatformUser } from '../users/users.service.js';
-import { ClientsService, type Client } from './clients.service.js';
+import { ClientsService, type Client } from '../clients/clients.service.js';
 
 /** A platform access token that passed every check, with what it was checked against. */
 export interface AuthenticatedToken {

@@ -7,10 +7,10 @@ import { HTML_SECURITY_HEADERS, renderMessagePage } from '../common/html.js';
 import { presentsBearer } from '../tokens/bearer-token.js';
 import { AccessTokenGuard, AccessTokenStrategy, accessTokenOf, authenticate } from './access-token.guard.js';
 import { TokenIssuerService } from '../tokens/token-issuer.service.js';
-import { ClientsService, readClientCredentials } from './clients.service.js';
-import { LoginService, RedirectableError, redirectWith, type AuthorizeParams } from './login.service.js';
+import { ClientsService, readClientCredentials } from '../clients/clients.service.js';
+import { LoginService, RedirectableError, redirectWith, type AuthorizeParams } from '../login/login.service.js';
 import { TOKEN_EXCHANGE_GRANT, TokenService } from './token.service.js';
-import { UpstreamLogoutService } from './upstream-logout.service.js';
+import { UpstreamLogoutService } from '../login/upstream-logout.service.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
 
 const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials', TOKEN_EXCHANGE_GRANT] as const;

@@ -9,12 +9,12 @@ import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { UsersService } from '../users/users.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { TokenIssuerService, type PlatformSubject } from '../tokens/token-issuer.service.js';
-import type { Client } from './clients.service.js';
-import { pkceMatches } from './pkce.js';
+import type { Client } from '../clients/clients.service.js';
+import { pkceMatches } from '../login/pkce.js';
 import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
-import { normaliseIdentity } from '../identity/claim-normaliser.js';
-import type { BindingContext, ExternalIdentity } from '../identity/identity-provider.port.js';
+import { normaliseIdentity } from '../users/claim-normaliser.js';
+import type { BindingContext, ExternalIdentity } from '../identity/port/identity-provider.port.js';
 import { DomainError } from '../common/errors.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';

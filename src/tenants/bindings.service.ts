@@ -4,7 +4,7 @@ import { Database } from '../database/database.js';
 import { RowCache } from '../database/row-cache.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { ProblemError, problemType } from '../common/errors.js';
-import type { BindingContext, ClaimMappingRules, IdpKind } from '../identity/identity-provider.port.js';
+import type { BindingContext, ClaimMappingRules, IdpKind } from '../identity/port/identity-provider.port.js';
 import type { Tenant } from './tenants.service.js';
 
 /** A tenant_identity_providers row as the core reads it. */

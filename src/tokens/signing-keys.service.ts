@@ -4,6 +4,7 @@ import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, import
 import { AppConfig } from '../config/app-config.js';
 import { Database } from '../database/database.js';
 import { SecretBox } from '../crypto/secret-box.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 
 export type KeyStatus = 'pending' | 'active' | 'retired' | 'expired';
 
@@ -57,7 +58,10 @@ export class SigningKeysService implements OnApplicationBootstrap, OnApplication
     private readonly db: Database,
     private readonly box: SecretBox,
     @Inject(AppConfig) private readonly config: AppConfig,
-  ) {}
+    metrics: MetricsService,
+  ) {
+    metrics.observeSigningKeys({ publishedKeys: () => this.jwksDocument().keys.length, hasActiveKey: () => this.hasActiveKey() });
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.maintain();

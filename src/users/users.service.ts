@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { OAuthError } from '../common/errors.js';
-import type { BindingContext, ExternalIdentity } from '../identity/identity-provider.port.js';
-import { readClaim, type NormalisedIdentity } from '../identity/claim-normaliser.js';
+import type { BindingContext, ExternalIdentity } from '../identity/port/identity-provider.port.js';
+import { readClaim, type NormalisedIdentity } from './claim-normaliser.js';
 
 export interface PlatformUser {
   id: string;

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { TenantsService, type Tenant } from '../../src/tenants/tenants.service.js';
 import { BindingsService } from '../../src/tenants/bindings.service.js';
-import { ClientsService } from '../../src/oauth/clients.service.js';
+import { ClientsService } from '../../src/clients/clients.service.js';
 import { NativeCredentialsService } from '../../src/identity/native/native-credentials.service.js';
 import { parseOpaqueToken } from '../../src/crypto/opaque-token.js';
-import type { ClaimMappingRules } from '../../src/identity/identity-provider.port.js';
+import type { ClaimMappingRules } from '../../src/identity/port/identity-provider.port.js';
 import type { TestApp } from './app-harness.js';
 import type { BffClient } from './bff.js';
 

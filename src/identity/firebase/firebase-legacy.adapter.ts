@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
 import { ProblemError, problemType } from '../../common/errors.js';
-import type { BindingContext, ExternalIdentity, ExternalTokenInput, IdentityProvider, ProviderCapabilities, ValidatedBindingConfig } from '../identity-provider.port.js';
+import type { BindingContext, ExternalIdentity, ExternalTokenInput, IdentityProvider, ProviderCapabilities, ValidatedBindingConfig } from '../port/identity-provider.port.js';
 import { firebaseIssuer, parseFirebaseBindingConfig, parseFirebaseBindingSecrets } from './firebase-binding-config.js';
 import { FirebaseCertificateCache } from './firebase-certificates.js';
 import { FirebaseAdminGateway } from './firebase-admin.gateway.js';

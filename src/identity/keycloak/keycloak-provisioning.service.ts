@@ -6,7 +6,7 @@ import { DependencyUnavailableError, ProblemError, problemType } from '../../com
 import { Database } from '../../database/database.js';
 import type { Tenant } from '../../tenants/tenants.service.js';
 import { BindingsService } from '../../tenants/bindings.service.js';
-import type { BindingContext, ClaimMappingRules } from '../identity-provider.port.js';
+import type { BindingContext, ClaimMappingRules } from '../port/identity-provider.port.js';
 import { InvalidKeycloakBindingError, resolveKeycloakBinding, type KeycloakBindingConfig, type KeycloakProvisioningPlan } from './keycloak-binding.config.js';
 import { KEYCLOAK_LIMITS } from './keycloak-realms.js';
 import { keycloakSettings, type KeycloakSettings } from './keycloak-settings.js';

@@ -16,7 +16,7 @@ import type {
   LoginContext,
   ProviderCapabilities,
   ValidatedBindingConfig,
-} from '../identity-provider.port.js';
+} from '../port/identity-provider.port.js';
 import { InvalidKeycloakBindingError, resolveKeycloakBinding, type ResolvedKeycloakBinding } from './keycloak-binding.config.js';
 import { KEYCLOAK_LIMITS, KeycloakDiscoveryError, KeycloakRealms } from './keycloak-realms.js';
 import { KeycloakProvisioningService, type ProvisioningChecks } from './keycloak-provisioning.service.js';

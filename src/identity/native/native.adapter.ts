@@ -7,7 +7,7 @@ import type {
   IdentityProvider,
   LoginContext,
   ProviderCapabilities,
-} from '../identity-provider.port.js';
+} from '../port/identity-provider.port.js';
 import { NativeCredentialsService } from './native-credentials.service.js';
 
 /** Thrown for every failed password login; the hosted form shows one generic message for all of them. */

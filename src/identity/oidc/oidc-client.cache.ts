@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { importJWK } from 'jose';
-import type { BindingContext } from '../identity-provider.port.js';
+import type { BindingContext } from '../port/identity-provider.port.js';
 import type { ResolvedOidcBinding } from './tenant-oidc.config.js';
 import { RemoteJwks, type RemoteJwksOptions } from './remote-jwks.js';
 

@@ -1,4 +1,4 @@
-import type { BindingHealth } from '../identity-provider.port.js';
+import type { BindingHealth } from '../port/identity-provider.port.js';
 import { HMAC_ALGORITHMS, type ResolvedOidcBinding } from './tenant-oidc.config.js';
 
 export const WELL_KNOWN = '/.well-known/openid-configuration';

@@ -14,7 +14,7 @@ import type {
   LoginContext,
   ProviderCapabilities,
   ValidatedBindingConfig,
-} from '../identity-provider.port.js';
+} from '../port/identity-provider.port.js';
 import { InvalidOidcBindingError, resolveOidcBinding, type ResolvedOidcBinding } from './tenant-oidc.config.js';
 import { OidcClientCache, OidcDiscoveryError, type OidcClient } from './oidc-client.cache.js';
 import { IdTokenRejectedError, verifyIdToken } from './id-token.verifier.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { DependencyUnavailableError, ProblemError, problemType } from '../../common/errors.js';
-import type { BindingContext } from '../identity-provider.port.js';
+import type { BindingContext } from '../port/identity-provider.port.js';
 import { toPemCertificate, type SamlBindingConfig } from './saml-config.js';
 import { certificateInfo, MetadataError, parseIdpMetadata, type CertificateInfo, type IdpMetadata } from './saml-xml.js';
 

@@ -16,7 +16,7 @@ import type {
   LoginContext,
   ProviderCapabilities,
   ValidatedBindingConfig,
-} from '../identity-provider.port.js';
+} from '../port/identity-provider.port.js';
 import { parseSamlBinding, SamlConfigError, toPemCertificate, type ParsedSamlBinding, type SamlBindingConfig } from './saml-config.js';
 import { SamlResponseRejectedError, type SamlRejectReason } from './saml-errors.js';
 import { CERT_WARNING_DAYS, MetadataUnreachableError, SamlIdpMetadataService, type ResolvedIdp, type SamlBindingHealth } from './saml-idp-metadata.service.js';

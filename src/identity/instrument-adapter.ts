@@ -1,6 +1,6 @@
 import { DomainError } from '../common/errors.js';
-import type { BindingContext, IdentityProvider } from '../identity/identity-provider.port.js';
-import type { LoginOutcome, MetricsService } from './metrics.service.js';
+import type { BindingContext, IdentityProvider } from './port/identity-provider.port.js';
+import type { LoginOutcome, MetricsService } from '../metrics/metrics.service.js';
 
 /** A user's failure (wrong password, rejected assertion) or the upstream's (unreachable, broken answer). */
 export function classifyFailure(err: unknown): Exclude<LoginOutcome, 'success'> {

@@ -8,14 +8,14 @@ import { DependencyUnavailableError, OAuthError, ProblemError, problemType } fro
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
-import type { BindingContext, CallbackInput, ExternalIdentity } from '../identity/identity-provider.port.js';
+import type { BindingContext, CallbackInput, ExternalIdentity } from '../identity/port/identity-provider.port.js';
 import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
 import type { EntityManager } from 'typeorm';
-import { normaliseIdentity, type NormalisedIdentity } from '../identity/claim-normaliser.js';
+import { normaliseIdentity, type NormalisedIdentity } from '../users/claim-normaliser.js';
 import { UsersService } from '../users/users.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
-import { ClientsService } from './clients.service.js';
+import { ClientsService } from '../clients/clients.service.js';
 import { PKCE_S256_CHALLENGE } from './pkce.js';
 import { UpstreamLogoutService } from './upstream-logout.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';

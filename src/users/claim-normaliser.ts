@@ -1,4 +1,4 @@
-import type { ClaimMappingRules, ExternalIdentity } from './identity-provider.port.js';
+import type { ClaimMappingRules, ExternalIdentity } from '../identity/port/identity-provider.port.js';
 
 /** What the platform keeps of an upstream identity; everything else the upstream said is dropped. */
 export interface NormalisedIdentity {

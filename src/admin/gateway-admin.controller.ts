@@ -3,10 +3,10 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { ProblemError, problemType } from '../common/errors.js';
-import { AdminGuard } from '../admin/admin-auth.js';
+import { AdminGuard } from './admin-auth.js';
 import { SigningKeysService } from '../tokens/signing-keys.service.js';
-import { kongConfigYaml, kongCredentials, kongDeclarativeConfig, type KongConfigOptions, type PublishedKey } from './kong-config.js';
-import { KongSyncService } from './kong-sync.service.js';
+import { kongConfigYaml, kongCredentials, kongDeclarativeConfig, type KongConfigOptions, type PublishedKey } from '../gateway/kong-config.js';
+import { KongSyncService } from '../gateway/kong-sync.service.js';
 
 /** Kong's side of the token contract, for operators (`npm run kong:config` prints the first route). */
 @ApiTags('admin: gateway')

@@ -1,16 +1,16 @@
 import { Body, Controller, Get, Logger, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { Database } from '../../database/database.js';
-import { AuditService } from '../../audit/audit.service.js';
-import { ProblemError, problemType } from '../../common/errors.js';
-import { parseOpaqueToken } from '../../crypto/opaque-token.js';
-import { LoginService } from '../../oauth/login.service.js';
-import { BindingsService } from '../../tenants/bindings.service.js';
-import { TenantsService, type Tenant } from '../../tenants/tenants.service.js';
-import type { BindingContext } from '../identity-provider.port.js';
-import { SamlResponseRejectedError } from './saml-errors.js';
-import { TenantSamlProvider } from './tenant-saml.adapter.js';
+import { Database } from '../database/database.js';
+import { AuditService } from '../audit/audit.service.js';
+import { ProblemError, problemType } from '../common/errors.js';
+import { parseOpaqueToken } from '../crypto/opaque-token.js';
+import { LoginService } from './login.service.js';
+import { BindingsService } from '../tenants/bindings.service.js';
+import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
+import type { BindingContext } from '../identity/port/identity-provider.port.js';
+import { SamlResponseRejectedError } from '../identity/saml/saml-errors.js';
+import { TenantSamlProvider } from '../identity/saml/tenant-saml.adapter.js';
 
 const stringsOf = (o: unknown): Record<string, string | undefined> =>
   Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<string, string | undefined>;
