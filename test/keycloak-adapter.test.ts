@@ -21,6 +21,7 @@ import { authorizeUrl, basic, get, getJson, nativeLogin, pkcePair, postForm, tok
 import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, type TcpProxy } from './peers/keycloak-shared.js';
 import { CookieJar, headlessLogin, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
+import { clientCredentialsToken, createKeycloakUser as createUser, organizationId, type NewKeycloakUser } from './peers/keycloak-realm-helpers.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { ClientsService } from '../src/clients/clients.service.js';
 import { TOKEN_EXCHANGE_GRANT } from '../src/oauth/token.service.js';
@@ -64,34 +65,10 @@ const kcUsers: Record<string, string> = {};
 
 const adminClient = (): Promise<KcAdminClient> => kc.adminClient(REALM, kcUrl);
 
-async function orgId(alias: string): Promise<string> {
-  const [org] = (await admin.organizations.find({ q: `alias:${alias}` })).filter((o) => o.alias === alias);
-  if (!org?.id) throw new Error(`organisation ${alias} missing`);
-  return org.id;
-}
+const orgId = (alias: string): Promise<string> => organizationId(admin, REALM, alias);
 
-async function createKeycloakUser(realm: string, username: string, opts: { orgs?: string[]; realmRoles?: string[]; clientRoles?: string[] } = {}): Promise<string> {
-  const { id } = await admin.users.create({
-    realm,
-    username,
-    // Not an organisation's domain: identity-first login must not route these users to a broker.
-    email: `${username}@users.example.test`,
-    firstName: username[0]!.toUpperCase() + username.slice(1),
-    lastName: 'Tester',
-    enabled: true,
-    emailVerified: true,
-    credentials: [{ type: 'password', value: PASSWORD, temporary: false }],
-  });
-  for (const alias of opts.orgs ?? []) await admin.organizations.addMember({ realm, orgId: await orgId(alias), userId: id });
-  if (opts.realmRoles?.length) {
-    const roles = await Promise.all(opts.realmRoles.map((name) => admin.roles.findOneByName({ realm, name })));
-    await admin.users.addRealmRoleMappings({ realm, id, roles: roles.map((r) => ({ id: r!.id!, name: r!.name! })) });
-  }
-  if (opts.clientRoles?.length) {
-    const [client] = await admin.clients.find({ realm, clientId: 'auth-service' });
-    const roles = await Promise.all(opts.clientRoles.map((roleName) => admin.clients.findRole({ realm, id: client!.id!, roleName })));
-    await admin.users.addClientRoleMappings({ realm, id, clientUniqueId: client!.id!, roles: roles.map((r) => ({ id: r!.id!, name: r!.name! })) });
-  }
+async function createKeycloakUser(realm: string, username: string, opts: NewKeycloakUser = {}): Promise<string> {
+  const id = await createUser(admin, realm, username, PASSWORD, opts);
   kcUsers[username] = id;
   return id;
 }
@@ -145,16 +122,7 @@ async function verifyPlatformToken(token: string): Promise<PlatformTokens['claim
   return payload as PlatformTokens['claims'];
 }
 
-async function keycloakClientCredentials(realm: string, clientId: string, secret: string): Promise<string> {
-  const res = await fetch(`${kcUrl}/realms/${realm}/protocol/openid-connect/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, secret) },
-    body: new URLSearchParams({ grant_type: 'client_credentials' }),
-  });
-  const body = (await res.json()) as { access_token: string };
-  expect(res.status, JSON.stringify(body)).toBe(200);
-  return body.access_token;
-}
+const keycloakClientCredentials = (realm: string, clientId: string, secret: string): Promise<string> => clientCredentialsToken(kcUrl, realm, clientId, secret);
 
 async function exchange(subjectToken: string, org: string, scope?: string): Promise<{ status: number; body: Record<string, string> }> {
   const form: Record<string, string> = { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, org };
