@@ -19,11 +19,11 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, type TestContext } from 'vitest';
 import { DomainError } from '../../src/common/errors.js';
-import type { BindingContext, CallbackInput, ExternalIdentity, IdentityProvider, IdpKind } from '../../src/identity/identity-provider.port.js';
+import type { BindingContext, CallbackInput, ExternalIdentity, IdentityProvider, IdpKind } from '../../src/identity/port/identity-provider.port.js';
 import { InvalidCredentialsError } from '../../src/identity/native/native.adapter.js';
-import { normaliseIdentity } from '../../src/identity/claim-normaliser.js';
-import { classifyFailure } from '../../src/metrics/instrument-adapter.js';
-import { LoginService } from '../../src/oauth/login.service.js';
+import { normaliseIdentity } from '../../src/users/claim-normaliser.js';
+import { classifyFailure } from '../../src/identity/instrument-adapter.js';
+import { LoginService } from '../../src/login/login.service.js';
 import { TenantsService } from '../../src/tenants/tenants.service.js';
 import type { TestApp } from '../support/app-harness.js';
 

@@ -19,7 +19,7 @@ import { TenantsService } from '../../src/tenants/tenants.service.js';
 import { KeycloakProvisioningService } from '../../src/identity/keycloak/keycloak-provisioning.service.js';
 import { IdentityProviderRegistry } from '../../src/identity/identity-provider.registry.js';
 import { OAuthError } from '../../src/common/errors.js';
-import type { CallbackInput } from '../../src/identity/identity-provider.port.js';
+import type { CallbackInput } from '../../src/identity/port/identity-provider.port.js';
 import { identityProviderContract, type ContractSession } from './identity-provider.contract.js';
 
 const realmFile = fileURLToPath(new URL('../../keycloak-realm.json', import.meta.url));

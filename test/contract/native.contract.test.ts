@@ -9,7 +9,7 @@ import { seedNativeTenant } from '../support/seed.js';
 import { BindingsService } from '../../src/tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../../src/identity/identity-provider.registry.js';
 import { InvalidCredentialsError } from '../../src/identity/native/native.adapter.js';
-import type { CallbackInput } from '../../src/identity/identity-provider.port.js';
+import type { CallbackInput } from '../../src/identity/port/identity-provider.port.js';
 import { identityProviderContract, type ContractSession } from './identity-provider.contract.js';
 
 const PASSWORD = 'contract-native-password-1';

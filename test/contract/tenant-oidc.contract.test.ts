@@ -12,7 +12,7 @@ import { TenantsService } from '../../src/tenants/tenants.service.js';
 import { BindingsService } from '../../src/tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../../src/identity/identity-provider.registry.js';
 import { OAuthError } from '../../src/common/errors.js';
-import type { CallbackInput } from '../../src/identity/identity-provider.port.js';
+import type { CallbackInput } from '../../src/identity/port/identity-provider.port.js';
 import { identityProviderContract, type ContractSession } from './identity-provider.contract.js';
 
 const CLIENT_ID = 'auth-service';

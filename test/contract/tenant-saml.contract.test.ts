@@ -13,7 +13,7 @@ import { TenantsService } from '../../src/tenants/tenants.service.js';
 import { BindingsService } from '../../src/tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../../src/identity/identity-provider.registry.js';
 import { SamlResponseRejectedError, type SamlRejectReason } from '../../src/identity/saml/saml-errors.js';
-import type { CallbackInput } from '../../src/identity/identity-provider.port.js';
+import type { CallbackInput } from '../../src/identity/port/identity-provider.port.js';
 import { identityProviderContract, type ContractSession } from './identity-provider.contract.js';
 
 const EMAIL = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress';
