@@ -119,7 +119,9 @@ describe('Keycloak peer', () => {
 
     const roles = (await admin.roles.find()).map((r) => r.name);
     expect(roles).toEqual(expect.arrayContaining(['MY_PROJECT_SUPER_ADMIN', 'MY_PROJECT_USER', 'default-roles-platform']));
-    const defaultRole = await admin.roles.getCompositeRolesForRealm({ id: (await admin.roles.findOneByName({ name: 'default-roles-platform' }))!.id! });
+    const defaultRole = await admin.roles.getCompositeRolesForRealm({
+      id: (await admin.roles.findOneByName({ name: 'default-roles-platform' }))!.id!,
+    });
     expect(defaultRole.map((r) => r.name)).toContain('MY_PROJECT_USER');
 
     const [client] = await admin.clients.find({ clientId: CLIENT_ID });
@@ -151,7 +153,12 @@ describe('Keycloak peer', () => {
     // (proving PKCE is required), a rejected one gets a 400 error page.
     const probe = async (redirectUri: string): Promise<{ status: number; location: URL | null }> => {
       const url = new URL(`${issuer()}/protocol/openid-connect/auth`);
-      url.search = new URLSearchParams({ client_id: CLIENT_ID, response_type: 'code', scope: 'openid', redirect_uri: redirectUri }).toString();
+      url.search = new URLSearchParams({
+        client_id: CLIENT_ID,
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: redirectUri,
+      }).toString();
       const res = await fetch(url, { redirect: 'manual' });
       await res.arrayBuffer();
       const location = res.headers.get('location');
@@ -173,7 +180,12 @@ describe('Keycloak peer', () => {
       ['acme', 'Acme Corp'],
       ['globex', 'Globex Corporation'],
     ] as const) {
-      const { id } = await admin.organizations.create({ name, alias, enabled: true, domains: [{ name: `${alias}.example`, verified: false }] });
+      const { id } = await admin.organizations.create({
+        name,
+        alias,
+        enabled: true,
+        domains: [{ name: `${alias}.example`, verified: false }],
+      });
       orgIds[alias] = id;
     }
     const users: Record<string, string> = {};
@@ -252,7 +264,7 @@ describe('Keycloak peer', () => {
     expect(accessToken).not.toHaveProperty('organization');
   });
 
-  it('(e2) a wrong password surfaces as KeycloakLoginError with Keycloak\'s message', async (ctx) => {
+  it("(e2) a wrong password surfaces as KeycloakLoginError with Keycloak's message", async (ctx) => {
     requireKeycloak(ctx);
     const { challenge } = pkcePair();
     const authorize = new URL(`${issuer()}/protocol/openid-connect/auth`);

@@ -21,7 +21,8 @@ import { bootstrapAdmin } from '../src/admin/admin-bootstrap.js';
 
 const run = promisify(execFile);
 const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-const ADMIN_SCRIPT = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts['admin']!;
+const ADMIN_SCRIPT = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> })
+  .scripts['admin']!;
 /** Where the README's example BFF lives; the test's BFF stands in for it on loopback. */
 const README_APP = 'https://app.globex.example';
 const PASSWORD = 'globex: a long first password';
@@ -115,7 +116,12 @@ async function startBff(app: TestApp): Promise<Bff> {
         const token = await fetch(`${app.url}/oauth2/token`, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(bff.clientId!, bff.clientSecret!) },
-          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: `${bff.origin}/callback`, code_verifier: flow.verifier }).toString(),
+          body: new URLSearchParams({
+            grant_type: 'authorization_code',
+            code,
+            redirect_uri: `${bff.origin}/callback`,
+            code_verifier: flow.verifier,
+          }).toString(),
         });
         const tokens = (await token.json()) as { id_token?: string; access_token?: string; error?: string };
         if (!tokens.id_token || !tokens.access_token) return html(502, `<p id="error">token: ${tokens.error ?? token.status}</p>`);
@@ -193,7 +199,12 @@ describe('README: a tenant with local passwords (native), end to end', { timeout
 
     const ids: Record<string, string> = {};
     for (const command of commands) {
-      const args = command.map((a) => a.replace('<tenantId>', ids['tenantId'] ?? '<tenantId>').replace('<bindingId>', ids['bindingId'] ?? '<bindingId>').replace(README_APP, bff.origin));
+      const args = command.map((a) =>
+        a
+          .replace('<tenantId>', ids['tenantId'] ?? '<tenantId>')
+          .replace('<bindingId>', ids['bindingId'] ?? '<bindingId>')
+          .replace(README_APP, bff.origin),
+      );
       expect(args.join(' '), 'a placeholder is filled by an earlier step').not.toMatch(/<\w+>/);
       const step = command.slice(0, 2).join(' ');
       const out = await admin(args, step === 'users create' ? `${PASSWORD}\n` : '');
@@ -207,7 +218,12 @@ describe('README: a tenant with local passwords (native), end to end', { timeout
           ids['bindingId'] = out['id'] as string;
           break;
         case 'users create':
-          expect(out).toMatchObject({ username: 'ann@globex.example', email: 'ann@globex.example', emailVerified: true, displayName: 'Ann Globex' });
+          expect(out).toMatchObject({
+            username: 'ann@globex.example',
+            email: 'ann@globex.example',
+            emailVerified: true,
+            displayName: 'Ann Globex',
+          });
           expect(JSON.stringify(out)).not.toContain(PASSWORD);
           break;
         case 'clients create':
@@ -225,7 +241,14 @@ describe('README: a tenant with local passwords (native), end to end', { timeout
         case 'bindings preview':
           expect(out).toMatchObject({
             source: 'test-login',
-            platformClaims: { org: 'globex', email: 'ann@globex.example', email_verified: true, name: 'Ann Globex', roles: ['MEMBER'], idp: 'native' },
+            platformClaims: {
+              org: 'globex',
+              email: 'ann@globex.example',
+              email_verified: true,
+              name: 'Ann Globex',
+              roles: ['MEMBER'],
+              idp: 'native',
+            },
           });
           ids['preview'] = JSON.stringify(out['platformClaims']);
           break;

@@ -125,15 +125,22 @@ const priority = (): { priority?: number } => {
  * otherwise surface as fetch's "Failed to parse URL from /oauth2/token".
  */
 function baseUrl(): string {
-  const [value, name] = opts.url !== undefined ? [opts.url, '--url'] : process.env['ADMIN_URL'] !== undefined ? [process.env['ADMIN_URL'], 'ADMIN_URL'] : ['http://localhost:3000', 'the default URL'];
-  if (value.trim() === '') throw new CliError(`${name} is empty: set it to the service's base URL (e.g. http://localhost:3000), or unset it for that default.`);
+  const [value, name] =
+    opts.url !== undefined
+      ? [opts.url, '--url']
+      : process.env['ADMIN_URL'] !== undefined
+        ? [process.env['ADMIN_URL'], 'ADMIN_URL']
+        : ['http://localhost:3000', 'the default URL'];
+  if (value.trim() === '')
+    throw new CliError(`${name} is empty: set it to the service's base URL (e.g. http://localhost:3000), or unset it for that default.`);
   let url: URL;
   try {
     url = new URL(value.trim());
   } catch {
     throw new CliError(`${name} "${value}" is not a URL: use the service's base URL, e.g. http://localhost:3000.`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`${name} "${value}" is not an http(s) URL: use the service's base URL, e.g. http://localhost:3000.`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new CliError(`${name} "${value}" is not an http(s) URL: use the service's base URL, e.g. http://localhost:3000.`);
   return url.href.replace(/\/+$/, '');
 }
 let base: string | undefined;
@@ -164,10 +171,14 @@ async function token(): Promise<string> {
   base ??= baseUrl();
   const id = opts['client-id'] ?? process.env['ADMIN_CLIENT_ID'];
   const secret = opts['client-secret'] ?? process.env['ADMIN_CLIENT_SECRET'];
-  if (!id || !secret) throw new CliError('Set ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET (or --client-id/--client-secret); `bootstrap` creates them.');
+  if (!id || !secret)
+    throw new CliError('Set ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET (or --client-id/--client-secret); `bootstrap` creates them.');
   const res = await call(`${base}/oauth2/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}` },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+    },
     body: 'grant_type=client_credentials&scope=admin',
   });
   const body = (await res.json().catch(() => ({}))) as { access_token?: string; error_description?: string };
@@ -176,7 +187,12 @@ async function token(): Promise<string> {
 }
 
 let cachedToken: string | undefined;
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; etag: string | null; data: unknown }> {
+async function api(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; etag: string | null; data: unknown }> {
   cachedToken ??= await token();
   const res = await call(`${base}/admin/v1${path}`, {
     method,
@@ -214,8 +230,13 @@ async function readPassword(): Promise<string> {
   if (!stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const chunk of stdin) chunks.push(chunk as Buffer);
-    const piped = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-    if (!piped) throw new CliError('No password on stdin: type it at the prompt, or pipe it in (printf %s "$PASSWORD" | npm run admin -- users create …).');
+    const piped = Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
+    if (!piped)
+      throw new CliError(
+        'No password on stdin: type it at the prompt, or pipe it in (printf %s "$PASSWORD" | npm run admin -- users create …).',
+      );
     return piped;
   }
   process.stderr.write('Initial password: ');
@@ -262,14 +283,20 @@ async function main(): Promise<void> {
       const attached = config.DATABASE_URL ? undefined : attachEmbeddedPostgres(config.DATA_DIR);
       if (attached) {
         config.DATABASE_URL = attached.url;
-        process.stderr.write(`admin: using the embedded PostgreSQL the running service started (pid ${attached.pid}, port ${attached.port}, ${config.DATA_DIR})\n`);
+        process.stderr.write(
+          `admin: using the embedded PostgreSQL the running service started (pid ${attached.pid}, port ${attached.port}, ${config.DATA_DIR})\n`,
+        );
       }
       // The service's logs go to stderr here: stdout is the result, for `| jq` and scripts.
       const running = await createApp(config, { listen: false, logDestination: pino.destination({ dest: 2, sync: true }) });
       try {
         const id = opts.id ?? config.BOOTSTRAP_ADMIN_CLIENT_ID;
         const result = opts.rotate ? await rotateAdminSecret(running.app, id) : await bootstrapAdmin(running.app, id);
-        print({ ...result, adminUrl: config.issuer, note: `The secret is shown once. Next: ${adminEnvLine(config.issuer, result.clientId, result.clientSecret)}` });
+        print({
+          ...result,
+          adminUrl: config.issuer,
+          note: `The secret is shown once. Next: ${adminEnvLine(config.issuer, result.clientId, result.clientSecret)}`,
+        });
       } catch (err) {
         if (err instanceof BootstrapRefused) throw new CliError(err.message);
         throw err;
@@ -288,7 +315,9 @@ async function main(): Promise<void> {
     case 'tenants resume': {
       const path = `/tenants/${need(a1, 'tenantId')}`;
       const current = await api('GET', path);
-      return print((await api('PATCH', path, { status: action === 'suspend' ? 'suspended' : 'active' }, { 'if-match': current.etag ?? '' })).data);
+      return print(
+        (await api('PATCH', path, { status: action === 'suspend' ? 'suspended' : 'active' }, { 'if-match': current.etag ?? '' })).data,
+      );
     }
     case 'tenants delete':
       await api('DELETE', `/tenants/${need(a1, 'tenantId')}`);
@@ -322,7 +351,15 @@ async function main(): Promise<void> {
     case 'bindings test-login':
       return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/test-login`)).data);
     case 'bindings preview':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/mapping:preview`, opts.claims ? { claims: json(opts.claims, '--claims') } : {})).data);
+      return print(
+        (
+          await api(
+            'POST',
+            `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/mapping:preview`,
+            opts.claims ? { claims: json(opts.claims, '--claims') } : {},
+          )
+        ).data,
+      );
     case 'bindings activate': {
       const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
       const current = await api('GET', path);
@@ -361,7 +398,8 @@ async function main(): Promise<void> {
         ...(opts['post-logout-redirect-uri'] ? { postLogoutRedirectUris: opts['post-logout-redirect-uri'] } : {}),
         ...(opts.scope ? { scopes: opts.scope } : {}),
       };
-      if (Object.keys(change).length === 0) throw new CliError('Nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri or --scope. See --help.');
+      if (Object.keys(change).length === 0)
+        throw new CliError('Nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri or --scope. See --help.');
       const current = await api('GET', path);
       return print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
     }

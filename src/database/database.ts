@@ -1,5 +1,12 @@
 import pg from 'pg';
-import { DataSource, QueryFailedError, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError, type EntityManager, type QueryRunner } from 'typeorm';
+import {
+  DataSource,
+  QueryFailedError,
+  QueryRunnerAlreadyReleasedError,
+  QueryRunnerProviderAlreadyReleasedError,
+  type EntityManager,
+  type QueryRunner,
+} from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { DependencyUnavailableError } from '../common/errors.js';
 import { noteTenant } from '../common/request-context.js';
@@ -30,7 +37,20 @@ export type Queryable = Pick<Statements, 'query'> | Pick<EntityManager, 'query'>
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+  '08001',
+  '08004',
+]);
 
 export function isConnectionError(err: unknown): boolean {
   // TypeORM releases a transaction's query runner as soon as its connection fails; the next
@@ -40,7 +60,9 @@ export function isConnectionError(err: unknown): boolean {
   const code = e?.driverError?.code ?? e?.code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
   const msg = e?.message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i.test(msg);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i.test(
+    msg,
+  );
 }
 
 /**
@@ -54,7 +76,8 @@ function dropParameters(err: unknown): void {
   const candidates = err instanceof QueryFailedError ? [err, (err as { driverError?: unknown }).driverError] : [err];
   for (const e of candidates) {
     if (e instanceof pg.DatabaseError && typeof e.detail === 'string') e.detail = '[values removed]';
-    if (e instanceof QueryFailedError && typeof (e as { detail?: unknown }).detail === 'string') (e as { detail?: string }).detail = '[values removed]';
+    if (e instanceof QueryFailedError && typeof (e as { detail?: unknown }).detail === 'string')
+      (e as { detail?: string }).detail = '[values removed]';
   }
 }
 
@@ -72,7 +95,13 @@ export function createDataSource(url: string, poolSize = 10): DataSource {
     logging: false,
     // statement_timeout bounds a slow statement on the server; query_timeout bounds the wait on
     // this side too, for a server that stops answering altogether (a frozen host, a lost route).
-    extra: { max: poolSize, connectionTimeoutMillis: 3000, statement_timeout: 10_000, query_timeout: 15_000, application_name: 'auth-service' },
+    extra: {
+      max: poolSize,
+      connectionTimeoutMillis: 3000,
+      statement_timeout: 10_000,
+      query_timeout: 15_000,
+      application_name: 'auth-service',
+    },
   });
 }
 

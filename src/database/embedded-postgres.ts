@@ -83,12 +83,15 @@ const appUrl = (creds: Credentials, port: number) => `postgres://${APP_ROLE}:${c
 async function choosePort(base: string, explicit: number | undefined, log: (msg: string) => void): Promise<number> {
   if (explicit !== undefined) {
     if (await portTaken(explicit, '127.0.0.1'))
-      throw new Error(`EMBEDDED_POSTGRES_PORT=${explicit} is taken (EADDRINUSE) on 127.0.0.1: set a free port, or unset it and a free one is picked and remembered in DATA_DIR.`);
+      throw new Error(
+        `EMBEDDED_POSTGRES_PORT=${explicit} is taken (EADDRINUSE) on 127.0.0.1: set a free port, or unset it and a free one is picked and remembered in DATA_DIR.`,
+      );
     return explicit;
   }
   const file = join(base, PORT_FILE);
   const remembered = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined;
-  const wanted = remembered && Number.isInteger(remembered) && remembered > 0 && remembered < 65536 ? remembered : DEFAULT_EMBEDDED_POSTGRES_PORT;
+  const wanted =
+    remembered && Number.isInteger(remembered) && remembered > 0 && remembered < 65536 ? remembered : DEFAULT_EMBEDDED_POSTGRES_PORT;
   let port = wanted;
   if (await portTaken(wanted, '127.0.0.1')) {
     port = await freePort('127.0.0.1');
@@ -103,7 +106,11 @@ async function choosePort(base: string, explicit: number | undefined, log: (msg:
  * kept across restarts. The service connects as a non-superuser role so row-level security
  * applies, exactly as in production.
  */
-export async function startEmbeddedPostgres(dataDir: string, requestedPort: number | undefined, log: (msg: string) => void): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  requestedPort: number | undefined,
+  log: (msg: string) => void,
+): Promise<EmbeddedDatabase> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const base = resolve(dataDir);
   const databaseDir = join(base, 'postgres');

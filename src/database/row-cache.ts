@@ -59,7 +59,12 @@ export class RowChangeFeed {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.url, application_name: ROW_CHANGES_APPLICATION, connectionTimeoutMillis: 3_000, keepAlive: true });
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: ROW_CHANGES_APPLICATION,
+      connectionTimeoutMillis: 3_000,
+      keepAlive: true,
+    });
     client.on('notification', (n) => {
       if (n.channel === ROW_CHANGES_CHANNEL && n.payload) this.notify(n.payload);
     });

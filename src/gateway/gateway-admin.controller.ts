@@ -46,7 +46,13 @@ export class GatewayAdminController {
   @Post('sync')
   @HttpCode(200)
   async sync(): Promise<{ upserted: string[]; deleted: string[] }> {
-    if (!this.kong.enabled) throw new ProblemError(409, 'Kong push not configured', 'Set KONG_ADMIN_URL to push credentials to Kong.', problemType('kong-not-configured'));
+    if (!this.kong.enabled)
+      throw new ProblemError(
+        409,
+        'Kong push not configured',
+        'Set KONG_ADMIN_URL to push credentials to Kong.',
+        problemType('kong-not-configured'),
+      );
     try {
       return await this.kong.sync();
     } catch (err) {

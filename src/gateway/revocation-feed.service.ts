@@ -39,7 +39,8 @@ export function decodeCursor(value: string): Cursor {
 }
 
 /** Orders like PostgreSQL's (xid8, uuid) row comparison (uuid: bytewise, i.e. lower-case hex text order). */
-const compareCursors = (a: Cursor, b: Cursor): number => (a.xid !== b.xid ? (a.xid < b.xid ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const compareCursors = (a: Cursor, b: Cursor): number =>
+  a.xid !== b.xid ? (a.xid < b.xid ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 
 interface Row {
   id: string;

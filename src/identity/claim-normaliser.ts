@@ -51,7 +51,8 @@ export function normaliseIdentity(rules: ClaimMappingRules, ext: ExternalIdentit
   const c = ext.claims;
   const rawEmail = firstString(readClaim(c, rules.email ?? 'email'));
   const email = rawEmail && EMAIL.test(rawEmail) ? rawEmail.toLowerCase() : null;
-  const emailVerified = email !== null && (rules.trustEmailVerified === true || asBoolean(readClaim(c, rules.emailVerified ?? 'email_verified')));
+  const emailVerified =
+    email !== null && (rules.trustEmailVerified === true || asBoolean(readClaim(c, rules.emailVerified ?? 'email_verified')));
   const givenName = firstString(readClaim(c, rules.givenName ?? 'given_name'));
   const familyName = firstString(readClaim(c, rules.familyName ?? 'family_name'));
   const name = firstString(readClaim(c, rules.name ?? 'name')) ?? ([givenName, familyName].filter(Boolean).join(' ') || null);

@@ -71,7 +71,11 @@ export function readClientCredentials(authorization: string | undefined, body: R
     const i = decoded.indexOf(':');
     if (i < 0) throw new OAuthError('invalid_client', 'Malformed Basic credentials.');
     try {
-      return { clientId: decodeURIComponent(decoded.slice(0, i).replace(/\+/g, ' ')), clientSecret: decodeURIComponent(decoded.slice(i + 1).replace(/\+/g, ' ')), method: 'basic' };
+      return {
+        clientId: decodeURIComponent(decoded.slice(0, i).replace(/\+/g, ' ')),
+        clientSecret: decodeURIComponent(decoded.slice(i + 1).replace(/\+/g, ' ')),
+        method: 'basic',
+      };
     } catch {
       throw new OAuthError('invalid_client', 'Malformed Basic credentials.');
     }
@@ -97,7 +101,13 @@ function checkRedirectUris(uris: string[]): void {
     } catch {
       throw new ProblemError(400, 'Invalid redirect URI', `"${uri}" is not an absolute URL.`, problemType('invalid-redirect-uri'));
     }
-    if (url.hash) throw new ProblemError(400, 'Invalid redirect URI', 'Redirect URIs must not contain a fragment.', problemType('invalid-redirect-uri'));
+    if (url.hash)
+      throw new ProblemError(
+        400,
+        'Invalid redirect URI',
+        'Redirect URIs must not contain a fragment.',
+        problemType('invalid-redirect-uri'),
+      );
   }
 }
 
@@ -132,11 +142,22 @@ export class ClientsService {
       const [row] = await this.db.query<ClientRow>(
         `INSERT INTO clients (id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
-        [input.id, input.tenantId ?? null, input.name, input.kind, sha256(secret), input.redirectUris ?? [], input.postLogoutRedirectUris ?? [], grantTypes, input.scopes ?? []],
+        [
+          input.id,
+          input.tenantId ?? null,
+          input.name,
+          input.kind,
+          sha256(secret),
+          input.redirectUris ?? [],
+          input.postLogoutRedirectUris ?? [],
+          grantTypes,
+          input.scopes ?? [],
+        ],
       );
       return { client: toClient(row!), secret };
     } catch (err) {
-      if ((err as { code?: string }).code === '23505') throw new ProblemError(409, 'Client exists', `Client "${input.id}" already exists.`, problemType('client-exists'));
+      if ((err as { code?: string }).code === '23505')
+        throw new ProblemError(409, 'Client exists', `Client "${input.id}" already exists.`, problemType('client-exists'));
       throw err;
     }
   }
@@ -170,7 +191,8 @@ export class ClientsService {
   }
 
   async disable(clientId: string): Promise<boolean> {
-    const disabled = (await this.db.query(`UPDATE clients SET enabled = false, updated_at = now() WHERE id = $1 RETURNING id`, [clientId])).length > 0;
+    const disabled =
+      (await this.db.query(`UPDATE clients SET enabled = false, updated_at = now() WHERE id = $1 RETURNING id`, [clientId])).length > 0;
     this.db.rowsChanged('clients');
     return disabled;
   }

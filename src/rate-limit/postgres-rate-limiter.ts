@@ -79,7 +79,8 @@ export class PostgresRateLimiter extends RateLimiter implements OnModuleDestroy 
             this.failing = false;
           },
           (err: unknown) => {
-            if (!this.failing) this.logger.warn({ err }, 'merging rate-limit counters into PostgreSQL failed; limits hold per replica until it works again');
+            if (!this.failing)
+              this.logger.warn({ err }, 'merging rate-limit counters into PostgreSQL failed; limits hold per replica until it works again');
             this.failing = true;
             this.schedule();
           },

@@ -81,13 +81,32 @@ export class ScimDeprovisionGuard {
        RETURNING id, (xmax = 0) AS inserted`,
       [p.tenantId, userId, action, request.method, request.body === undefined ? null : JSON.stringify(request.body), p.tokenId],
     )) as Array<{ id: string; inserted: boolean }>;
-    const data = { action, holdId: hold!.id, recentDeprovisions: recent, limit, tenantUsers: users, percent: g.percent, windowSeconds: g.windowSeconds, minCount: g.minCount, pendingHolds: held };
+    const data = {
+      action,
+      holdId: hold!.id,
+      recentDeprovisions: recent,
+      limit,
+      tenantUsers: users,
+      percent: g.percent,
+      windowSeconds: g.windowSeconds,
+      minCount: g.minCount,
+      pendingHolds: held,
+    };
     if (hold!.inserted) {
       if (held === 0) {
         await this.audit.record(m, { tenantId: p.tenantId, actor: `scim:${p.tokenId}`, action: 'scim.deprovision_guard_tripped', data });
-        this.logger.warn({ tenantId: p.tenantId, ...data }, 'SCIM mass-deprovisioning guard tripped: deprovisioning requests are held until an administrator releases or discards them');
+        this.logger.warn(
+          { tenantId: p.tenantId, ...data },
+          'SCIM mass-deprovisioning guard tripped: deprovisioning requests are held until an administrator releases or discards them',
+        );
       }
-      await this.audit.record(m, { tenantId: p.tenantId, actor: `scim:${p.tokenId}`, action: 'scim.deprovision_held', target: userId, data });
+      await this.audit.record(m, {
+        tenantId: p.tenantId,
+        actor: `scim:${p.tokenId}`,
+        action: 'scim.deprovision_held',
+        target: userId,
+        data,
+      });
       this.logger.warn({ tenantId: p.tenantId, userId, ...data }, 'SCIM deprovisioning held by the mass-deprovisioning guard');
     }
     const why =

@@ -41,7 +41,12 @@ export class ScimGroupsController {
   }
 
   @Post()
-  async create(@Principal() p: ScimPrincipal, @Body() body: unknown, @Query() query: Record<string, unknown>, @Res() res: Response): Promise<void> {
+  async create(
+    @Principal() p: ScimPrincipal,
+    @Body() body: unknown,
+    @Query() query: Record<string, unknown>,
+    @Res() res: Response,
+  ): Promise<void> {
     const group = await this.groups.create(p, body, projectionQuery(query));
     sendScim(res, 201, group.resource, { ETag: etagOf(group.version), Location: this.groups.location(group.id) });
   }
@@ -76,7 +81,12 @@ export class ScimGroupsController {
   }
 
   @Delete(':id')
-  async remove(@Principal() p: ScimPrincipal, @Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Res() res: Response): Promise<void> {
+  async remove(
+    @Principal() p: ScimPrincipal,
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res() res: Response,
+  ): Promise<void> {
     await this.groups.delete(p, id, ifMatch);
     sendScim(res, 204);
   }

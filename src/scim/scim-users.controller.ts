@@ -41,7 +41,12 @@ export class ScimUsersController {
   }
 
   @Post()
-  async create(@Principal() p: ScimPrincipal, @Body() body: unknown, @Query() query: Record<string, unknown>, @Res() res: Response): Promise<void> {
+  async create(
+    @Principal() p: ScimPrincipal,
+    @Body() body: unknown,
+    @Query() query: Record<string, unknown>,
+    @Res() res: Response,
+  ): Promise<void> {
     const user = await this.users.create(p, body, projectionQuery(query));
     sendScim(res, 201, user.resource, { ETag: etagOf(user.version), Location: this.users.location(user.id) });
   }
@@ -73,7 +78,12 @@ export class ScimUsersController {
   }
 
   @Delete(':id')
-  async remove(@Principal() p: ScimPrincipal, @Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Res() res: Response): Promise<void> {
+  async remove(
+    @Principal() p: ScimPrincipal,
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res() res: Response,
+  ): Promise<void> {
     await this.users.delete(p, id, ifMatch);
     sendScim(res, 204);
   }

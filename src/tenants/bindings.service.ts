@@ -56,7 +56,14 @@ export class BindingsService {
       const [row] = (await m.query(
         `INSERT INTO tenant_identity_providers (tenant_id, kind, status, config, claim_mapping, priority)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-        [tenant.id, input.kind, input.status ?? 'active', JSON.stringify(input.config ?? {}), JSON.stringify(input.claimMapping ?? {}), input.priority ?? 0],
+        [
+          tenant.id,
+          input.kind,
+          input.status ?? 'active',
+          JSON.stringify(input.config ?? {}),
+          JSON.stringify(input.claimMapping ?? {}),
+          input.priority ?? 0,
+        ],
       )) as BindingRow[];
       if (input.secrets && Object.keys(input.secrets).length > 0) {
         row!.secrets = this.box.sealJson(input.secrets, secretsContext(row!.id));
@@ -70,7 +77,9 @@ export class BindingsService {
 
   /** ADR-0002: Firebase is legacy. Tenants already on it keep it; nobody new is onboarded onto it. */
   private async refuseNewFirebaseTenant(m: EntityManager, tenant: Tenant): Promise<void> {
-    const [existing] = (await m.query(`SELECT 1 FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy' LIMIT 1`, [tenant.id])) as unknown[];
+    const [existing] = (await m.query(`SELECT 1 FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy' LIMIT 1`, [
+      tenant.id,
+    ])) as unknown[];
     if (existing) return;
     throw new ProblemError(
       409,

@@ -90,7 +90,10 @@ export class SigningKeysService implements OnApplicationBootstrap, OnApplication
     await this.db.tx(async (m) => {
       const [{ locked }] = (await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [ADVISORY_LOCK])) as [{ locked: boolean }];
       if (!locked) return;
-      const active = (await m.query(`SELECT kid, activated_at FROM signing_keys WHERE status = 'active'`)) as Array<{ kid: string; activated_at: Date }>;
+      const active = (await m.query(`SELECT kid, activated_at FROM signing_keys WHERE status = 'active'`)) as Array<{
+        kid: string;
+        activated_at: Date;
+      }>;
       const due = (await m.query(
         `SELECT kid FROM signing_keys WHERE status = 'pending' AND activates_at <= $1 ORDER BY activates_at DESC LIMIT 1`,
         [now],
@@ -98,7 +101,9 @@ export class SigningKeysService implements OnApplicationBootstrap, OnApplication
       if (due[0]) {
         await this.activate(m, due[0].kid, now);
       } else if (active.length === 0) {
-        const pending = (await m.query(`SELECT kid FROM signing_keys WHERE status = 'pending' ORDER BY activates_at LIMIT 1`)) as Array<{ kid: string }>;
+        const pending = (await m.query(`SELECT kid FROM signing_keys WHERE status = 'pending' ORDER BY activates_at LIMIT 1`)) as Array<{
+          kid: string;
+        }>;
         // First start (or every key lost): nothing can sign, so there is nothing to wait for.
         const kid = pending[0]?.kid ?? (await this.insertKey(m, 'pending', now));
         await this.activate(m, kid, now);
@@ -111,10 +116,7 @@ export class SigningKeysService implements OnApplicationBootstrap, OnApplication
           this.logger.log({ kid }, 'scheduled rotation: new signing key published, pending activation');
         }
       }
-      await m.query(
-        `UPDATE signing_keys SET status = 'expired', private_key = NULL WHERE status = 'retired' AND expires_at <= $1`,
-        [now],
-      );
+      await m.query(`UPDATE signing_keys SET status = 'expired', private_key = NULL WHERE status = 'retired' AND expires_at <= $1`, [now]);
     });
     await this.reload();
   }
@@ -163,14 +165,18 @@ export class SigningKeysService implements OnApplicationBootstrap, OnApplication
 
   private async activate(m: { query: (sql: string, p?: unknown[]) => Promise<unknown> }, kid: string, now: Date): Promise<void> {
     const lifetime = this.config.ACCESS_TOKEN_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS;
-    await m.query(
-      `UPDATE signing_keys SET status = 'retired', retired_at = $1, expires_at = $2 WHERE status = 'active'`,
-      [now, new Date(now.getTime() + lifetime * 1000)],
-    );
+    await m.query(`UPDATE signing_keys SET status = 'retired', retired_at = $1, expires_at = $2 WHERE status = 'active'`, [
+      now,
+      new Date(now.getTime() + lifetime * 1000),
+    ]);
     await m.query(`UPDATE signing_keys SET status = 'active', activated_at = $2 WHERE kid = $1`, [kid, now]);
   }
 
-  private async insertKey(m: { query: (sql: string, p?: unknown[]) => Promise<unknown> }, status: KeyStatus, activatesAt: Date): Promise<string> {
+  private async insertKey(
+    m: { query: (sql: string, p?: unknown[]) => Promise<unknown> },
+    status: KeyStatus,
+    activatesAt: Date,
+  ): Promise<string> {
     const { publicKey, privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
     const jwk = await exportJWK(publicKey);
     const kid = await calculateJwkThumbprint(jwk);

@@ -36,7 +36,10 @@ export class UsersService {
    */
   async resolveLogin(m: EntityManager, binding: BindingContext, ext: ExternalIdentity, n: NormalisedIdentity): Promise<PlatformUser> {
     let userId = ext.knownUserId;
-    const [identity] = (await m.query(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [binding.id, ext.subject])) as Array<{
+    const [identity] = (await m.query(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [
+      binding.id,
+      ext.subject,
+    ])) as Array<{
       user_id: string;
     }>;
     if (identity) userId = identity.user_id;
@@ -108,9 +111,13 @@ export class UsersService {
   }
 
   async get(m: EntityManager, userId: string): Promise<PlatformUser | undefined> {
-    const [row] = (await m.query(`SELECT id, tenant_id, email, email_verified, display_name, status FROM users WHERE id = $1`, [userId])) as UserRow[];
+    const [row] = (await m.query(`SELECT id, tenant_id, email, email_verified, display_name, status FROM users WHERE id = $1`, [
+      userId,
+    ])) as UserRow[];
     if (!row) return undefined;
-    const roles = (await m.query(`SELECT DISTINCT role FROM user_roles WHERE user_id = $1 ORDER BY role`, [userId])) as Array<{ role: string }>;
+    const roles = (await m.query(`SELECT DISTINCT role FROM user_roles WHERE user_id = $1 ORDER BY role`, [userId])) as Array<{
+      role: string;
+    }>;
     return {
       id: row.id,
       tenantId: row.tenant_id,
@@ -122,13 +129,15 @@ export class UsersService {
     };
   }
 
-  async create(m: EntityManager, tenantId: string, input: { email?: string | null; emailVerified?: boolean; displayName?: string | null }): Promise<string> {
-    const [row] = (await m.query(`INSERT INTO users (tenant_id, email, email_verified, display_name) VALUES ($1, $2, $3, $4) RETURNING id`, [
-      tenantId,
-      input.email?.toLowerCase() ?? null,
-      input.emailVerified ?? false,
-      input.displayName ?? null,
-    ])) as Array<{ id: string }>;
+  async create(
+    m: EntityManager,
+    tenantId: string,
+    input: { email?: string | null; emailVerified?: boolean; displayName?: string | null },
+  ): Promise<string> {
+    const [row] = (await m.query(
+      `INSERT INTO users (tenant_id, email, email_verified, display_name) VALUES ($1, $2, $3, $4) RETURNING id`,
+      [tenantId, input.email?.toLowerCase() ?? null, input.emailVerified ?? false, input.displayName ?? null],
+    )) as Array<{ id: string }>;
     return row!.id;
   }
 

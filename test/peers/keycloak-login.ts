@@ -23,7 +23,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 export class CookieJar {
-  private readonly cookies = new Map<string, { name: string; value: string; host: string; domain?: string; path: string; expires?: number }>();
+  private readonly cookies = new Map<
+    string,
+    { name: string; value: string; host: string; domain?: string; path: string; expires?: number }
+  >();
 
   /** Stores the cookies a response sets for `url`. */
   store(url: URL, response: Response): void {
@@ -210,7 +213,11 @@ export async function headlessLogin(opts: HeadlessLoginOptions): Promise<Headles
     }
 
     const autoPost = forms.find(
-      (f) => f.method === 'post' && f.inputs.length > 0 && f.inputs.every((i) => i.type === 'hidden') && !f.buttons.some((b) => b.name === 'kc.org'),
+      (f) =>
+        f.method === 'post' &&
+        f.inputs.length > 0 &&
+        f.inputs.every((i) => i.type === 'hidden') &&
+        !f.buttons.some((b) => b.name === 'kc.org'),
     );
     if (autoPost && autoPost.inputs.some((i) => ['SAMLResponse', 'SAMLRequest', 'code', 'error'].includes(i.name))) {
       const fields = Object.fromEntries(autoPost.inputs.map((i) => [i.name, i.value]));
@@ -321,7 +328,9 @@ function decodeEntities(text: string): string {
 }
 
 function textOf(fragment: string): string {
-  return decodeEntities(fragment.replace(/<[^>]+>/g, ' ')).replace(/\s+/g, ' ').trim();
+  return decodeEntities(fragment.replace(/<[^>]+>/g, ' '))
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 function describePage(url: URL, status: number, html: string): KeycloakPageInfo {

@@ -279,7 +279,12 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
       return;
     }
     if (abort) {
-      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'End-User aborted interaction' }, { mergeWithLastSubmission: false });
+      await provider.interactionFinished(
+        req,
+        res,
+        { error: 'access_denied', error_description: 'End-User aborted interaction' },
+        { mergeWithLastSubmission: false },
+      );
       return;
     }
     const { prompt, params } = details;
@@ -292,7 +297,9 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
       }
       const account = findAccountByLogin(form.get('login') ?? '');
       if (!account || (account.password !== undefined && account.password !== form.get('password'))) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(loginPage(action, 'Invalid login or password.'));
+        res
+          .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          .end(loginPage(action, 'Invalid login or password.'));
         return;
       }
       await provider.interactionFinished(req, res, { login: { accountId: account.sub } }, { mergeWithLastSubmission: false });
@@ -301,14 +308,20 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
 
     if (prompt.name === 'consent') {
       if (opts.autoConsent === false && (!form || form.get('prompt') !== 'consent')) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(consentPage(action, String(params.client_id)));
+        res
+          .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          .end(consentPage(action, String(params.client_id)));
         return;
       }
       const grant = details.grantId
         ? await provider.Grant.find(details.grantId)
         : new provider.Grant({ accountId: details.session?.accountId, clientId: String(params.client_id) });
       if (!grant) throw new Error('grant not found');
-      const d = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const d = prompt.details as {
+        missingOIDCScope?: string[];
+        missingOIDCClaims?: string[];
+        missingResourceScopes?: Record<string, string[]>;
+      };
       if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
       if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
       for (const [indicator, scope] of Object.entries(d.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scope.join(' '));

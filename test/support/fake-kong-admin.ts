@@ -68,7 +68,8 @@ export async function startFakeKongAdmin(): Promise<FakeKongAdmin> {
         const all = [...creds.values()];
         const offset = Number(url.searchParams.get('offset') ?? '0');
         const page = all.slice(offset, offset + fake.pageSize);
-        const next = offset + fake.pageSize < all.length ? `/consumers/${encodeURIComponent(consumer)}/jwt?offset=${offset + fake.pageSize}` : null;
+        const next =
+          offset + fake.pageSize < all.length ? `/consumers/${encodeURIComponent(consumer)}/jwt?offset=${offset + fake.pageSize}` : null;
         return send(res, 200, { data: page, next });
       }
       const key = parts[3];
@@ -76,7 +77,12 @@ export async function startFakeKongAdmin(): Promise<FakeKongAdmin> {
         const pem = body?.['rsa_public_key'];
         if (body?.['algorithm'] !== 'RS256' || typeof pem !== 'string' || !pem.startsWith('-----BEGIN PUBLIC KEY-----'))
           return send(res, 400, { message: 'schema violation (rsa_public_key: invalid key)' });
-        const cred: FakeJwtCredential = { key, algorithm: 'RS256', rsa_public_key: pem, tags: (body['tags'] as string[] | undefined) ?? null };
+        const cred: FakeJwtCredential = {
+          key,
+          algorithm: 'RS256',
+          rsa_public_key: pem,
+          tags: (body['tags'] as string[] | undefined) ?? null,
+        };
         creds.set(key, cred);
         return send(res, 200, cred);
       }

@@ -28,7 +28,10 @@ export class FirebaseHashConfigStore {
   }
 
   async load(m: EntityManager, tenantId: string, id: string): Promise<FirebaseScryptParams | undefined> {
-    const [row] = (await m.query(`SELECT params FROM firebase_password_hash_configs WHERE id = $1 AND tenant_id = $2`, [id, tenantId])) as Array<{
+    const [row] = (await m.query(`SELECT params FROM firebase_password_hash_configs WHERE id = $1 AND tenant_id = $2`, [
+      id,
+      tenantId,
+    ])) as Array<{
       params: Buffer;
     }>;
     return row ? this.box.openJson<FirebaseScryptParams>(row.params, sealContext(tenantId, id)) : undefined;

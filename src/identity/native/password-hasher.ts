@@ -12,7 +12,12 @@ export class PasswordHasher {
   constructor(private readonly params: Argon2Params) {}
 
   hash(password: string): Promise<string> {
-    return argon2.hash(password, { type: argon2.argon2id, timeCost: this.params.timeCost, memoryCost: this.params.memoryKib, parallelism: 1 });
+    return argon2.hash(password, {
+      type: argon2.argon2id,
+      timeCost: this.params.timeCost,
+      memoryCost: this.params.memoryKib,
+      parallelism: 1,
+    });
   }
 
   async verify(hash: string, password: string): Promise<boolean> {

@@ -97,7 +97,12 @@ export class OidcClientCache {
         timeout: this.opts.timeoutSeconds,
       });
     } catch (cause) {
-      throw new OidcDiscoveryError(cause instanceof Error ? `${cause.name}${(cause as { code?: string }).code ? ` ${(cause as { code?: string }).code}` : ''}` : 'unknown', { cause });
+      throw new OidcDiscoveryError(
+        cause instanceof Error
+          ? `${cause.name}${(cause as { code?: string }).code ? ` ${(cause as { code?: string }).code}` : ''}`
+          : 'unknown',
+        { cause },
+      );
     }
     configuration.timeout = this.opts.timeoutSeconds;
     const meta = configuration.serverMetadata();
@@ -106,7 +111,8 @@ export class OidcClientCache {
     if (r.issuer && meta.issuer !== r.issuer) throw new OidcDiscoveryError('issuer in the discovery document is not the configured issuer');
     if (!r.issuer && r.discoveryUrl && `${meta.issuer.replace(/\/+$/, '')}${WELL_KNOWN}` !== r.discoveryUrl)
       throw new OidcDiscoveryError('issuer in the discovery document does not match the discovery URL');
-    if (!meta.authorization_endpoint || !meta.token_endpoint || !meta.jwks_uri) throw new OidcDiscoveryError('discovery document lacks an endpoint');
+    if (!meta.authorization_endpoint || !meta.token_endpoint || !meta.jwks_uri)
+      throw new OidcDiscoveryError('discovery document lacks an endpoint');
     if (r.useUserinfo && !meta.userinfo_endpoint) throw new OidcDiscoveryError('useUserinfo is set but the OP has no userinfo endpoint');
     const jwksUrl = new URL(meta.jwks_uri);
     if (!this.opts.allowHttp && jwksUrl.protocol !== 'https:') throw new OidcDiscoveryError('jwks_uri is not https');
