@@ -110,7 +110,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
          FROM generate_series($2::int, $3::int - 1) AS i`,
       [tenant.id, PROVISION, TOTAL],
     );
-    const [{ n }] = (await client.query(`SELECT count(*)::int AS n FROM users`)).rows as Array<{ n: number }>;
+    const [{ n }] = (await client.query(`SELECT count(*)::int AS n FROM users`)).rows as [{ n: number }];
     await client.query('COMMIT');
     await client.query('ANALYZE users');
     await client.query('ANALYZE user_emails');

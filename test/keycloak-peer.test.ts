@@ -132,8 +132,8 @@ describe('Keycloak peer', () => {
       directAccessGrantsEnabled: false,
       serviceAccountsEnabled: false,
     });
-    expect(client.attributes?.['pkce.code.challenge.method']).toBe('S256');
-    expect(client.optionalClientScopes).toContain('organization');
+    expect(client!.attributes?.['pkce.code.challenge.method']).toBe('S256');
+    expect(client!.optionalClientScopes).toContain('organization');
 
     const [m2m] = await admin.clients.find({ clientId: M2M_ID });
     expect(m2m).toMatchObject({ serviceAccountsEnabled: true, standardFlowEnabled: false, directAccessGrantsEnabled: false });
@@ -204,12 +204,12 @@ describe('Keycloak peer', () => {
       });
       users[username] = id;
     }
-    await admin.organizations.addMember({ orgId: orgIds.acme, userId: users.alice });
-    await admin.organizations.addMember({ orgId: orgIds.globex, userId: users.alice });
-    await admin.organizations.addMember({ orgId: orgIds.acme, userId: users.bob });
+    await admin.organizations.addMember({ orgId: orgIds.acme!, userId: users.alice! });
+    await admin.organizations.addMember({ orgId: orgIds.globex!, userId: users.alice! });
+    await admin.organizations.addMember({ orgId: orgIds.acme!, userId: users.bob! });
 
-    const acmeMembers = (await admin.organizations.listMembers({ orgId: orgIds.acme })).map((u) => u.username).sort();
-    const globexMembers = (await admin.organizations.listMembers({ orgId: orgIds.globex })).map((u) => u.username);
+    const acmeMembers = (await admin.organizations.listMembers({ orgId: orgIds.acme! })).map((u) => u.username).sort();
+    const globexMembers = (await admin.organizations.listMembers({ orgId: orgIds.globex! })).map((u) => u.username);
     expect(acmeMembers).toEqual(['alice', 'bob']);
     expect(globexMembers).toEqual(['alice']);
     const found = await admin.organizations.find({ search: 'acme', exact: false });

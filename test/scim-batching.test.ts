@@ -115,7 +115,7 @@ describe('concurrent creates of one tenant', () => {
     expect(results.map((r) => r.status)).toEqual(names.map(() => 201));
     expect(results[1]!.body['id']).toBe(seeded.userIds[0]);
     expect(results[4]!.body['id']).toBe(seeded.userIds[1]);
-    const [{ n }] = await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`);
+    const { n } = (await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`))[0]!;
     expect(n).toBe(6);
     const adopted = await query<{ target: string }>(
       tenantId,
@@ -140,7 +140,7 @@ describe('concurrent creates of one tenant', () => {
     expect(results[5]!.body).toMatchObject({ schemas: [ERROR_SCHEMA], scimType: 'invalidValue' });
     expect(results[5]!.body['detail']).toMatch(/displayName.*U\+0000/);
     for (const [i, r] of results.entries()) if (i !== 5) expect(r.status).toBe(201);
-    const [{ n }] = await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`);
+    const { n } = (await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`))[0]!;
     expect(n).toBe(11);
   });
 

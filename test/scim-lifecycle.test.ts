@@ -63,7 +63,7 @@ describe('deprovisioning a user who logged in natively', () => {
     expect(res.body['id']).toBe(aliceId);
     const bob = await scim.post('/Users', oktaUser('bob@acme-scim.test', '00u-bob'));
     expect(bob.body['id']).toBe(bobId);
-    const [{ n }] = await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`);
+    const { n } = (await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`))[0]!;
     expect(n).toBe(2);
   });
 
@@ -316,7 +316,7 @@ describe('mass-deprovisioning guard', () => {
     const results = await Promise.all(ids.map((id) => deactivate(scim, id)));
     expect(results.filter((r) => r.status === 200)).toHaveLength(3);
     expect(results.filter((r) => r.status === 503)).toHaveLength(9);
-    const [{ n }] = await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users WHERE status = 'disabled'`);
+    const { n } = (await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users WHERE status = 'disabled'`))[0]!;
     expect(n).toBe(3);
   });
 

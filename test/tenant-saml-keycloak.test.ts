@@ -373,8 +373,8 @@ describe('tenant SAML login through the BFF flow (Keycloak realm as the customer
     const carol = await fullLogin('umbrella', CAROL);
     expect(carol.access['roles']).toEqual(['AUDITOR', 'USER']);
     const after = await tenantFootprint(tenants.umbrella);
-    expect(after.users).toBe(before.users + 1);
-    expect(after.logins).toBe(before.logins + 1);
+    expect(after['users']).toBe(before['users']! + 1);
+    expect(after['logins']).toBe(before['logins']! + 1);
   });
 
   it('records what Keycloak sends: NameID format, attribute names, signatures over response and assertion', async (ctx) => {

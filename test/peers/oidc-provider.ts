@@ -338,7 +338,7 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
     const rel = issuerPath && url.pathname.startsWith(`${issuerPath}/`) ? url.pathname.slice(issuerPath.length) : url.pathname;
     const m = /^\/interaction\/([^/]+)(\/abort)?$/.exec(rel);
     if (m && (!issuerPath || url.pathname.startsWith(`${issuerPath}/`))) {
-      handleInteraction(req, res, m[1], Boolean(m[2])).catch((err: Error) => {
+      handleInteraction(req, res, m[1]!, Boolean(m[2])).catch((err: Error) => {
         if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' });
         res.end(`interaction failed: ${err.name}: ${err.message}`);
       });
@@ -363,7 +363,7 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
     jwksUri: `${issuer}/jwks`,
     origin,
     get currentKid() {
-      return keys[0].kid;
+      return keys[0]!.kid;
     },
     get provider() {
       return provider;
