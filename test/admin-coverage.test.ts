@@ -92,10 +92,10 @@ const actorOf = (caller: AdminClient) => claimsOf(caller.token).sub;
 async function exactTimes(ids: string[]): Promise<Record<string, string>> {
   const rows = await app.database.tx(async (m) => {
     await m.query(`SELECT set_config('app.audit_reader', 'on', true)`);
-    return (await m.query(
+    return await m.query<Array<{ id: string; at: string }>>(
       `SELECT id::text, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at FROM audit_events WHERE id = ANY($1::bigint[])`,
       [ids],
-    )) as Array<{ id: string; at: string }>;
+    );
   });
   return Object.fromEntries(rows.map((r) => [r.id, r.at]));
 }
@@ -180,9 +180,9 @@ describe('audit trail of every admin change', () => {
     expect(res.status).toBe(201);
     expect(res.headers.get('x-request-id')).toBe(requestId);
     const { id } = await json<{ id: string }>(res);
-    const rows = (await app.database.tenantTx(id, (m) =>
+    const rows = await app.database.tenantTx<Array<{ action: string; request_id: string | null }>>(id, (m) =>
       m.query(`SELECT action, request_id FROM audit_events WHERE tenant_id = $1`, [id]),
-    )) as Array<{ action: string; request_id: string | null }>;
+    );
     expect(rows).toContainEqual({ action: 'tenant.created', request_id: requestId });
   });
 

@@ -153,15 +153,13 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
     // The tenant's app: a BFF that exchanges Firebase ID tokens (overlap) and runs the hosted login (after the switch).
     const id = `fb-spa-${randomBytes(3).toString('hex')}`;
     const redirectUri = 'http://127.0.0.1:9/bff/callback';
-    const { secret } = await svc.app
-      .get(ClientsService)
-      .create({
-        id,
-        name: 'Firebase-era BFF',
-        kind: 'bff',
-        redirectUris: [redirectUri],
-        grantTypes: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE_GRANT],
-      });
+    const { secret } = await svc.app.get(ClientsService).create({
+      id,
+      name: 'Firebase-era BFF',
+      kind: 'bff',
+      redirectUris: [redirectUri],
+      grantTypes: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE_GRANT],
+    });
     spa = { clientId: id, clientSecret: secret, redirectUri };
   }, 120_000);
 

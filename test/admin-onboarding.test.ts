@@ -765,11 +765,11 @@ describe('background health refresh', () => {
     // Bindings the admin API checked when they were saved (earlier in this file) are not due yet.
     const northwind = await tenants.findActiveBySlug('northwind');
     if (northwind) {
-      const [nw] = (await app.app
-        .get(Database)
-        .tenantTx(northwind.id, (m) => m.query(`SELECT id FROM tenant_identity_providers WHERE status = 'active'`))) as Array<{
-        id: string;
-      }>;
+      const [nw] = await app.app.get(Database).tenantTx<
+        Array<{
+          id: string;
+        }>
+      >(northwind.id, (m) => m.query(`SELECT id FROM tenant_identity_providers WHERE status = 'active'`));
       expect(outcome(nw!.id)).toBeUndefined();
     }
 

@@ -200,14 +200,12 @@ beforeAll(async () => {
   stalling = await startStallingTokenEndpoint();
   const bind = async (slug: string, issuer: string) => {
     const t = await app.app.get(TenantsService).create(slug, `${slug} Inc.`);
-    await app.app
-      .get(BindingsService)
-      .create(t, {
-        kind: 'oidc',
-        config: { issuer, clientId: 'auth-service' },
-        secrets: { clientSecret: 'op-client-secret-0123456789abcdef' },
-        claimMapping: {},
-      });
+    await app.app.get(BindingsService).create(t, {
+      kind: 'oidc',
+      config: { issuer, clientId: 'auth-service' },
+      secrets: { clientSecret: 'op-client-secret-0123456789abcdef' },
+      claimMapping: {},
+    });
   };
   await bind('silentco', silent.url);
   await bind('stallco', stalling.url);
@@ -289,7 +287,7 @@ describe('the database restarted under load', () => {
         );
         if (s.status === 200) {
           chains[i] = (JSON.parse(s.body) as { refresh_token: string }).refresh_token;
-          acknowledgedRefreshTokens.push(chains[i]!);
+          acknowledgedRefreshTokens.push(chains[i]);
         }
       });
     const clientCredentialsWorker = () =>
@@ -396,8 +394,8 @@ describe('the database restarted under load', () => {
       expect(s.status).toBe(503);
       expect(JSON.parse(s.body)).toMatchObject({ status: 'unavailable', checks: { database: 'down', signing_key: 'active' } });
     }
-    expect(keysWhileDown!.rejected).toBeInstanceOf(DependencyUnavailableError);
-    expect(keysWhileDown!.signerKept).toBe(true);
+    expect(keysWhileDown.rejected).toBeInstanceOf(DependencyUnavailableError);
+    expect(keysWhileDown.signerKept).toBe(true);
 
     // 2. While down: every request that needs the database answers 503 in its route family's
     // error format, fast; the JWKS (kept in memory) goes on being served.
@@ -501,7 +499,7 @@ describe('a database connection lost in the middle of a transaction', () => {
     try {
       const attempt = app.database.tx(async (m) => {
         await m.query(`INSERT INTO tenants (slug, display_name) VALUES ($1, $1)`, [slug]);
-        const [{ pid }] = (await m.query('SELECT pg_backend_pid() AS pid')) as [{ pid: number }];
+        const [{ pid }] = await m.query<[{ pid: number }]>('SELECT pg_backend_pid() AS pid');
         await superuser.query('SELECT pg_terminate_backend($1)', [pid]);
         await sleep(300); // the connection's error reaches the driver, which releases the transaction's connection
         if (another) await m.query(`UPDATE tenants SET display_name = 'x' WHERE slug = $1`, [slug]);

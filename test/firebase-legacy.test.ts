@@ -398,15 +398,17 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
   };
 
   const platformUserCount = (tenantId: string) =>
-    app.database.tenantTx(tenantId, async (m) => ((await m.query(`SELECT count(*)::int AS n FROM users`)) as Array<{ n: number }>)[0]!.n);
+    app.database.tenantTx(tenantId, async (m) => (await m.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM users`))[0]!.n);
   const passwordHashOf = (tenantId: string, username: string) =>
     app.database.tenantTx(
       tenantId,
       async (m) =>
         (
-          (await m.query(`SELECT password_hash FROM native_credentials WHERE lower(username) = lower($1)`, [username])) as Array<{
-            password_hash: string;
-          }>
+          await m.query<
+            Array<{
+              password_hash: string;
+            }>
+          >(`SELECT password_hash FROM native_credentials WHERE lower(username) = lower($1)`, [username])
         )[0]?.password_hash,
     );
 
@@ -613,16 +615,16 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
         app,
         (await nativeLogin(app.url, client, 'cutover-co', 'only@legacy.test', importedPassword)).tokens.access_token,
       );
-      const [onlyIdentity] = (await app.database.tenantTx(tenant.id, (m) =>
+      const [onlyIdentity] = await app.database.tenantTx<Array<{ user_id: string }>>(tenant.id, (m) =>
         m.query(`SELECT user_id FROM user_identities WHERE subject = 'imported-only-1'`),
-      )) as Array<{ user_id: string }>;
+      );
       expect(onlyLogin.sub).toBe(onlyIdentity!.user_id);
       expect(await passwordHashOf(tenant.id, 'only@legacy.test')).toMatch(/^\$argon2id\$/);
 
       // Firebase's disabled flag came along.
-      const [disabled] = (await app.database.tenantTx(tenant.id, (m) =>
+      const [disabled] = await app.database.tenantTx<Array<{ status: string }>>(tenant.id, (m) =>
         m.query(`SELECT status FROM users WHERE email = 'disabled@legacy.test'`),
-      )) as Array<{ status: string }>;
+      );
       expect(disabled!.status).toBe('disabled');
 
       // Importing again (a fresher export) creates nobody and leaves upgraded hashes alone.
@@ -636,15 +638,13 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
       peer(ctx);
       const tenant = await seedFirebaseTenant(app, 'lockout-co', { projectId: PROJECT_ID });
       const password = 'lockout user password';
-      await app.app
-        .get(FirebaseImportService)
-        .importUsers(
-          tenant.id,
-          {
-            users: [await exportedUser('lock-1', 'lock@legacy.test', password), await exportedUser('lock-2', 'free@legacy.test', password)],
-          },
-          hashConfig,
-        );
+      await app.app.get(FirebaseImportService).importUsers(
+        tenant.id,
+        {
+          users: [await exportedUser('lock-1', 'lock@legacy.test', password), await exportedUser('lock-2', 'free@legacy.test', password)],
+        },
+        hashConfig,
+      );
       await app.app.get(BindingsService).create(tenant, { kind: 'native', priority: 10 });
       const formStart = async () => {
         const { challenge } = pkcePair();

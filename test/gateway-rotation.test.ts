@@ -111,7 +111,7 @@ describe('key rotation under continuous load', () => {
     };
 
     const refreshWorker = async (username: string) => {
-      let { tokens } = await nativeLogin(app.url, bff, 'rotating', username, PASSWORD);
+      const { tokens } = await nativeLogin(app.url, bff, 'rotating', username, PASSWORD);
       let refresh = tokens.refresh_token;
       while (running()) {
         const res = await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: refresh });

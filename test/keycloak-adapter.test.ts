@@ -199,9 +199,8 @@ async function exchange(subjectToken: string, org: string, scope?: string): Prom
 }
 
 const count = async (tenant: Tenant, table: 'users' | 'sessions' | 'login_transactions'): Promise<number> => {
-  const [row] = await app.database.tenantTx(
-    tenant.id,
-    (m) => m.query(`SELECT count(*)::int AS n FROM ${table}`) as Promise<Array<{ n: number }>>,
+  const [row] = await app.database.tenantTx(tenant.id, (m) =>
+    m.query<Promise<Array<{ n: number }>>>(`SELECT count(*)::int AS n FROM ${table}`),
   );
   return row!.n;
 };
@@ -525,9 +524,8 @@ describe('provisioning', () => {
     const second = await provisioning.bindTenant(tenants['acme']!, input);
     expect(second.id).toBe(first.id);
     expect((await admin.organizations.find({ first: 0, max: 1000 })).filter((o) => o.alias === 'acme')).toHaveLength(1);
-    const [rows] = await app.database.tenantTx(
-      tenants['acme']!.id,
-      (m) => m.query(`SELECT count(*)::int AS n FROM tenant_identity_providers WHERE kind = 'keycloak'`) as Promise<Array<{ n: number }>>,
+    const [rows] = await app.database.tenantTx(tenants['acme']!.id, (m) =>
+      m.query<Promise<Array<{ n: number }>>>(`SELECT count(*)::int AS n FROM tenant_identity_providers WHERE kind = 'keycloak'`),
     );
     expect(rows!.n).toBe(1);
 

@@ -36,7 +36,7 @@ const issuer = (): string => `${kc!.baseUrl}/realms/${REALM}`;
 
 function requireKeycloak(ctx: TestContext): SharedKeycloak {
   if (!kc) ctx.skip(unavailable ?? 'Keycloak did not start');
-  return kc!;
+  return kc;
 }
 
 const adminClient = (instance: SharedKeycloak, realm = REALM): Promise<KcAdminClient> => instance.adminClient(realm);

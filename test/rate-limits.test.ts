@@ -56,7 +56,7 @@ beforeEach(async () => {
 
 const needRedis = (ctx: TestContext): RedisServer => {
   if (!redis) ctx.skip(`${redisMissing} — install redis-server (apt-get install redis-server); under CI=true this fails`);
-  return redis!;
+  return redis;
 };
 
 async function start(env: Record<string, string>, db?: TestApp['db']): Promise<TestApp> {

@@ -216,9 +216,9 @@ function expectCode(res: Response): void {
 }
 
 async function rejectionReasons(tenant: Tenant): Promise<string[]> {
-  const rows = (await app.database.tenantTx(tenant.id, (m) =>
+  const rows = await app.database.tenantTx<Array<{ reason: string }>>(tenant.id, (m) =>
     m.query(`SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`),
-  )) as Array<{ reason: string }>;
+  );
   return rows.map((r) => r.reason);
 }
 

@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 async function query<T>(tenantId: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  return app.database.tenantTx(tenantId, async (m) => (await m.query(sql, params)) as T[]);
+  return app.database.tenantTx(tenantId, async (m) => await m.query<T[]>(sql, params));
 }
 
 /** Creates written and transactions used so far, from the service's own histogram. */

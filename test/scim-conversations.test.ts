@@ -29,7 +29,7 @@ afterAll(async () => {
 const userStatus = async (tenantId: string, id: string) =>
   app.database.tenantTx(
     tenantId,
-    async (m) => ((await m.query(`SELECT status FROM users WHERE id = $1`, [id])) as Array<{ status: string }>)[0]?.status,
+    async (m) => (await m.query<Array<{ status: string }>>(`SELECT status FROM users WHERE id = $1`, [id]))[0]?.status,
   );
 
 /** Creates users over HTTP with a few requests in flight, as the IdPs' provisioning engines do. */

@@ -38,7 +38,7 @@ const reactivate = (scim: ScimClient, id: string) =>
 const refresh = (token: string) => tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: token });
 
 async function query<T>(tenantId: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  return app.database.tenantTx(tenantId, async (m) => (await m.query(sql, params)) as T[]);
+  return app.database.tenantTx(tenantId, async (m) => await m.query<T[]>(sql, params));
 }
 
 describe('deprovisioning a user who logged in natively', () => {

@@ -235,12 +235,11 @@ describe('filters (RFC 7644 §3.4.2.2), compiled to SQL', () => {
       await m.query(`ANALYZE users`);
       const explain = async (filter: string) => {
         const f = compileFilter(filter, USER_SQL, 1, USER_CI);
-        const rows = (await m.query(`EXPLAIN SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL AND (${f.sql})`, [
-          big,
-          ...f.params,
-        ])) as Array<{
-          'QUERY PLAN': string;
-        }>;
+        const rows = await m.query<
+          Array<{
+            'QUERY PLAN': string;
+          }>
+        >(`EXPLAIN SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL AND (${f.sql})`, [big, ...f.params]);
         return rows.map((r) => r['QUERY PLAN']).join('\n');
       };
       return {
@@ -457,7 +456,7 @@ describe('PATCH semantics and errors', () => {
     // The platform email follows the SCIM primary email.
     const email = await app.database.tenantTx(
       tenantId,
-      async (m) => ((await m.query(`SELECT email FROM users WHERE id = $1`, [ids['bjensen']])) as Array<{ email: string }>)[0]!.email,
+      async (m) => (await m.query<Array<{ email: string }>>(`SELECT email FROM users WHERE id = $1`, [ids['bjensen']]))[0]!.email,
     );
     expect(email).toBe('bjensen@example.com');
   });
@@ -542,9 +541,8 @@ describe('authentication and rate limit', () => {
 
   it('stores only a hash of the token', async () => {
     const { token } = await app.app.get(ScimTokensService).create(tenantId, 'hash check');
-    const rows = await app.database.tenantTx(
-      tenantId,
-      (m) => m.query(`SELECT * FROM scim_tokens`) as Promise<Array<Record<string, unknown>>>,
+    const rows = await app.database.tenantTx(tenantId, (m) =>
+      m.query<Promise<Array<Record<string, unknown>>>>(`SELECT * FROM scim_tokens`),
     );
     expect(JSON.stringify(rows)).not.toContain(token);
   });

@@ -124,7 +124,7 @@ describe("tenant A's token against tenant B's resources", () => {
 describe('row-level security underneath', () => {
   it("hides B's users, groups, memberships and tokens from a query in A's context that forgot its tenant filter", async () => {
     const counts = await app.database.tenantTx(tenantA, async (m) => {
-      const one = async (sql: string) => ((await m.query(sql)) as Array<{ n: number }>)[0]!.n;
+      const one = async (sql: string) => (await m.query<Array<{ n: number }>>(sql))[0]!.n;
       return {
         users: await one(`SELECT count(*)::int AS n FROM users WHERE id = '${bUser['id']}'`),
         groups: await one(`SELECT count(*)::int AS n FROM groups WHERE id = '${bGroup['id']}'`),

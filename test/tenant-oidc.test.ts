@@ -122,7 +122,7 @@ async function bindOidc(
   priority = 0,
 ) {
   tenants[slug] ??= await app.app.get(TenantsService).create(slug, `${slug} Inc.`);
-  return app.app.get(BindingsService).create(tenants[slug]!, { kind: 'oidc', config, secrets, claimMapping, priority });
+  return app.app.get(BindingsService).create(tenants[slug], { kind: 'oidc', config, secrets, claimMapping, priority });
 }
 
 async function seedUser(slug: string, email: string, emailVerified = true): Promise<string> {
@@ -179,7 +179,7 @@ beforeAll(async () => {
       {
         client_id: PKJWT_CLIENT_ID,
         token_endpoint_auth_method: 'private_key_jwt',
-        jwks: { keys: [pkJwtPublic] } as never,
+        jwks: { keys: [pkJwtPublic] },
         redirect_uris: [callbackUrl],
       },
     ],
@@ -349,7 +349,7 @@ describe('upstream key rotation', () => {
     const results = await Promise.all([oidcLogin('acme', 'okta-bob'), oidcLogin('acme', 'okta-alice')]);
     expect(Date.now() - t0).toBeLessThan(20_000);
     for (const r of results) expect(r.access['idp']).toBe('oidc');
-    expect(results[0]!.access['sub']).toBe(before.access['sub']);
+    expect(results[0].access['sub']).toBe(before.access['sub']);
   });
 });
 
@@ -646,7 +646,7 @@ describe('Keycloak acting as a customer OIDC IdP', () => {
 
   const requireKeycloak = (ctx: TestContext) => {
     if (!kc) ctx.skip(unavailable ?? 'Keycloak did not start');
-    return kc!;
+    return kc;
   };
 
   beforeAll(async () => {

@@ -261,25 +261,25 @@ async function fullLogin(
 }
 
 async function rejectionReasons(tenant: Tenant): Promise<string[]> {
-  const rows = (await app.database.tenantTx(tenant.id, (m) =>
+  const rows = await app.database.tenantTx<Array<{ reason: string }>>(tenant.id, (m) =>
     m.query(`SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`),
-  )) as Array<{ reason: string }>;
+  );
   return rows.map((r) => r.reason);
 }
 
 /** What a login leaves behind in a tenant: users, upstream identities, sessions, codes, successful-login audit events. */
 async function tenantFootprint(tenant: Tenant): Promise<Record<string, number>> {
-  const [row] = (await app.database.tenantTx(tenant.id, (m) =>
+  const [row] = await app.database.tenantTx<Array<Record<string, number>>>(tenant.id, (m) =>
     m.query(
       `SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM user_identities)::int AS identities,
               (SELECT count(*) FROM sessions)::int AS sessions, (SELECT count(*) FROM authorization_codes)::int AS codes,
               (SELECT count(*) FROM audit_events WHERE action = 'login.succeeded')::int AS logins`,
     ),
-  )) as Array<Record<string, number>>;
+  );
   return row!;
 }
 
-const parse = (xml: string): Document => new DOMParser().parseFromString(xml, 'text/xml') as unknown as Document;
+const parse = (xml: string): Document => new DOMParser().parseFromString(xml, 'text/xml');
 const decodeResponse = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8');
 const elements = (node: Document | Element, ns: string, name: string): Element[] =>
   Array.from(node.getElementsByTagNameNS(ns, name) as unknown as ArrayLike<Element>);
@@ -385,7 +385,7 @@ describe('tenant SAML login through the BFF flow (Keycloak realm as the customer
     )![1];
     const login = await keycloakLogin(flow, ALICE);
     const doc = parse(decodeResponse(login.formPost.fields['SAMLResponse']!));
-    const response = doc.documentElement!;
+    const response = doc.documentElement;
     expect(response.namespaceURI).toBe(NS_PROTOCOL);
     expect(response.getAttribute('Destination')).toBe(acsUrl('umbrella'));
     expect(response.getAttribute('InResponseTo')).toBe(requestId);
@@ -460,7 +460,7 @@ describe('tenant SAML login through the BFF flow (Keycloak realm as the customer
     const login = await keycloakLogin(flow, ALICE);
     const doc = parse(decodeResponse(login.formPost.fields['SAMLResponse']!));
     const [assertion] = elements(doc, NS_ASSERTION, 'Assertion');
-    expect(directChildren(doc.documentElement!, NS_DSIG, 'Signature')).toHaveLength(1);
+    expect(directChildren(doc.documentElement, NS_DSIG, 'Signature')).toHaveLength(1);
     expect(directChildren(assertion!, NS_DSIG, 'Signature')).toHaveLength(0);
     const before = (await rejectionReasons(tenants.tyrell)).length;
     expectAccessDenied(await postAcs('tyrell', login.formPost.fields), flow);

@@ -250,9 +250,9 @@ async function fullLogin(org: string, user: IdpUser): Promise<{ access: JWTPaylo
 }
 
 async function rejectionReasons(tenant: Tenant): Promise<string[]> {
-  const rows = (await app.database.tenantTx(tenant.id, (m) =>
+  const rows = await app.database.tenantTx<Array<{ reason: string }>>(tenant.id, (m) =>
     m.query(`SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`),
-  )) as Array<{ reason: string }>;
+  );
   return rows.map((r) => r.reason);
 }
 
@@ -267,8 +267,8 @@ async function expectRefusal<T>(tenant: Tenant, reason: string, act: () => Promi
 
 // ---- XML fixture helpers ---------------------------------------------------------------------
 
-const parse = (xml: string): Document => new DOMParser().parseFromString(xml, 'text/xml') as unknown as Document;
-const serialize = (doc: Document): string => new XMLSerializer().serializeToString(doc as never);
+const parse = (xml: string): Document => new DOMParser().parseFromString(xml, 'text/xml');
+const serialize = (doc: Document): string => new XMLSerializer().serializeToString(doc);
 const assertionOf = (doc: Document): Element => doc.getElementsByTagNameNS(NS_ASSERTION, 'Assertion')[0]!;
 const el = (root: Element | Document, ns: string, name: string): Element => (root as Element).getElementsByTagNameNS(ns, name)[0]!;
 const signatureOf = (assertion: Element): Element | undefined =>
@@ -310,7 +310,7 @@ function resign(responseXml: string, edit: (assertion: Element, doc: Document) =
  */
 function signEnvelope(responseXml: string, edit: (response: Element) => void = () => undefined): string {
   const doc = parse(responseXml);
-  edit(doc.documentElement as unknown as Element);
+  edit(doc.documentElement);
   const signer = new SignedXml({
     privateKey: fixtureKey.keyPem,
     publicCert: fixtureKey.certPem,
@@ -1026,17 +1026,17 @@ describe('one-time-use store', () => {
       config: {},
     });
     const count = () =>
-      app.database.tenantTx(binding.tenantId, (m) => m.query(`SELECT message_id FROM saml_message_ids ORDER BY message_id`)) as Promise<
-        Array<{ message_id: string }>
-      >;
+      app.database.tenantTx<Promise<Array<{ message_id: string }>>>(binding.tenantId, (m) =>
+        m.query(`SELECT message_id FROM saml_message_ids ORDER BY message_id`),
+      );
     await store.consume(binding.tenantId, binding.id, [{ kind: 'assertion', id: '_old', expiresAt: new Date(Date.now() - 1000) }]);
     expect(await count()).toEqual([{ message_id: '_old' }]);
     await store.consume(binding.tenantId, binding.id, [{ kind: 'assertion', id: '_new', expiresAt: new Date(Date.now() + 60_000) }]);
     expect(await count()).toEqual([{ message_id: '_new' }]);
     // Row-level security: another tenant's context sees none of them.
-    const other = (await app.database.tenantTx(tenants.acme.id, (m) =>
+    const other = await app.database.tenantTx<unknown[]>(tenants.acme.id, (m) =>
       m.query(`SELECT 1 FROM saml_message_ids WHERE message_id = '_new'`),
-    )) as unknown[];
+    );
     expect(other).toHaveLength(0);
   });
 });

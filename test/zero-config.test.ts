@@ -35,8 +35,8 @@ async function start(): Promise<{ child: ChildProcess; output: () => string }> {
   let output = '';
   const child = spawn(process.execPath, [...REGISTER, 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(child);
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   // Ready when its output is complete; a start that fails ends the process, which ends the wait at once.
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`not ready after 150 s:\n${output}`)), 150_000);
@@ -48,7 +48,7 @@ async function start(): Promise<{ child: ChildProcess; output: () => string }> {
       clearTimeout(timer);
       resolve();
     };
-    child.stdout!.on('data', check);
+    child.stdout.on('data', check);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`the service exited with ${code}:\n${output}`));
@@ -224,8 +224,8 @@ describe('zero configuration (npm start on a fresh machine)', () => {
       });
       started.push(child);
       let output = '';
-      child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
       const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
       expect(code).toBe(1);
       expect(output).toMatch(new RegExp(`auth-service failed to start: PORT ${env['PORT']} on 127\\.0\\.0\\.1 is taken \\(EADDRINUSE\\)`));

@@ -308,7 +308,7 @@ export class ScimSafetyAdminController {
   @Get('held-operations')
   async list(@Param('tenantId') tenantId: string, @Query('status') status?: string) {
     const s = status === 'all' || status === 'released' || status === 'discarded' ? status : 'held';
-    return { items: await this.held.list((await this.tenants.get(tenantId)).id, s as 'held') };
+    return { items: await this.held.list((await this.tenants.get(tenantId)).id, s) };
   }
 
   @Post('held-operations/release')

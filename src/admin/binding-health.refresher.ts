@@ -169,13 +169,13 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
 
   /** Marks the binding as being checked now, unless another replica did (or is doing) it since the round started. */
   private async claim(tenantId: string, bindingId: string, dueBefore: Date): Promise<boolean> {
-    const res = (await this.db.tenantTx(tenantId, (m) =>
+    const res = await this.db.tenantTx<[unknown[], number]>(tenantId, (m) =>
       m.query(
         `UPDATE tenant_identity_providers SET health_checked_at = now()
           WHERE id = $1 AND status = 'active' AND (health_checked_at IS NULL OR health_checked_at < $2) RETURNING id`,
         [bindingId, dueBefore],
       ),
-    )) as [unknown[], number];
+    );
     return res[1] > 0;
   }
 

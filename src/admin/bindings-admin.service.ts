@@ -114,7 +114,7 @@ export class BindingsAdminService {
 
   async list(tenant: Tenant): Promise<BindingView[]> {
     return this.db.tenantTx(tenant.id, async (m) =>
-      ((await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY created_at DESC`, [tenant.id])) as Row[]).map(
+      (await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY created_at DESC`, [tenant.id])).map(
         (r) => this.view(r),
       ),
     );
@@ -151,7 +151,7 @@ export class BindingsAdminService {
     const before = this.view(current);
     if (current.status === 'draft') {
       const view = await this.db.tenantTx(tenant.id, async (m) => {
-        const res = (await m.query(
+        const res = await m.query<[unknown, number]>(
           `UPDATE tenant_identity_providers SET config = $3, claim_mapping = $4, priority = $5, secrets = $6, health = $7, health_checked_at = now(),
                   version = version + 1, updated_at = now()
             WHERE id = $1 AND version = $2 AND status = 'draft'`,
@@ -164,7 +164,7 @@ export class BindingsAdminService {
             this.bindings.sealSecrets(id, secrets),
             health ? JSON.stringify(health) : null,
           ],
-        )) as [unknown, number];
+        );
         if (res[1] === 0)
           throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
         const after = this.view(await this.row(m, id));
@@ -281,7 +281,7 @@ export class BindingsAdminService {
   async rollback(p: AdminPrincipal, tenant: Tenant): Promise<RollbackView> {
     const view = await this.db.tenantTx(tenant.id, async (m) => {
       const at = await this.lockActiveSet(m, tenant.id);
-      const changed = (await m.query(
+      const changed = await m.query<Row[]>(
         `WITH last AS (
            SELECT max(CASE status WHEN 'active' THEN activated_at WHEN 'retired' THEN retired_at END) AS at
              FROM tenant_identity_providers WHERE tenant_id = $1)
@@ -290,7 +290,7 @@ export class BindingsAdminService {
             AND ((t.status = 'active' AND t.activated_at = last.at) OR (t.status = 'retired' AND t.retired_at = last.at))
           ORDER BY t.priority DESC, t.created_at`,
         [tenant.id],
-      )) as Row[];
+      );
       if (changed.length === 0)
         throw new ProblemError(
           409,
@@ -389,12 +389,12 @@ export class BindingsAdminService {
   ): Promise<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] } | undefined> {
     if (!/^[0-9a-f-]{36}$/.test(userId)) return undefined;
     return this.db.tenantTx(tenant.id, async (m) => {
-      const [user] = (await m.query(
+      const [user] = await m.query<Array<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>>(
         `SELECT u.email, u.email_verified, u.display_name,
                 ARRAY(SELECT DISTINCT r.role FROM user_roles r WHERE r.user_id = u.id AND r.source <> 'idp' ORDER BY 1) AS roles
            FROM users u JOIN native_credentials c ON c.user_id = u.id WHERE u.id = $1 AND u.tenant_id = $2`,
         [userId, tenant.id],
-      )) as Array<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>;
+      );
       return user;
     });
   }
@@ -438,20 +438,20 @@ export class BindingsAdminService {
    */
   private async lockActiveSet(m: EntityManager, tenantId: string): Promise<string> {
     await m.query(`SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY id FOR UPDATE`, [tenantId]);
-    const [{ at }] = (await m.query(
+    const [{ at }] = await m.query<[{ at: string }]>(
       `SELECT greatest(clock_timestamp(), max(greatest(activated_at, retired_at)) + interval '1 microsecond')::text AS at
          FROM tenant_identity_providers WHERE tenant_id = $1`,
       [tenantId],
-    )) as [{ at: string }];
+    );
     return at;
   }
 
   private async switchTo(m: EntityManager, p: AdminPrincipal, tenant: Tenant, target: Row, at: string): Promise<BindingView> {
     const redirect = this.registry.get(target.kind).capabilities.loginRedirect;
-    const active = (await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND id <> $2`, [
+    const active = await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND id <> $2`, [
       tenant.id,
       target.id,
-    ])) as Row[];
+    ]);
     const replaced = active.filter((r) => (redirect ? this.registry.get(r.kind).capabilities.loginRedirect : r.kind === target.kind));
     for (const r of replaced)
       await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [
@@ -486,7 +486,7 @@ export class BindingsAdminService {
 
   private async row(m: EntityManager, id: string): Promise<Row> {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw notFound();
-    const [row] = (await m.query(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [id])) as Row[];
+    const [row] = await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [id]);
     if (!row) throw notFound();
     return row;
   }

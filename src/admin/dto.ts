@@ -50,7 +50,7 @@ export class UpdateTenantDto {
 
 export class CreateBindingDto {
   @ApiProperty({ enum: IDP_KINDS })
-  @IsIn(IDP_KINDS as unknown as string[], { message: `kind must be one of ${IDP_KINDS.join(', ')}` })
+  @IsIn(IDP_KINDS, { message: `kind must be one of ${IDP_KINDS.join(', ')}` })
   kind!: IdpKind;
 
   @ApiPropertyOptional({ description: 'Kind-specific configuration (see README, "Onboard a tenant").' })

@@ -109,36 +109,36 @@ export class TenantsAdminService {
     const limit = q.limit ?? 100;
     const rows = await this.db.tx(async (m) => {
       await m.query(`SELECT set_config('app.audit_reader', 'on', true)`);
-      return (await m.query(
+      return await m.query<
+        Array<{
+          id: string;
+          tenant_id: string | null;
+          actor: string;
+          action: string;
+          target: string | null;
+          data: Record<string, unknown>;
+          request_id: string | null;
+          created_at: Date;
+        }>
+      >(
         `SELECT e.id::text AS id, e.tenant_id, e.actor, e.action, e.target, e.data, e.request_id, e.created_at FROM audit_events e
           WHERE ($1::uuid IS NULL OR e.tenant_id = $1) AND ($2::text IS NULL OR e.actor = $2) AND ($3::text IS NULL OR e.action = $3)
             AND ($4::timestamptz IS NULL OR e.created_at >= $4) AND ($5::timestamptz IS NULL OR e.created_at < $5)
             AND ($6::bigint IS NULL OR e.id < $6)
           ORDER BY e.id DESC LIMIT $7`,
         [q.tenantId ?? null, q.actor ?? null, q.action ?? null, q.since ?? null, q.until ?? null, q.cursor ?? null, limit + 1],
-      )) as Array<{
-        id: string;
-        tenant_id: string | null;
-        actor: string;
-        action: string;
-        target: string | null;
-        data: Record<string, unknown>;
-        request_id: string | null;
-        created_at: Date;
-      }>;
+      );
     });
-    const items = rows
-      .slice(0, limit)
-      .map((r) => ({
-        id: r.id,
-        tenantId: r.tenant_id,
-        actor: r.actor,
-        action: r.action,
-        target: r.target,
-        data: r.data,
-        requestId: r.request_id,
-        createdAt: r.created_at,
-      }));
+    const items = rows.slice(0, limit).map((r) => ({
+      id: r.id,
+      tenantId: r.tenant_id,
+      actor: r.actor,
+      action: r.action,
+      target: r.target,
+      data: r.data,
+      requestId: r.request_id,
+      createdAt: r.created_at,
+    }));
     return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null };
   }
 }

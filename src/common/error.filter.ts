@@ -84,7 +84,7 @@ function fromHttpException(err: HttpException): ProblemError {
   const body = err.getResponse();
   let detail: string | undefined;
   if (typeof body === 'object' && body !== null && 'message' in body) {
-    const m = (body as { message: unknown }).message;
+    const m = body.message;
     detail = Array.isArray(m) ? m.join('; ') : String(m);
   } else if (typeof body === 'string') detail = body;
   const title =

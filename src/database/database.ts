@@ -183,7 +183,7 @@ export class Database {
 
   async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
     try {
-      return (await this.dataSource.query(sql, params)) as T[];
+      return await this.dataSource.query<T[]>(sql, params);
     } catch (err) {
       dropParameters(err);
       if (isConnectionError(err)) throw dbUnavailable(err);
@@ -203,9 +203,9 @@ export class Database {
 
 /** Refuses a role that would make row-level security meaningless. */
 export async function assertUnprivilegedRole(dataSource: DataSource): Promise<void> {
-  const [row] = (await dataSource.query(
+  const [row] = await dataSource.query<Array<{ name: string; rolsuper: boolean; rolbypassrls: boolean }>>(
     'SELECT current_user AS name, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user',
-  )) as Array<{ name: string; rolsuper: boolean; rolbypassrls: boolean }>;
+  );
   if (row && (row.rolsuper || row.rolbypassrls)) {
     throw new Error(
       `DATABASE_URL connects as "${row.name}", a ${row.rolsuper ? 'superuser' : 'BYPASSRLS'} role: row-level security would not apply. ` +

@@ -18,7 +18,7 @@ export function readClaim(claims: Record<string, unknown>, path: string): unknow
   if (path in claims) return claims[path];
   let cur: unknown = claims;
   for (const part of path.split('.')) {
-    if (cur === null || typeof cur !== 'object' || !(part in (cur as object))) return undefined;
+    if (cur === null || typeof cur !== 'object' || !(part in cur)) return undefined;
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;

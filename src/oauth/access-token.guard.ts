@@ -23,10 +23,10 @@ class AuthorizationHeaderBearer extends passport.Strategy {
     try {
       token = bearerTokenOf(req.headers.authorization);
     } catch (err) {
-      return this.error(err as Error);
+      return this.error(err);
     }
     this.verifyToken(token, (err, user) => {
-      if (err) this.error(err as Error);
+      if (err) this.error(err);
       else if (user) this.success(user);
       else this.error(new BearerTokenError('invalid_token', 'The access token is invalid or expired.'));
     });

@@ -169,7 +169,7 @@ export class ClientsService {
   /** Any client, enabled or not (the admin API shows and edits disabled ones too). */
   async get(m: EntityManager, clientId: string, lock = false): Promise<Client | undefined> {
     if (clientId.length > 100) return undefined;
-    const [row] = (await m.query(`SELECT * FROM clients WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [clientId])) as ClientRow[];
+    const [row] = await m.query<ClientRow[]>(`SELECT * FROM clients WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [clientId]);
     return row ? toClient(row) : undefined;
   }
 
@@ -181,12 +181,12 @@ export class ClientsService {
   async update(m: EntityManager, clientId: string, change: ClientChange): Promise<Client> {
     checkRedirectUris([...(change.redirectUris ?? []), ...(change.postLogoutRedirectUris ?? [])]);
     // An UPDATE … RETURNING answers [rows, count] through TypeORM's PostgreSQL driver.
-    const [[row]] = (await m.query(
+    const [[row]] = await m.query<[ClientRow[], number]>(
       `UPDATE clients SET name = COALESCE($2, name), redirect_uris = COALESCE($3, redirect_uris), post_logout_redirect_uris = COALESCE($4, post_logout_redirect_uris),
               scopes = COALESCE($5, scopes), updated_at = now()
         WHERE id = $1 RETURNING *`,
       [clientId, change.name ?? null, change.redirectUris ?? null, change.postLogoutRedirectUris ?? null, change.scopes ?? null],
-    )) as [ClientRow[], number];
+    );
     return toClient(row!);
   }
 

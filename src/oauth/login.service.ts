@@ -268,9 +268,8 @@ export class LoginService {
     if (!handle) throw expired;
     const tenant = await this.tenants.findById(handle.tenantId);
     if (!tenant || tenant.status !== 'active') throw expired;
-    const [row] = await this.db.tenantTx(
-      tenant.id,
-      (m) => m.query(`SELECT * FROM login_transactions WHERE id_hash = $1`, [handle.hash]) as Promise<TxnRow[]>,
+    const [row] = await this.db.tenantTx(tenant.id, (m) =>
+      m.query<Promise<TxnRow[]>>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [handle.hash]),
     );
     if (!row) throw expired;
     if (row.completed_at || row.expires_at.getTime() <= Date.now()) {
@@ -343,10 +342,10 @@ export class LoginService {
     await this.db.tenantTx(txn.tenant.id, async (m) => {
       await this.claim(m, txn);
       const user = await this.users.resolveLogin(m, binding, external, normalised);
-      const [session] = (await m.query(
+      const [session] = await m.query<Array<{ id: string }>>(
         `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
         [txn.tenant.id, user.id, txn.clientId, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
-      )) as Array<{ id: string }>;
+      );
       await this.upstreamLogout.keep(m, session!.id, external.upstreamSession);
       await m.query(
         `INSERT INTO authorization_codes (code_hash, tenant_id, session_id, client_id, redirect_uri, code_challenge, scope, nonce, expires_at)
@@ -378,10 +377,10 @@ export class LoginService {
 
   /** Single use, across replicas: the row is claimed by whoever updates it first. */
   private async claim(m: EntityManager, txn: LoginTransaction): Promise<void> {
-    const claimed = (await m.query(
+    const claimed = await m.query<[unknown[], number]>(
       `UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`,
       [sha256(txn.handle)],
-    )) as [unknown[], number];
+    );
     if (claimed[1] === 0)
       throw new ProblemError(400, 'Sign-in expired', 'This sign-in was already completed or has expired.', problemType('login-expired'));
   }

@@ -119,10 +119,10 @@ export class TokenService {
     const scope = typeof body['scope'] === 'string' && body['scope'].trim() ? body['scope'].trim() : 'openid';
     const outcome = await this.db.tenantTx(tenant.id, async (m) => {
       const user = await this.users.resolveLogin(m, binding, external, normalised);
-      const [session] = (await m.query(
+      const [session] = await m.query<Array<{ id: string }>>(
         `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
         [tenant.id, user.id, client.id, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
-      )) as Array<{ id: string }>;
+      );
       await this.audit.record(m, {
         tenantId: tenant.id,
         actor: `client:${client.id}`,
@@ -201,16 +201,18 @@ export class TokenService {
     const outcome = await this.db.tenantTx(
       tenant.id,
       async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
-        const [row] = (await m.query(`SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE`, [code.hash])) as Array<{
-          session_id: string;
-          client_id: string;
-          redirect_uri: string;
-          code_challenge: string;
-          scope: string;
-          nonce: string | null;
-          expires_at: Date;
-          consumed_at: Date | null;
-        }>;
+        const [row] = await m.query<
+          Array<{
+            session_id: string;
+            client_id: string;
+            redirect_uri: string;
+            code_challenge: string;
+            scope: string;
+            nonce: string | null;
+            expires_at: Date;
+            consumed_at: Date | null;
+          }>
+        >(`SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE`, [code.hash]);
         if (!row) return refuse('The authorization code is invalid, expired or already used.');
         if (row.consumed_at) {
           // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
@@ -447,7 +449,7 @@ export class TokenService {
     clientId: string,
     scope: string,
   ): Promise<PlatformSubject | undefined> {
-    const [s] = (await m.query(`SELECT * FROM sessions WHERE id = $1`, [sessionId])) as SessionRow[];
+    const [s] = await m.query<SessionRow[]>(`SELECT * FROM sessions WHERE id = $1`, [sessionId]);
     if (!s || s.revoked_at) return undefined;
     const user = await this.users.get(m, s.user_id);
     if (!user || user.status !== 'active') return undefined;

@@ -50,10 +50,12 @@ export class UpstreamLogoutService {
       const tenant = await this.tenants.findById(tenantId);
       if (!tenant) return undefined;
       const found = await this.db.tenantTx(tenant.id, async (m) => {
-        const [s] = (await m.query(`SELECT binding_id, upstream_state FROM sessions WHERE id = $1`, [sessionId])) as Array<{
-          binding_id: string | null;
-          upstream_state: Buffer | null;
-        }>;
+        const [s] = await m.query<
+          Array<{
+            binding_id: string | null;
+            upstream_state: Buffer | null;
+          }>
+        >(`SELECT binding_id, upstream_state FROM sessions WHERE id = $1`, [sessionId]);
         if (!s?.binding_id || !s.upstream_state) return undefined;
         return {
           binding: await this.bindings.get(tenant, s.binding_id, m),

@@ -232,7 +232,7 @@ export function projectDocument(rt: ResourceTypeDef, doc: Doc, attributes?: stri
           const v = pick(ext[s.attr], s.sub);
           if (v !== undefined)
             out[s.schema] = {
-              ...((out[s.schema] as Doc | undefined) ?? {}),
+              ...(out[s.schema] ?? {}),
               [s.attr]: merge((out[s.schema] as Doc | undefined)?.[s.attr], v),
             };
         }

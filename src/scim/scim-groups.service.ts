@@ -94,14 +94,14 @@ export class ScimGroupsService {
     return this.db.tenantTx(p.tenantId, async (m) => {
       const rows =
         q.count > 0
-          ? ((await m.query(
+          ? await m.query<GroupRow[]>(
               `SELECT ${COLUMNS} FROM groups g WHERE ${whereSql} ORDER BY g.created_at, g.id LIMIT ${q.count} OFFSET ${q.startIndex - 1}`,
               params,
-            )) as GroupRow[])
+            )
           : [];
       const total =
         knownTotal(rows.length, q) ??
-        ((await m.query(`SELECT count(*)::int AS n FROM groups g WHERE ${whereSql}`, params)) as Array<{ n: number }>)[0]!.n;
+        (await m.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM groups g WHERE ${whereSql}`, params))[0]!.n;
       return listResponse(total, q.startIndex, await this.renderAll(m, rows, q));
     });
   }
@@ -114,10 +114,10 @@ export class ScimGroupsService {
     const doc = normaliseDocument(GROUP_RESOURCE, body, { checkSchemas: true });
     const members = memberIds(isObject(body) ? findValue(body, 'members') : undefined);
     return this.db.tenantTx(p.tenantId, async (m) => {
-      const [row] = (await m.query(
+      const [row] = await m.query<GroupRow[]>(
         `INSERT INTO groups AS g (tenant_id, display_name, external_id) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
         [p.tenantId, doc['displayName'], doc['externalId'] ?? null],
-      )) as GroupRow[];
+      );
       const added = members.length ? await this.addMembers(m, p.tenantId, row!.id, members) : 0;
       await this.audit.record(m, {
         tenantId: p.tenantId,
@@ -253,7 +253,7 @@ export class ScimGroupsService {
 
   private async find(m: EntityManager, id: string, forUpdate: boolean): Promise<GroupRow> {
     if (!isUuid(id)) throw new ScimError(404, 'No such group in this tenant.');
-    const [row] = (await m.query(`SELECT ${COLUMNS} FROM groups g WHERE g.id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id])) as GroupRow[];
+    const [row] = await m.query<GroupRow[]>(`SELECT ${COLUMNS} FROM groups g WHERE g.id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
     if (!row) throw new ScimError(404, 'No such group in this tenant.');
     return row;
   }
@@ -266,10 +266,10 @@ export class ScimGroupsService {
     changed: boolean,
   ): Promise<GroupRow> {
     if (!changed) return row;
-    const [rows] = (await m.query(
+    const [rows] = await m.query<[GroupRow[], number]>(
       `UPDATE groups AS g SET display_name = $2, external_id = $3, version = g.version + 1, updated_at = now() WHERE g.id = $1 RETURNING ${COLUMNS}`,
       [row.id, s.displayName, s.externalId],
-    )) as [GroupRow[], number];
+    );
     return rows[0]!;
   }
 
@@ -286,35 +286,35 @@ export class ScimGroupsService {
     if (filter) {
       // `members[value eq "…"]` (Okta), or any filter over value/display/type: one DELETE.
       const f = compileAst(filter, MEMBER_SQL, 1);
-      const res = (await m.query(`DELETE FROM group_members gm WHERE gm.group_id = $1 AND (${f.sql})`, [groupId, ...f.params])) as [
-        unknown,
-        number,
-      ];
+      const res = await m.query<[unknown, number]>(`DELETE FROM group_members gm WHERE gm.group_id = $1 AND (${f.sql})`, [
+        groupId,
+        ...f.params,
+      ]);
       return { added: 0, removed: res[1] };
     }
     if (value === undefined || value === null) {
-      const res = (await m.query(`DELETE FROM group_members WHERE group_id = $1`, [groupId])) as [unknown, number];
+      const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1`, [groupId]);
       return { added: 0, removed: res[1] };
     }
     // Entra: `{"op":"Remove","path":"members","value":[{"value":"…"}]}`.
     const ids = memberIds(value);
-    const res = (await m.query(`DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[])`, [groupId, ids])) as [
-      unknown,
-      number,
-    ];
+    const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[])`, [
+      groupId,
+      ids,
+    ]);
     return { added: 0, removed: res[1] };
   }
 
   /** Adds users (ids already validated as UUIDs); every id must be a SCIM user of this tenant. */
   private async addMembers(m: EntityManager, tenantId: string, groupId: string, ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    const [r] = (await m.query(
+    const [r] = await m.query<Array<{ wanted: number; found: number; inserted: number }>>(
       `WITH wanted AS (SELECT DISTINCT unnest($3::uuid[]) AS id),
             found AS (SELECT u.id FROM users u JOIN wanted w ON w.id = u.id WHERE u.user_name IS NOT NULL),
             ins AS (INSERT INTO group_members (tenant_id, group_id, user_id) SELECT $1, $2, id FROM found ON CONFLICT DO NOTHING RETURNING 1)
        SELECT (SELECT count(*) FROM wanted)::int AS wanted, (SELECT count(*) FROM found)::int AS found, (SELECT count(*) FROM ins)::int AS inserted`,
       [tenantId, groupId, ids],
-    )) as Array<{ wanted: number; found: number; inserted: number }>;
+    );
     if (r!.found < r!.wanted)
       throw new ScimError(
         400,
@@ -325,10 +325,10 @@ export class ScimGroupsService {
   }
 
   private async setMembers(m: EntityManager, tenantId: string, groupId: string, ids: string[]): Promise<MemberChange> {
-    const res = (await m.query(`DELETE FROM group_members WHERE group_id = $1 AND NOT (user_id = ANY($2::uuid[]))`, [groupId, ids])) as [
-      unknown,
-      number,
-    ];
+    const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1 AND NOT (user_id = ANY($2::uuid[]))`, [
+      groupId,
+      ids,
+    ]);
     return { removed: res[1], added: await this.addMembers(m, tenantId, groupId, ids) };
   }
 
@@ -341,11 +341,11 @@ export class ScimGroupsService {
     const members = new Map<string, Doc[]>();
     const withMembers = wantsAttribute(GROUP_RESOURCE, 'members', q.attributes, q.excludedAttributes);
     if (rows.length && withMembers) {
-      const found = (await m.query(
+      const found = await m.query<Array<{ group_id: string; id: string; display: string | null }>>(
         `SELECT gm.group_id, u.id, COALESCE(u.display_name, u.user_name) AS display FROM group_members gm JOIN users u ON u.id = gm.user_id
           WHERE gm.group_id = ANY($1::uuid[]) ORDER BY gm.created_at, u.id`,
         [rows.map((r) => r.id)],
-      )) as Array<{ group_id: string; id: string; display: string | null }>;
+      );
       for (const f of found) {
         const list = members.get(f.group_id) ?? [];
         list.push({ value: f.id, $ref: `${this.base}/Users/${f.id}`, type: 'User', ...(f.display !== null ? { display: f.display } : {}) });

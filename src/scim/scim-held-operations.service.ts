@@ -74,10 +74,10 @@ export class ScimHeldOperationsService {
 
   async list(tenantId: string, status: HeldOperation['status'] | 'all' = 'held'): Promise<HeldOperation[]> {
     return this.db.tenantTx(tenantId, async (m) => {
-      const rows = (await m.query(
+      const rows = await m.query<HeldRow[]>(
         `SELECT * FROM scim_held_operations WHERE tenant_id = $1 AND ($2 = 'all' OR status = $2) ORDER BY created_at, id`,
         [tenantId, status],
-      )) as HeldRow[];
+      );
       return rows.map(toOperation);
     });
   }
@@ -131,11 +131,11 @@ export class ScimHeldOperationsService {
   async discard(tenantId: string, actor: string, ids?: string[]): Promise<string[]> {
     ids = ids?.filter(isUuid);
     return this.db.tenantTx(tenantId, async (m) => {
-      const [rows] = (await m.query(
+      const [rows] = await m.query<[Array<{ id: string; user_id: string; action: string }>, number]>(
         `UPDATE scim_held_operations SET status = 'discarded', decided_at = now(), decided_by = $2, outcome = 'discarded by an administrator', updated_at = now()
           WHERE tenant_id = $1 AND status = 'held' AND ($3::uuid[] IS NULL OR id = ANY($3::uuid[])) RETURNING id, user_id, action`,
         [tenantId, actor, ids ?? null],
-      )) as [Array<{ id: string; user_id: string; action: string }>, number];
+      );
       for (const r of rows)
         await this.audit.record(m, {
           tenantId,
@@ -154,11 +154,11 @@ export class ScimHeldOperationsService {
   private async claim(tenantId: string, ids?: string[]): Promise<HeldRow[]> {
     ids = ids?.filter(isUuid);
     return this.db.tenantTx(tenantId, async (m) => {
-      const [rows] = (await m.query(
+      const [rows] = await m.query<[HeldRow[], number]>(
         `UPDATE scim_held_operations SET status = 'released', updated_at = now()
           WHERE tenant_id = $1 AND status = 'held' AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[])) RETURNING *`,
         [tenantId, ids ?? null],
-      )) as [HeldRow[], number];
+      );
       return rows.sort((a, b) => a.created_at.getTime() - b.created_at.getTime());
     });
   }

@@ -109,10 +109,10 @@ export class ScimTokensService {
     const token = mintOpaqueToken(TOKEN_PREFIX, tenantId);
     const prefix = token.value.slice(0, DISPLAY_PREFIX_LENGTH);
     const row = await this.db.tenantTx(tenantId, async (m) => {
-      const [r] = (await m.query(
+      const [r] = await m.query<Array<{ id: string; created_at: Date }>>(
         `INSERT INTO scim_tokens (tenant_id, name, token_hash, prefix) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
         [tenantId, label, token.hash, prefix],
-      )) as Array<{ id: string; created_at: Date }>;
+      );
       await this.audit.record(m, { tenantId, actor, action: 'scim.token_created', target: r!.id, data: { name: label, prefix } });
       return r!;
     });
@@ -121,9 +121,9 @@ export class ScimTokensService {
 
   async list(tenantId: string): Promise<ScimTokenInfo[]> {
     return this.db.tenantTx(tenantId, async (m) => {
-      const rows = (await m.query(
+      const rows = await m.query<TokenRow[]>(
         `SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM scim_tokens ORDER BY created_at, id`,
-      )) as TokenRow[];
+      );
       return rows.map(toInfo);
     });
   }
@@ -133,10 +133,9 @@ export class ScimTokensService {
     if (!/^[0-9a-f-]{36}$/i.test(tokenId)) return false;
     return this.db
       .tenantTx(tenantId, async (m) => {
-        const res = (await m.query(`UPDATE scim_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, [tokenId])) as [
-          unknown,
-          number,
-        ];
+        const res = await m.query<[unknown, number]>(`UPDATE scim_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, [
+          tokenId,
+        ]);
         if (res[1] === 0) return false;
         await this.audit.record(m, { tenantId, actor, action: 'scim.token_revoked', target: tokenId });
         return true;
@@ -160,7 +159,7 @@ export class ScimTokensService {
   private async lookUp(tenantId: string, hash: string): Promise<ScimPrincipal | undefined> {
     const row = await this.db.tenantTx(tenantId, async (m) => {
       // last_used_at is written at most once a minute per token, so a busy token costs no extra writes.
-      const [r] = (await m.query(
+      const [r] = await m.query<VerifyRow[]>(
         `WITH t AS (SELECT id, tenant_id, token_hash, last_used_at FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
               touched AS (UPDATE scim_tokens s SET last_used_at = now() FROM t
                            WHERE s.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') RETURNING s.id)
@@ -168,7 +167,7 @@ export class ScimTokensService {
                 st.guard_window_seconds, st.guard_min_count, (SELECT count(*) FROM touched) AS touched
            FROM t JOIN tenants tn ON tn.id = t.tenant_id LEFT JOIN scim_settings st ON st.tenant_id = t.tenant_id`,
         [hash],
-      )) as VerifyRow[];
+      );
       return r;
     });
     if (!row || !constantEquals(row.token_hash, hash) || row.tenant_status !== 'active') return undefined;

@@ -95,7 +95,7 @@ function columnsOf(doc: Doc): UserColumns {
     familyName: str(name['familyName']),
     active: doc['active'] !== false,
     emails,
-    enterprise: isObject(doc[ENTERPRISE_USER]) ? (doc[ENTERPRISE_USER] as Doc) : {},
+    enterprise: isObject(doc[ENTERPRISE_USER]) ? doc[ENTERPRISE_USER] : {},
     profile,
     email: email && /^[^\s@]+@[^\s@]+$/.test(email) && email.length <= 320 ? email.toLowerCase() : null,
   };
@@ -213,14 +213,14 @@ export class ScimUsersService {
     return this.db.tenantTx(p.tenantId, async (m) => {
       const rows =
         q.count > 0
-          ? ((await m.query(
+          ? await m.query<UserRow[]>(
               `SELECT ${COLUMNS}${this.groupsColumn(q)} FROM users u WHERE ${whereSql} ORDER BY u.created_at, u.id LIMIT ${q.count} OFFSET ${q.startIndex - 1}`,
               params,
-            )) as UserRow[])
+            )
           : [];
       const total =
         knownTotal(rows.length, q) ??
-        ((await m.query(`SELECT count(*)::int AS n FROM users u WHERE ${whereSql}`, params)) as Array<{ n: number }>)[0]!.n;
+        (await m.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM users u WHERE ${whereSql}`, params))[0]!.n;
       return listResponse(total, q.startIndex, await this.renderAll(statementsOf(m), rows, q));
     });
   }
@@ -488,10 +488,10 @@ export class ScimUsersService {
   private async find(m: EntityManager, id: string, forUpdate: boolean, extra = ''): Promise<UserRow> {
     // A malformed id is answered like an unknown one: 404, nothing to learn.
     if (!isUuid(id)) throw new ScimError(404, 'No such user in this tenant.');
-    const [row] = (await m.query(
+    const [row] = await m.query<UserRow[]>(
       `SELECT ${COLUMNS}${extra} FROM users u WHERE u.id = $1 AND u.user_name IS NOT NULL${forUpdate ? ' FOR UPDATE OF u' : ''}`,
       [id],
-    )) as UserRow[];
+    );
     if (!row) throw new ScimError(404, 'No such user in this tenant.');
     return row;
   }
@@ -587,10 +587,10 @@ export class ScimUsersService {
 
   /** Ends every session of the user at once; refresh tokens hang off sessions, so every family dies with them. */
   private async revokeSessions(m: EntityManager, userId: string, reason: string): Promise<number> {
-    const res = (await m.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL`, [
-      userId,
-      reason,
-    ])) as [unknown, number];
+    const res = await m.query<[unknown, number]>(
+      `UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL`,
+      [userId, reason],
+    );
     return res[1];
   }
 

@@ -218,7 +218,7 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
     const configuration: Configuration = {
       clients: opts.clients,
       adapter,
-      jwks: { keys: keys.map((k) => ({ ...k })) as never },
+      jwks: { keys: keys.map((k) => ({ ...k })) },
       cookies: { keys: cookieKeys },
       claims,
       scopes: Object.keys(claims).concat('offline_access'),

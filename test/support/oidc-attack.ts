@@ -175,7 +175,7 @@ export async function startCraftedOp(clientSecret: string): Promise<CraftedOp> {
           return json(res, 400, { error: 'invalid_grant' });
         const craft = op.craft;
         op.craft = valid;
-        const answer = await craft({ issuer, clientId: id!, nonce: grant.nonce, now: Math.floor(Date.now() / 1000) });
+        const answer = await craft({ issuer, clientId: id, nonce: grant.nonce, now: Math.floor(Date.now() / 1000) });
         if (answer.destroy) return void req.socket.destroy();
         if (typeof answer.body === 'string')
           return void res.writeHead(answer.status ?? 200, { 'content-type': 'text/plain' }).end(answer.body);

@@ -55,7 +55,7 @@ export function parseFirebaseBindingConfig(raw: Record<string, unknown>, opts: {
     throw misconfigured(
       `firebase_legacy config.certificateUrl must be https${httpsOnly ? ' in production' : ' (or http outside production)'}.`,
     );
-  return { projectId, tenantId: tenantId as string | undefined, checkRevoked: checkRevoked ?? true, certificateUrl: url.toString() };
+  return { projectId, tenantId: tenantId, checkRevoked: checkRevoked ?? true, certificateUrl: url.toString() };
 }
 
 export function parseFirebaseBindingSecrets(raw: Record<string, unknown>): FirebaseBindingSecrets {

@@ -160,11 +160,11 @@ export class FirebaseImportService {
       if (binding.kind !== 'firebase_legacy') throw invalid('The binding to import into is not a firebase_legacy binding.');
       return binding;
     }
-    const [row] = (await m.query(
+    const [row] = await m.query<Array<{ id: string }>>(
       `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy'
         ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
       [tenantId],
-    )) as Array<{ id: string }>;
+    );
     if (!row)
       throw new ProblemError(
         409,
@@ -183,10 +183,10 @@ export class FirebaseImportService {
     u: ValidUser,
   ): Promise<void> {
     const tenantId = binding.tenantId;
-    const [identity] = (await m.query(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [
-      binding.id,
-      u.localId,
-    ])) as Array<{ user_id: string }>;
+    const [identity] = await m.query<Array<{ user_id: string }>>(
+      `SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`,
+      [binding.id, u.localId],
+    );
     let userId: string;
     if (identity) {
       userId = identity.user_id;
@@ -199,10 +199,10 @@ export class FirebaseImportService {
         [userId, u.email, u.emailVerified, u.displayName, u.disabled],
       );
     } else {
-      const [created] = (await m.query(
+      const [created] = await m.query<Array<{ id: string }>>(
         `INSERT INTO users (tenant_id, email, email_verified, display_name, status) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
         [tenantId, u.email, u.emailVerified, u.displayName, u.disabled ? 'disabled' : 'active'],
-      )) as Array<{ id: string }>;
+      );
       userId = created!.id;
       report.created++;
       await m.query(
@@ -233,12 +233,11 @@ export class FirebaseImportService {
       salt: u.password.salt,
       passwordHash: u.password.passwordHash,
     });
-    const [taken] = (await m.query(`SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [
-      tenantId,
-      u.email,
-    ])) as Array<{
-      user_id: string;
-    }>;
+    const [taken] = await m.query<
+      Array<{
+        user_id: string;
+      }>
+    >(`SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [tenantId, u.email]);
     if (taken && taken.user_id !== userId) {
       report.withoutPassword++;
       report.skipped.push({
@@ -247,9 +246,11 @@ export class FirebaseImportService {
       });
       return;
     }
-    const [existing] = (await m.query(`SELECT password_hash FROM native_credentials WHERE user_id = $1`, [userId])) as Array<{
-      password_hash: string;
-    }>;
+    const [existing] = await m.query<
+      Array<{
+        password_hash: string;
+      }>
+    >(`SELECT password_hash FROM native_credentials WHERE user_id = $1`, [userId]);
     if (!existing) {
       await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [
         userId,

@@ -225,7 +225,7 @@ export class KeycloakProvisioningService {
             clients: [client],
           });
           this.logger.log({ tenant: tenant.id, realm: input.realm }, 'Keycloak dedicated realm created');
-          return { realm: input.realm, clientId, clientSecret: client.secret!, created: true };
+          return { realm: input.realm, clientId, clientSecret: client.secret, created: true };
         } catch (err) {
           if (!isStatus(err, 409)) throw err;
         }
@@ -252,7 +252,7 @@ export class KeycloakProvisioningService {
         return { realm: input.realm, clientId, clientSecret: secret.value, created: false };
       }
       await kc.clients.create({ realm: input.realm, ...client });
-      return { realm: input.realm, clientId, clientSecret: client.secret!, created: false };
+      return { realm: input.realm, clientId, clientSecret: client.secret, created: false };
     });
   }
 

@@ -100,10 +100,12 @@ export class NativeCredentialsService {
       return { ok: false };
     }
     return this.db.tenantTx(tenantId, async (m) => {
-      const [row] = (await m.query(
+      const [row] = await m.query<
+        Array<{ user_id: string; username: string; password_hash: string; failed_attempts: number; locked_until: Date | null }>
+      >(
         `SELECT user_id, username, password_hash, failed_attempts, locked_until FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2) FOR UPDATE`,
         [tenantId, username],
-      )) as Array<{ user_id: string; username: string; password_hash: string; failed_attempts: number; locked_until: Date | null }>;
+      );
       if (!row) {
         await this.hasher.burn(password);
         return { ok: false } as const;

@@ -63,7 +63,7 @@ export function parseXml(xml: string): Document {
     failure ??= 'parser error';
   }
   if (failure || !doc || !doc.documentElement) throw new XmlRefusedError('malformed', 'XML could not be parsed');
-  return doc as unknown as Document;
+  return doc;
 }
 
 /** Element children of `parent` with this namespace and local name (no XPath, no descendants). */

@@ -129,11 +129,11 @@ export class SamlController {
 
   private async samlBinding(tenant: Tenant, includeDraft: boolean): Promise<BindingContext | undefined> {
     return this.db.tenantTx(tenant.id, async (m) => {
-      const [row] = (await m.query(
+      const [row] = await m.query<Array<{ id: string }>>(
         `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'saml' AND enabled AND status = ANY($2::text[])
          ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
         [tenant.id, includeDraft ? ['active', 'draft'] : ['active']],
-      )) as Array<{ id: string }>;
+      );
       return row ? this.bindings.get(tenant, row.id, m) : undefined;
     });
   }

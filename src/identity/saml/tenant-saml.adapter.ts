@@ -584,7 +584,7 @@ export class TenantSamlProvider implements IdentityProvider {
     if (weak) return reject('algorithm', `encryption algorithm not accepted: ${weak}`);
     let decrypted: string;
     try {
-      decrypted = await decryptXml(new XMLSerializer().serializeToString(encrypted as never), {
+      decrypted = await decryptXml(new XMLSerializer().serializeToString(encrypted), {
         key,
         disallowDecryptionWithInsecureAlgorithm: true,
       });

@@ -850,7 +850,7 @@ class Compiler {
       if (m.kind === 'jsonArray' && m.element) sub = 'value';
       else sub = m.defaultSubAttribute ?? 'value';
     }
-    const inner: FilterAst = { ...node, attr: { name: sub } } as FilterAst;
+    const inner: FilterAst = { ...node, attr: { name: sub } };
     return this.exists(target, inner, negated);
   }
 
