@@ -15,6 +15,7 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
+      // A `default:` is a deliberate catch-all (the SCIM operator switches); without one every member must be handled.
       '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
       '@typescript-eslint/no-explicit-any': 'error',
       // A number prints the same in every template; the rule is kept for objects, undefined and null.

@@ -232,6 +232,7 @@ describe('oidc-provider OP peer + openid-client RP', () => {
 
   const discover = async () => {
     const config = await oidc.discovery(new URL(op.issuer), clientId, clientSecret, undefined, {
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- openid-client marks it deprecated only to flag it; used for plain-HTTP local peers only
       execute: [oidc.allowInsecureRequests],
     });
     // Verify the ID token's signature against the JWKS too (openid-client skips it by default).

@@ -200,7 +200,7 @@ async function api(
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
-  let data: unknown = null;
+  let data: unknown;
   try {
     data = text ? (JSON.parse(text) as unknown) : null;
   } catch {

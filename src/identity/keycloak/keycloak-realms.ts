@@ -123,6 +123,7 @@ export class KeycloakRealms {
           [oidc.clockTolerance]: this.config.CLOCK_SKEW_SECONDS,
         },
         oidc.ClientSecretBasic(rc.clientSecret),
+        // eslint-disable-next-line @typescript-eslint/no-deprecated -- openid-client marks it deprecated only to flag it; used for plain-HTTP local peers only
         { execute: s.allowHttp ? [oidc.allowInsecureRequests] : [], timeout: KEYCLOAK_LIMITS.timeoutSeconds },
       );
     } catch (cause) {

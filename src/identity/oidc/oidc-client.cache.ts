@@ -93,6 +93,7 @@ export class OidcClientCache {
     let configuration: oidc.Configuration;
     try {
       configuration = await oidc.discovery(server, r.clientId, metadata, await this.clientAuth(r), {
+        // eslint-disable-next-line @typescript-eslint/no-deprecated -- openid-client marks it deprecated only to flag it; used for plain-HTTP local peers only
         execute: this.opts.allowHttp ? [oidc.allowInsecureRequests] : [],
         timeout: this.opts.timeoutSeconds,
       });

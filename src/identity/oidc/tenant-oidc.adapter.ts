@@ -246,7 +246,7 @@ export class TenantOidcProvider implements IdentityProvider {
       });
     }
     if (r.privateJwk) {
-      let asymmetric = false;
+      let asymmetric: boolean;
       try {
         asymmetric = !((await importJWK(r.privateJwk, r.privateJwk['alg'] as string)) instanceof Uint8Array);
       } catch {

@@ -121,7 +121,7 @@ interface Token {
 }
 
 const WORD_START = /[A-Za-z$]/;
-const WORD_CHAR = /[A-Za-z0-9_.:$+\-]/;
+const WORD_CHAR = /[A-Za-z0-9_.:$+-]/;
 const NUMBER_RE = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const WHITESPACE = /[ \t\r\n]/;
 
