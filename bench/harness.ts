@@ -84,7 +84,10 @@ export function load(opts: autocannon.Options, expectStatus: number | number[] =
   const statuses: Record<string, number> = {};
   return new Promise((resolve, reject) => {
     const instance = autocannon(opts, (err, r) => {
-      if (err) return reject(err);
+      if (err) {
+        reject(err);
+        return;
+      }
       latencies.sort((a, b) => a - b);
       resolve({
         rps: Math.round(r.requests.average),

@@ -116,7 +116,10 @@ export async function createApp(
     print: (text) => void (stream ?? process.stdout).write(text),
     flushLogs: () =>
       new Promise<void>((resolve) => {
-        if (typeof stream?.flush !== 'function') return resolve();
+        if (typeof stream?.flush !== 'function') {
+          resolve();
+          return;
+        }
         stream.flush(() => resolve());
       }),
     close: async () => {

@@ -111,7 +111,10 @@ async function startBff(app: TestApp): Promise<Bff> {
       if (url.pathname === '/callback') {
         const flow = pending.get(url.searchParams.get('state') ?? '');
         const code = url.searchParams.get('code');
-        if (!flow || !code) return html(400, `<p id="error">${url.searchParams.get('error') ?? 'bad callback'}</p>`);
+        if (!flow || !code) {
+          html(400, `<p id="error">${url.searchParams.get('error') ?? 'bad callback'}</p>`);
+          return;
+        }
         pending.delete(url.searchParams.get('state')!);
         const token = await fetch(`${app.url}/oauth2/token`, {
           method: 'POST',
@@ -124,14 +127,21 @@ async function startBff(app: TestApp): Promise<Bff> {
           }).toString(),
         });
         const tokens = (await token.json()) as { id_token?: string; access_token?: string; error?: string };
-        if (!tokens.id_token || !tokens.access_token) return html(502, `<p id="error">token: ${tokens.error ?? token.status}</p>`);
+        if (!tokens.id_token || !tokens.access_token) {
+          html(502, `<p id="error">token: ${tokens.error ?? token.status}</p>`);
+          return;
+        }
         const { payload: id } = await jwtVerify(tokens.id_token, jwks, { issuer: app.config.issuer, audience: bff.clientId! });
         const { payload: access } = await jwtVerify(tokens.access_token, jwks, { issuer: app.config.issuer });
-        if (id['nonce'] !== flow.nonce) return html(400, '<p id="error">nonce mismatch</p>');
-        return html(
+        if (id['nonce'] !== flow.nonce) {
+          html(400, '<p id="error">nonce mismatch</p>');
+          return;
+        }
+        html(
           200,
           `<p id="who">Signed in as ${String(id['email'])}</p><p id="verified">${String(id['email_verified'])}</p><p id="name">${String(id['name'])}</p><p id="roles">${(access['roles'] as string[]).join(',')}</p>`,
         );
+        return;
       }
       html(404, 'not found');
     })().catch((err: unknown) => {

@@ -305,25 +305,35 @@ async function main(): Promise<void> {
       }
       return;
     }
-    case 'tenants list':
-      return print((await api('GET', '/tenants')).data);
-    case 'tenants create':
-      return print((await api('POST', '/tenants', { slug: need(a1, 'slug'), displayName: need(a2, 'display name') })).data);
-    case 'tenants get':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}`)).data);
+    case 'tenants list': {
+      print((await api('GET', '/tenants')).data);
+      return;
+    }
+    case 'tenants create': {
+      print((await api('POST', '/tenants', { slug: need(a1, 'slug'), displayName: need(a2, 'display name') })).data);
+      return;
+    }
+    case 'tenants get': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}`)).data);
+      return;
+    }
     case 'tenants suspend':
     case 'tenants resume': {
       const path = `/tenants/${need(a1, 'tenantId')}`;
       const current = await api('GET', path);
-      return print(
-        (await api('PATCH', path, { status: action === 'suspend' ? 'suspended' : 'active' }, { 'if-match': current.etag ?? '' })).data,
-      );
+      print((await api('PATCH', path, { status: action === 'suspend' ? 'suspended' : 'active' }, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
     case 'tenants delete':
       await api('DELETE', `/tenants/${need(a1, 'tenantId')}`);
-      return print({ deleted: a1 });
-    case 'bindings list':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings`)).data);
+      {
+        print({ deleted: a1 });
+        return;
+      }
+    case 'bindings list': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings`)).data);
+      return;
+    }
     case 'bindings create': {
       const fromFile = opts.file ? json(readFileSync(opts.file, 'utf8'), opts.file) : {};
       const body = {
@@ -334,7 +344,8 @@ async function main(): Promise<void> {
         ...(opts['claim-mapping'] ? { claimMapping: json(opts['claim-mapping'], '--claim-mapping') } : {}),
         ...priority(),
       };
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings`, body)).data);
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings`, body)).data);
+      return;
     }
     case 'bindings update': {
       const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
@@ -346,12 +357,15 @@ async function main(): Promise<void> {
         ...(opts['claim-mapping'] ? { claimMapping: json(opts['claim-mapping'], '--claim-mapping') } : {}),
         ...priority(),
       };
-      return print((await api('PATCH', path, body, { 'if-match': current.etag ?? '' })).data);
+      print((await api('PATCH', path, body, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
-    case 'bindings test-login':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/test-login`)).data);
-    case 'bindings preview':
-      return print(
+    case 'bindings test-login': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/test-login`)).data);
+      return;
+    }
+    case 'bindings preview': {
+      print(
         (
           await api(
             'POST',
@@ -360,24 +374,34 @@ async function main(): Promise<void> {
           )
         ).data,
       );
+      return;
+    }
     case 'bindings activate': {
       const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
       const current = await api('GET', path);
-      return print((await api('POST', `${path}/activate`, undefined, { 'if-match': current.etag ?? '' })).data);
+      print((await api('POST', `${path}/activate`, undefined, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
     case 'bindings retire': {
       const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
       const current = await api('GET', path);
-      return print((await api('POST', `${path}/retire`, undefined, { 'if-match': current.etag ?? '' })).data);
+      print((await api('POST', `${path}/retire`, undefined, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
-    case 'bindings rollback':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/rollback`)).data);
-    case 'bindings health':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/health`)).data);
-    case 'clients list':
-      return print((await api('GET', '/clients')).data);
-    case 'clients create':
-      return print(
+    case 'bindings rollback': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/rollback`)).data);
+      return;
+    }
+    case 'bindings health': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/health`)).data);
+      return;
+    }
+    case 'clients list': {
+      print((await api('GET', '/clients')).data);
+      return;
+    }
+    case 'clients create': {
+      print(
         (
           await api('POST', '/clients', {
             id: need(opts.id, '--id'),
@@ -390,6 +414,8 @@ async function main(): Promise<void> {
           })
         ).data,
       );
+      return;
+    }
     case 'clients update': {
       const path = `/clients/${need(a1, 'clientId')}`;
       const change = {
@@ -401,13 +427,14 @@ async function main(): Promise<void> {
       if (Object.keys(change).length === 0)
         throw new CliError('Nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri or --scope. See --help.');
       const current = await api('GET', path);
-      return print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
+      print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
     case 'users create': {
       const tenantId = need(a1, 'tenantId');
       const username = need(a2, 'username');
       const password = await readPassword();
-      return print(
+      print(
         (
           await api('POST', `/tenants/${tenantId}/users`, {
             username,
@@ -419,38 +446,59 @@ async function main(): Promise<void> {
           })
         ).data,
       );
+      return;
     }
     case 'clients disable':
       await api('DELETE', `/clients/${need(a1, 'clientId')}`);
-      return print({ disabled: a1 });
-    case 'scim-tokens create':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim-tokens`, { name: need(a2, 'token name') })).data);
-    case 'scim-tokens list':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim-tokens`)).data);
+      {
+        print({ disabled: a1 });
+        return;
+      }
+    case 'scim-tokens create': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim-tokens`, { name: need(a2, 'token name') })).data);
+      return;
+    }
+    case 'scim-tokens list': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim-tokens`)).data);
+      return;
+    }
     case 'scim-tokens revoke':
       await api('DELETE', `/tenants/${need(a1, 'tenantId')}/scim-tokens/${need(a2, 'tokenId')}`);
-      return print({ revoked: a2 });
-    case 'scim-held list':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim/held-operations`)).data);
+      {
+        print({ revoked: a2 });
+        return;
+      }
+    case 'scim-held list': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim/held-operations`)).data);
+      return;
+    }
     case 'scim-held release':
-    case 'scim-held discard':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim/held-operations/${action}`, {})).data);
+    case 'scim-held discard': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim/held-operations/${action}`, {})).data);
+      return;
+    }
     case 'firebase-import': {
       const tenantId = need(a1, 'tenantId');
       const exported = json(readFileSync(need(opts.file, '--file'), 'utf8'), '--file');
       const hashConfig = json(readFileSync(need(opts['hash-config'], '--hash-config'), 'utf8'), '--hash-config');
-      return print((await api('POST', `/tenants/${tenantId}/firebase-import`, { export: exported, hashConfig })).data);
+      print((await api('POST', `/tenants/${tenantId}/firebase-import`, { export: exported, hashConfig })).data);
+      return;
     }
-    case 'keys list':
-      return print((await api('GET', '/signing-keys')).data);
-    case 'keys rotate':
-      return print((await api('POST', '/signing-keys/rotate', opts.delay ? { publishDelaySeconds: Number(opts.delay) } : {})).data);
+    case 'keys list': {
+      print((await api('GET', '/signing-keys')).data);
+      return;
+    }
+    case 'keys rotate': {
+      print((await api('POST', '/signing-keys/rotate', opts.delay ? { publishDelaySeconds: Number(opts.delay) } : {})).data);
+      return;
+    }
     case 'audit': {
       const q = new URLSearchParams();
       if (opts.tenant) q.set('tenantId', opts.tenant);
       if (opts.action) q.set('action', opts.action);
       if (opts.limit) q.set('limit', opts.limit);
-      return print((await api('GET', `/audit-events?${q}`)).data);
+      print((await api('GET', `/audit-events?${q}`)).data);
+      return;
     }
     default:
       throw new CliError(`Unknown command "${positionals.join(' ')}". See --help.`);

@@ -140,8 +140,14 @@ export class DomainErrorFilter implements ExceptionFilter {
     if (error instanceof BearerTokenError) res.setHeader('WWW-Authenticate', error.challenge);
 
     const family = familyOf(req);
-    if (family === 'oauth') return this.oauth(error, req, res);
-    if (family === 'scim') return this.scim(error, res);
+    if (family === 'oauth') {
+      this.oauth(error, req, res);
+      return;
+    }
+    if (family === 'scim') {
+      this.scim(error, res);
+      return;
+    }
     if (family === 'html' && (BROWSER_OAUTH_ROUTES.has(req.path) || !(req.headers.accept ?? '').includes('application/json'))) {
       res.set(HTML_SECURITY_HEADERS);
       const title = req.path.startsWith('/oauth2/logout') ? 'Sign-out problem' : 'Sign-in problem';

@@ -92,7 +92,10 @@ export class RowChangeFeed {
   /** A connection that died without a word (a dropped route, a frozen server) is noticed within a period. */
   private heartbeat(client: pg.Client): void {
     const timer = setInterval(() => {
-      if (this.client !== client) return clearInterval(timer);
+      if (this.client !== client) {
+        clearInterval(timer);
+        return;
+      }
       const timeout = setTimeout(() => this.lost(client, new Error('heartbeat timed out')), this.retryMs * 5);
       timeout.unref();
       client.query('SELECT 1').then(

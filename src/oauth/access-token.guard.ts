@@ -23,7 +23,8 @@ class AuthorizationHeaderBearer extends passport.Strategy {
     try {
       token = bearerTokenOf(req.headers.authorization);
     } catch (err) {
-      return this.error(err);
+      this.error(err);
+      return;
     }
     this.verifyToken(token, (err, user) => {
       if (err) this.error(err);

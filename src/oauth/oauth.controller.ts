@@ -176,8 +176,14 @@ export class OAuthController {
     if (session) await this.tokens.endSession(session.tid, session.sid, 'logout');
     // The upstream IdP's session (Keycloak) ends too: the browser goes there, then back to returnTo.
     const upstream = session ? await this.upstreamLogout.logoutUrl(session.tid, session.sid, returnTo) : undefined;
-    if (upstream) return res.redirect(302, upstream);
-    if (returnTo) return res.redirect(302, returnTo);
+    if (upstream) {
+      res.redirect(302, upstream);
+      return;
+    }
+    if (returnTo) {
+      res.redirect(302, returnTo);
+      return;
+    }
     res.set(HTML_SECURITY_HEADERS);
     res.status(200).type('html').send(renderMessagePage('Signed out', 'You are signed out. You can close this window.'));
   }

@@ -71,7 +71,10 @@ export class PostgresRateLimiter extends RateLimiter implements OnModuleDestroy 
     if (this.timer || this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.merging) return this.schedule();
+      if (this.merging) {
+        this.schedule();
+        return;
+      }
       this.merging = this.flush()
         .then(
           () => {

@@ -36,7 +36,10 @@ export class ScimGroupsController {
   ): Promise<void> {
     const group = await this.groups.get(p, id, projectionQuery(query));
     const etag = etagOf(group.version);
-    if (ifNoneMatchHits(ifNoneMatch, group.version)) return sendScim(res, 304, undefined, { ETag: etag });
+    if (ifNoneMatchHits(ifNoneMatch, group.version)) {
+      sendScim(res, 304, undefined, { ETag: etag });
+      return;
+    }
     sendScim(res, 200, group.resource, { ETag: etag });
   }
 
@@ -76,7 +79,10 @@ export class ScimGroupsController {
     const projection = projectionQuery(query);
     const wantBody = projection.attributes !== undefined || projection.excludedAttributes !== undefined;
     const group = await this.groups.patch(p, id, body, ifMatch, projection, wantBody);
-    if (!group.resource) return sendScim(res, 204, undefined, { ETag: etagOf(group.version) });
+    if (!group.resource) {
+      sendScim(res, 204, undefined, { ETag: etagOf(group.version) });
+      return;
+    }
     sendScim(res, 200, group.resource, { ETag: etagOf(group.version) });
   }
 

@@ -36,7 +36,10 @@ export class ScimUsersController {
   ): Promise<void> {
     const user = await this.users.get(p, id, projectionQuery(query));
     const etag = etagOf(user.version);
-    if (ifNoneMatchHits(ifNoneMatch, user.version)) return sendScim(res, 304, undefined, { ETag: etag });
+    if (ifNoneMatchHits(ifNoneMatch, user.version)) {
+      sendScim(res, 304, undefined, { ETag: etag });
+      return;
+    }
     sendScim(res, 200, user.resource, { ETag: etag });
   }
 
