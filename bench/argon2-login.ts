@@ -12,7 +12,19 @@ import { BindingsService } from '../src/tenants/bindings.service.js';
 import { ClientsService } from '../src/clients/clients.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { measureRawArgon2 } from './argon2-rate.js';
-import { authorizeQuery, createStack, envNumber, header, load, mapLimit, percentile, progress, round, type BenchClient, type LoadResult } from './harness.js';
+import {
+  authorizeQuery,
+  createStack,
+  envNumber,
+  header,
+  load,
+  mapLimit,
+  percentile,
+  progress,
+  round,
+  type BenchClient,
+  type LoadResult,
+} from './harness.js';
 
 /** Keycloak's argon2 defaults; the service's ARGON2_* defaults are the same. */
 export const KEYCLOAK_ARGON2 = { timeCost: 5, memoryKib: 7168, parallelism: 1 } as const;
@@ -64,8 +76,16 @@ export async function runArgon2LoginBench(duration: number): Promise<Argon2Login
       const tenant = await app.get(TenantsService).create('argon2', 'Argon2 Bench');
       await app.get(BindingsService).create(tenant, { kind: 'native', claimMapping: { defaultRoles: ['USER'] } });
       const creds = app.get(NativeCredentialsService);
-      await mapLimit(Array.from({ length: USERS }, (_, i) => i), threadPool, (i) => creds.createUser(tenant.id, { username: `user${i}@argon2.test`, password: PASSWORD }));
-      return { bff: await app.get(ClientsService).create({ id: 'argon2-bff', name: 'Argon2 BFF', kind: 'bff', redirectUris: ['http://127.0.0.1:9/cb'] }) };
+      await mapLimit(
+        Array.from({ length: USERS }, (_, i) => i),
+        threadPool,
+        (i) => creds.createUser(tenant.id, { username: `user${i}@argon2.test`, password: PASSWORD }),
+      );
+      return {
+        bff: await app
+          .get(ClientsService)
+          .create({ id: 'argon2-bff', name: 'Argon2 BFF', kind: 'bff', redirectUris: ['http://127.0.0.1:9/cb'] }),
+      };
     });
 
     const db = await stack.superuser();
@@ -73,7 +93,12 @@ export async function runArgon2LoginBench(duration: number): Promise<Argon2Login
     await db.end();
     const phc = stored?.password_hash.split('$') ?? []; // ['', 'argon2id', 'v=19', 'm=…,p=…,t=…', salt, hash]
     const storedParams = Object.fromEntries((phc[3] ?? '').split(',').map((kv) => kv.split('=')));
-    if (phc[1] !== 'argon2id' || storedParams['m'] !== String(params.memoryKib) || storedParams['t'] !== String(params.timeCost) || storedParams['p'] !== String(params.parallelism))
+    if (
+      phc[1] !== 'argon2id' ||
+      storedParams['m'] !== String(params.memoryKib) ||
+      storedParams['t'] !== String(params.timeCost) ||
+      storedParams['p'] !== String(params.parallelism)
+    )
       throw new Error(`the seeded password hash has other parameters than the bench: ${phc.slice(0, 4).join('$')}`);
 
     // The service runs up to workers × thread pool argon2 computations at once; the raw rate gets as many.

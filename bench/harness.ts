@@ -84,7 +84,10 @@ export function load(opts: autocannon.Options, expectStatus: number | number[] =
   const statuses: Record<string, number> = {};
   return new Promise((resolve, reject) => {
     const instance = autocannon(opts, (err, r) => {
-      if (err) return reject(err);
+      if (err) {
+        reject(err);
+        return;
+      }
       latencies.sort((a, b) => a - b);
       resolve({
         rps: Math.round(r.requests.average),
@@ -158,7 +161,11 @@ export async function openLoop(rate: number, seconds: number, send: () => Promis
 
 /** Every rate limit the configuration knows, raised so the bench measures the work, not the limiter. */
 export function unlimitedRateLimits(): Record<string, string> {
-  return Object.fromEntries(configEnvNames().filter((n) => n.includes('RATE_LIMIT')).map((n) => [n, '10000000']));
+  return Object.fromEntries(
+    configEnvNames()
+      .filter((n) => n.includes('RATE_LIMIT'))
+      .map((n) => [n, '10000000']),
+  );
 }
 
 /** Service processes (WORKERS): one per core unless BENCH_WORKERS says otherwise, as in bench/scim.ts. */
@@ -273,7 +280,8 @@ export async function createStack(name: string, extraEnv: Record<string, string>
         }
       });
       for (let i = 0; ; i++) {
-        if (s.exitCode !== null || s.signalCode !== null) throw new Error(`service exited (${s.exitCode ?? s.signalCode}) before it was ready`);
+        if (s.exitCode !== null || s.signalCode !== null)
+          throw new Error(`service exited (${s.exitCode ?? s.signalCode}) before it was ready`);
         if (listening >= config.WORKERS) {
           try {
             if ((await fetch(`${base}/health/ready`)).ok) return;
@@ -304,7 +312,16 @@ export interface BenchClient {
 export const CODE_CHALLENGE = createHash('sha256').update('bench').digest('base64url');
 
 export function authorizeQuery(client: BenchClient, org: string, challenge = CODE_CHALLENGE): string {
-  return new URLSearchParams({ response_type: 'code', client_id: client.id, redirect_uri: client.redirect, scope: 'openid', state: 's', org, code_challenge: challenge, code_challenge_method: 'S256' }).toString();
+  return new URLSearchParams({
+    response_type: 'code',
+    client_id: client.id,
+    redirect_uri: client.redirect,
+    scope: 'openid',
+    state: 's',
+    org,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  }).toString();
 }
 
 /** The whole BFF flow through the hosted form: returns the refresh token. */
@@ -316,11 +333,19 @@ export async function login(base: string, client: BenchClient, org: string, user
   if (start.status !== 302 || !location) throw new Error(`authorize for ${org} answered ${start.status}`);
   const formUrl = `${base}${new URL(location).pathname}`;
   const page = await fetch(formUrl);
-  const cookie = page.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const cookie = page.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
   const html = await page.text();
   const csrf = /name="csrf" value="([^"]*)"/.exec(html)?.[1];
   if (!csrf) throw new Error(`login form for ${org} answered ${page.status} without a csrf field`);
-  const done = await fetch(formUrl, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, username, password }) });
+  const done = await fetch(formUrl, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf, username, password }),
+  });
   const code = new URL(done.headers.get('location') ?? 'x:/').searchParams.get('code');
   if (!code) throw new Error(`password login for ${org} answered ${done.status}`);
   const tok = await fetch(`${base}/oauth2/token`, {

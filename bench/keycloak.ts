@@ -62,7 +62,8 @@ export async function runKeycloakBench(connections: number, duration: number): P
       body: 'grant_type=client_credentials',
     });
     const probeBody = (await probe.json().catch(() => ({}))) as { access_token?: string };
-    if (probe.status !== 200 || !probeBody.access_token) return skipped(`Keycloak's token endpoint answered ${probe.status} to client_credentials`);
+    if (probe.status !== 200 || !probeBody.access_token)
+      return skipped(`Keycloak's token endpoint answered ${probe.status} to client_credentials`);
 
     const workload = {
       url: `${kc.baseUrl}${tokenPath}`,
@@ -87,8 +88,19 @@ export async function runKeycloakBench(connections: number, duration: number): P
     progress(`Keycloak warm-up rates (req/s per ${WARMUP_SLICE_SECONDS} s): ${warmupRates.join(', ')}`);
     progress('Keycloak: measuring client_credentials');
     const clientCredentials = await load({ ...workload, duration });
-    const tokenExchange = await measureTokenExchange(kc, probeBody.access_token, connections, duration).catch((err: unknown) => ({ error: (err as Error).message }));
-    return { skipped: false, version: KEYCLOAK_VERSION, startSeconds, warmupSeconds, warmupRates, jvmOptions: jvmOptions || '(Keycloak defaults)', clientCredentials, tokenExchange };
+    const tokenExchange = await measureTokenExchange(kc, probeBody.access_token, connections, duration).catch((err: unknown) => ({
+      error: (err as Error).message,
+    }));
+    return {
+      skipped: false,
+      version: KEYCLOAK_VERSION,
+      startSeconds,
+      warmupSeconds,
+      warmupRates,
+      jvmOptions: jvmOptions || '(Keycloak defaults)',
+      clientCredentials,
+      tokenExchange,
+    };
   } finally {
     if (previousOpts === undefined) delete process.env.KEYCLOAK_JAVA_OPTS_APPEND;
     else process.env.KEYCLOAK_JAVA_OPTS_APPEND = previousOpts;
@@ -103,7 +115,12 @@ export async function runKeycloakBench(connections: number, duration: number): P
  * exchanges that client's Keycloak token for platform tokens. Each exchange verifies the Keycloak
  * token against the realm's cached JWKS, writes an audit row and signs.
  */
-async function measureTokenExchange(kc: KeycloakInstance, keycloakToken: string, connections: number, duration: number): Promise<LoadResult> {
+async function measureTokenExchange(
+  kc: KeycloakInstance,
+  keycloakToken: string,
+  connections: number,
+  duration: number,
+): Promise<LoadResult> {
   progress('service: token exchange of Keycloak machine tokens');
   const stack = await createStack('token-exchange', {
     // The loopback Keycloak speaks http, which production mode refuses; nothing on this path differs otherwise.
@@ -116,12 +133,27 @@ async function measureTokenExchange(kc: KeycloakInstance, keycloakToken: string,
   try {
     const gateway = await stack.seed(async (app) => {
       const tenant = await app.get(TenantsService).create('exchange-co', 'Exchange Co');
-      await app.get(KeycloakProvisioningService).bindTenant(tenant, { mode: 'organization', claimMapping: {}, config: { machineClients: [CLIENT_ID] } });
-      return app.get(ClientsService).create({ id: 'bench-gateway', name: 'Bench gateway', kind: 'machine', grantTypes: [TOKEN_EXCHANGE_GRANT], scopes: ['api'] });
+      await app
+        .get(KeycloakProvisioningService)
+        .bindTenant(tenant, { mode: 'organization', claimMapping: {}, config: { machineClients: [CLIENT_ID] } });
+      return app
+        .get(ClientsService)
+        .create({ id: 'bench-gateway', name: 'Bench gateway', kind: 'machine', grantTypes: [TOKEN_EXCHANGE_GRANT], scopes: ['api'] });
     });
     await stack.start();
-    const body = new URLSearchParams({ grant_type: TOKEN_EXCHANGE_GRANT, subject_token: keycloakToken, subject_token_type: ACCESS_TOKEN_TYPE, org: 'exchange-co', scope: 'api' }).toString();
-    const request = { url: `${stack.base}/oauth2/token`, method: 'POST' as const, headers: { authorization: basic('bench-gateway', gateway.secret), 'content-type': 'application/x-www-form-urlencoded' }, body };
+    const body = new URLSearchParams({
+      grant_type: TOKEN_EXCHANGE_GRANT,
+      subject_token: keycloakToken,
+      subject_token_type: ACCESS_TOKEN_TYPE,
+      org: 'exchange-co',
+      scope: 'api',
+    }).toString();
+    const request = {
+      url: `${stack.base}/oauth2/token`,
+      method: 'POST' as const,
+      headers: { authorization: basic('bench-gateway', gateway.secret), 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    };
     const probe = await fetch(request.url, { method: 'POST', headers: request.headers, body });
     if (probe.status !== 200) throw new Error(`token exchange answered ${probe.status}: ${await probe.text()}`);
     await load({ ...request, connections, duration: 2 }); // JWKS fetched, statements prepared

@@ -22,7 +22,20 @@ import { printScimBench, runScimBench } from './scim.js';
 import { runKeycloakBench, type KeycloakBenchResult } from './keycloak.js';
 import { runArgon2LoginBench, type Argon2LoginBenchResult } from './argon2-login.js';
 import { runTenantScaleBench, type TenantScaleBenchResult } from './tenant-scale.js';
-import { basic, benchWorkers, createStack, envFlag, load, login, openLoop, progress, refreshRequests, round, type BenchClient, type LoadResult } from './harness.js';
+import {
+  basic,
+  benchWorkers,
+  createStack,
+  envFlag,
+  load,
+  login,
+  openLoop,
+  progress,
+  refreshRequests,
+  round,
+  type BenchClient,
+  type LoadResult,
+} from './harness.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -49,7 +62,14 @@ interface Row {
   unexpected?: number;
   note?: string;
 }
-const row = (scenario: string, r: LoadResult): Row => ({ scenario, rps: r.rps, p50: r.p50, p99: r.p99, errors: r.errors, unexpected: r.unexpected });
+const row = (scenario: string, r: LoadResult): Row => ({
+  scenario,
+  rps: r.rps,
+  p50: r.p50,
+  p99: r.p99,
+  errors: r.errors,
+  unexpected: r.unexpected,
+});
 
 interface Comparison {
   figure: string;
@@ -68,7 +88,9 @@ async function serviceBench(): Promise<{ rows: Row[]; clientCredentials: LoadRes
     const { bff, m2m } = await stack.seed(async (app) => {
       const tenant = await app.get(TenantsService).create('bench', 'Bench Inc.');
       await app.get(BindingsService).create(tenant, { kind: 'native', claimMapping: { defaultRoles: ['USER'] } });
-      await app.get(NativeCredentialsService).createUser(tenant.id, { username: 'bench@bench.test', password: 'bench-password-1', email: 'bench@bench.test' });
+      await app
+        .get(NativeCredentialsService)
+        .createUser(tenant.id, { username: 'bench@bench.test', password: 'bench-password-1', email: 'bench@bench.test' });
       const clients = app.get(ClientsService);
       return {
         bff: await clients.create({ id: 'bench-bff', name: 'Bench BFF', kind: 'bff', redirectUris: ['http://127.0.0.1:9/cb'] }),
@@ -82,15 +104,30 @@ async function serviceBench(): Promise<{ rows: Row[]; clientCredentials: LoadRes
     const client: BenchClient = { id: 'bench-bff', secret: bff.secret, redirect: 'http://127.0.0.1:9/cb' };
     const rows: Row[] = [];
     progress('service: JWKS');
-    rows.push(row('JWKS (200, full body)', await load({ url: `${base}/.well-known/jwks.json`, connections: CONNECTIONS, duration: DURATION })));
+    rows.push(
+      row('JWKS (200, full body)', await load({ url: `${base}/.well-known/jwks.json`, connections: CONNECTIONS, duration: DURATION })),
+    );
     const etag = (await fetch(`${base}/.well-known/jwks.json`)).headers.get('etag')!;
-    rows.push(row('JWKS (304, If-None-Match)', await load({ url: `${base}/.well-known/jwks.json`, connections: CONNECTIONS, duration: DURATION, headers: { 'if-none-match': etag } }, 304)));
+    rows.push(
+      row(
+        'JWKS (304, If-None-Match)',
+        await load(
+          { url: `${base}/.well-known/jwks.json`, connections: CONNECTIONS, duration: DURATION, headers: { 'if-none-match': etag } },
+          304,
+        ),
+      ),
+    );
 
     // Each connection rotates its own refresh-token chain: every request is a real rotation (DB writes + signing).
     progress('service: refresh_token');
     const chains: string[] = [];
     for (let i = 0; i < CONNECTIONS; i++) chains.push(await login(base, client, 'bench', 'bench@bench.test', 'bench-password-1'));
-    const refresh = await load({ url: `${base}/oauth2/token`, connections: CONNECTIONS, duration: DURATION, requests: refreshRequests(client, chains) });
+    const refresh = await load({
+      url: `${base}/oauth2/token`,
+      connections: CONNECTIONS,
+      duration: DURATION,
+      requests: refreshRequests(client, chains),
+    });
     rows.push(row('token: refresh_token (rotation, DB writes)', refresh));
     progress('service: client_credentials');
     const ccWorkload = {
@@ -109,15 +146,27 @@ async function serviceBench(): Promise<{ rows: Row[]; clientCredentials: LoadRes
     const agent = new Agent({ keepAlive: true, maxSockets: 64 });
     const post = (body: string, auth: string) => () =>
       new Promise<number>((resolve, reject) => {
-        const req = httpRequest(`${base}/oauth2/token`, { method: 'POST', agent, headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            if (res.statusCode === 200 && body.startsWith('grant_type=refresh_token'))
-              halfChains.push((JSON.parse(Buffer.concat(chunks).toString()) as { refresh_token: string }).refresh_token);
-            resolve(res.statusCode ?? 0);
-          });
-        });
+        const req = httpRequest(
+          `${base}/oauth2/token`,
+          {
+            method: 'POST',
+            agent,
+            headers: {
+              authorization: auth,
+              'content-type': 'application/x-www-form-urlencoded',
+              'content-length': Buffer.byteLength(body),
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              if (res.statusCode === 200 && body.startsWith('grant_type=refresh_token'))
+                halfChains.push((JSON.parse(Buffer.concat(chunks).toString()) as { refresh_token: string }).refresh_token);
+              resolve(res.statusCode ?? 0);
+            });
+          },
+        );
         req.on('error', reject);
         req.end(body);
       });
@@ -128,7 +177,9 @@ async function serviceBench(): Promise<{ rows: Row[]; clientCredentials: LoadRes
     const halfChains: string[] = [];
     for (let i = 0; i < 64; i++) halfChains.push(await login(base, client, 'bench', 'bench@bench.test', 'bench-password-1'));
     const refreshAuth = basic(client.id, client.secret);
-    const half = await openLoop(halfRefresh, DURATION, () => post(`grant_type=refresh_token&refresh_token=${encodeURIComponent(halfChains.shift() ?? 'exhausted')}`, refreshAuth)());
+    const half = await openLoop(halfRefresh, DURATION, () =>
+      post(`grant_type=refresh_token&refresh_token=${encodeURIComponent(halfChains.shift() ?? 'exhausted')}`, refreshAuth)(),
+    );
     rows.push({ ...row(`token: refresh_token at ${halfRefresh} req/s (half, open loop)`, half), note: 'p99 target < 25 ms' });
     const ccHalf = await openLoop(halfCc, DURATION, post('grant_type=client_credentials&scope=api', basic('bench-m2m', m2m.secret)));
     rows.push({ ...row(`token: client_credentials at ${halfCc} req/s (half, open loop)`, ccHalf), note: 'p99 target < 25 ms' });
@@ -177,7 +228,14 @@ async function main(): Promise<void> {
   const results: Row[] = [...service.rows];
   const comparisons: Comparison[] = [];
   for (const r of service.rows.filter((x) => x.scenario.includes('(half') && typeof x.p99 === 'number'))
-    comparisons.push({ figure: `${r.scenario} p99 ms`, measured: r.p99!, baseline: '', ratio: '', target: '< 25 ms', met: r.p99! < 25 ? 'yes' : 'NO' });
+    comparisons.push({
+      figure: `${r.scenario} p99 ms`,
+      measured: r.p99!,
+      baseline: '',
+      ratio: '',
+      target: '< 25 ms',
+      met: r.p99! < 25 ? 'yes' : 'NO',
+    });
   report.results = results;
   report.comparisons = comparisons;
   save();
@@ -191,15 +249,32 @@ async function main(): Promise<void> {
   if (failed(keycloak) || keycloak.skipped) {
     const reason = failed(keycloak) ? keycloak.error : keycloak.reason;
     results.push({ scenario: kcLabel, note: `skipped: ${reason}` });
-    comparisons.push({ figure: 'client_credentials req/s: service vs Keycloak', measured: service.clientCredentials.rps, baseline: `skipped: ${reason}`, ratio: '', target: '≥ 4×', met: '' });
+    comparisons.push({
+      figure: 'client_credentials req/s: service vs Keycloak',
+      measured: service.clientCredentials.rps,
+      baseline: `skipped: ${reason}`,
+      ratio: '',
+      target: '≥ 4×',
+      met: '',
+    });
   } else {
     const kc = keycloak.clientCredentials;
-    results.push({ ...row(`Keycloak ${keycloak.version}: client_credentials`, kc), note: `same workload, after ${keycloak.warmupSeconds} s warm-up` });
+    results.push({
+      ...row(`Keycloak ${keycloak.version}: client_credentials`, kc),
+      note: `same workload, after ${keycloak.warmupSeconds} s warm-up`,
+    });
     const te = keycloak.tokenExchange;
     if ('error' in te) results.push({ scenario: 'token: token-exchange (Keycloak machine token)', note: `failed: ${te.error}` });
     else results.push({ ...row('token: token-exchange (Keycloak machine token)', te), note: 'verify upstream JWT, audit row, sign' });
     const ratio = service.clientCredentials.rps / kc.rps;
-    comparisons.push({ figure: 'client_credentials req/s: service vs Keycloak', measured: service.clientCredentials.rps, baseline: kc.rps, ratio: times(service.clientCredentials.rps, kc.rps), target: '≥ 4×', met: ratio >= 4 ? 'yes' : 'NO' });
+    comparisons.push({
+      figure: 'client_credentials req/s: service vs Keycloak',
+      measured: service.clientCredentials.rps,
+      baseline: kc.rps,
+      ratio: times(service.clientCredentials.rps, kc.rps),
+      target: '≥ 4×',
+      met: ratio >= 4 ? 'yes' : 'NO',
+    });
   }
   save();
 
@@ -208,7 +283,11 @@ async function main(): Promise<void> {
     report.argon2Login = a;
     if (!failed(a)) {
       const params = `argon2id t=${a.params.timeCost} m=${a.params.memoryKib} KiB p=${a.params.parallelism}`;
-      results.push({ scenario: `raw argon2 verify, ${a.parallel} in flight (${params})`, rps: a.rawVerifyPerSecond, note: `hash: ${a.rawHashPerSecond}/s` });
+      results.push({
+        scenario: `raw argon2 verify, ${a.parallel} in flight (${params})`,
+        rps: a.rawVerifyPerSecond,
+        note: `hash: ${a.rawHashPerSecond}/s`,
+      });
       results.push({
         scenario: `native login: authorize + form + POST (${params})`,
         rps: a.loginsPerSecond,
@@ -219,7 +298,14 @@ async function main(): Promise<void> {
         note: `logins/s, ${a.connections} connections, ${a.workers} worker(s)`,
       });
       const ratio = a.loginsPerSecond / a.rawVerifyPerSecond;
-      comparisons.push({ figure: 'native logins/s vs raw argon2 verify/s', measured: a.loginsPerSecond, baseline: a.rawVerifyPerSecond, ratio: `${Math.round(ratio * 100)}%`, target: '≥ 90%', met: ratio >= 0.9 ? 'yes' : 'NO' });
+      comparisons.push({
+        figure: 'native logins/s vs raw argon2 verify/s',
+        measured: a.loginsPerSecond,
+        baseline: a.rawVerifyPerSecond,
+        ratio: `${Math.round(ratio * 100)}%`,
+        target: '≥ 90%',
+        met: ratio >= 0.9 ? 'yes' : 'NO',
+      });
     }
     save();
   }
@@ -250,9 +336,19 @@ async function main(): Promise<void> {
 
   console.log(`\nraw RS256 signing (node:crypto, 2048-bit, one core): ${Math.round(ceiling)} signatures/s  <- ceiling for token issuance`);
   console.log(`service: ${benchWorkers()} worker process(es) (BENCH_WORKERS) on ${cpus().length} CPUs\n`);
-  console.table(results.map((r) => ({ ...r, 'share of ceiling': r.scenario.startsWith('token') && !r.scenario.includes('(half') && r.rps !== undefined ? `${Math.round((r.rps / ceiling) * 100)}%` : '' })));
+  console.table(
+    results.map((r) => ({
+      ...r,
+      'share of ceiling':
+        r.scenario.startsWith('token') && !r.scenario.includes('(half') && r.rps !== undefined
+          ? `${Math.round((r.rps / ceiling) * 100)}%`
+          : '',
+    })),
+  );
   if (scale && !failed(scale)) {
-    console.log(`\ntenant scale: random tenant per request, ${scale.rate} req/s over ${scale.connections} connections, ${scale.durationSeconds} s each (latency in ms)`);
+    console.log(
+      `\ntenant scale: random tenant per request, ${scale.rate} req/s over ${scale.connections} connections, ${scale.durationSeconds} s each (latency in ms)`,
+    );
     console.table(
       scale.phases.flatMap((p) =>
         SCALE_SCENARIOS.map(([key, label]) => ({

@@ -34,7 +34,16 @@ export interface ScimBenchResult {
   /** Mean number of creates per database transaction. */
   provisionMeanBatch: number;
   usersInTenant: number;
-  lookups: Array<{ scenario: string; connections: number; rps: number; p50: number; p90: number; p99: number; errors: number; non2xx: number }>;
+  lookups: Array<{
+    scenario: string;
+    connections: number;
+    rps: number;
+    p50: number;
+    p90: number;
+    p99: number;
+    errors: number;
+    non2xx: number;
+  }>;
 }
 
 const run = (opts: autocannon.Options) =>
@@ -84,7 +93,8 @@ export async function runScimBench(): Promise<ScimBenchResult> {
     const provisionSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     // How many creates the service wrote per transaction (summed over its workers).
     const metrics = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
-    const metric = (name: string) => Number(/^(\S+) (\S+)$/m.exec(metrics.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2] ?? NaN);
+    const metric = (name: string) =>
+      Number(/^(\S+) (\S+)$/m.exec(metrics.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2] ?? NaN);
     const meanBatch = metric('auth_scim_user_create_batch_size_sum') / metric('auth_scim_user_create_batch_size_count');
 
     // 2. Top the tenant up to TOTAL users directly in SQL (same shape as SCIM writes), then ANALYZE.
@@ -100,7 +110,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
          FROM generate_series($2::int, $3::int - 1) AS i`,
       [tenant.id, PROVISION, TOTAL],
     );
-    const [{ n }] = (await client.query(`SELECT count(*)::int AS n FROM users`)).rows as Array<{ n: number }>;
+    const [{ n }] = (await client.query(`SELECT count(*)::int AS n FROM users`)).rows as [{ n: number }];
     await client.query('COMMIT');
     await client.query('ANALYZE users');
     await client.query('ANALYZE user_emails');
@@ -164,7 +174,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       printScimBench(r);
       mkdirSync('bench/results', { recursive: true });
       const file = join('bench/results', `scim-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-      writeFileSync(file, JSON.stringify({ machine: { cpus: cpus().length, node: process.version }, concurrency: CONCURRENCY, ...r }, null, 2));
+      writeFileSync(
+        file,
+        JSON.stringify({ machine: { cpus: cpus().length, node: process.version }, concurrency: CONCURRENCY, ...r }, null, 2),
+      );
       console.log(`saved ${file}`);
     })
     .catch((err: unknown) => {

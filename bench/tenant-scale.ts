@@ -11,7 +11,21 @@ import { TenantsService } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { ClientsService } from '../src/clients/clients.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
-import { authorizeQuery, basic, createStack, envNumber, header, load, login, mapLimit, progress, refreshRequests, round, type BenchClient, type LoadResult } from './harness.js';
+import {
+  authorizeQuery,
+  basic,
+  createStack,
+  envNumber,
+  header,
+  load,
+  login,
+  mapLimit,
+  progress,
+  refreshRequests,
+  round,
+  type BenchClient,
+  type LoadResult,
+} from './harness.js';
 
 const PASSWORD = 'scale-password-1';
 const USERNAME = 'user@scale.test';
@@ -39,7 +53,15 @@ const tenantIdSql = `md5('scale-tenant-' || i)::uuid`;
  * Copies the template row of `table` once per i in [from, to): `overrides` are SQL expressions of
  * `i` for the columns that must differ; every other column is copied (new columns included).
  */
-async function cloneRows(db: pg.Client, table: string, template: string, templateParam: string, overrides: Record<string, string>, from: number, to: number): Promise<void> {
+async function cloneRows(
+  db: pg.Client,
+  table: string,
+  template: string,
+  templateParam: string,
+  overrides: Record<string, string>,
+  from: number,
+  to: number,
+): Promise<void> {
   const { rows } = await db.query<{ column_name: string }>(
     `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND is_generated = 'NEVER' AND is_identity = 'NO' ORDER BY ordinal_position`,
     [table],
@@ -56,14 +78,39 @@ async function cloneRows(db: pg.Client, table: string, template: string, templat
 
 async function seedTenants(db: pg.Client, templateTenantId: string, from: number, to: number): Promise<void> {
   await db.query('BEGIN');
-  await cloneRows(db, 'tenants', 'id', templateTenantId, { id: tenantIdSql, slug: `'scale-' || i`, display_name: `'Scale ' || i` }, from, to);
-  await cloneRows(db, 'tenant_identity_providers', 'tenant_id', templateTenantId, { id: `md5('scale-binding-' || i)::uuid`, tenant_id: tenantIdSql }, from, to);
+  await cloneRows(
+    db,
+    'tenants',
+    'id',
+    templateTenantId,
+    { id: tenantIdSql, slug: `'scale-' || i`, display_name: `'Scale ' || i` },
+    from,
+    to,
+  );
+  await cloneRows(
+    db,
+    'tenant_identity_providers',
+    'tenant_id',
+    templateTenantId,
+    { id: `md5('scale-binding-' || i)::uuid`, tenant_id: tenantIdSql },
+    from,
+    to,
+  );
   await cloneRows(db, 'users', 'tenant_id', templateTenantId, { id: `md5('scale-user-' || i)::uuid`, tenant_id: tenantIdSql }, from, to);
-  await cloneRows(db, 'native_credentials', 'tenant_id', templateTenantId, { user_id: `md5('scale-user-' || i)::uuid`, tenant_id: tenantIdSql }, from, to);
+  await cloneRows(
+    db,
+    'native_credentials',
+    'tenant_id',
+    templateTenantId,
+    { user_id: `md5('scale-user-' || i)::uuid`, tenant_id: tenantIdSql },
+    from,
+    to,
+  );
   await cloneRows(db, 'clients', 'id', 'scale-m2m-0', { id: `'scale-m2m-' || i`, tenant_id: tenantIdSql }, from, to);
   await db.query('COMMIT');
   // Statistics, visibility map and dirty pages settled now, not by autovacuum or a checkpoint mid-measurement.
-  for (const table of ['tenants', 'tenant_identity_providers', 'users', 'native_credentials', 'clients']) await db.query(`VACUUM (ANALYZE) ${table}`);
+  for (const table of ['tenants', 'tenant_identity_providers', 'users', 'native_credentials', 'clients'])
+    await db.query(`VACUUM (ANALYZE) ${table}`);
   await db.query('CHECKPOINT');
 }
 
@@ -102,7 +149,9 @@ export async function runTenantScaleBench(): Promise<TenantScaleBenchResult> {
         const seedSeconds = round((Date.now() - started) / 1000, 1);
         const randomTenant = () => Math.floor(Math.random() * size);
 
-        const chains = await mapLimit(Array.from({ length: CHAINS }, randomTenant), 8, (i) => login(stack.base, client, slug(i), USERNAME, PASSWORD));
+        const chains = await mapLimit(Array.from({ length: CHAINS }, randomTenant), 8, (i) =>
+          login(stack.base, client, slug(i), USERNAME, PASSWORD),
+        );
         const base = { connections, overallRate: rate };
         // A 302 back to the client (an OAuth error) is not a login start.
         let notTheForm = 0;
@@ -120,7 +169,10 @@ export async function runTenantScaleBench(): Promise<TenantScaleBenchResult> {
             method: 'POST',
             setupRequest: (req) => ({
               ...req,
-              headers: { authorization: basic(`scale-m2m-${randomTenant()}`, seeded.m2mSecret), 'content-type': 'application/x-www-form-urlencoded' },
+              headers: {
+                authorization: basic(`scale-m2m-${randomTenant()}`, seeded.m2mSecret),
+                'content-type': 'application/x-www-form-urlencoded',
+              },
               body: 'grant_type=client_credentials&scope=api',
             }),
           },
@@ -136,7 +188,10 @@ export async function runTenantScaleBench(): Promise<TenantScaleBenchResult> {
         phases.push({
           tenants: size,
           seedSeconds,
-          authorize: await measure('authorize', '/oauth2/authorize', authorize, 302).then((r) => ({ ...r, unexpected: r.unexpected + notTheForm })),
+          authorize: await measure('authorize', '/oauth2/authorize', authorize, 302).then((r) => ({
+            ...r,
+            unexpected: r.unexpected + notTheForm,
+          })),
           clientCredentials: await measure('client_credentials', '/oauth2/token', clientCredentials, 200),
           refreshToken: await measure('refresh_token', '/oauth2/token', () => pool, 200),
         });

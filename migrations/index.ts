@@ -10,4 +10,15 @@ import { RowChangeNotifications1765500000000 } from './1765500000000-row-change-
 import { ScimTokenChangeNotifications1765600000000 } from './1765600000000-scim-token-change-notifications.js';
 
 /** Every migration, in order. Listed explicitly so the same list works from src (tests) and dist. */
-export const MIGRATIONS = [InitialSchema1764000000000, FirebasePasswordHashConfigs1764600000000, SamlMessageIds1764710000000, Scim1764800000000, Admin1765000000000, SessionUpstreamState1765100000000, SessionRevocationFeed1765300000000, NativeUsernameCi1765400000000, RowChangeNotifications1765500000000, ScimTokenChangeNotifications1765600000000];
+export const MIGRATIONS = [
+  InitialSchema1764000000000,
+  FirebasePasswordHashConfigs1764600000000,
+  SamlMessageIds1764710000000,
+  Scim1764800000000,
+  Admin1765000000000,
+  SessionUpstreamState1765100000000,
+  SessionRevocationFeed1765300000000,
+  NativeUsernameCi1765400000000,
+  RowChangeNotifications1765500000000,
+  ScimTokenChangeNotifications1765600000000,
+];

@@ -41,7 +41,10 @@ function buildPatterns() {
     const config = readConfig(file);
     include ??= config.include;
     exclude ??= config.exclude;
-    file = typeof config.extends === 'string' && config.extends.startsWith('.') ? relative(root, join(root, dirname(file), config.extends)) : undefined;
+    file =
+      typeof config.extends === 'string' && config.extends.startsWith('.')
+        ? relative(root, join(root, dirname(file), config.extends))
+        : undefined;
   }
   return { include: include ?? ['**/*'], exclude: exclude ?? [] };
 }
@@ -51,7 +54,9 @@ const globToRegExp = (glob) =>
     `^${glob
       .replace(/\/+$/, '')
       .split(/(\*\*\/|\*|\?)/)
-      .map((part) => (part === '**/' ? '(?:.*/)?' : part === '*' ? '[^/]*' : part === '?' ? '[^/]' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+      .map((part) =>
+        part === '**/' ? '(?:.*/)?' : part === '*' ? '[^/]*' : part === '?' ? '[^/]' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&'),
+      )
       .join('')}(?:/.*)?$`,
   );
 
@@ -80,7 +85,12 @@ function inputFiles() {
   return [...files].sort();
 }
 
-const hash = (file) => (existsSync(join(root, file)) ? createHash('sha256').update(readFileSync(join(root, file))).digest('base64url') : null);
+const hash = (file) =>
+  existsSync(join(root, file))
+    ? createHash('sha256')
+        .update(readFileSync(join(root, file)))
+        .digest('base64url')
+    : null;
 const hashAll = (files) => Object.fromEntries([...new Set(files)].sort().map((f) => [f, hash(f)]));
 
 /** Sources tsc compiled from outside the include list (imported from it): dist/x/y.js ← x/y.ts. */
@@ -90,7 +100,9 @@ function emittedSources() {
     for (const entry of readdirSync(join(root, 'dist', dir), { withFileTypes: true })) {
       const path = dir ? `${dir}/${entry.name}` : entry.name;
       if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.js')) for (const ext of ['.ts', '.mts', '.tsx']) if (existsSync(join(root, path.replace(/\.js$/, ext)))) found.push(path.replace(/\.js$/, ext));
+      else if (entry.name.endsWith('.js'))
+        for (const ext of ['.ts', '.mts', '.tsx'])
+          if (existsSync(join(root, path.replace(/\.js$/, ext)))) found.push(path.replace(/\.js$/, ext));
     }
   };
   if (existsSync(join(root, 'dist'))) walk('');
@@ -124,7 +136,10 @@ try {
 }
 if (why) {
   process.stderr.write(`auth-service: compiling (${why}): tsc -p ${BUILD_CONFIG}\n`);
-  const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', BUILD_CONFIG], { cwd: root, stdio: 'inherit' });
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', BUILD_CONFIG], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
   // The hashes taken before compiling: a file saved during the build is compiled next time.
   if (now) {

@@ -35,7 +35,9 @@ emulator = await startFirebaseAuthEmulator({ projectId });
 console.log(`Ready in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
 console.log(`  FIREBASE_AUTH_EMULATOR_HOST=${emulator.host}`);
 console.log(`  project id: ${emulator.projectId}`);
-console.log(`  sign-in:    POST http://${emulator.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=${emulator.apiKey}`);
+console.log(
+  `  sign-in:    POST http://${emulator.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=${emulator.apiKey}`,
+);
 console.log('Press Ctrl-C to stop.');
 
 // keep the event loop alive until a signal arrives

@@ -51,9 +51,10 @@ const tokenRes = await fetch(`${base}/oauth2/token`, {
   signal: AbortSignal.timeout(15_000),
 }).catch((err: unknown) => fail(`cannot reach ${base}: ${(err as Error).message}`));
 const tokenBody = (await tokenRes.json().catch(() => ({}))) as { access_token?: string; error?: string; error_description?: string };
-if (!tokenRes.ok || !tokenBody.access_token) fail(`token request answered ${tokenRes.status}: ${tokenBody.error ?? ''} ${tokenBody.error_description ?? ''}`.trim(), 2);
+if (!tokenRes.ok || !tokenBody.access_token)
+  fail(`token request answered ${tokenRes.status}: ${tokenBody.error ?? ''} ${tokenBody.error_description ?? ''}`.trim(), 2);
 
-const query = new URLSearchParams({ format: values.format!, flavor: values.dbless ? 'dbless' : 'deck' });
+const query = new URLSearchParams({ format: values.format, flavor: values.dbless ? 'dbless' : 'deck' });
 const res = await fetch(`${base}/admin/v1/gateway/kong?${query.toString()}`, {
   headers: { authorization: `Bearer ${tokenBody.access_token}` },
   signal: AbortSignal.timeout(15_000),

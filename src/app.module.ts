@@ -54,7 +54,6 @@ export interface AppDependencies {
   logDestination?: DestinationStream;
 }
 
-
 /** Login transaction handles travel in paths (`/login/native/lt_…`): their secret part never reaches a log. */
 const redactPath = (url: string): string => (url.split('?')[0] ?? '').replace(/\b(lt|ac|rt|st)_([0-9a-f]{32})_[A-Za-z0-9_-]+/g, '$1_$2_…');
 
@@ -73,18 +72,24 @@ const loggerModule = (config: AppConfig, destination?: DestinationStream) =>
         req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: redactPath(req.url) }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
-      redact: { paths: ['req.headers', 'res.headers', '*.password', '*.client_secret', '*.token', '*.refresh_token', '*.code'], remove: true },
+      redact: {
+        paths: ['req.headers', 'res.headers', '*.password', '*.client_secret', '*.token', '*.refresh_token', '*.code'],
+        remove: true,
+      },
       customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : 'info'),
       customProps: (req: IncomingMessage) => {
         const tenant = tenantOfRequest(req);
         return tenant ? { tenant } : {};
       },
-      autoLogging: { ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/health/ready' || req.url === '/metrics' },
+      autoLogging: {
+        ignore: (req: IncomingMessage) => req.url === '/health/live' || req.url === '/health/ready' || req.url === '/metrics',
+      },
       ...(config.LOG_PRETTY && !destination ? { transport: { target: 'pino-pretty' } } : {}),
     }),
   });
 
-const withDestination = <T>(destination: DestinationStream | undefined, options: T): T | [T, DestinationStream] => (destination ? [options, destination] : options);
+const withDestination = <T>(destination: DestinationStream | undefined, options: T): T | [T, DestinationStream] =>
+  destination ? [options, destination] : options;
 
 @Module({})
 export class AppModule {
@@ -92,7 +97,17 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [loggerModule(deps.config, deps.logDestination)],
-      controllers: [OAuthController, LoginController, WellKnownController, HealthController, SamlController, ...SCIM_CONTROLLERS, ...ADMIN_CONTROLLERS, ...GATEWAY_CONTROLLERS, ...METRICS_CONTROLLERS],
+      controllers: [
+        OAuthController,
+        LoginController,
+        WellKnownController,
+        HealthController,
+        SamlController,
+        ...SCIM_CONTROLLERS,
+        ...ADMIN_CONTROLLERS,
+        ...GATEWAY_CONTROLLERS,
+        ...METRICS_CONTROLLERS,
+      ],
       providers: [
         { provide: AppConfig, useValue: deps.config },
         { provide: Database, useValue: deps.database },
@@ -137,7 +152,15 @@ export class AppModule {
         ...GATEWAY_PROVIDERS,
         ...METRICS_PROVIDERS,
       ],
-      exports: [TenantsService, BindingsService, ClientsService, NativeCredentialsService, SigningKeysService, TokenIssuerService, Database],
+      exports: [
+        TenantsService,
+        BindingsService,
+        ClientsService,
+        NativeCredentialsService,
+        SigningKeysService,
+        TokenIssuerService,
+        Database,
+      ],
     };
   }
 }

@@ -55,20 +55,31 @@ const logStream = (config: AppConfig, given?: pino.DestinationStream): LogStream
  * Builds the whole service: database (embedded when DATABASE_URL is unset), migrations, keys,
  * HTTP. Used by main.ts and by the end-to-end tests, so tests run exactly what production runs.
  */
-export async function createApp(config: AppConfig, opts: { listen?: boolean; logDestination?: pino.DestinationStream } = {}): Promise<RunningApp> {
+export async function createApp(
+  config: AppConfig,
+  opts: { listen?: boolean; logDestination?: pino.DestinationStream } = {},
+): Promise<RunningApp> {
   const stream = logStream(config, opts.logDestination);
-  const boot = stream ? pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } }, stream) : pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } });
+  const boot = stream
+    ? pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } }, stream)
+    : pino({ level: config.LOG_LEVEL, base: { component: 'bootstrap' } });
   // First: a taken port fails the start before anything is created (a WORKERS>1 primary checked it for its workers).
   if (opts.listen !== false && !cluster.isWorker) await assertHttpPortFree(config.PORT, config.HOST);
   const kek = loadKeyEncryptionKey(config);
   if (kek.source === 'generated')
-    boot.warn({ dataDir: config.DATA_DIR }, 'KEY_ENCRYPTION_KEY is unset: using a generated development key under DATA_DIR. Never do this in production.');
+    boot.warn(
+      { dataDir: config.DATA_DIR },
+      'KEY_ENCRYPTION_KEY is unset: using a generated development key under DATA_DIR. Never do this in production.',
+    );
 
   let embedded: EmbeddedDatabase | undefined;
   let url = config.DATABASE_URL;
   if (!url) {
     embedded = await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_POSTGRES_PORT, (m) => boot.warn(m));
-    boot.warn({ port: embedded.port, dataDir: config.DATA_DIR }, 'DATABASE_URL is unset: started an embedded PostgreSQL under DATA_DIR (development only).');
+    boot.warn(
+      { port: embedded.port, dataDir: config.DATA_DIR },
+      'DATABASE_URL is unset: started an embedded PostgreSQL under DATA_DIR (development only).',
+    );
     url = embedded.url;
   }
   const dataSource = createDataSource(url);
@@ -106,7 +117,10 @@ export async function createApp(config: AppConfig, opts: { listen?: boolean; log
     print: (text) => void (stream ?? process.stdout).write(text),
     flushLogs: () =>
       new Promise<void>((resolve) => {
-        if (typeof stream?.flush !== 'function') return resolve();
+        if (typeof stream?.flush !== 'function') {
+          resolve();
+          return;
+        }
         stream.flush(() => resolve());
       }),
     close: async () => {
@@ -123,7 +137,8 @@ const NEST_STARTUP_CONTEXTS = new Set(['NestFactory', 'InstanceLoader', 'RoutesR
 
 function quietStartup(logger: PinoNestLogger): LoggerService {
   return {
-    log: (message: unknown, ...rest: unknown[]) => (NEST_STARTUP_CONTEXTS.has(rest.at(-1) as string) ? logger.debug(message, ...rest) : logger.log(message, ...rest)),
+    log: (message: unknown, ...rest: unknown[]) =>
+      NEST_STARTUP_CONTEXTS.has(rest.at(-1) as string) ? logger.debug(message, ...rest) : logger.log(message, ...rest),
     error: (message: unknown, ...rest: unknown[]) => logger.error(message, ...rest),
     warn: (message: unknown, ...rest: unknown[]) => logger.warn(message, ...rest),
     debug: (message: unknown, ...rest: unknown[]) => logger.debug(message, ...rest),
@@ -139,12 +154,15 @@ async function startHttp(
   kek: Buffer,
   opts: { listen?: boolean; logDestination?: pino.DestinationStream },
 ): Promise<{ app: NestExpressApplication; listenUrl: string }> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, secretBox: new SecretBox(kek), logDestination: opts.logDestination }), {
-    bufferLogs: true,
-    bodyParser: false,
-    // The input guard checks the bytes the parsers decoded (they replace invalid UTF-8 silently).
-    rawBody: true,
-  });
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoot({ config, database, secretBox: new SecretBox(kek), logDestination: opts.logDestination }),
+    {
+      bufferLogs: true,
+      bodyParser: false,
+      // The input guard checks the bytes the parsers decoded (they replace invalid UTF-8 silently).
+      rawBody: true,
+    },
+  );
   app.useLogger(quietStartup(app.get(PinoNestLogger)));
   // First middleware: sees every response, including those ended by guards and body parsers (429s, 401s).
   app.use(app.get(MetricsService).httpMiddleware);
@@ -162,8 +180,18 @@ async function startHttp(
   // the adapter's own cap on a SAMLResponse, so the adapter (not a 413) decides; 64 kB elsewhere.
   const isForm = (req: IncomingMessage) => /^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
   const isSamlAcs = (req: IncomingMessage) => req.method === 'POST' && /^\/saml\/[^/?]+\/acs\/?(?:\?|$)/.test(req.url ?? '');
-  app.useBodyParser('urlencoded', { limit: '64kb', extended: false, parameterLimit: 100, type: (req: IncomingMessage) => isForm(req) && !isSamlAcs(req) });
-  app.useBodyParser('urlencoded', { limit: ACS_BODY_LIMIT_BYTES, extended: false, parameterLimit: 100, type: (req: IncomingMessage) => isForm(req) && isSamlAcs(req) });
+  app.useBodyParser('urlencoded', {
+    limit: '64kb',
+    extended: false,
+    parameterLimit: 100,
+    type: (req: IncomingMessage) => isForm(req) && !isSamlAcs(req),
+  });
+  app.useBodyParser('urlencoded', {
+    limit: ACS_BODY_LIMIT_BYTES,
+    extended: false,
+    parameterLimit: 100,
+    type: (req: IncomingMessage) => isForm(req) && isSamlAcs(req),
+  });
   // U+0000, invalid UTF-8 and lone surrogates in the URL, Basic credentials or body: refused here, for every route.
   app.use(inputGuardMiddleware);
   app.use(requestContextMiddleware);

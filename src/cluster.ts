@@ -38,7 +38,10 @@ export async function runPrimary(config: AppConfig): Promise<void> {
   await assertHttpPortFree(config.PORT, config.HOST);
   if (!config.DATABASE_URL) {
     embedded = await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_POSTGRES_PORT, (m) => log.warn(m));
-    log.warn({ port: embedded.port, dataDir: config.DATA_DIR }, 'DATABASE_URL is unset: started an embedded PostgreSQL under DATA_DIR (development only).');
+    log.warn(
+      { port: embedded.port, dataDir: config.DATA_DIR },
+      'DATABASE_URL is unset: started an embedded PostgreSQL under DATA_DIR (development only).',
+    );
     env['DATABASE_URL'] = embedded.url;
   }
   const aggregator = new AggregatorRegistry();

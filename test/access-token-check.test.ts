@@ -38,7 +38,9 @@ let userCount = 0;
 /** A fresh operator SUPER_ADMIN user and a login of it: its tokens reach userinfo and the admin API. */
 async function operatorLogin(client = bff) {
   const username = `root${++userCount}@ops.test`;
-  const userId = await app.app.get(NativeCredentialsService).createUser(operators.id, { username, password: PASSWORD, email: username, emailVerified: true, roles: ['SUPER_ADMIN'] });
+  const userId = await app.app
+    .get(NativeCredentialsService)
+    .createUser(operators.id, { username, password: PASSWORD, email: username, emailVerified: true, roles: ['SUPER_ADMIN'] });
   const { tokens } = await nativeLogin(app.url, client, app.config.OPERATOR_TENANT, username, PASSWORD, { scope: 'openid email profile' });
   return { userId, ...tokens };
 }
@@ -82,7 +84,11 @@ describe('a platform access token stops everywhere at once', () => {
   it('after its refresh token is revoked (RFC 7009)', async () => {
     const t = await operatorLogin();
     await expectAcceptedEverywhere(t.access_token);
-    const revoked = await postForm(`${app.url}/oauth2/revoke`, { token: t.refresh_token, client_id: bff.clientId, client_secret: bff.clientSecret });
+    const revoked = await postForm(`${app.url}/oauth2/revoke`, {
+      token: t.refresh_token,
+      client_id: bff.clientId,
+      client_secret: bff.clientSecret,
+    });
     expect(revoked.status).toBe(200);
     await expectRefusedEverywhere(t.access_token, 'refresh token revoked');
   });
@@ -110,7 +116,9 @@ describe('a platform access token stops everywhere at once', () => {
   });
 
   it('once its tenant is suspended through the admin API', async () => {
-    const { tenant } = await seedNativeTenant(app, `susp-${randomBytes(3).toString('hex')}`, [{ username: 'ann@susp.test', password: PASSWORD }]);
+    const { tenant } = await seedNativeTenant(app, `susp-${randomBytes(3).toString('hex')}`, [
+      { username: 'ann@susp.test', password: PASSWORD },
+    ]);
     const { tokens } = await nativeLogin(app.url, bff, tenant.slug, 'ann@susp.test', PASSWORD);
     expect((await userinfo(withBearer(tokens.access_token))).status).toBe(200);
     const suspend = await ops.call('PATCH', `/admin/v1/tenants/${tenant.id}`, { status: 'suspended' }, { 'if-match': '*' });
@@ -123,7 +131,9 @@ describe('a platform access token stops everywhere at once', () => {
 
   it('while its tenant is not active, even with its session untouched (suspended by hand in SQL), and again once it is', async () => {
     // The admin API also ends the tenant's sessions; this isolates the tenant check itself.
-    const { tenant } = await seedNativeTenant(app, `sql-${randomBytes(3).toString('hex')}`, [{ username: 'cy@sql.test', password: PASSWORD }]);
+    const { tenant } = await seedNativeTenant(app, `sql-${randomBytes(3).toString('hex')}`, [
+      { username: 'cy@sql.test', password: PASSWORD },
+    ]);
     const { tokens } = await nativeLogin(app.url, bff, tenant.slug, 'cy@sql.test', PASSWORD);
     expect((await userinfo(withBearer(tokens.access_token))).status).toBe(200);
     await app.database.query(`UPDATE tenants SET status = 'suspended' WHERE id = $1`, [tenant.id]);
@@ -166,8 +176,16 @@ describe('the Bearer token is read from the Authorization header only', () => {
     for (const res of [
       await adminList({}, `?access_token=${t.access_token}`),
       await userinfo({}, `?access_token=${t.access_token}`),
-      await fetch(`${app.url}/admin/v1/tenants`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access_token: t.access_token, slug: 'never-made', displayName: 'x' }) }),
-      await fetch(`${app.url}/admin/v1/tenants`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `access_token=${t.access_token}&slug=never-made&displayName=x` }),
+      await fetch(`${app.url}/admin/v1/tenants`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ access_token: t.access_token, slug: 'never-made', displayName: 'x' }),
+      }),
+      await fetch(`${app.url}/admin/v1/tenants`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `access_token=${t.access_token}&slug=never-made&displayName=x`,
+      }),
     ]) {
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer realm="auth-service"');
@@ -222,7 +240,10 @@ describe('time claims and claim shapes of a validly signed token', () => {
   it('refuses a lifetime longer than any this service issues', async () => {
     const t = await operatorLogin();
     const iat = now() - 10;
-    await expectRefusedEverywhere(await forge(t.access_token, (c) => ({ ...c, iat, exp: iat + app.config.ACCESS_TOKEN_TTL_SECONDS + 3600 })), 'lifetime too long');
+    await expectRefusedEverywhere(
+      await forge(t.access_token, (c) => ({ ...c, iat, exp: iat + app.config.ACCESS_TOKEN_TTL_SECONDS + 3600 })),
+      'lifetime too long',
+    );
   });
 
   it('refuses a token without iat', async () => {
@@ -256,7 +277,9 @@ describe('a client bound to a tenant only ever gets its own tenant', () => {
     a = (await seedNativeTenant(app, `bound-a-${randomBytes(2).toString('hex')}`, [{ username: 'ann@a.test', password: PASSWORD }])).tenant;
     b = (await seedNativeTenant(app, `bound-b-${randomBytes(2).toString('hex')}`, [{ username: 'bob@b.test', password: PASSWORD }])).tenant;
     const id = `bff-a-${randomBytes(3).toString('hex')}`;
-    const { secret } = await app.app.get(ClientsService).create({ id, name: 'A only', kind: 'bff', tenantId: a.id, redirectUris: ['http://127.0.0.1:9/a/callback'] });
+    const { secret } = await app.app
+      .get(ClientsService)
+      .create({ id, name: 'A only', kind: 'bff', tenantId: a.id, redirectUris: ['http://127.0.0.1:9/a/callback'] });
     boundA = { clientId: id, clientSecret: secret, redirectUri: 'http://127.0.0.1:9/a/callback' };
   });
 
@@ -278,12 +301,16 @@ describe('a client bound to a tenant only ever gets its own tenant', () => {
 
   it('refuses at the token endpoint a code and a refresh token of another tenant (the client was bound after they were issued)', async () => {
     const id = `bff-late-${randomBytes(3).toString('hex')}`;
-    const { secret } = await app.app.get(ClientsService).create({ id, name: 'Bound later', kind: 'bff', redirectUris: ['http://127.0.0.1:9/late/callback'] });
+    const { secret } = await app.app
+      .get(ClientsService)
+      .create({ id, name: 'Bound later', kind: 'bff', redirectUris: ['http://127.0.0.1:9/late/callback'] });
     const late: BffClient = { clientId: id, clientSecret: secret, redirectUri: 'http://127.0.0.1:9/late/callback' };
     const { tokens } = await nativeLogin(app.url, late, b.slug, 'bob@b.test', PASSWORD);
     // A second login stops at the code, to redeem it once the client is bound to A.
     const { verifier, challenge } = pkcePair();
-    const start = await get(authorizeUrl(app.url, late, { org: b.slug, state: 's2', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const start = await get(
+      authorizeUrl(app.url, late, { org: b.slug, state: 's2', code_challenge: challenge, code_challenge_method: 'S256' }),
+    );
     const { submitNativeLogin } = await import('./support/bff.js');
     const done = await submitNativeLogin(app.url, start.headers.get('location')!, 'bob@b.test', PASSWORD);
     const code = new URL(done.headers.get('location')!).searchParams.get('code')!;
@@ -291,7 +318,12 @@ describe('a client bound to a tenant only ever gets its own tenant', () => {
     await app.database.query(`UPDATE clients SET tenant_id = $2 WHERE id = $1`, [id, a.id]);
     app.database.rowsChanged('clients');
 
-    const redeemed = await tokenRequest(app.url, late, { grant_type: 'authorization_code', code, redirect_uri: late.redirectUri, code_verifier: verifier });
+    const redeemed = await tokenRequest(app.url, late, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: late.redirectUri,
+      code_verifier: verifier,
+    });
     expect(redeemed.status).toBe(400);
     expect(await redeemed.json()).toMatchObject({ error: 'invalid_grant' });
     const refreshed = await tokenRequest(app.url, late, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
@@ -305,7 +337,9 @@ describe('a client bound to a tenant only ever gets its own tenant', () => {
 describe('logout validates before it changes anything', () => {
   it('a refused RP-initiated logout (post_logout_redirect_uri not registered) leaves the session live', async () => {
     const t = await operatorLogin();
-    const res = await getJson(`${app.url}/oauth2/logout?id_token_hint=${t.id_token}&post_logout_redirect_uri=${encodeURIComponent('https://evil.example/')}`);
+    const res = await getJson(
+      `${app.url}/oauth2/logout?id_token_hint=${t.id_token}&post_logout_redirect_uri=${encodeURIComponent('https://evil.example/')}`,
+    );
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_request' });
     await expectAcceptedEverywhere(t.access_token);
@@ -325,7 +359,9 @@ describe('logout validates before it changes anything', () => {
     const t = await operatorLogin();
     const { kid, key } = app.app.get(SigningKeysService).currentSigner();
     for (const change of [{ sid: 'not-a-session' }, { tid: 'not-a-tenant' }]) {
-      const hint = await new SignJWT({ ...decodeJwt(t.id_token), ...change }).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid }).sign(key);
+      const hint = await new SignJWT({ ...decodeJwt(t.id_token), ...change })
+        .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid })
+        .sign(key);
       const res = await getJson(`${app.url}/oauth2/logout?id_token_hint=${hint}`);
       expect(res.status, JSON.stringify(change)).toBe(400);
       expect(await res.json()).toMatchObject({ error: 'invalid_request' });

@@ -26,10 +26,16 @@ interface RouteInfo {
 
 /** Every route the running app serves, read from the HTTP server's router. */
 function servedRoutes(): RouteInfo[] {
-  const express = app.app.getHttpAdapter().getInstance() as { router: { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> } };
+  const express = app.app.getHttpAdapter().getInstance() as {
+    router: { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> };
+  };
   return express.router.stack
     .filter((l) => l.route)
-    .flatMap((l) => Object.keys(l.route!.methods).filter((m) => m !== '_all').map((m) => ({ method: m.toUpperCase(), path: l.route!.path })));
+    .flatMap((l) =>
+      Object.keys(l.route!.methods)
+        .filter((m) => m !== '_all')
+        .map((m) => ({ method: m.toUpperCase(), path: l.route!.path })),
+    );
 }
 
 const json = async <T = Record<string, unknown>>(res: Response) => (await res.json()) as T;
@@ -51,7 +57,11 @@ describe('admin authentication', () => {
     expect(routes.length).toBeGreaterThanOrEqual(18);
     for (const r of routes) {
       const path = r.path.replace(/(?<!\\):(\w+)/g, '00000000-0000-4000-8000-000000000000').replace(/\\/g, '');
-      const res = await fetch(`${app.url}${path}`, { method: r.method, headers: { 'content-type': 'application/json' }, body: r.method === 'GET' ? undefined : '{}' });
+      const res = await fetch(`${app.url}${path}`, {
+        method: r.method,
+        headers: { 'content-type': 'application/json' },
+        body: r.method === 'GET' ? undefined : '{}',
+      });
       expect(res.status, `${r.method} ${r.path}`).toBe(401);
       expect(res.headers.get('content-type')).toMatch(/problem\+json/);
     }
@@ -59,16 +69,36 @@ describe('admin authentication', () => {
 
   it('refuses a tenant SUPER_ADMIN or admin-scoped client that is not of the operator tenant (403)', async () => {
     const tenant = await app.app.get(TenantsService).create('customer-x', 'Customer X');
-    const { secret } = await app.app.get(ClientsService).create({ id: 'customer-x-job', name: 'x', kind: 'machine', tenantId: tenant.id, scopes: ['admin'] });
-    const tok = (await json<{ access_token: string }>(await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials', scope: 'admin' }, { headers: { authorization: basic('customer-x-job', secret) } }))).access_token;
+    const { secret } = await app.app
+      .get(ClientsService)
+      .create({ id: 'customer-x-job', name: 'x', kind: 'machine', tenantId: tenant.id, scopes: ['admin'] });
+    const tok = (
+      await json<{ access_token: string }>(
+        await postForm(
+          `${app.url}/oauth2/token`,
+          { grant_type: 'client_credentials', scope: 'admin' },
+          { headers: { authorization: basic('customer-x-job', secret) } },
+        ),
+      )
+    ).access_token;
     const res = await fetch(`${app.url}/admin/v1/tenants`, { headers: { authorization: `Bearer ${tok}` } });
     expect(res.status).toBe(403);
   });
 
   it('refuses an operator machine client without the admin scope, and a garbage token', async () => {
     const ops = (await app.app.get(TenantsService).findActiveBySlug('operators'))!;
-    const { secret } = await app.app.get(ClientsService).create({ id: 'ops-reader', name: 'r', kind: 'machine', tenantId: ops.id, scopes: ['read'] });
-    const tok = (await json<{ access_token: string }>(await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials' }, { headers: { authorization: basic('ops-reader', secret) } }))).access_token;
+    const { secret } = await app.app
+      .get(ClientsService)
+      .create({ id: 'ops-reader', name: 'r', kind: 'machine', tenantId: ops.id, scopes: ['read'] });
+    const tok = (
+      await json<{ access_token: string }>(
+        await postForm(
+          `${app.url}/oauth2/token`,
+          { grant_type: 'client_credentials' },
+          { headers: { authorization: basic('ops-reader', secret) } },
+        ),
+      )
+    ).access_token;
     expect((await fetch(`${app.url}/admin/v1/tenants`, { headers: { authorization: `Bearer ${tok}` } })).status).toBe(403);
     expect((await fetch(`${app.url}/admin/v1/tenants`, { headers: { authorization: 'Bearer not.a.jwt' } })).status).toBe(401);
   });
@@ -112,12 +142,18 @@ describe('bindings: staged activation, preview, rollback', () => {
   it('onboards a native tenant: draft → test login → activate → a user logs in through the BFF flow', async () => {
     const t = await createTenant('onboard');
     const tenant = (await app.app.get(TenantsService).findById(t.id))!;
-    await app.app.get(NativeCredentialsService).createUser(tenant.id, { username: 'ann@onboard.test', password: PASSWORD, email: 'ann@onboard.test' });
+    await app.app
+      .get(NativeCredentialsService)
+      .createUser(tenant.id, { username: 'ann@onboard.test', password: PASSWORD, email: 'ann@onboard.test' });
 
     const unknownKind = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'ldap' });
     expect(unknownKind.status).toBe(400);
 
-    const created = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native', claimMapping: { defaultRoles: ['V1'] }, secrets: { pepper: 'never-echo-me' } });
+    const created = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, {
+      kind: 'native',
+      claimMapping: { defaultRoles: ['V1'] },
+      secrets: { pepper: 'never-echo-me' },
+    });
     expect(created.status).toBe(201);
     const text = await created.text();
     expect(text).not.toContain('never-echo-me');
@@ -127,10 +163,14 @@ describe('bindings: staged activation, preview, rollback', () => {
 
     // A draft serves no logins.
     const { challenge } = pkcePair();
-    const early = await get(authorizeUrl(app.url, bff, { org: 'onboard', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const early = await get(
+      authorizeUrl(app.url, bff, { org: 'onboard', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }),
+    );
     expect(new URL(early.headers.get('location')!).searchParams.get('error')).toBe('temporarily_unavailable');
 
-    const refused = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${binding.id}/activate`, undefined, { 'if-match': `"v${binding.version}"` });
+    const refused = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${binding.id}/activate`, undefined, {
+      'if-match': `"v${binding.version}"`,
+    });
     expect(refused.status).toBe(409);
     expect((await json(refused))['title']).toBe('Test login required');
 
@@ -144,16 +184,26 @@ describe('bindings: staged activation, preview, rollback', () => {
     );
     expect(preview).toMatchObject({ source: 'test-login', platformClaims: { roles: ['V1'], org: 'onboard' } });
 
-    const activated = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${binding.id}/activate`, undefined, { 'if-match': `"v${binding.version}"` });
+    const activated = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${binding.id}/activate`, undefined, {
+      'if-match': `"v${binding.version}"`,
+    });
     expect(activated.status).toBe(200);
     expect((await json(activated))['status']).toBe('active');
 
     const { tokens } = await nativeLogin(app.url, bff, 'onboard', 'ann@onboard.test', PASSWORD);
-    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ org: 'onboard', roles: ['V1'] });
+    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({
+      org: 'onboard',
+      roles: ['V1'],
+    });
 
     // A change to the active binding becomes a new draft; logins keep the active one until activation.
     const current = await json<{ version: number }>(await admin.call('GET', `/admin/v1/tenants/${t.id}/bindings/${binding.id}`));
-    const changed = await admin.call('PATCH', `/admin/v1/tenants/${t.id}/bindings/${binding.id}`, { claimMapping: { defaultRoles: ['V2'] } }, { 'if-match': `"v${current.version}"` });
+    const changed = await admin.call(
+      'PATCH',
+      `/admin/v1/tenants/${t.id}/bindings/${binding.id}`,
+      { claimMapping: { defaultRoles: ['V2'] } },
+      { 'if-match': `"v${current.version}"` },
+    );
     expect(changed.status).toBe(201);
     const draft = await json<{ id: string; version: number; status: string }>(changed);
     expect(draft.status).toBe('draft');
@@ -162,7 +212,13 @@ describe('bindings: staged activation, preview, rollback', () => {
 
     const test2 = await json<{ url: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${draft.id}/test-login`));
     expect((await loginThroughForm(test2.url.replace(app.config.issuer, app.url), 'ann@onboard.test')).status).toBe(302);
-    expect((await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${draft.id}/activate`, undefined, { 'if-match': `"v${draft.version}"` })).status).toBe(200);
+    expect(
+      (
+        await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${draft.id}/activate`, undefined, {
+          'if-match': `"v${draft.version}"`,
+        })
+      ).status,
+    ).toBe(200);
     const v2 = await nativeLogin(app.url, bff, 'onboard', 'ann@onboard.test', PASSWORD);
     expect(JSON.parse(Buffer.from(v2.tokens.access_token.split('.')[1]!, 'base64url').toString())['roles']).toEqual(['V2']);
 
@@ -173,20 +229,36 @@ describe('bindings: staged activation, preview, rollback', () => {
     const back = await nativeLogin(app.url, bff, 'onboard', 'ann@onboard.test', PASSWORD);
     expect(JSON.parse(Buffer.from(back.tokens.access_token.split('.')[1]!, 'base64url').toString())['roles']).toEqual(['V1']);
 
-    const health = await json<{ lastLoginSucceededAt: string | null }>(await admin.call('GET', `/admin/v1/tenants/${t.id}/bindings/${binding.id}/health`));
+    const health = await json<{ lastLoginSucceededAt: string | null }>(
+      await admin.call('GET', `/admin/v1/tenants/${t.id}/bindings/${binding.id}/health`),
+    );
     expect(health.lastLoginSucceededAt).not.toBeNull();
   });
 
   it('previews a mapping on a sample identity without issuing anything', async () => {
     const t = await createTenant('preview');
     const b = await json<{ id: string }>(
-      await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native', claimMapping: { roles: [{ claim: 'groups', value: 'MY_PROJECT_SUPER_ADMIN', role: 'SUPER_ADMIN' }] } }),
+      await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, {
+        kind: 'native',
+        claimMapping: { roles: [{ claim: 'groups', value: 'MY_PROJECT_SUPER_ADMIN', role: 'SUPER_ADMIN' }] },
+      }),
     );
-    const res = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/mapping:preview`, { claims: { email: 'X@Y.test', email_verified: true, groups: ['MY_PROJECT_SUPER_ADMIN', 'OTHER'], secret_thing: 1 } });
+    const res = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/mapping:preview`, {
+      claims: { email: 'X@Y.test', email_verified: true, groups: ['MY_PROJECT_SUPER_ADMIN', 'OTHER'], secret_thing: 1 },
+    });
     expect(res.status).toBe(200);
     expect(await json(res)).toEqual({
       source: 'sample',
-      platformClaims: { tid: t.id, org: 'preview', email: 'x@y.test', email_verified: true, name: null, roles: ['SUPER_ADMIN'], idp: 'native', idp_sub: 'sample-subject' },
+      platformClaims: {
+        tid: t.id,
+        org: 'preview',
+        email: 'x@y.test',
+        email_verified: true,
+        name: null,
+        roles: ['SUPER_ADMIN'],
+        idp: 'native',
+        idp_sub: 'sample-subject',
+      },
       droppedClaims: ['secret_thing'],
     });
   });
@@ -194,7 +266,14 @@ describe('bindings: staged activation, preview, rollback', () => {
 
 describe('clients, keys, audit, delete', () => {
   it('creates a client showing its secret once, lists without it, and disables it', async () => {
-    const created = await json<{ id: string; clientSecret: string }>(await admin.call('POST', '/admin/v1/clients', { id: 'spa-bff', name: 'SPA BFF', kind: 'bff', redirectUris: ['https://app.example/cb'] }));
+    const created = await json<{ id: string; clientSecret: string }>(
+      await admin.call('POST', '/admin/v1/clients', {
+        id: 'spa-bff',
+        name: 'SPA BFF',
+        kind: 'bff',
+        redirectUris: ['https://app.example/cb'],
+      }),
+    );
     expect(created.clientSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(await (await admin.call('GET', '/admin/v1/clients/spa-bff')).text()).not.toContain(created.clientSecret);
     expect((await admin.call('DELETE', '/admin/v1/clients/spa-bff')).status).toBe(204);
@@ -202,7 +281,9 @@ describe('clients, keys, audit, delete', () => {
   });
 
   it('rotates the signing key through the API', async () => {
-    const key = await json<{ kid: string; status: string }>(await admin.call('POST', '/admin/v1/signing-keys/rotate', { publishDelaySeconds: 3600 }));
+    const key = await json<{ kid: string; status: string }>(
+      await admin.call('POST', '/admin/v1/signing-keys/rotate', { publishDelaySeconds: 3600 }),
+    );
     expect(key.status).toBe('pending');
     const jwks = await json<{ keys: Array<{ kid: string }> }>(await fetch(`${app.url}/.well-known/jwks.json`));
     expect(jwks.keys.map((k) => k.kid)).toContain(key.kid);
@@ -210,7 +291,9 @@ describe('clients, keys, audit, delete', () => {
 
   it('soft-deletes a tenant: logins stop at once, the audit trail records who did it', async () => {
     const t = await createTenant('leaving');
-    const b = await json<{ id: string; version: number }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native' }));
+    const b = await json<{ id: string; version: number }>(
+      await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native' }),
+    );
     const tenant = (await app.app.get(TenantsService).findById(t.id))!;
     await app.app.get(NativeCredentialsService).createUser(tenant.id, { username: 'lee@leaving.test', password: PASSWORD });
     const test = await json<{ url: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/test-login`));
@@ -220,17 +303,27 @@ describe('clients, keys, audit, delete', () => {
 
     expect((await admin.call('DELETE', `/admin/v1/tenants/${t.id}`)).status).toBe(204);
     const { challenge } = pkcePair();
-    const after = await get(authorizeUrl(app.url, bff, { org: 'leaving', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const after = await get(
+      authorizeUrl(app.url, bff, { org: 'leaving', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }),
+    );
     expect(new URL(after.headers.get('location')!).searchParams.get('error')).toBe('unknown_organization');
-    const refresh = await postForm(`${app.url}/oauth2/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, { headers: { authorization: basic(bff.clientId, bff.clientSecret) } });
+    const refresh = await postForm(
+      `${app.url}/oauth2/token`,
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token },
+      { headers: { authorization: basic(bff.clientId, bff.clientSecret) } },
+    );
     expect(refresh.status).toBe(400);
 
-    const events = await json<{ items: Array<{ action: string; actor: string }>; nextCursor: string | null }>(await admin.call('GET', `/admin/v1/audit-events?tenantId=${t.id}&limit=2`));
+    const events = await json<{ items: Array<{ action: string; actor: string }>; nextCursor: string | null }>(
+      await admin.call('GET', `/admin/v1/audit-events?tenantId=${t.id}&limit=2`),
+    );
     expect(events.items).toHaveLength(2);
     expect(events.items[0]).toMatchObject({ action: 'tenant.deleted' });
     expect(events.items[0]!.actor).toMatch(/^client:ops-/);
     expect(events.nextCursor).not.toBeNull();
-    const page2 = await json<{ items: Array<{ action: string }> }>(await admin.call('GET', `/admin/v1/audit-events?tenantId=${t.id}&cursor=${events.nextCursor}`));
+    const page2 = await json<{ items: Array<{ action: string }> }>(
+      await admin.call('GET', `/admin/v1/audit-events?tenantId=${t.id}&cursor=${events.nextCursor}`),
+    );
     expect(page2.items.map((e) => e.action)).toContain('tenant.created');
   });
 });
@@ -245,7 +338,12 @@ describe('OpenAPI', () => {
     const undocumented = new Set(['GET /oauth2/token']);
     const served = new Set(
       servedRoutes()
-        .filter((r) => ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method) && !hidden.test(r.path) && !undocumented.has(`${r.method} ${r.path}`))
+        .filter(
+          (r) =>
+            ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method) &&
+            !hidden.test(r.path) &&
+            !undocumented.has(`${r.method} ${r.path}`),
+        )
         .map((r) => `${r.method} ${r.path.replace(/(?<!\\):(\w+)/g, '{$1}').replace(/\\/g, '')}`),
     );
     expect([...served].filter((r) => !documented.has(r)).sort()).toEqual([]);

@@ -36,7 +36,7 @@ describe('GET /admin/v1/audit-events ordering', () => {
     }
     const [{ count }] = await app.database.tx(async (m) => {
       await m.query(`SELECT set_config('app.audit_reader', 'on', true)`);
-      return (await m.query(`SELECT count(*)::int AS count FROM audit_events`)) as Array<{ count: number }>;
+      return await m.query<[{ count: number }]>(`SELECT count(*)::int AS count FROM audit_events`);
     });
 
     const pages: AuditPage['items'][] = [];

@@ -40,7 +40,8 @@ afterAll(async () => {
 });
 
 const json = async <T = Record<string, unknown>>(res: Response) => (await res.json()) as T;
-const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { sub: string; roles: string[]; tid: string };
+const claimsOf = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { sub: string; roles: string[]; tid: string };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface AuditEvent {
@@ -91,9 +92,10 @@ const actorOf = (caller: AdminClient) => claimsOf(caller.token).sub;
 async function exactTimes(ids: string[]): Promise<Record<string, string>> {
   const rows = await app.database.tx(async (m) => {
     await m.query(`SELECT set_config('app.audit_reader', 'on', true)`);
-    return (await m.query(`SELECT id::text, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at FROM audit_events WHERE id = ANY($1::bigint[])`, [
-      ids,
-    ])) as Array<{ id: string; at: string }>;
+    return await m.query<Array<{ id: string; at: string }>>(
+      `SELECT id::text, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at FROM audit_events WHERE id = ANY($1::bigint[])`,
+      [ids],
+    );
   });
   return Object.fromEntries(rows.map((r) => [r.id, r.at]));
 }
@@ -169,11 +171,18 @@ describe('audit events: filters and cursor paging', () => {
 describe('audit trail of every admin change', () => {
   it('stamps each audit event with the id of the request that made the change', async () => {
     const requestId = `audit-${randomBytes(6).toString('hex')}`;
-    const res = await admin.call('POST', '/admin/v1/tenants', { slug: `req-${randomBytes(3).toString('hex')}`, displayName: 'Request id' }, { 'x-request-id': requestId });
+    const res = await admin.call(
+      'POST',
+      '/admin/v1/tenants',
+      { slug: `req-${randomBytes(3).toString('hex')}`, displayName: 'Request id' },
+      { 'x-request-id': requestId },
+    );
     expect(res.status).toBe(201);
     expect(res.headers.get('x-request-id')).toBe(requestId);
     const { id } = await json<{ id: string }>(res);
-    const rows = (await app.database.tenantTx(id, (m) => m.query(`SELECT action, request_id FROM audit_events WHERE tenant_id = $1`, [id]))) as Array<{ action: string; request_id: string | null }>;
+    const rows = await app.database.tenantTx<Array<{ action: string; request_id: string | null }>>(id, (m) =>
+      m.query(`SELECT action, request_id FROM audit_events WHERE tenant_id = $1`, [id]),
+    );
     expect(rows).toContainEqual({ action: 'tenant.created', request_id: requestId });
   });
 
@@ -185,23 +194,49 @@ describe('audit trail of every admin change', () => {
     expect(renamed.status).toBe(200);
 
     const created = await json<{ id: string; version: number }>(
-      await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native', claimMapping: { defaultRoles: ['V1'] }, secrets: { clientSecret: BINDING_SECRET } }),
+      await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, {
+        kind: 'native',
+        claimMapping: { defaultRoles: ['V1'] },
+        secrets: { clientSecret: BINDING_SECRET },
+      }),
     );
-    const updated = await admin.call('PATCH', `/admin/v1/tenants/${t.id}/bindings/${created.id}`, { claimMapping: { defaultRoles: ['V2'] } }, { 'if-match': `"v${created.version}"` });
+    const updated = await admin.call(
+      'PATCH',
+      `/admin/v1/tenants/${t.id}/bindings/${created.id}`,
+      { claimMapping: { defaultRoles: ['V2'] } },
+      { 'if-match': `"v${created.version}"` },
+    );
     expect(updated.status).toBe(200);
     const draft = await json<{ version: number }>(updated);
     await app.app.get(NativeCredentialsService).createUser(t.id, { username: 'amy@audited.test', password: PASSWORD });
     const test = await json<{ url: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${created.id}/test-login`));
     expect((await submitNativeLogin(app.url, test.url.replace(app.config.issuer, app.url), 'amy@audited.test', PASSWORD)).status).toBe(302);
-    const activated = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${created.id}/activate`, undefined, { 'if-match': `"v${draft.version}"` });
+    const activated = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${created.id}/activate`, undefined, {
+      'if-match': `"v${draft.version}"`,
+    });
     expect(activated.status).toBe(200);
     const active = await json<{ version: number }>(activated);
-    expect((await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${created.id}/retire`, undefined, { 'if-match': `"v${active.version}"` })).status).toBe(200);
+    expect(
+      (
+        await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${created.id}/retire`, undefined, {
+          'if-match': `"v${active.version}"`,
+        })
+      ).status,
+    ).toBe(200);
     expect((await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/rollback`)).status).toBe(200);
 
-    const scimToken = await json<{ id: string; token: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/scim-tokens`, { name: 'Entra' }));
+    const scimToken = await json<{ id: string; token: string }>(
+      await admin.call('POST', `/admin/v1/tenants/${t.id}/scim-tokens`, { name: 'Entra' }),
+    );
     expect((await admin.call('DELETE', `/admin/v1/tenants/${t.id}/scim-tokens/${scimToken.id}`)).status).toBe(204);
-    const client = await json<{ id: string; clientSecret: string }>(await admin.call('POST', '/admin/v1/clients', { id: `audited-job-${randomBytes(2).toString('hex')}`, name: 'Job', kind: 'machine', tenantId: t.id }));
+    const client = await json<{ id: string; clientSecret: string }>(
+      await admin.call('POST', '/admin/v1/clients', {
+        id: `audited-job-${randomBytes(2).toString('hex')}`,
+        name: 'Job',
+        kind: 'machine',
+        tenantId: t.id,
+      }),
+    );
     expect((await admin.call('DELETE', `/admin/v1/clients/${client.id}`)).status).toBe(204);
     const key = await json<{ kid: string }>(await admin.call('POST', '/admin/v1/signing-keys/rotate', { publishDelaySeconds: 3600 }));
     expect((await admin.call('DELETE', `/admin/v1/tenants/${t.id}`)).status).toBe(204);
@@ -216,7 +251,12 @@ describe('audit trail of every admin change', () => {
     const tenantUpdate = one('tenant.updated', t.id);
     expect(tenantUpdate.before).toMatchObject({ displayName: 'audited Ltd', version: 1 });
     expect(tenantUpdate.after).toMatchObject({ displayName: 'Audited Renamed', version: 2 });
-    expect(one('binding.created', created.id).after).toMatchObject({ id: created.id, status: 'draft', secretFields: ['clientSecret'], claimMapping: { defaultRoles: ['V1'] } });
+    expect(one('binding.created', created.id).after).toMatchObject({
+      id: created.id,
+      status: 'draft',
+      secretFields: ['clientSecret'],
+      claimMapping: { defaultRoles: ['V1'] },
+    });
     const bindingUpdate = one('binding.updated', created.id);
     expect(bindingUpdate.before).toMatchObject({ claimMapping: { defaultRoles: ['V1'] } });
     expect(bindingUpdate.after).toMatchObject({ claimMapping: { defaultRoles: ['V2'] }, secretFields: ['clientSecret'] });
@@ -245,7 +285,9 @@ describe('tenant suspend and resume through the admin API', () => {
     const before = await nativeLogin(app.url, bff, 'pausable', 'pat@pausable.test', PASSWORD);
     // A sign-in already on the login form when the tenant is suspended.
     const { challenge } = pkcePair();
-    const inFlight = await get(authorizeUrl(app.url, bff, { org: 'pausable', state: 'in-flight', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const inFlight = await get(
+      authorizeUrl(app.url, bff, { org: 'pausable', state: 'in-flight', code_challenge: challenge, code_challenge_method: 'S256' }),
+    );
     expect(inFlight.status).toBe(302);
     const formUrl = inFlight.headers.get('location')!;
     expect(formUrl).toMatch(/\/login\/native\//);
@@ -256,7 +298,9 @@ describe('tenant suspend and resume through the admin API', () => {
     expect(await json(await admin.call('GET', `/admin/v1/tenants/${tenant.id}`))).toMatchObject({ status: 'suspended' });
 
     const { challenge: c2 } = pkcePair();
-    const refused = await get(authorizeUrl(app.url, bff, { org: 'pausable', state: 's', code_challenge: c2, code_challenge_method: 'S256' }));
+    const refused = await get(
+      authorizeUrl(app.url, bff, { org: 'pausable', state: 's', code_challenge: c2, code_challenge_method: 'S256' }),
+    );
     expect(refused.status).toBe(302);
     expect(new URL(refused.headers.get('location')!).searchParams.get('error')).toBe('unknown_organization');
     await expect(nativeLogin(app.url, bff, 'pausable', 'pat@pausable.test', PASSWORD)).rejects.toThrow();
@@ -272,10 +316,14 @@ describe('tenant suspend and resume through the admin API', () => {
     const after = await nativeLogin(app.url, bff, 'pausable', 'pat@pausable.test', PASSWORD);
     expect(claimsOf(after.tokens.access_token)).toMatchObject({ tid: tenant.id });
     // Sessions ended by the suspension stay ended.
-    expect((await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: before.tokens.refresh_token })).status).toBe(400);
+    expect((await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: before.tokens.refresh_token })).status).toBe(
+      400,
+    );
 
     const trail = await audit({ tenantId: tenant.id, action: 'tenant.updated' });
-    expect(trail.items.map((e) => [(e.data['before'] as { status: string }).status, (e.data['after'] as { status: string }).status])).toEqual([
+    expect(
+      trail.items.map((e) => [(e.data['before'] as { status: string }).status, (e.data['after'] as { status: string }).status]),
+    ).toEqual([
       ['suspended', 'active'],
       ['active', 'suspended'],
     ]);
@@ -285,8 +333,12 @@ describe('tenant suspend and resume through the admin API', () => {
 describe('SCIM tokens: list shows prefix and last use', () => {
   it('lists each token by its prefix, with lastUsedAt set once a SCIM request used it', async () => {
     const t = await createTenant('scim-last-use');
-    const used = await json<{ id: string; token: string; prefix: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/scim-tokens`, { name: 'Used' }));
-    const idle = await json<{ id: string; token: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/scim-tokens`, { name: 'Idle' }));
+    const used = await json<{ id: string; token: string; prefix: string }>(
+      await admin.call('POST', `/admin/v1/tenants/${t.id}/scim-tokens`, { name: 'Used' }),
+    );
+    const idle = await json<{ id: string; token: string }>(
+      await admin.call('POST', `/admin/v1/tenants/${t.id}/scim-tokens`, { name: 'Idle' }),
+    );
     type Info = { id: string; name: string; prefix: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null };
     const list = async () => {
       const res = await admin.call('GET', `/admin/v1/tenants/${t.id}/scim-tokens`);
@@ -295,7 +347,10 @@ describe('SCIM tokens: list shows prefix and last use', () => {
       return new Map((JSON.parse(text) as { items: Info[] }).items.map((i) => [i.id, i]));
     };
     const fresh = await list();
-    for (const [id, token] of [[used.id, used.token], [idle.id, idle.token]] as const) {
+    for (const [id, token] of [
+      [used.id, used.token],
+      [idle.id, idle.token],
+    ] as const) {
       const info = fresh.get(id)!;
       expect(info.prefix).toMatch(/^st_[0-9a-f]{32}_[A-Za-z0-9_-]{6}$/);
       expect(token.startsWith(info.prefix)).toBe(true);
@@ -322,14 +377,37 @@ describe('SAML binding from metadata', () => {
     `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#"${entityId === undefined ? '' : ` entityID="${entityId}"`}>` +
     `<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">` +
     `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>` +
-    ssoBindings.map((b) => `<md:SingleSignOnService Binding="${b}" Location="https://idp.initech.example/sso/${b === REDIRECT ? 'redirect' : 'post'}"/>`).join('') +
+    ssoBindings
+      .map(
+        (b) =>
+          `<md:SingleSignOnService Binding="${b}" Location="https://idp.initech.example/sso/${b === REDIRECT ? 'redirect' : 'post'}"/>`,
+      )
+      .join('') +
     `</md:IDPSSODescriptor></md:EntityDescriptor>`;
   const saml = (xml: string) => ({ kind: 'saml', config: { idpMetadataXml: xml }, claimMapping: { defaultRoles: ['MEMBER'] } });
 
   beforeAll(() => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(workDir, 'idp.key'), '-out', join(workDir, 'idp.crt'), '-days', '365', '-subj', '/CN=idp.initech.example'], {
-      stdio: 'ignore',
-    });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(workDir, 'idp.key'),
+        '-out',
+        join(workDir, 'idp.crt'),
+        '-days',
+        '365',
+        '-subj',
+        '/CN=idp.initech.example',
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
     cert = readFileSync(join(workDir, 'idp.crt'), 'utf8').replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
   });
 
@@ -354,9 +432,16 @@ describe('SAML binding from metadata', () => {
     expect(await bindings()).toEqual([]);
 
     // The same metadata with both is accepted: the refusals above are about those two elements.
-    const ok = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, saml(metadata('https://idp.initech.example/saml', [POST, REDIRECT])));
+    const ok = await admin.call(
+      'POST',
+      `/admin/v1/tenants/${t.id}/bindings`,
+      saml(metadata('https://idp.initech.example/saml', [POST, REDIRECT])),
+    );
     expect(ok.status, await ok.clone().text()).toBe(201);
-    expect((await json<{ config: Record<string, unknown> }>(ok)).config).toMatchObject({ idpEntityId: 'https://idp.initech.example/saml', idpSsoUrl: 'https://idp.initech.example/sso/redirect' });
+    expect((await json<{ config: Record<string, unknown> }>(ok)).config).toMatchObject({
+      idpEntityId: 'https://idp.initech.example/saml',
+      idpSsoUrl: 'https://idp.initech.example/sso/redirect',
+    });
     expect(await bindings()).toHaveLength(1);
   });
 });
@@ -369,7 +454,12 @@ describe('admin authentication with a platform JWT of an operator user', () => {
     await app.app.get(BindingsService).create(operators, { kind: 'native' });
     const creds = app.app.get(NativeCredentialsService);
     await creds.createUser(operators.id, { username: 'root@ops.test', password: PASSWORD, email: 'root@ops.test', roles: ['SUPER_ADMIN'] });
-    await creds.createUser(operators.id, { username: 'support@ops.test', password: PASSWORD, email: 'support@ops.test', roles: ['SUPPORT'] });
+    await creds.createUser(operators.id, {
+      username: 'support@ops.test',
+      password: PASSWORD,
+      email: 'support@ops.test',
+      roles: ['SUPPORT'],
+    });
     await seedNativeTenant(app, 'customer-y', [{ username: 'boss@customer-y.test', password: PASSWORD, roles: ['SUPER_ADMIN'] }]);
 
     const rootToken = (await nativeLogin(app.url, bff, app.config.OPERATOR_TENANT, 'root@ops.test', PASSWORD)).tokens.access_token;
@@ -380,7 +470,11 @@ describe('admin authentication with a platform JWT of an operator user', () => {
     expect(claimsOf(customerToken).roles).toEqual(['SUPER_ADMIN']);
 
     const call = (token: string, method: string, path: string, body?: unknown) =>
-      fetch(`${app.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      fetch(`${app.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
 
     expect((await call(rootToken, 'GET', '/admin/v1/tenants')).status).toBe(200);
     const created = await call(rootToken, 'POST', '/admin/v1/tenants', { slug: 'made-by-user', displayName: 'Made by a user' });
@@ -389,12 +483,15 @@ describe('admin authentication with a platform JWT of an operator user', () => {
     const [event] = (await audit({ tenantId: id, action: 'tenant.created' })).items;
     expect(event!.actor).toBe(`user:${claimsOf(rootToken).sub}`);
 
-    for (const [who, token] of [['operator without SUPER_ADMIN', supportToken], ['customer SUPER_ADMIN', customerToken]] as const) {
+    for (const [who, token] of [
+      ['operator without SUPER_ADMIN', supportToken],
+      ['customer SUPER_ADMIN', customerToken],
+    ] as const) {
       const list = await call(token, 'GET', '/admin/v1/tenants');
       expect(list.status, who).toBe(403);
       expect(list.headers.get('content-type'), who).toMatch(/problem\+json/);
       expect((await call(token, 'POST', '/admin/v1/tenants', { slug: `refused-${who.length}`, displayName: 'no' })).status, who).toBe(403);
-      expect((await tenants.findActiveBySlug(`refused-${who.length}`)), who).toBeUndefined();
+      expect(await tenants.findActiveBySlug(`refused-${who.length}`), who).toBeUndefined();
     }
   });
 });

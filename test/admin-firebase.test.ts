@@ -27,7 +27,10 @@ const json = async <T = Record<string, unknown>>(res: Response) => (await res.js
 describe('Firebase legacy through the admin API', () => {
   it('refuses a firebase_legacy binding for a tenant that never had one (ADR-0002)', async () => {
     const t = await json<{ id: string }>(await admin.call('POST', '/admin/v1/tenants', { slug: 'newco', displayName: 'New Co' }));
-    const res = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'firebase_legacy', config: { projectId: 'demo-newco' } });
+    const res = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, {
+      kind: 'firebase_legacy',
+      config: { projectId: 'demo-newco' },
+    });
     expect(res.status).toBe(409);
     const body = await json(res);
     expect(body['type']).toBe('urn:auth-service:problem:firebase-legacy-closed');
@@ -35,32 +38,64 @@ describe('Firebase legacy through the admin API', () => {
   });
 
   it('imports a Firebase export through the API and lets users keep their password on the hosted form', async () => {
-    const t = await json<{ id: string }>(await admin.call('POST', '/admin/v1/tenants', { slug: 'fbmove', displayName: 'Moving off Firebase' }));
-    const fb = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'firebase_legacy', config: { projectId: 'demo-fbmove' }, migrationImport: true });
+    const t = await json<{ id: string }>(
+      await admin.call('POST', '/admin/v1/tenants', { slug: 'fbmove', displayName: 'Moving off Firebase' }),
+    );
+    const fb = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, {
+      kind: 'firebase_legacy',
+      config: { projectId: 'demo-fbmove' },
+      migrationImport: true,
+    });
     expect(fb.status).toBe(201);
 
     const params: FirebaseScryptParams = { signerKey: randomBytes(64).toString('base64'), saltSeparator: 'Bw==', rounds: 8, memCost: 14 };
     const salt = randomBytes(12).toString('base64');
     const exported = {
-      users: [{ localId: 'fb-uid-1', email: 'mia@fbmove.test', emailVerified: true, passwordHash: await hashFirebaseScrypt('old firebase password', salt, params), salt, displayName: 'Mia' }],
+      users: [
+        {
+          localId: 'fb-uid-1',
+          email: 'mia@fbmove.test',
+          emailVerified: true,
+          passwordHash: await hashFirebaseScrypt('old firebase password', salt, params),
+          salt,
+          displayName: 'Mia',
+        },
+      ],
     };
-    const hashConfig = { algorithm: 'SCRYPT', base64_signer_key: params.signerKey, base64_salt_separator: params.saltSeparator, rounds: params.rounds, mem_cost: params.memCost };
+    const hashConfig = {
+      algorithm: 'SCRYPT',
+      base64_signer_key: params.signerKey,
+      base64_salt_separator: params.saltSeparator,
+      rounds: params.rounds,
+      mem_cost: params.memCost,
+    };
     const imported = await admin.call('POST', `/admin/v1/tenants/${t.id}/firebase-import`, { export: exported, hashConfig });
     expect(imported.status).toBe(200);
     expect(await json(imported)).toMatchObject({ total: 1, created: 1, credentialsCreated: 1 });
     expect(await (await admin.call('GET', `/admin/v1/audit-events?tenantId=${t.id}`)).text()).not.toContain(params.signerKey);
 
     // Switch: a native binding, proven by a test login with the old password, then activated.
-    const native = await json<{ id: string; version: number }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native', priority: 10 }));
+    const native = await json<{ id: string; version: number }>(
+      await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native', priority: 10 }),
+    );
     const test = await json<{ url: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${native.id}/test-login`));
     const wrong = await submitNativeLogin(app.url, test.url.replace(app.config.issuer, app.url), 'mia@fbmove.test', 'not the password');
     expect(wrong.status).toBe(401);
     const done = await submitNativeLogin(app.url, test.url.replace(app.config.issuer, app.url), 'mia@fbmove.test', 'old firebase password');
     expect(done.headers.get('location')).toContain('outcome=success');
     const current = await json<{ version: number }>(await admin.call('GET', `/admin/v1/tenants/${t.id}/bindings/${native.id}`));
-    expect((await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${native.id}/activate`, undefined, { 'if-match': `"v${current.version}"` })).status).toBe(200);
+    expect(
+      (
+        await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${native.id}/activate`, undefined, {
+          'if-match': `"v${current.version}"`,
+        })
+      ).status,
+    ).toBe(200);
     const { tokens } = await nativeLogin(app.url, bff, 'fbmove', 'mia@fbmove.test', 'old firebase password');
-    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ org: 'fbmove', idp: 'native' });
+    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({
+      org: 'fbmove',
+      idp: 'native',
+    });
   });
 });
 
@@ -73,10 +108,15 @@ describe('OpenAPI UI', () => {
   });
 
   it('documents retire and rollback with the other binding routes, behind the admin guard', async () => {
-    const doc = await json<{ paths: Record<string, Record<string, { tags?: string[]; security?: unknown[] }>> }>(await fetch(`${app.url}/docs/openapi.json`));
+    const doc = await json<{ paths: Record<string, Record<string, { tags?: string[]; security?: unknown[] }>> }>(
+      await fetch(`${app.url}/docs/openapi.json`),
+    );
     for (const path of ['/admin/v1/tenants/{tenantId}/bindings/{bindingId}/retire', '/admin/v1/tenants/{tenantId}/bindings/rollback']) {
       expect(doc.paths[path]?.['post'], path).toMatchObject({ tags: ['admin: identity-provider bindings'], security: [{ bearer: [] }] });
-      const anonymous = await fetch(`${app.url}${path.replace('{tenantId}', '00000000-0000-4000-8000-000000000000').replace('{bindingId}', '00000000-0000-4000-8000-000000000000')}`, { method: 'POST' });
+      const anonymous = await fetch(
+        `${app.url}${path.replace('{tenantId}', '00000000-0000-4000-8000-000000000000').replace('{bindingId}', '00000000-0000-4000-8000-000000000000')}`,
+        { method: 'POST' },
+      );
       expect(anonymous.status, path).toBe(401);
     }
   });
@@ -104,12 +144,22 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
   beforeAll(async () => {
     const emulator = firebase.emulator;
     if (!emulator) return;
-    svc = await startTestApp({ FIREBASE_AUTH_EMULATOR_HOST: emulator.host, RATE_LIMIT_LOGIN_PER_MINUTE: '1000', RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000' });
+    svc = await startTestApp({
+      FIREBASE_AUTH_EMULATOR_HOST: emulator.host,
+      RATE_LIMIT_LOGIN_PER_MINUTE: '1000',
+      RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000',
+    });
     ops = await adminClient(svc);
     // The tenant's app: a BFF that exchanges Firebase ID tokens (overlap) and runs the hosted login (after the switch).
     const id = `fb-spa-${randomBytes(3).toString('hex')}`;
     const redirectUri = 'http://127.0.0.1:9/bff/callback';
-    const { secret } = await svc.app.get(ClientsService).create({ id, name: 'Firebase-era BFF', kind: 'bff', redirectUris: [redirectUri], grantTypes: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE_GRANT] });
+    const { secret } = await svc.app.get(ClientsService).create({
+      id,
+      name: 'Firebase-era BFF',
+      kind: 'bff',
+      redirectUris: [redirectUri],
+      grantTypes: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE_GRANT],
+    });
     spa = { clientId: id, clientSecret: secret, redirectUri };
   }, 120_000);
 
@@ -120,7 +170,12 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
   const peer = firebase.peer;
 
   const verified = async (accessToken: unknown): Promise<JWTPayload> =>
-    (await jwtVerify(String(accessToken), createRemoteJWKSet(new URL(`${svc.url}/.well-known/jwks.json`)), { issuer: svc.url, audience: 'platform-api' })).payload;
+    (
+      await jwtVerify(String(accessToken), createRemoteJWKSet(new URL(`${svc.url}/.well-known/jwks.json`)), {
+        issuer: svc.url,
+        audience: 'platform-api',
+      })
+    ).payload;
 
   /** The Firebase era's flow: sign in with Firebase, exchange the ID token at the token endpoint. */
   const exchange = async (fb: FirebaseAuthEmulator, org: string, email: string, password: string) => {
@@ -164,7 +219,12 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
     tenantId = (await json<{ id: string }>(await ops.call('POST', '/admin/v1/tenants', { slug: 'fbcut', displayName: 'Cutting over' }))).id;
 
     // 1. Overlap: the tenant's existing Firebase project, brought over by ops (migrationImport) and activated.
-    const created = await ops.call('POST', bindingsPath(tenantId), { kind: 'firebase_legacy', config: { projectId: PROJECT }, claimMapping: { defaultRoles: ['USER'] }, migrationImport: true });
+    const created = await ops.call('POST', bindingsPath(tenantId), {
+      kind: 'firebase_legacy',
+      config: { projectId: PROJECT },
+      claimMapping: { defaultRoles: ['USER'] },
+      migrationImport: true,
+    });
     expect(created.status).toBe(201);
     firebaseBindingId = (await json<View>(created)).id;
     expect((await post(tenantId, `/${firebaseBindingId}/activate`, (await read(tenantId, firebaseBindingId)).etag)).status).toBe(200);
@@ -178,16 +238,30 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
     // 2. Import: the export (Firebase's modified scrypt, the project's parameters).
     const params: FirebaseScryptParams = { signerKey: randomBytes(64).toString('base64'), saltSeparator: 'Bw==', rounds: 8, memCost: 14 };
     const salt = randomBytes(12).toString('base64');
-    const exported = { users: [{ localId: user.uid, email: EMAIL, emailVerified: true, passwordHash: await hashFirebaseScrypt(PASSWORD, salt, params), salt }] };
-    const hashConfig = { algorithm: 'SCRYPT', base64_signer_key: params.signerKey, base64_salt_separator: params.saltSeparator, rounds: params.rounds, mem_cost: params.memCost };
+    const exported = {
+      users: [
+        { localId: user.uid, email: EMAIL, emailVerified: true, passwordHash: await hashFirebaseScrypt(PASSWORD, salt, params), salt },
+      ],
+    };
+    const hashConfig = {
+      algorithm: 'SCRYPT',
+      base64_signer_key: params.signerKey,
+      base64_salt_separator: params.saltSeparator,
+      rounds: params.rounds,
+      mem_cost: params.memCost,
+    };
     const imported = await ops.call('POST', `/admin/v1/tenants/${tenantId}/firebase-import`, { export: exported, hashConfig });
     expect(await json(imported)).toMatchObject({ total: 1, created: 0, matched: 1, credentialsCreated: 1 });
 
     // 3. Switch: a native binding (above the Firebase one), proven by a test login with the old password, activated.
-    const native = await json<View>(await ops.call('POST', bindingsPath(tenantId), { kind: 'native', priority: 10, claimMapping: { defaultRoles: ['USER'] } }));
+    const native = await json<View>(
+      await ops.call('POST', bindingsPath(tenantId), { kind: 'native', priority: 10, claimMapping: { defaultRoles: ['USER'] } }),
+    );
     nativeBindingId = native.id;
     const test = await json<{ url: string }>(await post(tenantId, `/${native.id}/test-login`));
-    expect((await submitNativeLogin(svc.url, test.url.replace(svc.config.issuer, svc.url), EMAIL, PASSWORD)).headers.get('location')).toContain('outcome=success');
+    expect(
+      (await submitNativeLogin(svc.url, test.url.replace(svc.config.issuer, svc.url), EMAIL, PASSWORD)).headers.get('location'),
+    ).toContain('outcome=success');
     expect((await post(tenantId, `/${native.id}/activate`, (await read(tenantId, native.id)).etag)).status).toBe(200);
     expect(await statuses(tenantId)).toEqual({ firebase_legacy: 'active', native: 'active' });
     const viaForm = await verified((await nativeLogin(svc.url, spa, 'fbcut', EMAIL, PASSWORD)).tokens.access_token);
@@ -217,7 +291,11 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
       await ops.call('GET', `/admin/v1/audit-events?tenantId=${tenantId}&action=binding.rolled_back`),
     );
     expect(audit.items).toHaveLength(1);
-    expect(audit.items[0]).toMatchObject({ actor: expect.stringMatching(/^client:ops-/), target: native.id, data: { activated: [], retired: [native.id], after: { status: 'retired' } } });
+    expect(audit.items[0]).toMatchObject({
+      actor: expect.stringMatching(/^client:ops-/),
+      target: native.id,
+      data: { activated: [], retired: [native.id], after: { status: 'retired' } },
+    });
   });
 
   it('end of the overlap: retire the Firebase binding (If-Match, Idempotency-Key), roll the end back, then retire the native binding', async (ctx) => {
@@ -230,7 +308,12 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
     expect((await verified((await nativeLogin(svc.url, spa, 'fbcut', EMAIL, PASSWORD)).tokens.access_token)).sub).toBe(firebaseSub);
 
     // Status changes only through the dedicated routes.
-    const patched = await ops.call('PATCH', `${bindingsPath(tenantId)}/${firebaseBindingId}`, { status: 'retired' }, { 'if-match': (await read(tenantId, firebaseBindingId)).etag });
+    const patched = await ops.call(
+      'PATCH',
+      `${bindingsPath(tenantId)}/${firebaseBindingId}`,
+      { status: 'retired' },
+      { 'if-match': (await read(tenantId, firebaseBindingId)).etag },
+    );
     expect(patched.status).toBe(400);
     expect((await json(patched))['type']).toBe('urn:auth-service:problem:status-not-editable');
 
@@ -255,9 +338,14 @@ describe('Firebase migration guide: switch, end and rollback against the Firebas
     expect(await statuses(tenantId)).toEqual({ firebase_legacy: 'retired', native: 'active' });
     expect(await exchange(fb, 'fbcut', EMAIL, PASSWORD)).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
     expect((await verified((await nativeLogin(svc.url, spa, 'fbcut', EMAIL, PASSWORD)).tokens.access_token)).sub).toBe(firebaseSub);
-    const events = await json<{ items: Array<{ target: string; data: { before: View; after: View } }> }>(await ops.call('GET', `/admin/v1/audit-events?tenantId=${tenantId}&action=binding.retired`));
+    const events = await json<{ items: Array<{ target: string; data: { before: View; after: View } }> }>(
+      await ops.call('GET', `/admin/v1/audit-events?tenantId=${tenantId}&action=binding.retired`),
+    );
     expect(events.items).toHaveLength(1);
-    expect(events.items[0]).toMatchObject({ target: firebaseBindingId, data: { before: { status: 'active' }, after: { status: 'retired' } } });
+    expect(events.items[0]).toMatchObject({
+      target: firebaseBindingId,
+      data: { before: { status: 'active' }, after: { status: 'retired' } },
+    });
 
     // Rollback of the end: Firebase token exchange works again, for the same platform user.
     const rolled = await json<View & { rollback: { activated: string[]; retired: string[] } }>(await post(tenantId, '/rollback'));

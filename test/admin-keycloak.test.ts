@@ -75,7 +75,8 @@ async function createBinding(tenantId: string, body: Record<string, unknown>): P
   return json<BindingView>(res);
 }
 
-const bindingCount = async (tenantId: string): Promise<number> => (await json<{ items: unknown[] }>(await admin.call('GET', bindingsPath(tenantId)))).items.length;
+const bindingCount = async (tenantId: string): Promise<number> =>
+  (await json<{ items: unknown[] }>(await admin.call('GET', bindingsPath(tenantId)))).items.length;
 
 /** POSTs a binding that must be refused with a problem; checks nothing was saved. */
 async function refused(tenantId: string, body: Record<string, unknown>, status: number): Promise<{ problem: Problem; res: Response }> {
@@ -129,27 +130,47 @@ async function testLoginAndActivate(tenantId: string, bindingId: string, usernam
   expect(done.status).toBe(302);
   expect(done.headers.get('location')).toBe(`${app.url}/login/test-complete?outcome=success`);
   const current = await admin.call('GET', `${bindingsPath(tenantId)}/${bindingId}`);
-  const activated = await admin.call('POST', `${bindingsPath(tenantId)}/${bindingId}/activate`, undefined, { 'if-match': current.headers.get('etag')! });
+  const activated = await admin.call('POST', `${bindingsPath(tenantId)}/${bindingId}/activate`, undefined, {
+    'if-match': current.headers.get('etag')!,
+  });
   expect(activated.status, await activated.clone().text()).toBe(200);
 }
 
 /** The BFF flow through the service and Keycloak's pages; returns the platform access token's claims. */
-async function bffLogin(org: string, username: string): Promise<{ keycloakUrl: URL; claims: JWTPayload & { tid: string; org: string; roles: string[]; idp: string } }> {
+async function bffLogin(
+  org: string,
+  username: string,
+): Promise<{ keycloakUrl: URL; claims: JWTPayload & { tid: string; org: string; roles: string[]; idp: string } }> {
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(8).toString('hex');
-  const start = await get(authorizeUrl(app.url, bff, { org, state, nonce: `n-${state}`, code_challenge: challenge, code_challenge_method: 'S256' }));
+  const start = await get(
+    authorizeUrl(app.url, bff, { org, state, nonce: `n-${state}`, code_challenge: challenge, code_challenge_method: 'S256' }),
+  );
   expect(start.status, await start.clone().text()).toBe(302);
   const keycloakUrl = new URL(start.headers.get('location')!);
-  const kcLogin = await headlessLogin({ startUrl: keycloakUrl, username, password: PASSWORD, stopAt: `${app.url}/login/callback/keycloak` });
+  const kcLogin = await headlessLogin({
+    startUrl: keycloakUrl,
+    username,
+    password: PASSWORD,
+    stopAt: `${app.url}/login/callback/keycloak`,
+  });
   const callback = await get(kcLogin.callbackUrl.href);
   expect(callback.status).toBe(302);
   const back = new URL(callback.headers.get('location')!);
   const code = back.searchParams.get('code');
   expect(code, `${back.searchParams.get('error')}: ${back.searchParams.get('error_description')}`).toBeTruthy();
-  const res = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code: code!, redirect_uri: bff.redirectUri, code_verifier: verifier });
+  const res = await tokenRequest(app.url, bff, {
+    grant_type: 'authorization_code',
+    code: code!,
+    redirect_uri: bff.redirectUri,
+    code_verifier: verifier,
+  });
   const body = await json<{ access_token: string }>(res);
   expect(res.status, JSON.stringify(body)).toBe(200);
-  const { payload } = await jwtVerify(body.access_token, createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`)), { issuer: app.config.issuer, audience: app.config.ACCESS_TOKEN_AUDIENCE });
+  const { payload } = await jwtVerify(body.access_token, createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`)), {
+    issuer: app.config.issuer,
+    audience: app.config.ACCESS_TOKEN_AUDIENCE,
+  });
   return { keycloakUrl, claims: payload as JWTPayload & { tid: string; org: string; roles: string[]; idp: string } };
 }
 
@@ -188,10 +209,14 @@ afterAll(async () => {
 }, 60_000);
 
 const itKc = (name: string, fn: () => Promise<void>, timeout?: number) =>
-  it(name, async (ctx) => {
-    if (unavailable) ctx.skip(unavailable);
-    await fn();
-  }, timeout);
+  it(
+    name,
+    async (ctx) => {
+      if (unavailable) ctx.skip(unavailable);
+      await fn();
+    },
+    timeout,
+  );
 
 const tenants: Record<string, string> = {};
 const HOOLI_MAPPING = { roles: [{ claim: 'organization', value: 'hooli', role: 'HOOLI_MEMBER' }], defaultRoles: ['USER'] };
@@ -200,31 +225,52 @@ const hooliIdp = {
   displayName: 'Hooli Entra ID',
   providerId: 'oidc',
   domain: 'hooli.example',
-  config: { clientId: 'kc-broker', authorizationUrl: 'https://login.hooli.example/authorize', tokenUrl: 'https://login.hooli.example/token', clientAuthMethod: 'client_secret_post' },
+  config: {
+    clientId: 'kc-broker',
+    authorizationUrl: 'https://login.hooli.example/authorize',
+    tokenUrl: 'https://login.hooli.example/token',
+    clientAuthMethod: 'client_secret_post',
+  },
 };
 
 describe('organization mode through the admin API', () => {
-  itKc('creating a keycloak binding creates the tenant’s Organization (alias = slug, name, domains, tenant id) before the draft is saved', async () => {
-    tenants['hooli'] = await createTenant('hooli', 'Hooli XYZ');
-    expect(await orgsWithAlias('hooli')).toHaveLength(0);
+  itKc(
+    'creating a keycloak binding creates the tenant’s Organization (alias = slug, name, domains, tenant id) before the draft is saved',
+    async () => {
+      tenants['hooli'] = await createTenant('hooli', 'Hooli XYZ');
+      expect(await orgsWithAlias('hooli')).toHaveLength(0);
 
-    const binding = await createBinding(tenants['hooli'], { kind: 'keycloak', config: { mode: 'organization', organizationDomains: ['hooli.example'] }, claimMapping: HOOLI_MAPPING });
-    expect(binding).toMatchObject({ status: 'draft', config: { mode: 'organization', organizationDomains: ['hooli.example'] } });
+      const binding = await createBinding(tenants['hooli'], {
+        kind: 'keycloak',
+        config: { mode: 'organization', organizationDomains: ['hooli.example'] },
+        claimMapping: HOOLI_MAPPING,
+      });
+      expect(binding).toMatchObject({ status: 'draft', config: { mode: 'organization', organizationDomains: ['hooli.example'] } });
 
-    const [org, ...more] = await orgsWithAlias('hooli');
-    expect(more).toHaveLength(0);
-    expect(org).toMatchObject({ alias: 'hooli', name: 'Hooli XYZ', enabled: true });
-    expect(org!.domains?.map((d) => d.name)).toEqual(['hooli.example']);
-    expect(org!.attributes?.['platform_tenant_id']).toEqual([tenants['hooli']]);
-    expect(await storedHealth(tenants['hooli'], binding.id)).toMatchObject({ organization: 'created (hooli)', discovery: 'ok' });
-  });
+      const [org, ...more] = await orgsWithAlias('hooli');
+      expect(more).toHaveLength(0);
+      expect(org).toMatchObject({ alias: 'hooli', name: 'Hooli XYZ', enabled: true });
+      expect(org!.domains?.map((d) => d.name)).toEqual(['hooli.example']);
+      expect(org!.attributes?.['platform_tenant_id']).toEqual([tenants['hooli']]);
+      expect(await storedHealth(tenants['hooli'], binding.id)).toMatchObject({ organization: 'created (hooli)', discovery: 'ok' });
+    },
+  );
 
   itKc('is idempotent: a second create and an update leave one organisation, completing its domains', async () => {
-    const again = await createBinding(tenants['hooli']!, { kind: 'keycloak', config: { mode: 'organization', organizationDomains: ['hooli.example'] }, claimMapping: HOOLI_MAPPING });
+    const again = await createBinding(tenants['hooli']!, {
+      kind: 'keycloak',
+      config: { mode: 'organization', organizationDomains: ['hooli.example'] },
+      claimMapping: HOOLI_MAPPING,
+    });
     expect(await storedHealth(tenants['hooli']!, again.id)).toMatchObject({ organization: 'exists (hooli)' });
     expect(await orgsWithAlias('hooli')).toHaveLength(1);
 
-    const patched = await admin.call('PATCH', `${bindingsPath(tenants['hooli']!)}/${again.id}`, { config: { mode: 'organization', organizationDomains: ['hooli.example', 'hooli.test'] } }, { 'if-match': `"v${again.version}"` });
+    const patched = await admin.call(
+      'PATCH',
+      `${bindingsPath(tenants['hooli']!)}/${again.id}`,
+      { config: { mode: 'organization', organizationDomains: ['hooli.example', 'hooli.test'] } },
+      { 'if-match': `"v${again.version}"` },
+    );
     expect(patched.status, await patched.clone().text()).toBe(200);
     expect(await storedHealth(tenants['hooli']!, again.id)).toMatchObject({ organization: 'updated (hooli)' });
     const orgs = await orgsWithAlias('hooli');
@@ -233,72 +279,118 @@ describe('organization mode through the admin API', () => {
     expect(orgs[0]!.attributes?.['platform_tenant_id']).toEqual([tenants['hooli']]);
   });
 
-  itKc('links a brokered IdP named in the config; a failure half-way saves nothing, leaves no provider, and the retry completes it without duplicates', async () => {
-    const body = {
-      kind: 'keycloak',
-      config: { mode: 'organization', organizationDomains: ['hooli.example'], identityProvider: hooliIdp },
-      secrets: { identityProviderClientSecret: BROKER_SECRET },
-      claimMapping: HOOLI_MAPPING,
-    };
-    // Keycloak fails between creating the provider and linking it to the organisation.
-    const provisioning = app.app.get(KeycloakProvisioningService);
-    const connect = (provisioning as unknown as Connect).connect.bind(provisioning);
-    const spy = vi.spyOn(provisioning as unknown as Connect, 'connect').mockImplementation(async (s) => {
-      const client = await connect(s);
-      client.organizations.linkIdp = () => Promise.reject(new Error('simulated failure between creating and linking'));
-      return client;
-    });
-    try {
-      const { problem, res } = await refused(tenants['hooli']!, body, 503);
-      expect(problem.type).toBe('urn:auth-service:problem:dependency-unavailable');
-      expect(problem.detail).toMatch(/link identity provider.*safe to retry/);
-      expect(res.headers.get('retry-after')).toBe('5');
-    } finally {
-      spy.mockRestore();
-    }
-    expect(await kcAdmin.identityProviders.findOne({ realm: REALM, alias: 'hooli-entra' })).toBeNull();
-    expect(await orgsWithAlias('hooli')).toHaveLength(1);
+  itKc(
+    'links a brokered IdP named in the config; a failure half-way saves nothing, leaves no provider, and the retry completes it without duplicates',
+    async () => {
+      const body = {
+        kind: 'keycloak',
+        config: { mode: 'organization', organizationDomains: ['hooli.example'], identityProvider: hooliIdp },
+        secrets: { identityProviderClientSecret: BROKER_SECRET },
+        claimMapping: HOOLI_MAPPING,
+      };
+      // Keycloak fails between creating the provider and linking it to the organisation.
+      const provisioning = app.app.get(KeycloakProvisioningService);
+      const connect = (provisioning as unknown as Connect).connect.bind(provisioning);
+      const spy = vi.spyOn(provisioning as unknown as Connect, 'connect').mockImplementation(async (s) => {
+        const client = await connect(s);
+        client.organizations.linkIdp = () => Promise.reject(new Error('simulated failure between creating and linking'));
+        return client;
+      });
+      try {
+        const { problem, res } = await refused(tenants['hooli']!, body, 503);
+        expect(problem.type).toBe('urn:auth-service:problem:dependency-unavailable');
+        expect(problem.detail).toMatch(/link identity provider.*safe to retry/);
+        expect(res.headers.get('retry-after')).toBe('5');
+      } finally {
+        spy.mockRestore();
+      }
+      expect(await kcAdmin.identityProviders.findOne({ realm: REALM, alias: 'hooli-entra' })).toBeNull();
+      expect(await orgsWithAlias('hooli')).toHaveLength(1);
 
-    const created = await createBinding(tenants['hooli']!, body);
-    expect(created.secretFields).toEqual(['identityProviderClientSecret']);
-    expect(JSON.stringify(created)).not.toContain(BROKER_SECRET);
-    expect(await storedHealth(tenants['hooli']!, created.id)).toMatchObject({ organization: 'exists (hooli)', identityProvider: 'created and linked (hooli-entra)' });
+      const created = await createBinding(tenants['hooli']!, body);
+      expect(created.secretFields).toEqual(['identityProviderClientSecret']);
+      expect(JSON.stringify(created)).not.toContain(BROKER_SECRET);
+      expect(await storedHealth(tenants['hooli']!, created.id)).toMatchObject({
+        organization: 'exists (hooli)',
+        identityProvider: 'created and linked (hooli-entra)',
+      });
 
-    const again = await createBinding(tenants['hooli']!, body);
-    expect(await storedHealth(tenants['hooli']!, again.id)).toMatchObject({ identityProvider: 'linked (hooli-entra)' });
+      const again = await createBinding(tenants['hooli']!, body);
+      expect(await storedHealth(tenants['hooli']!, again.id)).toMatchObject({ identityProvider: 'linked (hooli-entra)' });
 
-    const [org, ...more] = await orgsWithAlias('hooli');
-    expect(more).toHaveLength(0);
-    const linked = await kcAdmin.organizations.listIdentityProviders({ realm: REALM, orgId: org!.id! });
-    expect(linked.map((i) => i.alias)).toEqual(['hooli-entra']);
-    expect(linked[0]).toMatchObject({ providerId: 'oidc', displayName: 'Hooli Entra ID', organizationId: org!.id });
-    expect(linked[0]!.config).toMatchObject({ 'kc.org.domain': 'hooli.example', clientId: 'kc-broker', tokenUrl: 'https://login.hooli.example/token' });
-    // The secret went to Keycloak (which masks it on read), not into the binding's config.
-    expect(linked[0]!.config?.['clientSecret']).toBeTruthy();
-    expect((await kcAdmin.identityProviders.find({ realm: REALM })).filter((i) => i.alias === 'hooli-entra')).toHaveLength(1);
-  });
+      const [org, ...more] = await orgsWithAlias('hooli');
+      expect(more).toHaveLength(0);
+      const linked = await kcAdmin.organizations.listIdentityProviders({ realm: REALM, orgId: org!.id! });
+      expect(linked.map((i) => i.alias)).toEqual(['hooli-entra']);
+      expect(linked[0]).toMatchObject({ providerId: 'oidc', displayName: 'Hooli Entra ID', organizationId: org!.id });
+      expect(linked[0]!.config).toMatchObject({
+        'kc.org.domain': 'hooli.example',
+        clientId: 'kc-broker',
+        tokenUrl: 'https://login.hooli.example/token',
+      });
+      // The secret went to Keycloak (which masks it on read), not into the binding's config.
+      expect(linked[0]!.config?.['clientSecret']).toBeTruthy();
+      expect((await kcAdmin.identityProviders.find({ realm: REALM })).filter((i) => i.alias === 'hooli-entra')).toHaveLength(1);
+    },
+  );
 
   itKc('answers 422 problems when the configuration or Keycloak says no, and saves nothing', async () => {
     const raviga = await createTenant('raviga', 'Raviga Capital');
     tenants['raviga'] = raviga;
     // Checked before Keycloak is asked.
-    const domain = await refused(raviga, { kind: 'keycloak', config: { mode: 'organization', organizationDomains: ['raviga.example'], identityProvider: { ...hooliIdp, alias: 'raviga-okta', domain: 'other.example' } } }, 422);
+    const domain = await refused(
+      raviga,
+      {
+        kind: 'keycloak',
+        config: {
+          mode: 'organization',
+          organizationDomains: ['raviga.example'],
+          identityProvider: { ...hooliIdp, alias: 'raviga-okta', domain: 'other.example' },
+        },
+      },
+      422,
+    );
     expect(domain.problem.detail).toMatch(/identityProvider.domain must be one of organizationDomains/);
-    const secretInConfig = await refused(raviga, { kind: 'keycloak', config: { mode: 'organization', identityProvider: { ...hooliIdp, alias: 'raviga-okta', domain: undefined, config: { clientSecret: 'x' } } } }, 422);
+    const secretInConfig = await refused(
+      raviga,
+      {
+        kind: 'keycloak',
+        config: {
+          mode: 'organization',
+          identityProvider: { ...hooliIdp, alias: 'raviga-okta', domain: undefined, config: { clientSecret: 'x' } },
+        },
+      },
+      422,
+    );
     expect(secretInConfig.problem.detail).toMatch(/secrets.identityProviderClientSecret/);
     expect(secretInConfig.problem.detail).not.toMatch(/"x"/);
 
     // Another tenant's organisation.
     const taken = await refused(raviga, { kind: 'keycloak', config: { mode: 'organization', organizationAlias: 'hooli' } }, 422);
-    expect(taken.problem).toMatchObject({ type: 'urn:auth-service:problem:binding-invalid', reason: 'urn:auth-service:problem:keycloak-conflict' });
+    expect(taken.problem).toMatchObject({
+      type: 'urn:auth-service:problem:binding-invalid',
+      reason: 'urn:auth-service:problem:keycloak-conflict',
+    });
     expect(taken.problem.detail).toMatch(/another tenant/);
     // A domain another organisation holds: Keycloak refuses (409); nothing is half-made.
-    const domainTaken = await refused(raviga, { kind: 'keycloak', config: { mode: 'organization', organizationDomains: ['hooli.example'] } }, 422);
+    const domainTaken = await refused(
+      raviga,
+      { kind: 'keycloak', config: { mode: 'organization', organizationDomains: ['hooli.example'] } },
+      422,
+    );
     expect(domainTaken.problem.type).toBe('urn:auth-service:problem:binding-invalid');
     expect(await orgsWithAlias('raviga')).toHaveLength(0);
     // Keycloak refuses an invalid provider setting (plain HTTP to a remote host in a realm that
     // requires TLS for external requests: 400): a 422 naming the step, and no provider left behind.
-    const insecure = { alias: 'raviga-okta', providerId: 'oidc', config: { clientId: 'kc-broker', authorizationUrl: 'https://login.raviga.example/authorize', tokenUrl: 'http://login.raviga.example/token' } };
+    const insecure = {
+      alias: 'raviga-okta',
+      providerId: 'oidc',
+      config: {
+        clientId: 'kc-broker',
+        authorizationUrl: 'https://login.raviga.example/authorize',
+        tokenUrl: 'http://login.raviga.example/token',
+      },
+    };
     const badIdp = await refused(raviga, { kind: 'keycloak', config: { mode: 'organization', identityProvider: insecure } }, 422);
     expect(badIdp.problem.detail).toMatch(/Keycloak refused to link identity provider \(HTTP 400\)/);
     expect(await kcAdmin.identityProviders.findOne({ realm: REALM, alias: 'raviga-okta' })).toBeNull();
@@ -328,35 +420,55 @@ describe('organization mode through the admin API', () => {
 describe('dedicated-realm mode through the admin API', () => {
   const secret = `test-only-${randomBytes(16).toString('hex')}`;
 
-  itKc('creating the binding creates the realm and this service’s client with the binding’s secret; a second create is idempotent', async () => {
-    tenants['vandelay'] = await createTenant('vandelay', 'Vandelay Industries');
-    expect(await kcAdmin.realms.findOne({ realm: DEDICATED_REALM })).toBeNull();
-    const body = { kind: 'keycloak', config: { mode: 'dedicated_realm', realm: DEDICATED_REALM }, secrets: { clientSecret: secret }, claimMapping: { defaultRoles: ['USER'] } };
-    const binding = await createBinding(tenants['vandelay'], body);
-    expect(await storedHealth(tenants['vandelay'], binding.id)).toMatchObject({ realm: `created (${DEDICATED_REALM})`, discovery: 'ok' });
+  itKc(
+    'creating the binding creates the realm and this service’s client with the binding’s secret; a second create is idempotent',
+    async () => {
+      tenants['vandelay'] = await createTenant('vandelay', 'Vandelay Industries');
+      expect(await kcAdmin.realms.findOne({ realm: DEDICATED_REALM })).toBeNull();
+      const body = {
+        kind: 'keycloak',
+        config: { mode: 'dedicated_realm', realm: DEDICATED_REALM },
+        secrets: { clientSecret: secret },
+        claimMapping: { defaultRoles: ['USER'] },
+      };
+      const binding = await createBinding(tenants['vandelay'], body);
+      expect(await storedHealth(tenants['vandelay'], binding.id)).toMatchObject({ realm: `created (${DEDICATED_REALM})`, discovery: 'ok' });
 
-    const realm = await kcAdmin.realms.findOne({ realm: DEDICATED_REALM });
-    expect(realm).toMatchObject({ realm: DEDICATED_REALM, enabled: true, displayName: 'Vandelay Industries' });
-    expect(realm!.attributes?.['platform_tenant_id']).toBe(tenants['vandelay']);
-    const clients = await kcAdmin.clients.find({ realm: DEDICATED_REALM, clientId: 'auth-service' });
-    expect(clients).toHaveLength(1);
-    expect((await kcAdmin.clients.getClientSecret({ realm: DEDICATED_REALM, id: clients[0]!.id! })).value).toBe(secret);
-    expect(clients[0]!.redirectUris).toEqual([`${app.url}/login/callback/keycloak`]);
+      const realm = await kcAdmin.realms.findOne({ realm: DEDICATED_REALM });
+      expect(realm).toMatchObject({ realm: DEDICATED_REALM, enabled: true, displayName: 'Vandelay Industries' });
+      expect(realm!.attributes?.['platform_tenant_id']).toBe(tenants['vandelay']);
+      const clients = await kcAdmin.clients.find({ realm: DEDICATED_REALM, clientId: 'auth-service' });
+      expect(clients).toHaveLength(1);
+      expect((await kcAdmin.clients.getClientSecret({ realm: DEDICATED_REALM, id: clients[0]!.id! })).value).toBe(secret);
+      expect(clients[0]!.redirectUris).toEqual([`${app.url}/login/callback/keycloak`]);
 
-    const again = await createBinding(tenants['vandelay'], body);
-    expect(await storedHealth(tenants['vandelay'], again.id)).toMatchObject({ realm: `exists (${DEDICATED_REALM})` });
-    expect(await kcAdmin.clients.find({ realm: DEDICATED_REALM, clientId: 'auth-service' })).toHaveLength(1);
-    expect((await kcAdmin.realms.find()).filter((r) => r.realm === DEDICATED_REALM)).toHaveLength(1);
-  });
+      const again = await createBinding(tenants['vandelay'], body);
+      expect(await storedHealth(tenants['vandelay'], again.id)).toMatchObject({ realm: `exists (${DEDICATED_REALM})` });
+      expect(await kcAdmin.clients.find({ realm: DEDICATED_REALM, clientId: 'auth-service' })).toHaveLength(1);
+      expect((await kcAdmin.realms.find()).filter((r) => r.realm === DEDICATED_REALM)).toHaveLength(1);
+    },
+  );
 
   itKc('refuses (422) another secret for the existing realm client, and another tenant’s realm, without changing them', async () => {
-    const wrong = await refused(tenants['vandelay']!, { kind: 'keycloak', config: { mode: 'dedicated_realm', realm: DEDICATED_REALM }, secrets: { clientSecret: 'not-the-realm-client-secret' } }, 422);
+    const wrong = await refused(
+      tenants['vandelay']!,
+      {
+        kind: 'keycloak',
+        config: { mode: 'dedicated_realm', realm: DEDICATED_REALM },
+        secrets: { clientSecret: 'not-the-realm-client-secret' },
+      },
+      422,
+    );
     expect(wrong.problem.detail).toMatch(/exists with another secret/);
     expect(wrong.problem.detail).not.toContain('not-the-realm-client-secret');
     const [client] = await kcAdmin.clients.find({ realm: DEDICATED_REALM, clientId: 'auth-service' });
     expect((await kcAdmin.clients.getClientSecret({ realm: DEDICATED_REALM, id: client!.id! })).value).toBe(secret);
 
-    const other = await refused(tenants['raviga']!, { kind: 'keycloak', config: { mode: 'dedicated_realm', realm: DEDICATED_REALM }, secrets: { clientSecret: secret } }, 422);
+    const other = await refused(
+      tenants['raviga']!,
+      { kind: 'keycloak', config: { mode: 'dedicated_realm', realm: DEDICATED_REALM }, secrets: { clientSecret: secret } },
+      422,
+    );
     expect(other.problem.detail).toMatch(/another tenant/);
   });
 
@@ -372,15 +484,19 @@ describe('dedicated-realm mode through the admin API', () => {
 });
 
 describe('Keycloak unavailable', () => {
-  itKc('answers 503 problem+json when Keycloak cannot be reached, and saves nothing', async () => {
-    const tenantId = await createTenant('bachmanity', 'Bachmanity');
-    // Keycloak gone for this service: every connection to it refused, as with a stopped server
-    // (the shared server itself keeps running for the other files).
-    await proxy.down();
-    const { problem, res } = await refused(tenantId, { kind: 'keycloak', config: { mode: 'organization' } }, 503);
-    expect(problem).toMatchObject({ type: 'urn:auth-service:problem:dependency-unavailable', title: 'Keycloak unavailable' });
-    expect(problem.detail).toMatch(/safe to retry/);
-    expect(res.headers.get('retry-after')).toBe('5');
-    expect(JSON.stringify(problem)).not.toMatch(/ECONNREFUSED|fetch failed|at .*\.ts/);
-  }, 120_000);
+  itKc(
+    'answers 503 problem+json when Keycloak cannot be reached, and saves nothing',
+    async () => {
+      const tenantId = await createTenant('bachmanity', 'Bachmanity');
+      // Keycloak gone for this service: every connection to it refused, as with a stopped server
+      // (the shared server itself keeps running for the other files).
+      await proxy.down();
+      const { problem, res } = await refused(tenantId, { kind: 'keycloak', config: { mode: 'organization' } }, 503);
+      expect(problem).toMatchObject({ type: 'urn:auth-service:problem:dependency-unavailable', title: 'Keycloak unavailable' });
+      expect(problem.detail).toMatch(/safe to retry/);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(JSON.stringify(problem)).not.toMatch(/ECONNREFUSED|fetch failed|at .*\.ts/);
+    },
+    120_000,
+  );
 });

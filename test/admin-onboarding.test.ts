@@ -59,8 +59,16 @@ const SAML_MAPPING = {
 };
 
 const account = (sub: string, claims: Record<string, unknown>): OidcAccount => ({ sub, password: `${sub}-pw`, claims });
-const SAML_ALICE: SimpleSamlUser = { username: 'fab-alice', password: 'fab-alice-pw', attributes: { [EMAIL]: ['alice@fabrikam.example'], [ROLE]: ['MY_PROJECT_SUPER_ADMIN', 'UNMAPPED'] } };
-const SAML_CAROL: SimpleSamlUser = { username: 'contoso-carol', password: 'contoso-carol-pw', attributes: { [EMAIL]: ['carol@contoso.example'], [ROLE]: ['MY_PROJECT_USER'] } };
+const SAML_ALICE: SimpleSamlUser = {
+  username: 'fab-alice',
+  password: 'fab-alice-pw',
+  attributes: { [EMAIL]: ['alice@fabrikam.example'], [ROLE]: ['MY_PROJECT_SUPER_ADMIN', 'UNMAPPED'] },
+};
+const SAML_CAROL: SimpleSamlUser = {
+  username: 'contoso-carol',
+  password: 'contoso-carol-pw',
+  attributes: { [EMAIL]: ['carol@contoso.example'], [ROLE]: ['MY_PROJECT_USER'] },
+};
 
 let app: TestApp;
 let admin: AdminClient;
@@ -118,10 +126,40 @@ async function expiredCertificate(dir: string): Promise<string> {
   await writeFile(join(dir, 'serial'), '01\n');
   await writeFile(
     join(dir, 'ca.cnf'),
-    ['[ca]', 'default_ca = d', '[d]', `database = ${join(dir, 'index.txt')}`, `new_certs_dir = ${dir}`, `serial = ${join(dir, 'serial')}`, 'default_md = sha256', 'policy = p', 'unique_subject = no', '[p]', 'commonName = supplied', ''].join('\n'),
+    [
+      '[ca]',
+      'default_ca = d',
+      '[d]',
+      `database = ${join(dir, 'index.txt')}`,
+      `new_certs_dir = ${dir}`,
+      `serial = ${join(dir, 'serial')}`,
+      'default_md = sha256',
+      'policy = p',
+      'unique_subject = no',
+      '[p]',
+      'commonName = supplied',
+      '',
+    ].join('\n'),
   );
   await run('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=expired IdP signer', '-keyout', key, '-out', csr]);
-  await run('openssl', ['ca', '-batch', '-config', join(dir, 'ca.cnf'), '-selfsign', '-keyfile', key, '-in', csr, '-startdate', '20200101000000Z', '-enddate', '20200201000000Z', '-notext', '-out', cert]);
+  await run('openssl', [
+    'ca',
+    '-batch',
+    '-config',
+    join(dir, 'ca.cnf'),
+    '-selfsign',
+    '-keyfile',
+    key,
+    '-in',
+    csr,
+    '-startdate',
+    '20200101000000Z',
+    '-enddate',
+    '20200201000000Z',
+    '-notext',
+    '-out',
+    cert,
+  ]);
   return readFile(cert, 'utf8');
 }
 
@@ -131,7 +169,9 @@ function withCertificates(metadataXml: string, certPem: string | undefined): str
   const descriptors = Array.from(doc.getElementsByTagNameNS(NS_MD, 'KeyDescriptor'));
   for (const kd of descriptors) {
     if (certPem === undefined) kd.parentNode!.removeChild(kd);
-    else for (const c of Array.from(kd.getElementsByTagNameNS(NS_DS, 'X509Certificate'))) c.textContent = certPem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
+    else
+      for (const c of Array.from(kd.getElementsByTagNameNS(NS_DS, 'X509Certificate')))
+        c.textContent = certPem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
   }
   return new XMLSerializer().serializeToString(doc);
 }
@@ -183,7 +223,9 @@ async function refused(tenantId: string, body: Record<string, unknown>, status =
 
 async function activate(tenantId: string, bindingId: string): Promise<BindingView> {
   const current = await admin.call('GET', `${bindingsPath(tenantId)}/${bindingId}`);
-  const res = await admin.call('POST', `${bindingsPath(tenantId)}/${bindingId}/activate`, undefined, { 'if-match': current.headers.get('etag')! });
+  const res = await admin.call('POST', `${bindingsPath(tenantId)}/${bindingId}/activate`, undefined, {
+    'if-match': current.headers.get('etag')!,
+  });
   if (res.status !== 200) throw new Error(`activate answered ${res.status}: ${await res.text()}`);
   return json(res);
 }
@@ -209,7 +251,10 @@ async function samlTestLogin(peer: SimpleSamlIdp, tenantId: string, bindingId: s
   const url = await testLoginUrl(tenantId, bindingId);
   expect(url.startsWith(peer.ssoUrl)).toBe(true);
   const form = await simpleSamlLogin(url, user.username, user.password);
-  const done = await postForm(form.acsUrl, { SAMLResponse: form.SAMLResponse, ...(form.RelayState ? { RelayState: form.RelayState } : {}) });
+  const done = await postForm(form.acsUrl, {
+    SAMLResponse: form.SAMLResponse,
+    ...(form.RelayState ? { RelayState: form.RelayState } : {}),
+  });
   expect(done.status).toBe(303);
   expect(done.headers.get('location')).toBe(`${app.url}/login/test-complete?outcome=success`);
 }
@@ -219,20 +264,33 @@ async function samlTestLogin(peer: SimpleSamlIdp, tenantId: string, bindingId: s
 async function startBffLogin(org: string) {
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(8).toString('hex');
-  const res = await get(authorizeUrl(app.url, bff, { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }));
+  const res = await get(
+    authorizeUrl(app.url, bff, { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }),
+  );
   if (res.status !== 302) throw new Error(`authorize answered ${res.status}: ${await res.text()}`);
   return { verifier, state, upstreamUrl: res.headers.get('location')! };
 }
 
-async function finishBffLogin(started: { verifier: string; state: string }, back: string | null): Promise<{ access: JWTPayload; accessToken: string }> {
+async function finishBffLogin(
+  started: { verifier: string; state: string },
+  back: string | null,
+): Promise<{ access: JWTPayload; accessToken: string }> {
   const url = new URL(back ?? 'about:blank');
   expect(`${url.origin}${url.pathname}`).toBe(bff.redirectUri);
   expect(url.searchParams.get('error')).toBeNull();
   expect(url.searchParams.get('state')).toBe(started.state);
-  const res = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code: url.searchParams.get('code')!, redirect_uri: bff.redirectUri, code_verifier: started.verifier });
+  const res = await tokenRequest(app.url, bff, {
+    grant_type: 'authorization_code',
+    code: url.searchParams.get('code')!,
+    redirect_uri: bff.redirectUri,
+    code_verifier: started.verifier,
+  });
   const tokens = await json<{ access_token: string }>(res);
   expect(res.status).toBe(200);
-  const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`)), { issuer: app.url, audience: 'platform-api' });
+  const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`)), {
+    issuer: app.url,
+    audience: 'platform-api',
+  });
   return { access: payload, accessToken: tokens.access_token };
 }
 
@@ -268,7 +326,13 @@ beforeAll(async () => {
     issuerPath: '/customer-op',
     clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [callbackUrl] }],
     accounts: [
-      account('nw-alice', { email: 'alice@northwind.example', email_verified: true, name: 'Alice Northwind', roles: ['MY_PROJECT_SUPER_ADMIN', 'UNMAPPED_ROLE'], groups: ['sales'] }),
+      account('nw-alice', {
+        email: 'alice@northwind.example',
+        email_verified: true,
+        name: 'Alice Northwind',
+        roles: ['MY_PROJECT_SUPER_ADMIN', 'UNMAPPED_ROLE'],
+        groups: ['sales'],
+      }),
       account('nw-bob', { email: 'bob@northwind.example', email_verified: true, roles: ['MY_PROJECT_USER'] }),
       account('contoso-carol', { email: 'carol@contoso.example', email_verified: true, roles: ['MY_PROJECT_USER'] }),
     ],
@@ -283,7 +347,11 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await Promise.allSettled([op?.stop(), idp?.stop(), new Promise<void>((resolve) => (crafted ? crafted.close(() => resolve()) : resolve()))]);
+  await Promise.allSettled([
+    op?.stop(),
+    idp?.stop(),
+    new Promise<void>((resolve) => (crafted ? crafted.close(() => resolve()) : resolve())),
+  ]);
   await app?.close();
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
@@ -304,15 +372,30 @@ describe('onboarding an OIDC IdP by discovery URL', () => {
     expect(created.status).toBe(201);
     const binding = await json<BindingView>(created);
     bindingId = binding.id;
-    expect(binding).toMatchObject({ kind: 'oidc', status: 'draft', secretFields: ['clientSecret'], config: { discoveryUrl: op.discoveryUrl, clientId: CLIENT_ID } });
+    expect(binding).toMatchObject({
+      kind: 'oidc',
+      status: 'draft',
+      secretFields: ['clientSecret'],
+      config: { discoveryUrl: op.discoveryUrl, clientId: CLIENT_ID },
+    });
 
     // What the check at the door found is the binding's first health report.
-    const health = await json<{ health: { ok: boolean; checks: Record<string, string> } }>(await admin.call('GET', `${bindingsPath(tenantId)}/${bindingId}/health?refresh=false`));
+    const health = await json<{ health: { ok: boolean; checks: Record<string, string> } }>(
+      await admin.call('GET', `${bindingsPath(tenantId)}/${bindingId}/health?refresh=false`),
+    );
     expect(health.health.ok).toBe(true);
-    expect(health.health.checks).toMatchObject({ discovery: 'ok', issuer: 'ok', endpoints: 'ok', responseTypes: 'ok', jwks: expect.stringMatching(/^ok \(\d+ signing keys?\)$/) });
+    expect(health.health.checks).toMatchObject({
+      discovery: 'ok',
+      issuer: 'ok',
+      endpoints: 'ok',
+      responseTypes: 'ok',
+      jwks: expect.stringMatching(/^ok \(\d+ signing keys?\)$/),
+    });
 
     // A draft is activated only after a real login through it.
-    const early = await admin.call('POST', `${bindingsPath(tenantId)}/${bindingId}/activate`, undefined, { 'if-match': `"v${binding.version}"` });
+    const early = await admin.call('POST', `${bindingsPath(tenantId)}/${bindingId}/activate`, undefined, {
+      'if-match': `"v${binding.version}"`,
+    });
     expect(early.status).toBe(409);
     expect((await json<Problem>(early)).title).toBe('Test login required');
 
@@ -323,7 +406,14 @@ describe('onboarding an OIDC IdP by discovery URL', () => {
     expect(preview.status).toBe(200);
     const p = await json<{ source: string; platformClaims: Record<string, unknown>; droppedClaims: string[] }>(preview);
     expect(p.source).toBe('test-login');
-    expect(p.platformClaims).toMatchObject({ tid: tenantId, org: 'northwind', email: 'alice@northwind.example', email_verified: true, idp: 'oidc', idp_sub: 'nw-alice' });
+    expect(p.platformClaims).toMatchObject({
+      tid: tenantId,
+      org: 'northwind',
+      email: 'alice@northwind.example',
+      email_verified: true,
+      idp: 'oidc',
+      idp_sub: 'nw-alice',
+    });
     expect([...(p.platformClaims['roles'] as string[])].sort()).toEqual(['MEMBER', 'SUPER_ADMIN']);
     expect(p.droppedClaims).toContain('groups');
 
@@ -338,7 +428,9 @@ describe('onboarding an OIDC IdP by discovery URL', () => {
     const bob = await bffOidcLogin('northwind', 'nw-bob');
     expect([...(bob.access['roles'] as string[])].sort()).toEqual(['MEMBER', 'USER']);
 
-    const after = await json<{ lastLoginSucceededAt: string | null; health: { ok: boolean } }>(await admin.call('GET', `${bindingsPath(tenantId)}/${bindingId}/health`));
+    const after = await json<{ lastLoginSucceededAt: string | null; health: { ok: boolean } }>(
+      await admin.call('GET', `${bindingsPath(tenantId)}/${bindingId}/health`),
+    );
     expect(after.health.ok).toBe(true);
     expect(after.lastLoginSucceededAt).not.toBeNull();
   });
@@ -348,7 +440,9 @@ describe('onboarding an OIDC IdP by discovery URL', () => {
     const none = await fetch(`${app.url}${bindingsPath(tenantId)}`);
     expect(none.status).toBe(401);
     expect(none.headers.get('content-type')).toMatch(/problem\+json/);
-    const customer = await fetch(`${app.url}${bindingsPath(tenantId)}`, { headers: { authorization: `Bearer ${customerSuperAdminToken}` } });
+    const customer = await fetch(`${app.url}${bindingsPath(tenantId)}`, {
+      headers: { authorization: `Bearer ${customerSuperAdminToken}` },
+    });
     expect(customer.status).toBe(403);
     const create = await fetch(`${app.url}${bindingsPath(tenantId)}`, {
       method: 'POST',
@@ -363,7 +457,11 @@ describe('onboarding a SAML IdP by metadata', () => {
   it('create tenant → bind by metadata URL (checked, entityID pinned) → SP metadata for the IT admin → test login → activate → a user logs in through the BFF', async (ctx) => {
     const peer = samlPeer(ctx);
     const tenantId = (await createTenant('fabrikam')).id;
-    const binding = await createBinding(tenantId, { kind: 'saml', config: { idpMetadataUrl: peer.metadataUrl }, claimMapping: SAML_MAPPING });
+    const binding = await createBinding(tenantId, {
+      kind: 'saml',
+      config: { idpMetadataUrl: peer.metadataUrl },
+      claimMapping: SAML_MAPPING,
+    });
     expect(binding.status).toBe('draft');
     // The URL stays (refreshed on a schedule, certificate rollover included); the IdP's entityID is pinned.
     expect(binding.config).toEqual({ idpMetadataUrl: peer.metadataUrl, idpEntityId: peer.entityId });
@@ -397,7 +495,11 @@ describe('onboarding a SAML IdP by metadata', () => {
   it('stores pasted metadata as its parts (entityID, HTTP-Redirect SSO URL, signing certificates)', async (ctx) => {
     const peer = samlPeer(ctx);
     const tenantId = (await createTenant('pasted-metadata')).id;
-    const binding = await createBinding(tenantId, { kind: 'saml', config: { idpMetadataXml: peer.metadataXml, wantAssertionsSigned: true }, claimMapping: SAML_MAPPING });
+    const binding = await createBinding(tenantId, {
+      kind: 'saml',
+      config: { idpMetadataXml: peer.metadataXml, wantAssertionsSigned: true },
+      claimMapping: SAML_MAPPING,
+    });
     expect(binding.config['idpMetadataXml']).toBeUndefined();
     expect(binding.config).toMatchObject({ idpEntityId: peer.entityId, idpSsoUrl: peer.ssoUrl, wantAssertionsSigned: true });
     const pem = (s: string) => s.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
@@ -410,7 +512,11 @@ describe('bad input is refused before anything is saved', () => {
   beforeAll(async () => {
     tenantId = (await createTenant('bad-input')).id;
   });
-  const oidc = (config: Record<string, unknown>, secrets: Record<string, unknown> = { clientSecret: CLIENT_SECRET }) => ({ kind: 'oidc', config: { clientId: CLIENT_ID, ...config }, secrets });
+  const oidc = (config: Record<string, unknown>, secrets: Record<string, unknown> = { clientSecret: CLIENT_SECRET }) => ({
+    kind: 'oidc',
+    config: { clientId: CLIENT_ID, ...config },
+    secrets,
+  });
 
   it('refuses a discovery URL nobody answers (422 oidc-discovery naming the URL)', async () => {
     const dead = `http://127.0.0.1:${await freePort()}/op/.well-known/openid-configuration`;
@@ -422,7 +528,11 @@ describe('bad input is refused before anything is saved', () => {
   it('refuses an issuer mismatch (422: expected X, discovery says Y)', async () => {
     const other = `${op.origin}/someone-else`;
     const p = await refused(tenantId, oidc({ issuer: other, discoveryUrl: op.discoveryUrl }));
-    expect(p).toMatchObject({ type: 'urn:auth-service:problem:oidc-discovery', check: 'issuer', detail: `issuer mismatch: expected ${other}, discovery says ${op.issuer}` });
+    expect(p).toMatchObject({
+      type: 'urn:auth-service:problem:oidc-discovery',
+      check: 'issuer',
+      detail: `issuer mismatch: expected ${other}, discovery says ${op.issuer}`,
+    });
     // The classic near miss: a trailing slash the OP does not put in its issuer.
     const slash = await refused(tenantId, oidc({ issuer: `${op.issuer}/` }));
     expect(slash.detail).toBe(`issuer mismatch: expected ${op.issuer}/, discovery says ${op.issuer}`);
@@ -433,12 +543,18 @@ describe('bad input is refused before anything is saved', () => {
     expect(implicit).toMatchObject({ type: 'urn:auth-service:problem:oidc-discovery', check: 'responseTypes' });
     expect(implicit.detail).toMatch(/does not support the authorization code flow/);
     const noKeys = await refused(tenantId, oidc({ issuer: `${craftedOrigin}/symmetric-only` }));
-    expect(noKeys).toMatchObject({ type: 'urn:auth-service:problem:oidc-jwks', detail: `the JWKS at ${craftedOrigin}/symmetric-only/jwks holds no public signing key` });
+    expect(noKeys).toMatchObject({
+      type: 'urn:auth-service:problem:oidc-jwks',
+      detail: `the JWKS at ${craftedOrigin}/symmetric-only/jwks holds no public signing key`,
+    });
   });
 
   it('refuses an OIDC binding without the secret its client authentication needs (422 oidc-config)', async () => {
     const p = await refused(tenantId, oidc({ discoveryUrl: op.discoveryUrl }, {}));
-    expect(p).toMatchObject({ type: 'urn:auth-service:problem:oidc-config', detail: 'secrets: clientSecret is required for client_secret_basic' });
+    expect(p).toMatchObject({
+      type: 'urn:auth-service:problem:oidc-config',
+      detail: 'secrets: clientSecret is required for client_secret_basic',
+    });
   });
 
   it('refuses metadata without a signing certificate (422)', async (ctx) => {
@@ -452,7 +568,9 @@ describe('bad input is refused before anything is saved', () => {
     const expired = await expiredCertificate(workDir);
     const inMetadata = await refused(tenantId, { kind: 'saml', config: { idpMetadataXml: withCertificates(peer.metadataXml, expired) } });
     expect(inMetadata.type).toBe('urn:auth-service:problem:saml-certificate');
-    expect(inMetadata.detail).toMatch(/^the IdP signing certificate CN=expired IdP signer \(SHA-256 [0-9a-f]{16}…\) expired on 2020-02-01T00:00:00.000Z/);
+    expect(inMetadata.detail).toMatch(
+      /^the IdP signing certificate CN=expired IdP signer \(SHA-256 [0-9a-f]{16}…\) expired on 2020-02-01T00:00:00.000Z/,
+    );
     // A valid metadata certificate does not make an expired extra (rollover) certificate acceptable.
     const extra = await refused(tenantId, { kind: 'saml', config: { idpMetadataXml: peer.metadataXml, idpCertificates: [expired] } });
     expect(extra.type).toBe('urn:auth-service:problem:saml-certificate');
@@ -460,11 +578,17 @@ describe('bad input is refused before anything is saved', () => {
 
   it('refuses metadata with a DTD, and a metadata URL nobody answers (422)', async (ctx) => {
     const peer = samlPeer(ctx);
-    const dtd = peer.metadataXml.replace(/^(<\?xml[^>]*\?>)?/, '$1<!DOCTYPE md:EntityDescriptor [<!ENTITY x SYSTEM "file:///etc/passwd">]>');
+    const dtd = peer.metadataXml.replace(
+      /^(<\?xml[^>]*\?>)?/,
+      '$1<!DOCTYPE md:EntityDescriptor [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
+    );
     expect((await refused(tenantId, { kind: 'saml', config: { idpMetadataXml: dtd } })).detail).toBe('metadata with a DTD is refused');
     const dead = `http://127.0.0.1:${await freePort()}/metadata.xml`;
     const p = await refused(tenantId, { kind: 'saml', config: { idpMetadataUrl: dead } });
-    expect(p).toMatchObject({ type: 'urn:auth-service:problem:saml-metadata', detail: `the metadata URL ${dead} is unreachable (connection refused)` });
+    expect(p).toMatchObject({
+      type: 'urn:auth-service:problem:saml-metadata',
+      detail: `the metadata URL ${dead} is unreachable (connection refused)`,
+    });
   });
 
   it('refuses an unknown kind (400)', async () => {
@@ -489,7 +613,12 @@ describe('secrets are write-only', () => {
     responses.push(replayed);
     responses.push(await admin.call('GET', `${bindingsPath(tenantId)}/${binding.id}`));
     responses.push(await admin.call('GET', bindingsPath(tenantId)));
-    const patched = await admin.call('PATCH', `${bindingsPath(tenantId)}/${binding.id}`, { secrets: { clientSecret: secret2 } }, { 'if-match': `"v${binding.version}"` });
+    const patched = await admin.call(
+      'PATCH',
+      `${bindingsPath(tenantId)}/${binding.id}`,
+      { secrets: { clientSecret: secret2 } },
+      { 'if-match': `"v${binding.version}"` },
+    );
     expect(patched.status).toBe(200);
     responses.push(patched);
     responses.push(await admin.call('GET', `${bindingsPath(tenantId)}/${binding.id}/health`));
@@ -516,7 +645,11 @@ describe('concurrency and idempotency', () => {
   });
 
   it('refuses a stale ETag on update and on activation (412)', async () => {
-    const b = await createBinding(tenantId, { kind: 'oidc', config: { issuer: op.issuer, clientId: CLIENT_ID }, secrets: { clientSecret: CLIENT_SECRET } });
+    const b = await createBinding(tenantId, {
+      kind: 'oidc',
+      config: { issuer: op.issuer, clientId: CLIENT_ID },
+      secrets: { clientSecret: CLIENT_SECRET },
+    });
     const path = `${bindingsPath(tenantId)}/${b.id}`;
     const first = await admin.call('PATCH', path, { claimMapping: { defaultRoles: ['A'] } }, { 'if-match': `"v${b.version}"` });
     expect(first.status).toBe(200);
@@ -525,7 +658,9 @@ describe('concurrency and idempotency', () => {
     expect(stale.status).toBe(412);
     expect((await json<Problem>(stale)).type).toBe('urn:auth-service:problem:stale-etag');
     expect((await admin.call('POST', `${path}/activate`, undefined, { 'if-match': `"v${b.version}"` })).status).toBe(412);
-    expect((await json<BindingView & { claimMapping: unknown }>(await admin.call('GET', path))).claimMapping).toEqual({ defaultRoles: ['A'] });
+    expect((await json<BindingView & { claimMapping: unknown }>(await admin.call('GET', path))).claimMapping).toEqual({
+      defaultRoles: ['A'],
+    });
   });
 
   it('replays a create with the same Idempotency-Key and body, and refuses the key with another body (422)', async () => {
@@ -535,7 +670,12 @@ describe('concurrency and idempotency', () => {
     const again = await admin.call('POST', bindingsPath(tenantId), body, { 'idempotency-key': 'careful-oidc' });
     expect(again.status).toBe(201);
     expect((await json<BindingView>(again)).id).toBe((await json<BindingView>(first)).id);
-    const other = await admin.call('POST', bindingsPath(tenantId), { ...body, claimMapping: { defaultRoles: ['X'] } }, { 'idempotency-key': 'careful-oidc' });
+    const other = await admin.call(
+      'POST',
+      bindingsPath(tenantId),
+      { ...body, claimMapping: { defaultRoles: ['X'] } },
+      { 'idempotency-key': 'careful-oidc' },
+    );
     expect(other.status).toBe(422);
     expect((await json<Problem>(other)).type).toBe('urn:auth-service:problem:idempotency-key-reused');
   });
@@ -546,13 +686,22 @@ describe('rollback', () => {
     const peer = samlPeer(ctx);
     const tenantId = (await createTenant('contoso')).id;
 
-    const oidcBinding = await createBinding(tenantId, { kind: 'oidc', config: { issuer: op.issuer, clientId: CLIENT_ID }, secrets: { clientSecret: CLIENT_SECRET }, claimMapping: OIDC_MAPPING });
+    const oidcBinding = await createBinding(tenantId, {
+      kind: 'oidc',
+      config: { issuer: op.issuer, clientId: CLIENT_ID },
+      secrets: { clientSecret: CLIENT_SECRET },
+      claimMapping: OIDC_MAPPING,
+    });
     await oidcTestLogin(tenantId, oidcBinding.id, 'contoso-carol');
     await activate(tenantId, oidcBinding.id);
     const viaOidc = await bffOidcLogin('contoso', 'contoso-carol');
     expect(viaOidc.access).toMatchObject({ org: 'contoso', idp: 'oidc', idp_sub: 'contoso-carol' });
 
-    const samlBinding = await createBinding(tenantId, { kind: 'saml', config: { idpMetadataXml: peer.metadataXml }, claimMapping: SAML_MAPPING });
+    const samlBinding = await createBinding(tenantId, {
+      kind: 'saml',
+      config: { idpMetadataXml: peer.metadataXml },
+      claimMapping: SAML_MAPPING,
+    });
     // While the SAML binding is a draft, logins still go to the OP.
     expect((await startBffLogin('contoso')).upstreamUrl.startsWith(`${op.issuer}/`)).toBe(true);
     await samlTestLogin(peer, tenantId, samlBinding.id, SAML_CAROL);
@@ -582,11 +731,30 @@ describe('background health refresh', () => {
     // Bindings saved without the admin API have never been checked: due.
     const tenants = app.app.get(TenantsService);
     const bindings = app.app.get(BindingsService);
-    const healthy = await bindings.create(await tenants.create('healthy-co', 'Healthy'), { kind: 'oidc', config: { issuer: op.issuer, clientId: CLIENT_ID }, secrets: { clientSecret: CLIENT_SECRET } });
+    const healthy = await bindings.create(await tenants.create('healthy-co', 'Healthy'), {
+      kind: 'oidc',
+      config: { issuer: op.issuer, clientId: CLIENT_ID },
+      secrets: { clientSecret: CLIENT_SECRET },
+    });
     const downTenant = await tenants.create('down-co', 'Down');
-    const down = await bindings.create(downTenant, { kind: 'oidc', config: { issuer: `http://127.0.0.1:${await freePort()}/gone`, clientId: CLIENT_ID }, secrets: { clientSecret: CLIENT_SECRET } });
-    const draft = await bindings.create(downTenant, { kind: 'oidc', status: 'draft', priority: 1, config: { issuer: op.issuer, clientId: CLIENT_ID }, secrets: { clientSecret: CLIENT_SECRET } });
-    const expiring = idp ? await bindings.create(await tenants.create('expiring-co', 'Expiring'), { kind: 'saml', config: { idpMetadataUrl: idp.metadataUrl } }) : undefined;
+    const down = await bindings.create(downTenant, {
+      kind: 'oidc',
+      config: { issuer: `http://127.0.0.1:${await freePort()}/gone`, clientId: CLIENT_ID },
+      secrets: { clientSecret: CLIENT_SECRET },
+    });
+    const draft = await bindings.create(downTenant, {
+      kind: 'oidc',
+      status: 'draft',
+      priority: 1,
+      config: { issuer: op.issuer, clientId: CLIENT_ID },
+      secrets: { clientSecret: CLIENT_SECRET },
+    });
+    const expiring = idp
+      ? await bindings.create(await tenants.create('expiring-co', 'Expiring'), {
+          kind: 'saml',
+          config: { idpMetadataUrl: idp.metadataUrl },
+        })
+      : undefined;
 
     const first = await refresher.refreshAll();
     const outcome = (id: string) => first.probed.find((o) => o.bindingId === id);
@@ -597,7 +765,11 @@ describe('background health refresh', () => {
     // Bindings the admin API checked when they were saved (earlier in this file) are not due yet.
     const northwind = await tenants.findActiveBySlug('northwind');
     if (northwind) {
-      const [nw] = await app.app.get(Database).tenantTx(northwind.id, (m) => m.query(`SELECT id FROM tenant_identity_providers WHERE status = 'active'`)) as Array<{ id: string }>;
+      const [nw] = await app.app.get(Database).tenantTx<
+        Array<{
+          id: string;
+        }>
+      >(northwind.id, (m) => m.query(`SELECT id FROM tenant_identity_providers WHERE status = 'active'`));
       expect(outcome(nw!.id)).toBeUndefined();
     }
 
@@ -614,7 +786,11 @@ describe('background health refresh', () => {
     expect(second.probed.map((o) => o.bindingId)).not.toContain(healthy.id);
 
     // Once a binding's last check is older than the interval, the next round probes it again.
-    await app.app.get(Database).tenantTx(downTenant.id, (m) => m.query(`UPDATE tenant_identity_providers SET health_checked_at = now() - interval '1 day' WHERE id = $1`, [down.id]));
+    await app.app
+      .get(Database)
+      .tenantTx(downTenant.id, (m) =>
+        m.query(`UPDATE tenant_identity_providers SET health_checked_at = now() - interval '1 day' WHERE id = $1`, [down.id]),
+      );
     const third = await refresher.refreshAll();
     expect(third.probed.map((o) => o.bindingId)).toEqual([down.id]);
   });

@@ -40,9 +40,16 @@ async function createClient(id: string, redirectUri: string): Promise<BffClient>
   return { clientId: id, clientSecret: (await json<{ clientSecret: string }>(res)).clientSecret, redirectUri };
 }
 
-async function auditOf(tenantId: string | null, action: string): Promise<Array<{ actor: string; target: string; data: Record<string, unknown> }>> {
+async function auditOf(
+  tenantId: string | null,
+  action: string,
+): Promise<Array<{ actor: string; target: string; data: Record<string, unknown> }>> {
   const q = new URLSearchParams({ action, ...(tenantId ? { tenantId } : {}) });
-  return (await json<{ items: Array<{ actor: string; target: string; data: Record<string, unknown> }> }>(await admin.call('GET', `/admin/v1/audit-events?${q}`))).items;
+  return (
+    await json<{ items: Array<{ actor: string; target: string; data: Record<string, unknown> }> }>(
+      await admin.call('GET', `/admin/v1/audit-events?${q}`),
+    )
+  ).items;
 }
 
 describe('POST /admin/v1/tenants/{tenantId}/users', () => {
@@ -76,7 +83,11 @@ describe('POST /admin/v1/tenants/{tenantId}/users', () => {
 
     const audit = await auditOf(t.id, 'user.created');
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ target: user.id, actor: expect.stringMatching(/^client:/), data: { credential: 'native', roles: ['MEMBER'], emailVerified: true } });
+    expect(audit[0]).toMatchObject({
+      target: user.id,
+      actor: expect.stringMatching(/^client:/),
+      data: { credential: 'native', roles: ['MEMBER'], emailVerified: true },
+    });
     expect(JSON.stringify(audit)).not.toContain(PASSWORD);
     expect(JSON.stringify(audit)).not.toContain('ann@first.example');
 
@@ -103,11 +114,21 @@ describe('POST /admin/v1/tenants/{tenantId}/users', () => {
     const asUsername = await admin.call('POST', path, { username: 'carol-the-admin', password: 'Carol-The-Admin' });
     expect(asUsername.status).toBe(400);
     expect(await json(asUsername)).toMatchObject({ title: 'Weak password' });
-    const asEmail = await admin.call('POST', path, { username: 'carol', email: 'carol@refusals.example', password: 'carol@refusals.example' });
+    const asEmail = await admin.call('POST', path, {
+      username: 'carol',
+      email: 'carol@refusals.example',
+      password: 'carol@refusals.example',
+    });
     expect(asEmail.status).toBe(400);
     expect(await json(asEmail)).toMatchObject({ title: 'Weak password' });
 
-    for (const bad of [{ password: PASSWORD }, { username: ' padded ', password: PASSWORD }, { username: 'dan', password: PASSWORD, email: 'not-an-email' }, { username: 'dan', password: PASSWORD, roles: ['has space'] }, { username: 'dan', password: PASSWORD, extra: 1 }]) {
+    for (const bad of [
+      { password: PASSWORD },
+      { username: ' padded ', password: PASSWORD },
+      { username: 'dan', password: PASSWORD, email: 'not-an-email' },
+      { username: 'dan', password: PASSWORD, roles: ['has space'] },
+      { username: 'dan', password: PASSWORD, extra: 1 },
+    ]) {
       const res = await admin.call('POST', path, bad);
       expect(res.status, JSON.stringify(bad)).toBe(400);
       expect(res.headers.get('content-type')).toMatch(/problem\+json/);
@@ -115,7 +136,10 @@ describe('POST /admin/v1/tenants/{tenantId}/users', () => {
     // None of the refused requests created a user.
     expect((await auditOf(t.id, 'user.created')).length).toBe(1);
 
-    const unknown = await admin.call('POST', '/admin/v1/tenants/00000000-0000-4000-8000-000000000000/users', { username: 'x', password: PASSWORD });
+    const unknown = await admin.call('POST', '/admin/v1/tenants/00000000-0000-4000-8000-000000000000/users', {
+      username: 'x',
+      password: PASSWORD,
+    });
     expect(unknown.status).toBe(404);
   });
 
@@ -145,17 +169,33 @@ describe('mapping preview of a native binding', () => {
     const b = await nativeBinding(t.id, { defaultRoles: ['MEMBER'] });
     const bff = await createClient('preview-native-bff', 'http://127.0.0.1:9/cb');
     expect(
-      (await admin.call('POST', `/admin/v1/tenants/${t.id}/users`, { username: 'fay', password: PASSWORD, email: 'fay@preview.example', emailVerified: true, displayName: 'Fay P', roles: ['EDITOR'] }))
-        .status,
+      (
+        await admin.call('POST', `/admin/v1/tenants/${t.id}/users`, {
+          username: 'fay',
+          password: PASSWORD,
+          email: 'fay@preview.example',
+          emailVerified: true,
+          displayName: 'Fay P',
+          roles: ['EDITOR'],
+        })
+      ).status,
     ).toBe(201);
     const test = await json<{ url: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/test-login`));
     expect((await submitNativeLogin(app.url, test.url, 'fay', PASSWORD)).headers.get('location')).toContain('outcome=success');
 
-    const preview = await json<{ source: string; platformClaims: Record<string, unknown> }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/mapping:preview`, {}));
+    const preview = await json<{ source: string; platformClaims: Record<string, unknown> }>(
+      await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/mapping:preview`, {}),
+    );
     expect(preview.source).toBe('test-login');
 
     const current = await admin.call('GET', `/admin/v1/tenants/${t.id}/bindings/${b.id}`);
-    expect((await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/activate`, undefined, { 'if-match': current.headers.get('etag')! })).status).toBe(200);
+    expect(
+      (
+        await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/activate`, undefined, {
+          'if-match': current.headers.get('etag')!,
+        })
+      ).status,
+    ).toBe(200);
     const { tokens } = await nativeLogin(app.url, bff, 'preview-native', 'fay', PASSWORD);
     const access = decodeJwt(tokens.access_token);
     const id = decodeJwt(tokens.id_token);
@@ -169,7 +209,12 @@ describe('mapping preview of a native binding', () => {
       idp: access['idp'],
       idp_sub: access['idp_sub'],
     });
-    expect(preview.platformClaims).toMatchObject({ email: 'fay@preview.example', email_verified: true, name: 'Fay P', roles: ['EDITOR', 'MEMBER'] });
+    expect(preview.platformClaims).toMatchObject({
+      email: 'fay@preview.example',
+      email_verified: true,
+      name: 'Fay P',
+      roles: ['EDITOR', 'MEMBER'],
+    });
   });
 });
 
@@ -181,7 +226,11 @@ describe('PATCH /admin/v1/clients/{clientId}', () => {
     const etag = read.headers.get('etag')!;
     expect(etag).toMatch(/^"c[\w-]+"$/);
 
-    const change = { redirectUris: ['http://127.0.0.1:9/new'], postLogoutRedirectUris: ['http://127.0.0.1:9/bye'], scopes: ['openid', 'email'] };
+    const change = {
+      redirectUris: ['http://127.0.0.1:9/new'],
+      postLogoutRedirectUris: ['http://127.0.0.1:9/bye'],
+      scopes: ['openid', 'email'],
+    };
     expect((await admin.call('PATCH', path, change)).status).toBe(428);
     const ok = await admin.call('PATCH', path, change, { 'if-match': etag });
     expect(ok.status).toBe(200);
@@ -198,7 +247,14 @@ describe('PATCH /admin/v1/clients/{clientId}', () => {
     const t = await createTenant('patched-client');
     await nativeBinding(t.id);
     const { challenge } = pkcePair();
-    const authorize = (redirectUri: string) => get(authorizeUrl(app.url, { ...bff, redirectUri }, { org: 'patched-client', state: 's', code_challenge: challenge, code_challenge_method: 'S256', scope: 'openid' }));
+    const authorize = (redirectUri: string) =>
+      get(
+        authorizeUrl(
+          app.url,
+          { ...bff, redirectUri },
+          { org: 'patched-client', state: 's', code_challenge: challenge, code_challenge_method: 'S256', scope: 'openid' },
+        ),
+      );
     expect((await authorize('http://127.0.0.1:9/old')).status).toBe(400);
     expect((await authorize('http://127.0.0.1:9/new')).status).toBe(302);
   });
@@ -207,7 +263,12 @@ describe('PATCH /admin/v1/clients/{clientId}', () => {
     await createClient('patch-refusals', 'http://127.0.0.1:9/cb');
     const path = '/admin/v1/clients/patch-refusals';
     const etag = (await admin.call('GET', path)).headers.get('etag')!;
-    for (const uris of [{ redirectUris: ['/relative'] }, { postLogoutRedirectUris: ['http://127.0.0.1:9/x#frag'] }, { scopes: ['has space'] }, { grantTypes: ['password'] }]) {
+    for (const uris of [
+      { redirectUris: ['/relative'] },
+      { postLogoutRedirectUris: ['http://127.0.0.1:9/x#frag'] },
+      { scopes: ['has space'] },
+      { grantTypes: ['password'] },
+    ]) {
       const res = await admin.call('PATCH', path, uris, { 'if-match': etag });
       expect(res.status, JSON.stringify(uris)).toBe(400);
       expect(res.headers.get('content-type')).toMatch(/problem\+json/);

@@ -23,8 +23,11 @@ interface Violation {
 async function lintDeps(cwd: string): Promise<{ code: number; violations: Violation[] }> {
   const run = (extra: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, [DEPCRUISE, 'src', 'migrations', '--config', '.dependency-cruiser.cjs', ...extra], { cwd, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
-        done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+      execFile(
+        process.execPath,
+        [DEPCRUISE, 'src', 'migrations', '--config', '.dependency-cruiser.cjs', ...extra],
+        { cwd, maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) => done({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
       );
     });
   // The exit code comes from the default (err) reporter, the one CI runs; the JSON reporter exits 0.
@@ -61,13 +64,25 @@ describe('the module layering', () => {
       symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
       // Upward (layer 1 → composition, layer 1 → layer 2 by a type-only import): the two the doc fixed.
       add('src/metrics/probe-upward.ts', "import { clusterMetrics } from '../cluster.js';\nexport const probe = clusterMetrics;\n");
-      add('src/metrics/probe-type.ts', "import type { SigningKeysService } from '../tokens/signing-keys.service.js';\nexport type Probe = SigningKeysService;\n");
+      add(
+        'src/metrics/probe-type.ts',
+        "import type { SigningKeysService } from '../tokens/signing-keys.service.js';\nexport type Probe = SigningKeysService;\n",
+      );
       // identity (layer 3) → login (layer 4): upward, and a folder cycle (login imports identity).
-      add('src/identity/saml/probe-login.ts', "import { LoginService } from '../../login/login.service.js';\nexport const probe = LoginService;\n");
+      add(
+        'src/identity/saml/probe-login.ts',
+        "import { LoginService } from '../../login/login.service.js';\nexport const probe = LoginService;\n",
+      );
       // Sideways in layer 4 the wrong way round: login may not import oauth (oauth imports login).
-      add('src/login/probe-oauth.ts', "import { OAuthController } from '../oauth/oauth.controller.js';\nexport const probe = OAuthController;\n");
+      add(
+        'src/login/probe-oauth.ts',
+        "import { OAuthController } from '../oauth/oauth.controller.js';\nexport const probe = OAuthController;\n",
+      );
       // Domain data may use identity/port as types only.
-      add('src/users/probe-port.ts', "import { IDP_KINDS } from '../identity/port/identity-provider.port.js';\nexport const probe = IDP_KINDS;\n");
+      add(
+        'src/users/probe-port.ts',
+        "import { IDP_KINDS } from '../identity/port/identity-provider.port.js';\nexport const probe = IDP_KINDS;\n",
+      );
       // A file cycle inside one folder.
       add('src/common/probe-a.ts', "import { b } from './probe-b.js';\nexport const a = (): unknown => b;\n");
       add('src/common/probe-b.ts', "import { a } from './probe-a.js';\nexport const b = (): unknown => a;\n");
@@ -95,7 +110,9 @@ describe('the module layering', () => {
     });
 
     it('refuses a runtime import of identity/port from domain data', () => {
-      expect(rulesOf(result.violations, 'src/users/probe-port.ts')).toEqual(['port-types-only-from-domain → src/identity/port/identity-provider.port.ts']);
+      expect(rulesOf(result.violations, 'src/users/probe-port.ts')).toEqual([
+        'port-types-only-from-domain → src/identity/port/identity-provider.port.ts',
+      ]);
     });
 
     it('refuses cycles between files and between folders', () => {
@@ -117,7 +134,18 @@ describe('the module layering', () => {
     });
 
     it('reports nothing else', () => {
-      const expected = new Set(['src/metrics/probe-upward.ts', 'src/metrics/probe-type.ts', 'src/identity/saml/probe-login.ts', 'src/login/probe-oauth.ts', 'src/users/probe-port.ts', 'src/common/probe-a.ts', 'src/common/probe-b.ts', 'src/common/probe-test.ts', 'migrations/probe-migration.ts', 'src/common/probe-missing.ts']);
+      const expected = new Set([
+        'src/metrics/probe-upward.ts',
+        'src/metrics/probe-type.ts',
+        'src/identity/saml/probe-login.ts',
+        'src/login/probe-oauth.ts',
+        'src/users/probe-port.ts',
+        'src/common/probe-a.ts',
+        'src/common/probe-b.ts',
+        'src/common/probe-test.ts',
+        'migrations/probe-migration.ts',
+        'src/common/probe-missing.ts',
+      ]);
       const other = result.violations.filter((v) => v.rule.name !== 'no-circular-folders' && !expected.has(v.from));
       expect(other).toEqual([]);
     });

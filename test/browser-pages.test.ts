@@ -35,7 +35,8 @@ function expectPage(res: Response, html: string): void {
   expect(html).not.toMatch(/<script/i);
 }
 
-const start = (params: Record<string, string | undefined>) => authorizeUrl(app.url, bff, { org: 'pages', state: 'st', code_challenge: pkcePair().challenge, code_challenge_method: 'S256', ...params });
+const start = (params: Record<string, string | undefined>) =>
+  authorizeUrl(app.url, bff, { org: 'pages', state: 'st', code_challenge: pkcePair().challenge, code_challenge_method: 'S256', ...params });
 
 describe('GET /oauth2/authorize without a client or redirect URI it can trust', () => {
   it('shows an error page for an unknown client, and redirects nowhere', async () => {

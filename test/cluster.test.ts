@@ -68,7 +68,11 @@ beforeAll(async () => {
   seeder = await startTestApp();
   const { tenant } = await seedNativeTenant(seeder, 'clusterco', []);
   const id = `svc-${randomBytes(3).toString('hex')}`;
-  machine = { id, secret: (await seeder.app.get(ClientsService).create({ id, name: 'Machine', kind: 'machine', tenantId: tenant.id, scopes: ['api'] })).secret };
+  machine = {
+    id,
+    secret: (await seeder.app.get(ClientsService).create({ id, name: 'Machine', kind: 'machine', tenantId: tenant.id, scopes: ['api'] }))
+      .secret,
+  };
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   service = spawn(process.execPath, [...TS_LOADER, 'src/main.ts'], {

@@ -20,9 +20,14 @@ beforeAll(async () => {
   audit = app.app.get(AuditService);
   const rows = await db.query<{ id: string }>(`INSERT INTO tenants (slug, display_name) VALUES ('tx-a', 'A'), ('tx-b', 'B') RETURNING id`);
   [a, b] = rows.map((r) => r.id) as [string, string];
-  for (const t of [a, b]) await db.transaction({ tenant: t }, (tx) => tx.query(`INSERT INTO users (tenant_id, email) VALUES ($1, $2)`, [t, `u@${t}.test`]));
+  for (const t of [a, b])
+    await db.transaction({ tenant: t }, (tx) => tx.query(`INSERT INTO users (tenant_id, email) VALUES ($1, $2)`, [t, `u@${t}.test`]));
 });
-afterAll(async () => app?.close());
+afterAll(async () => {
+  // beforeAll may have failed before the app started.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+  await app?.close();
+});
 
 const emails = (rows: Array<{ email: string }>) => rows.map((r) => r.email).sort();
 
@@ -49,14 +54,19 @@ describe('Database.transaction', () => {
   });
 
   it("the audit reader sees every tenant's events and cannot write", async () => {
-    for (const t of [a, b]) await db.transaction({ tenant: t }, (tx) => audit.record(tx, { tenantId: t, actor: 'test', action: 'tx.scope-test' }));
+    for (const t of [a, b])
+      await db.transaction({ tenant: t }, (tx) => audit.record(tx, { tenantId: t, actor: 'test', action: 'tx.scope-test' }));
     const page = await audit.page({ action: 'tx.scope-test', limit: 10 });
     expect(page.items.map((e) => e.tenantId).sort()).toEqual([a, b].sort());
-    await expect(db.transaction('audit-reader', (tx) => audit.record(tx, { tenantId: null, actor: 'test', action: 'tx.write' }))).rejects.toThrow(/read-only transaction/);
+    await expect(
+      db.transaction('audit-reader', (tx) => audit.record(tx, { tenantId: null, actor: 'test', action: 'tx.write' })),
+    ).rejects.toThrow(/read-only transaction/);
   });
 
   it('the revocation reader is read-only too', async () => {
-    await expect(db.transaction('revocation-reader', (tx) => tx.query(`UPDATE sessions SET revoked_at = now()`))).rejects.toThrow(/read-only transaction/);
+    await expect(db.transaction('revocation-reader', (tx) => tx.query(`UPDATE sessions SET revoked_at = now()`))).rejects.toThrow(
+      /read-only transaction/,
+    );
   });
 
   it('rolls back every statement of the unit when one fails: the change and its audit event leave nothing', async () => {
@@ -75,6 +85,8 @@ describe('Database.transaction', () => {
   it('refuses a tenant id that is not a UUID before any statement is sent', async () => {
     for (const bad of ["x'; SELECT 1; --", '', 'not-a-uuid'])
       await expect(db.transaction({ tenant: bad }, (tx) => tx.query('SELECT 1'))).rejects.toThrow('the tenant id is not a UUID');
-    await expect(db.transaction('platform', (tx) => tx.enterTenant("'; DROP TABLE users; --"))).rejects.toThrow('the tenant id is not a UUID');
+    await expect(db.transaction('platform', (tx) => tx.enterTenant("'; DROP TABLE users; --"))).rejects.toThrow(
+      'the tenant id is not a UUID',
+    );
   });
 });

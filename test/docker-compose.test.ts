@@ -38,7 +38,10 @@ function environmentOf(service: ComposeService): Record<string, string> {
       })
     : Object.entries(raw).map(([k, v]) => [k, v === null ? '' : String(v)]);
   return Object.fromEntries(
-    entries.map(([k, v]) => [k, v.replace(/\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}/g, (_, _name: string, fallback: string | undefined) => fallback ?? '')]),
+    entries.map(([k, v]) => [
+      k,
+      v.replace(/\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}/g, (_, _name: string, fallback: string | undefined) => fallback ?? ''),
+    ]),
   );
 }
 
@@ -51,7 +54,9 @@ const realm = JSON.parse(read('keycloak-realm.json')) as {
 function keycloakAccepts(patterns: string[], uri: string): boolean {
   const u = new URL(uri);
   const loopbackNoPort = ['localhost', '127.0.0.1'].includes(u.hostname) ? `${u.protocol}//${u.hostname}${u.pathname}` : uri;
-  return patterns.some((p) => (p.endsWith('*') ? loopbackNoPort.startsWith(p.slice(0, -1)) || uri.startsWith(p.slice(0, -1)) : p === uri || p === loopbackNoPort));
+  return patterns.some((p) =>
+    p.endsWith('*') ? loopbackNoPort.startsWith(p.slice(0, -1)) || uri.startsWith(p.slice(0, -1)) : p === uri || p === loopbackNoPort,
+  );
 }
 
 describe('docker-compose.yml', () => {
@@ -119,7 +124,9 @@ describe('docker-compose.yml', () => {
     expect(client?.secret).toBe(config.KEYCLOAK_CLIENT_SECRET);
     // The service's callback and logout return must be registered redirect URIs of that client.
     expect(keycloakAccepts(client!.redirectUris!, `${config.issuer}/login/callback/keycloak`)).toBe(true);
-    expect(keycloakAccepts(client!.attributes!['post.logout.redirect.uris']!.split('##'), `${config.issuer}/oauth2/logout/return`)).toBe(true);
+    expect(keycloakAccepts(client!.attributes!['post.logout.redirect.uris']!.split('##'), `${config.issuer}/oauth2/logout/return`)).toBe(
+      true,
+    );
     expect(environmentOf(keycloak)['KC_BOOTSTRAP_ADMIN_USERNAME']).toBe(config.KEYCLOAK_ADMIN_USERNAME);
   });
 });

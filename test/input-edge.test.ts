@@ -64,7 +64,15 @@ type Family = 'oauth' | 'scim' | 'html' | 'problem';
 /** A browser is sent to these OAuth routes: without Accept: application/json they answer a page. */
 const BROWSER_OAUTH = new Set(['/oauth2/authorize', '/oauth2/logout', '/oauth2/logout/return']);
 const familyOf = (path: string, method = 'GET'): Family =>
-  method === 'GET' && BROWSER_OAUTH.has(path) ? 'html' : path.startsWith('/oauth2/') ? 'oauth' : path.startsWith('/scim/') ? 'scim' : path.startsWith('/login/') || path.startsWith('/saml/') ? 'html' : 'problem';
+  method === 'GET' && BROWSER_OAUTH.has(path)
+    ? 'html'
+    : path.startsWith('/oauth2/')
+      ? 'oauth'
+      : path.startsWith('/scim/')
+        ? 'scim'
+        : path.startsWith('/login/') || path.startsWith('/saml/')
+          ? 'html'
+          : 'problem';
 
 interface Probe {
   name: string;
@@ -108,7 +116,9 @@ async function send(route: Route, probe: Probe): Promise<{ status: number; type:
   const path = probe.path ?? concrete(route.path);
   const family = familyOf(path, route.method);
   const headers: Record<string, string> = { ...probe.headers };
-  if (probe.body) headers['content-type'] = probe.body.type === 'form' ? 'application/x-www-form-urlencoded' : family === 'scim' ? 'application/scim+json' : 'application/json';
+  if (probe.body)
+    headers['content-type'] =
+      probe.body.type === 'form' ? 'application/x-www-form-urlencoded' : family === 'scim' ? 'application/scim+json' : 'application/json';
   const res = await fetch(`${app.url}${path}${probe.query ? `?${probe.query}` : ''}`, {
     method: route.method,
     redirect: 'manual',
@@ -124,7 +134,10 @@ function expectRefusal(family: Family, res: { status: number; type: string; text
   switch (family) {
     case 'oauth':
       expect(res.type).toMatch(/^application\/json/);
-      expect(JSON.parse(res.text)).toEqual({ error: 'invalid_request', error_description: expect.stringMatching(/contains (U\+0000|invalid UTF-8|an unpaired UTF-16 surrogate)\.$/) });
+      expect(JSON.parse(res.text)).toEqual({
+        error: 'invalid_request',
+        error_description: expect.stringMatching(/contains (U\+0000|invalid UTF-8|an unpaired UTF-16 surrogate)\.$/),
+      });
       break;
     case 'scim':
       expect(res.type).toMatch(/^application\/scim\+json/);
@@ -146,7 +159,21 @@ describe('U+0000, invalid UTF-8 and lone surrogates at the edge', () => {
   it('finds the routes of every family on the Express router', () => {
     const routes = routesOf(app).map((r) => `${r.method} ${r.path}`);
     expect(routes.length).toBeGreaterThan(70);
-    for (const known of ['POST /oauth2/token', 'GET /oauth2/authorize', 'POST /oauth2/revoke', 'GET /oauth2/revocations', 'GET /oauth2/logout', 'POST /login/native/:handle', 'POST /saml/:slug/acs', 'POST /scim/v2/Users', 'PATCH /scim/v2/Groups/:id', 'GET /admin/v1/tenants', 'GET /admin/v1/audit-events', 'GET /.well-known/jwks.json', 'GET /docs/openapi.json'])
+    for (const known of [
+      'POST /oauth2/token',
+      'GET /oauth2/authorize',
+      'POST /oauth2/revoke',
+      'GET /oauth2/revocations',
+      'GET /oauth2/logout',
+      'POST /login/native/:handle',
+      'POST /saml/:slug/acs',
+      'POST /scim/v2/Users',
+      'PATCH /scim/v2/Groups/:id',
+      'GET /admin/v1/tenants',
+      'GET /admin/v1/audit-events',
+      'GET /.well-known/jwks.json',
+      'GET /docs/openapi.json',
+    ])
       expect(routes).toContain(known);
   });
 
@@ -182,10 +209,16 @@ describe('U+0000, invalid UTF-8 and lone surrogates at the edge', () => {
   });
 
   it('names where the refused text was, never the text', async () => {
-    const res = await send({ method: 'POST', path: '/admin/v1/tenants' }, { name: 'NUL', body: { type: 'json', bytes: '{"settings":{"a/b":["ok","secret\\u0000value"]}}' } });
+    const res = await send(
+      { method: 'POST', path: '/admin/v1/tenants' },
+      { name: 'NUL', body: { type: 'json', bytes: '{"settings":{"a/b":["ok","secret\\u0000value"]}}' } },
+    );
     expect(JSON.parse(res.text)).toMatchObject({ detail: 'The request body at /settings/a~1b/1 contains U+0000.' });
     expect(res.text).not.toContain('secret');
-    const key = await send({ method: 'POST', path: '/admin/v1/tenants' }, { name: 'NUL', body: { type: 'json', bytes: '{"settings":{"x\\u0000":1}}' } });
+    const key = await send(
+      { method: 'POST', path: '/admin/v1/tenants' },
+      { name: 'NUL', body: { type: 'json', bytes: '{"settings":{"x\\u0000":1}}' } },
+    );
     expect(JSON.parse(key.text)).toMatchObject({ detail: 'The name of a member of the request body at /settings contains U+0000.' });
     const query = await send({ method: 'GET', path: '/admin/v1/tenants' }, { name: 'NUL', query: 'cursor=%00' });
     expect(JSON.parse(query.text)).toMatchObject({ detail: 'The query string contains U+0000.' });
@@ -205,13 +238,19 @@ describe('U+0000, invalid UTF-8 and lone surrogates at the edge', () => {
     const form = await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials', client_id: 'café 😀 %00' });
     expect(form.status).toBe(401);
     expect(await form.json()).toMatchObject({ error: 'invalid_client' });
-    const basicAuth = await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials' }, { headers: { authorization: basic('café 😀', 'wrong') } });
+    const basicAuth = await postForm(
+      `${app.url}/oauth2/token`,
+      { grant_type: 'client_credentials' },
+      { headers: { authorization: basic('café 😀', 'wrong') } },
+    );
     expect(basicAuth.status).toBe(401);
   });
 
   it('answers a username with U+0000 on the hosted login form with the HTML error page, and the form still works after', async () => {
     const { challenge } = pkcePair();
-    const start = await get(authorizeUrl(app.url, bff, { org: 'edge', state: 's-1', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const start = await get(
+      authorizeUrl(app.url, bff, { org: 'edge', state: 's-1', code_challenge: challenge, code_challenge_method: 'S256' }),
+    );
     expect(start.status).toBe(302);
     const jar = new CookieJar();
     const page = await get(start.headers.get('location')!, jar);
@@ -233,8 +272,20 @@ describe('U+0000, invalid UTF-8 and lone surrogates at the edge', () => {
     const scim = await scimClient(app, tenant.tenant.id);
     const res = await scim.post('/Users', entraUser('nul@edge.test', 'nul-1', { displayName: 'nul\u0000inside' }));
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ schemas: [ERROR_SCHEMA], status: '400', scimType: 'invalidValue', detail: 'The request body at /displayName contains U+0000.' });
-    const lone = await scim.request('PATCH', '/Users/p', '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"displayName":"\\udfff"}}]}');
-    expect(lone.body).toMatchObject({ scimType: 'invalidValue', detail: 'The request body at /Operations/0/value/displayName contains an unpaired UTF-16 surrogate.' });
+    expect(res.body).toEqual({
+      schemas: [ERROR_SCHEMA],
+      status: '400',
+      scimType: 'invalidValue',
+      detail: 'The request body at /displayName contains U+0000.',
+    });
+    const lone = await scim.request(
+      'PATCH',
+      '/Users/p',
+      '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"displayName":"\\udfff"}}]}',
+    );
+    expect(lone.body).toMatchObject({
+      scimType: 'invalidValue',
+      detail: 'The request body at /Operations/0/value/displayName contains an unpaired UTF-16 surrogate.',
+    });
   });
 });

@@ -21,7 +21,12 @@ import { authorizeUrl, basic, get, getJson, nativeLogin, pkcePair, postForm, tok
 import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, type TcpProxy } from './peers/keycloak-shared.js';
 import { CookieJar, headlessLogin, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
-import { clientCredentialsToken, createKeycloakUser as createUser, organizationId, type NewKeycloakUser } from './peers/keycloak-realm-helpers.js';
+import {
+  clientCredentialsToken,
+  createKeycloakUser as createUser,
+  organizationId,
+  type NewKeycloakUser,
+} from './peers/keycloak-realm-helpers.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { ClientsService } from '../src/clients/clients.service.js';
 import { TOKEN_EXCHANGE_GRANT } from '../src/oauth/token.service.js';
@@ -84,14 +89,26 @@ interface BffLogin {
 }
 
 /** The whole browser leg: service /authorize → Keycloak pages → service callback → BFF redirect. */
-async function bffLogin(org: string, username: string, opts: { tamper?: (keycloakUrl: URL) => void; jar?: CookieJar } = {}): Promise<BffLogin> {
+async function bffLogin(
+  org: string,
+  username: string,
+  opts: { tamper?: (keycloakUrl: URL) => void; jar?: CookieJar } = {},
+): Promise<BffLogin> {
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(8).toString('hex');
-  const start = await get(authorizeUrl(app.url, bff, { org, state, nonce: `n-${state}`, code_challenge: challenge, code_challenge_method: 'S256' }));
+  const start = await get(
+    authorizeUrl(app.url, bff, { org, state, nonce: `n-${state}`, code_challenge: challenge, code_challenge_method: 'S256' }),
+  );
   expect(start.status, await start.clone().text()).toBe(302);
   const keycloakUrl = new URL(start.headers.get('location')!);
   opts.tamper?.(keycloakUrl);
-  const keycloak = await headlessLogin({ startUrl: keycloakUrl, username, password: PASSWORD, stopAt: `${app.url}/login/callback/keycloak`, cookieJar: opts.jar });
+  const keycloak = await headlessLogin({
+    startUrl: keycloakUrl,
+    username,
+    password: PASSWORD,
+    stopAt: `${app.url}/login/callback/keycloak`,
+    cookieJar: opts.jar,
+  });
   const callback = await get(keycloak.callbackUrl.href);
   expect(callback.status, await callback.clone().text()).toBe(302);
   const back = new URL(callback.headers.get('location')!);
@@ -110,7 +127,12 @@ interface PlatformTokens {
 async function platformTokens(login: BffLogin): Promise<PlatformTokens> {
   const code = login.back.searchParams.get('code');
   expect(code, `${login.back.searchParams.get('error')}: ${login.back.searchParams.get('error_description')}`).toBeTruthy();
-  const res = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code: code!, redirect_uri: bff.redirectUri, code_verifier: login.verifier });
+  const res = await tokenRequest(app.url, bff, {
+    grant_type: 'authorization_code',
+    code: code!,
+    redirect_uri: bff.redirectUri,
+    code_verifier: login.verifier,
+  });
   const body = (await res.json()) as Omit<PlatformTokens, 'claims'>;
   expect(res.status, JSON.stringify(body)).toBe(200);
   return { ...body, claims: await verifyPlatformToken(body.access_token) };
@@ -118,21 +140,33 @@ async function platformTokens(login: BffLogin): Promise<PlatformTokens> {
 
 async function verifyPlatformToken(token: string): Promise<PlatformTokens['claims']> {
   const jwks = createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`));
-  const { payload } = await jwtVerify(token, jwks, { issuer: app.config.issuer, audience: app.config.ACCESS_TOKEN_AUDIENCE, typ: 'at+jwt' });
+  const { payload } = await jwtVerify(token, jwks, {
+    issuer: app.config.issuer,
+    audience: app.config.ACCESS_TOKEN_AUDIENCE,
+    typ: 'at+jwt',
+  });
   return payload as PlatformTokens['claims'];
 }
 
-const keycloakClientCredentials = (realm: string, clientId: string, secret: string): Promise<string> => clientCredentialsToken(kcUrl, realm, clientId, secret);
+const keycloakClientCredentials = (realm: string, clientId: string, secret: string): Promise<string> =>
+  clientCredentialsToken(kcUrl, realm, clientId, secret);
 
 async function exchange(subjectToken: string, org: string, scope?: string): Promise<{ status: number; body: Record<string, string> }> {
-  const form: Record<string, string> = { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, org };
+  const form: Record<string, string> = {
+    grant_type: TOKEN_EXCHANGE_GRANT,
+    subject_token: subjectToken,
+    subject_token_type: ACCESS_TOKEN_TYPE,
+    org,
+  };
   if (scope) form['scope'] = scope;
   const res = await postForm(`${app.url}/oauth2/token`, form, { headers: { authorization: basic(gateway.id, gateway.secret) } });
   return { status: res.status, body: (await res.json()) as Record<string, string> };
 }
 
 const count = async (tenant: Tenant, table: 'users' | 'sessions' | 'login_transactions'): Promise<number> => {
-  const [row] = await app.database.tenantTx(tenant.id, (m) => m.query(`SELECT count(*)::int AS n FROM ${table}`) as Promise<Array<{ n: number }>>);
+  const [row] = await app.database.tenantTx(tenant.id, (m) =>
+    m.query<Promise<Array<{ n: number }>>>(`SELECT count(*)::int AS n FROM ${table}`),
+  );
   return row!.n;
 };
 
@@ -200,7 +234,11 @@ beforeAll(async () => {
   await admin.clients.createRole({ id: serviceClient!.id!, name: 'billing-admin' });
   await createKeycloakUser(REALM, 'alice', { orgs: ['acme', 'globex'] });
   await createKeycloakUser(REALM, 'bob', { orgs: ['acme'] });
-  await createKeycloakUser(REALM, 'carol', { orgs: ['acme'], realmRoles: ['MY_PROJECT_SUPER_ADMIN', 'UNMAPPED_AUDITOR'], clientRoles: ['billing-admin'] });
+  await createKeycloakUser(REALM, 'carol', {
+    orgs: ['acme'],
+    realmRoles: ['MY_PROJECT_SUPER_ADMIN', 'UNMAPPED_AUDITOR'],
+    clientRoles: ['billing-admin'],
+  });
   await createKeycloakUser(REALM, 'erin', { orgs: ['acme'] });
   // Dedicated realm: a user, and a machine client with the same client id as the shared realm's.
   await createKeycloakUser(DEDICATED_REALM, 'dave');
@@ -230,10 +268,14 @@ afterAll(async () => {
 }, 60_000);
 
 const itKc = (name: string, fn: () => Promise<void>, timeout?: number) =>
-  it(name, async (ctx) => {
-    if (unavailable) ctx.skip(unavailable);
-    await fn();
-  }, timeout);
+  it(
+    name,
+    async (ctx) => {
+      if (unavailable) ctx.skip(unavailable);
+      await fn();
+    },
+    timeout,
+  );
 
 // ---------------------------------------------------------------------------------------------
 
@@ -257,18 +299,23 @@ describe('Organizations in the shared realm', () => {
     expect(decodeJwt(id_token)['email']).toBe('bob@users.example.test');
   });
 
-  itKc('refuses an ID token whose nonce is not the one the service sent (swapped in the Keycloak request) with access_denied, and creates nothing', async () => {
-    const sessionsBefore = await count(tenants['acme']!, 'sessions');
-    const usersBefore = await count(tenants['acme']!, 'users');
-    // Keycloak echoes whatever nonce the request carries into the ID token it signs.
-    const login = await bffLogin('acme', 'bob', { tamper: (url) => url.searchParams.set('nonce', `swapped-${randomBytes(8).toString('hex')}`) });
-    expect(login.keycloak.code).toBeTruthy();
-    expect(login.back.searchParams.get('code')).toBeNull();
-    expect(login.back.searchParams.get('error')).toBe('access_denied');
-    expect(login.back.searchParams.get('error_description')).toMatch(/could not be verified/);
-    expect(await count(tenants['acme']!, 'sessions')).toBe(sessionsBefore);
-    expect(await count(tenants['acme']!, 'users')).toBe(usersBefore);
-  });
+  itKc(
+    'refuses an ID token whose nonce is not the one the service sent (swapped in the Keycloak request) with access_denied, and creates nothing',
+    async () => {
+      const sessionsBefore = await count(tenants['acme']!, 'sessions');
+      const usersBefore = await count(tenants['acme']!, 'users');
+      // Keycloak echoes whatever nonce the request carries into the ID token it signs.
+      const login = await bffLogin('acme', 'bob', {
+        tamper: (url) => url.searchParams.set('nonce', `swapped-${randomBytes(8).toString('hex')}`),
+      });
+      expect(login.keycloak.code).toBeTruthy();
+      expect(login.back.searchParams.get('code')).toBeNull();
+      expect(login.back.searchParams.get('error')).toBe('access_denied');
+      expect(login.back.searchParams.get('error_description')).toMatch(/could not be verified/);
+      expect(await count(tenants['acme']!, 'sessions')).toBe(sessionsBefore);
+      expect(await count(tenants['acme']!, 'users')).toBe(usersBefore);
+    },
+  );
 
   itKc('refuses a user who is not a member of the organisation with access_denied, and creates nothing', async () => {
     const usersBefore = await count(tenants['globex']!, 'users');
@@ -313,7 +360,14 @@ describe('Organizations in the shared realm', () => {
     expect(realmRoles).toEqual(expect.arrayContaining(['MY_PROJECT_SUPER_ADMIN', 'UNMAPPED_AUDITOR']));
     const { claims } = await platformTokens(await bffLogin('acme', 'carol'));
     expect(claims.roles).toEqual(['ACME_MEMBER', 'BILLING_ADMIN', 'SUPER_ADMIN', 'USER']);
-    for (const leaked of ['UNMAPPED_AUDITOR', 'MY_PROJECT_SUPER_ADMIN', 'MY_PROJECT_USER', 'billing-admin', 'offline_access', 'default-roles-platform'])
+    for (const leaked of [
+      'UNMAPPED_AUDITOR',
+      'MY_PROJECT_SUPER_ADMIN',
+      'MY_PROJECT_USER',
+      'billing-admin',
+      'offline_access',
+      'default-roles-platform',
+    ])
       expect(claims.roles).not.toContain(leaked);
   });
 });
@@ -390,7 +444,9 @@ describe('logout', () => {
     const tokens = await platformTokens(login);
     expect(await admin.users.listSessions({ id: kcUsers['erin']! })).toHaveLength(1);
 
-    const logout = await get(`${app.url}/oauth2/logout?${new URLSearchParams({ id_token_hint: tokens.id_token, post_logout_redirect_uri: 'http://127.0.0.1:9/bff/signed-out', state: 'bye' })}`);
+    const logout = await get(
+      `${app.url}/oauth2/logout?${new URLSearchParams({ id_token_hint: tokens.id_token, post_logout_redirect_uri: 'http://127.0.0.1:9/bff/signed-out', state: 'bye' })}`,
+    );
     expect(logout.status).toBe(302);
     const atKeycloak = new URL(logout.headers.get('location')!);
     expect(`${atKeycloak.origin}${atKeycloak.pathname}`).toBe(`${kcUrl}/realms/${REALM}/protocol/openid-connect/logout`);
@@ -423,12 +479,19 @@ describe('logout', () => {
 describe('provisioning', () => {
   itKc('binding a tenant twice leaves one organisation and one binding', async () => {
     const provisioning = app.app.get(KeycloakProvisioningService);
-    const input = { mode: 'organization' as const, organization: { domains: ['acme.example'] }, claimMapping: { roles: rolesFor('acme') }, config: { machineClients: [M2M_ID] } };
+    const input = {
+      mode: 'organization' as const,
+      organization: { domains: ['acme.example'] },
+      claimMapping: { roles: rolesFor('acme') },
+      config: { machineClients: [M2M_ID] },
+    };
     const first = await provisioning.bindTenant(tenants['acme']!, input);
     const second = await provisioning.bindTenant(tenants['acme']!, input);
     expect(second.id).toBe(first.id);
     expect((await admin.organizations.find({ first: 0, max: 1000 })).filter((o) => o.alias === 'acme')).toHaveLength(1);
-    const [rows] = await app.database.tenantTx(tenants['acme']!.id, (m) => m.query(`SELECT count(*)::int AS n FROM tenant_identity_providers WHERE kind = 'keycloak'`) as Promise<Array<{ n: number }>>);
+    const [rows] = await app.database.tenantTx(tenants['acme']!.id, (m) =>
+      m.query<Promise<Array<{ n: number }>>>(`SELECT count(*)::int AS n FROM tenant_identity_providers WHERE kind = 'keycloak'`),
+    );
     expect(rows!.n).toBe(1);
 
     const realmAgain = await provisioning.ensureDedicatedRealm(tenants['initech']!, { realm: DEDICATED_REALM });
@@ -436,76 +499,96 @@ describe('provisioning', () => {
     expect(realmAgain.clientSecret).toBeTruthy();
   });
 
-  itKc('links a brokered identity provider to the organisation; a failure half-way leaves nothing behind and a re-run completes it', async () => {
-    const provisioning = app.app.get(KeycloakProvisioningService);
-    const input = {
-      alias: 'acme-entra',
-      displayName: 'Acme Entra ID',
-      providerId: 'oidc',
-      domain: 'acme.example',
-      config: { clientId: 'broker-client', clientSecret: 'test-only-broker-secret', authorizationUrl: 'https://login.acme.example/authorize', tokenUrl: 'https://login.acme.example/token' },
-    };
-    const connect = (provisioning as unknown as { connect: (s: unknown) => Promise<KcAdminClient> }).connect.bind(provisioning);
-    const spy = vi.spyOn(provisioning as unknown as { connect: (s: unknown) => Promise<KcAdminClient> }, 'connect').mockImplementationOnce(async (s) => {
-      const client = await connect(s);
-      client.organizations.linkIdp = () => Promise.reject(new Error('simulated failure between creating and linking'));
-      return client;
-    });
-    await expect(provisioning.linkIdentityProvider(tenants['acme']!, input)).rejects.toBeInstanceOf(DependencyUnavailableError);
-    spy.mockRestore();
-    expect(await admin.identityProviders.findOne({ alias: 'acme-entra' })).toBeNull();
+  itKc(
+    'links a brokered identity provider to the organisation; a failure half-way leaves nothing behind and a re-run completes it',
+    async () => {
+      const provisioning = app.app.get(KeycloakProvisioningService);
+      const input = {
+        alias: 'acme-entra',
+        displayName: 'Acme Entra ID',
+        providerId: 'oidc',
+        domain: 'acme.example',
+        config: {
+          clientId: 'broker-client',
+          clientSecret: 'test-only-broker-secret',
+          authorizationUrl: 'https://login.acme.example/authorize',
+          tokenUrl: 'https://login.acme.example/token',
+        },
+      };
+      const connect = (provisioning as unknown as { connect: (s: unknown) => Promise<KcAdminClient> }).connect.bind(provisioning);
+      const spy = vi
+        .spyOn(provisioning as unknown as { connect: (s: unknown) => Promise<KcAdminClient> }, 'connect')
+        .mockImplementationOnce(async (s) => {
+          const client = await connect(s);
+          client.organizations.linkIdp = () => Promise.reject(new Error('simulated failure between creating and linking'));
+          return client;
+        });
+      await expect(provisioning.linkIdentityProvider(tenants['acme']!, input)).rejects.toBeInstanceOf(DependencyUnavailableError);
+      spy.mockRestore();
+      expect(await admin.identityProviders.findOne({ alias: 'acme-entra' })).toBeNull();
 
-    const done = await provisioning.linkIdentityProvider(tenants['acme']!, input);
-    expect(done).toEqual({ alias: 'acme-entra', created: true, linked: true });
-    const again = await provisioning.linkIdentityProvider(tenants['acme']!, input);
-    expect(again).toEqual({ alias: 'acme-entra', created: false, linked: true });
-    const linked = await admin.organizations.listIdentityProviders({ orgId: await orgId('acme') });
-    expect(linked.map((i) => i.alias)).toEqual(['acme-entra']);
-    expect(linked[0]!.config?.['kc.org.domain']).toBe('acme.example');
+      const done = await provisioning.linkIdentityProvider(tenants['acme']!, input);
+      expect(done).toEqual({ alias: 'acme-entra', created: true, linked: true });
+      const again = await provisioning.linkIdentityProvider(tenants['acme']!, input);
+      expect(again).toEqual({ alias: 'acme-entra', created: false, linked: true });
+      const linked = await admin.organizations.listIdentityProviders({ orgId: await orgId('acme') });
+      expect(linked.map((i) => i.alias)).toEqual(['acme-entra']);
+      expect(linked[0]!.config?.['kc.org.domain']).toBe('acme.example');
 
-    // Keycloak would accept a domain the organisation does not own; the service does not.
-    await expect(provisioning.linkIdentityProvider(tenants['globex']!, { ...input, alias: 'globex-entra', domain: 'acme.example' })).rejects.toMatchObject({ status: 400 });
-    expect(await admin.identityProviders.findOne({ alias: 'globex-entra' })).toBeNull();
-    // A provider already linked to one organisation is not moved to another.
-    await expect(provisioning.linkIdentityProvider(tenants['globex']!, { ...input, domain: undefined })).rejects.toBeInstanceOf(ProblemError);
-  });
+      // Keycloak would accept a domain the organisation does not own; the service does not.
+      await expect(
+        provisioning.linkIdentityProvider(tenants['globex']!, { ...input, alias: 'globex-entra', domain: 'acme.example' }),
+      ).rejects.toMatchObject({ status: 400 });
+      expect(await admin.identityProviders.findOne({ alias: 'globex-entra' })).toBeNull();
+      // A provider already linked to one organisation is not moved to another.
+      await expect(provisioning.linkIdentityProvider(tenants['globex']!, { ...input, domain: undefined })).rejects.toBeInstanceOf(
+        ProblemError,
+      );
+    },
+  );
 });
 
 describe('Keycloak unavailable', () => {
-  itKc('answers 503 at the login start while Keycloak is down, writes nothing, reports it, and recovers without a restart', async () => {
-    // Taken while Keycloak is up: the realm keys are cached for verification.
-    const m2mToken = await keycloakClientCredentials(REALM, M2M_ID, M2M_SECRET);
-    const native = await seedNativeTenant(app, 'umbrella', [{ username: 'ada@umbrella.example', password: 'native-password-123' }]);
-    const before = await count(tenants['acme']!, 'login_transactions');
+  itKc(
+    'answers 503 at the login start while Keycloak is down, writes nothing, reports it, and recovers without a restart',
+    async () => {
+      // Taken while Keycloak is up: the realm keys are cached for verification.
+      const m2mToken = await keycloakClientCredentials(REALM, M2M_ID, M2M_SECRET);
+      const native = await seedNativeTenant(app, 'umbrella', [{ username: 'ada@umbrella.example', password: 'native-password-123' }]);
+      const before = await count(tenants['acme']!, 'login_transactions');
 
-    // Keycloak gone for this service: every connection to it refused, as with a stopped server
-    // (the shared server itself keeps running for the other files).
-    await proxy.down();
-    // Older than a login start's freshness window: the start must ask Keycloak again.
-    await new Promise((r) => setTimeout(r, KEYCLOAK_LIMITS.loginStartFreshMs + 100));
+      // Keycloak gone for this service: every connection to it refused, as with a stopped server
+      // (the shared server itself keeps running for the other files).
+      await proxy.down();
+      // Older than a login start's freshness window: the start must ask Keycloak again.
+      await new Promise((r) => setTimeout(r, KEYCLOAK_LIMITS.loginStartFreshMs + 100));
 
-    const { challenge } = pkcePair();
-    const res = await getJson(authorizeUrl(app.url, bff, { org: 'acme', state: 'down', code_challenge: challenge, code_challenge_method: 'S256' }));
-    expect(res.status).toBe(503);
-    expect(res.headers.get('location')).toBeNull();
-    expect(res.headers.get('retry-after')).toBe('5');
-    const body = await res.text();
-    expect(JSON.parse(body)).toMatchObject({ error: 'temporarily_unavailable' });
-    expect(body).not.toMatch(/ECONNREFUSED|fetch failed|at .*\.ts/);
-    expect(await count(tenants['acme']!, 'login_transactions')).toBe(before);
+      const { challenge } = pkcePair();
+      const res = await getJson(
+        authorizeUrl(app.url, bff, { org: 'acme', state: 'down', code_challenge: challenge, code_challenge_method: 'S256' }),
+      );
+      expect(res.status).toBe(503);
+      expect(res.headers.get('location')).toBeNull();
+      expect(res.headers.get('retry-after')).toBe('5');
+      const body = await res.text();
+      expect(JSON.parse(body)).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(body).not.toMatch(/ECONNREFUSED|fetch failed|at .*\.ts/);
+      expect(await count(tenants['acme']!, 'login_transactions')).toBe(before);
 
-    const ready = await get(`${app.url}/health/ready`);
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: 'ok', checks: { database: 'up', keycloak: 'down' } });
+      const ready = await get(`${app.url}/health/ready`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: 'ok', checks: { database: 'up', keycloak: 'down' } });
 
-    // Other tenants are unaffected; machine tokens verify against the cached realm keys.
-    const nativeTokens = await nativeLogin(app.url, bff, 'umbrella', 'ada@umbrella.example', 'native-password-123');
-    expect((await verifyPlatformToken(nativeTokens.tokens.access_token)).tid).toBe(native.tenant.id);
-    expect((await exchange(m2mToken, 'acme')).status).toBe(200);
+      // Other tenants are unaffected; machine tokens verify against the cached realm keys.
+      const nativeTokens = await nativeLogin(app.url, bff, 'umbrella', 'ada@umbrella.example', 'native-password-123');
+      expect((await verifyPlatformToken(nativeTokens.tokens.access_token)).tid).toBe(native.tenant.id);
+      expect((await exchange(m2mToken, 'acme')).status).toBe(200);
 
-    await proxy.up();
-    expect(await (await get(`${app.url}/health/ready`)).json()).toMatchObject({ checks: { keycloak: 'up' } });
-    const { claims } = await platformTokens(await bffLogin('acme', 'bob'));
-    expect(claims.tid).toBe(tenants['acme']!.id);
-  }, 180_000);
+      await proxy.up();
+      expect(await (await get(`${app.url}/health/ready`)).json()).toMatchObject({ checks: { keycloak: 'up' } });
+      const { claims } = await platformTokens(await bffLogin('acme', 'bob'));
+      expect(claims.tid).toBe(tenants['acme']!.id);
+    },
+    180_000,
+  );
 });

@@ -36,7 +36,7 @@ const issuer = (): string => `${kc!.baseUrl}/realms/${REALM}`;
 
 function requireKeycloak(ctx: TestContext): SharedKeycloak {
   if (!kc) ctx.skip(unavailable ?? 'Keycloak did not start');
-  return kc!;
+  return kc;
 }
 
 const adminClient = (instance: SharedKeycloak, realm = REALM): Promise<KcAdminClient> => instance.adminClient(realm);
@@ -119,7 +119,9 @@ describe('Keycloak peer', () => {
 
     const roles = (await admin.roles.find()).map((r) => r.name);
     expect(roles).toEqual(expect.arrayContaining(['MY_PROJECT_SUPER_ADMIN', 'MY_PROJECT_USER', 'default-roles-platform']));
-    const defaultRole = await admin.roles.getCompositeRolesForRealm({ id: (await admin.roles.findOneByName({ name: 'default-roles-platform' }))!.id! });
+    const defaultRole = await admin.roles.getCompositeRolesForRealm({
+      id: (await admin.roles.findOneByName({ name: 'default-roles-platform' }))!.id!,
+    });
     expect(defaultRole.map((r) => r.name)).toContain('MY_PROJECT_USER');
 
     const [client] = await admin.clients.find({ clientId: CLIENT_ID });
@@ -130,8 +132,8 @@ describe('Keycloak peer', () => {
       directAccessGrantsEnabled: false,
       serviceAccountsEnabled: false,
     });
-    expect(client.attributes?.['pkce.code.challenge.method']).toBe('S256');
-    expect(client.optionalClientScopes).toContain('organization');
+    expect(client!.attributes?.['pkce.code.challenge.method']).toBe('S256');
+    expect(client!.optionalClientScopes).toContain('organization');
 
     const [m2m] = await admin.clients.find({ clientId: M2M_ID });
     expect(m2m).toMatchObject({ serviceAccountsEnabled: true, standardFlowEnabled: false, directAccessGrantsEnabled: false });
@@ -151,7 +153,12 @@ describe('Keycloak peer', () => {
     // (proving PKCE is required), a rejected one gets a 400 error page.
     const probe = async (redirectUri: string): Promise<{ status: number; location: URL | null }> => {
       const url = new URL(`${issuer()}/protocol/openid-connect/auth`);
-      url.search = new URLSearchParams({ client_id: CLIENT_ID, response_type: 'code', scope: 'openid', redirect_uri: redirectUri }).toString();
+      url.search = new URLSearchParams({
+        client_id: CLIENT_ID,
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: redirectUri,
+      }).toString();
       const res = await fetch(url, { redirect: 'manual' });
       await res.arrayBuffer();
       const location = res.headers.get('location');
@@ -173,7 +180,12 @@ describe('Keycloak peer', () => {
       ['acme', 'Acme Corp'],
       ['globex', 'Globex Corporation'],
     ] as const) {
-      const { id } = await admin.organizations.create({ name, alias, enabled: true, domains: [{ name: `${alias}.example`, verified: false }] });
+      const { id } = await admin.organizations.create({
+        name,
+        alias,
+        enabled: true,
+        domains: [{ name: `${alias}.example`, verified: false }],
+      });
       orgIds[alias] = id;
     }
     const users: Record<string, string> = {};
@@ -192,12 +204,12 @@ describe('Keycloak peer', () => {
       });
       users[username] = id;
     }
-    await admin.organizations.addMember({ orgId: orgIds.acme, userId: users.alice });
-    await admin.organizations.addMember({ orgId: orgIds.globex, userId: users.alice });
-    await admin.organizations.addMember({ orgId: orgIds.acme, userId: users.bob });
+    await admin.organizations.addMember({ orgId: orgIds.acme!, userId: users.alice! });
+    await admin.organizations.addMember({ orgId: orgIds.globex!, userId: users.alice! });
+    await admin.organizations.addMember({ orgId: orgIds.acme!, userId: users.bob! });
 
-    const acmeMembers = (await admin.organizations.listMembers({ orgId: orgIds.acme })).map((u) => u.username).sort();
-    const globexMembers = (await admin.organizations.listMembers({ orgId: orgIds.globex })).map((u) => u.username);
+    const acmeMembers = (await admin.organizations.listMembers({ orgId: orgIds.acme! })).map((u) => u.username).sort();
+    const globexMembers = (await admin.organizations.listMembers({ orgId: orgIds.globex! })).map((u) => u.username);
     expect(acmeMembers).toEqual(['alice', 'bob']);
     expect(globexMembers).toEqual(['alice']);
     const found = await admin.organizations.find({ search: 'acme', exact: false });
@@ -252,7 +264,7 @@ describe('Keycloak peer', () => {
     expect(accessToken).not.toHaveProperty('organization');
   });
 
-  it('(e2) a wrong password surfaces as KeycloakLoginError with Keycloak\'s message', async (ctx) => {
+  it("(e2) a wrong password surfaces as KeycloakLoginError with Keycloak's message", async (ctx) => {
     requireKeycloak(ctx);
     const { challenge } = pkcePair();
     const authorize = new URL(`${issuer()}/protocol/openid-connect/auth`);

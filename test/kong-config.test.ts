@@ -18,7 +18,15 @@ import { verifyLikeKong, type KongCredential, type KongPluginConfig } from './su
 import { startFakeKongAdmin, type FakeKongAdmin } from './support/fake-kong-admin.js';
 import { bootstrapAdmin } from '../src/admin/admin-bootstrap.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
-import { KONG_TAG, kongConfigYaml, kongCredentials, kongDeclarativeConfig, kongJwtPluginConfig, type KongConfigOptions, type PublishedKey } from '../src/gateway/kong-config.js';
+import {
+  KONG_TAG,
+  kongConfigYaml,
+  kongCredentials,
+  kongDeclarativeConfig,
+  kongJwtPluginConfig,
+  type KongConfigOptions,
+  type PublishedKey,
+} from '../src/gateway/kong-config.js';
 import { TS_LOADER } from './support/ts-loader.js';
 
 const run = promisify(execFile);
@@ -42,7 +50,11 @@ interface Operator {
 async function operator(app: TestApp, id: string): Promise<Operator> {
   const { clientId, clientSecret } = await bootstrapAdmin(app.app, id);
   const token = async () => {
-    const res = await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials', scope: 'admin' }, { headers: { authorization: basic(clientId, clientSecret) } });
+    const res = await postForm(
+      `${app.url}/oauth2/token`,
+      { grant_type: 'client_credentials', scope: 'admin' },
+      { headers: { authorization: basic(clientId, clientSecret) } },
+    );
     return ((await res.json()) as { access_token: string }).access_token;
   };
   return {
@@ -59,7 +71,10 @@ async function operator(app: TestApp, id: string): Promise<Operator> {
 }
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
-const plugin = (app: TestApp): KongPluginConfig => kongJwtPluginConfig({ maximumExpiration: app.config.ACCESS_TOKEN_TTL_SECONDS + app.config.CLOCK_SKEW_SECONDS }) as unknown as KongPluginConfig;
+const plugin = (app: TestApp): KongPluginConfig =>
+  kongJwtPluginConfig({
+    maximumExpiration: app.config.ACCESS_TOKEN_TTL_SECONDS + app.config.CLOCK_SKEW_SECONDS,
+  }) as unknown as KongPluginConfig;
 
 describe('Kong declarative configuration', () => {
   let app: TestApp;
@@ -110,7 +125,10 @@ describe('Kong declarative configuration', () => {
       const token = tokens[which]!;
       const cred = creds.find((c) => c.key === kidOf(token))!;
       expect(cred.tags).toContain(`key-${which}`);
-      const { payload } = await jwtVerify(token, await importSPKI(cred.rsa_public_key, 'RS256'), { issuer: app.config.issuer, audience: app.config.ACCESS_TOKEN_AUDIENCE });
+      const { payload } = await jwtVerify(token, await importSPKI(cred.rsa_public_key, 'RS256'), {
+        issuer: app.config.issuer,
+        audience: app.config.ACCESS_TOKEN_AUDIENCE,
+      });
       expect(payload['at_kid']).toBe(cred.key);
       expect(await verifyLikeKong(token, creds, plugin(app))).toEqual({ ok: true, key: cred.key });
       // Another key's PEM does not verify it.
@@ -133,7 +151,7 @@ describe('Kong declarative configuration', () => {
     await seedNativeTenant(app, 'kong-users', [{ username: 'ada@kong-users.test', password: PASSWORD }]);
     const bff = await seedBff(app);
     const { tokens: user } = await nativeLogin(app.url, bff, 'kong-users', 'ada@kong-users.test', PASSWORD);
-    const creds = (((await (await ops.call('GET', '/admin/v1/gateway/kong?format=json')).json()) as KongDoc).consumers[0]!).jwt_secrets;
+    const creds = ((await (await ops.call('GET', '/admin/v1/gateway/kong?format=json')).json()) as KongDoc).consumers[0]!.jwt_secrets;
     expect(await verifyLikeKong(user.access_token, creds, plugin(app))).toMatchObject({ ok: true });
     // Same key, same issuer — but an ID token must not pass as an access token at the gateway.
     expect(await verifyLikeKong(user.id_token, creds, plugin(app))).toEqual({ ok: false, message: "No mandatory 'at_kid' in claims" });
@@ -142,10 +160,14 @@ describe('Kong declarative configuration', () => {
 
     const claims = JSON.parse(Buffer.from(user.access_token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
     const { privateKey } = await generateKeyPair('RS256');
-    const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: kidOf(user.access_token) }).sign(privateKey);
+    const forged = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: kidOf(user.access_token) })
+      .sign(privateKey);
     expect(await verifyLikeKong(forged, creds, plugin(app))).toEqual({ ok: false, message: 'Invalid signature' });
     const longLived = { ...claims, exp: Math.floor(Date.now() / 1000) + 86_400 };
-    const unknownKey = await new SignJWT({ ...longLived, at_kid: 'not-a-published-kid' }).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
+    const unknownKey = await new SignJWT({ ...longLived, at_kid: 'not-a-published-kid' })
+      .setProtectedHeader({ alg: 'RS256' })
+      .sign(privateKey);
     expect(await verifyLikeKong(unknownKey, creds, plugin(app))).toEqual({ ok: false, message: "No credentials found for given 'at_kid'" });
   });
 
@@ -168,17 +190,26 @@ describe('Kong declarative configuration', () => {
     await seedNativeTenant(app, 'kong-outsider', [{ username: 'eve@kong-outsider.test', password: PASSWORD }]);
     const bff = await seedBff(app);
     const { tokens: eve } = await nativeLogin(app.url, bff, 'kong-outsider', 'eve@kong-outsider.test', PASSWORD);
-    expect((await fetch(`${app.url}/admin/v1/gateway/kong`, { headers: { authorization: `Bearer ${eve.access_token}` } })).status).toBe(403);
+    expect((await fetch(`${app.url}/admin/v1/gateway/kong`, { headers: { authorization: `Bearer ${eve.access_token}` } })).status).toBe(
+      403,
+    );
   });
 
   it('npm run kong:config prints the same document from the running service', async () => {
-    const env = { ...(process.env as Record<string, string>), ADMIN_URL: app.url, ADMIN_CLIENT_ID: ops.clientId, ADMIN_CLIENT_SECRET: ops.clientSecret };
+    const env = {
+      ...(process.env as Record<string, string>),
+      ADMIN_URL: app.url,
+      ADMIN_CLIENT_ID: ops.clientId,
+      ADMIN_CLIENT_SECRET: ops.clientSecret,
+    };
     const script = [...TS_LOADER, 'scripts/kong-config.ts'];
     const { stdout } = await run(process.execPath, script, { env, timeout: 60_000 });
     const printed = parseYaml(stdout) as KongDoc;
     const jwks = (await (await fetch(`${app.url}/.well-known/jwks.json`)).json()) as { keys: JWK[] };
     expect(printed.consumers[0]!.jwt_secrets.map((c) => c.key).sort()).toEqual(jwks.keys.map((k) => k.kid).sort());
-    await expect(run(process.execPath, script, { env: { ...env, ADMIN_CLIENT_SECRET: 'wrong' }, timeout: 60_000 })).rejects.toMatchObject({ code: 2 });
+    await expect(run(process.execPath, script, { env: { ...env, ADMIN_CLIENT_SECRET: 'wrong' }, timeout: 60_000 })).rejects.toMatchObject({
+      code: 2,
+    });
   });
 });
 
@@ -242,7 +273,10 @@ describe('pushing credentials to the Kong Admin API (recorded fake: no Kong runs
     kong.credentials.set(
       'auth-service',
       new Map([
-        ['stale-kid', { key: 'stale-kid', algorithm: 'RS256', rsa_public_key: '-----BEGIN PUBLIC KEY-----', tags: [KONG_TAG, 'key-retired'] }],
+        [
+          'stale-kid',
+          { key: 'stale-kid', algorithm: 'RS256', rsa_public_key: '-----BEGIN PUBLIC KEY-----', tags: [KONG_TAG, 'key-retired'] },
+        ],
         ['hand-made', { key: 'hand-made', algorithm: 'RS256', rsa_public_key: '-----BEGIN PUBLIC KEY-----', tags: null }],
       ]),
     );

@@ -34,31 +34,78 @@ describe('structured logs', () => {
 
     // A failed password first, then a full login with login_hint (query strings must not be logged either).
     const { challenge } = pkcePair();
-    const start = await get(authorizeUrl(app.url, bff, { org: 'logs-co', state: 'st', code_challenge: challenge, code_challenge_method: 'S256', login_hint: EMAIL }));
+    const start = await get(
+      authorizeUrl(app.url, bff, {
+        org: 'logs-co',
+        state: 'st',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        login_hint: EMAIL,
+      }),
+    );
     expect((await submitNativeLogin(app.url, start.headers.get('location')!, EMAIL, WRONG_PASSWORD)).status).toBe(401);
     // The login transaction handle in the form's path is a bearer secret of that login.
-    secrets['loginHandleSecret'] = decodeURIComponent(new URL(start.headers.get('location')!).pathname.split('/').pop()!).split('_').slice(2).join('_'); // base64url: may itself hold '_'
+    secrets['loginHandleSecret'] = decodeURIComponent(new URL(start.headers.get('location')!).pathname.split('/').pop()!)
+      .split('_')
+      .slice(2)
+      .join('_'); // base64url: may itself hold '_'
     const { tokens, code, verifier } = await nativeLogin(app.url, bff, 'logs-co', EMAIL, PASSWORD, { login_hint: EMAIL });
-    Object.assign(secrets, { code, verifier, accessToken: tokens.access_token, idToken: tokens.id_token, refreshToken: tokens.refresh_token });
+    Object.assign(secrets, {
+      code,
+      verifier,
+      accessToken: tokens.access_token,
+      idToken: tokens.id_token,
+      refreshToken: tokens.refresh_token,
+    });
 
-    const refreshed = (await (await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).json()) as { access_token: string; refresh_token: string };
+    const refreshed = (await (
+      await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })
+    ).json()) as { access_token: string; refresh_token: string };
     Object.assign(secrets, { refreshedAccess: refreshed.access_token, refreshedRefresh: refreshed.refresh_token });
-    expect((await fetch(`${app.url}/oauth2/userinfo`, { headers: { authorization: `Bearer ${refreshed.access_token}` } })).status).toBe(200);
+    expect((await fetch(`${app.url}/oauth2/userinfo`, { headers: { authorization: `Bearer ${refreshed.access_token}` } })).status).toBe(
+      200,
+    );
     // A wrong client secret and a replayed code (which ends the session): error paths log too.
-    expect((await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: verifier })).status).toBe(400);
-    expect((await postForm(`${app.url}/oauth2/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, { headers: { authorization: basic(bff.clientId, 'not-the-secret') } })).status).toBe(401);
+    expect(
+      (await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: verifier }))
+        .status,
+    ).toBe(400);
+    expect(
+      (
+        await postForm(
+          `${app.url}/oauth2/token`,
+          { grant_type: 'refresh_token', refresh_token: tokens.refresh_token },
+          { headers: { authorization: basic(bff.clientId, 'not-the-secret') } },
+        )
+      ).status,
+    ).toBe(401);
 
     const ops = await bootstrapAdmin(app.app, 'logs-ops');
     secrets['adminSecret'] = ops.clientSecret;
-    const cc = (await (await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials', scope: 'admin' }, { headers: { authorization: basic(ops.clientId, ops.clientSecret) } })).json()) as { access_token: string };
+    const cc = (await (
+      await postForm(
+        `${app.url}/oauth2/token`,
+        { grant_type: 'client_credentials', scope: 'admin' },
+        { headers: { authorization: basic(ops.clientId, ops.clientSecret) } },
+      )
+    ).json()) as { access_token: string };
     secrets['clientCredentialsToken'] = cc.access_token;
 
     const scim = await scimClient(app, tenant.id);
     secrets['scimToken'] = scim.token;
     const adopted = await scim.post('/Users', entraUser(EMAIL, randomUUID()));
     expect(adopted.status).toBe(201);
-    expect((await scim.patch(`/Users/${adopted.body['id'] as string}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: false }] })).status).toBe(200);
-    expect((await fetch(`${app.url}/scim/v2/Users`, { headers: { authorization: 'Bearer scim-token-that-does-not-exist' } })).status).toBe(401);
+    expect(
+      (
+        await scim.patch(`/Users/${adopted.body['id'] as string}`, {
+          schemas: [PATCH_OP],
+          Operations: [{ op: 'replace', path: 'active', value: false }],
+        })
+      ).status,
+    ).toBe(200);
+    expect((await fetch(`${app.url}/scim/v2/Users`, { headers: { authorization: 'Bearer scim-token-that-does-not-exist' } })).status).toBe(
+      401,
+    );
 
     await new Promise((r) => setTimeout(r, 200)); // pino writes asynchronously to the destination
     const log = lines.join('');
@@ -94,7 +141,9 @@ describe('structured logs', () => {
     const viaOrm = await app.database.query(insert, [slug]).catch((e: unknown) => e);
     const viaPool = await app.database.tenantStatements(tenant.id, (q) => q.query(insert, [slug])).catch((e: unknown) => e);
     for (const err of [viaOrm, viaPool]) {
-      expect((err as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (err as { code?: string }).code).toBe('23505');
+      expect((err as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (err as { code?: string }).code).toBe(
+        '23505',
+      );
       expect(JSON.stringify(err, Object.getOwnPropertyNames(err))).not.toContain(slug);
       expect(JSON.stringify((err as { driverError?: object }).driverError ?? {})).not.toContain(slug);
     }

@@ -29,7 +29,9 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 }
 
 async function loginForm(base: string, bff: BffClient, org: string): Promise<string> {
-  const start = await get(authorizeUrl(base, bff, { org, state: 's', code_challenge: pkcePair().challenge, code_challenge_method: 'S256' }));
+  const start = await get(
+    authorizeUrl(base, bff, { org, state: 's', code_challenge: pkcePair().challenge, code_challenge_method: 'S256' }),
+  );
   expect(start.status).toBe(302);
   return start.headers.get('location')!;
 }
@@ -68,7 +70,8 @@ describe('metrics', () => {
     expect(ok.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(await ok.text()).toMatch(/^auth_signing_key_active 1$/m);
     // The auth-scheme is case-insensitive here as on every Bearer route (RFC 9110 §11.1).
-    for (const scheme of ['bearer', 'BEARER']) expect((await fetch(`${app.url}/metrics`, { headers: { authorization: `${scheme} ${METRICS_TOKEN}` } })).status, scheme).toBe(200);
+    for (const scheme of ['bearer', 'BEARER'])
+      expect((await fetch(`${app.url}/metrics`, { headers: { authorization: `${scheme} ${METRICS_TOKEN}` } })).status, scheme).toBe(200);
   });
 
   it('counts a login per tenant and adapter, and the token grants with their latency', async () => {
@@ -83,13 +86,24 @@ describe('metrics', () => {
     const login = { tenant: tenantId, adapter: 'native', flow: 'browser', outcome: 'success' };
     expect(sample(after, 'auth_logins_total', login) - sample(before, 'auth_logins_total', login)).toBe(1);
     for (const grant of ['authorization_code', 'refresh_token', 'client_credentials']) {
-      expect(sample(after, 'auth_tokens_issued_total', { grant_type: grant }) - sample(before, 'auth_tokens_issued_total', { grant_type: grant }), grant).toBe(1);
+      expect(
+        sample(after, 'auth_tokens_issued_total', { grant_type: grant }) -
+          sample(before, 'auth_tokens_issued_total', { grant_type: grant }),
+        grant,
+      ).toBe(1);
     }
     const ok = { grant_type: 'refresh_token', outcome: 'ok' };
-    expect(sample(after, 'auth_token_request_duration_seconds_count', ok) - sample(before, 'auth_token_request_duration_seconds_count', ok)).toBe(1);
-    expect(sample(after, 'auth_token_request_duration_seconds_bucket', { ...ok, le: '+Inf' })).toBe(sample(after, 'auth_token_request_duration_seconds_count', ok));
+    expect(
+      sample(after, 'auth_token_request_duration_seconds_count', ok) - sample(before, 'auth_token_request_duration_seconds_count', ok),
+    ).toBe(1);
+    expect(sample(after, 'auth_token_request_duration_seconds_bucket', { ...ok, le: '+Inf' })).toBe(
+      sample(after, 'auth_token_request_duration_seconds_count', ok),
+    );
     const refused = { grant_type: 'refresh_token', outcome: 'client_error' };
-    expect(sample(after, 'auth_token_request_duration_seconds_count', refused) - sample(before, 'auth_token_request_duration_seconds_count', refused)).toBe(1);
+    expect(
+      sample(after, 'auth_token_request_duration_seconds_count', refused) -
+        sample(before, 'auth_token_request_duration_seconds_count', refused),
+    ).toBe(1);
     const adapterCall = { adapter: 'native', operation: 'complete_login', outcome: 'ok' };
     expect(sample(after, 'auth_idp_request_duration_seconds_count', adapterCall)).toBeGreaterThanOrEqual(1);
   });
@@ -111,7 +125,8 @@ describe('metrics', () => {
     expect((await scim.get('/Users')).status).toBe(200);
     expect((await scim.get(`/Users/${randomUUID()}`)).status).toBe(404);
     const after = await scrape();
-    const delta = (labels: Record<string, string>) => sample(after, 'auth_scim_operations_total', labels) - sample(before, 'auth_scim_operations_total', labels);
+    const delta = (labels: Record<string, string>) =>
+      sample(after, 'auth_scim_operations_total', labels) - sample(before, 'auth_scim_operations_total', labels);
     expect(delta({ resource: 'Users', operation: 'create', outcome: 'ok' })).toBe(1);
     expect(delta({ resource: 'Users', operation: 'list', outcome: 'ok' })).toBe(1);
     expect(delta({ resource: 'Users', operation: 'get', outcome: 'client_error' })).toBe(1);
@@ -148,10 +163,14 @@ describe('metrics without METRICS_TOKEN', () => {
     // The authorization endpoint's limit answers with a redirect, not a 429: counted all the same.
     let limited = false;
     for (let i = 0; i < 6 && !limited; i++) {
-      const res = await get(authorizeUrl(app.url, bff, { org: 'folded', state: 's', code_challenge: pkcePair().challenge, code_challenge_method: 'S256' }));
+      const res = await get(
+        authorizeUrl(app.url, bff, { org: 'folded', state: 's', code_challenge: pkcePair().challenge, code_challenge_method: 'S256' }),
+      );
       limited = new URL(res.headers.get('location')!).searchParams.get('error') === 'temporarily_unavailable';
     }
     expect(limited).toBe(true);
-    expect(sample(await app.app.get(MetricsService).registry.metrics(), 'auth_rate_limited_total', { endpoint: 'authorize' })).toBeGreaterThanOrEqual(1);
+    expect(
+      sample(await app.app.get(MetricsService).registry.metrics(), 'auth_rate_limited_total', { endpoint: 'authorize' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 });

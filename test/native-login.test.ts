@@ -3,14 +3,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { ageRefreshRotation, seedBff, seedNativeTenant } from './support/seed.js';
-import {
-  basic,
-  get,
-  nativeLogin,
-  postForm,
-  tokenRequest,
-  type BffClient,
-} from './support/bff.js';
+import { basic, get, nativeLogin, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { ensurePyJwt, validateLikeGateway } from './support/gateway.js';
 import { peersRequired, PeerUnavailableError } from './peers/peer-unavailable.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
@@ -26,11 +19,16 @@ const PASSWORD = 'correct horse battery staple';
 beforeAll(async () => {
   app = await startTestApp();
   bff = await seedBff(app);
-  const acme = await seedNativeTenant(app, 'acme', [
-    { username: 'alice@acme.test', password: PASSWORD, roles: ['SUPER_ADMIN'] },
-    { username: 'bob@acme.test', password: PASSWORD },
-    { username: 'carol@acme.test', password: PASSWORD },
-  ], { defaultRoles: ['USER'] });
+  const acme = await seedNativeTenant(
+    app,
+    'acme',
+    [
+      { username: 'alice@acme.test', password: PASSWORD, roles: ['SUPER_ADMIN'] },
+      { username: 'bob@acme.test', password: PASSWORD },
+      { username: 'carol@acme.test', password: PASSWORD },
+    ],
+    { defaultRoles: ['USER'] },
+  );
   acmeId = acme.tenant.id;
   aliceId = acme.userIds[0]!;
   await seedNativeTenant(app, 'globex', [{ username: 'gina@globex.test', password: PASSWORD }]);
@@ -51,9 +49,21 @@ describe('native login through the BFF flow', () => {
     const { tokens } = await nativeLogin(app.url, bff, 'acme', 'alice@acme.test', PASSWORD);
     expect(decodeProtectedHeader(tokens.access_token)).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
     const jwks = createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`));
-    const { payload, protectedHeader } = await jwtVerify(tokens.access_token, jwks, { issuer: app.url, audience: 'platform-api', typ: 'at+jwt' });
+    const { payload, protectedHeader } = await jwtVerify(tokens.access_token, jwks, {
+      issuer: app.url,
+      audience: 'platform-api',
+      typ: 'at+jwt',
+    });
     expect(protectedHeader.kid).toBeTruthy();
-    expect(payload).toMatchObject({ sub: aliceId, tid: acmeId, org: 'acme', idp: 'native', idp_sub: aliceId, client_id: bff.clientId, scope: 'openid email profile' });
+    expect(payload).toMatchObject({
+      sub: aliceId,
+      tid: acmeId,
+      org: 'acme',
+      idp: 'native',
+      idp_sub: aliceId,
+      client_id: bff.clientId,
+      scope: 'openid email profile',
+    });
     expect(payload['roles']).toEqual(['SUPER_ADMIN', 'USER']);
     for (const claim of ['exp', 'iat', 'jti', 'auth_time', 'sid']) expect(payload[claim]).toBeDefined();
     expect(tokens.refresh_token).toMatch(/^rt_/);
@@ -66,7 +76,9 @@ describe('native login through the BFF flow', () => {
     const { tokens } = await nativeLogin(app.url, bff, 'acme', 'bob@acme.test', PASSWORD);
     const [verdict] = await validateLikeGateway(`${app.url}/.well-known/jwks.json`, app.url, 'platform-api', [tokens.access_token]);
     expect(verdict).toMatchObject({ ok: true, tid: acmeId });
-    const [forged] = await validateLikeGateway(`${app.url}/.well-known/jwks.json`, app.url, 'platform-api', [tokens.access_token.slice(0, -4) + 'AAAA']);
+    const [forged] = await validateLikeGateway(`${app.url}/.well-known/jwks.json`, app.url, 'platform-api', [
+      tokens.access_token.slice(0, -4) + 'AAAA',
+    ]);
     expect(forged!.ok).toBe(false);
   });
 
@@ -86,9 +98,13 @@ describe('native login through the BFF flow', () => {
 
   it('logs out with id_token_hint and redirects only to a registered post-logout URI', async () => {
     const { tokens } = await nativeLogin(app.url, bff, 'acme', 'carol@acme.test', PASSWORD);
-    const bad = await get(`${app.url}/oauth2/logout?id_token_hint=${tokens.id_token}&post_logout_redirect_uri=${encodeURIComponent('https://evil.test/')}`);
+    const bad = await get(
+      `${app.url}/oauth2/logout?id_token_hint=${tokens.id_token}&post_logout_redirect_uri=${encodeURIComponent('https://evil.test/')}`,
+    );
     expect(bad.status).toBe(400);
-    const ok = await get(`${app.url}/oauth2/logout?id_token_hint=${tokens.id_token}&state=s1&post_logout_redirect_uri=${encodeURIComponent('http://127.0.0.1:9/bff/signed-out')}`);
+    const ok = await get(
+      `${app.url}/oauth2/logout?id_token_hint=${tokens.id_token}&state=s1&post_logout_redirect_uri=${encodeURIComponent('http://127.0.0.1:9/bff/signed-out')}`,
+    );
     expect(ok.status).toBe(302);
     expect(ok.headers.get('location')).toBe('http://127.0.0.1:9/bff/signed-out?state=s1');
     const refresh = await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
@@ -115,11 +131,19 @@ describe('refresh tokens', () => {
 
   it('stops refreshing once revoked (RFC 7009)', async () => {
     const { tokens } = await nativeLogin(app.url, bff, 'acme', 'bob@acme.test', PASSWORD);
-    const revoke = await postForm(`${app.url}/oauth2/revoke`, { token: tokens.refresh_token }, { headers: { authorization: basic(bff.clientId, bff.clientSecret) } });
+    const revoke = await postForm(
+      `${app.url}/oauth2/revoke`,
+      { token: tokens.refresh_token },
+      { headers: { authorization: basic(bff.clientId, bff.clientSecret) } },
+    );
     expect(revoke.status).toBe(200);
     const refresh = await tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
     expect(await refresh.json()).toMatchObject({ error: 'invalid_grant' });
-    const unknown = await postForm(`${app.url}/oauth2/revoke`, { token: 'not-a-token' }, { headers: { authorization: basic(bff.clientId, bff.clientSecret) } });
+    const unknown = await postForm(
+      `${app.url}/oauth2/revoke`,
+      { token: 'not-a-token' },
+      { headers: { authorization: basic(bff.clientId, bff.clientSecret) } },
+    );
     expect(unknown.status).toBe(200);
   });
 
@@ -134,7 +158,8 @@ describe('refresh tokens', () => {
 describe('key rotation', () => {
   it('publishes the new key before it signs, keeps the retired key until its tokens expired', async () => {
     const keys = app.app.get(SigningKeysService);
-    const jwksKids = async () => ((await (await fetch(`${app.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    const jwksKids = async () =>
+      ((await (await fetch(`${app.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
     const before = await nativeLogin(app.url, bff, 'acme', 'alice@acme.test', PASSWORD);
     const oldKid = decodeProtectedHeader(before.tokens.access_token).kid!;
 
@@ -152,7 +177,10 @@ describe('key rotation', () => {
     const jwks = createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`));
     for (const t of [before, after]) await expect(jwtVerify(t.tokens.access_token, jwks, { issuer: app.url })).resolves.toBeTruthy();
     if (!pyJwt) {
-      const verdicts = await validateLikeGateway(`${app.url}/.well-known/jwks.json`, app.url, 'platform-api', [before.tokens.access_token, after.tokens.access_token]);
+      const verdicts = await validateLikeGateway(`${app.url}/.well-known/jwks.json`, app.url, 'platform-api', [
+        before.tokens.access_token,
+        after.tokens.access_token,
+      ]);
       expect(verdicts.map((v) => v.ok)).toEqual([true, true]);
       expect(verdicts.map((v) => v.kid)).toEqual([oldKid, pending.kid]);
     }
@@ -190,7 +218,9 @@ describe('row-level security', () => {
       expect(own.rows.map((r) => r.tenant_id)).toEqual([acmeId]);
       const forgotFilter = await client.query(`SELECT count(*)::int AS n FROM native_credentials WHERE username = 'gina@globex.test'`);
       expect(forgotFilter.rows[0].n).toBe(0);
-      await expect(client.query(`INSERT INTO roles (tenant_id, name) SELECT id, 'X' FROM tenants WHERE slug = 'globex'`)).rejects.toThrow(/row-level security/);
+      await expect(client.query(`INSERT INTO roles (tenant_id, name) SELECT id, 'X' FROM tenants WHERE slug = 'globex'`)).rejects.toThrow(
+        /row-level security/,
+      );
       await client.query('ROLLBACK');
     } finally {
       await client.end();
@@ -206,7 +236,12 @@ describe('query plans under row-level security', () => {
       await client.query('BEGIN');
       await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [acmeId]);
       await client.query('SET LOCAL enable_seqscan = off');
-      const plan = (await client.query(`EXPLAIN SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [acmeId, 'Alice@Acme.test'])).rows
+      const plan = (
+        await client.query(`EXPLAIN SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [
+          acmeId,
+          'Alice@Acme.test',
+        ])
+      ).rows
         .map((r: Record<string, string>) => r['QUERY PLAN'])
         .join('\n');
       expect(plan).toMatch(/Index (Only )?Scan using native_credentials_username_key/);

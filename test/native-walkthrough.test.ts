@@ -21,7 +21,8 @@ import { bootstrapAdmin } from '../src/admin/admin-bootstrap.js';
 
 const run = promisify(execFile);
 const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-const ADMIN_SCRIPT = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }).scripts['admin']!;
+const ADMIN_SCRIPT = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> })
+  .scripts['admin']!;
 /** Where the README's example BFF lives; the test's BFF stands in for it on loopback. */
 const README_APP = 'https://app.globex.example';
 const PASSWORD = 'globex: a long first password';
@@ -110,22 +111,37 @@ async function startBff(app: TestApp): Promise<Bff> {
       if (url.pathname === '/callback') {
         const flow = pending.get(url.searchParams.get('state') ?? '');
         const code = url.searchParams.get('code');
-        if (!flow || !code) return html(400, `<p id="error">${url.searchParams.get('error') ?? 'bad callback'}</p>`);
+        if (!flow || !code) {
+          html(400, `<p id="error">${url.searchParams.get('error') ?? 'bad callback'}</p>`);
+          return;
+        }
         pending.delete(url.searchParams.get('state')!);
         const token = await fetch(`${app.url}/oauth2/token`, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(bff.clientId!, bff.clientSecret!) },
-          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: `${bff.origin}/callback`, code_verifier: flow.verifier }).toString(),
+          body: new URLSearchParams({
+            grant_type: 'authorization_code',
+            code,
+            redirect_uri: `${bff.origin}/callback`,
+            code_verifier: flow.verifier,
+          }).toString(),
         });
         const tokens = (await token.json()) as { id_token?: string; access_token?: string; error?: string };
-        if (!tokens.id_token || !tokens.access_token) return html(502, `<p id="error">token: ${tokens.error ?? token.status}</p>`);
+        if (!tokens.id_token || !tokens.access_token) {
+          html(502, `<p id="error">token: ${tokens.error ?? token.status}</p>`);
+          return;
+        }
         const { payload: id } = await jwtVerify(tokens.id_token, jwks, { issuer: app.config.issuer, audience: bff.clientId! });
         const { payload: access } = await jwtVerify(tokens.access_token, jwks, { issuer: app.config.issuer });
-        if (id['nonce'] !== flow.nonce) return html(400, '<p id="error">nonce mismatch</p>');
-        return html(
+        if (id['nonce'] !== flow.nonce) {
+          html(400, '<p id="error">nonce mismatch</p>');
+          return;
+        }
+        html(
           200,
           `<p id="who">Signed in as ${String(id['email'])}</p><p id="verified">${String(id['email_verified'])}</p><p id="name">${String(id['name'])}</p><p id="roles">${(access['roles'] as string[]).join(',')}</p>`,
         );
+        return;
       }
       html(404, 'not found');
     })().catch((err: unknown) => {
@@ -193,7 +209,12 @@ describe('README: a tenant with local passwords (native), end to end', { timeout
 
     const ids: Record<string, string> = {};
     for (const command of commands) {
-      const args = command.map((a) => a.replace('<tenantId>', ids['tenantId'] ?? '<tenantId>').replace('<bindingId>', ids['bindingId'] ?? '<bindingId>').replace(README_APP, bff.origin));
+      const args = command.map((a) =>
+        a
+          .replace('<tenantId>', ids['tenantId'] ?? '<tenantId>')
+          .replace('<bindingId>', ids['bindingId'] ?? '<bindingId>')
+          .replace(README_APP, bff.origin),
+      );
       expect(args.join(' '), 'a placeholder is filled by an earlier step').not.toMatch(/<\w+>/);
       const step = command.slice(0, 2).join(' ');
       const out = await admin(args, step === 'users create' ? `${PASSWORD}\n` : '');
@@ -207,7 +228,12 @@ describe('README: a tenant with local passwords (native), end to end', { timeout
           ids['bindingId'] = out['id'] as string;
           break;
         case 'users create':
-          expect(out).toMatchObject({ username: 'ann@globex.example', email: 'ann@globex.example', emailVerified: true, displayName: 'Ann Globex' });
+          expect(out).toMatchObject({
+            username: 'ann@globex.example',
+            email: 'ann@globex.example',
+            emailVerified: true,
+            displayName: 'Ann Globex',
+          });
           expect(JSON.stringify(out)).not.toContain(PASSWORD);
           break;
         case 'clients create':
@@ -225,7 +251,14 @@ describe('README: a tenant with local passwords (native), end to end', { timeout
         case 'bindings preview':
           expect(out).toMatchObject({
             source: 'test-login',
-            platformClaims: { org: 'globex', email: 'ann@globex.example', email_verified: true, name: 'Ann Globex', roles: ['MEMBER'], idp: 'native' },
+            platformClaims: {
+              org: 'globex',
+              email: 'ann@globex.example',
+              email_verified: true,
+              name: 'Ann Globex',
+              roles: ['MEMBER'],
+              idp: 'native',
+            },
           });
           ids['preview'] = JSON.stringify(out['platformClaims']);
           break;

@@ -2,7 +2,21 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
-import { authorizeUrl, basic, CookieJar, formAction, get, getJson, hiddenInput, nativeLogin, pkcePair, postForm, submitNativeLogin, tokenRequest, type BffClient } from './support/bff.js';
+import {
+  authorizeUrl,
+  basic,
+  CookieJar,
+  formAction,
+  get,
+  getJson,
+  hiddenInput,
+  nativeLogin,
+  pkcePair,
+  postForm,
+  submitNativeLogin,
+  tokenRequest,
+  type BffClient,
+} from './support/bff.js';
 import { sha256 } from '../src/crypto/random.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 
@@ -26,7 +40,11 @@ const redirectError = (res: Response) => {
   expect(res.status).toBe(302);
   const loc = new URL(res.headers.get('location')!);
   expect(`${loc.origin}${loc.pathname}`).toBe(bff.redirectUri);
-  return { error: loc.searchParams.get('error'), description: loc.searchParams.get('error_description'), state: loc.searchParams.get('state') };
+  return {
+    error: loc.searchParams.get('error'),
+    description: loc.searchParams.get('error_description'),
+    state: loc.searchParams.get('state'),
+  };
 };
 
 describe('authorization request errors', () => {
@@ -55,7 +73,11 @@ describe('authorization request errors', () => {
 
   it('tells the user an organisation was not found, and reveals nothing else', async () => {
     const res = await get(authorizeUrl(app.url, bff, { ...valid, org: 'acmee' }));
-    expect(redirectError(res)).toEqual({ error: 'unknown_organization', description: 'Organisation not found. Check the organisation name and try again.', state: 'st-1' });
+    expect(redirectError(res)).toEqual({
+      error: 'unknown_organization',
+      description: 'Organisation not found. Check the organisation name and try again.',
+      state: 'st-1',
+    });
   });
 
   it('rejects repeated parameters', async () => {
@@ -68,7 +90,8 @@ describe('authorization request errors', () => {
     const limited = await startTestApp({ RATE_LIMIT_AUTHORIZE_PER_MINUTE: '3' }, app.db);
     try {
       const statuses: string[] = [];
-      for (let i = 0; i < 5; i++) statuses.push(redirectError(await get(authorizeUrl(limited.url, bff, { ...valid, org: `probe-${i}` }))).error!);
+      for (let i = 0; i < 5; i++)
+        statuses.push(redirectError(await get(authorizeUrl(limited.url, bff, { ...valid, org: `probe-${i}` }))).error!);
       // The limit is shared through the database, so earlier look-ups by this IP on the other replica count too.
       expect(statuses.slice(-2)).toEqual(['temporarily_unavailable', 'temporarily_unavailable']);
       expect(statuses).toContain('temporarily_unavailable');
@@ -88,10 +111,23 @@ describe('token endpoint errors', () => {
 
   it('refuses a wrong PKCE verifier and burns the code', async () => {
     const { code, verifier } = await codeFor();
-    const wrong = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: pkcePair().verifier });
+    const wrong = await tokenRequest(app.url, bff, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: bff.redirectUri,
+      code_verifier: pkcePair().verifier,
+    });
     expect(wrong.status).toBe(400);
-    expect(await wrong.json()).toEqual({ error: 'invalid_grant', error_description: 'PKCE verification failed: code_verifier does not match code_challenge.' });
-    const right = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: verifier });
+    expect(await wrong.json()).toEqual({
+      error: 'invalid_grant',
+      error_description: 'PKCE verification failed: code_verifier does not match code_challenge.',
+    });
+    const right = await tokenRequest(app.url, bff, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: bff.redirectUri,
+      code_verifier: verifier,
+    });
     expect(await right.json()).toMatchObject({ error: 'invalid_grant' });
   });
 
@@ -121,19 +157,36 @@ describe('token endpoint errors', () => {
     await client.connect();
     const tenant = code.split('_')[1]!;
     await client.query('BEGIN');
-    await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [`${tenant.slice(0, 8)}-${tenant.slice(8, 12)}-${tenant.slice(12, 16)}-${tenant.slice(16, 20)}-${tenant.slice(20)}`]);
-    const aged = await client.query(`UPDATE authorization_codes SET expires_at = now() - interval '1 second' WHERE code_hash = $1`, [sha256(code)]);
+    await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [
+      `${tenant.slice(0, 8)}-${tenant.slice(8, 12)}-${tenant.slice(12, 16)}-${tenant.slice(16, 20)}-${tenant.slice(20)}`,
+    ]);
+    const aged = await client.query(`UPDATE authorization_codes SET expires_at = now() - interval '1 second' WHERE code_hash = $1`, [
+      sha256(code),
+    ]);
     await client.query('COMMIT');
     await client.end();
     expect(aged.rowCount).toBe(1);
-    const res = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: verifier });
+    const res = await tokenRequest(app.url, bff, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: bff.redirectUri,
+      code_verifier: verifier,
+    });
     expect(await res.json()).toMatchObject({ error: 'invalid_grant' });
   });
 
   it('refuses a redirect_uri different from the authorization request', async () => {
     const { code, verifier } = await codeFor();
-    const res = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code, redirect_uri: 'http://127.0.0.1:9/other', code_verifier: verifier });
-    expect(await res.json()).toMatchObject({ error: 'invalid_grant', error_description: 'redirect_uri does not match the authorization request.' });
+    const res = await tokenRequest(app.url, bff, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: 'http://127.0.0.1:9/other',
+      code_verifier: verifier,
+    });
+    expect(await res.json()).toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'redirect_uri does not match the authorization request.',
+    });
   });
 
   it('answers a wrong client secret with 401 invalid_client and WWW-Authenticate', async () => {
@@ -155,13 +208,21 @@ describe('token endpoint errors', () => {
   });
 
   it('answers a JSON body with invalid_request', async () => {
-    const res = await fetch(`${app.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: basic(bff.clientId, bff.clientSecret) }, body: '{"grant_type":"refresh_token"}' });
+    const res = await fetch(`${app.url}/oauth2/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: basic(bff.clientId, bff.clientSecret) },
+      body: '{"grant_type":"refresh_token"}',
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_request' });
   });
 
   it('answers a malformed JSON body elsewhere with problem+json', async () => {
-    const res = await fetch(`${app.url}/login/callback/oidc`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: '{"broken"' });
+    const res = await fetch(`${app.url}/login/callback/oidc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: '{"broken"',
+    });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
     const body = await res.json();
@@ -169,7 +230,11 @@ describe('token endpoint errors', () => {
   });
 
   it('answers an oversized body with 413, as OAuth JSON on the token endpoint', async () => {
-    const res = await postForm(`${app.url}/oauth2/token`, { grant_type: 'refresh_token', refresh_token: 'x'.repeat(100_000) }, { headers: { authorization: basic(bff.clientId, bff.clientSecret) } });
+    const res = await postForm(
+      `${app.url}/oauth2/token`,
+      { grant_type: 'refresh_token', refresh_token: 'x'.repeat(100_000) },
+      { headers: { authorization: basic(bff.clientId, bff.clientSecret) } },
+    );
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ error: 'invalid_request' });
   });
@@ -184,14 +249,24 @@ describe('token endpoint errors', () => {
     const { ClientsService } = await import('../src/clients/clients.service.js');
     const { TenantsService } = await import('../src/tenants/tenants.service.js');
     const tenant = (await app.app.get(TenantsService).findActiveBySlug('acme'))!;
-    const { secret } = await app.app.get(ClientsService).create({ id: 'acme-reporting', name: 'Reporting job', kind: 'machine', tenantId: tenant.id, scopes: ['reports:read'] });
-    const ok = await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials', scope: 'reports:read' }, { headers: { authorization: basic('acme-reporting', secret) } });
+    const { secret } = await app.app
+      .get(ClientsService)
+      .create({ id: 'acme-reporting', name: 'Reporting job', kind: 'machine', tenantId: tenant.id, scopes: ['reports:read'] });
+    const ok = await postForm(
+      `${app.url}/oauth2/token`,
+      { grant_type: 'client_credentials', scope: 'reports:read' },
+      { headers: { authorization: basic('acme-reporting', secret) } },
+    );
     expect(ok.status).toBe(200);
     const body = (await ok.json()) as { access_token: string; scope: string };
     expect(body.scope).toBe('reports:read');
     const payload = JSON.parse(Buffer.from(body.access_token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
     expect(payload).toMatchObject({ sub: 'client:acme-reporting', tid: tenant.id, org: 'acme', client_id: 'acme-reporting', roles: [] });
-    const denied = await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials', scope: 'admin' }, { headers: { authorization: basic('acme-reporting', secret) } });
+    const denied = await postForm(
+      `${app.url}/oauth2/token`,
+      { grant_type: 'client_credentials', scope: 'admin' },
+      { headers: { authorization: basic('acme-reporting', secret) } },
+    );
     expect(await denied.json()).toMatchObject({ error: 'invalid_scope' });
     const bffTries = await tokenRequest(app.url, bff, { grant_type: 'client_credentials' });
     expect(await bffTries.json()).toMatchObject({ error: 'unauthorized_client' });
@@ -246,7 +321,9 @@ describe('hosted login form', () => {
     const { tenant } = await seedNativeTenant(app, 'retiring-co', [{ username: 'rita@retiring.test', password: PASSWORD }]);
     const start = await get(authorizeUrl(app.url, bff, { ...valid, org: 'retiring-co' }));
     const formUrl = start.headers.get('location')!;
-    await app.database.tenantTx(tenant.id, (m) => m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = now() WHERE tenant_id = $1`, [tenant.id]));
+    await app.database.tenantTx(tenant.id, (m) =>
+      m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = now() WHERE tenant_id = $1`, [tenant.id]),
+    );
     app.database.rowsChanged('tenant_identity_providers');
     const res = await submitNativeLogin(app.url, formUrl, 'rita@retiring.test', PASSWORD);
     const { error, state } = redirectError(res);
@@ -257,7 +334,11 @@ describe('hosted login form', () => {
     const start = await get(authorizeUrl(app.url, bff, valid));
     const page = await get(start.headers.get('location')!, new CookieJar());
     const html = await page.text();
-    const res = await postForm(new URL(formAction(html)!, app.url).toString(), { csrf: hiddenInput(html, 'csrf')!, username: 'alice@acme.test', password: PASSWORD });
+    const res = await postForm(new URL(formAction(html)!, app.url).toString(), {
+      csrf: hiddenInput(html, 'csrf')!,
+      username: 'alice@acme.test',
+      password: PASSWORD,
+    });
     expect(res.status).toBe(403);
   });
 

@@ -23,7 +23,10 @@ interface Operation {
 }
 interface Doc {
   paths: Record<string, Record<string, Operation>>;
-  components: { securitySchemes?: Record<string, { type: string; scheme?: string }>; schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
+  components: {
+    securitySchemes?: Record<string, { type: string; scheme?: string }>;
+    schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }>;
+  };
 }
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace', 'search'];
@@ -45,7 +48,11 @@ afterAll(async () => {
 });
 
 const operations = () =>
-  Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).filter(([m]) => METHODS.includes(m)).map(([method, op]) => ({ id: `${method.toUpperCase()} ${path}`, path, method, op })));
+  Object.entries(doc.paths).flatMap(([path, item]) =>
+    Object.entries(item)
+      .filter(([m]) => METHODS.includes(m))
+      .map(([method, op]) => ({ id: `${method.toUpperCase()} ${path}`, path, method, op })),
+  );
 
 describe('the OpenAPI document', () => {
   it('gives every operation a summary and a success and an error response', () => {
@@ -56,7 +63,7 @@ describe('the OpenAPI document', () => {
     expect(all.filter((o) => !o.op.responses['default']?.content).map((o) => o.id)).toEqual([]);
   });
 
-  it('describes errors in each route family\'s format', () => {
+  it("describes errors in each route family's format", () => {
     const errorOf = (id: string) => {
       const o = operations().find((x) => x.id === id)!;
       return o.op.responses['default']!.content!;
@@ -84,19 +91,36 @@ describe('the OpenAPI document', () => {
   it('lists SCIM Bulk and Me once each, under their RFC 7644 method', () => {
     expect(Object.keys(doc.paths['/scim/v2/Bulk']!)).toEqual(['post']);
     expect(Object.keys(doc.paths['/scim/v2/Me']!)).toEqual(['get']);
-    expect(operations().filter((o) => !['get', 'put', 'post', 'delete', 'patch'].includes(o.method)).map((o) => o.id)).toEqual([]);
+    expect(
+      operations()
+        .filter((o) => !['get', 'put', 'post', 'delete', 'patch'].includes(o.method))
+        .map((o) => o.id),
+    ).toEqual([]);
   });
 
-  it('states the token endpoint\'s form body with the grant parameters', () => {
+  it("states the token endpoint's form body with the grant parameters", () => {
     const body = doc.paths['/oauth2/token']!['post']!.requestBody!.content;
     expect(Object.keys(body)).toEqual(['application/x-www-form-urlencoded']);
     const schema = body['application/x-www-form-urlencoded']!.schema;
     expect(schema.required).toEqual(['grant_type']);
-    expect(Object.keys(schema.properties!)).toEqual(expect.arrayContaining(['grant_type', 'code', 'redirect_uri', 'code_verifier', 'refresh_token', 'scope', 'client_id', 'client_secret']));
+    expect(Object.keys(schema.properties!)).toEqual(
+      expect.arrayContaining([
+        'grant_type',
+        'code',
+        'redirect_uri',
+        'code_verifier',
+        'refresh_token',
+        'scope',
+        'client_id',
+        'client_secret',
+      ]),
+    );
   });
 
   it('gives the create-binding body examples of one kind each, migrationImport only with firebase_legacy', () => {
-    const media = doc.paths['/admin/v1/tenants/{tenantId}/bindings']!['post']!.requestBody!.content['application/json'] as unknown as { examples: Record<string, { value: { kind: string; migrationImport?: boolean } }> };
+    const media = doc.paths['/admin/v1/tenants/{tenantId}/bindings']!['post']!.requestBody!.content['application/json'] as unknown as {
+      examples: Record<string, { value: { kind: string; migrationImport?: boolean } }>;
+    };
     const examples = Object.values(media.examples).map((e) => e.value);
     expect(examples.map((e) => e.kind)).toEqual(expect.arrayContaining(['oidc', 'native', 'firebase_legacy']));
     for (const e of examples) if (e.migrationImport !== undefined) expect(e.kind).toBe('firebase_legacy');
@@ -111,11 +135,23 @@ describe('a TypeScript client generated from it', () => {
     const target = join(dir, 'client.ts');
     await generate({ input: { target: spec }, output: { target, client: 'fetch', baseUrl: app.url, mode: 'single' } });
 
-    const program = ts.createProgram([target], { strict: true, noEmit: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [], skipLibCheck: true });
+    const program = ts.createProgram([target], {
+      strict: true,
+      noEmit: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ESNext,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+      types: [],
+      skipLibCheck: true,
+    });
     const diagnostics = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
     expect(diagnostics).toEqual([]);
 
-    const client = (await import(pathToFileURL(target).href)) as Record<string, (...args: unknown[]) => Promise<{ status: number; data: unknown }>>;
+    const client = (await import(pathToFileURL(target).href)) as Record<
+      string,
+      (...args: unknown[]) => Promise<{ status: number; data: unknown }>
+    >;
     const ready = await client['healthControllerReady']!();
     expect(ready).toMatchObject({ status: 200, data: { status: 'ok' } });
     const tenants = await client['tenantsAdminControllerList']!({ limit: 5 }, { headers: { authorization: `Bearer ${admin.token}` } });

@@ -56,7 +56,7 @@ beforeEach(async () => {
 
 const needRedis = (ctx: TestContext): RedisServer => {
   if (!redis) ctx.skip(`${redisMissing} — install redis-server (apt-get install redis-server); under CI=true this fails`);
-  return redis!;
+  return redis;
 };
 
 async function start(env: Record<string, string>, db?: TestApp['db']): Promise<TestApp> {
@@ -89,7 +89,9 @@ async function pollUntil(what: string, check: () => Promise<boolean>, timeoutMs 
 async function machineClient(app: TestApp, slug = `m-${randomBytes(3).toString('hex')}`) {
   const tenant = await app.app.get(TenantsService).create(slug, `${slug} Inc.`);
   const id = `svc-${randomBytes(4).toString('hex')}`;
-  const { secret } = await app.app.get(ClientsService).create({ id, name: 'Machine', kind: 'machine', tenantId: tenant.id, scopes: ['api'] });
+  const { secret } = await app.app
+    .get(ClientsService)
+    .create({ id, name: 'Machine', kind: 'machine', tenantId: tenant.id, scopes: ['api'] });
   return { id, secret };
 }
 
@@ -102,7 +104,10 @@ async function expectSlowDown(res: Response): Promise<void> {
   const retryAfter = Number(res.headers.get('retry-after'));
   expect(retryAfter).toBeGreaterThanOrEqual(1);
   expect(retryAfter).toBeLessThanOrEqual(60);
-  expect(await res.json()).toEqual({ error: 'slow_down', error_description: expect.stringMatching(/^Too many token requests .*; retry after \d+ s\.$/) });
+  expect(await res.json()).toEqual({
+    error: 'slow_down',
+    error_description: expect.stringMatching(/^Too many token requests .*; retry after \d+ s\.$/),
+  });
 }
 
 const redisCount = async (bucket: string): Promise<number> => {
@@ -113,11 +118,15 @@ const redisCount = async (bucket: string): Promise<number> => {
 };
 
 const pgCount = async (app: TestApp, bucket: string): Promise<number> => {
-  const [row] = await app.database.query<{ hits: number }>(`SELECT coalesce(sum(hits), 0)::int AS hits FROM rate_limit_counters WHERE bucket = $1`, [bucket]);
+  const [row] = await app.database.query<{ hits: number }>(
+    `SELECT coalesce(sum(hits), 0)::int AS hits FROM rate_limit_counters WHERE bucket = $1`,
+    [bucket],
+  );
   return row?.hits ?? 0;
 };
 
-const ready = async (app: TestApp) => (await (await fetch(`${app.url}/health/ready`)).json()) as { status: string; checks: Record<string, string> };
+const ready = async (app: TestApp) =>
+  (await (await fetch(`${app.url}/health/ready`)).json()) as { status: string; checks: Record<string, string> };
 
 describe('with Redis (REDIS_URL)', () => {
   it('two replicas share one limit: hits spread across both are refused once the total passes it', async (ctx) => {
@@ -180,10 +189,23 @@ describe('with Redis (REDIS_URL)', () => {
     const outcomes: string[] = [];
     for (let i = 0; i < 5; i++) {
       const location = new URL((await authorize('busy')).headers.get('location')!, app.url);
-      outcomes.push(location.pathname.startsWith('/login/native/') ? 'form' : `${location.origin}${location.pathname} ${location.searchParams.get('error')}`);
-      if (i === 4) expect(location.searchParams.get('error_description')).toMatch(/^Too many sign-ins for this organisation right now; try again in \d+ s\.$/);
+      outcomes.push(
+        location.pathname.startsWith('/login/native/')
+          ? 'form'
+          : `${location.origin}${location.pathname} ${location.searchParams.get('error')}`,
+      );
+      if (i === 4)
+        expect(location.searchParams.get('error_description')).toMatch(
+          /^Too many sign-ins for this organisation right now; try again in \d+ s\.$/,
+        );
     }
-    expect(outcomes).toEqual(['form', 'form', 'form', `${bff.redirectUri} temporarily_unavailable`, `${bff.redirectUri} temporarily_unavailable`]);
+    expect(outcomes).toEqual([
+      'form',
+      'form',
+      'form',
+      `${bff.redirectUri} temporarily_unavailable`,
+      `${bff.redirectUri} temporarily_unavailable`,
+    ]);
     expect(new URL((await authorize('quiet')).headers.get('location')!, app.url).pathname).toMatch(/^\/login\/native\//);
     expect(await redisCount(`authorize-tenant:${(await app.app.get(TenantsService).findActiveBySlug('busy'))!.id}`)).toBe(5);
 
@@ -219,7 +241,11 @@ describe('with Redis (REDIS_URL)', () => {
     expect(scimStatuses).toEqual([200, 200, 200, 429, 429]);
     expect(scimRefusal!.headers.get('content-type')).toMatch(/^application\/scim\+json/);
     expect(Number(scimRefusal!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(scimRefusal!.body).toMatchObject({ schemas: [ERROR_SCHEMA], status: '429', detail: expect.stringMatching(/^Too many SCIM requests for this tenant/) });
+    expect(scimRefusal!.body).toMatchObject({
+      schemas: [ERROR_SCHEMA],
+      status: '429',
+      detail: expect.stringMatching(/^Too many SCIM requests for this tenant/),
+    });
     expect(await redisCount(`scim:${scimTenant}`)).toBe(5);
     await close(app);
   });
@@ -228,7 +254,10 @@ describe('with Redis (REDIS_URL)', () => {
     const server = needRedis(ctx);
     const registry = new Registry();
     const onFallback: string[] = [];
-    const fallback = { count: (rules: readonly RateLimitRule[]) => (onFallback.push(rules[0]!.bucket), ALLOWED), onModuleDestroy: () => undefined } as unknown as PostgresRateLimiter;
+    const fallback = {
+      count: (rules: readonly RateLimitRule[]) => (onFallback.push(rules[0]!.bucket), ALLOWED),
+      onModuleDestroy: () => undefined,
+    } as unknown as PostgresRateLimiter;
     const limiter = await RedisRateLimiter.start({ url: server.url, timeoutMs: 50, registry }, fallback);
     try {
       expect((await limiter.health()).rate_limits).toBe('redis');
@@ -291,7 +320,11 @@ describe('with Redis (REDIS_URL)', () => {
       await expectSlowDown(down[5]!);
       const health = await fetch(`${app.url}/health/ready`);
       expect(health.status).toBe(200); // degraded, still ready
-      expect(((await health.json()) as { checks: unknown }).checks).toMatchObject({ database: 'up', redis: 'down', rate_limits: 'postgres-fallback' });
+      expect(((await health.json()) as { checks: unknown }).checks).toMatchObject({
+        database: 'up',
+        redis: 'down',
+        rate_limits: 'postgres-fallback',
+      });
       const metrics = await app.app.get(MetricsService).registry.metrics();
       expect(metrics).toMatch(/^auth_rate_limit_redis_up 0$/m);
       expect(Number(/^auth_rate_limit_fallback_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(8);
@@ -355,14 +388,20 @@ describe('without Redis (PostgreSQL counters)', () => {
 
 /** Opens the hosted login form of `org`; submit() posts a password and keeps the form's CSRF token fresh. */
 async function openForm(app: TestApp, bff: BffClient, org: string) {
-  const started = await get(authorizeUrl(app.url, bff, { org, state: 'st', code_challenge: pkcePair().challenge, code_challenge_method: 'S256' }));
+  const started = await get(
+    authorizeUrl(app.url, bff, { org, state: 'st', code_challenge: pkcePair().challenge, code_challenge_method: 'S256' }),
+  );
   const formUrl = new URL(started.headers.get('location')!, app.url).toString();
   expect(new URL(formUrl).pathname).toMatch(/^\/login\/native\//);
   const jar = new CookieJar();
   let html = await (await get(formUrl, jar)).text();
   return {
     async submit(username: string, password: string): Promise<Response> {
-      const res = await postForm(new URL(formAction(html)!, app.url).toString(), { csrf: hiddenInput(html, 'csrf')!, username, password }, { jar, headers: { accept: 'application/json' } });
+      const res = await postForm(
+        new URL(formAction(html)!, app.url).toString(),
+        { csrf: hiddenInput(html, 'csrf')!, username, password },
+        { jar, headers: { accept: 'application/json' } },
+      );
       if (res.status === 401) html = await res.clone().text();
       return res;
     },

@@ -31,8 +31,10 @@ describe('README', () => {
     // `node dist/x/y.js` is built from `x/y.ts`; `… scripts/z.ts` and `src/…ts` run as they are.
     const missing: string[] = [];
     for (const [name, command] of Object.entries(pkg.scripts)) {
-      for (const [, built] of command.matchAll(/node dist\/(\S+)\.js/g)) if (!existsSync(new URL(`../${built}.ts`, import.meta.url))) missing.push(`${name}: ${built}.ts`);
-      for (const [, source] of command.matchAll(/\s((?:src|scripts)\/\S+\.ts)\b/g)) if (!existsSync(new URL(`../${source}`, import.meta.url))) missing.push(`${name}: ${source}`);
+      for (const [, built] of command.matchAll(/node dist\/(\S+)\.js/g))
+        if (!existsSync(new URL(`../${built}.ts`, import.meta.url))) missing.push(`${name}: ${built}.ts`);
+      for (const [, source] of command.matchAll(/\s((?:src|scripts)\/\S+\.ts)\b/g))
+        if (!existsSync(new URL(`../${source}`, import.meta.url))) missing.push(`${name}: ${source}`);
     }
     expect(missing).toEqual([]);
   });

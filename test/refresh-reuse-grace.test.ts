@@ -28,7 +28,10 @@ interface Tokens {
 }
 
 beforeAll(async () => {
-  [app, off] = await Promise.all([startTestApp({ ...LIMITS, REFRESH_TOKEN_REUSE_GRACE_SECONDS: String(GRACE) }), startTestApp({ ...LIMITS, REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' })]);
+  [app, off] = await Promise.all([
+    startTestApp({ ...LIMITS, REFRESH_TOKEN_REUSE_GRACE_SECONDS: String(GRACE) }),
+    startTestApp({ ...LIMITS, REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' }),
+  ]);
   [bff, offBff] = await Promise.all([seedBff(app), seedBff(off)]);
   const users = [{ username: 'ann@grace.test', password: PASSWORD }];
   await Promise.all([seedNativeTenant(app, 'grace', users), seedNativeTenant(off, 'grace', users)]);
@@ -39,8 +42,10 @@ afterAll(async () => {
 });
 
 const login = async (on: TestApp, client: BffClient) => (await nativeLogin(on.url, client, 'grace', 'ann@grace.test', PASSWORD)).tokens;
-const refresh = (on: TestApp, client: BffClient, token: string) => tokenRequest(on.url, client, { grant_type: 'refresh_token', refresh_token: token });
-const userinfo = (on: TestApp, accessToken: string) => fetch(`${on.url}/oauth2/userinfo`, { headers: { authorization: `Bearer ${accessToken}` } });
+const refresh = (on: TestApp, client: BffClient, token: string) =>
+  tokenRequest(on.url, client, { grant_type: 'refresh_token', refresh_token: token });
+const userinfo = (on: TestApp, accessToken: string) =>
+  fetch(`${on.url}/oauth2/userinfo`, { headers: { authorization: `Bearer ${accessToken}` } });
 
 /** The session behind an access token: how many refresh tokens it ever had, and whether it ended. */
 async function family(on: TestApp, accessToken: string): Promise<{ tokens: number; revokedReason: string | null }> {
@@ -120,7 +125,9 @@ describe('refresh-token reuse grace', () => {
     const tokens = await login(app, bff);
     const first = await rotate(app, bff, tokens.refresh_token);
     const successor = parseOpaqueToken('rt', first.refresh_token)!;
-    await app.database.tenantStatements(successor.tenantId, (q) => q.query(`UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1`, [successor.hash]));
+    await app.database.tenantStatements(successor.tenantId, (q) =>
+      q.query(`UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1`, [successor.hash]),
+    );
     await expectRefused(await refresh(app, bff, tokens.refresh_token));
     expect((await family(app, tokens.access_token)).revokedReason).toBe('refresh_token_reused');
   });
@@ -137,7 +144,11 @@ describe('refresh-token reuse grace', () => {
   it('refuses a just-rotated token within the grace once the session has ended', async () => {
     const tokens = await login(app, bff);
     const first = await rotate(app, bff, tokens.refresh_token);
-    const revoked = await postForm(`${app.url}/oauth2/revoke`, { token: first.refresh_token }, { headers: { authorization: basic(bff.clientId, bff.clientSecret) } });
+    const revoked = await postForm(
+      `${app.url}/oauth2/revoke`,
+      { token: first.refresh_token },
+      { headers: { authorization: basic(bff.clientId, bff.clientSecret) } },
+    );
     expect(revoked.status).toBe(200);
     await expectRefused(await refresh(app, bff, tokens.refresh_token));
     expect((await family(app, tokens.access_token)).revokedReason).toBe('revoked_by_client');

@@ -9,7 +9,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { ageRefreshRotation, seedBff, seedNativeTenant } from './support/seed.js';
-import { authorizeUrl, CookieJar, formAction, get, hiddenInput, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
+import {
+  authorizeUrl,
+  CookieJar,
+  formAction,
+  get,
+  hiddenInput,
+  nativeLogin,
+  pkcePair,
+  postForm,
+  tokenRequest,
+  type BffClient,
+} from './support/bff.js';
 import { ClientsService } from '../src/clients/clients.service.js';
 import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
 
@@ -49,7 +60,8 @@ const on = (replica: TestApp, url: string) => {
 };
 
 const refresh = (replica: TestApp, token: string) => tokenRequest(replica.url, bff, { grant_type: 'refresh_token', refresh_token: token });
-const userinfo = (replica: TestApp, accessToken: string) => fetch(`${replica.url}/oauth2/userinfo`, { headers: { authorization: `Bearer ${accessToken}` } });
+const userinfo = (replica: TestApp, accessToken: string) =>
+  fetch(`${replica.url}/oauth2/userinfo`, { headers: { authorization: `Bearer ${accessToken}` } });
 
 /** A login on replica A up to the code (form served by A, posted to B), without exchanging it. */
 async function codeAcrossReplicas(username: string) {
@@ -63,7 +75,11 @@ async function codeAcrossReplicas(username: string) {
   const page = await get(on(a, formUrl), jar);
   expect(page.status).toBe(200);
   const html = await page.text();
-  const done = await postForm(on(b, new URL(formAction(html)!, issuer).toString()), { csrf: hiddenInput(html, 'csrf')!, username, password: PASSWORD }, { jar });
+  const done = await postForm(
+    on(b, new URL(formAction(html)!, issuer).toString()),
+    { csrf: hiddenInput(html, 'csrf')!, username, password: PASSWORD },
+    { jar },
+  );
   expect(done.status).toBe(302);
   const back = new URL(done.headers.get('location')!);
   expect(`${back.origin}${back.pathname}`).toBe(bff.redirectUri);
@@ -89,7 +105,9 @@ describe('two replicas on one database', () => {
 
   it('refuses on replica B a login transaction already completed on replica A', async () => {
     const { challenge } = pkcePair();
-    const started = await get(authorizeUrl(a.url, bff, { org: 'acme', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const started = await get(
+      authorizeUrl(a.url, bff, { org: 'acme', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }),
+    );
     const formUrl = started.headers.get('location')!;
     const jar = new CookieJar();
     const html = await (await get(on(b, formUrl), jar)).text();
@@ -133,7 +151,9 @@ describe('two replicas on one database', () => {
     const [fromA, fromB] = (await Promise.all(answers.map((r) => r.json()))) as Array<{ refresh_token: string; access_token: string }>;
     expect(fromB!.refresh_token).toBe(fromA!.refresh_token);
     const { tid, sid } = decodeJwt(tokens.access_token) as { tid: string; sid: string };
-    const family = await a.database.tenantStatements(tid, (q) => q.query(`SELECT rotated_at FROM refresh_tokens WHERE session_id = $1`, [sid]));
+    const family = await a.database.tenantStatements(tid, (q) =>
+      q.query(`SELECT rotated_at FROM refresh_tokens WHERE session_id = $1`, [sid]),
+    );
     expect(family.rowCount).toBe(2);
     // The successor rotates once more, on either replica, and the session is alive on both.
     const next = await refresh(b, fromA!.refresh_token);

@@ -88,7 +88,13 @@ beforeAll(async () => {
   admin = await adminClient(app);
   bff = await seedBff(app);
   const operators = (await app.app.get(TenantsService).findActiveBySlug(app.config.OPERATOR_TENANT))!;
-  gateway = await createClient({ id: 'kong-revocations', name: 'Kong revocation poller', kind: 'machine', tenantId: operators.id, scopes: ['revocations:read'] });
+  gateway = await createClient({
+    id: 'kong-revocations',
+    name: 'Kong revocation poller',
+    kind: 'machine',
+    tenantId: operators.id,
+    scopes: ['revocations:read'],
+  });
   const seeded = await seedNativeTenant(app, 'acme-feed', [
     { username: 'alice@acme-feed.test', password: PASSWORD },
     { username: 'bob@acme-feed.test', password: PASSWORD },
@@ -96,7 +102,9 @@ beforeAll(async () => {
     { username: 'erin@acme-feed.test', password: PASSWORD },
   ]);
   acme = { tenantId: seeded.tenant.id, userIds: seeded.userIds };
-  globex = { tenantId: (await seedNativeTenant(app, 'globex-feed', [{ username: 'dave@globex-feed.test', password: PASSWORD }])).tenant.id };
+  globex = {
+    tenantId: (await seedNativeTenant(app, 'globex-feed', [{ username: 'dave@globex-feed.test', password: PASSWORD }])).tenant.id,
+  };
 });
 
 afterAll(async () => app?.close());
@@ -109,7 +117,13 @@ describe('who may read the feed', () => {
     expect(await anonymous.json()).toMatchObject({ error: 'invalid_client' });
     expect((await feed({ id: gateway.id, secret: 'not-the-secret' })).status).toBe(401);
     const operators = (await app.app.get(TenantsService).findActiveBySlug(app.config.OPERATOR_TENANT))!;
-    const noScope = await createClient({ id: 'ops-without-feed', name: 'no feed', kind: 'machine', tenantId: operators.id, scopes: ['admin'] });
+    const noScope = await createClient({
+      id: 'ops-without-feed',
+      name: 'no feed',
+      kind: 'machine',
+      tenantId: operators.id,
+      scopes: ['admin'],
+    });
     const refused = await feed(noScope);
     expect(refused.status).toBe(403);
     expect(await refused.json()).toMatchObject({ error: 'unauthorized_client' });
@@ -139,7 +153,9 @@ describe('what appears in the feed', () => {
     await poller.until(() => poller.has(sid));
     const entry = poller.seen.find((e) => e.sid === sid)!;
     expect(entry).toMatchObject({ tid: acme.tenantId, reason: 'logout' });
-    expect(new Date(entry.not_after).getTime() - new Date(entry.revoked_at).getTime()).toBe((app.config.ACCESS_TOKEN_TTL_SECONDS + app.config.CLOCK_SKEW_SECONDS) * 1000);
+    expect(new Date(entry.not_after).getTime() - new Date(entry.revoked_at).getTime()).toBe(
+      (app.config.ACCESS_TOKEN_TTL_SECONDS + app.config.CLOCK_SKEW_SECONDS) * 1000,
+    );
   });
 
   it('a user disabled by SCIM deprovisioning: the sid of their still-unexpired access token', async () => {
@@ -147,7 +163,10 @@ describe('what appears in the feed', () => {
     const scim = await scimClient(app, acme.tenantId);
     const adopted = await scim.post('/Users', entraUser('bob@acme-feed.test', randomUUID()));
     expect(adopted.status).toBe(201);
-    const patched = await scim.patch(`/Users/${adopted.body['id'] as string}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: false }] });
+    const patched = await scim.patch(`/Users/${adopted.body['id'] as string}`, {
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'replace', path: 'active', value: false }],
+    });
     expect(patched.status).toBe(200);
     const sid = sidOf(tokens.access_token);
     expect(decodeJwt(tokens.access_token).exp! * 1000).toBeGreaterThan(Date.now()); // the token itself is still "valid"
@@ -198,7 +217,13 @@ describe('what appears in the feed', () => {
 
 describe('tenancy and ordering', () => {
   it('a client of one tenant reads only that tenant’s revocations', async () => {
-    const own = await createClient({ id: 'acme-feed-reader', name: 'acme gateway', kind: 'machine', tenantId: acme.tenantId, scopes: ['revocations:read'] });
+    const own = await createClient({
+      id: 'acme-feed-reader',
+      name: 'acme gateway',
+      kind: 'machine',
+      tenantId: acme.tenantId,
+      scopes: ['revocations:read'],
+    });
     const p = new Poller(own);
     await p.until((seen) => seen.length >= 3);
     expect(new Set(p.seen.map((e) => e.tid))).toEqual(new Set([acme.tenantId]));
@@ -220,7 +245,10 @@ describe('tenancy and ordering', () => {
       await slow.query(`SELECT set_config('app.tenant_id', $1, true)`, [acme.tenantId]);
       await slow.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`, [slowSid]);
       // ...while a later one revokes the second session and commits at once.
-      const logout = await fetch(`${app.url}/oauth2/logout`, { method: 'POST', headers: { authorization: `Bearer ${second.tokens.access_token}` } });
+      const logout = await fetch(`${app.url}/oauth2/logout`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${second.tokens.access_token}` },
+      });
       expect(logout.status).toBe(204);
       for (let i = 0; i < 3; i++) await poller.pollOnce();
       // The later revocation waits behind the open transaction instead of moving the cursor past it.

@@ -22,7 +22,9 @@ beforeAll(async () => {
   a = await startTestApp({ RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000' });
   b = await startTestApp({ RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000', PUBLIC_URL: a.config.issuer }, a.db);
   bff = await seedBff(a);
-  ({ tenant: { id: tenantId } } = await seedNativeTenant(a, 'cacheco', [{ username: 'ann@cacheco.test', password: 'correct horse battery staple' }]));
+  ({
+    tenant: { id: tenantId },
+  } = await seedNativeTenant(a, 'cacheco', [{ username: 'ann@cacheco.test', password: 'correct horse battery staple' }]));
   const u = new URL(inject('pgAdminUrl'));
   superuser = new pg.Client({ connectionString: `postgres://${u.username}:${u.password}@${u.host}/${a.db.name}` });
   await superuser.connect();
@@ -40,7 +42,11 @@ async function machineClient(): Promise<{ id: string; secret: string }> {
 }
 
 const clientCredentials = (replica: TestApp, c: { id: string; secret: string }) =>
-  postForm(`${replica.url}/oauth2/token`, { grant_type: 'client_credentials', scope: 'api' }, { headers: { authorization: basic(c.id, c.secret) } });
+  postForm(
+    `${replica.url}/oauth2/token`,
+    { grant_type: 'client_credentials', scope: 'api' },
+    { headers: { authorization: basic(c.id, c.secret) } },
+  );
 
 const loginStart = (replica: TestApp) => {
   const { challenge } = pkcePair();
@@ -55,7 +61,10 @@ describe('cached clients and tenants', () => {
     expect((await clientCredentials(b, c)).status).toBe(200); // now cached on B
     expect((await clientCredentials(b, c)).status).toBe(200);
     await a.app.get(ClientsService).disable(c.id);
-    await vi.waitFor(async () => expect(await refused(await clientCredentials(b, c))).toEqual({ status: 401, error: 'invalid_client' }), { timeout: 3_000, interval: 20 });
+    await vi.waitFor(async () => expect(await refused(await clientCredentials(b, c))).toEqual({ status: 401, error: 'invalid_client' }), {
+      timeout: 3_000,
+      interval: 20,
+    });
   });
 
   it('refuses a client whose secret was changed by hand in psql, on both replicas', async () => {
@@ -73,8 +82,14 @@ describe('cached clients and tenants', () => {
     expect((await clientCredentials(b, c)).status).toBe(200);
     await superuser.query(`UPDATE tenants SET status = 'suspended' WHERE id = $1`, [tenantId]);
     try {
-      await vi.waitFor(async () => expect(new URL((await loginStart(b)).headers.get('location')!).searchParams.get('error')).toBe('unknown_organization'), { timeout: 3_000, interval: 20 });
-      await vi.waitFor(async () => expect(await refused(await clientCredentials(b, c))).toEqual({ status: 400, error: 'invalid_grant' }), { timeout: 3_000, interval: 20 });
+      await vi.waitFor(
+        async () => expect(new URL((await loginStart(b)).headers.get('location')!).searchParams.get('error')).toBe('unknown_organization'),
+        { timeout: 3_000, interval: 20 },
+      );
+      await vi.waitFor(async () => expect(await refused(await clientCredentials(b, c))).toEqual({ status: 400, error: 'invalid_grant' }), {
+        timeout: 3_000,
+        interval: 20,
+      });
     } finally {
       await superuser.query(`UPDATE tenants SET status = 'active' WHERE id = $1`, [tenantId]);
     }
@@ -89,12 +104,16 @@ describe('cached clients and tenants', () => {
     const heard: string[] = [];
     superuser.on('notification', (n) => heard.push(`${n.channel}:${n.payload}`));
     await superuser.query(`LISTEN ${ROW_CHANGES_CHANNEL}`);
-    await superuser.query(`UPDATE tenant_identity_providers SET last_login_succeeded_at = now(), health_checked_at = now() WHERE tenant_id = $1`, [tenantId]);
+    await superuser.query(
+      `UPDATE tenant_identity_providers SET last_login_succeeded_at = now(), health_checked_at = now() WHERE tenant_id = $1`,
+      [tenantId],
+    );
     await superuser.query(`UPDATE tenant_identity_providers SET enabled = false WHERE tenant_id = $1`, [tenantId]);
     await vi.waitFor(() => expect(heard).toEqual([`${ROW_CHANGES_CHANNEL}:tenant_identity_providers`]), { timeout: 3_000, interval: 20 });
     await superuser.query(`UNLISTEN ${ROW_CHANGES_CHANNEL}`);
     try {
-      for (const replica of [a, b]) await vi.waitFor(async () => expect(await startError(replica)).toBe('temporarily_unavailable'), { timeout: 3_000, interval: 20 });
+      for (const replica of [a, b])
+        await vi.waitFor(async () => expect(await startError(replica)).toBe('temporarily_unavailable'), { timeout: 3_000, interval: 20 });
     } finally {
       await superuser.query(`UPDATE tenant_identity_providers SET enabled = true WHERE tenant_id = $1`, [tenantId]);
     }
@@ -105,7 +124,10 @@ describe('cached clients and tenants', () => {
     const c = await machineClient();
     expect((await clientCredentials(b, c)).status).toBe(200);
     // Cut every replica's listening connection; the change below is made while nobody listens.
-    const cut = await superuser.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = $2`, [ROW_CHANGES_APPLICATION, a.db.name]);
+    const cut = await superuser.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = $2`,
+      [ROW_CHANGES_APPLICATION, a.db.name],
+    );
     expect(cut.rowCount).toBe(2);
     await vi.waitFor(() => expect(b.database.rowChanges?.live).toBe(false), { timeout: 3_000, interval: 5 });
     // Read while deaf: a cache that still stored this answer would serve it after the disable below.
@@ -116,7 +138,10 @@ describe('cached clients and tenants', () => {
     // The feed comes back by itself (replicas reconnect), and a fresh client is served again.
     await vi.waitFor(
       async () => {
-        const { rows } = await superuser.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND datname = $2`, [ROW_CHANGES_APPLICATION, a.db.name]);
+        const { rows } = await superuser.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND datname = $2`,
+          [ROW_CHANGES_APPLICATION, a.db.name],
+        );
         expect(rows[0].n).toBe(2);
       },
       { timeout: 5_000, interval: 50 },

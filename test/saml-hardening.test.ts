@@ -54,7 +54,11 @@ const logLines: string[] = [];
 
 beforeAll(async () => {
   app = await startTestApp(
-    { CLOCK_SKEW_SECONDS: String(CLOCK_SKEW_SECONDS), SAML_MAX_ASSERTION_AGE_SECONDS: String(MAX_AGE_SECONDS), RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000' },
+    {
+      CLOCK_SKEW_SECONDS: String(CLOCK_SKEW_SECONDS),
+      SAML_MAX_ASSERTION_AGE_SECONDS: String(MAX_AGE_SECONDS),
+      RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000',
+    },
     undefined,
     { write: (line) => void logLines.push(line) },
   );
@@ -62,17 +66,22 @@ beforeAll(async () => {
   keyDir = await mkdtemp(join(tmpdir(), 'saml-hardening-'));
   idpKey = await selfSignedCert(keyDir, 'idp', 'hardening test IdP');
   spEncryption = await selfSignedCert(keyDir, 'sp-enc', 'hardening SP encryption');
-  otherEncryption = await selfSignedCert(keyDir, 'other-enc', 'someone else\'s encryption key');
+  otherEncryption = await selfSignedCert(keyDir, 'other-enc', "someone else's encryption key");
   const base = { idpEntityId: IDP_ENTITY_ID, idpSsoUrl: IDP_SSO_URL, idpCertificates: [idpKey.certPem] };
   const configs: Record<Org, { config: Record<string, unknown>; secrets?: Record<string, unknown> }> = {
     hard: { config: base },
     'hard-sha1': { config: { ...base, allowSha1Signatures: true } },
     'hard-nodest': { config: { ...base, requireDestination: false } },
-    'hard-enc': { config: { ...base, encryptedAssertions: true, spEncryptionCertificate: spEncryption.certPem }, secrets: { spDecryptionKey: spEncryption.keyPem } },
+    'hard-enc': {
+      config: { ...base, encryptedAssertions: true, spEncryptionCertificate: spEncryption.certPem },
+      secrets: { spDecryptionKey: spEncryption.keyPem },
+    },
   };
   for (const [org, { config, secrets }] of Object.entries(configs) as Array<[Org, (typeof configs)[Org]]>) {
     tenants[org] = await app.app.get(TenantsService).create(org, org);
-    await app.app.get(BindingsService).create(tenants[org], { kind: 'saml', config, secrets, claimMapping: { email: EMAIL, trustEmailVerified: true } });
+    await app.app
+      .get(BindingsService)
+      .create(tenants[org], { kind: 'saml', config, secrets, claimMapping: { email: EMAIL, trustEmailVerified: true } });
   }
 }, 120_000);
 
@@ -94,7 +103,9 @@ const acsUrl = (org: Org) => `${app.url}/saml/${org}/acs`;
 /** Starts a BFF login and returns the AuthnRequest the browser would carry to the IdP. */
 async function startFlow(org: Org): Promise<Flow> {
   const { challenge } = pkcePair();
-  const res = await get(authorizeUrl(app.url, bff, { org, state: randomBytes(8).toString('hex'), code_challenge: challenge, code_challenge_method: 'S256' }));
+  const res = await get(
+    authorizeUrl(app.url, bff, { org, state: randomBytes(8).toString('hex'), code_challenge: challenge, code_challenge_method: 'S256' }),
+  );
   expect(res.status).toBe(302);
   const idpUrl = new URL(res.headers.get('location')!);
   expect(`${idpUrl.origin}${idpUrl.pathname}`).toBe(IDP_SSO_URL);
@@ -139,9 +150,11 @@ async function craft(flow: Flow, o: Craft = {}): Promise<string> {
   const acs = acsUrl(flow.org);
   const groups = Array.from({ length: o.groups ?? 2 }, () => `<saml:AttributeValue>${randomUUID()}</saml:AttributeValue>`).join('');
   const conditionsEnd = o.conditionsNotOnOrAfter === null ? '' : ` NotOnOrAfter="${o.conditionsNotOnOrAfter ?? iso(notOnOrAfter)}"`;
-  const conditions = (o.conditions === false ? '' : `<saml:Conditions NotBefore="${iso(notBefore)}"${conditionsEnd}><saml:AudienceRestriction><saml:Audience>${app.url}/saml/${flow.org}</saml:Audience></saml:AudienceRestriction></saml:Conditions>`).repeat(
-    o.conditions === 2 ? 2 : 1,
-  );
+  const conditions = (
+    o.conditions === false
+      ? ''
+      : `<saml:Conditions NotBefore="${iso(notBefore)}"${conditionsEnd}><saml:AudienceRestriction><saml:Audience>${app.url}/saml/${flow.org}</saml:Audience></saml:AudienceRestriction></saml:Conditions>`
+  ).repeat(o.conditions === 2 ? 2 : 1);
   const assertion =
     `<saml:Assertion xmlns:saml="${NS_ASSERTION}" ID="_a${randomBytes(16).toString('hex')}" Version="2.0" IssueInstant="${iso(issuedAt)}">` +
     `<saml:Issuer>${IDP_ENTITY_ID}</saml:Issuer>` +
@@ -176,13 +189,22 @@ async function craft(flow: Flow, o: Craft = {}): Promise<string> {
 
 /** Enveloped signature over the root element (exclusive C14N), placed after its Issuer. */
 function sign(xml: string, root: 'Assertion' | 'Response', signatureAlgorithm: string, digestAlgorithm: string): string {
-  const signer = new SignedXml({ privateKey: idpKey.keyPem, publicCert: idpKey.certPem, signatureAlgorithm, canonicalizationAlgorithm: EXC_C14N });
+  const signer = new SignedXml({
+    privateKey: idpKey.keyPem,
+    publicCert: idpKey.certPem,
+    signatureAlgorithm,
+    canonicalizationAlgorithm: EXC_C14N,
+  });
   signer.addReference({ xpath: `/*[local-name(.)='${root}']`, transforms: [ENVELOPED, EXC_C14N], digestAlgorithm });
-  signer.computeSignature(xml, { prefix: 'ds', location: { reference: `/*[local-name(.)='${root}']/*[local-name(.)='Issuer']`, action: 'after' } });
+  signer.computeSignature(xml, {
+    prefix: 'ds',
+    location: { reference: `/*[local-name(.)='${root}']/*[local-name(.)='Issuer']`, action: 'after' },
+  });
   return signer.getSignedXml();
 }
 
-const postAcs = (flow: Flow, samlResponse: string): Promise<Response> => postForm(acsUrl(flow.org), { SAMLResponse: samlResponse, RelayState: flow.relayState });
+const postAcs = (flow: Flow, samlResponse: string): Promise<Response> =>
+  postForm(acsUrl(flow.org), { SAMLResponse: samlResponse, RelayState: flow.relayState });
 
 /** The ACS sent the browser back to the BFF with a code. */
 function expectCode(res: Response): void {
@@ -194,9 +216,9 @@ function expectCode(res: Response): void {
 }
 
 async function rejectionReasons(tenant: Tenant): Promise<string[]> {
-  const rows = (await app.database.tenantTx(tenant.id, (m) =>
+  const rows = await app.database.tenantTx<Array<{ reason: string }>>(tenant.id, (m) =>
     m.query(`SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`),
-  )) as Array<{ reason: string }>;
+  );
   return rows.map((r) => r.reason);
 }
 
@@ -248,16 +270,36 @@ describe('signature algorithms', () => {
 
   it('refuses an assertion encrypted with RSA PKCS#1 v1.5 key transport or 3DES, and takes AES-256-CBC (the ADFS and Entra default)', async () => {
     const OAEP = 'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p';
-    await refused('hard-enc', { encryptTo: spEncryption.certPem, encryption: { encryptionAlgorithm: 'http://www.w3.org/2009/xmlenc11#aes256-gcm', keyEncryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#rsa-1_5' } }, 'algorithm');
-    await refused('hard-enc', { encryptTo: spEncryption.certPem, encryption: { encryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#tripledes-cbc', keyEncryptionAlgorithm: OAEP } }, 'algorithm');
-    await accepted('hard-enc', { encryptTo: spEncryption.certPem, encryption: { encryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#aes256-cbc', keyEncryptionAlgorithm: OAEP } });
+    await refused(
+      'hard-enc',
+      {
+        encryptTo: spEncryption.certPem,
+        encryption: {
+          encryptionAlgorithm: 'http://www.w3.org/2009/xmlenc11#aes256-gcm',
+          keyEncryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#rsa-1_5',
+        },
+      },
+      'algorithm',
+    );
+    await refused(
+      'hard-enc',
+      {
+        encryptTo: spEncryption.certPem,
+        encryption: { encryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#tripledes-cbc', keyEncryptionAlgorithm: OAEP },
+      },
+      'algorithm',
+    );
+    await accepted('hard-enc', {
+      encryptTo: spEncryption.certPem,
+      encryption: { encryptionAlgorithm: 'http://www.w3.org/2001/04/xmlenc#aes256-cbc', keyEncryptionAlgorithm: OAEP },
+    });
   });
 
-  it('checks the algorithms of an encrypted assertion\'s signature after decrypting it', async () => {
+  it("checks the algorithms of an encrypted assertion's signature after decrypting it", async () => {
     await refused('hard-enc', { signatureAlgorithm: RSA_SHA1, digestAlgorithm: SHA1, encryptTo: spEncryption.certPem }, 'algorithm');
   });
 
-  it('accepts SHA-1 only for a binding that opts in, and reports that binding\'s health as a warning', async () => {
+  it("accepts SHA-1 only for a binding that opts in, and reports that binding's health as a warning", async () => {
     await accepted('hard-sha1', { signatureAlgorithm: RSA_SHA1, digestAlgorithm: SHA1 });
     await accepted('hard-sha1', { signResponse: { signatureAlgorithm: RSA_SHA1, digestAlgorithm: SHA1 } });
 
@@ -280,11 +322,13 @@ describe('signature algorithms', () => {
     // The background refresher logs the warning for the opted-in binding only.
     logLines.length = 0;
     await app.app.get(BindingHealthRefresher).refreshAll();
-    const weakened = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === 'identity-provider binding configuration is weakened');
+    const weakened = logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l['msg'] === 'identity-provider binding configuration is weakened');
     expect(weakened.map((l) => l['binding'])).toEqual([weak.id]);
   });
 
-  it('validates allowSha1Signatures and requireDestination like the binding\'s other switches', () => {
+  it("validates allowSha1Signatures and requireDestination like the binding's other switches", () => {
     const base = { idpEntityId: IDP_ENTITY_ID, idpSsoUrl: IDP_SSO_URL, idpCertificates: ['x'] };
     expect(() => parseSamlBinding({ ...base, allowSha1Signatures: 'yes' }, {})).toThrow(SamlConfigError);
     expect(() => parseSamlBinding({ ...base, requireDestination: 0 }, {})).toThrow(SamlConfigError);
@@ -295,8 +339,16 @@ describe('assertion age', () => {
   it('refuses an assertion issued long ago whatever its NotOnOrAfter, and one issued in the future', async () => {
     const now = Date.now();
     const tenYears = 10 * 365 * 86_400_000;
-    await refused('hard', { issuedAt: new Date(now - tenYears), notBefore: new Date(now - tenYears), notOnOrAfter: new Date(now + tenYears) }, 'expired');
-    await refused('hard', { issuedAt: new Date(now - (MAX_AGE_SECONDS + CLOCK_SKEW_SECONDS + 60) * 1000), notOnOrAfter: new Date(now + 3600_000) }, 'expired');
+    await refused(
+      'hard',
+      { issuedAt: new Date(now - tenYears), notBefore: new Date(now - tenYears), notOnOrAfter: new Date(now + tenYears) },
+      'expired',
+    );
+    await refused(
+      'hard',
+      { issuedAt: new Date(now - (MAX_AGE_SECONDS + CLOCK_SKEW_SECONDS + 60) * 1000), notOnOrAfter: new Date(now + 3600_000) },
+      'expired',
+    );
     await refused('hard', { issuedAt: new Date(now + 86_400_000) }, 'expired');
     await refused('hard', { issuedAt: new Date(now + (CLOCK_SKEW_SECONDS + 60) * 1000) }, 'expired');
   });
@@ -304,7 +356,10 @@ describe('assertion age', () => {
   it('accepts an assertion within SAML_MAX_ASSERTION_AGE_SECONDS (plus CLOCK_SKEW_SECONDS), and one issued less than CLOCK_SKEW_SECONDS ahead', async () => {
     const now = Date.now();
     await accepted('hard', { issuedAt: new Date(now - (MAX_AGE_SECONDS - 60) * 1000), notOnOrAfter: new Date(now + 3600_000) });
-    await accepted('hard', { issuedAt: new Date(now - (MAX_AGE_SECONDS + CLOCK_SKEW_SECONDS / 3) * 1000), notOnOrAfter: new Date(now + 3600_000) });
+    await accepted('hard', {
+      issuedAt: new Date(now - (MAX_AGE_SECONDS + CLOCK_SKEW_SECONDS / 3) * 1000),
+      notOnOrAfter: new Date(now + 3600_000),
+    });
     await accepted('hard', { issuedAt: new Date(now + (CLOCK_SKEW_SECONDS / 3) * 1000) });
   });
 });
@@ -315,7 +370,11 @@ describe('Destination', () => {
     await accepted('hard-nodest', { destination: null });
     // Opting out never lets a wrong Destination through, nor a signed Response without one.
     await refused('hard-nodest', { destination: `${app.url}/saml/hard/acs` }, 'destination');
-    await refused('hard-nodest', { destination: null, signResponse: { signatureAlgorithm: RSA_SHA256, digestAlgorithm: SHA256 } }, 'destination');
+    await refused(
+      'hard-nodest',
+      { destination: null, signResponse: { signatureAlgorithm: RSA_SHA256, digestAlgorithm: SHA256 } },
+      'destination',
+    );
   });
 });
 
@@ -327,7 +386,7 @@ describe('ACS body size', () => {
     expectCode(await postAcs(flow, samlResponse));
   });
 
-  it('lets a SAMLResponse at the adapter\'s cap reach the adapter even fully percent-encoded with line breaks (no 413)', async () => {
+  it("lets a SAMLResponse at the adapter's cap reach the adapter even fully percent-encoded with line breaks (no 413)", async () => {
     const flow = await startFlow('hard');
     // 400,000 base64 characters of '/', CRLF every 76: every byte of the form is percent-encoded.
     const atCap = Array.from({ length: Math.ceil(400_000 / 76) }, (_, i) => '/'.repeat(Math.min(76, 400_000 - i * 76))).join('\r\n');

@@ -16,13 +16,7 @@ import { oidcProviderLogin } from './peers/oidc-provider-login.js';
 import { startOidcProvider, type OidcProviderPeer } from './peers/oidc-provider.js';
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
 import { CookieJar, simpleSamlIdpInitiatedLogin, simpleSamlLogin } from './peers/simplesamlphp-login.js';
-import {
-  NAME_FORMAT_BASIC,
-  NAMEID_PERSISTENT,
-  selfSignedCert,
-  startSimpleSamlIdp,
-  type SimpleSamlIdp,
-} from './peers/simplesamlphp.js';
+import { NAME_FORMAT_BASIC, NAMEID_PERSISTENT, selfSignedCert, startSimpleSamlIdp, type SimpleSamlIdp } from './peers/simplesamlphp.js';
 
 const EMAIL_CLAIM = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress';
 const GROUPS_CLAIM = 'http://schemas.microsoft.com/ws/2008/06/identity/claims/groups';
@@ -146,11 +140,22 @@ describe('SimpleSAMLphp IdP peer + node-saml SP', () => {
     const trusting = newSp({ validateInResponseTo: ValidateInResponseTo.never });
     const post = await simpleSamlLogin(await trusting.getAuthorizeUrlAsync('', undefined, {}), 'alice', 'alice-pw', { jar });
 
-    await expect(newSp({ idpCert: other.certPem, validateInResponseTo: ValidateInResponseTo.never }).validatePostResponseAsync({ SAMLResponse: post.SAMLResponse })).rejects.toThrow(/Invalid signature/);
+    await expect(
+      newSp({ idpCert: other.certPem, validateInResponseTo: ValidateInResponseTo.never }).validatePostResponseAsync({
+        SAMLResponse: post.SAMLResponse,
+      }),
+    ).rejects.toThrow(/Invalid signature/);
     // Several certificates (rollover): any one that verifies is enough.
-    const multi = await newSp({ idpCert: [other.certPem, idp!.signingCertPem], validateInResponseTo: ValidateInResponseTo.never }).validatePostResponseAsync({ SAMLResponse: post.SAMLResponse });
+    const multi = await newSp({
+      idpCert: [other.certPem, idp!.signingCertPem],
+      validateInResponseTo: ValidateInResponseTo.never,
+    }).validatePostResponseAsync({ SAMLResponse: post.SAMLResponse });
     expect(multi.profile?.nameID).toBe('alice@acme.example');
-    await expect(newSp({ audience: 'urn:someone-else', validateInResponseTo: ValidateInResponseTo.never }).validatePostResponseAsync({ SAMLResponse: post.SAMLResponse })).rejects.toThrow(/audience mismatch/);
+    await expect(
+      newSp({ audience: 'urn:someone-else', validateInResponseTo: ValidateInResponseTo.never }).validatePostResponseAsync({
+        SAMLResponse: post.SAMLResponse,
+      }),
+    ).rejects.toThrow(/audience mismatch/);
   });
 
   it('drives IdP-initiated SSO (no InResponseTo)', async (ctx) => {
@@ -160,7 +165,9 @@ describe('SimpleSAMLphp IdP peer + node-saml SP', () => {
     expect(post.RelayState).toBe('https://app.example/after');
 
     await expect(newSp().validatePostResponseAsync({ SAMLResponse: post.SAMLResponse })).rejects.toThrow(/InResponseTo is missing/);
-    const { profile } = await newSp({ validateInResponseTo: ValidateInResponseTo.ifPresent }).validatePostResponseAsync({ SAMLResponse: post.SAMLResponse });
+    const { profile } = await newSp({ validateInResponseTo: ValidateInResponseTo.ifPresent }).validatePostResponseAsync({
+      SAMLResponse: post.SAMLResponse,
+    });
     expect(profile!.nameID).toBe('alice@acme.example');
     expect(profile!.inResponseTo).toBeUndefined();
   });
@@ -225,6 +232,7 @@ describe('oidc-provider OP peer + openid-client RP', () => {
 
   const discover = async () => {
     const config = await oidc.discovery(new URL(op.issuer), clientId, clientSecret, undefined, {
+      // eslint-disable-next-line @typescript-eslint/no-deprecated -- openid-client marks it deprecated only to flag it; used for plain-HTTP local peers only
       execute: [oidc.allowInsecureRequests],
     });
     // Verify the ID token's signature against the JWKS too (openid-client skips it by default).
@@ -244,7 +252,11 @@ describe('oidc-provider OP peer + openid-client RP', () => {
       state,
       nonce,
     });
-    const callbackUrl = await oidcProviderLogin(authorizationUrl, { login: 'okta-00u1', password: 'alice-pw', callbackPrefix: redirectUri });
+    const callbackUrl = await oidcProviderLogin(authorizationUrl, {
+      login: 'okta-00u1',
+      password: 'alice-pw',
+      callbackPrefix: redirectUri,
+    });
     expect(callbackUrl.startsWith(`${redirectUri}?`)).toBe(true);
     return oidc.authorizationCodeGrant(config, new URL(callbackUrl), {
       pkceCodeVerifier: verifier,
@@ -297,7 +309,7 @@ describe('oidc-provider OP peer + openid-client RP', () => {
     await expect(jwtVerify(before.id_token!, jwks, { issuer: op.issuer, audience: clientId })).resolves.toBeTruthy();
 
     await op.rotateKeys({ keepPrevious: false });
-    const published = await (await fetch(op.jwksUri)).json() as { keys: Array<{ kid: string }> };
+    const published = (await (await fetch(op.jwksUri)).json()) as { keys: Array<{ kid: string }> };
     expect(published.keys.map((k) => k.kid)).toEqual([op.currentKid]);
     await expect(jwtVerify(before.id_token!, createLocalJWKSet(published), { issuer: op.issuer, audience: clientId })).rejects.toThrow();
     const third = await login(await discover());

@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 async function query<T>(tenantId: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  return app.database.tenantTx(tenantId, async (m) => (await m.query(sql, params)) as T[]);
+  return app.database.tenantTx(tenantId, async (m) => await m.query<T[]>(sql, params));
 }
 
 /** Creates written and transactions used so far, from the service's own histogram. */
@@ -45,7 +45,9 @@ describe('concurrent creates of one tenant', () => {
     const n = 60;
     const requestIds = Array.from({ length: n }, (_, i) => `batch-req-${i}-${randomUUID().slice(0, 8)}`);
     const results = await Promise.all(
-      requestIds.map((rid, i) => scim.post('/Users', entraUser(`user${i}@batch.test`, `ext-${i}`, { displayName: `User ${i}` }), { 'x-request-id': rid })),
+      requestIds.map((rid, i) =>
+        scim.post('/Users', entraUser(`user${i}@batch.test`, `ext-${i}`, { displayName: `User ${i}` }), { 'x-request-id': rid }),
+      ),
     );
     for (const [i, r] of results.entries()) {
       expect(r.status).toBe(201);
@@ -101,29 +103,44 @@ describe('concurrent creates of one tenant', () => {
     ]);
     const tenantId = seeded.tenant.id;
     const scim = await scimClient(app, tenantId);
-    const names = ['fresh1@adopt.test', 'First@adopt.test', 'fresh2@adopt.test', 'fresh3@adopt.test', 'second@adopt.test', 'fresh4@adopt.test'];
+    const names = [
+      'fresh1@adopt.test',
+      'First@adopt.test',
+      'fresh2@adopt.test',
+      'fresh3@adopt.test',
+      'second@adopt.test',
+      'fresh4@adopt.test',
+    ];
     const results = await Promise.all(names.map((u, i) => scim.post('/Users', entraUser(u, `adopt-${i}`))));
     expect(results.map((r) => r.status)).toEqual(names.map(() => 201));
     expect(results[1]!.body['id']).toBe(seeded.userIds[0]);
     expect(results[4]!.body['id']).toBe(seeded.userIds[1]);
-    const [{ n }] = await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`);
+    const { n } = (await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`))[0]!;
     expect(n).toBe(6);
-    const adopted = await query<{ target: string }>(tenantId, `SELECT target FROM audit_events WHERE action = 'scim.user_adopted' ORDER BY target`);
+    const adopted = await query<{ target: string }>(
+      tenantId,
+      `SELECT target FROM audit_events WHERE action = 'scim.user_adopted' ORDER BY target`,
+    );
     expect(adopted.map((a) => a.target)).toEqual([...seeded.userIds].sort());
-    const created = await query<{ data: { adopted: boolean } }>(tenantId, `SELECT data FROM audit_events WHERE action = 'scim.user_created'`);
+    const created = await query<{ data: { adopted: boolean } }>(
+      tenantId,
+      `SELECT data FROM audit_events WHERE action = 'scim.user_created'`,
+    );
     expect(created.filter((e) => e.data.adopted)).toHaveLength(2);
     expect(created).toHaveLength(6);
   });
 
   it('refuses a NUL character (which PostgreSQL cannot store) as invalidValue, and creates the rest of the burst', async () => {
     const { tenantId, scim } = await newTenant('batch-nul');
-    const bodies = Array.from({ length: 12 }, (_, i) => entraUser(`ok${i}@nul.test`, `nul-${i}`, i === 5 ? { displayName: 'nul\u0000inside' } : {}));
+    const bodies = Array.from({ length: 12 }, (_, i) =>
+      entraUser(`ok${i}@nul.test`, `nul-${i}`, i === 5 ? { displayName: 'nul\u0000inside' } : {}),
+    );
     const results = await Promise.all(bodies.map((b) => scim.post('/Users', b)));
     expect(results[5]!.status).toBe(400);
     expect(results[5]!.body).toMatchObject({ schemas: [ERROR_SCHEMA], scimType: 'invalidValue' });
     expect(results[5]!.body['detail']).toMatch(/displayName.*U\+0000/);
     for (const [i, r] of results.entries()) if (i !== 5) expect(r.status).toBe(201);
-    const [{ n }] = await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`);
+    const { n } = (await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`))[0]!;
     expect(n).toBe(11);
   });
 
@@ -133,7 +150,9 @@ describe('concurrent creates of one tenant', () => {
     await app.database.query(`ALTER TABLE users ADD CONSTRAINT test_refuse_me CHECK (display_name IS DISTINCT FROM 'refuse me') NOT VALID`);
     try {
       const before = await batchStats();
-      const bodies = Array.from({ length: 12 }, (_, i) => entraUser(`ok${i}@refused.test`, `refused-${i}`, { displayName: i === 5 ? 'refuse me' : `fine ${i}` }));
+      const bodies = Array.from({ length: 12 }, (_, i) =>
+        entraUser(`ok${i}@refused.test`, `refused-${i}`, { displayName: i === 5 ? 'refuse me' : `fine ${i}` }),
+      );
       const results = await Promise.all(bodies.map((b) => scim.post('/Users', b)));
       const after = await batchStats();
       // The burst did share a transaction (so the refusal failed a batch, not just its own request).

@@ -27,7 +27,10 @@ afterAll(async () => {
 });
 
 const userStatus = async (tenantId: string, id: string) =>
-  app.database.tenantTx(tenantId, async (m) => ((await m.query(`SELECT status FROM users WHERE id = $1`, [id])) as Array<{ status: string }>)[0]?.status);
+  app.database.tenantTx(
+    tenantId,
+    async (m) => (await m.query<Array<{ status: string }>>(`SELECT status FROM users WHERE id = $1`, [id]))[0]?.status,
+  );
 
 /** Creates users over HTTP with a few requests in flight, as the IdPs' provisioning engines do. */
 async function provision(client: ScimClient, n: number, prefix: string): Promise<string[]> {
@@ -57,8 +60,11 @@ describe('Microsoft Entra ID conversation', () => {
     expect(res.body).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'], totalResults: 0, Resources: [] });
   });
 
-  it('creates the user (201, Location, ETag) with the enterprise extension and Entra\'s meta/roles noise', async () => {
-    const res = await entra.post('/Users', entraUser(userName, externalId, { [ENTERPRISE]: { department: 'Finance', employeeNumber: '701984' } }));
+  it("creates the user (201, Location, ETag) with the enterprise extension and Entra's meta/roles noise", async () => {
+    const res = await entra.post(
+      '/Users',
+      entraUser(userName, externalId, { [ENTERPRISE]: { department: 'Finance', employeeNumber: '701984' } }),
+    );
     expect(res.status).toBe(201);
     id = res.body['id'] as string;
     expect(res.headers.get('location')).toBe(`${app.url}/scim/v2/Users/${id}`);
@@ -89,7 +95,7 @@ describe('Microsoft Entra ID conversation', () => {
     expect(res.body).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '409', scimType: 'uniqueness' });
   });
 
-  it('applies Entra\'s PATCH with capitalised ops and a value-path filter', async () => {
+  it("applies Entra's PATCH with capitalised ops and a value-path filter", async () => {
     const res = await entra.patch(`/Users/${id}`, {
       schemas: [PATCH_OP],
       Operations: [
@@ -133,7 +139,10 @@ describe('Microsoft Entra ID conversation', () => {
 
   it('renames the user (userName replace)', async () => {
     const renamed = `${randomUUID()}@testuser.com`;
-    const res = await entra.patch(`/Users/${id}`, { schemas: [PATCH_OP], Operations: [{ op: 'Replace', path: 'userName', value: renamed }] });
+    const res = await entra.patch(`/Users/${id}`, {
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'Replace', path: 'userName', value: renamed }],
+    });
     expect(res.status).toBe(200);
     expect((await entra.get<ListBody>(`/Users${q(`userName eq "${renamed}"`)}`)).body.totalResults).toBe(1);
     expect((await entra.get<ListBody>(`/Users${q(`userName eq "${userName}"`)}`)).body.totalResults).toBe(0);
@@ -147,7 +156,7 @@ describe('Microsoft Entra ID conversation', () => {
       members = await provision(entra, 2500, `member-${randomUUID().slice(0, 8)}-`);
     }, 180_000);
 
-    it('creates a group sent with Entra\'s extra group schema URN', async () => {
+    it("creates a group sent with Entra's extra group schema URN", async () => {
       const res = await entra.post('/Groups', {
         schemas: [CORE_GROUP, 'http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group'],
         externalId: '8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159',
@@ -156,7 +165,12 @@ describe('Microsoft Entra ID conversation', () => {
       });
       expect(res.status).toBe(201);
       groupId = res.body['id'] as string;
-      expect(res.body).toMatchObject({ schemas: [CORE_GROUP], displayName: 'displayName', externalId: '8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159', members: [] });
+      expect(res.body).toMatchObject({
+        schemas: [CORE_GROUP],
+        displayName: 'displayName',
+        externalId: '8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159',
+        members: [],
+      });
     });
 
     it('finds it by displayName with excludedAttributes=members', async () => {
@@ -175,7 +189,9 @@ describe('Microsoft Entra ID conversation', () => {
         Operations: [{ op: 'Replace', path: 'displayName', value: '1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName' }],
       });
       expect(res.status).toBe(204);
-      expect((await entra.get(`/Groups/${groupId}?excludedAttributes=members`)).body['displayName']).toBe('1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName');
+      expect((await entra.get(`/Groups/${groupId}?excludedAttributes=members`)).body['displayName']).toBe(
+        '1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName',
+      );
     });
 
     it('adds 2,500 members in one PATCH ({"$ref":null,"value":…})', async () => {
@@ -187,10 +203,14 @@ describe('Microsoft Entra ID conversation', () => {
       const group = await entra.get(`/Groups/${groupId}`);
       expect((group.body['members'] as unknown[]).length).toBe(2500);
       // Entra's membership probe.
-      const probe = await entra.get<ListBody>(`/Groups${q(`id eq "${groupId}" and members[value eq "${members[1234]}"]`, '&excludedAttributes=members')}`);
+      const probe = await entra.get<ListBody>(
+        `/Groups${q(`id eq "${groupId}" and members[value eq "${members[1234]}"]`, '&excludedAttributes=members')}`,
+      );
       expect(probe.body.totalResults).toBe(1);
       const user = await entra.get(`/Users/${members[1234]}`);
-      expect(user.body['groups']).toEqual([expect.objectContaining({ value: groupId, display: '1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName' })]);
+      expect(user.body['groups']).toEqual([
+        expect.objectContaining({ value: groupId, display: '1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName' }),
+      ]);
     });
 
     it('removes 1,000 members in one PATCH ({"op":"Remove","path":"members","value":[…]})', async () => {
@@ -202,7 +222,9 @@ describe('Microsoft Entra ID conversation', () => {
       const group = await entra.get(`/Groups/${groupId}`);
       const now = (group.body['members'] as Array<{ value: string }>).map((m) => m.value).sort();
       expect(now).toEqual(members.slice(1000).sort());
-      const gone = await entra.get<ListBody>(`/Groups${q(`id eq "${groupId}" and members[value eq "${members[0]}"]`, '&excludedAttributes=members')}`);
+      const gone = await entra.get<ListBody>(
+        `/Groups${q(`id eq "${groupId}" and members[value eq "${members[0]}"]`, '&excludedAttributes=members')}`,
+      );
       expect(gone.body.totalResults).toBe(0);
     });
 
@@ -232,17 +254,35 @@ describe('Okta conversation', () => {
     const res = await okta.post('/Users', oktaUser(userName, '00ujl29u0le5T6Aj10h7'));
     expect(res.status).toBe(201);
     id = res.body['id'] as string;
-    expect(res.body).toMatchObject({ userName, displayName: 'Test User', locale: 'en-US', externalId: '00ujl29u0le5T6Aj10h7', active: true });
+    expect(res.body).toMatchObject({
+      userName,
+      displayName: 'Test User',
+      locale: 'en-US',
+      externalId: '00ujl29u0le5T6Aj10h7',
+      active: true,
+    });
     expect(res.body).not.toHaveProperty('password');
     expect(res.text).not.toContain('1mz050nq');
   });
 
   it('replaces the whole object with PUT (id, meta and groups in the body are ignored)', async () => {
     const current = await okta.get(`/Users/${id}`);
-    const body = { ...current.body, name: { givenName: 'Another', familyName: 'User' }, displayName: 'Another User', groups: [], password: 'x' };
+    const body = {
+      ...current.body,
+      name: { givenName: 'Another', familyName: 'User' },
+      displayName: 'Another User',
+      groups: [],
+      password: 'x',
+    };
     const res = await okta.put(`/Users/${id}`, body);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id, name: { givenName: 'Another', familyName: 'User' }, displayName: 'Another User', active: true, meta: { version: 'W/"2"' } });
+    expect(res.body).toMatchObject({
+      id,
+      name: { givenName: 'Another', familyName: 'User' },
+      displayName: 'Another User',
+      active: true,
+      meta: { version: 'W/"2"' },
+    });
     // An attribute left out of a PUT is cleared.
     const { locale: _locale, ...withoutLocale } = res.body;
     const cleared = await okta.put(`/Users/${id}`, withoutLocale);
@@ -263,24 +303,44 @@ describe('Okta conversation', () => {
     groupId = created.body['id'] as string;
     const other = await okta.post('/Users', oktaUser(`second.${userName}`, '00ujl29u0le5T6Aj10h8'));
 
-    const renamed = await okta.patch(`/Groups/${groupId}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', value: { id: groupId, displayName: 'Test SCIMv2 renamed' } }] });
+    const renamed = await okta.patch(`/Groups/${groupId}`, {
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'replace', value: { id: groupId, displayName: 'Test SCIMv2 renamed' } }],
+    });
     expect(renamed.status).toBe(204);
 
     const added = await okta.patch(`/Groups/${groupId}`, {
       schemas: [PATCH_OP],
-      Operations: [{ op: 'add', path: 'members', value: [{ value: id, display: userName }, { value: other.body['id'], display: `second.${userName}` }] }],
+      Operations: [
+        {
+          op: 'add',
+          path: 'members',
+          value: [
+            { value: id, display: userName },
+            { value: other.body['id'], display: `second.${userName}` },
+          ],
+        },
+      ],
     });
     expect(added.status).toBe(204);
     const listed = await okta.get<ListBody>(`/Groups${q('displayName eq "Test SCIMv2 renamed"', '&startIndex=1&count=100')}`);
     expect(listed.body.totalResults).toBe(1);
     expect((listed.body.Resources[0]!['members'] as unknown[]).length).toBe(2);
 
-    const removed = await okta.patch(`/Groups/${groupId}`, { schemas: [PATCH_OP], Operations: [{ op: 'remove', path: `members[value eq "${id}"]` }] });
+    const removed = await okta.patch(`/Groups/${groupId}`, {
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'remove', path: `members[value eq "${id}"]` }],
+    });
     expect(removed.status).toBe(204);
     const after = await okta.get(`/Groups/${groupId}`);
     expect(after.body['members']).toEqual([expect.objectContaining({ value: other.body['id'], display: 'Test User' })]);
 
-    const put = await okta.put(`/Groups/${groupId}`, { schemas: [CORE_GROUP], id: groupId, displayName: 'Test SCIMv2 renamed', members: [{ value: id }] });
+    const put = await okta.put(`/Groups/${groupId}`, {
+      schemas: [CORE_GROUP],
+      id: groupId,
+      displayName: 'Test SCIMv2 renamed',
+      members: [{ value: id }],
+    });
     expect(put.status).toBe(200);
     expect((put.body['members'] as Array<{ value: string }>).map((m) => m.value)).toEqual([id]);
 

@@ -38,7 +38,10 @@ describe('durability across a restart mid-batch', () => {
           const res = await scim.post('/Users', entraUser(userName, randomUUID(), { displayName: `User ${i}` }));
           if (res.status !== 201) continue;
           acknowledged.set(res.body['id'] as string, userName);
-          const add = await scim.patch(`/Groups/${group}`, { schemas: [PATCH_OP], Operations: [{ op: 'Add', path: 'members', value: [{ value: res.body['id'] }] }] });
+          const add = await scim.patch(`/Groups/${group}`, {
+            schemas: [PATCH_OP],
+            Operations: [{ op: 'Add', path: 'members', value: [{ value: res.body['id'] }] }],
+          });
           if (add.status === 204) acknowledgedMembers.add(res.body['id'] as string);
         } catch {
           // The service went away mid-request: not acknowledged.
@@ -57,7 +60,11 @@ describe('durability across a restart mid-batch', () => {
     for (const [id, userName] of acknowledged) {
       const res = await again.get(`/Users/${id}`);
       expect(res.status, userName).toBe(200);
-      expect(res.body).toMatchObject({ userName, displayName: expect.stringMatching(/^User \d+$/), emails: [{ value: userName, type: 'work', primary: true }] });
+      expect(res.body).toMatchObject({
+        userName,
+        displayName: expect.stringMatching(/^User \d+$/),
+        emails: [{ value: userName, type: 'work', primary: true }],
+      });
     }
     const all = await again.get<ListBody>('/Users?count=1000');
     expect(all.body.totalResults).toBeGreaterThanOrEqual(acknowledged.size);

@@ -31,12 +31,14 @@ afterAll(async () => {
   await app?.close();
 });
 
-const deactivate = (scim: ScimClient, id: string) => scim.patch(`/Users/${id}`, { schemas: [PATCH_OP], Operations: [{ op: 'Replace', path: 'active', value: 'False' }] });
-const reactivate = (scim: ScimClient, id: string) => scim.patch(`/Users/${id}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', value: { active: true } }] });
+const deactivate = (scim: ScimClient, id: string) =>
+  scim.patch(`/Users/${id}`, { schemas: [PATCH_OP], Operations: [{ op: 'Replace', path: 'active', value: 'False' }] });
+const reactivate = (scim: ScimClient, id: string) =>
+  scim.patch(`/Users/${id}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', value: { active: true } }] });
 const refresh = (token: string) => tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: token });
 
 async function query<T>(tenantId: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  return app.database.tenantTx(tenantId, async (m) => (await m.query(sql, params)) as T[]);
+  return app.database.tenantTx(tenantId, async (m) => await m.query<T[]>(sql, params));
 }
 
 describe('deprovisioning a user who logged in natively', () => {
@@ -61,7 +63,7 @@ describe('deprovisioning a user who logged in natively', () => {
     expect(res.body['id']).toBe(aliceId);
     const bob = await scim.post('/Users', oktaUser('bob@acme-scim.test', '00u-bob'));
     expect(bob.body['id']).toBe(bobId);
-    const [{ n }] = await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`);
+    const { n } = (await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users`))[0]!;
     expect(n).toBe(2);
   });
 
@@ -80,7 +82,9 @@ describe('deprovisioning a user who logged in natively', () => {
     expect(info.status).toBe(401);
     await expect(nativeLogin(app.url, bff, 'acme-scim', 'alice@acme-scim.test', PASSWORD)).rejects.toThrow();
 
-    const sessions = await query<{ revoked_reason: string | null }>(tenantId, `SELECT revoked_reason FROM sessions WHERE user_id = $1`, [aliceId]);
+    const sessions = await query<{ revoked_reason: string | null }>(tenantId, `SELECT revoked_reason FROM sessions WHERE user_id = $1`, [
+      aliceId,
+    ]);
     expect(sessions.length).toBeGreaterThan(0);
     expect(sessions.every((s) => s.revoked_reason === 'scim_deactivated')).toBe(true);
     const [event] = await query<{ actor: string; data: { sessionsRevoked: number } }>(
@@ -112,7 +116,9 @@ describe('deprovisioning a user who logged in natively', () => {
     expect((await scim.delete(`/Users/${bobId}`)).status).toBe(204);
     expect((await refresh(tokens.refresh_token)).status).toBe(400);
     expect((await scim.get(`/Users/${bobId}`)).status).toBe(404);
-    const [row] = await query<{ status: string; user_name: string | null }>(tenantId, `SELECT status, user_name FROM users WHERE id = $1`, [bobId]);
+    const [row] = await query<{ status: string; user_name: string | null }>(tenantId, `SELECT status, user_name FROM users WHERE id = $1`, [
+      bobId,
+    ]);
     expect(row).toEqual({ status: 'disabled', user_name: null });
     const again = await scim.post('/Users', oktaUser('bob@acme-scim.test', '00u-bob'));
     expect(again.status).toBe(201);
@@ -133,9 +139,21 @@ describe('linking a later OIDC login to the SCIM user', () => {
       issuerPath: '/umbrella',
       clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [callbackUrl] }],
       accounts: [
-        { sub: '00u-linda', password: 'linda-pw', claims: { email: 'linda@umbrella.example', email_verified: true, name: 'Linda From The OP', upn: 'linda@umbrella.example' } },
-        { sub: 'pairwise-mike', password: 'mike-pw', claims: { email: 'mike@umbrella.example', email_verified: true, upn: 'MIKE@umbrella.example' } },
-        { sub: 'pairwise-nobody', password: 'nobody-pw', claims: { email: 'nobody@umbrella.example', email_verified: true, upn: 'nobody@umbrella.example' } },
+        {
+          sub: '00u-linda',
+          password: 'linda-pw',
+          claims: { email: 'linda@umbrella.example', email_verified: true, name: 'Linda From The OP', upn: 'linda@umbrella.example' },
+        },
+        {
+          sub: 'pairwise-mike',
+          password: 'mike-pw',
+          claims: { email: 'mike@umbrella.example', email_verified: true, upn: 'MIKE@umbrella.example' },
+        },
+        {
+          sub: 'pairwise-nobody',
+          password: 'nobody-pw',
+          claims: { email: 'nobody@umbrella.example', email_verified: true, upn: 'nobody@umbrella.example' },
+        },
       ],
     });
     const tenant = await app.app.get(TenantsService).create('umbrella', 'Umbrella');
@@ -157,14 +175,28 @@ describe('linking a later OIDC login to the SCIM user', () => {
   async function oidcLogin(login: string, password: string): Promise<{ sub?: string; error?: string }> {
     const { verifier, challenge } = pkcePair();
     const state = randomBytes(8).toString('hex');
-    const start = await get(authorizeUrl(app.url, bff, { org: 'umbrella', state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }));
+    const start = await get(
+      authorizeUrl(app.url, bff, { org: 'umbrella', state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }),
+    );
     if (start.status !== 302) throw new Error(`authorize answered ${start.status}: ${await start.text()}`);
-    const cb = await oidcProviderLogin(start.headers.get('location')!, { login, password, callbackPrefix: `${app.url}/login/callback/oidc` });
+    const cb = await oidcProviderLogin(start.headers.get('location')!, {
+      login,
+      password,
+      callbackPrefix: `${app.url}/login/callback/oidc`,
+    });
     const back = new URL((await get(cb)).headers.get('location')!);
     if (back.searchParams.get('error')) return { error: back.searchParams.get('error')! };
-    const res = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code: back.searchParams.get('code')!, redirect_uri: bff.redirectUri, code_verifier: verifier });
+    const res = await tokenRequest(app.url, bff, {
+      grant_type: 'authorization_code',
+      code: back.searchParams.get('code')!,
+      redirect_uri: bff.redirectUri,
+      code_verifier: verifier,
+    });
     const tokens = (await res.json()) as { access_token: string };
-    const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`)), { issuer: app.url, audience: 'platform-api' });
+    const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`)), {
+      issuer: app.url,
+      audience: 'platform-api',
+    });
     return { sub: payload.sub! };
   }
 
@@ -206,7 +238,8 @@ describe('mass-deprovisioning guard', () => {
     }
     return { tenantId, scim, ids };
   }
-  const statusOf = async (tenantId: string, id: string) => (await query<{ status: string }>(tenantId, `SELECT status FROM users WHERE id = $1`, [id]))[0]!.status;
+  const statusOf = async (tenantId: string, id: string) =>
+    (await query<{ status: string }>(tenantId, `SELECT status FROM users WHERE id = $1`, [id]))[0]!.status;
   const held = () => app.app.get(ScimHeldOperationsService);
 
   it('holds the deactivations beyond the limit, answers a clear 503, audits them, and releases them on request', async () => {
@@ -238,8 +271,16 @@ describe('mass-deprovisioning guard', () => {
       ].sort(),
     );
     expect(pending.find((h) => h.userId === ids[3])!.attempts).toBe(2);
-    const audit = await query<{ action: string }>(tenantId, `SELECT action FROM audit_events WHERE action LIKE 'scim.deprovision%' ORDER BY id`);
-    expect(audit.map((a) => a.action)).toEqual(['scim.deprovision_guard_tripped', 'scim.deprovision_held', 'scim.deprovision_held', 'scim.deprovision_held']);
+    const audit = await query<{ action: string }>(
+      tenantId,
+      `SELECT action FROM audit_events WHERE action LIKE 'scim.deprovision%' ORDER BY id`,
+    );
+    expect(audit.map((a) => a.action)).toEqual([
+      'scim.deprovision_guard_tripped',
+      'scim.deprovision_held',
+      'scim.deprovision_held',
+      'scim.deprovision_held',
+    ]);
 
     const result = await held().release(tenantId, 'admin:test');
     expect(result.failed).toEqual([]);
@@ -275,7 +316,7 @@ describe('mass-deprovisioning guard', () => {
     const results = await Promise.all(ids.map((id) => deactivate(scim, id)));
     expect(results.filter((r) => r.status === 200)).toHaveLength(3);
     expect(results.filter((r) => r.status === 503)).toHaveLength(9);
-    const [{ n }] = await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users WHERE status = 'disabled'`);
+    const { n } = (await query<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM users WHERE status = 'disabled'`))[0]!;
     expect(n).toBe(3);
   });
 

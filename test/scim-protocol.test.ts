@@ -5,7 +5,18 @@ import { TenantsService } from '../src/tenants/tenants.service.js';
 import { ScimSettingsService, ScimTokensService } from '../src/scim/scim-tokens.service.js';
 import { USER_CI, USER_SQL, compileFilter } from '../src/scim/scim-sql.js';
 import { PostgresRateLimiter } from '../src/rate-limit/postgres-rate-limiter.js';
-import { CORE_GROUP, CORE_USER, ENTERPRISE, ERROR_SCHEMA, PATCH_OP, type ListBody, ScimClient, entraUser, q, scimClient } from './support/scim.js';
+import {
+  CORE_GROUP,
+  CORE_USER,
+  ENTERPRISE,
+  ERROR_SCHEMA,
+  PATCH_OP,
+  type ListBody,
+  ScimClient,
+  entraUser,
+  q,
+  scimClient,
+} from './support/scim.js';
 
 let app: TestApp;
 let scim: ScimClient;
@@ -14,13 +25,70 @@ const ids: Record<string, string> = {};
 
 /** Seven users with distinct attributes, to check which ones a filter selects. */
 const PEOPLE = [
-  { key: 'bjensen', userName: 'bjensen@example.com', given: 'Barbara', family: 'Jensen', title: 'Tour Guide', dept: 'Tours', active: true, emails: [{ value: 'bjensen@example.com', type: 'work', primary: true }, { value: 'babs@jensen.org', type: 'home' }] },
-  { key: 'jsmith', userName: 'jsmith@example.com', given: 'John', family: 'Smith', title: 'Vice President', dept: 'Sales', active: true, emails: [{ value: 'jsmith@example.com', type: 'work' }] },
-  { key: 'adoe', userName: 'adoe@example.org', given: 'Alice', family: "O'Doe", title: null, dept: 'Sales', active: false, emails: [{ value: 'alice@example.org', type: 'home' }] },
-  { key: 'mmuller', userName: 'MMuller@Example.com', given: 'Max', family: 'Müller', title: 'Engineer', dept: 'R&D', active: true, emails: [] },
-  { key: 'zed', userName: 'zed@example.net', given: 'Zed', family: 'Zulu', title: 'Engineer', dept: null, active: true, emails: [{ value: 'ZED@EXAMPLE.NET', type: 'work' }] },
+  {
+    key: 'bjensen',
+    userName: 'bjensen@example.com',
+    given: 'Barbara',
+    family: 'Jensen',
+    title: 'Tour Guide',
+    dept: 'Tours',
+    active: true,
+    emails: [
+      { value: 'bjensen@example.com', type: 'work', primary: true },
+      { value: 'babs@jensen.org', type: 'home' },
+    ],
+  },
+  {
+    key: 'jsmith',
+    userName: 'jsmith@example.com',
+    given: 'John',
+    family: 'Smith',
+    title: 'Vice President',
+    dept: 'Sales',
+    active: true,
+    emails: [{ value: 'jsmith@example.com', type: 'work' }],
+  },
+  {
+    key: 'adoe',
+    userName: 'adoe@example.org',
+    given: 'Alice',
+    family: "O'Doe",
+    title: null,
+    dept: 'Sales',
+    active: false,
+    emails: [{ value: 'alice@example.org', type: 'home' }],
+  },
+  {
+    key: 'mmuller',
+    userName: 'MMuller@Example.com',
+    given: 'Max',
+    family: 'Müller',
+    title: 'Engineer',
+    dept: 'R&D',
+    active: true,
+    emails: [],
+  },
+  {
+    key: 'zed',
+    userName: 'zed@example.net',
+    given: 'Zed',
+    family: 'Zulu',
+    title: 'Engineer',
+    dept: null,
+    active: true,
+    emails: [{ value: 'ZED@EXAMPLE.NET', type: 'work' }],
+  },
   { key: 'pct', userName: '100%_sure@example.com', given: 'Percy', family: 'Cent', title: 'Tester', dept: 'QA', active: true, emails: [] },
-  { key: 'under', userName: '100x_sure@example.com', given: 'Under', family: 'Score', title: 'Tester', dept: 'QA', active: true, emails: [] },
+  {
+    key: 'under',
+    userName: '100x_sure@example.com',
+    given: 'Under',
+    family: 'Score',
+    title: 'Tester',
+    dept: 'QA',
+    active: true,
+    emails: [],
+  },
 ] as const;
 
 beforeAll(async () => {
@@ -42,7 +110,11 @@ beforeAll(async () => {
     if (res.status !== 201) throw new Error(res.text);
     ids[p.key] = res.body['id'] as string;
   }
-  const group = await scim.post('/Groups', { schemas: [CORE_GROUP], displayName: 'Engineers', members: [{ value: ids['mmuller'] }, { value: ids['zed'] }] });
+  const group = await scim.post('/Groups', {
+    schemas: [CORE_GROUP],
+    displayName: 'Engineers',
+    members: [{ value: ids['mmuller'] }, { value: ids['zed'] }],
+  });
   ids['engineers'] = group.body['id'] as string;
 });
 
@@ -57,10 +129,19 @@ describe('discovery', () => {
     const spc = await scim.get('/ServiceProviderConfig');
     expect(spc.status).toBe(200);
     expect(spc.headers.get('content-type')).toMatch(/^application\/scim\+json/);
-    expect(spc.body).toMatchObject({ patch: { supported: true }, filter: { supported: true, maxResults: 1000 }, etag: { supported: true }, bulk: { supported: false } });
+    expect(spc.body).toMatchObject({
+      patch: { supported: true },
+      filter: { supported: true, maxResults: 1000 },
+      etag: { supported: true },
+      bulk: { supported: false },
+    });
     const types = await scim.get<ListBody>('/ResourceTypes');
     expect(types.body.Resources.map((r) => r['id'])).toEqual(['User', 'Group']);
-    expect(types.body.Resources[0]).toMatchObject({ endpoint: '/Users', schema: CORE_USER, schemaExtensions: [{ schema: ENTERPRISE, required: false }] });
+    expect(types.body.Resources[0]).toMatchObject({
+      endpoint: '/Users',
+      schema: CORE_USER,
+      schemaExtensions: [{ schema: ENTERPRISE, required: false }],
+    });
     const schemas = await scim.get<ListBody>('/Schemas');
     expect(schemas.body.Resources.map((r) => r['id'])).toEqual([CORE_USER, ENTERPRISE, CORE_GROUP]);
     const user = await scim.get(`/Schemas/${CORE_USER}`);
@@ -141,7 +222,7 @@ describe('filters (RFC 7644 §3.4.2.2), compiled to SQL', () => {
     expect(res.body).toMatchObject({ schemas: [ERROR_SCHEMA], status: '400', scimType: 'invalidFilter' });
   });
 
-  it('plans the IdPs\' look-ups (userName, externalId, emails) on indexes, not scans', async () => {
+  it("plans the IdPs' look-ups (userName, externalId, emails) on indexes, not scans", async () => {
     // A second tenant with realistic numbers, so that the planner's choice means something.
     const big = (await app.app.get(TenantsService).create('planner', 'Planner Inc.')).id;
     const plans = await app.database.tenantTx(big, async (m) => {
@@ -154,9 +235,11 @@ describe('filters (RFC 7644 §3.4.2.2), compiled to SQL', () => {
       await m.query(`ANALYZE users`);
       const explain = async (filter: string) => {
         const f = compileFilter(filter, USER_SQL, 1, USER_CI);
-        const rows = (await m.query(`EXPLAIN SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL AND (${f.sql})`, [big, ...f.params])) as Array<{
-          'QUERY PLAN': string;
-        }>;
+        const rows = await m.query<
+          Array<{
+            'QUERY PLAN': string;
+          }>
+        >(`EXPLAIN SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL AND (${f.sql})`, [big, ...f.params]);
         return rows.map((r) => r['QUERY PLAN']).join('\n');
       };
       return {
@@ -200,7 +283,9 @@ describe('pagination and projection', () => {
   });
 
   it('leaves out excludedAttributes but never id', async () => {
-    const res = await scim.get<ListBody>(`/Users${q('userName eq "bjensen@example.com"', `&excludedAttributes=emails,name,id,${ENTERPRISE}`)}`);
+    const res = await scim.get<ListBody>(
+      `/Users${q('userName eq "bjensen@example.com"', `&excludedAttributes=emails,name,id,${ENTERPRISE}`)}`,
+    );
     const r = res.body.Resources[0]!;
     expect(r['id']).toBe(ids['bjensen']);
     expect(r).not.toHaveProperty('emails');
@@ -230,12 +315,20 @@ describe('versions and ETags', () => {
     expect(etag).toMatch(/^W\/"\d+"$/);
     expect((await scim.get(`/Users/${ids['jsmith']}`, { 'if-none-match': etag })).status).toBe(304);
 
-    const ok = await scim.patch(`/Users/${ids['jsmith']}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'title', value: 'President' }] }, { 'if-match': etag });
+    const ok = await scim.patch(
+      `/Users/${ids['jsmith']}`,
+      { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'title', value: 'President' }] },
+      { 'if-match': etag },
+    );
     expect(ok.status).toBe(200);
     const newEtag = ok.headers.get('etag')!;
     expect(newEtag).not.toBe(etag);
 
-    const stale = await scim.patch(`/Users/${ids['jsmith']}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'title', value: 'CEO' }] }, { 'if-match': etag });
+    const stale = await scim.patch(
+      `/Users/${ids['jsmith']}`,
+      { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'title', value: 'CEO' }] },
+      { 'if-match': etag },
+    );
     expect(stale.status).toBe(412);
     expect(stale.body).toMatchObject({ schemas: [ERROR_SCHEMA], status: '412' });
     const stalePut = await scim.put(`/Users/${ids['jsmith']}`, { ...ok.body, title: 'CEO' }, { 'if-match': etag });
@@ -249,7 +342,10 @@ describe('versions and ETags', () => {
 
   it('does not bump the version for a PATCH that changes nothing', async () => {
     const before = await scim.get(`/Users/${ids['zed']}`);
-    const res = await scim.patch(`/Users/${ids['zed']}`, { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'title', value: 'Engineer' }] });
+    const res = await scim.patch(`/Users/${ids['zed']}`, {
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'replace', path: 'title', value: 'Engineer' }],
+    });
     expect(res.headers.get('etag')).toBe(before.headers.get('etag'));
   });
 });
@@ -274,7 +370,11 @@ describe('PATCH semantics and errors', () => {
 
   it('leaves the resource unchanged when a later operation collides on userName (409)', async () => {
     const before = await scim.get(`/Users/${ids['bjensen']}`);
-    const res = await patch(ids['bjensen']!, { op: 'replace', path: 'title', value: 'Changed' }, { op: 'replace', path: 'userName', value: 'JSMITH@example.com' });
+    const res = await patch(
+      ids['bjensen']!,
+      { op: 'replace', path: 'title', value: 'Changed' },
+      { op: 'replace', path: 'userName', value: 'JSMITH@example.com' },
+    );
     expect(res.status).toBe(409);
     expect(res.body['scimType']).toBe('uniqueness');
     expect((await scim.get(`/Users/${ids['bjensen']}`)).body).toEqual(before.body);
@@ -308,14 +408,27 @@ describe('PATCH semantics and errors', () => {
   });
 
   it('refuses a user without userName and a body without the core schema', async () => {
-    expect((await scim.post('/Users', { schemas: [CORE_USER], name: { givenName: 'x' } })).body).toMatchObject({ status: '400', scimType: 'invalidValue' });
-    expect((await scim.post('/Users', { schemas: [CORE_GROUP], userName: 'x@example.com' })).body).toMatchObject({ status: '400', scimType: 'invalidSyntax' });
+    expect((await scim.post('/Users', { schemas: [CORE_USER], name: { givenName: 'x' } })).body).toMatchObject({
+      status: '400',
+      scimType: 'invalidValue',
+    });
+    expect((await scim.post('/Users', { schemas: [CORE_GROUP], userName: 'x@example.com' })).body).toMatchObject({
+      status: '400',
+      scimType: 'invalidSyntax',
+    });
   });
 
   it('adds, replaces and removes with and without paths', async () => {
     const id = ids['under']!;
-    let res = await patch(id, { op: 'add', value: { nickName: 'Undy', 'name.middleName': 'M', emails: [{ value: 'u@example.com', type: 'work', primary: true }] } });
-    expect(res.body).toMatchObject({ nickName: 'Undy', name: { middleName: 'M', givenName: 'Under' }, emails: [{ value: 'u@example.com', type: 'work', primary: true }] });
+    let res = await patch(id, {
+      op: 'add',
+      value: { nickName: 'Undy', 'name.middleName': 'M', emails: [{ value: 'u@example.com', type: 'work', primary: true }] },
+    });
+    expect(res.body).toMatchObject({
+      nickName: 'Undy',
+      name: { middleName: 'M', givenName: 'Under' },
+      emails: [{ value: 'u@example.com', type: 'work', primary: true }],
+    });
     res = await patch(id, { op: 'add', path: 'emails', value: [{ value: 'home@example.com', type: 'home', primary: 'True' }] });
     // A new primary value demotes the old one (RFC 7643 §2.4).
     expect(res.body['emails']).toEqual([
@@ -327,13 +440,24 @@ describe('PATCH semantics and errors', () => {
     res = await patch(id, { op: 'remove', path: 'emails[type eq "work"]' });
     expect(res.body['emails']).toEqual([{ value: 'new-home@example.com', type: 'home' }]);
     res = await patch(id, { op: 'replace', value: { [ENTERPRISE]: { costCenter: '4130' }, name: { familyName: 'Scored' } } });
-    expect(res.body).toMatchObject({ [ENTERPRISE]: { costCenter: '4130', department: 'QA' }, name: { familyName: 'Scored', givenName: 'Under', middleName: 'M' } });
-    res = await patch(id, { op: 'remove', path: 'nickName' }, { op: 'remove', path: 'emails' }, { op: 'remove', path: `${ENTERPRISE}:costCenter` });
+    expect(res.body).toMatchObject({
+      [ENTERPRISE]: { costCenter: '4130', department: 'QA' },
+      name: { familyName: 'Scored', givenName: 'Under', middleName: 'M' },
+    });
+    res = await patch(
+      id,
+      { op: 'remove', path: 'nickName' },
+      { op: 'remove', path: 'emails' },
+      { op: 'remove', path: `${ENTERPRISE}:costCenter` },
+    );
     expect(res.body).not.toHaveProperty('nickName');
     expect(res.body).not.toHaveProperty('emails');
     expect(res.body[ENTERPRISE]).toEqual({ department: 'QA', employeeNumber: '5' });
     // The platform email follows the SCIM primary email.
-    const email = await app.database.tenantTx(tenantId, async (m) => ((await m.query(`SELECT email FROM users WHERE id = $1`, [ids['bjensen']])) as Array<{ email: string }>)[0]!.email);
+    const email = await app.database.tenantTx(
+      tenantId,
+      async (m) => (await m.query<Array<{ email: string }>>(`SELECT email FROM users WHERE id = $1`, [ids['bjensen']]))[0]!.email,
+    );
     expect(email).toBe('bjensen@example.com');
   });
 
@@ -359,14 +483,24 @@ describe('PATCH semantics and errors', () => {
     expect(JSON.stringify(body).length).toBeGreaterThan(256 * 1024);
     const res = await scim.patch(`/Groups/${ids['engineers']}`, body);
     expect(res.status).toBe(204);
-    const elsewhere = await fetch(`${app.url}/health/live`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const elsewhere = await fetch(`${app.url}/health/live`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     expect(elsewhere.status).toBe(413);
   });
 
   it('refuses nested groups and non-UUID member values', async () => {
-    const nested = await scim.patch(`/Groups/${ids['engineers']}`, { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: ids['engineers'], type: 'Group' }] }] });
+    const nested = await scim.patch(`/Groups/${ids['engineers']}`, {
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'add', path: 'members', value: [{ value: ids['engineers'], type: 'Group' }] }],
+    });
     expect(nested.body).toMatchObject({ status: '400', scimType: 'invalidValue' });
-    const junk = await scim.patch(`/Groups/${ids['engineers']}`, { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: 'not-a-uuid' }] }] });
+    const junk = await scim.patch(`/Groups/${ids['engineers']}`, {
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'add', path: 'members', value: [{ value: 'not-a-uuid' }] }],
+    });
     expect(junk.body).toMatchObject({ status: '400', scimType: 'invalidValue' });
   });
 });
@@ -383,14 +517,22 @@ describe('authentication and rate limit', () => {
     // A token in the query string is not accepted (it would end up in access logs).
     expect((await fetch(`${app.url}/scim/v2/Users?access_token=${encodeURIComponent(scim.token)}`)).status).toBe(401);
     // The auth-scheme is case-insensitive, as on every Bearer route (RFC 9110 §11.1).
-    for (const scheme of ['bearer', 'BEARER']) expect((await fetch(`${app.url}/scim/v2/ServiceProviderConfig`, { headers: { authorization: `${scheme} ${scim.token}` } })).status, scheme).toBe(200);
+    for (const scheme of ['bearer', 'BEARER'])
+      expect(
+        (await fetch(`${app.url}/scim/v2/ServiceProviderConfig`, { headers: { authorization: `${scheme} ${scim.token}` } })).status,
+        scheme,
+      ).toBe(200);
 
     const tokens = app.app.get(ScimTokensService);
     const extra = await tokens.create(tenantId, 'to be revoked');
     const client = ScimClient.for(app, extra.token);
     expect((await client.get('/ServiceProviderConfig')).status).toBe(200);
     const listed = await tokens.list(tenantId);
-    expect(listed.find((t) => t.id === extra.id)).toMatchObject({ name: 'to be revoked', prefix: extra.token.slice(0, 42), revokedAt: null });
+    expect(listed.find((t) => t.id === extra.id)).toMatchObject({
+      name: 'to be revoked',
+      prefix: extra.token.slice(0, 42),
+      revokedAt: null,
+    });
     expect(listed.find((t) => t.id === extra.id)!.lastUsedAt).toBeInstanceOf(Date);
     expect(JSON.stringify(listed)).not.toContain(extra.token);
     expect(await tokens.revoke(tenantId, extra.id)).toBe(true);
@@ -399,7 +541,9 @@ describe('authentication and rate limit', () => {
 
   it('stores only a hash of the token', async () => {
     const { token } = await app.app.get(ScimTokensService).create(tenantId, 'hash check');
-    const rows = await app.database.tenantTx(tenantId, (m) => m.query(`SELECT * FROM scim_tokens`) as Promise<Array<Record<string, unknown>>>);
+    const rows = await app.database.tenantTx(tenantId, (m) =>
+      m.query<Promise<Array<Record<string, unknown>>>>(`SELECT * FROM scim_tokens`),
+    );
     expect(JSON.stringify(rows)).not.toContain(token);
   });
 
@@ -441,7 +585,9 @@ describe('authentication and rate limit', () => {
   });
 
   it('accepts application/json and application/scim+json request bodies', async () => {
-    const res = await scim.request('POST', '/Users', JSON.stringify(entraUser(`json-${randomUUID()}@example.com`, randomUUID())), { 'content-type': 'application/json' });
+    const res = await scim.request('POST', '/Users', JSON.stringify(entraUser(`json-${randomUUID()}@example.com`, randomUUID())), {
+      'content-type': 'application/json',
+    });
     expect(res.status).toBe(201);
   });
 });

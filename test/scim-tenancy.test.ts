@@ -44,11 +44,13 @@ const notFound = async (res: Promise<{ status: number; body: Record<string, unkn
 };
 
 describe("tenant A's token against tenant B's resources", () => {
-  it('cannot see, replace, patch or delete B\'s user: 404 exactly like an unknown id', async () => {
+  it("cannot see, replace, patch or delete B's user: 404 exactly like an unknown id", async () => {
     const id = bUser['id'] as string;
     const unknown = randomUUID();
     const patchBody = { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: false }] };
-    const pairs: Array<[Promise<{ status: number; body: Record<string, unknown> }>, Promise<{ status: number; body: Record<string, unknown> }>]> = [
+    const pairs: Array<
+      [Promise<{ status: number; body: Record<string, unknown> }>, Promise<{ status: number; body: Record<string, unknown> }>]
+    > = [
       [a.get(`/Users/${id}`), a.get(`/Users/${unknown}`)],
       [a.put(`/Users/${id}`, entraUser('taken@example.com', 'x')), a.put(`/Users/${unknown}`, entraUser('taken@example.com', 'x'))],
       [a.patch(`/Users/${id}`, patchBody), a.patch(`/Users/${unknown}`, patchBody)],
@@ -75,7 +77,12 @@ describe("tenant A's token against tenant B's resources", () => {
   });
 
   it("finds nothing of B's through filters or listing", async () => {
-    for (const filter of [`id eq "${bUser['id']}"`, 'userName eq "shared.name@example.com"', 'externalId eq "ext-b-1"', 'emails.value co "shared"']) {
+    for (const filter of [
+      `id eq "${bUser['id']}"`,
+      'userName eq "shared.name@example.com"',
+      'externalId eq "ext-b-1"',
+      'emails.value co "shared"',
+    ]) {
       expect((await a.get<ListBody>(`/Users${q(filter)}`)).body.totalResults).toBe(0);
     }
     expect((await a.get<ListBody>(`/Groups${q(`members[value eq "${bUser['id']}"]`)}`)).body.totalResults).toBe(0);
@@ -83,7 +90,10 @@ describe("tenant A's token against tenant B's resources", () => {
   });
 
   it("cannot add B's user to A's group (refused like an unknown user)", async () => {
-    const res = await a.patch(`/Groups/${aGroup}`, { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: bUser['id'] }] }] });
+    const res = await a.patch(`/Groups/${aGroup}`, {
+      schemas: [PATCH_OP],
+      Operations: [{ op: 'add', path: 'members', value: [{ value: bUser['id'] }] }],
+    });
     expect(res.status).toBe(400);
     expect(res.body['scimType']).toBe('invalidValue');
   });
@@ -114,7 +124,7 @@ describe("tenant A's token against tenant B's resources", () => {
 describe('row-level security underneath', () => {
   it("hides B's users, groups, memberships and tokens from a query in A's context that forgot its tenant filter", async () => {
     const counts = await app.database.tenantTx(tenantA, async (m) => {
-      const one = async (sql: string) => ((await m.query(sql)) as Array<{ n: number }>)[0]!.n;
+      const one = async (sql: string) => (await m.query<Array<{ n: number }>>(sql))[0]!.n;
       return {
         users: await one(`SELECT count(*)::int AS n FROM users WHERE id = '${bUser['id']}'`),
         groups: await one(`SELECT count(*)::int AS n FROM groups WHERE id = '${bGroup['id']}'`),

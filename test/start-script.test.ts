@@ -21,7 +21,11 @@ const write = (path: string, text: string) => {
   writeFileSync(join(project, path), text);
 };
 const npmStart = async () => {
-  const { stdout, stderr } = await run('npm', ['start', '--silent'], { cwd: project, timeout: 120_000, env: { PATH: process.env['PATH'], HOME: process.env['HOME'] } });
+  const { stdout, stderr } = await run('npm', ['start', '--silent'], {
+    cwd: project,
+    timeout: 120_000,
+    env: { PATH: process.env['PATH'], HOME: process.env['HOME'] },
+  });
   return { stdout, stderr, compiled: statSync(join(project, 'dist/src/main.js')).mtimeMs };
 };
 
@@ -70,11 +74,16 @@ describe('npm start', { timeout: 240_000 }, () => {
   });
 
   it('compiles again when the build config changes, and a failed build is not remembered as done', async () => {
-    write('tsconfig.build.json', readFileSync(join(project, 'tsconfig.build.json'), 'utf8').replace('"exclude"', '"compileOnSave": false, "exclude"'));
+    write(
+      'tsconfig.build.json',
+      readFileSync(join(project, 'tsconfig.build.json'), 'utf8').replace('"exclude"', '"compileOnSave": false, "exclude"'),
+    );
     expect((await npmStart()).stderr).toContain('compiling (tsconfig.build.json changed since the last build)');
 
     write('src/main.ts', `const n: number = 'not a number';\nprocess.stdout.write(String(n));\n`);
     await expect(npmStart()).rejects.toMatchObject({ stdout: expect.stringContaining('TS2322') });
-    await expect(npmStart()).rejects.toMatchObject({ stderr: expect.stringContaining('compiling (src/main.ts changed since the last build)') });
+    await expect(npmStart()).rejects.toMatchObject({
+      stderr: expect.stringContaining('compiling (src/main.ts changed since the last build)'),
+    });
   });
 });

@@ -51,7 +51,8 @@ const ISS_MISSING = 'authorization response lacks iss';
  * the layer that refused, not the claim.
  */
 /** openid-client's comparison failure, naming the claim that differed. */
-const claimMismatch = (claim: string) => new RegExp(`^OAUTH_JWT_CLAIM_COMPARISON_FAILED: unexpected JWT claim value encountered \\(.*"${claim}".*\\)$`);
+const claimMismatch = (claim: string) =>
+  new RegExp(`^OAUTH_JWT_CLAIM_COMPARISON_FAILED: unexpected JWT claim value encountered \\(.*"${claim}".*\\)$`);
 
 describe('through the service (BFF flow, refusal reasons from the adapter log)', () => {
   let app: LoggedTestApp;
@@ -66,7 +67,8 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
     () => bff,
   );
   const account = (sub: string, claims: Record<string, unknown>): OidcAccount => ({ sub, password: `${sub}-pw`, claims });
-  const loginAt = (opUrl: string | URL, login = 'okta-bob') => oidcProviderLogin(opUrl, { login, password: `${login}-pw`, callbackPrefix: callbackUrl });
+  const loginAt = (opUrl: string | URL, login = 'okta-bob') =>
+    oidcProviderLogin(opUrl, { login, password: `${login}-pw`, callbackPrefix: callbackUrl });
 
   /** Our callback for `url`; returns where the browser went and the adapter's refusals meanwhile. */
   const refusedCallback = async (org: string, url: string | URL): Promise<{ back?: URL; refusals: OidcRefusal[] }> => {
@@ -85,7 +87,12 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
     return { started, ...(await refusedCallback('crafted', toCallback.headers.get('location')!)) };
   };
 
-  const bindOidc = async (slug: string, config: Record<string, unknown>, secrets: Record<string, unknown>, claimMapping: ClaimMappingRules = {}) => {
+  const bindOidc = async (
+    slug: string,
+    config: Record<string, unknown>,
+    secrets: Record<string, unknown>,
+    claimMapping: ClaimMappingRules = {},
+  ) => {
     const tenant = await app.app.get(TenantsService).create(slug, `${slug} Inc.`);
     bindingIds[slug] = (await app.app.get(BindingsService).create(tenant, { kind: 'oidc', config, secrets, claimMapping })).id;
   };
@@ -124,7 +131,7 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
       expect(cb.searchParams.get('iss')).toBe(op1.issuer);
     });
 
-    it('refuses a callback with the binding OP\'s own redeemable code whose iss names another issuer', async () => {
+    it("refuses a callback with the binding OP's own redeemable code whose iss names another issuer", async () => {
       const started = await h.startLogin('acme');
       const cb = new URL(await loginAt(started.opUrl));
       cb.searchParams.set('iss', op2.issuer);
@@ -133,7 +140,7 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
       expect(refusals).toEqual([{ msg: ADAPTER_REFUSED, reason: ISS_OTHER }]);
     });
 
-    it('refuses a callback with the binding OP\'s own redeemable code and iss stripped, since the OP advertises iss', async () => {
+    it("refuses a callback with the binding OP's own redeemable code and iss stripped, since the OP advertises iss", async () => {
       const started = await h.startLogin('acme');
       const cb = new URL(await loginAt(started.opUrl));
       cb.searchParams.delete('iss');
@@ -142,16 +149,23 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
       expect(refusals).toEqual([{ msg: ADAPTER_REFUSED, reason: ISS_MISSING }]);
     });
 
-    it('adapter: refuses the foreign and the missing iss for one transaction, then redeems the same code with the OP\'s own iss', async () => {
+    it("adapter: refuses the foreign and the missing iss for one transaction, then redeems the same code with the OP's own iss", async () => {
       const started = await h.startLogin('acme');
       const cb = new URL(await loginAt(started.opUrl));
       const login = app.app.get(LoginService);
       const txn = await login.load(cb.searchParams.get('state')!);
       const binding = await login.binding(txn);
       const adapter = app.app.get(TenantOidcProvider);
-      const input = (u: URL): CallbackInput => ({ method: 'GET', query: Object.fromEntries(u.searchParams), body: {}, clientIp: '127.0.0.1' });
+      const input = (u: URL): CallbackInput => ({
+        method: 'GET',
+        query: Object.fromEntries(u.searchParams),
+        body: {},
+        clientIp: '127.0.0.1',
+      });
       const refusalOf = (u: URL) =>
-        app.refusalsDuring(binding.id, () => expect(adapter.completeLogin(binding, input(u), txn.providerState)).rejects.toMatchObject({ error: 'access_denied' }));
+        app.refusalsDuring(binding.id, () =>
+          expect(adapter.completeLogin(binding, input(u), txn.providerState)).rejects.toMatchObject({ error: 'access_denied' }),
+        );
 
       const foreign = new URL(cb);
       foreign.searchParams.set('iss', op2.issuer);
@@ -160,10 +174,13 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
       stripped.searchParams.delete('iss');
       expect(await refusalOf(stripped)).toEqual([{ msg: ADAPTER_REFUSED, reason: ISS_MISSING }]);
       // Control: the code was good all along; only iss made the difference.
-      await expect(adapter.completeLogin(binding, input(cb), txn.providerState)).resolves.toMatchObject({ issuer: op1.issuer, subject: 'okta-bob' });
+      await expect(adapter.completeLogin(binding, input(cb), txn.providerState)).resolves.toMatchObject({
+        issuer: op1.issuer,
+        subject: 'okta-bob',
+      });
     });
 
-    it('refuses an authorization response from another OP (mix-up: OP2\'s code and iss sent to OP1\'s binding)', async () => {
+    it("refuses an authorization response from another OP (mix-up: OP2's code and iss sent to OP1's binding)", async () => {
       const started = await h.startLogin('acme');
       const cb = await loginAt(started.opUrl.replace(op1.issuer, op2.issuer));
       expect(new URL(cb).searchParams.get('iss')).toBe(op2.issuer);
@@ -174,7 +191,7 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
   });
 
   describe('other attacks through the live OP, with the reason', () => {
-    it('refuses a callback without state that names its transaction another way (RelayState): the adapter\'s state check', async () => {
+    it("refuses a callback without state that names its transaction another way (RelayState): the adapter's state check", async () => {
       const started = await h.startLogin('acme');
       const cb = new URL(await loginAt(started.opUrl));
       // The callback route also finds a transaction by RelayState (SAML's name for it).
@@ -236,7 +253,9 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
     });
 
     it('refuses an ID token from another issuer', async () => {
-      const { started, back, refusals } = await craftedAttack(async (c) => ({ body: tokenBody(await signRs(crafted, idClaims(c, { iss: op1.issuer }))) }));
+      const { started, back, refusals } = await craftedAttack(async (c) => ({
+        body: tokenBody(await signRs(crafted, idClaims(c, { iss: op1.issuer }))),
+      }));
       h.expectOAuthErrorAtBff(started, back, 'access_denied');
       expect(refusals).toEqual([{ msg: ADAPTER_REFUSED, step: 'token', reason: expect.stringMatching(claimMismatch('iss')) }]);
     });
@@ -246,18 +265,24 @@ describe('through the service (BFF flow, refusal reasons from the adapter log)',
         body: tokenBody(await signRs(crafted, idClaims(c, { iat: c.now - 400, exp: c.now - app.config.CLOCK_SKEW_SECONDS - 60 }))),
       }));
       h.expectOAuthErrorAtBff(started, back, 'access_denied');
-      expect(refusals).toEqual([{ msg: ADAPTER_REFUSED, step: 'token', reason: expect.stringMatching(/^OAUTH_JWT_TIMESTAMP_CHECK_FAILED:/) }]);
+      expect(refusals).toEqual([
+        { msg: ADAPTER_REFUSED, step: 'token', reason: expect.stringMatching(/^OAUTH_JWT_TIMESTAMP_CHECK_FAILED:/) },
+      ]);
     });
 
     it('refuses an ID token whose aud is another client', async () => {
-      const { started, back, refusals } = await craftedAttack(async (c) => ({ body: tokenBody(await signRs(crafted, idClaims(c, { aud: 'another-client' }))) }));
+      const { started, back, refusals } = await craftedAttack(async (c) => ({
+        body: tokenBody(await signRs(crafted, idClaims(c, { aud: 'another-client' }))),
+      }));
       h.expectOAuthErrorAtBff(started, back, 'access_denied');
       expect(refusals).toEqual([{ msg: ADAPTER_REFUSED, step: 'token', reason: expect.stringMatching(claimMismatch('aud')) }]);
     });
 
     it('refuses an ID token signed by a key the OP does not publish', async () => {
       const { privateKey } = await generateKeyPair('RS256');
-      const { started, back, refusals } = await craftedAttack(async (c) => ({ body: tokenBody(await signRs({ kid: crafted.kid, privateKey }, idClaims(c))) }));
+      const { started, back, refusals } = await craftedAttack(async (c) => ({
+        body: tokenBody(await signRs({ kid: crafted.kid, privateKey }, idClaims(c))),
+      }));
       h.expectOAuthErrorAtBff(started, back, 'access_denied');
       expect(refusals).toEqual([{ msg: ADAPTER_REFUSED, step: 'id_token', reason: expect.stringMatching(/bad signature/) }]);
     });
@@ -277,7 +302,8 @@ describe('OP JWKS refresh rate', () => {
     const pair = await generateKeyPair('ES256');
     return { kid, privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256' } as JWK };
   };
-  const es = (s: { kid: string; privateKey: CryptoKey }) => new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256', kid: s.kid }).sign(s.privateKey);
+  const es = (s: { kid: string; privateKey: CryptoKey }) =>
+    new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256', kid: s.kid }).sign(s.privateKey);
 
   beforeAll(async () => {
     server = createServer((_req, res) => {

@@ -26,7 +26,18 @@ import { oidcProviderLogin } from './peers/oidc-provider-login.js';
 import { acquireKeycloak, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
 import { headlessLogin } from './peers/keycloak-login.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
-import { bffHelpers, idClaims, signHs, signRs, startCraftedOp, tokenBody, unsigned, type Craft, type CraftedOp, type Started } from './support/oidc-attack.js';
+import {
+  bffHelpers,
+  idClaims,
+  signHs,
+  signRs,
+  startCraftedOp,
+  tokenBody,
+  unsigned,
+  type Craft,
+  type CraftedOp,
+  type Started,
+} from './support/oidc-attack.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
@@ -55,14 +66,21 @@ const seededUsers: Record<string, string> = {};
 
 const account = (sub: string, claims: Record<string, unknown>): OidcAccount => ({ sub, password: `${sub}-pw`, claims });
 
-
 // ---------------------------------------------------------------------------------------------
 // BFF-side helpers
 // ---------------------------------------------------------------------------------------------
-const { startLogin, callback, expectOAuthErrorAtBff } = bffHelpers(() => app, () => bff);
+const { startLogin, callback, expectOAuthErrorAtBff } = bffHelpers(
+  () => app,
+  () => bff,
+);
 
 async function exchange(code: string, verifier: string) {
-  const res = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: verifier });
+  const res = await tokenRequest(app.url, bff, {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: bff.redirectUri,
+    code_verifier: verifier,
+  });
   const body = (await res.json()) as Record<string, string>;
   if (res.status !== 200) throw new Error(`token answered ${res.status}: ${JSON.stringify(body)}`);
   return body as { access_token: string; id_token: string; refresh_token: string };
@@ -70,7 +88,8 @@ async function exchange(code: string, verifier: string) {
 
 async function platformTokens(started: Started, back: URL | undefined) {
   if (!back || back.origin + back.pathname !== bff.redirectUri) throw new Error(`not sent back to the BFF: ${back}`);
-  if (back.searchParams.get('error')) throw new Error(`login failed: ${back.searchParams.get('error')}: ${back.searchParams.get('error_description')}`);
+  if (back.searchParams.get('error'))
+    throw new Error(`login failed: ${back.searchParams.get('error')}: ${back.searchParams.get('error_description')}`);
   expect(back.searchParams.get('state')).toBe(started.state);
   const tokens = await exchange(back.searchParams.get('code')!, started.verifier);
   const jwks = createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`));
@@ -95,13 +114,21 @@ async function craftedLogin(org: string, craft?: Craft) {
   return { started, res, back };
 }
 
-async function bindOidc(slug: string, config: Record<string, unknown>, secrets: Record<string, unknown>, claimMapping: ClaimMappingRules, priority = 0) {
+async function bindOidc(
+  slug: string,
+  config: Record<string, unknown>,
+  secrets: Record<string, unknown>,
+  claimMapping: ClaimMappingRules,
+  priority = 0,
+) {
   tenants[slug] ??= await app.app.get(TenantsService).create(slug, `${slug} Inc.`);
-  return app.app.get(BindingsService).create(tenants[slug]!, { kind: 'oidc', config, secrets, claimMapping, priority });
+  return app.app.get(BindingsService).create(tenants[slug], { kind: 'oidc', config, secrets, claimMapping, priority });
 }
 
 async function seedUser(slug: string, email: string, emailVerified = true): Promise<string> {
-  const id = await app.app.get(NativeCredentialsService).createUser(tenants[slug]!.id, { username: email, password: 'seeded-password-123', email, emailVerified });
+  const id = await app.app
+    .get(NativeCredentialsService)
+    .createUser(tenants[slug]!.id, { username: email, password: 'seeded-password-123', email, emailVerified });
   seededUsers[email] = id;
   return id;
 }
@@ -120,10 +147,21 @@ beforeAll(async () => {
     issuerPath: '/op1',
     clients: [
       { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [callbackUrl] },
-      { client_id: 'auth-service-post', client_secret: CLIENT_SECRET, redirect_uris: [callbackUrl], token_endpoint_auth_method: 'client_secret_post' },
+      {
+        client_id: 'auth-service-post',
+        client_secret: CLIENT_SECRET,
+        redirect_uris: [callbackUrl],
+        token_endpoint_auth_method: 'client_secret_post',
+      },
     ],
     accounts: [
-      account('okta-alice', { email: 'alice@acme.example', email_verified: true, name: 'Alice Example', roles: ['MY_PROJECT_SUPER_ADMIN', 'tenant-admin'], groups: ['engineering'] }),
+      account('okta-alice', {
+        email: 'alice@acme.example',
+        email_verified: true,
+        name: 'Alice Example',
+        roles: ['MY_PROJECT_SUPER_ADMIN', 'tenant-admin'],
+        groups: ['engineering'],
+      }),
       account('okta-bob', { email: 'bob@acme.example', email_verified: true, roles: ['MY_PROJECT_USER'] }),
       account('okta-carol', { email: 'carol@acme.example', email_verified: true }),
       account('okta-mover', { email: 'mover-old@initech.example', email_verified: true }),
@@ -138,7 +176,12 @@ beforeAll(async () => {
     idTokenIncludesClaims: false,
     clients: [
       { client_id: CLIENT_ID, client_secret: OP2_CLIENT_SECRET, redirect_uris: [callbackUrl] },
-      { client_id: PKJWT_CLIENT_ID, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [pkJwtPublic] } as never, redirect_uris: [callbackUrl] },
+      {
+        client_id: PKJWT_CLIENT_ID,
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [pkJwtPublic] },
+        redirect_uris: [callbackUrl],
+      },
     ],
     accounts: [
       account('okta-alice', { email: 'alice@globex.example', email_verified: true, roles: ['MY_PROJECT_SUPER_ADMIN'] }),
@@ -150,16 +193,42 @@ beforeAll(async () => {
   const acmeMapping: ClaimMappingRules = { roles: ROLE_RULES, defaultRoles: ['MEMBER'] };
   await bindOidc('acme', { issuer: op1.issuer, clientId: CLIENT_ID }, { clientSecret: CLIENT_SECRET }, acmeMapping);
   await seedUser('acme', 'carol@acme.example');
-  await bindOidc('initech', { discoveryUrl: op1.discoveryUrl, clientId: 'auth-service-post', tokenEndpointAuthMethod: 'client_secret_post' }, { clientSecret: CLIENT_SECRET }, {
-    linkByVerifiedEmail: true,
-  });
+  await bindOidc(
+    'initech',
+    { discoveryUrl: op1.discoveryUrl, clientId: 'auth-service-post', tokenEndpointAuthMethod: 'client_secret_post' },
+    { clientSecret: CLIENT_SECRET },
+    {
+      linkByVerifiedEmail: true,
+    },
+  );
   await seedUser('initech', 'mover-new@initech.example');
   await seedUser('initech', 'dana@initech.example');
   await seedUser('initech', 'erin@initech.example');
-  await bindOidc('globex', { issuer: op2.issuer, clientId: CLIENT_ID, useUserinfo: true }, { clientSecret: OP2_CLIENT_SECRET }, { roles: ROLE_RULES });
-  await bindOidc('hooli', { issuer: op2.issuer, clientId: PKJWT_CLIENT_ID, tokenEndpointAuthMethod: 'private_key_jwt', useUserinfo: true, emailDomainHint: 'hooli.example' }, { privateJwk: pkJwtPrivate }, { roles: ROLE_RULES });
+  await bindOidc(
+    'globex',
+    { issuer: op2.issuer, clientId: CLIENT_ID, useUserinfo: true },
+    { clientSecret: OP2_CLIENT_SECRET },
+    { roles: ROLE_RULES },
+  );
+  await bindOidc(
+    'hooli',
+    {
+      issuer: op2.issuer,
+      clientId: PKJWT_CLIENT_ID,
+      tokenEndpointAuthMethod: 'private_key_jwt',
+      useUserinfo: true,
+      emailDomainHint: 'hooli.example',
+    },
+    { privateJwk: pkJwtPrivate },
+    { roles: ROLE_RULES },
+  );
   await bindOidc('crafted', { issuer: crafted.issuer, clientId: CLIENT_ID }, { clientSecret: CLIENT_SECRET }, {});
-  await bindOidc('crafted-hs', { issuer: crafted.issuer, clientId: CLIENT_ID, allowedAlgorithms: ['HS256'] }, { clientSecret: CLIENT_SECRET }, {});
+  await bindOidc(
+    'crafted-hs',
+    { issuer: crafted.issuer, clientId: CLIENT_ID, allowedAlgorithms: ['HS256'] },
+    { clientSecret: CLIENT_SECRET },
+    {},
+  );
   // Nothing listens there: the OP is down.
   const dead = createServer();
   await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
@@ -256,7 +325,13 @@ describe('account linking', () => {
     tenants['wayne'] = tenant;
     await app.app.get(BindingsService).create(tenant, { kind: 'native' });
     const nativeId = await seedUser('wayne', 'bruce@wayne.example');
-    await bindOidc('wayne', { issuer: op1.issuer, clientId: CLIENT_ID }, { clientSecret: CLIENT_SECRET }, { linkByVerifiedEmail: true }, 10);
+    await bindOidc(
+      'wayne',
+      { issuer: op1.issuer, clientId: CLIENT_ID },
+      { clientSecret: CLIENT_SECRET },
+      { linkByVerifiedEmail: true },
+      10,
+    );
     const { access } = await oidcLogin('wayne', 'okta-bruce');
     expect(access).toMatchObject({ sub: nativeId, idp: 'oidc', idp_sub: 'okta-bruce' });
   });
@@ -274,7 +349,7 @@ describe('upstream key rotation', () => {
     const results = await Promise.all([oidcLogin('acme', 'okta-bob'), oidcLogin('acme', 'okta-alice')]);
     expect(Date.now() - t0).toBeLessThan(20_000);
     for (const r of results) expect(r.access['idp']).toBe('oidc');
-    expect(results[0]!.access['sub']).toBe(before.access['sub']);
+    expect(results[0].access['sub']).toBe(before.access['sub']);
   });
 });
 
@@ -326,7 +401,9 @@ describe('the crafted OP: caching and an explicitly allowed HS256', () => {
   });
 
   it('accepts that HS256 ID token when the binding explicitly allows HS256 (crafted OP response)', async () => {
-    const { started, back } = await craftedLogin('crafted-hs', async (c) => ({ body: tokenBody(await signHs(idClaims(c), CLIENT_SECRET)) }));
+    const { started, back } = await craftedLogin('crafted-hs', async (c) => ({
+      body: tokenBody(await signHs(idClaims(c), CLIENT_SECRET)),
+    }));
     const { access } = await platformTokens(started, back);
     expect(access['org']).toBe('crafted-hs');
   });
@@ -342,12 +419,17 @@ describe('upstream failures end at the BFF with an OAuth error, never a token or
 
   it('answers 502 temporarily_unavailable at authorize when the OP cannot be reached, without redirecting to it', async () => {
     const { challenge } = pkcePair();
-    const res = await getJson(authorizeUrl(app.url, bff, { org: 'downco', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }));
+    const res = await getJson(
+      authorizeUrl(app.url, bff, { org: 'downco', state: 's', code_challenge: challenge, code_challenge_method: 'S256' }),
+    );
     expect(res.status).toBe(502);
     expect(res.headers.get('retry-after')).toBe('5');
     expect(res.headers.get('location')).toBeNull();
     const body = await res.text();
-    expect(JSON.parse(body)).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/identity provider could not be reached/) });
+    expect(JSON.parse(body)).toMatchObject({
+      error: 'temporarily_unavailable',
+      error_description: expect.stringMatching(/identity provider could not be reached/),
+    });
     expect(body).not.toMatch(/ECONNREFUSED|at .*\.ts|fetch failed/);
   });
 
@@ -367,7 +449,10 @@ describe('upstream failures end at the BFF with an OAuth error, never a token or
   });
 
   it('sends access_denied to the BFF when the OP refuses the code (crafted OP response)', async () => {
-    const { started, back } = await craftedLogin('crafted', async () => ({ status: 400, body: { error: 'invalid_grant', error_description: 'grant expired' } }));
+    const { started, back } = await craftedLogin('crafted', async () => ({
+      status: 400,
+      body: { error: 'invalid_grant', error_description: 'grant expired' },
+    }));
     expectOAuthErrorAtBff(started, back, 'access_denied');
   });
 });
@@ -391,7 +476,8 @@ describe('ID token verifier', () => {
     clientSecret: CLIENT_SECRET,
     ...over,
   });
-  const claims = (over: Record<string, unknown> = {}) => idClaims({ issuer: ISS, clientId: CLIENT_ID, nonce: 'the-nonce', now: now() }, over);
+  const claims = (over: Record<string, unknown> = {}) =>
+    idClaims({ issuer: ISS, clientId: CLIENT_ID, nonce: 'the-nonce', now: now() }, over);
   const rejects = async (token: string, reason: RegExp, x = expect_()) => {
     const err = await verifyIdToken(token, keys, x).then(
       () => undefined,
@@ -426,7 +512,9 @@ describe('ID token verifier', () => {
   it('refuses several audiences without azp, and an azp of another client', async () => {
     await rejects(await signRs(key, claims({ aud: [CLIENT_ID, 'other'] })), /azp/);
     await rejects(await signRs(key, claims({ aud: [CLIENT_ID, 'other'], azp: 'other' })), /azp/);
-    await expect(verifyIdToken(await signRs(key, claims({ aud: [CLIENT_ID, 'other'], azp: CLIENT_ID })), keys, expect_())).resolves.toBeTruthy();
+    await expect(
+      verifyIdToken(await signRs(key, claims({ aud: [CLIENT_ID, 'other'], azp: CLIENT_ID })), keys, expect_()),
+    ).resolves.toBeTruthy();
   });
   it('refuses an expired token beyond the clock skew, accepts one within it', async () => {
     await rejects(await signRs(key, claims({ iat: now() - 300, exp: now() - 61 })), /expired/);
@@ -455,7 +543,8 @@ describe('OP JWKS cache', () => {
     const pair = await generateKeyPair('ES256');
     return { kid, privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256' } as JWK };
   };
-  const es = (s: { kid: string; privateKey: CryptoKey }) => new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256', kid: s.kid }).sign(s.privateKey);
+  const es = (s: { kid: string; privateKey: CryptoKey }) =>
+    new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256', kid: s.kid }).sign(s.privateKey);
   const verify = (jwks: RemoteJwks, token: string) => jwtVerify(token, jwks.getKey);
 
   beforeAll(async () => {
@@ -522,9 +611,15 @@ describe('binding configuration', () => {
     expect(r.allowedAlgorithms).toEqual(expect.arrayContaining(['RS256', 'ES256', 'PS256']));
     expect(r.allowedAlgorithms.some((a) => a.startsWith('HS') || a === 'none')).toBe(false);
   });
-  it('never allows alg none', () => expect(problems({ ...base, allowedAlgorithms: ['none'] }, { clientSecret: 's' }).join()).toMatch(/allowedAlgorithms/));
+  it('never allows alg none', () =>
+    expect(problems({ ...base, allowedAlgorithms: ['none'] }, { clientSecret: 's' }).join()).toMatch(/allowedAlgorithms/));
   it('allows HS256 only with a client secret', () => {
-    expect(problems({ ...base, tokenEndpointAuthMethod: 'private_key_jwt', allowedAlgorithms: ['HS256'] }, { privateJwk: { kty: 'RSA', d: 'x', alg: 'RS256' } }).join()).toMatch(/HS\*/);
+    expect(
+      problems(
+        { ...base, tokenEndpointAuthMethod: 'private_key_jwt', allowedAlgorithms: ['HS256'] },
+        { privateJwk: { kty: 'RSA', d: 'x', alg: 'RS256' } },
+      ).join(),
+    ).toMatch(/HS\*/);
   });
   it('requires an issuer or discovery URL, https outside development, and the secret the auth method needs', () => {
     expect(problems({ clientId: 'c1' }, { clientSecret: 's' }).join()).toMatch(/issuer or discoveryUrl/);
@@ -533,7 +628,8 @@ describe('binding configuration', () => {
     expect(problems(base, {}).join()).toMatch(/clientSecret/);
     expect(problems({ ...base, tokenEndpointAuthMethod: 'private_key_jwt' }, { clientSecret: 's' }).join()).toMatch(/privateJwk/);
   });
-  it('refuses unknown fields', () => expect(problems({ ...base, skipSignatureCheck: true }, { clientSecret: 's' }).join()).toMatch(/skipSignatureCheck/));
+  it('refuses unknown fields', () =>
+    expect(problems({ ...base, skipSignatureCheck: true }, { clientSecret: 's' }).join()).toMatch(/skipSignatureCheck/));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -550,7 +646,7 @@ describe('Keycloak acting as a customer OIDC IdP', () => {
 
   const requireKeycloak = (ctx: TestContext) => {
     if (!kc) ctx.skip(unavailable ?? 'Keycloak did not start');
-    return kc!;
+    return kc;
   };
 
   beforeAll(async () => {
@@ -582,7 +678,14 @@ describe('Keycloak acting as a customer OIDC IdP', () => {
               name: 'realm roles as roles',
               protocol: 'openid-connect',
               protocolMapper: 'oidc-usermodel-realm-role-mapper',
-              config: { 'claim.name': 'roles', multivalued: 'true', 'jsonType.label': 'String', 'id.token.claim': 'true', 'access.token.claim': 'true', 'userinfo.token.claim': 'true' },
+              config: {
+                'claim.name': 'roles',
+                multivalued: 'true',
+                'jsonType.label': 'String',
+                'id.token.claim': 'true',
+                'access.token.claim': 'true',
+                'userinfo.token.claim': 'true',
+              },
             },
           ],
         },
@@ -600,7 +703,12 @@ describe('Keycloak acting as a customer OIDC IdP', () => {
         },
       ],
     });
-    await bindOidc('kc-customer', { issuer: `${kc.baseUrl}/realms/${REALM}`, clientId: KC_CLIENT }, { clientSecret: KC_SECRET }, { roles: ROLE_RULES });
+    await bindOidc(
+      'kc-customer',
+      { issuer: `${kc.baseUrl}/realms/${REALM}`, clientId: KC_CLIENT },
+      { clientSecret: KC_SECRET },
+      { roles: ROLE_RULES },
+    );
   }, 600_000);
 
   afterAll(async () => {

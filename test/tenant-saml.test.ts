@@ -141,7 +141,11 @@ beforeAll(async () => {
       secrets: { spSigningKey: acmeSigning.keyPem },
       claimMapping: ACME_MAPPING,
     });
-    await bindings.create(tenants.globex, { kind: 'saml', config: { idpMetadataXml: idp.metadataXml }, claimMapping: { email: EMAIL, trustEmailVerified: true } });
+    await bindings.create(tenants.globex, {
+      kind: 'saml',
+      config: { idpMetadataXml: idp.metadataXml },
+      claimMapping: { email: EMAIL, trustEmailVerified: true },
+    });
     await bindings.create(tenants.initech, { kind: 'saml', config: { idpMetadataXml: idp.metadataXml }, claimMapping: { email: EMAIL } });
     await bindings.create(tenants.hooli, {
       kind: 'saml',
@@ -173,7 +177,9 @@ interface Flow {
 async function startFlow(org: string): Promise<Flow> {
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(8).toString('hex');
-  const res = await get(authorizeUrl(app.url, bff, { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }));
+  const res = await get(
+    authorizeUrl(app.url, bff, { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }),
+  );
   if (res.status !== 302) throw new Error(`authorize answered ${res.status}: ${await res.text()}`);
   const idpUrl = res.headers.get('location')!;
   if (!idpUrl.startsWith(idp!.ssoUrl)) throw new Error(`authorize did not send the browser to the IdP: ${idpUrl}`);
@@ -187,10 +193,14 @@ const jarOf = (user: IdpUser): IdpJar => {
 };
 
 /** Logs in at SimpleSAMLphp and returns the auto-POST form it would send to the ACS (not posted). */
-const capture = (flow: Flow, user: IdpUser = ALICE): Promise<SamlPostForm> => simpleSamlLogin(flow.idpUrl, user.username, user.password, { jar: jarOf(user) });
+const capture = (flow: Flow, user: IdpUser = ALICE): Promise<SamlPostForm> =>
+  simpleSamlLogin(flow.idpUrl, user.username, user.password, { jar: jarOf(user) });
 
 const postAcs = (slug: string, fields: Record<string, string | undefined>): Promise<Response> =>
-  postForm(`${app.url}/saml/${slug}/acs`, Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Record<string, string>);
+  postForm(
+    `${app.url}/saml/${slug}/acs`,
+    Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Record<string, string>,
+  );
 
 const decode = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8');
 const encode = (xml: string): string => Buffer.from(xml, 'utf8').toString('base64');
@@ -217,7 +227,12 @@ function expectBffError(res: Response, flow: Flow): void {
 }
 
 async function redeem(flow: Flow, code: string): Promise<{ access: JWTPayload; id: JWTPayload }> {
-  const res = await tokenRequest(app.url, bff, { grant_type: 'authorization_code', code, redirect_uri: bff.redirectUri, code_verifier: flow.verifier });
+  const res = await tokenRequest(app.url, bff, {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: bff.redirectUri,
+    code_verifier: flow.verifier,
+  });
   const body = (await res.json()) as Record<string, string>;
   expect(res.status, JSON.stringify(body)).toBe(200);
   const jwks = createRemoteJWKSet(new URL(`${app.url}/.well-known/jwks.json`));
@@ -235,9 +250,9 @@ async function fullLogin(org: string, user: IdpUser): Promise<{ access: JWTPaylo
 }
 
 async function rejectionReasons(tenant: Tenant): Promise<string[]> {
-  const rows = (await app.database.tenantTx(tenant.id, (m) =>
+  const rows = await app.database.tenantTx<Array<{ reason: string }>>(tenant.id, (m) =>
     m.query(`SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`),
-  )) as Array<{ reason: string }>;
+  );
   return rows.map((r) => r.reason);
 }
 
@@ -252,12 +267,14 @@ async function expectRefusal<T>(tenant: Tenant, reason: string, act: () => Promi
 
 // ---- XML fixture helpers ---------------------------------------------------------------------
 
-const parse = (xml: string): Document => new DOMParser().parseFromString(xml, 'text/xml') as unknown as Document;
-const serialize = (doc: Document): string => new XMLSerializer().serializeToString(doc as never);
+const parse = (xml: string): Document => new DOMParser().parseFromString(xml, 'text/xml');
+const serialize = (doc: Document): string => new XMLSerializer().serializeToString(doc);
 const assertionOf = (doc: Document): Element => doc.getElementsByTagNameNS(NS_ASSERTION, 'Assertion')[0]!;
 const el = (root: Element | Document, ns: string, name: string): Element => (root as Element).getElementsByTagNameNS(ns, name)[0]!;
 const signatureOf = (assertion: Element): Element | undefined =>
-  Array.from({ length: assertion.childNodes.length }, (_, i) => assertion.childNodes[i] as Node).find((n): n is Element => n.nodeType === 1 && (n as Element).localName === 'Signature' && (n as Element).namespaceURI === NS_DSIG);
+  Array.from({ length: assertion.childNodes.length }, (_, i) => assertion.childNodes[i] as Node).find(
+    (n): n is Element => n.nodeType === 1 && (n as Element).localName === 'Signature' && (n as Element).namespaceURI === NS_DSIG,
+  );
 
 /**
  * Crafted fixture: removes the IdP's signature from the assertion, applies `edit`, and signs the
@@ -293,7 +310,7 @@ function resign(responseXml: string, edit: (assertion: Element, doc: Document) =
  */
 function signEnvelope(responseXml: string, edit: (response: Element) => void = () => undefined): string {
   const doc = parse(responseXml);
-  edit(doc.documentElement as unknown as Element);
+  edit(doc.documentElement);
   const signer = new SignedXml({
     privateKey: fixtureKey.keyPem,
     publicCert: fixtureKey.certPem,
@@ -315,7 +332,9 @@ function signEnvelope(responseXml: string, edit: (response: Element) => void = (
 /** Runs `act` with `patch` merged into the tenant's SAML binding config, then takes those keys out again. */
 async function withBindingConfig<T>(tenant: Tenant, patch: Record<string, unknown>, act: () => Promise<T>): Promise<T> {
   const update = (sql: string, value: unknown) =>
-    app.database.tenantTx(tenant.id, (m) => m.query(`UPDATE tenant_identity_providers SET config = ${sql} WHERE tenant_id = $1 AND kind = 'saml'`, [tenant.id, value]));
+    app.database.tenantTx(tenant.id, (m) =>
+      m.query(`UPDATE tenant_identity_providers SET config = ${sql} WHERE tenant_id = $1 AND kind = 'saml'`, [tenant.id, value]),
+    );
   await update('config || $2::jsonb', JSON.stringify(patch));
   try {
     return await act();
@@ -341,11 +360,20 @@ describe('configuration and metadata parsing (no peer)', () => {
   it('refuses unknown keys, missing IdP information and a binding that requires no signature at all', () => {
     expect(() => parseSamlBinding({ idpMetadataUrl: 'https://idp.example/metadata', allowIdpInitated: true }, {})).toThrow(SamlConfigError);
     expect(() => parseSamlBinding({ nameIdFormat: 'x' }, {})).toThrow(/idpEntityId, idpSsoUrl and idpCertificates/);
-    expect(() => parseSamlBinding({ idpMetadataUrl: 'https://idp.example/m', wantAssertionsSigned: false }, {})).toThrow(/at least one of wantAssertionsSigned/);
+    expect(() => parseSamlBinding({ idpMetadataUrl: 'https://idp.example/m', wantAssertionsSigned: false }, {})).toThrow(
+      /at least one of wantAssertionsSigned/,
+    );
     expect(() => parseSamlBinding({ idpMetadataUrl: 'http://idp.example/m' }, {})).toThrow(/https/);
-    expect(() => parseSamlBinding({ idpMetadataUrl: 'https://idp.example/m', allowIdpInitiated: true }, {})).toThrow(/idpInitiatedLoginUrl/);
+    expect(() => parseSamlBinding({ idpMetadataUrl: 'https://idp.example/m', allowIdpInitiated: true }, {})).toThrow(
+      /idpInitiatedLoginUrl/,
+    );
     const ok = parseSamlBinding({ idpMetadataUrl: 'https://idp.example/m' }, {});
-    expect(ok.config).toMatchObject({ wantAssertionsSigned: true, wantResponseSigned: false, allowIdpInitiated: false, encryptedAssertions: false });
+    expect(ok.config).toMatchObject({
+      wantAssertionsSigned: true,
+      wantResponseSigned: false,
+      allowIdpInitiated: false,
+      encryptedAssertions: false,
+    });
   });
 
   it('refuses IdP metadata that carries a DTD', () => {
@@ -373,7 +401,13 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
     expect(form.RelayState).toBe(flow.relayState);
     const res = await postAcs('acme', { SAMLResponse: form.SAMLResponse, RelayState: form.RelayState });
     const { access, id } = await redeem(flow, expectCode(res, flow));
-    expect(access).toMatchObject({ org: 'acme', tid: tenants.acme.id, idp: 'saml', idp_sub: 'alice@acme.example', client_id: bff.clientId });
+    expect(access).toMatchObject({
+      org: 'acme',
+      tid: tenants.acme.id,
+      idp: 'saml',
+      idp_sub: 'alice@acme.example',
+      client_id: bff.clientId,
+    });
     // Mapped roles only: SOME_UNMAPPED_ROLE and the `admins` group never reach the platform token.
     expect(access['roles']).toEqual(['ENGINEER', 'SUPER_ADMIN', 'USER']);
     expect(id).toMatchObject({ email: 'alice@acme.example', email_verified: true, name: 'Alice Example' });
@@ -409,7 +443,9 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
       secrets: { spSigningKey: keyA.keyPem },
     });
     const withA = await fetchMetadata();
-    await app.database.tenantTx(umbrella.id, (m) => m.query(`UPDATE tenant_identity_providers SET status = 'retired' WHERE id = $1`, [first.id]));
+    await app.database.tenantTx(umbrella.id, (m) =>
+      m.query(`UPDATE tenant_identity_providers SET status = 'retired' WHERE id = $1`, [first.id]),
+    );
     await bindings.create(umbrella, {
       kind: 'saml',
       config: { idpMetadataXml: idpPeer.metadataXml, signAuthnRequests: true, spSigningCertificate: keyB.certPem },
@@ -449,7 +485,7 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
     expectBffError(refused, other);
   });
 
-  it('decrypts encrypted assertions with the binding\'s SP key and logs the user in', async (ctx) => {
+  it("decrypts encrypted assertions with the binding's SP key and logs the user in", async (ctx) => {
     peer(ctx);
     const flow = await startFlow('hooli');
     const form = await capture(flow, ALICE);
@@ -465,13 +501,17 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
     peer(ctx);
     const flow = await startFlow('hooli');
     const plain = await capture(await startFlow('acme'), ALICE);
-    const res = await expectRefusal(tenants.hooli, 'unencrypted', () => postAcs('hooli', { SAMLResponse: plain.SAMLResponse, RelayState: flow.relayState }));
+    const res = await expectRefusal(tenants.hooli, 'unencrypted', () =>
+      postAcs('hooli', { SAMLResponse: plain.SAMLResponse, RelayState: flow.relayState }),
+    );
     expectBffError(res, flow);
   });
 
   it('accepts an IdP-initiated response only when allowed, then sends the browser to the BFF, which starts a normal PKCE flow', async (ctx) => {
     const idpPeer = peer(ctx);
-    const unsolicited = await simpleSamlIdpInitiatedLogin(idpPeer, sp('acme').entityId, ALICE.username, ALICE.password, { jar: jarOf(ALICE) });
+    const unsolicited = await simpleSamlIdpInitiatedLogin(idpPeer, sp('acme').entityId, ALICE.username, ALICE.password, {
+      jar: jarOf(ALICE),
+    });
     expect(decode(unsolicited.SAMLResponse)).not.toContain('InResponseTo');
     const res = await postAcs('acme', { SAMLResponse: unsolicited.SAMLResponse, RelayState: unsolicited.RelayState });
     expect(res.status).toBe(303);
@@ -485,13 +525,15 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
   it('refuses an IdP-initiated response for a binding that does not allow it (the default)', async (ctx) => {
     const idpPeer = peer(ctx);
     const unsolicited = await simpleSamlIdpInitiatedLogin(idpPeer, sp('globex').entityId, BOB.username, BOB.password, { jar: jarOf(BOB) });
-    const res = await expectRefusal(tenants.globex, 'idp_initiated_disabled', () => postAcs('globex', { SAMLResponse: unsolicited.SAMLResponse }));
+    const res = await expectRefusal(tenants.globex, 'idp_initiated_disabled', () =>
+      postAcs('globex', { SAMLResponse: unsolicited.SAMLResponse }),
+    );
     expect(res.status).toBe(403);
     expect(res.headers.get('location')).toBeNull();
     expect(await res.text()).toContain('Start from the application');
   });
 
-  it('reports the IdP certificates\' days to expiry and the metadata source for a health endpoint', async (ctx) => {
+  it("reports the IdP certificates' days to expiry and the metadata source for a health endpoint", async (ctx) => {
     peer(ctx);
     const binding = await app.app.get(BindingsService).activeOfKind(tenants.acme, 'saml');
     const health = await app.app.get(TenantSamlProvider).health(binding!);
@@ -507,7 +549,11 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
     expect(health.status).toBe('warning');
     expect(health.minDaysUntilExpiry).toBe(Math.min(...health.certificates.map((c) => c.daysUntilExpiry)));
 
-    const unreachable: BindingContext = { ...binding!, id: '00000000-0000-4000-8000-000000000001', config: { idpMetadataUrl: 'http://127.0.0.1:9/metadata' } };
+    const unreachable: BindingContext = {
+      ...binding!,
+      id: '00000000-0000-4000-8000-000000000001',
+      config: { idpMetadataUrl: 'http://127.0.0.1:9/metadata' },
+    };
     const down = await app.app.get(TenantSamlProvider).health(unreachable);
     expect(down.status).toBe('error');
     expect(down.metadata.lastError).toMatch(/unreachable/);
@@ -525,18 +571,26 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
     const xml = decode(form.SAMLResponse);
     expect(signatureOf(assertionOf(parse(xml)))).toBeUndefined();
     expect(signatureOf(parse(xml).documentElement as unknown as Element)).toBeDefined();
-    const res = await expectRefusal(tenants.initech, 'signature', () => postAcs('initech', { SAMLResponse: form.SAMLResponse, RelayState: form.RelayState }));
+    const res = await expectRefusal(tenants.initech, 'signature', () =>
+      postAcs('initech', { SAMLResponse: form.SAMLResponse, RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
 
     await app.database.tenantTx(tenants.initech.id, (m) =>
-      m.query(`UPDATE tenant_identity_providers SET config = config || '{"wantAssertionsSigned": false, "wantResponseSigned": true}' WHERE tenant_id = $1`, [tenants.initech.id]),
+      m.query(
+        `UPDATE tenant_identity_providers SET config = config || '{"wantAssertionsSigned": false, "wantResponseSigned": true}' WHERE tenant_id = $1`,
+        [tenants.initech.id],
+      ),
     );
     try {
       const { access } = await fullLogin('initech', BOB);
       expect(access).toMatchObject({ org: 'initech', idp: 'saml', idp_sub: 'bob@acme.example' });
     } finally {
       await app.database.tenantTx(tenants.initech.id, (m) =>
-        m.query(`UPDATE tenant_identity_providers SET config = config - 'wantAssertionsSigned' - 'wantResponseSigned' WHERE tenant_id = $1`, [tenants.initech.id]),
+        m.query(
+          `UPDATE tenant_identity_providers SET config = config - 'wantAssertionsSigned' - 'wantResponseSigned' WHERE tenant_id = $1`,
+          [tenants.initech.id],
+        ),
       );
     }
   });
@@ -553,7 +607,9 @@ describe('refused SAML responses (attacks)', () => {
       `<saml:Attribute Name="${ROLE}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri"><saml:AttributeValue xsi:type="xs:string">MY_PROJECT_SUPER_ADMIN</saml:AttributeValue></saml:Attribute></saml:AttributeStatement>`,
     );
     expect(tampered).not.toBe(xml);
-    const res = await expectRefusal(tenants.acme, 'signature', () => postAcs('acme', { SAMLResponse: encode(tampered), RelayState: form.RelayState }));
+    const res = await expectRefusal(tenants.acme, 'signature', () =>
+      postAcs('acme', { SAMLResponse: encode(tampered), RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
   });
 
@@ -599,7 +655,9 @@ describe('refused SAML responses (attacks)', () => {
       const form = await capture(flow, BOB);
       const wrapped = wrap(variant, decode(form.SAMLResponse));
       expect(wrapped).toContain('ceo@acme.example');
-      const res = await expectRefusal(tenants.acme, 'signature', () => postAcs('acme', { SAMLResponse: encode(wrapped), RelayState: form.RelayState }));
+      const res = await expectRefusal(tenants.acme, 'signature', () =>
+        postAcs('acme', { SAMLResponse: encode(wrapped), RelayState: form.RelayState }),
+      );
       expectBffError(res, flow);
     },
   );
@@ -630,7 +688,9 @@ describe('refused SAML responses (attacks)', () => {
     const doc = parse(decode(form.SAMLResponse));
     const assertion = assertionOf(doc);
     assertion.removeChild(signatureOf(assertion)!);
-    const res = await expectRefusal(tenants.acme, 'signature', () => postAcs('acme', { SAMLResponse: encode(serialize(doc)), RelayState: form.RelayState }));
+    const res = await expectRefusal(tenants.acme, 'signature', () =>
+      postAcs('acme', { SAMLResponse: encode(serialize(doc)), RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
   });
 
@@ -662,7 +722,10 @@ describe('refused SAML responses (attacks)', () => {
   it('refuses one-time-use IDs across replicas: the same assertion posted to two instances at once is accepted once', async (ctx) => {
     const idpPeer = peer(ctx);
     // A second instance of the service on the same database, behind the same public URL.
-    const replica = await startTestApp({ PUBLIC_URL: app.url, KEY_ENCRYPTION_KEY: app.config.KEY_ENCRYPTION_KEY!, CLOCK_SKEW_SECONDS: String(CLOCK_SKEW_SECONDS) }, app.db);
+    const replica = await startTestApp(
+      { PUBLIC_URL: app.url, KEY_ENCRYPTION_KEY: app.config.KEY_ENCRYPTION_KEY!, CLOCK_SKEW_SECONDS: String(CLOCK_SKEW_SECONDS) },
+      app.db,
+    );
     try {
       const unsolicited = await simpleSamlIdpInitiatedLogin(idpPeer, sp('acme').entityId, BOB.username, BOB.password, { jar: jarOf(BOB) });
       const post = (base: string) => postForm(`${base}/saml/acme/acs`, { SAMLResponse: unsolicited.SAMLResponse });
@@ -673,14 +736,16 @@ describe('refused SAML responses (attacks)', () => {
     }
   });
 
-  it('refuses a response for another tenant\'s SP (Audience), even signed by the real IdP and answering this tenant\'s request', async (ctx) => {
+  it("refuses a response for another tenant's SP (Audience), even signed by the real IdP and answering this tenant's request", async (ctx) => {
     peer(ctx);
     // acme's AuthnRequest, re-issued under globex's entityID: SimpleSAMLphp answers for globex
     // (Audience and Recipient globex) with InResponseTo = acme's request ID.
     const flow = await startFlow('acme');
     const url = new URL(flow.idpUrl);
     const request = inflateRawSync(Buffer.from(url.searchParams.get('SAMLRequest')!, 'base64')).toString('utf8');
-    const forGlobex = request.replaceAll(sp('acme').acsUrl, sp('globex').acsUrl).replaceAll(`>${sp('acme').entityId}<`, `>${sp('globex').entityId}<`);
+    const forGlobex = request
+      .replaceAll(sp('acme').acsUrl, sp('globex').acsUrl)
+      .replaceAll(`>${sp('acme').entityId}<`, `>${sp('globex').entityId}<`);
     expect(forGlobex).not.toBe(request);
     url.searchParams.delete('Signature');
     url.searchParams.delete('SigAlg');
@@ -688,7 +753,9 @@ describe('refused SAML responses (attacks)', () => {
     const form = await simpleSamlLogin(url.toString(), BOB.username, BOB.password, { jar: jarOf(BOB) });
     expect(form.acsUrl).toBe(sp('globex').acsUrl);
     expect(decode(form.SAMLResponse)).toContain(`<saml:Audience>${sp('globex').entityId}</saml:Audience>`);
-    const res = await expectRefusal(tenants.acme, 'audience', () => postAcs('acme', { SAMLResponse: form.SAMLResponse, RelayState: flow.relayState }));
+    const res = await expectRefusal(tenants.acme, 'audience', () =>
+      postAcs('acme', { SAMLResponse: form.SAMLResponse, RelayState: flow.relayState }),
+    );
     expectBffError(res, flow);
   });
 
@@ -699,7 +766,9 @@ describe('refused SAML responses (attacks)', () => {
     // The Response envelope is not signed by this IdP: the attribute changes without re-signing.
     const moved = decode(form.SAMLResponse).replace(`Destination="${sp('acme').acsUrl}"`, `Destination="${sp('globex').acsUrl}"`);
     expect(moved).toContain(`Destination="${sp('globex').acsUrl}"`);
-    const res = await expectRefusal(tenants.acme, 'destination', () => postAcs('acme', { SAMLResponse: encode(moved), RelayState: form.RelayState }));
+    const res = await expectRefusal(tenants.acme, 'destination', () =>
+      postAcs('acme', { SAMLResponse: encode(moved), RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
   });
 
@@ -707,28 +776,36 @@ describe('refused SAML responses (attacks)', () => {
     peer(ctx);
     const flow = await startFlow('acme');
     const form = await capture(flow, BOB);
-    const crafted = resign(decode(form.SAMLResponse), (a) => el(a, NS_ASSERTION, 'SubjectConfirmationData').setAttribute('Recipient', 'https://elsewhere.example/acs'));
-    const res = await expectRefusal(tenants.acme, 'recipient', () => postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }));
+    const crafted = resign(decode(form.SAMLResponse), (a) =>
+      el(a, NS_ASSERTION, 'SubjectConfirmationData').setAttribute('Recipient', 'https://elsewhere.example/acs'),
+    );
+    const res = await expectRefusal(tenants.acme, 'recipient', () =>
+      postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
   });
 
-  it('refuses an assertion issued by another entity than the binding\'s IdP (crafted fixture)', async (ctx) => {
+  it("refuses an assertion issued by another entity than the binding's IdP (crafted fixture)", async (ctx) => {
     peer(ctx);
     const flow = await startFlow('acme');
     const form = await capture(flow, BOB);
     const crafted = resign(decode(form.SAMLResponse), (a) => {
       el(a, NS_ASSERTION, 'Issuer').textContent = 'https://other-idp.example/metadata';
     });
-    const res = await expectRefusal(tenants.acme, 'issuer', () => postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }));
+    const res = await expectRefusal(tenants.acme, 'issuer', () =>
+      postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
   });
 
-  it('refuses a response whose InResponseTo is another transaction\'s request', async (ctx) => {
+  it("refuses a response whose InResponseTo is another transaction's request", async (ctx) => {
     peer(ctx);
     const first = await startFlow('acme');
     const form = await capture(first, BOB);
     const second = await startFlow('acme');
-    const res = await expectRefusal(tenants.acme, 'in_response_to', () => postAcs('acme', { SAMLResponse: form.SAMLResponse, RelayState: second.relayState }));
+    const res = await expectRefusal(tenants.acme, 'in_response_to', () =>
+      postAcs('acme', { SAMLResponse: form.SAMLResponse, RelayState: second.relayState }),
+    );
     expectBffError(res, second);
   });
 
@@ -739,7 +816,9 @@ describe('refused SAML responses (attacks)', () => {
     // The envelope is unsigned: only its InResponseTo changes; the signed assertion still answers our request.
     const doc = parse(decode(form.SAMLResponse));
     (doc.documentElement as unknown as Element).setAttribute('InResponseTo', `_${randomBytes(20).toString('hex')}`);
-    const res = await expectRefusal(tenants.acme, 'in_response_to', () => postAcs('acme', { SAMLResponse: encode(serialize(doc)), RelayState: form.RelayState }));
+    const res = await expectRefusal(tenants.acme, 'in_response_to', () =>
+      postAcs('acme', { SAMLResponse: encode(serialize(doc)), RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
   });
 
@@ -785,7 +864,9 @@ describe('refused SAML responses (attacks)', () => {
       const doc = parse(decode(form.SAMLResponse));
       expect(signatureOf(doc.documentElement as unknown as Element)).toBeUndefined();
       expect(signatureOf(assertionOf(doc))).toBeDefined();
-      const res = await expectRefusal(tenants.globex, 'signature', () => postAcs('globex', { SAMLResponse: form.SAMLResponse, RelayState: form.RelayState }));
+      const res = await expectRefusal(tenants.globex, 'signature', () =>
+        postAcs('globex', { SAMLResponse: form.SAMLResponse, RelayState: form.RelayState }),
+      );
       expectBffError(res, flow);
     });
     // Control: the same kind of response logs in once the binding no longer requires a signed Response.
@@ -800,7 +881,9 @@ describe('refused SAML responses (attacks)', () => {
       const form = await capture(flow, BOB);
       const crafted = signEnvelope(decode(form.SAMLResponse), (r) => r.removeAttribute('Destination'));
       expect(crafted).not.toContain('Destination=');
-      const res = await expectRefusal(tenants.acme, 'destination', () => postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }));
+      const res = await expectRefusal(tenants.acme, 'destination', () =>
+        postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }),
+      );
       expectBffError(res, flow);
 
       // Control: the same envelope signing with Destination kept is accepted.
@@ -820,7 +903,12 @@ describe('refused SAML responses (attacks)', () => {
     const txn = await login.load(flow.relayState);
     const binding = await login.binding(txn);
     const adapter = app.app.get(TenantSamlProvider);
-    const callback = (samlResponse: string) => ({ method: 'POST' as const, query: {}, body: { SAMLResponse: samlResponse }, clientIp: '127.0.0.1' });
+    const callback = (samlResponse: string) => ({
+      method: 'POST' as const,
+      query: {},
+      body: { SAMLResponse: samlResponse },
+      clientIp: '127.0.0.1',
+    });
     await adapter.completeLogin(binding, callback(form.SAMLResponse), txn.providerState);
     // Another, validly signed assertion (new ID) answering the same request.
     const second = resign(decode(form.SAMLResponse), (a) => a.setAttribute('ID', `_${randomBytes(20).toString('hex')}`));
@@ -844,8 +932,12 @@ describe('refused SAML responses (attacks)', () => {
     const flow = await startFlow('acme');
     const form = await capture(flow, BOB);
     const now = Date.now();
-    const crafted = resign(decode(form.SAMLResponse), (a) => setConditions(a, new Date(now - 15 * 60_000), new Date(now - (CLOCK_SKEW_SECONDS + 60) * 1000)));
-    const res = await expectRefusal(tenants.acme, 'expired', () => postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }));
+    const crafted = resign(decode(form.SAMLResponse), (a) =>
+      setConditions(a, new Date(now - 15 * 60_000), new Date(now - (CLOCK_SKEW_SECONDS + 60) * 1000)),
+    );
+    const res = await expectRefusal(tenants.acme, 'expired', () =>
+      postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
   });
 
@@ -854,8 +946,12 @@ describe('refused SAML responses (attacks)', () => {
     const flow = await startFlow('acme');
     const form = await capture(flow, BOB);
     const now = Date.now();
-    const crafted = resign(decode(form.SAMLResponse), (a) => setConditions(a, new Date(now + (CLOCK_SKEW_SECONDS + 60) * 1000), new Date(now + 15 * 60_000)));
-    const res = await expectRefusal(tenants.acme, 'expired', () => postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }));
+    const crafted = resign(decode(form.SAMLResponse), (a) =>
+      setConditions(a, new Date(now + (CLOCK_SKEW_SECONDS + 60) * 1000), new Date(now + 15 * 60_000)),
+    );
+    const res = await expectRefusal(tenants.acme, 'expired', () =>
+      postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState }),
+    );
     expectBffError(res, flow);
   });
 
@@ -864,7 +960,9 @@ describe('refused SAML responses (attacks)', () => {
     // node-saml checks SubjectConfirmationData times only when it validates InResponseTo: for
     // IdP-initiated responses this window is the adapter's own check.
     const unsolicited = await simpleSamlIdpInitiatedLogin(idpPeer, sp('acme').entityId, BOB.username, BOB.password, { jar: jarOf(BOB) });
-    const crafted = resign(decode(unsolicited.SAMLResponse), (a) => setConfirmationEnd(a, new Date(Date.now() - (CLOCK_SKEW_SECONDS + 60) * 1000)));
+    const crafted = resign(decode(unsolicited.SAMLResponse), (a) =>
+      setConfirmationEnd(a, new Date(Date.now() - (CLOCK_SKEW_SECONDS + 60) * 1000)),
+    );
     const res = await expectRefusal(tenants.acme, 'expired', () => postAcs('acme', { SAMLResponse: encode(crafted) }));
     expect(res.status).toBe(400);
   });
@@ -899,7 +997,9 @@ describe('refused SAML responses (attacks)', () => {
       const withDtd =
         `<?xml version="1.0"?><!DOCTYPE samlp:Response [<!ENTITY xxe SYSTEM "http://127.0.0.1:${port}/xxe">]>` +
         xml.replace('>bob@acme.example</saml:NameID>', '>&xxe;</saml:NameID>');
-      const res = await expectRefusal(tenants.acme, 'dtd', () => postAcs('acme', { SAMLResponse: encode(withDtd), RelayState: form.RelayState }));
+      const res = await expectRefusal(tenants.acme, 'dtd', () =>
+        postAcs('acme', { SAMLResponse: encode(withDtd), RelayState: form.RelayState }),
+      );
       expectBffError(res, flow);
       expect(hits).toBe(0);
     } finally {
@@ -907,7 +1007,7 @@ describe('refused SAML responses (attacks)', () => {
     }
   });
 
-  it('refuses a transaction of another organisation posted to this organisation\'s ACS', async (ctx) => {
+  it("refuses a transaction of another organisation posted to this organisation's ACS", async (ctx) => {
     peer(ctx);
     const flow = await startFlow('globex');
     const form = await capture(flow, BOB);
@@ -918,7 +1018,7 @@ describe('refused SAML responses (attacks)', () => {
 });
 
 describe('one-time-use store', () => {
-  it('sweeps a tenant\'s expired message IDs when it records new ones', async () => {
+  it("sweeps a tenant's expired message IDs when it records new ones", async () => {
     const store = app.app.get(SamlMessageIdStore);
     const binding = await app.app.get(BindingsService).create(await app.app.get(TenantsService).create('sweep', 'Sweep'), {
       kind: 'saml',
@@ -926,13 +1026,17 @@ describe('one-time-use store', () => {
       config: {},
     });
     const count = () =>
-      app.database.tenantTx(binding.tenantId, (m) => m.query(`SELECT message_id FROM saml_message_ids ORDER BY message_id`)) as Promise<Array<{ message_id: string }>>;
+      app.database.tenantTx<Promise<Array<{ message_id: string }>>>(binding.tenantId, (m) =>
+        m.query(`SELECT message_id FROM saml_message_ids ORDER BY message_id`),
+      );
     await store.consume(binding.tenantId, binding.id, [{ kind: 'assertion', id: '_old', expiresAt: new Date(Date.now() - 1000) }]);
     expect(await count()).toEqual([{ message_id: '_old' }]);
     await store.consume(binding.tenantId, binding.id, [{ kind: 'assertion', id: '_new', expiresAt: new Date(Date.now() + 60_000) }]);
     expect(await count()).toEqual([{ message_id: '_new' }]);
     // Row-level security: another tenant's context sees none of them.
-    const other = (await app.database.tenantTx(tenants.acme.id, (m) => m.query(`SELECT 1 FROM saml_message_ids WHERE message_id = '_new'`))) as unknown[];
+    const other = await app.database.tenantTx<unknown[]>(tenants.acme.id, (m) =>
+      m.query(`SELECT 1 FROM saml_message_ids WHERE message_id = '_new'`),
+    );
     expect(other).toHaveLength(0);
   });
 });

@@ -36,18 +36,20 @@ async function start(): Promise<{ child: ChildProcess; output: () => string }> {
   let output = '';
   const child = spawn(process.execPath, [...REGISTER, 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(child);
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   // Ready when its output is complete; a start that fails ends the process, which ends the wait at once.
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`not ready after 150 s:\n${output}`)), 150_000);
     const check = () => {
-      const complete = /"msg":"next: [^\n]*\n/.test(output) || (output.includes('ADMIN_CLIENT_SECRET=') && output.split(RULE).length === 3 && output.endsWith(`${RULE}\n`));
+      const complete =
+        /"msg":"next: [^\n]*\n/.test(output) ||
+        (output.includes('ADMIN_CLIENT_SECRET=') && output.split(RULE).length === 3 && output.endsWith(`${RULE}\n`));
       if (!/"msg":"auth-service listening"/.test(output) || !complete) return;
       clearTimeout(timer);
       resolve();
     };
-    child.stdout!.on('data', check);
+    child.stdout.on('data', check);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`the service exited with ${code}:\n${output}`));
@@ -59,8 +61,11 @@ async function start(): Promise<{ child: ChildProcess; output: () => string }> {
 /** The admin CLI in a child process; asynchronous, so the test's own HTTP connections stay served meanwhile. */
 const cli = (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
   new Promise((resolve) => {
-    const child = execFile(process.execPath, [...REGISTER, 'src/cli/admin.ts', ...args], { env, encoding: 'utf8', timeout: 120_000 }, (_err, stdout, stderr) =>
-      resolve({ status: child.exitCode, stdout, stderr }),
+    const child = execFile(
+      process.execPath,
+      [...REGISTER, 'src/cli/admin.ts', ...args],
+      { env, encoding: 'utf8', timeout: 120_000 },
+      (_err, stdout, stderr) => resolve({ status: child.exitCode, stdout, stderr }),
     );
   });
 
@@ -68,7 +73,10 @@ const cli = (...args: string[]): Promise<{ status: number | null; stdout: string
 async function adminApiStatus(clientId: string, secret: string): Promise<number> {
   const token = await fetch(`${base}/oauth2/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}` },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`,
+    },
     body: 'grant_type=client_credentials&scope=admin',
   });
   if (token.status !== 200) return token.status;
@@ -110,7 +118,11 @@ afterAll(async () => {
 });
 
 /** The start-up output as lines, the credentials block (if any) counted as one. */
-const startupLines = (output: string) => output.split(RULE)[0]!.split('\n').filter((l) => l.trim() !== '');
+const startupLines = (output: string) =>
+  output
+    .split(RULE)[0]!
+    .split('\n')
+    .filter((l) => l.trim() !== '');
 
 describe('zero configuration (npm start on a fresh machine)', () => {
   let firstKid: string;
@@ -155,12 +167,18 @@ describe('zero configuration (npm start on a fresh machine)', () => {
     // `npm run admin -- bootstrap` while the service runs: it uses the service's embedded PostgreSQL.
     const again = await cli('bootstrap');
     expect(again.stderr).toContain(`using the embedded PostgreSQL the running service started (pid ${pg}, port ${port}`);
-    expect(again.stderr).toContain('client "ops-admin" exists already: bootstrap runs once. Lost its secret? npm run admin -- bootstrap --rotate');
+    expect(again.stderr).toContain(
+      'client "ops-admin" exists already: bootstrap runs once. Lost its secret? npm run admin -- bootstrap --rotate',
+    );
     expect(again.status).toBe(2);
     const second = await cli('bootstrap', '--id', 'second-ops');
     expect(second.status).toBe(0);
     const made = JSON.parse(second.stdout) as { clientId: string; clientSecret: string; adminUrl: string; note: string };
-    expect(made).toMatchObject({ clientId: 'second-ops', adminUrl: discovery.issuer, note: expect.stringContaining(`export ADMIN_URL=${discovery.issuer} ADMIN_CLIENT_ID=second-ops`) });
+    expect(made).toMatchObject({
+      clientId: 'second-ops',
+      adminUrl: discovery.issuer,
+      note: expect.stringContaining(`export ADMIN_URL=${discovery.issuer} ADMIN_CLIENT_ID=second-ops`),
+    });
     expect(await adminApiStatus('second-ops', made.clientSecret)).toBe(200);
     // A lost secret: --rotate issues a new one, and the old one stops working on the running service.
     const rotated = await cli('bootstrap', '--rotate');
@@ -171,7 +189,12 @@ describe('zero configuration (npm start on a fresh machine)', () => {
     secret = fresh;
     // A second service on the same data directory (another PORT) says who runs its database instead of starting a second server.
     const twin = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const c = execFile(process.execPath, [...REGISTER, 'src/main.ts'], { env: { ...env, PORT: '0' }, encoding: 'utf8', timeout: 120_000 }, (_e, _o, stderr) => resolve({ code: c.exitCode, stderr }));
+      const c = execFile(
+        process.execPath,
+        [...REGISTER, 'src/main.ts'],
+        { env: { ...env, PORT: '0' }, encoding: 'utf8', timeout: 120_000 },
+        (_e, _o, stderr) => resolve({ code: c.exitCode, stderr }),
+      );
     });
     expect(twin.stderr).toContain(`the embedded PostgreSQL of ${join(dataDir, 'postgres')} already runs (pid ${pg}, port ${port})`);
     expect(twin.code).toBe(1);
@@ -196,11 +219,14 @@ describe('zero configuration (npm start on a fresh machine)', () => {
     await new Promise<void>((resolve) => taken.listen(Number(env['PORT']), '0.0.0.0', resolve));
     const freshDir = join(dataDir, 'never-created');
     try {
-      const child = spawn(process.execPath, [...REGISTER, 'src/main.ts'], { env: { ...env, DATA_DIR: freshDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...REGISTER, 'src/main.ts'], {
+        env: { ...env, DATA_DIR: freshDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       started.push(child);
       let output = '';
-      child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
       const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
       expect(code).toBe(1);
       expect(output).toMatch(new RegExp(`auth-service failed to start: PORT ${env['PORT']} on 127\\.0\\.0\\.1 is taken \\(EADDRINUSE\\)`));
@@ -212,7 +238,11 @@ describe('zero configuration (npm start on a fresh machine)', () => {
   }, 200_000);
 
   it('an EMBEDDED_POSTGRES_PORT that is taken is an error naming it (an explicit port is never replaced)', () => {
-    const r = spawnSync(process.execPath, [...REGISTER, 'src/main.ts'], { env: { ...env, EMBEDDED_POSTGRES_PORT: String(squatted) }, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [...REGISTER, 'src/main.ts'], {
+      env: { ...env, EMBEDDED_POSTGRES_PORT: String(squatted) },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`auth-service failed to start: EMBEDDED_POSTGRES_PORT=${squatted} is taken (EADDRINUSE)`);
     expect(postmasterPid()).toBeUndefined();

@@ -32,9 +32,17 @@ export function adminPrincipal(token: AuthenticatedToken, operatorTenantId: stri
   const scopes = (claims.scope ?? '').split(' ').filter(Boolean);
   const roles = Array.isArray(claims.roles) ? claims.roles : [];
   const isMachine = isMachineSubject(claims.sub);
-  const allowed = operatorTenantId !== undefined && claims.tid === operatorTenantId && (isMachine ? scopes.includes(ADMIN_SCOPE) : roles.includes(ADMIN_ROLE));
+  const allowed =
+    operatorTenantId !== undefined &&
+    claims.tid === operatorTenantId &&
+    (isMachine ? scopes.includes(ADMIN_SCOPE) : roles.includes(ADMIN_ROLE));
   if (!allowed)
-    throw new ProblemError(403, 'Forbidden', `Admin access needs a ${ADMIN_ROLE} user or a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant.`, problemType('forbidden'));
+    throw new ProblemError(
+      403,
+      'Forbidden',
+      `Admin access needs a ${ADMIN_ROLE} user or a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant.`,
+      problemType('forbidden'),
+    );
   return { actor: isMachine ? claims.sub : `user:${claims.sub}`, tenantId: claims.tid, roles, scopes };
 }
 

@@ -32,16 +32,24 @@ export const rotateHint = (clientId: string) =>
  * the service (firstStartBootstrap) or by `npm run admin -- bootstrap`; everything after that goes
  * through the admin API. A client of that id that exists already is refused, never replaced.
  */
-export async function bootstrapAdmin(app: INestApplicationContext, clientId = 'ops-admin', opts: { secret?: string; source?: string } = {}): Promise<BootstrapResult> {
+export async function bootstrapAdmin(
+  app: INestApplicationContext,
+  clientId = 'ops-admin',
+  opts: { secret?: string; source?: string } = {},
+): Promise<BootstrapResult> {
   const config = app.get(AppConfig);
   const db = app.get(Database);
-  const exists = () => new BootstrapRefused(`client "${clientId}" exists already: bootstrap runs once. Lost its secret? ${rotateHint(clientId)}.`);
+  const exists = () =>
+    new BootstrapRefused(`client "${clientId}" exists already: bootstrap runs once. Lost its secret? ${rotateHint(clientId)}.`);
   if ((await db.query(`SELECT 1 FROM clients WHERE id = $1`, [clientId])).length > 0) throw exists();
   const tenants = app.get(TenantsService);
-  const operator = (await tenants.findActiveBySlug(config.OPERATOR_TENANT)) ?? (await tenants.create(config.OPERATOR_TENANT, 'Platform operators'));
+  const operator =
+    (await tenants.findActiveBySlug(config.OPERATOR_TENANT)) ?? (await tenants.create(config.OPERATOR_TENANT, 'Platform operators'));
   let secret: string;
   try {
-    ({ secret } = await app.get(ClientsService).create({ id: clientId, name: 'Operator admin client', kind: 'machine', tenantId: operator.id, scopes: [ADMIN_SCOPE] }));
+    ({ secret } = await app
+      .get(ClientsService)
+      .create({ id: clientId, name: 'Operator admin client', kind: 'machine', tenantId: operator.id, scopes: [ADMIN_SCOPE] }));
   } catch (err) {
     // Another process (a replica, the CLI) made it in between: the primary key decided.
     if (err instanceof ProblemError && err.status === 409) throw exists();
@@ -51,7 +59,11 @@ export async function bootstrapAdmin(app: INestApplicationContext, clientId = 'o
     await db.query(`UPDATE clients SET secret_hash = $2, updated_at = now() WHERE id = $1`, [clientId, sha256(opts.secret)]);
     secret = opts.secret;
   }
-  await db.tx((m) => app.get(AuditService).record(m, { tenantId: null, actor: 'bootstrap', action: BOOTSTRAPPED, target: clientId, data: { source: opts.source ?? 'cli' } }));
+  await db.tx((m) =>
+    app
+      .get(AuditService)
+      .record(m, { tenantId: null, actor: 'bootstrap', action: BOOTSTRAPPED, target: clientId, data: { source: opts.source ?? 'cli' } }),
+  );
   return { tenantId: operator.id, clientId, clientSecret: secret };
 }
 
@@ -63,11 +75,16 @@ export async function bootstrapAdmin(app: INestApplicationContext, clientId = 'o
 export async function rotateAdminSecret(app: INestApplicationContext, clientId = 'ops-admin'): Promise<BootstrapResult> {
   const config = app.get(AppConfig);
   const db = app.get(Database);
-  const [row] = await db.query<{ tenant_id: string | null; kind: string; scopes: string[]; enabled: boolean }>(`SELECT tenant_id, kind, scopes, enabled FROM clients WHERE id = $1`, [clientId]);
+  const [row] = await db.query<{ tenant_id: string | null; kind: string; scopes: string[]; enabled: boolean }>(
+    `SELECT tenant_id, kind, scopes, enabled FROM clients WHERE id = $1`,
+    [clientId],
+  );
   if (!row) throw new BootstrapRefused(`no client "${clientId}" to rotate: \`npm run admin -- bootstrap\` creates it.`);
   const operator = await app.get(TenantsService).findActiveBySlug(config.OPERATOR_TENANT);
   if (row.kind !== 'machine' || !row.scopes.includes(ADMIN_SCOPE) || !operator || row.tenant_id !== operator.id)
-    throw new BootstrapRefused(`client "${clientId}" is not an operator admin client (a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant): rotate other clients through the admin API.`);
+    throw new BootstrapRefused(
+      `client "${clientId}" is not an operator admin client (a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant): rotate other clients through the admin API.`,
+    );
   if (!row.enabled) throw new BootstrapRefused(`client "${clientId}" is disabled: a new secret would not sign it in.`);
   const secret = randomToken();
   await db.tx(async (m) => {
@@ -82,7 +99,8 @@ export async function rotateAdminSecret(app: INestApplicationContext, clientId =
 export type StartupNotice = { credentials: string } | { next: string };
 
 /** The commands that use an operator client, as printed after bootstrap (ADMIN_URL included). */
-export const adminEnvLine = (adminUrl: string, clientId: string, secret: string) => `export ADMIN_URL=${adminUrl} ADMIN_CLIENT_ID=${clientId} ADMIN_CLIENT_SECRET=${secret}`;
+export const adminEnvLine = (adminUrl: string, clientId: string, secret: string) =>
+  `export ADMIN_URL=${adminUrl} ADMIN_CLIENT_ID=${clientId} ADMIN_CLIENT_SECRET=${secret}`;
 
 /**
  * On a start of the service: when no operator client was ever made on this database (no
@@ -106,15 +124,23 @@ export async function firstStartBootstrap(app: INestApplicationContext): Promise
   const fromEnv = config.BOOTSTRAP_ADMIN_CLIENT_SECRET;
   // A generated secret is printed, so never in production (loadConfig refuses that combination too).
   if (!config.bootstrapAdminOnStart || (config.isProduction && !fromEnv))
-    return { next: `next: no operator client yet: run \`npm run admin -- bootstrap\` with this service's environment (it prints one once), or set BOOTSTRAP_ADMIN_CLIENT_SECRET` };
+    return {
+      next: `next: no operator client yet: run \`npm run admin -- bootstrap\` with this service's environment (it prints one once), or set BOOTSTRAP_ADMIN_CLIENT_SECRET`,
+    };
   let made: BootstrapResult;
   try {
-    made = await bootstrapAdmin(app, id, { secret: fromEnv, source: fromEnv ? 'first-start, BOOTSTRAP_ADMIN_CLIENT_SECRET' : 'first-start' });
+    made = await bootstrapAdmin(app, id, {
+      secret: fromEnv,
+      source: fromEnv ? 'first-start, BOOTSTRAP_ADMIN_CLIENT_SECRET' : 'first-start',
+    });
   } catch (err) {
     if (err instanceof BootstrapRefused) return { next: usage(id) };
     throw err;
   }
-  if (fromEnv) return { next: `next: created the operator client "${id}" with BOOTSTRAP_ADMIN_CLIENT_SECRET: ${adminEnvLine(adminUrl, id, '<that secret>')}` };
+  if (fromEnv)
+    return {
+      next: `next: created the operator client "${id}" with BOOTSTRAP_ADMIN_CLIENT_SECRET: ${adminEnvLine(adminUrl, id, '<that secret>')}`,
+    };
   const rule = '='.repeat(78);
   return {
     credentials: [

@@ -22,10 +22,17 @@ export function requireIfMatch(req: Request, version: number): void {
 /** requireIfMatch for a resource whose ETag is not a version number (a client's is a digest). */
 export function requireEtag(req: Request, etag: string): void {
   const header = req.headers['if-match'];
-  if (!header) throw new ProblemError(428, 'Precondition required', 'Send If-Match with the ETag you read.', problemType('if-match-required'));
+  if (!header)
+    throw new ProblemError(428, 'Precondition required', 'Send If-Match with the ETag you read.', problemType('if-match-required'));
   const tags = header.split(',').map((t) => t.trim().replace(/^W\//, ''));
   if (!tags.includes('*') && !tags.includes(etag))
-    throw new ProblemError(412, 'Precondition failed', 'The resource changed since you read it; read it again and retry.', problemType('stale-etag'), { currentEtag: etag });
+    throw new ProblemError(
+      412,
+      'Precondition failed',
+      'The resource changed since you read it; read it again and retry.',
+      problemType('stale-etag'),
+      { currentEtag: etag },
+    );
 }
 
 const IN_PROGRESS_SECONDS = 60;
@@ -52,12 +59,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
   }
 
   private async handle(req: Request, res: Response, key: string, next: CallHandler, status: number): Promise<unknown> {
-    if (key.length < 1 || key.length > 200) throw new ProblemError(400, 'Invalid Idempotency-Key', 'An Idempotency-Key is 1–200 characters.', problemType('idempotency-key'));
+    if (key.length < 1 || key.length > 200)
+      throw new ProblemError(400, 'Invalid Idempotency-Key', 'An Idempotency-Key is 1–200 characters.', problemType('idempotency-key'));
     const actor = principalOf(req).actor;
     const path = req.originalUrl.split('?')[0]!;
     const hash = sha256(`${req.method} ${path} ${JSON.stringify(req.body ?? null)}`);
     const context = `idempotency:${actor}:${key}`;
-    await this.db.query(`DELETE FROM idempotency_keys WHERE status IS NULL AND created_at < now() - make_interval(secs => $1)`, [IN_PROGRESS_SECONDS]);
+    await this.db.query(`DELETE FROM idempotency_keys WHERE status IS NULL AND created_at < now() - make_interval(secs => $1)`, [
+      IN_PROGRESS_SECONDS,
+    ]);
     const inserted = await this.db.query(
       `INSERT INTO idempotency_keys (actor, key, method, path, request_hash) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING key`,
       [actor, key, req.method, path, hash],
@@ -68,9 +78,19 @@ export class IdempotencyInterceptor implements NestInterceptor {
         [actor, key],
       );
       if (!prior || prior.request_hash !== hash)
-        throw new ProblemError(422, 'Idempotency-Key reused', 'This Idempotency-Key was used with a different request.', problemType('idempotency-key-reused'));
+        throw new ProblemError(
+          422,
+          'Idempotency-Key reused',
+          'This Idempotency-Key was used with a different request.',
+          problemType('idempotency-key-reused'),
+        );
       if (prior.status === null || !prior.response)
-        throw new ProblemError(409, 'Request in progress', 'A request with this Idempotency-Key is still being processed.', problemType('idempotency-in-progress'));
+        throw new ProblemError(
+          409,
+          'Request in progress',
+          'A request with this Idempotency-Key is still being processed.',
+          problemType('idempotency-in-progress'),
+        );
       res.status(prior.status);
       res.setHeader('Idempotent-Replayed', 'true');
       return this.box.openJson(Buffer.from(prior.response.sealed, 'base64'), context);
@@ -78,7 +98,12 @@ export class IdempotencyInterceptor implements NestInterceptor {
     try {
       const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
       const sealed = this.box.sealJson(body ?? null, context).toString('base64');
-      await this.db.query(`UPDATE idempotency_keys SET status = $3, response = $4 WHERE actor = $1 AND key = $2`, [actor, key, status, JSON.stringify({ sealed })]);
+      await this.db.query(`UPDATE idempotency_keys SET status = $3, response = $4 WHERE actor = $1 AND key = $2`, [
+        actor,
+        key,
+        status,
+        JSON.stringify({ sealed }),
+      ]);
       return body;
     } catch (err) {
       // Nothing was created: the key may be used again.

@@ -1,4 +1,20 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards, UseInterceptors, UsePipes, ValidationPipe } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Patch,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+  UseInterceptors,
+  UsePipes,
+  ValidationPipe,
+} from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ProblemError, problemType } from '../common/errors.js';
@@ -39,13 +55,15 @@ const clientNotFound = () => new ProblemError(404, 'Client not found', undefined
 const validation = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
 
 /** Every admin controller: bearer-guarded, validated, idempotent creates. */
-const Admin = (tag: string): ClassDecorator => (target) => {
-  ApiTags(`admin: ${tag}`)(target);
-  ApiBearerAuth()(target);
-  UseGuards(AdminGuard)(target);
-  UsePipes(validation)(target);
-  UseInterceptors(IdempotencyInterceptor)(target);
-};
+const Admin =
+  (tag: string): ClassDecorator =>
+  (target) => {
+    ApiTags(`admin: ${tag}`)(target);
+    ApiBearerAuth()(target);
+    UseGuards(AdminGuard)(target);
+    UsePipes(validation)(target);
+    UseInterceptors(IdempotencyInterceptor)(target);
+  };
 
 @Admin('tenants')
 @Controller('admin/v1/tenants')
@@ -73,7 +91,12 @@ export class TenantsAdminController {
   }
 
   @Patch(':tenantId')
-  async update(@Param('tenantId') id: string, @Body() dto: UpdateTenantDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<Tenant> {
+  async update(
+    @Param('tenantId') id: string,
+    @Body() dto: UpdateTenantDto,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<Tenant> {
     const current = await this.tenants.get(id);
     requireIfMatch(req, current.version);
     const tenant = await this.tenants.update(principalOf(req), id, current.version, dto);
@@ -97,7 +120,12 @@ export class BindingsAdminController {
   ) {}
 
   @Post()
-  async create(@Param('tenantId') tenantId: string, @Body() dto: CreateBindingDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+  async create(
+    @Param('tenantId') tenantId: string,
+    @Body() dto: CreateBindingDto,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<BindingView> {
     const view = await this.bindings.create(principalOf(req), await this.tenants.get(tenantId), dto);
     res.setHeader('ETag', etagOf(view.version));
     return view;
@@ -114,14 +142,22 @@ export class BindingsAdminController {
    */
   @Post('rollback')
   @HttpCode(200)
-  async rollback(@Param('tenantId') tenantId: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<RollbackView> {
+  async rollback(
+    @Param('tenantId') tenantId: string,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<RollbackView> {
     const view = await this.bindings.rollback(principalOf(req), await this.tenants.get(tenantId));
     res.setHeader('ETag', etagOf(view.version));
     return view;
   }
 
   @Get(':bindingId')
-  async get(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+  async get(
+    @Param('tenantId') tenantId: string,
+    @Param('bindingId') id: string,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<BindingView> {
     const view = await this.bindings.get(await this.tenants.get(tenantId), id);
     res.setHeader('ETag', etagOf(view.version));
     return view;
@@ -129,7 +165,13 @@ export class BindingsAdminController {
 
   /** Changes a draft in place; a change to an active binding becomes a new draft (201). */
   @Patch(':bindingId')
-  async update(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Body() dto: UpdateBindingDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+  async update(
+    @Param('tenantId') tenantId: string,
+    @Param('bindingId') id: string,
+    @Body() dto: UpdateBindingDto,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<BindingView> {
     const tenant = await this.tenants.get(tenantId);
     const current = await this.bindings.get(tenant, id);
     requireIfMatch(req, current.version);
@@ -148,7 +190,12 @@ export class BindingsAdminController {
 
   @Post(':bindingId/activate')
   @HttpCode(200)
-  async activate(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+  async activate(
+    @Param('tenantId') tenantId: string,
+    @Param('bindingId') id: string,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<BindingView> {
     const tenant = await this.tenants.get(tenantId);
     const current = await this.bindings.get(tenant, id);
     requireIfMatch(req, current.version);
@@ -160,7 +207,12 @@ export class BindingsAdminController {
   /** Takes an active binding out of service (kept with its identity links); rollback undoes it. */
   @Post(':bindingId/retire')
   @HttpCode(200)
-  async retire(@Param('tenantId') tenantId: string, @Param('bindingId') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<BindingView> {
+  async retire(
+    @Param('tenantId') tenantId: string,
+    @Param('bindingId') id: string,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<BindingView> {
     const tenant = await this.tenants.get(tenantId);
     const current = await this.bindings.get(tenant, id);
     requireIfMatch(req, current.version);
@@ -201,7 +253,12 @@ export class UsersAdminController {
    * Allowed whatever the tenant's bindings: a draft native binding's test login needs a user first.
    */
   @Post()
-  async create(@Param('tenantId') tenantId: string, @Body() dto: CreateUserDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<UserView> {
+  async create(
+    @Param('tenantId') tenantId: string,
+    @Body() dto: CreateUserDto,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<UserView> {
     const tenant = await this.tenants.get(tenantId);
     const userId = await this.credentials.createUser(tenant.id, dto, { actor: principalOf(req).actor });
     const user = await this.db.tenantTx(tenant.id, (m) => this.users.get(m, userId));
@@ -251,7 +308,7 @@ export class ScimSafetyAdminController {
   @Get('held-operations')
   async list(@Param('tenantId') tenantId: string, @Query('status') status?: string) {
     const s = status === 'all' || status === 'released' || status === 'discarded' ? status : 'held';
-    return { items: await this.held.list((await this.tenants.get(tenantId)).id, s as 'held') };
+    return { items: await this.held.list((await this.tenants.get(tenantId)).id, s) };
   }
 
   @Post('held-operations/release')
@@ -304,10 +361,19 @@ export class ClientsAdminController {
   /** The client secret is shown once, in this response. */
   @Post()
   async create(@Body() dto: CreateClientDto, @Req() req: Request) {
-    if (dto.kind === 'machine' && !dto.tenantId) throw new ProblemError(400, 'Tenant required', 'A machine client belongs to one tenant: send tenantId.', problemType('validation'));
+    if (dto.kind === 'machine' && !dto.tenantId)
+      throw new ProblemError(400, 'Tenant required', 'A machine client belongs to one tenant: send tenantId.', problemType('validation'));
     if (dto.tenantId) await this.tenants.get(dto.tenantId);
     const { client, secret } = await this.clients.create(dto);
-    await this.db.tx((m) => this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'client.created', target: client.id, data: { after: client } }));
+    await this.db.tx((m) =>
+      this.audit.record(m, {
+        tenantId: null,
+        actor: principalOf(req).actor,
+        action: 'client.created',
+        target: client.id,
+        data: { after: client },
+      }),
+    );
     return { ...client, clientSecret: secret };
   }
 
@@ -330,13 +396,24 @@ export class ClientsAdminController {
    * transaction. Token requests see the change at once (the client cache is dropped).
    */
   @Patch(':clientId')
-  async update(@Param('clientId') id: string, @Body() dto: UpdateClientDto, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<Client> {
+  async update(
+    @Param('clientId') id: string,
+    @Body() dto: UpdateClientDto,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<Client> {
     const after = await this.db.tx(async (m) => {
       const before = await this.clients.get(m, id, true);
       if (!before?.enabled) throw clientNotFound();
       requireEtag(req, clientEtag(before));
       const updated = await this.clients.update(m, id, dto);
-      await this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'client.updated', target: id, data: { before, after: updated } });
+      await this.audit.record(m, {
+        tenantId: null,
+        actor: principalOf(req).actor,
+        action: 'client.updated',
+        target: id,
+        data: { before, after: updated },
+      });
       return updated;
     });
     this.db.rowsChanged('clients');
@@ -370,7 +447,15 @@ export class SigningKeysAdminController {
   @Post('rotate')
   async rotate(@Body() dto: RotateKeysDto, @Req() req: Request): Promise<SigningKeyView> {
     const key = await this.keys.rotate(dto.publishDelaySeconds);
-    await this.db.tx((m) => this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'signing_key.rotated', target: key.kid, data: { activatesAt: key.activatesAt } }));
+    await this.db.tx((m) =>
+      this.audit.record(m, {
+        tenantId: null,
+        actor: principalOf(req).actor,
+        action: 'signing_key.rotated',
+        target: key.kid,
+        data: { activatesAt: key.activatesAt },
+      }),
+    );
     return key;
   }
 }
@@ -382,8 +467,26 @@ export class AuditAdminController {
 
   @Get()
   list(@Query() q: AuditQueryDto) {
-    return this.audit.page({ ...q, limit: q.limit ?? 100 });
+    return this.audit.page({
+      tenantId: q.tenantId,
+      actor: q.actor,
+      action: q.action,
+      since: q.since,
+      until: q.until,
+      cursor: q.cursor,
+      limit: q.limit ?? 100,
+    });
   }
 }
 
-export const ADMIN_CONTROLLERS = [TenantsAdminController, BindingsAdminController, UsersAdminController, ScimTokensAdminController, ScimSafetyAdminController, FirebaseImportAdminController, ClientsAdminController, SigningKeysAdminController, AuditAdminController];
+export const ADMIN_CONTROLLERS = [
+  TenantsAdminController,
+  BindingsAdminController,
+  UsersAdminController,
+  ScimTokensAdminController,
+  ScimSafetyAdminController,
+  FirebaseImportAdminController,
+  ClientsAdminController,
+  SigningKeysAdminController,
+  AuditAdminController,
+];

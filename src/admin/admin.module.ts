@@ -9,4 +9,10 @@ import { TenantsAdminService } from './tenants-admin.service.js';
 
 /** The admin REST API (`/admin/v1`), spread into AppModule like the SCIM server. */
 export const ADMIN_CONTROLLERS: Array<Type<unknown>> = [...CONTROLLERS, GatewayAdminController];
-export const ADMIN_PROVIDERS: Provider[] = [AdminGuard, IdempotencyInterceptor, TenantsAdminService, BindingsAdminService, BindingHealthRefresher];
+export const ADMIN_PROVIDERS: Provider[] = [
+  AdminGuard,
+  IdempotencyInterceptor,
+  TenantsAdminService,
+  BindingsAdminService,
+  BindingHealthRefresher,
+];

@@ -75,7 +75,9 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
   onApplicationBootstrap(): void {
     if (!this.enabled) return;
     const tick = () => {
-      this.refreshAll().catch((err: unknown) => this.logger.warn({ reason: err instanceof Error ? err.message : 'unknown' }, 'binding health refresh round failed'));
+      this.refreshAll().catch((err: unknown) =>
+        this.logger.warn({ reason: err instanceof Error ? err.message : 'unknown' }, 'binding health refresh round failed'),
+      );
     };
     const first = setTimeout(tick, Math.min(FIRST_ROUND_DELAY_MS, this.intervalMs));
     const every = setInterval(tick, this.intervalMs);
@@ -102,10 +104,21 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
     const dueBefore = new Date(Date.now() - Math.floor(this.intervalMs * 0.9));
     let after = '00000000-0000-0000-0000-000000000000';
     for (;;) {
-      const tenants = await this.db.query<TenantRow>(`SELECT * FROM tenants WHERE status = 'active' AND id > $1 ORDER BY id LIMIT ${TENANT_PAGE}`, [after]);
+      const tenants = await this.db.query<TenantRow>(
+        `SELECT * FROM tenants WHERE status = 'active' AND id > $1 ORDER BY id LIMIT ${TENANT_PAGE}`,
+        [after],
+      );
       const work: Array<{ tenant: Tenant; id: string; kind: IdpKind }> = [];
       for (const row of tenants) {
-        const tenant: Tenant = { id: row.id, slug: row.slug, displayName: row.display_name, status: row.status, version: row.version, createdAt: row.created_at, updatedAt: row.updated_at };
+        const tenant: Tenant = {
+          id: row.id,
+          slug: row.slug,
+          displayName: row.display_name,
+          status: row.status,
+          version: row.version,
+          createdAt: row.created_at,
+          updatedAt: row.updated_at,
+        };
         const due = await this.db.tenantTx(tenant.id, (m) =>
           m.query(
             `SELECT id, kind FROM tenant_identity_providers
@@ -113,7 +126,8 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
             [tenant.id, dueBefore],
           ),
         );
-        for (const b of due as Array<{ id: string; kind: IdpKind }>) if (this.probeable(b.kind)) work.push({ tenant, id: b.id, kind: b.kind });
+        for (const b of due as Array<{ id: string; kind: IdpKind }>)
+          if (this.probeable(b.kind)) work.push({ tenant, id: b.id, kind: b.kind });
       }
       await this.runPool(work, async (w) => {
         try {
@@ -122,12 +136,21 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
             return;
           }
           const view = await this.bindings.health(w.tenant, w.id, true);
-          const outcome: HealthRefreshOutcome = { tenantId: w.tenant.id, bindingId: w.id, kind: w.kind, ok: view.health?.ok ?? false, certificateExpiresInDays: view.health?.certificateExpiresInDays };
+          const outcome: HealthRefreshOutcome = {
+            tenantId: w.tenant.id,
+            bindingId: w.id,
+            kind: w.kind,
+            ok: view.health?.ok ?? false,
+            certificateExpiresInDays: view.health?.certificateExpiresInDays,
+          };
           report.probed.push(outcome);
           this.warnAbout(outcome, view.health?.checks ?? {}, view.health?.warnings ?? []);
         } catch (err) {
           report.failed += 1;
-          this.logger.warn({ tenant: w.tenant.id, binding: w.id, kind: w.kind, reason: err instanceof Error ? err.message : 'unknown' }, 'binding health probe failed');
+          this.logger.warn(
+            { tenant: w.tenant.id, binding: w.id, kind: w.kind, reason: err instanceof Error ? err.message : 'unknown' },
+            'binding health probe failed',
+          );
         }
       });
       if (tenants.length < TENANT_PAGE) break;
@@ -146,20 +169,25 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
 
   /** Marks the binding as being checked now, unless another replica did (or is doing) it since the round started. */
   private async claim(tenantId: string, bindingId: string, dueBefore: Date): Promise<boolean> {
-    const res = (await this.db.tenantTx(tenantId, (m) =>
+    const res = await this.db.tenantTx<[unknown[], number]>(tenantId, (m) =>
       m.query(
         `UPDATE tenant_identity_providers SET health_checked_at = now()
           WHERE id = $1 AND status = 'active' AND (health_checked_at IS NULL OR health_checked_at < $2) RETURNING id`,
         [bindingId, dueBefore],
       ),
-    )) as [unknown[], number];
+    );
     return res[1] > 0;
   }
 
   private warnAbout(o: HealthRefreshOutcome, checks: Record<string, string>, warnings: string[]): void {
-    if (!o.ok) this.logger.warn({ tenant: o.tenantId, binding: o.bindingId, kind: o.kind, checks }, 'identity-provider binding is unhealthy');
+    if (!o.ok)
+      this.logger.warn({ tenant: o.tenantId, binding: o.bindingId, kind: o.kind, checks }, 'identity-provider binding is unhealthy');
     // Configuration that weakens a working binding (e.g. SHA-1 accepted) is repeated every round until changed.
-    if (warnings.length > 0) this.logger.warn({ tenant: o.tenantId, binding: o.bindingId, kind: o.kind, warnings }, 'identity-provider binding configuration is weakened');
+    if (warnings.length > 0)
+      this.logger.warn(
+        { tenant: o.tenantId, binding: o.bindingId, kind: o.kind, warnings },
+        'identity-provider binding configuration is weakened',
+      );
     if (o.certificateExpiresInDays !== undefined && o.certificateExpiresInDays < CERT_WARNING_DAYS)
       this.logger.warn(
         { tenant: o.tenantId, binding: o.bindingId, kind: o.kind, daysUntilExpiry: o.certificateExpiresInDays },

@@ -94,9 +94,19 @@ export class BindingsAdminService {
       migrationImport: dto.migrationImport,
     });
     const view = await this.db.tenantTx(tenant.id, async (m) => {
-      if (health) await m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [created.id, JSON.stringify(health)]);
+      if (health)
+        await m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [
+          created.id,
+          JSON.stringify(health),
+        ]);
       const v = this.view(await this.row(m, created.id));
-      await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.created', target: created.id, data: { after: v } });
+      await this.audit.record(m, {
+        tenantId: tenant.id,
+        actor: p.actor,
+        action: 'binding.created',
+        target: created.id,
+        data: { after: v },
+      });
       return v;
     });
     return view;
@@ -104,7 +114,9 @@ export class BindingsAdminService {
 
   async list(tenant: Tenant): Promise<BindingView[]> {
     return this.db.tenantTx(tenant.id, async (m) =>
-      ((await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY created_at DESC`, [tenant.id])) as Row[]).map((r) => this.view(r)),
+      (await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY created_at DESC`, [tenant.id])).map(
+        (r) => this.view(r),
+      ),
     );
   }
 
@@ -116,40 +128,74 @@ export class BindingsAdminService {
    * A draft changes in place. An active (or retired) binding is never edited: the change becomes a
    * new draft, and the running configuration keeps serving logins until that draft is activated.
    */
-  async update(p: AdminPrincipal, tenant: Tenant, id: string, version: number, dto: UpdateBindingDto): Promise<{ view: BindingView; created: boolean }> {
+  async update(
+    p: AdminPrincipal,
+    tenant: Tenant,
+    id: string,
+    version: number,
+    dto: UpdateBindingDto,
+  ): Promise<{ view: BindingView; created: boolean }> {
     if (dto.status !== undefined)
       throw new ProblemError(
         400,
         'Status is not editable',
-        'A binding\'s status changes only through POST …/bindings/{id}/activate, POST …/bindings/{id}/retire and POST …/bindings/rollback.',
+        "A binding's status changes only through POST …/bindings/{id}/activate, POST …/bindings/{id}/retire and POST …/bindings/rollback.",
         problemType('status-not-editable'),
       );
     const current = await this.db.tenantTx(tenant.id, (m) => this.row(m, id));
-    if (current.version !== version) throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+    if (current.version !== version)
+      throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
     const secrets = dto.secrets ?? this.bindings.openSecrets(current.id, current.secrets);
     const { config, health } = await this.validate(tenant, current.kind, dto.config ?? current.config, secrets);
     const claimMapping = dto.claimMapping ?? current.claim_mapping;
     const before = this.view(current);
     if (current.status === 'draft') {
       const view = await this.db.tenantTx(tenant.id, async (m) => {
-        const res = (await m.query(
+        const res = await m.query<[unknown, number]>(
           `UPDATE tenant_identity_providers SET config = $3, claim_mapping = $4, priority = $5, secrets = $6, health = $7, health_checked_at = now(),
                   version = version + 1, updated_at = now()
             WHERE id = $1 AND version = $2 AND status = 'draft'`,
-          [id, version, JSON.stringify(config), JSON.stringify(claimMapping), dto.priority ?? current.priority, this.bindings.sealSecrets(id, secrets), health ? JSON.stringify(health) : null],
-        )) as [unknown, number];
-        if (res[1] === 0) throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+          [
+            id,
+            version,
+            JSON.stringify(config),
+            JSON.stringify(claimMapping),
+            dto.priority ?? current.priority,
+            this.bindings.sealSecrets(id, secrets),
+            health ? JSON.stringify(health) : null,
+          ],
+        );
+        if (res[1] === 0)
+          throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
         const after = this.view(await this.row(m, id));
         await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.updated', target: id, data: { before, after } });
         return after;
       });
       return { view, created: false };
     }
-    const draft = await this.bindings.create(tenant, { kind: current.kind, config, secrets, claimMapping, priority: dto.priority ?? current.priority, status: 'draft', migrationImport: true });
+    const draft = await this.bindings.create(tenant, {
+      kind: current.kind,
+      config,
+      secrets,
+      claimMapping,
+      priority: dto.priority ?? current.priority,
+      status: 'draft',
+      migrationImport: true,
+    });
     const view = await this.db.tenantTx(tenant.id, async (m) => {
-      if (health) await m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [draft.id, JSON.stringify(health)]);
+      if (health)
+        await m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [
+          draft.id,
+          JSON.stringify(health),
+        ]);
       const after = this.view(await this.row(m, draft.id));
-      await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.created', target: draft.id, data: { from: id, before, after } });
+      await this.audit.record(m, {
+        tenantId: tenant.id,
+        actor: p.actor,
+        action: 'binding.created',
+        target: draft.id,
+        data: { from: id, before, after },
+      });
       return after;
     });
     return { view, created: true };
@@ -159,7 +205,9 @@ export class BindingsAdminService {
   async testLogin(p: AdminPrincipal, tenant: Tenant, id: string): Promise<{ url: string }> {
     const binding = await this.db.tenantTx(tenant.id, (m) => this.bindings.get(tenant, id, m));
     const url = await this.login.beginTest(tenant, binding);
-    await this.db.tenantTx(tenant.id, (m) => this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.test_login_started', target: id }));
+    await this.db.tenantTx(tenant.id, (m) =>
+      this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.test_login_started', target: id }),
+    );
     return { url };
   }
 
@@ -171,12 +219,23 @@ export class BindingsAdminService {
     const view = await this.db.tenantTx(tenant.id, async (m) => {
       const at = await this.lockActiveSet(m, tenant.id);
       const row = await this.row(m, id);
-      if (row.version !== version) throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+      if (row.version !== version)
+        throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
       if (row.status !== 'draft')
-        throw new ProblemError(409, 'Not a draft', `Only a draft can be activated; this binding is ${row.status}. Use rollback to undo the change that retired it.`, problemType('not-draft'));
+        throw new ProblemError(
+          409,
+          'Not a draft',
+          `Only a draft can be activated; this binding is ${row.status}. Use rollback to undo the change that retired it.`,
+          problemType('not-draft'),
+        );
       const redirect = this.registry.get(row.kind).capabilities.loginRedirect;
       if (redirect && (!row.test_login_at || row.test_login_at < row.updated_at))
-        throw new ProblemError(409, 'Test login required', 'Complete a test login through this binding (POST …/test-login) before activating it.', problemType('test-login-required'));
+        throw new ProblemError(
+          409,
+          'Test login required',
+          'Complete a test login through this binding (POST …/test-login) before activating it.',
+          problemType('test-login-required'),
+        );
       return this.switchTo(m, p, tenant, row, at);
     });
     this.db.rowsChanged('tenant_identity_providers');
@@ -191,11 +250,20 @@ export class BindingsAdminService {
     const view = await this.db.tenantTx(tenant.id, async (m) => {
       const at = await this.lockActiveSet(m, tenant.id);
       const row = await this.row(m, id);
-      if (row.version !== version) throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+      if (row.version !== version)
+        throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
       if (row.status !== 'active')
-        throw new ProblemError(409, 'Not active', `Only an active binding can be retired; this binding is ${row.status}.`, problemType('not-active'));
+        throw new ProblemError(
+          409,
+          'Not active',
+          `Only an active binding can be retired; this binding is ${row.status}.`,
+          problemType('not-active'),
+        );
       const before = this.view(row);
-      await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [id, at]);
+      await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [
+        id,
+        at,
+      ]);
       const after = this.view(await this.row(m, id));
       await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.retired', target: id, data: { before, after } });
       return after;
@@ -213,7 +281,7 @@ export class BindingsAdminService {
   async rollback(p: AdminPrincipal, tenant: Tenant): Promise<RollbackView> {
     const view = await this.db.tenantTx(tenant.id, async (m) => {
       const at = await this.lockActiveSet(m, tenant.id);
-      const changed = (await m.query(
+      const changed = await m.query<Row[]>(
         `WITH last AS (
            SELECT max(CASE status WHEN 'active' THEN activated_at WHEN 'retired' THEN retired_at END) AS at
              FROM tenant_identity_providers WHERE tenant_id = $1)
@@ -222,19 +290,37 @@ export class BindingsAdminService {
             AND ((t.status = 'active' AND t.activated_at = last.at) OR (t.status = 'retired' AND t.retired_at = last.at))
           ORDER BY t.priority DESC, t.created_at`,
         [tenant.id],
-      )) as Row[];
+      );
       if (changed.length === 0)
-        throw new ProblemError(409, 'Nothing to roll back', 'No binding of this tenant was activated or retired through the admin API.', problemType('nothing-to-roll-back'));
+        throw new ProblemError(
+          409,
+          'Nothing to roll back',
+          'No binding of this tenant was activated or retired through the admin API.',
+          problemType('nothing-to-roll-back'),
+        );
       const restore = changed.filter((r) => r.status === 'retired');
       const retire = changed.filter((r) => r.status === 'active');
-      for (const r of retire) await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [r.id, at]);
+      for (const r of retire)
+        await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [
+          r.id,
+          at,
+        ]);
       for (const r of restore)
-        await m.query(`UPDATE tenant_identity_providers SET status = 'active', activated_at = $2, retired_at = NULL, version = version + 1 WHERE id = $1`, [r.id, at]);
+        await m.query(
+          `UPDATE tenant_identity_providers SET status = 'active', activated_at = $2, retired_at = NULL, version = version + 1 WHERE id = $1`,
+          [r.id, at],
+        );
       const redirect = (r: Row) => this.registry.get(r.kind).capabilities.loginRedirect;
       const primary = restore.find(redirect) ?? restore[0] ?? retire[0]!;
       const after = this.view(await this.row(m, primary.id));
       const rollback = { activated: restore.map((r) => r.id), retired: retire.map((r) => r.id) };
-      await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.rolled_back', target: primary.id, data: { ...rollback, after } });
+      await this.audit.record(m, {
+        tenantId: tenant.id,
+        actor: p.actor,
+        action: 'binding.rolled_back',
+        target: primary.id,
+        data: { ...rollback, after },
+      });
       return { ...after, rollback };
     });
     this.db.rowsChanged('tenant_identity_providers');
@@ -242,7 +328,11 @@ export class BindingsAdminService {
   }
 
   /** Runs the mapping rules on a sample (or the last test login's identity) without issuing anything. */
-  async preview(tenant: Tenant, id: string, dto: MappingPreviewDto): Promise<{ source: 'sample' | 'test-login'; platformClaims: Record<string, unknown>; droppedClaims: string[] }> {
+  async preview(
+    tenant: Tenant,
+    id: string,
+    dto: MappingPreviewDto,
+  ): Promise<{ source: 'sample' | 'test-login'; platformClaims: Record<string, unknown>; droppedClaims: string[] }> {
     const row = await this.db.tenantTx(tenant.id, (m) => this.row(m, id));
     let sample: ExternalIdentity;
     let source: 'sample' | 'test-login' = 'sample';
@@ -250,22 +340,41 @@ export class BindingsAdminService {
     else if (row.test_identity) {
       sample = this.bindings.openSecrets(row.id, row.test_identity) as unknown as ExternalIdentity;
       source = 'test-login';
-    } else throw new ProblemError(400, 'No sample', 'Send a sample identity (claims), or complete a test login first.', problemType('no-sample'));
+    } else
+      throw new ProblemError(
+        400,
+        'No sample',
+        'Send a sample identity (claims), or complete a test login first.',
+        problemType('no-sample'),
+      );
     const n: NormalisedIdentity = normaliseIdentity(row.claim_mapping, sample);
     const claims = { email: n.email, email_verified: n.emailVerified, name: n.name, roles: n.roles };
     // A native login names an existing user (its subject is the user id): the tokens carry that
     // user's stored profile and roles, not what the mapping makes of the login's few claims.
     const user = row.kind === 'native' ? await this.nativeUser(tenant, sample.subject) : undefined;
-    if (user) Object.assign(claims, { email: user.email, email_verified: user.email !== null && user.email_verified, name: user.display_name, roles: [...new Set([...user.roles, ...n.roles])].sort() });
+    if (user)
+      Object.assign(claims, {
+        email: user.email,
+        email_verified: user.email !== null && user.email_verified,
+        name: user.display_name,
+        roles: [...new Set([...user.roles, ...n.roles])].sort(),
+      });
     const used = new Set<string>(
-      [row.claim_mapping.email ?? 'email', row.claim_mapping.emailVerified ?? 'email_verified', row.claim_mapping.name ?? 'name', row.claim_mapping.givenName ?? 'given_name', row.claim_mapping.familyName ?? 'family_name', ...(row.claim_mapping.roles ?? []).map((r) => r.claim)].map(
-        (c) => c.split('.')[0]!,
-      ),
+      [
+        row.claim_mapping.email ?? 'email',
+        row.claim_mapping.emailVerified ?? 'email_verified',
+        row.claim_mapping.name ?? 'name',
+        row.claim_mapping.givenName ?? 'given_name',
+        row.claim_mapping.familyName ?? 'family_name',
+        ...(row.claim_mapping.roles ?? []).map((r) => r.claim),
+      ].map((c) => c.split('.')[0]!),
     );
     return {
       source,
       platformClaims: { tid: tenant.id, org: tenant.slug, ...claims, idp: row.kind, idp_sub: sample.subject },
-      droppedClaims: Object.keys(sample.claims).filter((k) => !used.has(k) && !used.has(k.split('.')[0]!)).sort(),
+      droppedClaims: Object.keys(sample.claims)
+        .filter((k) => !used.has(k) && !used.has(k.split('.')[0]!))
+        .sort(),
     };
   }
 
@@ -274,15 +383,18 @@ export class BindingsAdminService {
    * its profile, and the roles a login keeps (given by hand or by SCIM; the mapped roles of the
    * login replace the ones an earlier login mapped).
    */
-  private async nativeUser(tenant: Tenant, userId: string): Promise<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] } | undefined> {
+  private async nativeUser(
+    tenant: Tenant,
+    userId: string,
+  ): Promise<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] } | undefined> {
     if (!/^[0-9a-f-]{36}$/.test(userId)) return undefined;
     return this.db.tenantTx(tenant.id, async (m) => {
-      const [user] = (await m.query(
+      const [user] = await m.query<Array<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>>(
         `SELECT u.email, u.email_verified, u.display_name,
                 ARRAY(SELECT DISTINCT r.role FROM user_roles r WHERE r.user_id = u.id AND r.source <> 'idp' ORDER BY 1) AS roles
            FROM users u JOIN native_credentials c ON c.user_id = u.id WHERE u.id = $1 AND u.tenant_id = $2`,
         [userId, tenant.id],
-      )) as Array<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>;
+      );
       return user;
     });
   }
@@ -314,7 +426,9 @@ export class BindingsAdminService {
     } catch (err) {
       health = { ok: false, checks: { probe: `failed: ${err instanceof DomainError ? err.message : 'unexpected error'}` } };
     }
-    await this.db.tenantTx(tenant.id, (m) => m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [id, JSON.stringify(health)]));
+    await this.db.tenantTx(tenant.id, (m) =>
+      m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [id, JSON.stringify(health)]),
+    );
   }
 
   /**
@@ -324,26 +438,47 @@ export class BindingsAdminService {
    */
   private async lockActiveSet(m: EntityManager, tenantId: string): Promise<string> {
     await m.query(`SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY id FOR UPDATE`, [tenantId]);
-    const [{ at }] = (await m.query(
+    const [{ at }] = await m.query<[{ at: string }]>(
       `SELECT greatest(clock_timestamp(), max(greatest(activated_at, retired_at)) + interval '1 microsecond')::text AS at
          FROM tenant_identity_providers WHERE tenant_id = $1`,
       [tenantId],
-    )) as [{ at: string }];
+    );
     return at;
   }
 
   private async switchTo(m: EntityManager, p: AdminPrincipal, tenant: Tenant, target: Row, at: string): Promise<BindingView> {
     const redirect = this.registry.get(target.kind).capabilities.loginRedirect;
-    const active = (await m.query(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND id <> $2`, [tenant.id, target.id])) as Row[];
+    const active = await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND id <> $2`, [
+      tenant.id,
+      target.id,
+    ]);
     const replaced = active.filter((r) => (redirect ? this.registry.get(r.kind).capabilities.loginRedirect : r.kind === target.kind));
-    for (const r of replaced) await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [r.id, at]);
-    await m.query(`UPDATE tenant_identity_providers SET status = 'active', activated_at = $2, retired_at = NULL, version = version + 1 WHERE id = $1`, [target.id, at]);
+    for (const r of replaced)
+      await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [
+        r.id,
+        at,
+      ]);
+    await m.query(
+      `UPDATE tenant_identity_providers SET status = 'active', activated_at = $2, retired_at = NULL, version = version + 1 WHERE id = $1`,
+      [target.id, at],
+    );
     const after = this.view(await this.row(m, target.id));
-    await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.activated', target: target.id, data: { replaced: replaced.map((r) => r.id), after } });
+    await this.audit.record(m, {
+      tenantId: tenant.id,
+      actor: p.actor,
+      action: 'binding.activated',
+      target: target.id,
+      data: { replaced: replaced.map((r) => r.id), after },
+    });
     return after;
   }
 
-  private async validate(tenant: Tenant, kind: IdpKind, config: Record<string, unknown>, secrets: Record<string, unknown>): Promise<{ config: Record<string, unknown>; health?: BindingHealth }> {
+  private async validate(
+    tenant: Tenant,
+    kind: IdpKind,
+    config: Record<string, unknown>,
+    secrets: Record<string, unknown>,
+  ): Promise<{ config: Record<string, unknown>; health?: BindingHealth }> {
     const adapter = this.registry.get(kind);
     if (!adapter.validateConfig) return { config };
     return adapter.validateConfig({ tenantSlug: tenant.slug, config, secrets });
@@ -351,7 +486,7 @@ export class BindingsAdminService {
 
   private async row(m: EntityManager, id: string): Promise<Row> {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw notFound();
-    const [row] = (await m.query(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [id])) as Row[];
+    const [row] = await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [id]);
     if (!row) throw notFound();
     return row;
   }

@@ -50,7 +50,7 @@ export class UpdateTenantDto {
 
 export class CreateBindingDto {
   @ApiProperty({ enum: IDP_KINDS })
-  @IsIn(IDP_KINDS as unknown as string[], { message: `kind must be one of ${IDP_KINDS.join(', ')}` })
+  @IsIn(IDP_KINDS, { message: `kind must be one of ${IDP_KINDS.join(', ')}` })
   kind!: IdpKind;
 
   @ApiPropertyOptional({ description: 'Kind-specific configuration (see README, "Onboard a tenant").' })
@@ -193,10 +193,15 @@ export class UpdateClientDto {
 }
 
 export class CreateUserDto {
-  @ApiProperty({ example: 'ann@globex.example', description: 'What the user types on the hosted form; unique per tenant, case-insensitive.' })
+  @ApiProperty({
+    example: 'ann@globex.example',
+    description: 'What the user types on the hosted form; unique per tenant, case-insensitive.',
+  })
   @IsString()
   // The form trims what is typed, and control characters cannot be typed: neither could sign in.
-  @Matches(/^[^\s\p{Cc}](?:[^\p{Cc}]{0,318}[^\s\p{Cc}])?$/u, { message: 'username must be 1–320 characters, without control characters or leading/trailing spaces' })
+  @Matches(/^[^\s\p{Cc}](?:[^\p{Cc}]{0,318}[^\s\p{Cc}])?$/u, {
+    message: 'username must be 1–320 characters, without control characters or leading/trailing spaces',
+  })
   username!: string;
 
   @ApiProperty({ description: 'The initial password (8–256 characters). Write-only: never returned or logged.' })
@@ -209,7 +214,7 @@ export class CreateUserDto {
   @Length(3, 320)
   email?: string;
 
-  @ApiPropertyOptional({ description: 'Whether the email is known to be the user\'s (default false).' })
+  @ApiPropertyOptional({ description: "Whether the email is known to be the user's (default false)." })
   @IsOptional()
   @IsBoolean()
   emailVerified?: boolean;
@@ -219,7 +224,7 @@ export class CreateUserDto {
   @Length(1, 200)
   displayName?: string;
 
-  @ApiPropertyOptional({ description: 'Roles given by hand (kept across logins, beside the binding\'s mapped roles).' })
+  @ApiPropertyOptional({ description: "Roles given by hand (kept across logins, beside the binding's mapped roles)." })
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(100)
@@ -342,7 +347,7 @@ export class FirebaseImportDto {
   @IsObject()
   hashConfig!: Record<string, unknown>;
 
-  @ApiPropertyOptional({ description: 'The firebase_legacy binding the users are linked to (default: the tenant\'s).' })
+  @ApiPropertyOptional({ description: "The firebase_legacy binding the users are linked to (default: the tenant's)." })
   @IsOptional()
   @IsUUID()
   bindingId?: string;

@@ -5,7 +5,13 @@ import { AppConfig } from '../config/app-config.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { AdminGuard } from './admin-auth.js';
 import { SigningKeysService } from '../tokens/signing-keys.service.js';
-import { kongConfigYaml, kongCredentials, kongDeclarativeConfig, type KongConfigOptions, type PublishedKey } from '../gateway/kong-config.js';
+import {
+  kongConfigYaml,
+  kongCredentials,
+  kongDeclarativeConfig,
+  type KongConfigOptions,
+  type PublishedKey,
+} from '../gateway/kong-config.js';
 import { KongSyncService } from '../gateway/kong-sync.service.js';
 
 /** Kong's side of the token contract, for operators (`npm run kong:config` prints the first route). */
@@ -46,7 +52,13 @@ export class GatewayAdminController {
   @Post('sync')
   @HttpCode(200)
   async sync(): Promise<{ upserted: string[]; deleted: string[] }> {
-    if (!this.kong.enabled) throw new ProblemError(409, 'Kong push not configured', 'Set KONG_ADMIN_URL to push credentials to Kong.', problemType('kong-not-configured'));
+    if (!this.kong.enabled)
+      throw new ProblemError(
+        409,
+        'Kong push not configured',
+        'Set KONG_ADMIN_URL to push credentials to Kong.',
+        problemType('kong-not-configured'),
+      );
     try {
       return await this.kong.sync();
     } catch (err) {

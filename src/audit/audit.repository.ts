@@ -46,7 +46,16 @@ export class AuditRepository {
    * names the table's column: the text output column `id` would sort 99 above 189.
    */
   async list(tx: Tx, f: AuditFilter): Promise<AuditEventView[]> {
-    const { rows } = await tx.query<{ id: string; tenant_id: string | null; actor: string; action: string; target: string | null; data: Record<string, unknown>; request_id: string | null; created_at: Date }>(
+    const { rows } = await tx.query<{
+      id: string;
+      tenant_id: string | null;
+      actor: string;
+      action: string;
+      target: string | null;
+      data: Record<string, unknown>;
+      request_id: string | null;
+      created_at: Date;
+    }>(
       `SELECT e.id::text AS id, e.tenant_id, e.actor, e.action, e.target, e.data, e.request_id, e.created_at FROM audit_events e
         WHERE ($1::uuid IS NULL OR e.tenant_id = $1) AND ($2::text IS NULL OR e.actor = $2) AND ($3::text IS NULL OR e.action = $3)
           AND ($4::timestamptz IS NULL OR e.created_at >= $4) AND ($5::timestamptz IS NULL OR e.created_at < $5)
@@ -54,6 +63,15 @@ export class AuditRepository {
         ORDER BY e.id DESC LIMIT $7`,
       [f.tenantId ?? null, f.actor ?? null, f.action ?? null, f.since ?? null, f.until ?? null, f.before ?? null, f.limit],
     );
-    return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, actor: r.actor, action: r.action, target: r.target, data: r.data, requestId: r.request_id, createdAt: r.created_at }));
+    return rows.map((r) => ({
+      id: r.id,
+      tenantId: r.tenant_id,
+      actor: r.actor,
+      action: r.action,
+      target: r.target,
+      data: r.data,
+      requestId: r.request_id,
+      createdAt: r.created_at,
+    }));
   }
 }

@@ -39,6 +39,7 @@ export class AuditService {
   async page(f: Omit<AuditFilter, 'before'> & { cursor?: string }): Promise<{ items: AuditEventView[]; nextCursor: string | null }> {
     const rows = await this.db.transaction('audit-reader', (tx) => this.events.list(tx, { ...f, before: f.cursor, limit: f.limit + 1 }));
     const items = rows.slice(0, f.limit);
-    return { items, nextCursor: rows.length > f.limit ? items[items.length - 1]!.id : null };
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > f.limit && last ? last.id : null };
   }
 }

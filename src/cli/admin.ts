@@ -125,15 +125,22 @@ const priority = (): { priority?: number } => {
  * otherwise surface as fetch's "Failed to parse URL from /oauth2/token".
  */
 function baseUrl(): string {
-  const [value, name] = opts.url !== undefined ? [opts.url, '--url'] : process.env['ADMIN_URL'] !== undefined ? [process.env['ADMIN_URL'], 'ADMIN_URL'] : ['http://localhost:3000', 'the default URL'];
-  if (value.trim() === '') throw new CliError(`${name} is empty: set it to the service's base URL (e.g. http://localhost:3000), or unset it for that default.`);
+  const [value, name] =
+    opts.url !== undefined
+      ? [opts.url, '--url']
+      : process.env['ADMIN_URL'] !== undefined
+        ? [process.env['ADMIN_URL'], 'ADMIN_URL']
+        : ['http://localhost:3000', 'the default URL'];
+  if (value.trim() === '')
+    throw new CliError(`${name} is empty: set it to the service's base URL (e.g. http://localhost:3000), or unset it for that default.`);
   let url: URL;
   try {
     url = new URL(value.trim());
   } catch {
     throw new CliError(`${name} "${value}" is not a URL: use the service's base URL, e.g. http://localhost:3000.`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(`${name} "${value}" is not an http(s) URL: use the service's base URL, e.g. http://localhost:3000.`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new CliError(`${name} "${value}" is not an http(s) URL: use the service's base URL, e.g. http://localhost:3000.`);
   return url.href.replace(/\/+$/, '');
 }
 let base: string | undefined;
@@ -164,10 +171,14 @@ async function token(): Promise<string> {
   base ??= baseUrl();
   const id = opts['client-id'] ?? process.env['ADMIN_CLIENT_ID'];
   const secret = opts['client-secret'] ?? process.env['ADMIN_CLIENT_SECRET'];
-  if (!id || !secret) throw new CliError('Set ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET (or --client-id/--client-secret); `bootstrap` creates them.');
+  if (!id || !secret)
+    throw new CliError('Set ADMIN_CLIENT_ID and ADMIN_CLIENT_SECRET (or --client-id/--client-secret); `bootstrap` creates them.');
   const res = await call(`${base}/oauth2/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}` },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+    },
     body: 'grant_type=client_credentials&scope=admin',
   });
   const body = (await res.json().catch(() => ({}))) as { access_token?: string; error_description?: string };
@@ -176,7 +187,12 @@ async function token(): Promise<string> {
 }
 
 let cachedToken: string | undefined;
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; etag: string | null; data: unknown }> {
+async function api(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; etag: string | null; data: unknown }> {
   cachedToken ??= await token();
   const res = await call(`${base}/admin/v1${path}`, {
     method,
@@ -184,7 +200,7 @@ async function api(method: string, path: string, body?: unknown, headers: Record
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
-  let data: unknown = null;
+  let data: unknown;
   try {
     data = text ? (JSON.parse(text) as unknown) : null;
   } catch {
@@ -214,8 +230,13 @@ async function readPassword(): Promise<string> {
   if (!stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const chunk of stdin) chunks.push(chunk as Buffer);
-    const piped = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-    if (!piped) throw new CliError('No password on stdin: type it at the prompt, or pipe it in (printf %s "$PASSWORD" | npm run admin -- users create …).');
+    const piped = Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
+    if (!piped)
+      throw new CliError(
+        'No password on stdin: type it at the prompt, or pipe it in (printf %s "$PASSWORD" | npm run admin -- users create …).',
+      );
     return piped;
   }
   process.stderr.write('Initial password: ');
@@ -262,14 +283,20 @@ async function main(): Promise<void> {
       const attached = config.DATABASE_URL ? undefined : attachEmbeddedPostgres(config.DATA_DIR);
       if (attached) {
         config.DATABASE_URL = attached.url;
-        process.stderr.write(`admin: using the embedded PostgreSQL the running service started (pid ${attached.pid}, port ${attached.port}, ${config.DATA_DIR})\n`);
+        process.stderr.write(
+          `admin: using the embedded PostgreSQL the running service started (pid ${attached.pid}, port ${attached.port}, ${config.DATA_DIR})\n`,
+        );
       }
       // The service's logs go to stderr here: stdout is the result, for `| jq` and scripts.
       const running = await createApp(config, { listen: false, logDestination: pino.destination({ dest: 2, sync: true }) });
       try {
         const id = opts.id ?? config.BOOTSTRAP_ADMIN_CLIENT_ID;
         const result = opts.rotate ? await rotateAdminSecret(running.app, id) : await bootstrapAdmin(running.app, id);
-        print({ ...result, adminUrl: config.issuer, note: `The secret is shown once. Next: ${adminEnvLine(config.issuer, result.clientId, result.clientSecret)}` });
+        print({
+          ...result,
+          adminUrl: config.issuer,
+          note: `The secret is shown once. Next: ${adminEnvLine(config.issuer, result.clientId, result.clientSecret)}`,
+        });
       } catch (err) {
         if (err instanceof BootstrapRefused) throw new CliError(err.message);
         throw err;
@@ -278,23 +305,35 @@ async function main(): Promise<void> {
       }
       return;
     }
-    case 'tenants list':
-      return print((await api('GET', '/tenants')).data);
-    case 'tenants create':
-      return print((await api('POST', '/tenants', { slug: need(a1, 'slug'), displayName: need(a2, 'display name') })).data);
-    case 'tenants get':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}`)).data);
+    case 'tenants list': {
+      print((await api('GET', '/tenants')).data);
+      return;
+    }
+    case 'tenants create': {
+      print((await api('POST', '/tenants', { slug: need(a1, 'slug'), displayName: need(a2, 'display name') })).data);
+      return;
+    }
+    case 'tenants get': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}`)).data);
+      return;
+    }
     case 'tenants suspend':
     case 'tenants resume': {
       const path = `/tenants/${need(a1, 'tenantId')}`;
       const current = await api('GET', path);
-      return print((await api('PATCH', path, { status: action === 'suspend' ? 'suspended' : 'active' }, { 'if-match': current.etag ?? '' })).data);
+      print((await api('PATCH', path, { status: action === 'suspend' ? 'suspended' : 'active' }, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
     case 'tenants delete':
       await api('DELETE', `/tenants/${need(a1, 'tenantId')}`);
-      return print({ deleted: a1 });
-    case 'bindings list':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings`)).data);
+      {
+        print({ deleted: a1 });
+        return;
+      }
+    case 'bindings list': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings`)).data);
+      return;
+    }
     case 'bindings create': {
       const fromFile = opts.file ? json(readFileSync(opts.file, 'utf8'), opts.file) : {};
       const body = {
@@ -305,7 +344,8 @@ async function main(): Promise<void> {
         ...(opts['claim-mapping'] ? { claimMapping: json(opts['claim-mapping'], '--claim-mapping') } : {}),
         ...priority(),
       };
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings`, body)).data);
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings`, body)).data);
+      return;
     }
     case 'bindings update': {
       const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
@@ -317,30 +357,51 @@ async function main(): Promise<void> {
         ...(opts['claim-mapping'] ? { claimMapping: json(opts['claim-mapping'], '--claim-mapping') } : {}),
         ...priority(),
       };
-      return print((await api('PATCH', path, body, { 'if-match': current.etag ?? '' })).data);
+      print((await api('PATCH', path, body, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
-    case 'bindings test-login':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/test-login`)).data);
-    case 'bindings preview':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/mapping:preview`, opts.claims ? { claims: json(opts.claims, '--claims') } : {})).data);
+    case 'bindings test-login': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/test-login`)).data);
+      return;
+    }
+    case 'bindings preview': {
+      print(
+        (
+          await api(
+            'POST',
+            `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/mapping:preview`,
+            opts.claims ? { claims: json(opts.claims, '--claims') } : {},
+          )
+        ).data,
+      );
+      return;
+    }
     case 'bindings activate': {
       const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
       const current = await api('GET', path);
-      return print((await api('POST', `${path}/activate`, undefined, { 'if-match': current.etag ?? '' })).data);
+      print((await api('POST', `${path}/activate`, undefined, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
     case 'bindings retire': {
       const path = `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}`;
       const current = await api('GET', path);
-      return print((await api('POST', `${path}/retire`, undefined, { 'if-match': current.etag ?? '' })).data);
+      print((await api('POST', `${path}/retire`, undefined, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
-    case 'bindings rollback':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/rollback`)).data);
-    case 'bindings health':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/health`)).data);
-    case 'clients list':
-      return print((await api('GET', '/clients')).data);
-    case 'clients create':
-      return print(
+    case 'bindings rollback': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/bindings/rollback`)).data);
+      return;
+    }
+    case 'bindings health': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings/${need(a2, 'bindingId')}/health`)).data);
+      return;
+    }
+    case 'clients list': {
+      print((await api('GET', '/clients')).data);
+      return;
+    }
+    case 'clients create': {
+      print(
         (
           await api('POST', '/clients', {
             id: need(opts.id, '--id'),
@@ -353,6 +414,8 @@ async function main(): Promise<void> {
           })
         ).data,
       );
+      return;
+    }
     case 'clients update': {
       const path = `/clients/${need(a1, 'clientId')}`;
       const change = {
@@ -361,15 +424,17 @@ async function main(): Promise<void> {
         ...(opts['post-logout-redirect-uri'] ? { postLogoutRedirectUris: opts['post-logout-redirect-uri'] } : {}),
         ...(opts.scope ? { scopes: opts.scope } : {}),
       };
-      if (Object.keys(change).length === 0) throw new CliError('Nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri or --scope. See --help.');
+      if (Object.keys(change).length === 0)
+        throw new CliError('Nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri or --scope. See --help.');
       const current = await api('GET', path);
-      return print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
+      print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
+      return;
     }
     case 'users create': {
       const tenantId = need(a1, 'tenantId');
       const username = need(a2, 'username');
       const password = await readPassword();
-      return print(
+      print(
         (
           await api('POST', `/tenants/${tenantId}/users`, {
             username,
@@ -381,38 +446,59 @@ async function main(): Promise<void> {
           })
         ).data,
       );
+      return;
     }
     case 'clients disable':
       await api('DELETE', `/clients/${need(a1, 'clientId')}`);
-      return print({ disabled: a1 });
-    case 'scim-tokens create':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim-tokens`, { name: need(a2, 'token name') })).data);
-    case 'scim-tokens list':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim-tokens`)).data);
+      {
+        print({ disabled: a1 });
+        return;
+      }
+    case 'scim-tokens create': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim-tokens`, { name: need(a2, 'token name') })).data);
+      return;
+    }
+    case 'scim-tokens list': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim-tokens`)).data);
+      return;
+    }
     case 'scim-tokens revoke':
       await api('DELETE', `/tenants/${need(a1, 'tenantId')}/scim-tokens/${need(a2, 'tokenId')}`);
-      return print({ revoked: a2 });
-    case 'scim-held list':
-      return print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim/held-operations`)).data);
+      {
+        print({ revoked: a2 });
+        return;
+      }
+    case 'scim-held list': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/scim/held-operations`)).data);
+      return;
+    }
     case 'scim-held release':
-    case 'scim-held discard':
-      return print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim/held-operations/${action}`, {})).data);
+    case 'scim-held discard': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/scim/held-operations/${action}`, {})).data);
+      return;
+    }
     case 'firebase-import': {
       const tenantId = need(a1, 'tenantId');
       const exported = json(readFileSync(need(opts.file, '--file'), 'utf8'), '--file');
       const hashConfig = json(readFileSync(need(opts['hash-config'], '--hash-config'), 'utf8'), '--hash-config');
-      return print((await api('POST', `/tenants/${tenantId}/firebase-import`, { export: exported, hashConfig })).data);
+      print((await api('POST', `/tenants/${tenantId}/firebase-import`, { export: exported, hashConfig })).data);
+      return;
     }
-    case 'keys list':
-      return print((await api('GET', '/signing-keys')).data);
-    case 'keys rotate':
-      return print((await api('POST', '/signing-keys/rotate', opts.delay ? { publishDelaySeconds: Number(opts.delay) } : {})).data);
+    case 'keys list': {
+      print((await api('GET', '/signing-keys')).data);
+      return;
+    }
+    case 'keys rotate': {
+      print((await api('POST', '/signing-keys/rotate', opts.delay ? { publishDelaySeconds: Number(opts.delay) } : {})).data);
+      return;
+    }
     case 'audit': {
       const q = new URLSearchParams();
       if (opts.tenant) q.set('tenantId', opts.tenant);
       if (opts.action) q.set('action', opts.action);
       if (opts.limit) q.set('limit', opts.limit);
-      return print((await api('GET', `/audit-events?${q}`)).data);
+      print((await api('GET', `/audit-events?${q}`)).data);
+      return;
     }
     default:
       throw new CliError(`Unknown command "${positionals.join(' ')}". See --help.`);

@@ -31,7 +31,9 @@ async function main(): Promise<number> {
     await dataSource.initialize();
     await assertUnprivilegedRole(dataSource);
     const applied = await dataSource.runMigrations({ transaction: 'all' });
-    process.stdout.write(applied.length ? `applied ${applied.length} migration(s): ${applied.map((m) => m.name).join(', ')}\n` : 'no pending migrations\n');
+    process.stdout.write(
+      applied.length ? `applied ${applied.length} migration(s): ${applied.map((m) => m.name).join(', ')}\n` : 'no pending migrations\n',
+    );
     return 0;
   } finally {
     if (dataSource.isInitialized) await dataSource.destroy();

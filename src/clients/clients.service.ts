@@ -71,7 +71,11 @@ export function readClientCredentials(authorization: string | undefined, body: R
     const i = decoded.indexOf(':');
     if (i < 0) throw new OAuthError('invalid_client', 'Malformed Basic credentials.');
     try {
-      return { clientId: decodeURIComponent(decoded.slice(0, i).replace(/\+/g, ' ')), clientSecret: decodeURIComponent(decoded.slice(i + 1).replace(/\+/g, ' ')), method: 'basic' };
+      return {
+        clientId: decodeURIComponent(decoded.slice(0, i).replace(/\+/g, ' ')),
+        clientSecret: decodeURIComponent(decoded.slice(i + 1).replace(/\+/g, ' ')),
+        method: 'basic',
+      };
     } catch {
       throw new OAuthError('invalid_client', 'Malformed Basic credentials.');
     }
@@ -97,7 +101,13 @@ function checkRedirectUris(uris: string[]): void {
     } catch {
       throw new ProblemError(400, 'Invalid redirect URI', `"${uri}" is not an absolute URL.`, problemType('invalid-redirect-uri'));
     }
-    if (url.hash) throw new ProblemError(400, 'Invalid redirect URI', 'Redirect URIs must not contain a fragment.', problemType('invalid-redirect-uri'));
+    if (url.hash)
+      throw new ProblemError(
+        400,
+        'Invalid redirect URI',
+        'Redirect URIs must not contain a fragment.',
+        problemType('invalid-redirect-uri'),
+      );
   }
 }
 
@@ -132,11 +142,22 @@ export class ClientsService {
       const [row] = await this.db.query<ClientRow>(
         `INSERT INTO clients (id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
-        [input.id, input.tenantId ?? null, input.name, input.kind, sha256(secret), input.redirectUris ?? [], input.postLogoutRedirectUris ?? [], grantTypes, input.scopes ?? []],
+        [
+          input.id,
+          input.tenantId ?? null,
+          input.name,
+          input.kind,
+          sha256(secret),
+          input.redirectUris ?? [],
+          input.postLogoutRedirectUris ?? [],
+          grantTypes,
+          input.scopes ?? [],
+        ],
       );
       return { client: toClient(row!), secret };
     } catch (err) {
-      if ((err as { code?: string }).code === '23505') throw new ProblemError(409, 'Client exists', `Client "${input.id}" already exists.`, problemType('client-exists'));
+      if ((err as { code?: string }).code === '23505')
+        throw new ProblemError(409, 'Client exists', `Client "${input.id}" already exists.`, problemType('client-exists'));
       throw err;
     }
   }
@@ -148,7 +169,7 @@ export class ClientsService {
   /** Any client, enabled or not (the admin API shows and edits disabled ones too). */
   async get(m: EntityManager, clientId: string, lock = false): Promise<Client | undefined> {
     if (clientId.length > 100) return undefined;
-    const [row] = (await m.query(`SELECT * FROM clients WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [clientId])) as ClientRow[];
+    const [row] = await m.query<ClientRow[]>(`SELECT * FROM clients WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [clientId]);
     return row ? toClient(row) : undefined;
   }
 
@@ -160,17 +181,18 @@ export class ClientsService {
   async update(m: EntityManager, clientId: string, change: ClientChange): Promise<Client> {
     checkRedirectUris([...(change.redirectUris ?? []), ...(change.postLogoutRedirectUris ?? [])]);
     // An UPDATE … RETURNING answers [rows, count] through TypeORM's PostgreSQL driver.
-    const [[row]] = (await m.query(
+    const [[row]] = await m.query<[ClientRow[], number]>(
       `UPDATE clients SET name = COALESCE($2, name), redirect_uris = COALESCE($3, redirect_uris), post_logout_redirect_uris = COALESCE($4, post_logout_redirect_uris),
               scopes = COALESCE($5, scopes), updated_at = now()
         WHERE id = $1 RETURNING *`,
       [clientId, change.name ?? null, change.redirectUris ?? null, change.postLogoutRedirectUris ?? null, change.scopes ?? null],
-    )) as [ClientRow[], number];
+    );
     return toClient(row!);
   }
 
   async disable(clientId: string): Promise<boolean> {
-    const disabled = (await this.db.query(`UPDATE clients SET enabled = false, updated_at = now() WHERE id = $1 RETURNING id`, [clientId])).length > 0;
+    const disabled =
+      (await this.db.query(`UPDATE clients SET enabled = false, updated_at = now() WHERE id = $1 RETURNING id`, [clientId])).length > 0;
     this.db.rowsChanged('clients');
     return disabled;
   }

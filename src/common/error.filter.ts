@@ -1,6 +1,16 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { BearerTokenError, DependencyUnavailableError, DomainError, InvalidCharactersError, OAuthError, ProblemError, RateLimitedError, ScimError, problemType } from './errors.js';
+import {
+  BearerTokenError,
+  DependencyUnavailableError,
+  DomainError,
+  InvalidCharactersError,
+  OAuthError,
+  ProblemError,
+  RateLimitedError,
+  ScimError,
+  problemType,
+} from './errors.js';
 import { HTML_SECURITY_HEADERS, renderErrorPage } from './html.js';
 
 type Family = 'oauth' | 'scim' | 'html' | 'problem';
@@ -56,8 +66,10 @@ function fromMiddleware(err: unknown): ProblemError | undefined {
   const e = err as Error & HttpishError;
   const status = e.status ?? e.statusCode;
   if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
-  if (e.type === 'entity.too.large') return new ProblemError(413, 'Request body too large', 'The request body exceeds the size limit.', problemType('body-too-large'));
-  if (e.type === 'entity.parse.failed') return new ProblemError(400, 'Malformed request body', 'The request body could not be parsed.', problemType('malformed-body'));
+  if (e.type === 'entity.too.large')
+    return new ProblemError(413, 'Request body too large', 'The request body exceeds the size limit.', problemType('body-too-large'));
+  if (e.type === 'entity.parse.failed')
+    return new ProblemError(400, 'Malformed request body', 'The request body could not be parsed.', problemType('malformed-body'));
   if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
     return new ProblemError(415, 'Unsupported encoding', e.message, problemType('unsupported-encoding'));
   return new ProblemError(status, e.expose === false ? 'Bad request' : e.message);
@@ -72,15 +84,32 @@ function fromHttpException(err: HttpException): ProblemError {
   const body = err.getResponse();
   let detail: string | undefined;
   if (typeof body === 'object' && body !== null && 'message' in body) {
-    const m = (body as { message: unknown }).message;
+    const m = body.message;
     detail = Array.isArray(m) ? m.join('; ') : String(m);
   } else if (typeof body === 'string') detail = body;
-  const title = status === 404 ? 'Not found' : status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 400 ? 'Bad request' : err.name;
+  const title =
+    status === 404
+      ? 'Not found'
+      : status === 401
+        ? 'Unauthorized'
+        : status === 403
+          ? 'Forbidden'
+          : status === 400
+            ? 'Bad request'
+            : err.name;
   return new ProblemError(status, title, detail, status === 400 ? problemType('validation') : 'about:blank');
 }
 
 const OAUTH_FOR_STATUS = (status: number): OAuthError['error'] =>
-  status === 429 ? 'slow_down' : status === 503 || status === 502 ? 'temporarily_unavailable' : status >= 500 ? 'server_error' : status === 401 ? 'invalid_client' : 'invalid_request';
+  status === 429
+    ? 'slow_down'
+    : status === 503 || status === 502
+      ? 'temporarily_unavailable'
+      : status >= 500
+        ? 'server_error'
+        : status === 401
+          ? 'invalid_client'
+          : 'invalid_request';
 
 const SCIM_TYPE_FOR_STATUS = (status: number): ScimError['scimType'] => (status === 400 ? 'invalidSyntax' : undefined);
 
@@ -97,10 +126,13 @@ export class DomainErrorFilter implements ExceptionFilter {
     let error: DomainError;
     if (exception instanceof DomainError) error = exception;
     else if (exception instanceof HttpException) error = fromHttpException(exception);
-    else error = fromMiddleware(exception) ?? new ProblemError(500, 'Internal server error', undefined, 'about:blank', {}, { cause: exception });
+    else
+      error =
+        fromMiddleware(exception) ?? new ProblemError(500, 'Internal server error', undefined, 'about:blank', {}, { cause: exception });
 
     // A dependency outage is expected operational weather: one warn line per request, no stack.
-    if (error instanceof DependencyUnavailableError) this.logger.warn({ status: error.status, dependency: error.extensions['dependency'], path: req.path }, error.title);
+    if (error instanceof DependencyUnavailableError)
+      this.logger.warn({ status: error.status, dependency: error.extensions['dependency'], path: req.path }, error.title);
     else if (error.status >= 500) this.logger.error({ err: (error.cause ?? error) as Error, status: error.status }, error.message);
     const retryAfter = (error as { retryAfter?: number }).retryAfter;
     if (retryAfter) res.setHeader('Retry-After', String(retryAfter));
@@ -108,15 +140,26 @@ export class DomainErrorFilter implements ExceptionFilter {
     if (error instanceof BearerTokenError) res.setHeader('WWW-Authenticate', error.challenge);
 
     const family = familyOf(req);
-    if (family === 'oauth') return this.oauth(error, req, res);
-    if (family === 'scim') return this.scim(error, res);
+    if (family === 'oauth') {
+      this.oauth(error, req, res);
+      return;
+    }
+    if (family === 'scim') {
+      this.scim(error, res);
+      return;
+    }
     if (family === 'html' && (BROWSER_OAUTH_ROUTES.has(req.path) || !(req.headers.accept ?? '').includes('application/json'))) {
       res.set(HTML_SECURITY_HEADERS);
       const title = req.path.startsWith('/oauth2/logout') ? 'Sign-out problem' : 'Sign-in problem';
       res
         .status(error.status)
         .type('html')
-        .send(renderErrorPage(error.status, error.expose ? error.message : 'Something went wrong. Please try again.', { title, returnTo: safeReturnLink(error, req) }));
+        .send(
+          renderErrorPage(error.status, error.expose ? error.message : 'Something went wrong. Please try again.', {
+            title,
+            returnTo: safeReturnLink(error, req),
+          }),
+        );
       return;
     }
     this.problem(error, req, res);
@@ -128,12 +171,17 @@ export class DomainErrorFilter implements ExceptionFilter {
         ? error
         : error instanceof BearerTokenError
           ? new OAuthError(error.error ?? 'invalid_token', error.description, { status: error.status })
-        : new OAuthError(OAUTH_FOR_STATUS(error.status), error.expose ? error.message : 'The server could not process the request.', { status: error.status });
+          : new OAuthError(OAUTH_FOR_STATUS(error.status), error.expose ? error.message : 'The server could not process the request.', {
+              status: error.status,
+            });
     if (oauth.status === 401 && oauth.error === 'invalid_client' && req.headers.authorization?.startsWith('Basic ')) {
       res.setHeader('WWW-Authenticate', 'Basic realm="auth-service"');
     }
-    if (oauth.error === 'invalid_token' && !res.getHeader('WWW-Authenticate')) res.setHeader('WWW-Authenticate', `Bearer realm="auth-service", error="invalid_token"`);
-    res.status(oauth.status).json({ error: oauth.error, error_description: error.expose ? oauth.description : 'The server could not process the request.' });
+    if (oauth.error === 'invalid_token' && !res.getHeader('WWW-Authenticate'))
+      res.setHeader('WWW-Authenticate', `Bearer realm="auth-service", error="invalid_token"`);
+    res
+      .status(oauth.status)
+      .json({ error: oauth.error, error_description: error.expose ? oauth.description : 'The server could not process the request.' });
   }
 
   private scim(error: DomainError, res: Response): void {
@@ -163,7 +211,12 @@ export class DomainErrorFilter implements ExceptionFilter {
       error instanceof ProblemError
         ? error
         : error instanceof BearerTokenError
-          ? new ProblemError(error.status, error.status === 401 ? 'Unauthorized' : 'Forbidden', error.description, problemType(error.status === 401 ? 'unauthenticated' : 'forbidden'))
+          ? new ProblemError(
+              error.status,
+              error.status === 401 ? 'Unauthorized' : 'Forbidden',
+              error.description,
+              problemType(error.status === 401 ? 'unauthenticated' : 'forbidden'),
+            )
           : new ProblemError(error.status, error.expose ? error.message : 'Internal server error', undefined);
     const body: Record<string, unknown> = {
       type: p.type,

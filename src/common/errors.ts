@@ -131,10 +131,17 @@ export class DependencyUnavailableError extends ProblemError {
     return true;
   }
   constructor(dependency: string, detail: string, options?: { cause?: unknown; status?: number }) {
-    super(options?.status ?? 503, `${dependency} unavailable`, detail, problemType('dependency-unavailable'), { dependency }, {
-      cause: options?.cause,
-      retryAfter: 5,
-    });
+    super(
+      options?.status ?? 503,
+      `${dependency} unavailable`,
+      detail,
+      problemType('dependency-unavailable'),
+      { dependency },
+      {
+        cause: options?.cause,
+        retryAfter: 5,
+      },
+    );
   }
 }
 

@@ -20,11 +20,15 @@ export function renderErrorPage(status: number, message: string, opts: { title?:
   const next = opts.returnTo
     ? `<p><a href="${escapeHtml(opts.returnTo)}">Return to the application</a> and try again.</p>`
     : '<p>Go back to the application you came from and start again from there.</p>';
-  return page(title, `<h1>${escapeHtml(title)}</h1><p class="error" role="alert">${escapeHtml(message)}</p>${next}<p><small>Error ${status}.</small></p>`);
+  return page(
+    title,
+    `<h1>${escapeHtml(title)}</h1><p class="error" role="alert">${escapeHtml(message)}</p>${next}<p><small>Error ${status}.</small></p>`,
+  );
 }
 
 /** A page that only informs (signed out, and the like). */
-export const renderMessagePage = (title: string, message: string): string => page(title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>`);
+export const renderMessagePage = (title: string, message: string): string =>
+  page(title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>`);
 
 export const HTML_SECURITY_HEADERS: Record<string, string> = {
   'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",

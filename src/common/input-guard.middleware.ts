@@ -19,7 +19,8 @@ import { InvalidCharactersError } from './errors.js';
 
 type Flaw = 'U+0000' | 'invalid UTF-8' | 'an unpaired UTF-16 surrogate';
 
-const hexValue = (b: number): number => (b >= 0x30 && b <= 0x39 ? b - 0x30 : b >= 0x41 && b <= 0x46 ? b - 0x37 : b >= 0x61 && b <= 0x66 ? b - 0x57 : -1);
+const hexValue = (b: number): number =>
+  b >= 0x30 && b <= 0x39 ? b - 0x30 : b >= 0x41 && b <= 0x46 ? b - 0x37 : b >= 0x61 && b <= 0x66 ? b - 0x57 : -1;
 
 /** `%XX` escapes to their bytes; a `%` not followed by two hex digits stays as it is (as the parsers keep it). */
 function percentDecode(bytes: Buffer): Buffer {

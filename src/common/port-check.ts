@@ -40,5 +40,8 @@ export async function assertHttpPortFree(port: number, host: string): Promise<vo
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     throw new Error(`cannot listen on ${host}:${port} (${code}): set PORT (and HOST) to an address this process may use`, { cause: err });
   }
-  if (taken) throw new Error(`PORT ${port} on ${host} is taken (EADDRINUSE): another process listens there (an auth-service already running?). Stop it, or set PORT to a free port.`);
+  if (taken)
+    throw new Error(
+      `PORT ${port} on ${host} is taken (EADDRINUSE): another process listens there (an auth-service already running?). Stop it, or set PORT to a free port.`,
+    );
 }

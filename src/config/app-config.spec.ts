@@ -33,20 +33,37 @@ describe('loadConfig', () => {
   it('refuses production without a stable issuer, a real database and a key-encryption key', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/PUBLIC_URL.*DATABASE_URL.*KEY_ENCRYPTION_KEY/);
     expect(() =>
-      loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'http://auth.example.com', DATABASE_URL: 'postgres://x@db/auth', KEY_ENCRYPTION_KEY: 'a'.repeat(44) }),
+      loadConfig({
+        NODE_ENV: 'production',
+        PUBLIC_URL: 'http://auth.example.com',
+        DATABASE_URL: 'postgres://x@db/auth',
+        KEY_ENCRYPTION_KEY: 'a'.repeat(44),
+      }),
     ).toThrow(/https/);
-    const ok = loadConfig({ NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com/', DATABASE_URL: 'postgres://x@db/auth', KEY_ENCRYPTION_KEY: 'a'.repeat(44) });
+    const ok = loadConfig({
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com/',
+      DATABASE_URL: 'postgres://x@db/auth',
+      KEY_ENCRYPTION_KEY: 'a'.repeat(44),
+    });
     expect(ok.issuer).toBe('https://auth.example.com');
   });
 
   it('makes the operator client at start in development only, and in production only from a given secret (a generated one is never printed there)', () => {
-    const prod = { NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com', DATABASE_URL: 'postgres://x@db/auth', KEY_ENCRYPTION_KEY: 'a'.repeat(44) };
+    const prod = {
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      DATABASE_URL: 'postgres://x@db/auth',
+      KEY_ENCRYPTION_KEY: 'a'.repeat(44),
+    };
     expect(loadConfig({}).bootstrapAdminOnStart).toBe(true);
     expect(loadConfig({ NODE_ENV: 'test' }).bootstrapAdminOnStart).toBe(false);
     expect(loadConfig({ BOOTSTRAP_ADMIN_ON_START: 'false' }).bootstrapAdminOnStart).toBe(false);
     expect(loadConfig(prod).bootstrapAdminOnStart).toBe(false);
     expect(loadConfig({ ...prod, BOOTSTRAP_ADMIN_CLIENT_SECRET: 's'.repeat(32) }).bootstrapAdminOnStart).toBe(true);
-    expect(() => loadConfig({ ...prod, BOOTSTRAP_ADMIN_ON_START: 'true' })).toThrow(/BOOTSTRAP_ADMIN_ON_START needs BOOTSTRAP_ADMIN_CLIENT_SECRET in production/);
+    expect(() => loadConfig({ ...prod, BOOTSTRAP_ADMIN_ON_START: 'true' })).toThrow(
+      /BOOTSTRAP_ADMIN_ON_START needs BOOTSTRAP_ADMIN_CLIENT_SECRET in production/,
+    );
     expect(() => loadConfig({ BOOTSTRAP_ADMIN_CLIENT_SECRET: 'short' })).toThrow(/BOOTSTRAP_ADMIN_CLIENT_SECRET/);
     expect(loadConfig({}).EMBEDDED_POSTGRES_PORT).toBeUndefined();
   });
@@ -58,7 +75,17 @@ describe('secret-bearing variables in configuration errors', () => {
     const looksSecret = configEnvNames().filter((n) => /TOKEN$|SECRET|PASSWORD|_KEY$|_URL$/.test(n));
     expect(looksSecret.filter((n) => !secret.has(n))).toEqual([]);
     expect(secretEnvNames().filter((n) => !configEnvNames().includes(n))).toEqual([]);
-    for (const n of ['METRICS_TOKEN', 'KONG_ADMIN_TOKEN', 'KEY_ENCRYPTION_KEY', 'KEYCLOAK_CLIENT_SECRET', 'KEYCLOAK_ADMIN_CLIENT_SECRET', 'KEYCLOAK_ADMIN_PASSWORD', 'DATABASE_URL', 'REDIS_URL', 'KONG_ADMIN_URL'])
+    for (const n of [
+      'METRICS_TOKEN',
+      'KONG_ADMIN_TOKEN',
+      'KEY_ENCRYPTION_KEY',
+      'KEYCLOAK_CLIENT_SECRET',
+      'KEYCLOAK_ADMIN_CLIENT_SECRET',
+      'KEYCLOAK_ADMIN_PASSWORD',
+      'DATABASE_URL',
+      'REDIS_URL',
+      'KONG_ADMIN_URL',
+    ])
       expect(secret, n).toContain(n);
   });
 
@@ -89,7 +116,9 @@ describe('secret-bearing variables in configuration errors', () => {
       expect(message, name).not.toContain(MARKER);
     }
     // The example of the issue: the error says what is wrong, not what the token is.
-    expect(configErrorOf({ METRICS_TOKEN: 'short' })).toBe('Invalid configuration: METRICS_TOKEN (value withheld: a secret): METRICS_TOKEN must be longer than or equal to 32 characters');
+    expect(configErrorOf({ METRICS_TOKEN: 'short' })).toBe(
+      'Invalid configuration: METRICS_TOKEN (value withheld: a secret): METRICS_TOKEN must be longer than or equal to 32 characters',
+    );
     // Secrets refused by the checks after validation are named, never shown.
     expect(configErrorOf({ KEYCLOAK_CLIENT_SECRET: MARKER })).toMatch(/KEYCLOAK_CLIENT_SECRET set without KEYCLOAK_URL/);
     const keycloak: Array<Record<string, string>> = [
@@ -116,6 +145,8 @@ describe('HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', () => {
 
   it('refuses a value that is not a whole number of seconds from 1 to 3600, naming the variable', () => {
     for (const bad of ['0', '-5', '75s', '1.5', '3601'])
-      expect(configErrorOf({ HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: bad })).toMatch(new RegExp(`^Invalid configuration: HTTP_KEEP_ALIVE_TIMEOUT_SECONDS \\("${bad.replace('.', '\\.')}"\\): `));
+      expect(configErrorOf({ HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: bad })).toMatch(
+        new RegExp(`^Invalid configuration: HTTP_KEEP_ALIVE_TIMEOUT_SECONDS \\("${bad.replace('.', '\\.')}"\\): `),
+      );
   });
 });

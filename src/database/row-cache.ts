@@ -59,7 +59,12 @@ export class RowChangeFeed {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.url, application_name: ROW_CHANGES_APPLICATION, connectionTimeoutMillis: 3_000, keepAlive: true });
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: ROW_CHANGES_APPLICATION,
+      connectionTimeoutMillis: 3_000,
+      keepAlive: true,
+    });
     client.on('notification', (n) => {
       if (n.channel === ROW_CHANGES_CHANNEL && n.payload) this.notify(n.payload);
     });
@@ -87,7 +92,10 @@ export class RowChangeFeed {
   /** A connection that died without a word (a dropped route, a frozen server) is noticed within a period. */
   private heartbeat(client: pg.Client): void {
     const timer = setInterval(() => {
-      if (this.client !== client) return clearInterval(timer);
+      if (this.client !== client) {
+        clearInterval(timer);
+        return;
+      }
       const timeout = setTimeout(() => this.lost(client, new Error('heartbeat timed out')), this.retryMs * 5);
       timeout.unref();
       client.query('SELECT 1').then(

@@ -46,7 +46,12 @@ export interface KongConfigOptions {
 export async function kongCredential(key: PublishedKey): Promise<KongJwtCredential> {
   const publicKey = await importJWK({ kty: key.jwk.kty, n: key.jwk.n, e: key.jwk.e }, 'RS256', { extractable: true });
   if (publicKey instanceof Uint8Array) throw new Error(`signing key ${key.kid} is not an RSA key`);
-  return { key: key.kid, algorithm: 'RS256', rsa_public_key: `${(await exportSPKI(publicKey)).trimEnd()}\n`, tags: [KONG_TAG, `key-${key.status}`] };
+  return {
+    key: key.kid,
+    algorithm: 'RS256',
+    rsa_public_key: `${(await exportSPKI(publicKey)).trimEnd()}\n`,
+    tags: [KONG_TAG, `key-${key.status}`],
+  };
 }
 
 export const kongCredentials = (keys: PublishedKey[]): Promise<KongJwtCredential[]> => Promise.all(keys.map(kongCredential));
@@ -123,7 +128,14 @@ function yamlLines(value: unknown, indent: number): string[] {
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (Array.isArray(v) && v.length === 0) out.push(`${pad}${k}: []`);
     else if (Array.isArray(v) || (v !== null && typeof v === 'object')) out.push(`${pad}${k}:`, ...yamlLines(v, indent + 2));
-    else if (typeof v === 'string' && v.includes('\n')) out.push(`${pad}${k}: |`, ...v.trimEnd().split('\n').map((l) => `${pad}  ${l}`));
+    else if (typeof v === 'string' && v.includes('\n'))
+      out.push(
+        `${pad}${k}: |`,
+        ...v
+          .trimEnd()
+          .split('\n')
+          .map((l) => `${pad}  ${l}`),
+      );
     else out.push(`${pad}${k}: ${scalar(v)}`);
   }
   return out;

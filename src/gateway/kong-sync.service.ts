@@ -88,7 +88,11 @@ export class KongSyncService implements OnApplicationBootstrap, OnApplicationShu
       const published = (await this.keys.published()) as PublishedKey[];
       const credentials = await kongCredentials(published);
       const consumer = encodeURIComponent(this.config.KONG_CONSUMER);
-      await this.call('PUT', `/consumers/${consumer}`, { username: this.config.KONG_CONSUMER, custom_id: this.config.issuer, tags: [KONG_TAG] });
+      await this.call('PUT', `/consumers/${consumer}`, {
+        username: this.config.KONG_CONSUMER,
+        custom_id: this.config.issuer,
+        tags: [KONG_TAG],
+      });
       for (const c of credentials) await this.putCredential(consumer, c);
       const wanted = new Set(credentials.map((c) => c.key));
       const deleted: string[] = [];
@@ -107,7 +111,11 @@ export class KongSyncService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private putCredential(consumer: string, c: KongJwtCredential): Promise<unknown> {
-    return this.call('PUT', `/consumers/${consumer}/jwt/${encodeURIComponent(c.key)}`, { algorithm: c.algorithm, rsa_public_key: c.rsa_public_key, tags: c.tags });
+    return this.call('PUT', `/consumers/${consumer}/jwt/${encodeURIComponent(c.key)}`, {
+      algorithm: c.algorithm,
+      rsa_public_key: c.rsa_public_key,
+      tags: c.tags,
+    });
   }
 
   private async listCredentials(consumer: string): Promise<Array<{ key: string; tags?: string[] | null }>> {

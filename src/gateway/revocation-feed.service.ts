@@ -39,7 +39,8 @@ export function decodeCursor(value: string): Cursor {
 }
 
 /** Orders like PostgreSQL's (xid8, uuid) row comparison (uuid: bytewise, i.e. lower-case hex text order). */
-const compareCursors = (a: Cursor, b: Cursor): number => (a.xid !== b.xid ? (a.xid < b.xid ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const compareCursors = (a: Cursor, b: Cursor): number =>
+  a.xid !== b.xid ? (a.xid < b.xid ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 
 interface Row {
   id: string;
@@ -72,7 +73,7 @@ export class RevocationFeedService {
       await m.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       if (scope.tenantId === undefined) await m.query(`SELECT set_config('app.revocation_reader', 'on', true)`);
       else await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [scope.tenantId]);
-      const [{ xmin }] = (await m.query(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`)) as [{ xmin: string }];
+      const [{ xmin }] = await m.query<[{ xmin: string }]>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
       const rows = await this.rows(m, cursor, xmin, lifetime, limit + 1);
       const page = rows.slice(0, limit);
       const hasMore = rows.length > limit;
@@ -98,13 +99,13 @@ export class RevocationFeedService {
     const select = `SELECT id, tenant_id, revoked_at, revoked_reason, revoked_xid::text AS xid FROM sessions`;
     const recent = `revoked_at > now() - make_interval(secs => $2)`;
     if (!cursor)
-      return (await m.query(
+      return await m.query<Row[]>(
         `${select} WHERE revoked_xid < $1::xid8 AND revoked_at IS NOT NULL AND ${recent} ORDER BY revoked_xid, id LIMIT $3`,
         [xmin, lifetime, take],
-      )) as Row[];
-    return (await m.query(
+      );
+    return await m.query<Row[]>(
       `${select} WHERE (revoked_xid, id) > ($4::xid8, $5::uuid) AND revoked_xid < $1::xid8 AND ${recent} ORDER BY revoked_xid, id LIMIT $3`,
       [xmin, lifetime, take, cursor.xid.toString(), cursor.id],
-    )) as Row[];
+    );
   }
 }

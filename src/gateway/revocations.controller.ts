@@ -40,8 +40,13 @@ export class RevocationsController {
     }
     const client = await this.clients.authenticate(readClientCredentials(authorization, {}));
     if (client.kind !== 'machine' || !client.tenantId || !client.scopes.includes(REVOCATIONS_SCOPE))
-      throw new OAuthError('unauthorized_client', `This client may not read the revocation feed (it needs the "${REVOCATIONS_SCOPE}" scope).`, { status: 403 });
-    if (since !== undefined && (typeof since !== 'string' || since === '')) throw new OAuthError('invalid_request', 'since must appear once.');
+      throw new OAuthError(
+        'unauthorized_client',
+        `This client may not read the revocation feed (it needs the "${REVOCATIONS_SCOPE}" scope).`,
+        { status: 403 },
+      );
+    if (since !== undefined && (typeof since !== 'string' || since === ''))
+      throw new OAuthError('invalid_request', 'since must appear once.');
     let limit = 500;
     if (limitParam !== undefined) {
       if (typeof limitParam !== 'string' || !/^\d{1,4}$/.test(limitParam) || Number(limitParam) < 1 || Number(limitParam) > 1000)

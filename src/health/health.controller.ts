@@ -38,7 +38,12 @@ export class HealthController {
       .setHeader('Cache-Control', 'no-store')
       .json({
         status: ok ? 'ok' : 'unavailable',
-        checks: { database: database ? 'up' : 'down', signing_key: signingKey ? 'active' : 'missing', ...(keycloak ? { keycloak } : {}), ...limits },
+        checks: {
+          database: database ? 'up' : 'down',
+          signing_key: signingKey ? 'active' : 'missing',
+          ...(keycloak ? { keycloak } : {}),
+          ...limits,
+        },
       });
   }
 }

@@ -10,4 +10,10 @@ import { KeycloakProvider } from './keycloak/keycloak.adapter.js';
  * Every IdentityProvider adapter the service ships. Each is a Nest provider; the registry picks
  * one per binding by `kind`. Adding an adapter is one line here plus its own folder.
  */
-export const ADAPTERS: Array<Type<IdentityProvider>> = [NativeProvider, FirebaseLegacyProvider, TenantOidcProvider, TenantSamlProvider, KeycloakProvider];
+export const ADAPTERS: Array<Type<IdentityProvider>> = [
+  NativeProvider,
+  FirebaseLegacyProvider,
+  TenantOidcProvider,
+  TenantSamlProvider,
+  KeycloakProvider,
+];

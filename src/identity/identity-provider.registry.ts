@@ -17,7 +17,12 @@ export class IdentityProviderRegistry {
   get(kind: IdpKind): IdentityProvider {
     const provider = this.byKind.get(kind);
     if (!provider)
-      throw new ProblemError(501, 'Identity provider kind not available', `No adapter is installed for kind "${kind}".`, problemType('adapter-missing'));
+      throw new ProblemError(
+        501,
+        'Identity provider kind not available',
+        `No adapter is installed for kind "${kind}".`,
+        problemType('adapter-missing'),
+      );
     return provider;
   }
 

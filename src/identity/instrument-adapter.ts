@@ -10,7 +10,12 @@ export function classifyFailure(err: unknown): Exclude<LoginOutcome, 'success'> 
 }
 
 type Method = 'beginLogin' | 'completeLogin' | 'exchangeToken' | 'probe';
-const OPERATIONS: Record<Method, string> = { beginLogin: 'begin_login', completeLogin: 'complete_login', exchangeToken: 'exchange_token', probe: 'probe' };
+const OPERATIONS: Record<Method, string> = {
+  beginLogin: 'begin_login',
+  completeLogin: 'complete_login',
+  exchangeToken: 'exchange_token',
+  probe: 'probe',
+};
 
 /**
  * The adapter as the registry hands it out, timing every upstream call (latency and errors per

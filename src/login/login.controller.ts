@@ -13,7 +13,10 @@ import { RateLimiter } from '../rate-limit/rate-limiter.js';
 const CSRF_COOKIE = 'auth_login_csrf';
 
 const stringsOf = (o: unknown): Record<string, string | undefined> =>
-  Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<string, string | undefined>;
+  Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<
+    string,
+    string | undefined
+  >;
 
 /** Browser-facing pages: the hosted (native) login form and upstream IdP callbacks. */
 @ApiExcludeController()
@@ -43,8 +46,15 @@ export class LoginController {
       throw new ProblemError(403, 'Form expired', 'The sign-in form has expired. Reload the page and try again.', problemType('csrf'));
     const ip = req.ip ?? 'unknown';
     const perIp = { bucket: `login:${ip}`, limit: this.config.RATE_LIMIT_LOGIN_PER_MINUTE };
-    const limit = await this.limiter.check([perIp, { bucket: `login-tenant:${txn.tenant.id}`, limit: this.config.RATE_LIMIT_LOGIN_PER_TENANT_PER_MINUTE }]);
-    if (!limit.allowed) throw new RateLimitedError(limit.retryAfter, limit.refusedBy === perIp ? 'sign-in attempts from this network' : 'sign-in attempts for this organisation');
+    const limit = await this.limiter.check([
+      perIp,
+      { bucket: `login-tenant:${txn.tenant.id}`, limit: this.config.RATE_LIMIT_LOGIN_PER_TENANT_PER_MINUTE },
+    ]);
+    if (!limit.allowed)
+      throw new RateLimitedError(
+        limit.retryAfter,
+        limit.refusedBy === perIp ? 'sign-in attempts from this network' : 'sign-in attempts for this organisation',
+      );
     try {
       const redirect = await this.login.complete(txn, { method: 'POST', query: {}, body: form, clientIp: ip });
       res.clearCookie(CSRF_COOKIE, { path: '/login/' });
@@ -72,8 +82,14 @@ export class LoginController {
       .type('html')
       .send(
         ok
-          ? page('Test login succeeded', '<h1>Test login succeeded</h1><p>The identity provider is configured correctly. Ops can now preview the mapped claims and activate the binding.</p>')
-          : page('Test login failed', `<h1>Test login failed</h1><p class="error">The identity provider answered: ${escapeHtml(error ?? 'unknown error')}.</p><p>Check the configuration on both sides and start a new test login.</p>`),
+          ? page(
+              'Test login succeeded',
+              '<h1>Test login succeeded</h1><p>The identity provider is configured correctly. Ops can now preview the mapped claims and activate the binding.</p>',
+            )
+          : page(
+              'Test login failed',
+              `<h1>Test login failed</h1><p class="error">The identity provider answered: ${escapeHtml(error ?? 'unknown error')}.</p><p>Check the configuration on both sides and start a new test login.</p>`,
+            ),
       );
   }
 
@@ -84,18 +100,37 @@ export class LoginController {
   }
 
   @Post('callback/:kind')
-  async callbackPost(@Param('kind') kind: string, @Body() body: unknown, @Query() query: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+  async callbackPost(
+    @Param('kind') kind: string,
+    @Body() body: unknown,
+    @Query() query: unknown,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
     await this.callback(kind, { method: 'POST', query: stringsOf(query), body: stringsOf(body), clientIp: req.ip ?? 'unknown' }, res);
   }
 
   private async callback(kind: string, input: CallbackInput, res: Response): Promise<void> {
     if (!(IDP_KINDS as readonly string[]).includes(kind) || kind === 'native') throw new ProblemError(404, 'Not found');
     const handle = input.query['state'] ?? input.body['RelayState'] ?? input.query['RelayState'];
-    if (!handle) throw new ProblemError(400, 'Sign-in expired', 'The identity provider returned without a sign-in reference. Start again from the application.', problemType('login-expired'));
+    if (!handle)
+      throw new ProblemError(
+        400,
+        'Sign-in expired',
+        'The identity provider returned without a sign-in reference. Start again from the application.',
+        problemType('login-expired'),
+      );
     const txn = await this.login.load(handle);
     if (input.query['error']) {
       const cancelled = input.query['error'] === 'access_denied';
-      res.redirect(302, await this.login.abort(txn, 'access_denied', cancelled ? 'The sign-in was cancelled at the identity provider.' : 'The identity provider refused the sign-in.'));
+      res.redirect(
+        302,
+        await this.login.abort(
+          txn,
+          'access_denied',
+          cancelled ? 'The sign-in was cancelled at the identity provider.' : 'The identity provider refused the sign-in.',
+        ),
+      );
       return;
     }
     try {
@@ -109,7 +144,13 @@ export class LoginController {
   }
 
   private renderForm(res: Response, txn: LoginTransaction, csrf: string, status: number, error?: string, username?: string): void {
-    res.cookie(CSRF_COOKIE, csrf, { httpOnly: true, sameSite: 'lax', secure: this.config.issuer.startsWith('https://'), path: '/login/', maxAge: this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000 });
+    res.cookie(CSRF_COOKIE, csrf, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: this.config.issuer.startsWith('https://'),
+      path: '/login/',
+      maxAge: this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000,
+    });
     res.set(HTML_SECURITY_HEADERS);
     const action = `/login/native/${encodeURIComponent(txn.handle)}`;
     const html = page(

@@ -123,11 +123,13 @@ export class LoginService {
       throw new OAuthError('invalid_request', 'redirect_uri is not registered for this client (exact match required).');
     const fail = (error: string, description: string) => new RedirectableError(p.redirect_uri!, p.state, error, description);
 
-    if (client.kind !== 'bff' || !client.grantTypes.includes('authorization_code')) throw fail('unauthorized_client', 'This client may not use the authorization code flow.');
+    if (client.kind !== 'bff' || !client.grantTypes.includes('authorization_code'))
+      throw fail('unauthorized_client', 'This client may not use the authorization code flow.');
     if (p.response_type !== 'code') throw fail('unsupported_response_type', 'Only response_type=code is supported.');
     if (!p.code_challenge) throw fail('invalid_request', 'PKCE is required: send code_challenge with code_challenge_method=S256.');
     if (p.code_challenge_method !== 'S256') throw fail('invalid_request', 'Only code_challenge_method=S256 is supported.');
-    if (!PKCE_S256_CHALLENGE.test(p.code_challenge)) throw fail('invalid_request', 'code_challenge must be a base64url SHA-256 digest (43 characters).');
+    if (!PKCE_S256_CHALLENGE.test(p.code_challenge))
+      throw fail('invalid_request', 'code_challenge must be a base64url SHA-256 digest (43 characters).');
     const scopes = (p.scope ?? 'openid').split(' ').filter(Boolean);
     const unknown = scopes.filter((s) => !SUPPORTED_SCOPES.has(s));
     if (unknown.length > 0) throw fail('invalid_scope', `Unsupported scope: ${unknown.join(' ')}.`);
@@ -180,30 +182,57 @@ export class LoginService {
   async beginTest(tenant: Tenant, binding: BindingContext): Promise<string> {
     const provider = this.registry.get(binding.kind);
     if (!provider.beginLogin)
-      throw new ProblemError(409, 'No browser login', `A ${binding.kind} binding has no browser login to test.`, problemType('not-testable'));
-    return this.startUpstream(tenant, binding, { purpose: 'test', clientId: null, redirectUri: null, state: null, nonce: null, scope: 'openid', codeChallenge: null });
+      throw new ProblemError(
+        409,
+        'No browser login',
+        `A ${binding.kind} binding has no browser login to test.`,
+        problemType('not-testable'),
+      );
+    return this.startUpstream(tenant, binding, {
+      purpose: 'test',
+      clientId: null,
+      redirectUri: null,
+      state: null,
+      nonce: null,
+      scope: 'openid',
+      codeChallenge: null,
+    });
   }
 
   private async startUpstream(
     tenant: Tenant,
     binding: BindingContext,
-    t: { purpose: 'login' | 'test'; clientId: string | null; redirectUri: string | null; state: string | null; nonce: string | null; scope: string; codeChallenge: string | null; loginHint?: string },
+    t: {
+      purpose: 'login' | 'test';
+      clientId: string | null;
+      redirectUri: string | null;
+      state: string | null;
+      nonce: string | null;
+      scope: string;
+      codeChallenge: string | null;
+      loginHint?: string;
+    },
   ): Promise<string> {
     const provider = this.registry.get(binding.kind);
     const handle = mintOpaqueToken('lt', tenant.id);
     const base = this.config.issuer;
-    const started = await provider
-      .beginLogin!(binding, {
-        transactionHandle: handle.value,
-        callbackUrl: `${base}/login/callback/${binding.kind}`,
-        hostedLoginUrl: `${base}/login/native/${encodeURIComponent(handle.value)}`,
-        loginHint: t.loginHint,
-      })
-      .catch((err: unknown) => {
-        if (err instanceof ProblemError || err instanceof OAuthError) throw err;
-        this.logger.warn({ tenant: tenant.id, binding: binding.id, kind: binding.kind, err: (err as Error)?.message }, 'identity provider unreachable at login start');
-        throw new DependencyUnavailableError('identity provider', `The organisation's identity provider could not be reached. Try again in a moment.`, { cause: err, status: 503 });
-      });
+    const started = await provider.beginLogin!(binding, {
+      transactionHandle: handle.value,
+      callbackUrl: `${base}/login/callback/${binding.kind}`,
+      hostedLoginUrl: `${base}/login/native/${encodeURIComponent(handle.value)}`,
+      loginHint: t.loginHint,
+    }).catch((err: unknown) => {
+      if (err instanceof ProblemError || err instanceof OAuthError) throw err;
+      this.logger.warn(
+        { tenant: tenant.id, binding: binding.id, kind: binding.kind, err: (err as Error)?.message },
+        'identity provider unreachable at login start',
+      );
+      throw new DependencyUnavailableError(
+        'identity provider',
+        `The organisation's identity provider could not be reached. Try again in a moment.`,
+        { cause: err, status: 503 },
+      );
+    });
     await this.db.tenantTx(tenant.id, (m) =>
       m.query(
         `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at)
@@ -230,11 +259,18 @@ export class LoginService {
   /** Loads an open (not expired, not completed) transaction, or throws a user-facing error. */
   async load(handleValue: string): Promise<LoginTransaction> {
     const handle = parseOpaqueToken('lt', handleValue);
-    const expired = new ProblemError(400, 'Sign-in expired', 'This sign-in link is invalid or has expired. Start again from the application.', problemType('login-expired'));
+    const expired = new ProblemError(
+      400,
+      'Sign-in expired',
+      'This sign-in link is invalid or has expired. Start again from the application.',
+      problemType('login-expired'),
+    );
     if (!handle) throw expired;
     const tenant = await this.tenants.findById(handle.tenantId);
     if (!tenant || tenant.status !== 'active') throw expired;
-    const [row] = await this.db.tenantTx(tenant.id, (m) => m.query(`SELECT * FROM login_transactions WHERE id_hash = $1`, [handle.hash]) as Promise<TxnRow[]>);
+    const [row] = await this.db.tenantTx(tenant.id, (m) =>
+      m.query<Promise<TxnRow[]>>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [handle.hash]),
+    );
     if (!row) throw expired;
     if (row.completed_at || row.expires_at.getTime() <= Date.now()) {
       // The transaction names the application's registered redirect URI: its origin is a safe
@@ -262,7 +298,10 @@ export class LoginService {
   async issueCsrf(txn: LoginTransaction): Promise<string> {
     const token = randomToken();
     await this.db.tenantTx(txn.tenant.id, (m) =>
-      m.query(`UPDATE login_transactions SET csrf_hash = $2 WHERE id_hash = $1 AND completed_at IS NULL`, [sha256(txn.handle), sha256(token)]),
+      m.query(`UPDATE login_transactions SET csrf_hash = $2 WHERE id_hash = $1 AND completed_at IS NULL`, [
+        sha256(txn.handle),
+        sha256(token),
+      ]),
     );
     return token;
   }
@@ -273,7 +312,11 @@ export class LoginService {
     // A login finishes only through a binding still in service (the cached active set): retiring or
     // disabling one (a compromised IdP, the end of an overlap) also stops the logins under way through it.
     const binding = (await this.bindings.allActive(txn.tenant)).find((b) => b.id === txn.bindingId);
-    if (!binding) throw new OAuthError('temporarily_unavailable', 'The way this organisation signs in changed during your sign-in. Please start again.');
+    if (!binding)
+      throw new OAuthError(
+        'temporarily_unavailable',
+        'The way this organisation signs in changed during your sign-in. Please start again.',
+      );
     return binding;
   }
 
@@ -289,7 +332,8 @@ export class LoginService {
     try {
       external = await provider.completeLogin(binding, callback, txn.providerState);
     } catch (err) {
-      if (!(err instanceof InvalidCredentialsError)) await this.bindings.recordLoginOutcome(txn.tenant.id, binding.id, false, (err as Error)?.message);
+      if (!(err instanceof InvalidCredentialsError))
+        await this.bindings.recordLoginOutcome(txn.tenant.id, binding.id, false, (err as Error)?.message);
       throw err;
     }
     const normalised = normaliseIdentity(binding.claimMapping, external);
@@ -298,17 +342,33 @@ export class LoginService {
     await this.db.tenantTx(txn.tenant.id, async (m) => {
       await this.claim(m, txn);
       const user = await this.users.resolveLogin(m, binding, external, normalised);
-      const [session] = (await m.query(
+      const [session] = await m.query<Array<{ id: string }>>(
         `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
         [txn.tenant.id, user.id, txn.clientId, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
-      )) as Array<{ id: string }>;
+      );
       await this.upstreamLogout.keep(m, session!.id, external.upstreamSession);
       await m.query(
         `INSERT INTO authorization_codes (code_hash, tenant_id, session_id, client_id, redirect_uri, code_challenge, scope, nonce, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [code.hash, txn.tenant.id, session!.id, txn.clientId, txn.redirectUri, txn.codeChallenge, txn.scope, txn.nonce, new Date(Date.now() + this.config.AUTHORIZATION_CODE_TTL_SECONDS * 1000)],
+        [
+          code.hash,
+          txn.tenant.id,
+          session!.id,
+          txn.clientId,
+          txn.redirectUri,
+          txn.codeChallenge,
+          txn.scope,
+          txn.nonce,
+          new Date(Date.now() + this.config.AUTHORIZATION_CODE_TTL_SECONDS * 1000),
+        ],
       );
-      await this.audit.record(m, { tenantId: txn.tenant.id, actor: `user:${user.id}`, action: 'login.succeeded', target: user.id, data: { idp: binding.kind, binding: binding.id } });
+      await this.audit.record(m, {
+        tenantId: txn.tenant.id,
+        actor: `user:${user.id}`,
+        action: 'login.succeeded',
+        target: user.id,
+        data: { idp: binding.kind, binding: binding.id },
+      });
     });
     this.logger.log({ tenant: txn.tenant.id, idp: binding.kind }, 'login succeeded');
     await this.bindings.recordLoginOutcome(txn.tenant.id, binding.id, true);
@@ -317,31 +377,58 @@ export class LoginService {
 
   /** Single use, across replicas: the row is claimed by whoever updates it first. */
   private async claim(m: EntityManager, txn: LoginTransaction): Promise<void> {
-    const claimed = (await m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`, [
-      sha256(txn.handle),
-    ])) as [unknown[], number];
-    if (claimed[1] === 0) throw new ProblemError(400, 'Sign-in expired', 'This sign-in was already completed or has expired.', problemType('login-expired'));
+    const claimed = await m.query<[unknown[], number]>(
+      `UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`,
+      [sha256(txn.handle)],
+    );
+    if (claimed[1] === 0)
+      throw new ProblemError(400, 'Sign-in expired', 'This sign-in was already completed or has expired.', problemType('login-expired'));
   }
 
   /**
    * A test login proves the binding works end to end. What the upstream said is kept (encrypted)
    * for the mapping preview; no user, session or token is created.
    */
-  private async completeTest(txn: LoginTransaction, binding: BindingContext, external: ExternalIdentity, normalised: NormalisedIdentity): Promise<string> {
+  private async completeTest(
+    txn: LoginTransaction,
+    binding: BindingContext,
+    external: ExternalIdentity,
+    normalised: NormalisedIdentity,
+  ): Promise<string> {
     await this.db.tenantTx(txn.tenant.id, async (m) => {
       await this.claim(m, txn);
-      const captured = this.bindings.sealSecrets(binding.id, { issuer: external.issuer, subject: external.subject, claims: external.claims });
-      await m.query(`UPDATE tenant_identity_providers SET test_login_at = now(), test_identity = $2, last_login_succeeded_at = now() WHERE id = $1`, [binding.id, captured]);
-      await this.audit.record(m, { tenantId: txn.tenant.id, actor: 'system', action: 'binding.test_login_succeeded', target: binding.id, data: { kind: binding.kind, roles: normalised.roles } });
+      const captured = this.bindings.sealSecrets(binding.id, {
+        issuer: external.issuer,
+        subject: external.subject,
+        claims: external.claims,
+      });
+      await m.query(
+        `UPDATE tenant_identity_providers SET test_login_at = now(), test_identity = $2, last_login_succeeded_at = now() WHERE id = $1`,
+        [binding.id, captured],
+      );
+      await this.audit.record(m, {
+        tenantId: txn.tenant.id,
+        actor: 'system',
+        action: 'binding.test_login_succeeded',
+        target: binding.id,
+        data: { kind: binding.kind, roles: normalised.roles },
+      });
     });
     return `${this.config.issuer}/login/test-complete?outcome=success`;
   }
 
   /** Ends a transaction with an OAuth error sent back to the client (upstream failure, user cancelled). */
   async abort(txn: LoginTransaction, error: string, description: string): Promise<string> {
-    await this.db.tenantTx(txn.tenant.id, (m) => m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1`, [sha256(txn.handle)]));
+    await this.db.tenantTx(txn.tenant.id, (m) =>
+      m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1`, [sha256(txn.handle)]),
+    );
     await this.bindings.recordLoginOutcome(txn.tenant.id, txn.bindingId, false, `${error}: ${description}`);
     if (txn.purpose === 'test') return `${this.config.issuer}/login/test-complete?outcome=failed&error=${encodeURIComponent(error)}`;
-    return redirectWith(txn.redirectUri!, { error, error_description: description, state: txn.state ?? undefined, iss: this.config.issuer });
+    return redirectWith(txn.redirectUri!, {
+      error,
+      error_description: description,
+      state: txn.state ?? undefined,
+      iss: this.config.issuer,
+    });
   }
 }

@@ -13,9 +13,13 @@ import { SamlResponseRejectedError } from '../identity/saml/saml-errors.js';
 import { TenantSamlProvider } from '../identity/saml/tenant-saml.adapter.js';
 
 const stringsOf = (o: unknown): Record<string, string | undefined> =>
-  Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<string, string | undefined>;
+  Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<
+    string,
+    string | undefined
+  >;
 
-const notFound = () => new ProblemError(404, 'Not found', 'No SAML sign-in is set up for this organisation.', problemType('saml-not-configured'));
+const notFound = () =>
+  new ProblemError(404, 'Not found', 'No SAML sign-in is set up for this organisation.', problemType('saml-not-configured'));
 
 /**
  * Per-tenant SAML service provider endpoints. The entityID (`/saml/<slug>`) and the ACS
@@ -43,7 +47,11 @@ export class SamlController {
     if (!tenant) throw notFound();
     const binding = await this.samlBinding(tenant, true);
     if (!binding) throw notFound();
-    res.status(200).type('application/samlmetadata+xml').setHeader('Cache-Control', 'public, max-age=300').send(this.saml.spMetadata(binding));
+    res
+      .status(200)
+      .type('application/samlmetadata+xml')
+      .setHeader('Cache-Control', 'public, max-age=300')
+      .send(this.saml.spMetadata(binding));
   }
 
   /**
@@ -56,24 +64,43 @@ export class SamlController {
     const form = stringsOf(body);
     const samlResponse = form['SAMLResponse'];
     const relayState = form['RelayState'];
-    if (!samlResponse) throw new ProblemError(400, 'Missing SAML response', 'The identity provider did not post a SAMLResponse.', problemType('saml-response-missing'));
+    if (!samlResponse)
+      throw new ProblemError(
+        400,
+        'Missing SAML response',
+        'The identity provider did not post a SAMLResponse.',
+        problemType('saml-response-missing'),
+      );
     const tenant = await this.tenants.findActiveBySlug(slug);
     if (!tenant) throw notFound();
 
     if (relayState && parseOpaqueToken('lt', relayState)) {
       const txn = await this.login.load(relayState);
       if (txn.tenant.id !== tenant.id)
-        throw new ProblemError(400, 'Sign-in refused', 'This response belongs to another organisation. Start again from the application.', problemType('saml-response-rejected'));
+        throw new ProblemError(
+          400,
+          'Sign-in refused',
+          'This response belongs to another organisation. Start again from the application.',
+          problemType('saml-response-rejected'),
+        );
       const binding = await this.login.binding(txn);
-      if (binding.kind !== 'saml') throw new ProblemError(400, 'Sign-in refused', 'This sign-in does not use SAML.', problemType('saml-response-rejected'));
+      if (binding.kind !== 'saml')
+        throw new ProblemError(400, 'Sign-in refused', 'This sign-in does not use SAML.', problemType('saml-response-rejected'));
       try {
-        const redirect = await this.login.complete(txn, { method: 'POST', query: {}, body: { SAMLResponse: samlResponse, RelayState: relayState }, clientIp: req.ip ?? 'unknown' });
+        const redirect = await this.login.complete(txn, {
+          method: 'POST',
+          query: {},
+          body: { SAMLResponse: samlResponse, RelayState: relayState },
+          clientIp: req.ip ?? 'unknown',
+        });
         res.redirect(303, redirect);
       } catch (err) {
         if (!(err instanceof SamlResponseRejectedError)) throw err;
         await this.recordRejection(tenant, binding, err, req);
         const description =
-          err.reason === 'idp_status' ? 'The identity provider refused the sign-in.' : "The organisation's identity provider sent a response that could not be accepted.";
+          err.reason === 'idp_status'
+            ? 'The identity provider refused the sign-in.'
+            : "The organisation's identity provider sent a response that could not be accepted.";
         res.redirect(303, await this.login.abort(txn, 'access_denied', description));
       }
       return;
@@ -84,7 +111,13 @@ export class SamlController {
     try {
       const { redirectUrl } = await this.saml.acceptIdpInitiated(binding, samlResponse);
       await this.db.tenantTx(tenant.id, (m) =>
-        this.audit.record(m, { tenantId: tenant.id, actor: 'idp:saml', action: 'saml.idp_initiated_accepted', target: binding.id, requestId: requestIdOf(req) }),
+        this.audit.record(m, {
+          tenantId: tenant.id,
+          actor: 'idp:saml',
+          action: 'saml.idp_initiated_accepted',
+          target: binding.id,
+          requestId: requestIdOf(req),
+        }),
       );
       // RelayState of an unsolicited response is never used as a redirect target (open redirect).
       res.redirect(303, redirectUrl);
@@ -96,11 +129,11 @@ export class SamlController {
 
   private async samlBinding(tenant: Tenant, includeDraft: boolean): Promise<BindingContext | undefined> {
     return this.db.tenantTx(tenant.id, async (m) => {
-      const [row] = (await m.query(
+      const [row] = await m.query<Array<{ id: string }>>(
         `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'saml' AND enabled AND status = ANY($2::text[])
          ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
         [tenant.id, includeDraft ? ['active', 'draft'] : ['active']],
-      )) as Array<{ id: string }>;
+      );
       return row ? this.bindings.get(tenant, row.id, m) : undefined;
     });
   }

@@ -35,7 +35,10 @@ export class UpstreamLogoutService {
   /** Stores an adapter's upstream session data with a new platform session (inside the login's transaction). */
   async keep(m: EntityManager, sessionId: string, upstreamSession: Record<string, unknown> | undefined): Promise<void> {
     if (!upstreamSession) return;
-    await m.query(`UPDATE sessions SET upstream_state = $2 WHERE id = $1`, [sessionId, this.box.sealJson(upstreamSession, upstreamStateContext(sessionId))]);
+    await m.query(`UPDATE sessions SET upstream_state = $2 WHERE id = $1`, [
+      sessionId,
+      this.box.sealJson(upstreamSession, upstreamStateContext(sessionId)),
+    ]);
   }
 
   /**
@@ -47,9 +50,17 @@ export class UpstreamLogoutService {
       const tenant = await this.tenants.findById(tenantId);
       if (!tenant) return undefined;
       const found = await this.db.tenantTx(tenant.id, async (m) => {
-        const [s] = (await m.query(`SELECT binding_id, upstream_state FROM sessions WHERE id = $1`, [sessionId])) as Array<{ binding_id: string | null; upstream_state: Buffer | null }>;
+        const [s] = await m.query<
+          Array<{
+            binding_id: string | null;
+            upstream_state: Buffer | null;
+          }>
+        >(`SELECT binding_id, upstream_state FROM sessions WHERE id = $1`, [sessionId]);
         if (!s?.binding_id || !s.upstream_state) return undefined;
-        return { binding: await this.bindings.get(tenant, s.binding_id, m), upstream: this.box.openJson<Record<string, unknown>>(s.upstream_state, upstreamStateContext(sessionId)) };
+        return {
+          binding: await this.bindings.get(tenant, s.binding_id, m),
+          upstream: this.box.openJson<Record<string, unknown>>(s.upstream_state, upstreamStateContext(sessionId)),
+        };
       });
       if (!found) return undefined;
       const adapter = this.registry.get(found.binding.kind);

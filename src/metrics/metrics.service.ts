@@ -59,7 +59,8 @@ export function scimOperation(method: string, path: string): { resource: string;
   return { resource, operation };
 }
 
-const statusOutcome = (status: number): string => (status === 429 ? 'rate_limited' : status >= 500 ? 'error' : status >= 400 ? 'client_error' : 'ok');
+const statusOutcome = (status: number): string =>
+  status === 429 ? 'rate_limited' : status >= 500 ? 'error' : status >= 400 ? 'client_error' : 'ok';
 
 /**
  * Prometheus metrics (prom-client), one registry per service instance. Every label has a fixed set

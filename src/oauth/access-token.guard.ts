@@ -23,10 +23,11 @@ class AuthorizationHeaderBearer extends passport.Strategy {
     try {
       token = bearerTokenOf(req.headers.authorization);
     } catch (err) {
-      return this.error(err as Error);
+      this.error(err);
+      return;
     }
     this.verifyToken(token, (err, user) => {
-      if (err) this.error(err as Error);
+      if (err) this.error(err);
       else if (user) this.success(user);
       else this.error(new BearerTokenError('invalid_token', 'The access token is invalid or expired.'));
     });
@@ -55,11 +56,16 @@ export function authenticate(strategy: AccessTokenStrategy, req: Request, res: R
     // Passport augments the strategy it is given with this request's success/fail/error callbacks.
     // Given an instance it does so on the instance itself (only registry look-ups get a fresh
     // Object.create), so concurrent requests would answer each other: one per-request object each.
-    passport.authenticate(Object.create(strategy) as passport.Strategy, { session: false }, (err: unknown, principal: AuthenticatedToken | false) => {
-      if (err) reject(err);
-      else if (!principal) reject(new BearerTokenError(undefined, 'A Bearer platform access token is required in the Authorization header.'));
-      else resolve(principal);
-    })(req, res, (err?: unknown) => reject(err ?? new Error('passport called next')));
+    passport.authenticate(
+      Object.create(strategy) as passport.Strategy,
+      { session: false },
+      (err: unknown, principal: AuthenticatedToken | false) => {
+        if (err) reject(err);
+        else if (!principal)
+          reject(new BearerTokenError(undefined, 'A Bearer platform access token is required in the Authorization header.'));
+        else resolve(principal);
+      },
+    )(req, res, (err?: unknown) => reject(err ?? new Error('passport called next')));
   });
 }
 

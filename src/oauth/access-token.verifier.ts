@@ -47,7 +47,10 @@ export class AccessTokenVerifier {
 
   async verify(token: string): Promise<AuthenticatedToken> {
     const claims = await this.issuer.verifyAccessToken(token);
-    const ended = (why: string) => new BearerTokenError('invalid_token', 'The access token is no longer valid: its session, user, organisation or client has ended.', { cause: new Error(why) });
+    const ended = (why: string) =>
+      new BearerTokenError('invalid_token', 'The access token is no longer valid: its session, user, organisation or client has ended.', {
+        cause: new Error(why),
+      });
     const [tenant, client] = await Promise.all([this.tenants.findById(claims.tid), this.clients.find(claims.client_id)]);
     if (!tenant || tenant.status !== 'active') throw ended('tenant is not active');
     if (!client) throw ended('client is unknown or disabled');

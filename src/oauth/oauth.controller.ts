@@ -19,8 +19,10 @@ const FORM = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 
 function singleValued(body: unknown, contentType: string | undefined): Record<string, unknown> {
   if (!FORM.test(contentType ?? '')) throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded.');
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded.');
-  for (const [k, v] of Object.entries(body)) if (typeof v !== 'string') throw new OAuthError('invalid_request', `Parameter "${k}" must appear once.`);
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded.');
+  for (const [k, v] of Object.entries(body))
+    if (typeof v !== 'string') throw new OAuthError('invalid_request', `Parameter "${k}" must appear once.`);
   return body as Record<string, unknown>;
 }
 
@@ -46,7 +48,8 @@ export class OAuthController {
    */
   private async limitToken(bucket: string, limit: number, what: string): Promise<void> {
     const r = await this.limiter.hit(bucket, limit);
-    if (!r.allowed) throw new OAuthError('slow_down', `Too many token requests ${what}; retry after ${r.retryAfter} s.`, { retryAfter: r.retryAfter });
+    if (!r.allowed)
+      throw new OAuthError('slow_down', `Too many token requests ${what}; retry after ${r.retryAfter} s.`, { retryAfter: r.retryAfter });
   }
 
   @Get('authorize')
@@ -55,7 +58,10 @@ export class OAuthController {
       res.redirect(302, await this.login.begin(query, req.ip ?? 'unknown'));
     } catch (err) {
       if (!(err instanceof RedirectableError)) throw err;
-      res.redirect(302, redirectWith(err.redirectUri, { error: err.error, error_description: err.description, state: err.state, iss: this.config.issuer }));
+      res.redirect(
+        302,
+        redirectWith(err.redirectUri, { error: err.error, error_description: err.description, state: err.state, iss: this.config.issuer }),
+      );
     }
   }
 
@@ -76,7 +82,8 @@ export class OAuthController {
     const body = singleValued(rawBody, contentType);
     const grant = body['grant_type'];
     if (typeof grant !== 'string') throw new OAuthError('invalid_request', 'grant_type is required.');
-    if (!(GRANTS as readonly string[]).includes(grant)) throw new OAuthError('unsupported_grant_type', `Unsupported grant_type "${grant}".`);
+    if (!(GRANTS as readonly string[]).includes(grant))
+      throw new OAuthError('unsupported_grant_type', `Unsupported grant_type "${grant}".`);
     const client = await this.clients.authenticate(readClientCredentials(authorization, body));
     await this.limitToken(`token-client:${client.id}`, this.config.RATE_LIMIT_TOKEN_PER_MINUTE, 'for this client');
     switch (grant as (typeof GRANTS)[number]) {
@@ -109,7 +116,8 @@ export class OAuthController {
   userinfo(@Req() req: Request): Record<string, unknown> {
     const { claims, user } = accessTokenOf(req);
     // A machine token has no user to describe (OIDC Core §5.3 is about the end-user).
-    if (!user) throw new BearerTokenError('invalid_token', 'This access token was issued to a machine client; userinfo describes users only.');
+    if (!user)
+      throw new BearerTokenError('invalid_token', 'This access token was issued to a machine client; userinfo describes users only.');
     return {
       sub: user.id,
       tid: claims.tid,
@@ -145,7 +153,8 @@ export class OAuthController {
     }
     const params = { ...(req.query as Record<string, unknown>), ...((req.body as Record<string, unknown> | undefined) ?? {}) };
     for (const k of ['id_token_hint', 'post_logout_redirect_uri', 'client_id', 'state'])
-      if (params[k] !== undefined && typeof params[k] !== 'string') throw new OAuthError('invalid_request', `Parameter "${k}" must appear once.`);
+      if (params[k] !== undefined && typeof params[k] !== 'string')
+        throw new OAuthError('invalid_request', `Parameter "${k}" must appear once.`);
     const hint = params['id_token_hint'] as string | undefined;
     const target = params['post_logout_redirect_uri'] as string | undefined;
     let clientId = params['client_id'] as string | undefined;
@@ -159,15 +168,22 @@ export class OAuthController {
     let returnTo: string | undefined;
     if (target !== undefined) {
       const client = await this.clients.find(clientId);
-      if (!client || !client.postLogoutRedirectUris.includes(target)) throw new OAuthError('invalid_request', 'post_logout_redirect_uri is not registered for this client.');
+      if (!client || !client.postLogoutRedirectUris.includes(target))
+        throw new OAuthError('invalid_request', 'post_logout_redirect_uri is not registered for this client.');
       returnTo = redirectWith(target, { state: params['state'] as string | undefined });
     }
     // Only now, with the request known to be valid, does anything change.
     if (session) await this.tokens.endSession(session.tid, session.sid, 'logout');
     // The upstream IdP's session (Keycloak) ends too: the browser goes there, then back to returnTo.
     const upstream = session ? await this.upstreamLogout.logoutUrl(session.tid, session.sid, returnTo) : undefined;
-    if (upstream) return res.redirect(302, upstream);
-    if (returnTo) return res.redirect(302, returnTo);
+    if (upstream) {
+      res.redirect(302, upstream);
+      return;
+    }
+    if (returnTo) {
+      res.redirect(302, returnTo);
+      return;
+    }
     res.set(HTML_SECURITY_HEADERS);
     res.status(200).type('html').send(renderMessagePage('Signed out', 'You are signed out. You can close this window.'));
   }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { Database, statementsOf, type Statements } from '../database/database.js';
+import { Database, statementsOf, type Tx } from '../database/database.js';
 import { mintOpaqueToken, parseOpaqueToken, successorOpaqueToken, type OpaqueToken } from '../crypto/opaque-token.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { OAuthError } from '../common/errors.js';
@@ -51,7 +51,8 @@ const refuse = <T>(description: string): Outcome<T> => ({ ok: false, error: new 
  * or not.
  */
 export function assertClientTenant(client: Client, tenantId: string): void {
-  if (client.tenantId !== null && client.tenantId !== tenantId) throw new OAuthError('invalid_grant', 'This client is bound to another organisation.');
+  if (client.tenantId !== null && client.tenantId !== tenantId)
+    throw new OAuthError('invalid_grant', 'This client is bound to another organisation.');
 }
 
 /**
@@ -84,17 +85,21 @@ export class TokenService {
    * active bindings are tried by priority for one whose adapter accepts the token type.
    */
   async tokenExchange(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
-    if (!client.grantTypes.includes(TOKEN_EXCHANGE_GRANT)) throw new OAuthError('unauthorized_client', 'This client may not use token exchange.');
+    if (!client.grantTypes.includes(TOKEN_EXCHANGE_GRANT))
+      throw new OAuthError('unauthorized_client', 'This client may not use token exchange.');
     const token = body['subject_token'];
     const tokenType = body['subject_token_type'];
-    if (typeof token !== 'string' || token.length === 0 || token.length > 16_384) throw new OAuthError('invalid_request', 'subject_token is required.');
+    if (typeof token !== 'string' || token.length === 0 || token.length > 16_384)
+      throw new OAuthError('invalid_request', 'subject_token is required.');
     if (typeof tokenType !== 'string') throw new OAuthError('invalid_request', 'subject_token_type is required.');
     const requestedType = body['requested_token_type'];
-    if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) throw new OAuthError('invalid_request', 'Only access tokens can be requested.');
+    if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE)
+      throw new OAuthError('invalid_request', 'Only access tokens can be requested.');
     if (typeof body['org'] !== 'string') throw new OAuthError('invalid_request', 'org (the organisation slug) is required.');
     const tenant = await this.tenants.findActiveBySlug(body['org'].trim().toLowerCase());
     // One answer for an unknown organisation and another tenant's: a bound client learns nothing.
-    if (!tenant || (client.tenantId !== null && client.tenantId !== tenant.id)) throw new OAuthError('invalid_grant', 'The token cannot be exchanged for this organisation.');
+    if (!tenant || (client.tenantId !== null && client.tenantId !== tenant.id))
+      throw new OAuthError('invalid_grant', 'The token cannot be exchanged for this organisation.');
     const candidates = (await this.bindings.allActive(tenant)).filter((b) => {
       const adapter = this.registry.get(b.kind);
       return adapter.capabilities.tokenExchange && adapter.exchangeToken && (adapter.exchangeTokenTypes ?? []).includes(tokenType);
@@ -109,17 +114,26 @@ export class TokenService {
       throw new OAuthError('invalid_grant', 'The subject token was rejected.', { cause: err });
     }
     const normalised = normaliseIdentity(binding.claimMapping, external);
-    if (external.machineClientId) return this.machineExchange(client, tenant, binding, external.machineClientId, external, normalised.roles, body);
+    if (external.machineClientId)
+      return this.machineExchange(client, tenant, binding, external.machineClientId, external, normalised.roles, body);
     const scope = typeof body['scope'] === 'string' && body['scope'].trim() ? body['scope'].trim() : 'openid';
     const outcome = await this.db.tenantTx(tenant.id, async (m) => {
       const user = await this.users.resolveLogin(m, binding, external, normalised);
-      const [session] = (await m.query(
+      const [session] = await m.query<Array<{ id: string }>>(
         `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
         [tenant.id, user.id, client.id, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
-      )) as Array<{ id: string }>;
-      await this.audit.record(m, { tenantId: tenant.id, actor: `client:${client.id}`, action: 'token.exchanged', target: user.id, data: { idp: binding.kind, binding: binding.id } });
+      );
+      await this.audit.record(m, {
+        tenantId: tenant.id,
+        actor: `client:${client.id}`,
+        action: 'token.exchanged',
+        target: user.id,
+        data: { idp: binding.kind, binding: binding.id },
+      });
       const subject = await this.subjectFor(m, tenant, session!.id, client.id, scope);
-      const refresh = client.grantTypes.includes('refresh_token') ? await this.insertRefreshToken(m, tenant.id, session!.id, scope) : undefined;
+      const refresh = client.grantTypes.includes('refresh_token')
+        ? await this.insertRefreshToken(m, tenant.id, session!.id, scope)
+        : undefined;
       return { subject: subject!, refresh };
     });
     const response = await this.respond(outcome.subject, outcome.refresh, undefined, false);
@@ -146,7 +160,13 @@ export class TokenService {
     if (denied.length) throw new OAuthError('invalid_scope', `Scope not allowed for this client: ${denied.join(' ')}.`);
     const subject = `client:${machineClientId}`;
     await this.db.tenantStatements(tenant.id, (q) =>
-      this.audit.record(q, { tenantId: tenant.id, actor: `client:${client.id}`, action: 'token.exchanged', target: subject, data: { idp: binding.kind, binding: binding.id, machine: true } }),
+      this.audit.record(q, {
+        tenantId: tenant.id,
+        actor: `client:${client.id}`,
+        action: 'token.exchanged',
+        target: subject,
+        data: { idp: binding.kind, binding: binding.id, machine: true },
+      }),
     );
     const access = await this.issuer.issueAccessToken({
       tenantId: tenant.id,
@@ -159,11 +179,18 @@ export class TokenService {
       idpSub: external.subject,
       authTime: external.authTime ?? new Date(),
     });
-    return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: requested.join(' '), issued_token_type: ACCESS_TOKEN_TYPE };
+    return {
+      access_token: access.token,
+      token_type: 'Bearer',
+      expires_in: access.expiresIn,
+      scope: requested.join(' '),
+      issued_token_type: ACCESS_TOKEN_TYPE,
+    };
   }
 
   async authorizationCode(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
-    if (!client.grantTypes.includes('authorization_code')) throw new OAuthError('unauthorized_client', 'This client may not use the authorization_code grant.');
+    if (!client.grantTypes.includes('authorization_code'))
+      throw new OAuthError('unauthorized_client', 'This client may not use the authorization_code grant.');
     const code = parseOpaqueToken('ac', body['code']);
     if (!code) throw new OAuthError('invalid_grant', 'The authorization code is invalid, expired or already used.');
     if (typeof body['redirect_uri'] !== 'string') throw new OAuthError('invalid_request', 'redirect_uri is required.');
@@ -171,39 +198,48 @@ export class TokenService {
     assertClientTenant(client, code.tenantId);
     const tenant = await this.activeTenant(code.tenantId);
 
-    const outcome = await this.db.tenantTx(tenant.id, async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
-      const [row] = (await m.query(`SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE`, [code.hash])) as Array<{
-        session_id: string;
-        client_id: string;
-        redirect_uri: string;
-        code_challenge: string;
-        scope: string;
-        nonce: string | null;
-        expires_at: Date;
-        consumed_at: Date | null;
-      }>;
-      if (!row) return refuse('The authorization code is invalid, expired or already used.');
-      if (row.consumed_at) {
-        // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
-        await this.revokeSession(statementsOf(m), tenant.id, row.session_id, 'authorization_code_replayed');
-        return refuse('The authorization code is invalid, expired or already used.');
-      }
-      await m.query(`UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1`, [code.hash]);
-      if (row.expires_at.getTime() <= Date.now()) return refuse('The authorization code is invalid, expired or already used.');
-      if (row.client_id !== client.id) return refuse('The authorization code was issued to another client.');
-      if (row.redirect_uri !== body['redirect_uri']) return refuse('redirect_uri does not match the authorization request.');
-      if (!pkceMatches(body['code_verifier'], row.code_challenge)) return refuse('PKCE verification failed: code_verifier does not match code_challenge.');
-      const subject = await this.subjectFor(m, tenant, row.session_id, client.id, row.scope);
-      if (!subject) return refuse('The session has ended.');
-      const refresh = client.grantTypes.includes('refresh_token') ? await this.insertRefreshToken(m, tenant.id, row.session_id, row.scope) : undefined;
-      return { ok: true, value: { subject, nonce: row.nonce, refresh } };
-    });
+    const outcome = await this.db.tenantTx(
+      tenant.id,
+      async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
+        const [row] = await m.query<
+          Array<{
+            session_id: string;
+            client_id: string;
+            redirect_uri: string;
+            code_challenge: string;
+            scope: string;
+            nonce: string | null;
+            expires_at: Date;
+            consumed_at: Date | null;
+          }>
+        >(`SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE`, [code.hash]);
+        if (!row) return refuse('The authorization code is invalid, expired or already used.');
+        if (row.consumed_at) {
+          // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
+          await this.revokeSession(statementsOf(m), tenant.id, row.session_id, 'authorization_code_replayed');
+          return refuse('The authorization code is invalid, expired or already used.');
+        }
+        await m.query(`UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1`, [code.hash]);
+        if (row.expires_at.getTime() <= Date.now()) return refuse('The authorization code is invalid, expired or already used.');
+        if (row.client_id !== client.id) return refuse('The authorization code was issued to another client.');
+        if (row.redirect_uri !== body['redirect_uri']) return refuse('redirect_uri does not match the authorization request.');
+        if (!pkceMatches(body['code_verifier'], row.code_challenge))
+          return refuse('PKCE verification failed: code_verifier does not match code_challenge.');
+        const subject = await this.subjectFor(m, tenant, row.session_id, client.id, row.scope);
+        if (!subject) return refuse('The session has ended.');
+        const refresh = client.grantTypes.includes('refresh_token')
+          ? await this.insertRefreshToken(m, tenant.id, row.session_id, row.scope)
+          : undefined;
+        return { ok: true, value: { subject, nonce: row.nonce, refresh } };
+      },
+    );
     if (!outcome.ok) throw outcome.error;
     return this.respond(outcome.value.subject, outcome.value.refresh, outcome.value.nonce);
   }
 
   async refreshToken(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
-    if (!client.grantTypes.includes('refresh_token')) throw new OAuthError('unauthorized_client', 'This client may not use the refresh_token grant.');
+    if (!client.grantTypes.includes('refresh_token'))
+      throw new OAuthError('unauthorized_client', 'This client may not use the refresh_token grant.');
     const presented = parseOpaqueToken('rt', body['refresh_token']);
     if (!presented) throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
     assertClientTenant(client, presented.tenantId);
@@ -214,30 +250,32 @@ export class TokenService {
     // The successor is derived from the presented value, not random: a re-presentation within the
     // reuse grace can then be answered with the very token the rotation returned (ADR 0012).
     const next = successorOpaqueToken('rt', presented, this.successorKey);
-    const outcome = await this.db.tenantStatements(presented.tenantId, async (q): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
-      const {
-        rows: [row],
-      } = await q.query<{
-        session_id: string;
-        scope: string;
-        expired: boolean;
-        rotated_at: Date | null;
-        client_id: string;
-        revoked_at: Date | null;
-        idp: string;
-        idp_sub: string;
-        auth_time: Date;
-        user_id: string;
-        user_status: string;
-        email: string | null;
-        email_verified: boolean;
-        display_name: string | null;
-        slug: string;
-        tenant_status: string;
-        roles: string[];
-        rotated: boolean;
-      }>(
-        `WITH cur AS (
+    const outcome = await this.db.tenantStatements(
+      presented.tenantId,
+      async (q): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
+        const {
+          rows: [row],
+        } = await q.query<{
+          session_id: string;
+          scope: string;
+          expired: boolean;
+          rotated_at: Date | null;
+          client_id: string;
+          revoked_at: Date | null;
+          idp: string;
+          idp_sub: string;
+          auth_time: Date;
+          user_id: string;
+          user_status: string;
+          email: string | null;
+          email_verified: boolean;
+          display_name: string | null;
+          slug: string;
+          tenant_status: string;
+          roles: string[];
+          rotated: boolean;
+        }>(
+          `WITH cur AS (
            SELECT r.session_id, r.scope, r.expires_at <= now() AS expired, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id,
                   u.status AS user_status, u.email, u.email_verified, u.display_name, t.slug, t.status AS tenant_status,
                   ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
@@ -257,46 +295,48 @@ export class TokenService {
            SELECT $2, $3, session_id, scope, $5 FROM rotated RETURNING 1
          )
          SELECT cur.*, EXISTS (SELECT 1 FROM issued) AS rotated FROM cur`,
-        [presented.hash, next.hash, presented.tenantId, client.id, new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000)],
-        'refresh-token-rotate',
-      );
-      const invalid = 'The refresh token is invalid, expired or revoked.';
-      if (!row || row.revoked_at) return refuse(invalid);
-      if (row.tenant_status !== 'active') return { ok: false, error: new OAuthError('invalid_grant', 'The grant is invalid for this organisation.') };
-      if (row.client_id !== client.id) return refuse('The refresh token was issued to another client.');
-      if (row.rotated_at) {
-        // Presented again after its rotation. Within the grace, by the client it belongs to (checked
-        // above), with the session alive (checked above, and locked) and the successor still the
-        // family's current token: the same successor again, e.g. a second browser tab refreshing at
-        // the same moment. Otherwise reuse: someone holds a copy. End the whole family.
-        if (!(await this.successorStillCurrent(q, presented, next))) {
-          await this.revokeSession(q, presented.tenantId, row.session_id, 'refresh_token_reused');
+          [presented.hash, next.hash, presented.tenantId, client.id, new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000)],
+          'refresh-token-rotate',
+        );
+        const invalid = 'The refresh token is invalid, expired or revoked.';
+        if (!row || row.revoked_at) return refuse(invalid);
+        if (row.tenant_status !== 'active')
+          return { ok: false, error: new OAuthError('invalid_grant', 'The grant is invalid for this organisation.') };
+        if (row.client_id !== client.id) return refuse('The refresh token was issued to another client.');
+        if (row.rotated_at) {
+          // Presented again after its rotation. Within the grace, by the client it belongs to (checked
+          // above), with the session alive (checked above, and locked) and the successor still the
+          // family's current token: the same successor again, e.g. a second browser tab refreshing at
+          // the same moment. Otherwise reuse: someone holds a copy. End the whole family.
+          if (!(await this.successorStillCurrent(q, presented, next))) {
+            await this.revokeSession(q, presented.tenantId, row.session_id, 'refresh_token_reused');
+            return refuse(invalid);
+          }
+        } else if (row.expired) return refuse(invalid);
+        if (row.user_status !== 'active') {
+          await this.revokeSession(q, presented.tenantId, row.session_id, 'user_disabled');
           return refuse(invalid);
         }
-      } else if (row.expired) return refuse(invalid);
-      if (row.user_status !== 'active') {
-        await this.revokeSession(q, presented.tenantId, row.session_id, 'user_disabled');
-        return refuse(invalid);
-      }
-      if (!row.rotated && !row.rotated_at) throw new Error('refresh token passed every check but was not rotated');
-      const scope = this.narrowScope(row.scope, body['scope']);
-      const subject: PlatformSubject = {
-        tenantId: presented.tenantId,
-        tenantSlug: row.slug,
-        userId: row.user_id,
-        clientId: client.id,
-        scope,
-        roles: row.roles,
-        idp: row.idp,
-        idpSub: row.idp_sub,
-        authTime: row.auth_time,
-        sessionId: row.session_id,
-        email: row.email,
-        emailVerified: row.email_verified,
-        name: row.display_name,
-      };
-      return { ok: true, value: { subject, refresh: next.value } };
-    });
+        if (!row.rotated && !row.rotated_at) throw new Error('refresh token passed every check but was not rotated');
+        const scope = this.narrowScope(row.scope, body['scope']);
+        const subject: PlatformSubject = {
+          tenantId: presented.tenantId,
+          tenantSlug: row.slug,
+          userId: row.user_id,
+          clientId: client.id,
+          scope,
+          roles: row.roles,
+          idp: row.idp,
+          idpSub: row.idp_sub,
+          authTime: row.auth_time,
+          sessionId: row.session_id,
+          email: row.email,
+          emailVerified: row.email_verified,
+          name: row.display_name,
+        };
+        return { ok: true, value: { subject, refresh: next.value } };
+      },
+    );
     if (!outcome.ok) throw outcome.error;
     return this.respond(outcome.value.subject, outcome.value.refresh, undefined, false);
   }
@@ -311,7 +351,7 @@ export class TokenService {
    * session lock held since that statement keeps the successor from rotating meanwhile. Database
    * time on both sides, so replicas' clocks do not matter.
    */
-  private async successorStillCurrent(q: Statements, presented: OpaqueToken, next: OpaqueToken): Promise<boolean> {
+  private async successorStillCurrent(q: Tx, presented: OpaqueToken, next: OpaqueToken): Promise<boolean> {
     const grace = this.config.REFRESH_TOKEN_REUSE_GRACE_SECONDS;
     if (grace <= 0) return false;
     const { rows } = await q.query(
@@ -357,10 +397,10 @@ export class TokenService {
       await this.db.tenantStatements(tenant.id, async (q) => {
         const {
           rows: [row],
-        } = await q.query<{ session_id: string }>(`SELECT r.session_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 AND s.client_id = $2`, [
-          refresh.hash,
-          client.id,
-        ]);
+        } = await q.query<{ session_id: string }>(
+          `SELECT r.session_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 AND s.client_id = $2`,
+          [refresh.hash, client.id],
+        );
         if (row) await this.revokeSession(q, tenant.id, row.session_id, 'revoked_by_client');
       });
       return;
@@ -379,9 +419,13 @@ export class TokenService {
     await this.db.tenantStatements(tenantId, (q) => this.revokeSession(q, tenantId, sessionId, reason));
   }
 
-  private async revokeSession(q: Statements, tenantId: string, sessionId: string, reason: string): Promise<void> {
-    const res = await q.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [sessionId, reason]);
-    if (res.rowCount > 0) await this.audit.record(q, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
+  private async revokeSession(q: Tx, tenantId: string, sessionId: string, reason: string): Promise<void> {
+    const res = await q.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [
+      sessionId,
+      reason,
+    ]);
+    if (res.rowCount > 0)
+      await this.audit.record(q, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
   }
 
   private async activeTenant(id: string): Promise<Tenant> {
@@ -398,8 +442,14 @@ export class TokenService {
     return want.join(' ');
   }
 
-  private async subjectFor(m: EntityManager, tenant: Tenant, sessionId: string, clientId: string, scope: string): Promise<PlatformSubject | undefined> {
-    const [s] = (await m.query(`SELECT * FROM sessions WHERE id = $1`, [sessionId])) as SessionRow[];
+  private async subjectFor(
+    m: EntityManager,
+    tenant: Tenant,
+    sessionId: string,
+    clientId: string,
+    scope: string,
+  ): Promise<PlatformSubject | undefined> {
+    const [s] = await m.query<SessionRow[]>(`SELECT * FROM sessions WHERE id = $1`, [sessionId]);
     if (!s || s.revoked_at) return undefined;
     const user = await this.users.get(m, s.user_id);
     if (!user || user.status !== 'active') return undefined;
@@ -432,9 +482,19 @@ export class TokenService {
     return token.value;
   }
 
-  private async respond(subject: PlatformSubject, refresh: string | undefined, nonce: string | null | undefined, withIdToken = true): Promise<TokenResponse> {
+  private async respond(
+    subject: PlatformSubject,
+    refresh: string | undefined,
+    nonce: string | null | undefined,
+    withIdToken = true,
+  ): Promise<TokenResponse> {
     const access = await this.issuer.issueAccessToken(subject);
-    const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: subject.scope };
+    const response: TokenResponse = {
+      access_token: access.token,
+      token_type: 'Bearer',
+      expires_in: access.expiresIn,
+      scope: subject.scope,
+    };
     if (refresh) response.refresh_token = refresh;
     if (withIdToken && subject.scope.split(' ').includes('openid')) response.id_token = await this.issuer.issueIdToken(subject, nonce);
     return response;

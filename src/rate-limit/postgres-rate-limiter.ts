@@ -71,7 +71,10 @@ export class PostgresRateLimiter extends RateLimiter implements OnModuleDestroy 
     if (this.timer || this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.merging) return this.schedule();
+      if (this.merging) {
+        this.schedule();
+        return;
+      }
       this.merging = this.flush()
         .then(
           () => {
@@ -79,7 +82,8 @@ export class PostgresRateLimiter extends RateLimiter implements OnModuleDestroy 
             this.failing = false;
           },
           (err: unknown) => {
-            if (!this.failing) this.logger.warn({ err }, 'merging rate-limit counters into PostgreSQL failed; limits hold per replica until it works again');
+            if (!this.failing)
+              this.logger.warn({ err }, 'merging rate-limit counters into PostgreSQL failed; limits hold per replica until it works again');
             this.failing = true;
             this.schedule();
           },

@@ -14,7 +14,9 @@ export const RATE_LIMIT_PROVIDERS: Provider[] = [
   {
     provide: RateLimiter,
     useFactory: async (config: AppConfig, postgres: PostgresRateLimiter, metrics?: MetricsService): Promise<RateLimiter> =>
-      config.REDIS_URL ? RedisRateLimiter.start({ url: config.REDIS_URL, timeoutMs: config.REDIS_TIMEOUT_MS, registry: metrics?.registry }, postgres) : postgres,
+      config.REDIS_URL
+        ? RedisRateLimiter.start({ url: config.REDIS_URL, timeoutMs: config.REDIS_TIMEOUT_MS, registry: metrics?.registry }, postgres)
+        : postgres,
     inject: [AppConfig, PostgresRateLimiter, { token: MetricsService, optional: true }],
   },
 ];

@@ -2,7 +2,15 @@ import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { ALLOWED, RateLimiter, refuse, windowMsOf, type RateLimiterHealth, type RateLimitResult, type RateLimitRule } from './rate-limiter.js';
+import {
+  ALLOWED,
+  RateLimiter,
+  refuse,
+  windowMsOf,
+  type RateLimiterHealth,
+  type RateLimitResult,
+  type RateLimitRule,
+} from './rate-limiter.js';
 import type { PostgresRateLimiter } from './postgres-rate-limiter.js';
 
 type RedisClient = ReturnType<typeof createClient>;
@@ -152,7 +160,10 @@ export class RedisRateLimiter extends RateLimiter implements OnModuleDestroy {
   private within<T>(work: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => setImmediate(() => reject(new RedisTimeoutError(`no answer from Redis within ${this.options.timeoutMs} ms`))), this.options.timeoutMs);
+      timer = setTimeout(
+        () => setImmediate(() => reject(new RedisTimeoutError(`no answer from Redis within ${this.options.timeoutMs} ms`))),
+        this.options.timeoutMs,
+      );
     });
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }

@@ -1,4 +1,11 @@
-import { type CallHandler, type CanActivate, type ExecutionContext, Injectable, type NestInterceptor, createParamDecorator } from '@nestjs/common';
+import {
+  type CallHandler,
+  type CanActivate,
+  type ExecutionContext,
+  Injectable,
+  type NestInterceptor,
+  createParamDecorator,
+} from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { Observable } from 'rxjs';
 import { ScimError } from '../common/errors.js';
@@ -36,7 +43,10 @@ export class ScimAuthGuard implements CanActivate {
       throw new ScimError(401, 'The bearer token is invalid or has been revoked.');
     }
     const rate = await this.limiter.hit(`scim:${principal.tenantId}`, principal.settings.rateLimitPerMinute);
-    if (!rate.allowed) throw new ScimError(429, `Too many SCIM requests for this tenant; retry after ${rate.retryAfter} s.`, undefined, { retryAfter: rate.retryAfter });
+    if (!rate.allowed)
+      throw new ScimError(429, `Too many SCIM requests for this tenant; retry after ${rate.retryAfter} s.`, undefined, {
+        retryAfter: rate.retryAfter,
+      });
     req.scim = principal;
     return true;
   }

@@ -60,12 +60,12 @@ export class ScimDeprovisionGuard {
       return { allowed: true };
     }
     await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`scim-deprovision:${p.tenantId}`]);
-    const [c] = (await m.query(
+    const [c] = await m.query<Counts[]>(
       `SELECT (SELECT count(*) FROM scim_held_operations WHERE tenant_id = $1 AND status = 'held')::int AS held,
               (SELECT count(*) FROM scim_deprovision_events WHERE tenant_id = $1 AND occurred_at > now() - make_interval(secs => $2))::int AS recent,
               (SELECT count(*) FROM users WHERE tenant_id = $1)::int AS users`,
       [p.tenantId, g.windowSeconds],
-    )) as Counts[];
+    );
     const { held, recent, users } = c!;
     const limit = Math.max(g.minCount, Math.floor((g.percent * users) / 100));
     if (held === 0 && recent + 1 <= limit) {
@@ -73,21 +73,40 @@ export class ScimDeprovisionGuard {
       return { allowed: true };
     }
 
-    const [hold] = (await m.query(
+    const [hold] = await m.query<Array<{ id: string; inserted: boolean }>>(
       `INSERT INTO scim_held_operations (tenant_id, user_id, action, method, request, token_id) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (tenant_id, user_id) WHERE status = 'held'
        DO UPDATE SET action = EXCLUDED.action, method = EXCLUDED.method, request = EXCLUDED.request, token_id = EXCLUDED.token_id,
                      attempts = scim_held_operations.attempts + 1, updated_at = now()
        RETURNING id, (xmax = 0) AS inserted`,
       [p.tenantId, userId, action, request.method, request.body === undefined ? null : JSON.stringify(request.body), p.tokenId],
-    )) as Array<{ id: string; inserted: boolean }>;
-    const data = { action, holdId: hold!.id, recentDeprovisions: recent, limit, tenantUsers: users, percent: g.percent, windowSeconds: g.windowSeconds, minCount: g.minCount, pendingHolds: held };
+    );
+    const data = {
+      action,
+      holdId: hold!.id,
+      recentDeprovisions: recent,
+      limit,
+      tenantUsers: users,
+      percent: g.percent,
+      windowSeconds: g.windowSeconds,
+      minCount: g.minCount,
+      pendingHolds: held,
+    };
     if (hold!.inserted) {
       if (held === 0) {
         await this.audit.record(m, { tenantId: p.tenantId, actor: `scim:${p.tokenId}`, action: 'scim.deprovision_guard_tripped', data });
-        this.logger.warn({ tenantId: p.tenantId, ...data }, 'SCIM mass-deprovisioning guard tripped: deprovisioning requests are held until an administrator releases or discards them');
+        this.logger.warn(
+          { tenantId: p.tenantId, ...data },
+          'SCIM mass-deprovisioning guard tripped: deprovisioning requests are held until an administrator releases or discards them',
+        );
       }
-      await this.audit.record(m, { tenantId: p.tenantId, actor: `scim:${p.tokenId}`, action: 'scim.deprovision_held', target: userId, data });
+      await this.audit.record(m, {
+        tenantId: p.tenantId,
+        actor: `scim:${p.tokenId}`,
+        action: 'scim.deprovision_held',
+        target: userId,
+        data,
+      });
       this.logger.warn({ tenantId: p.tenantId, userId, ...data }, 'SCIM deprovisioning held by the mass-deprovisioning guard');
     }
     const why =

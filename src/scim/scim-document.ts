@@ -27,7 +27,8 @@ function coerceScalar(def: AttributeDef, value: unknown, path: string): unknown 
       if (typeof value === 'string') s = value;
       else if (typeof value === 'number' || typeof value === 'boolean') s = String(value);
       else return invalid(`Attribute '${path}' must be a string.`);
-      if (def.maxLength !== undefined && s.length > def.maxLength) invalid(`Attribute '${path}' is longer than ${def.maxLength} characters.`);
+      if (def.maxLength !== undefined && s.length > def.maxLength)
+        invalid(`Attribute '${path}' is longer than ${def.maxLength} characters.`);
       // U+0000 (which PostgreSQL cannot store) never gets here: the input guard refuses it for every route.
       return s;
     }
@@ -39,11 +40,13 @@ function coerceScalar(def: AttributeDef, value: unknown, path: string): unknown 
     case 'integer':
     case 'decimal': {
       const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isFinite(n) || (def.type === 'integer' && !Number.isInteger(n))) invalid(`Attribute '${path}' must be a number.`);
+      if (typeof n !== 'number' || !Number.isFinite(n) || (def.type === 'integer' && !Number.isInteger(n)))
+        invalid(`Attribute '${path}' must be a number.`);
       return n;
     }
     case 'dateTime':
-      if (typeof value !== 'string' || !DATE_TIME.test(value) || Number.isNaN(Date.parse(value))) invalid(`Attribute '${path}' must be an RFC 3339 date-time.`);
+      if (typeof value !== 'string' || !DATE_TIME.test(value) || Number.isNaN(Date.parse(value)))
+        invalid(`Attribute '${path}' must be an RFC 3339 date-time.`);
       return value;
     case 'complex':
       return coerceComplex(def, value, path);
@@ -196,7 +199,10 @@ export function wantsAttribute(rt: ResourceTypeDef, name: string, attributes?: s
 function pick(value: unknown, sub: string | undefined): unknown {
   if (sub === undefined) return value;
   if (Array.isArray(value)) {
-    const items = value.filter(isObject).map((e) => (e[sub] !== undefined ? { [sub]: e[sub] } : undefined)).filter(Boolean);
+    const items = value
+      .filter(isObject)
+      .map((e) => (e[sub] !== undefined ? { [sub]: e[sub] } : undefined))
+      .filter(Boolean);
     return items.length ? items : undefined;
   }
   return isObject(value) && value[sub] !== undefined ? { [sub]: value[sub] } : undefined;
@@ -224,7 +230,11 @@ export function projectDocument(rt: ResourceTypeDef, doc: Doc, attributes?: stri
         if (s.attr === undefined) out[s.schema] = ext;
         else {
           const v = pick(ext[s.attr], s.sub);
-          if (v !== undefined) out[s.schema] = { ...((out[s.schema] as Doc | undefined) ?? {}), [s.attr]: merge((out[s.schema] as Doc | undefined)?.[s.attr], v) };
+          if (v !== undefined)
+            out[s.schema] = {
+              ...(out[s.schema] ?? {}),
+              [s.attr]: merge((out[s.schema] as Doc | undefined)?.[s.attr], v),
+            };
         }
         continue;
       }
@@ -263,8 +273,13 @@ export function projectDocument(rt: ResourceTypeDef, doc: Doc, attributes?: stri
 /** `a,b, c` → `['a','b','c']`; undefined when absent. */
 export function splitList(v: unknown): string[] | undefined {
   if (v === undefined || v === null) return undefined;
-  if (Array.isArray(v)) return v.flatMap((x) => (typeof x === 'string' ? x.split(',') : [])).map((s) => s.trim()).filter(Boolean);
-  if (typeof v !== 'string') throw new ScimError(400, 'attributes / excludedAttributes must be comma-separated attribute names.', 'invalidValue');
+  if (Array.isArray(v))
+    return v
+      .flatMap((x) => (typeof x === 'string' ? x.split(',') : []))
+      .map((s) => s.trim())
+      .filter(Boolean);
+  if (typeof v !== 'string')
+    throw new ScimError(400, 'attributes / excludedAttributes must be comma-separated attribute names.', 'invalidValue');
   return v
     .split(',')
     .map((s) => s.trim())

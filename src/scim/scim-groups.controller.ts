@@ -36,12 +36,20 @@ export class ScimGroupsController {
   ): Promise<void> {
     const group = await this.groups.get(p, id, projectionQuery(query));
     const etag = etagOf(group.version);
-    if (ifNoneMatchHits(ifNoneMatch, group.version)) return sendScim(res, 304, undefined, { ETag: etag });
+    if (ifNoneMatchHits(ifNoneMatch, group.version)) {
+      sendScim(res, 304, undefined, { ETag: etag });
+      return;
+    }
     sendScim(res, 200, group.resource, { ETag: etag });
   }
 
   @Post()
-  async create(@Principal() p: ScimPrincipal, @Body() body: unknown, @Query() query: Record<string, unknown>, @Res() res: Response): Promise<void> {
+  async create(
+    @Principal() p: ScimPrincipal,
+    @Body() body: unknown,
+    @Query() query: Record<string, unknown>,
+    @Res() res: Response,
+  ): Promise<void> {
     const group = await this.groups.create(p, body, projectionQuery(query));
     sendScim(res, 201, group.resource, { ETag: etagOf(group.version), Location: this.groups.location(group.id) });
   }
@@ -71,12 +79,20 @@ export class ScimGroupsController {
     const projection = projectionQuery(query);
     const wantBody = projection.attributes !== undefined || projection.excludedAttributes !== undefined;
     const group = await this.groups.patch(p, id, body, ifMatch, projection, wantBody);
-    if (!group.resource) return sendScim(res, 204, undefined, { ETag: etagOf(group.version) });
+    if (!group.resource) {
+      sendScim(res, 204, undefined, { ETag: etagOf(group.version) });
+      return;
+    }
     sendScim(res, 200, group.resource, { ETag: etagOf(group.version) });
   }
 
   @Delete(':id')
-  async remove(@Principal() p: ScimPrincipal, @Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Res() res: Response): Promise<void> {
+  async remove(
+    @Principal() p: ScimPrincipal,
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res() res: Response,
+  ): Promise<void> {
     await this.groups.delete(p, id, ifMatch);
     sendScim(res, 204);
   }

@@ -47,7 +47,8 @@ const IGNORED_IN_VALUES = new Set(['schemas', 'id', 'meta']);
  */
 function memberIds(value: unknown): string[] {
   const items = value === undefined || value === null ? [] : Array.isArray(value) ? value : [value];
-  if (items.length > MAX_MEMBERS_PER_REQUEST) throw new ScimError(400, `At most ${MAX_MEMBERS_PER_REQUEST} members per request.`, 'tooMany');
+  if (items.length > MAX_MEMBERS_PER_REQUEST)
+    throw new ScimError(400, `At most ${MAX_MEMBERS_PER_REQUEST} members per request.`, 'tooMany');
   const ids = new Set<string>();
   for (const item of items) {
     const v = isObject(item) ? item['value'] : item;
@@ -93,9 +94,14 @@ export class ScimGroupsService {
     return this.db.tenantTx(p.tenantId, async (m) => {
       const rows =
         q.count > 0
-          ? ((await m.query(`SELECT ${COLUMNS} FROM groups g WHERE ${whereSql} ORDER BY g.created_at, g.id LIMIT ${q.count} OFFSET ${q.startIndex - 1}`, params)) as GroupRow[])
+          ? await m.query<GroupRow[]>(
+              `SELECT ${COLUMNS} FROM groups g WHERE ${whereSql} ORDER BY g.created_at, g.id LIMIT ${q.count} OFFSET ${q.startIndex - 1}`,
+              params,
+            )
           : [];
-      const total = knownTotal(rows.length, q) ?? (((await m.query(`SELECT count(*)::int AS n FROM groups g WHERE ${whereSql}`, params)) as Array<{ n: number }>)[0]!.n);
+      const total =
+        knownTotal(rows.length, q) ??
+        (await m.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM groups g WHERE ${whereSql}`, params))[0]!.n;
       return listResponse(total, q.startIndex, await this.renderAll(m, rows, q));
     });
   }
@@ -108,13 +114,18 @@ export class ScimGroupsService {
     const doc = normaliseDocument(GROUP_RESOURCE, body, { checkSchemas: true });
     const members = memberIds(isObject(body) ? findValue(body, 'members') : undefined);
     return this.db.tenantTx(p.tenantId, async (m) => {
-      const [row] = (await m.query(`INSERT INTO groups AS g (tenant_id, display_name, external_id) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`, [
-        p.tenantId,
-        doc['displayName'],
-        doc['externalId'] ?? null,
-      ])) as GroupRow[];
+      const [row] = await m.query<GroupRow[]>(
+        `INSERT INTO groups AS g (tenant_id, display_name, external_id) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
+        [p.tenantId, doc['displayName'], doc['externalId'] ?? null],
+      );
       const added = members.length ? await this.addMembers(m, p.tenantId, row!.id, members) : 0;
-      await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.group_created', target: row!.id, data: { members: added } });
+      await this.audit.record(m, {
+        tenantId: p.tenantId,
+        actor: this.actor(p),
+        action: 'scim.group_created',
+        target: row!.id,
+        data: { members: added },
+      });
       return this.rendered(m, row!, q);
     });
   }
@@ -130,8 +141,20 @@ export class ScimGroupsService {
       const change: MemberChange = { added: 0, removed: 0 };
       if (members !== undefined) Object.assign(change, await this.setMembers(m, p.tenantId, row.id, members));
       const attrsChanged = row.display_name !== doc['displayName'] || row.external_id !== (doc['externalId'] ?? null);
-      const updated = await this.touch(m, row, { displayName: doc['displayName'] as string, externalId: (doc['externalId'] as string | undefined) ?? null }, attrsChanged || change.added + change.removed > 0);
-      if (updated !== row) await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.group_updated', target: row.id, data: { ...change } });
+      const updated = await this.touch(
+        m,
+        row,
+        { displayName: doc['displayName'] as string, externalId: (doc['externalId'] as string | undefined) ?? null },
+        attrsChanged || change.added + change.removed > 0,
+      );
+      if (updated !== row)
+        await this.audit.record(m, {
+          tenantId: p.tenantId,
+          actor: this.actor(p),
+          action: 'scim.group_updated',
+          target: row.id,
+          data: { ...change },
+        });
       return this.rendered(m, updated, q);
     });
   }
@@ -185,19 +208,30 @@ export class ScimGroupsService {
           continue;
         }
         const path = parsePath(op.path);
-        if (path.uri !== undefined && path.uri.toLowerCase() !== CORE_GROUP.toLowerCase()) throw new ScimError(400, `Unknown schema '${path.uri}' in path.`, 'invalidPath');
+        if (path.uri !== undefined && path.uri.toLowerCase() !== CORE_GROUP.toLowerCase())
+          throw new ScimError(400, `Unknown schema '${path.uri}' in path.`, 'invalidPath');
         if (path.attribute.toLowerCase() === 'members') {
-          if (path.subAttribute !== undefined) throw new ScimError(400, 'Members are added or removed as a whole; their sub-attributes cannot be changed.', 'invalidPath');
-          if (path.valueFilter && op.op !== 'remove') throw new ScimError(400, `"${op.op}" cannot take a members[filter] path; use "add" with a value.`, 'invalidPath');
+          if (path.subAttribute !== undefined)
+            throw new ScimError(400, 'Members are added or removed as a whole; their sub-attributes cannot be changed.', 'invalidPath');
+          if (path.valueFilter && op.op !== 'remove')
+            throw new ScimError(400, `"${op.op}" cannot take a members[filter] path; use "add" with a value.`, 'invalidPath');
           await members(op.op, op.value, path.valueFilter);
           continue;
         }
-        if (path.valueFilter || path.subAttribute !== undefined) throw new ScimError(400, `'${path.attribute}' has no sub-attributes.`, 'invalidPath');
+        if (path.valueFilter || path.subAttribute !== undefined)
+          throw new ScimError(400, `'${path.attribute}' has no sub-attributes.`, 'invalidPath');
         setAttr(path.attribute, op.op, op.value);
       }
       const attrsChanged = state.displayName !== row.display_name || state.externalId !== row.external_id;
       const updated = await this.touch(m, row, state, attrsChanged || change.added + change.removed > 0);
-      if (updated !== row) await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.group_updated', target: row.id, data: { ...change } });
+      if (updated !== row)
+        await this.audit.record(m, {
+          tenantId: p.tenantId,
+          actor: this.actor(p),
+          action: 'scim.group_updated',
+          target: row.id,
+          data: { ...change },
+        });
       return wantBody ? this.rendered(m, updated, q) : { id: updated.id, version: updated.version };
     });
   }
@@ -219,57 +253,82 @@ export class ScimGroupsService {
 
   private async find(m: EntityManager, id: string, forUpdate: boolean): Promise<GroupRow> {
     if (!isUuid(id)) throw new ScimError(404, 'No such group in this tenant.');
-    const [row] = (await m.query(`SELECT ${COLUMNS} FROM groups g WHERE g.id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id])) as GroupRow[];
+    const [row] = await m.query<GroupRow[]>(`SELECT ${COLUMNS} FROM groups g WHERE g.id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
     if (!row) throw new ScimError(404, 'No such group in this tenant.');
     return row;
   }
 
   /** Writes the group's own attributes and bumps its version when anything changed. */
-  private async touch(m: EntityManager, row: GroupRow, s: { displayName: string; externalId: string | null }, changed: boolean): Promise<GroupRow> {
+  private async touch(
+    m: EntityManager,
+    row: GroupRow,
+    s: { displayName: string; externalId: string | null },
+    changed: boolean,
+  ): Promise<GroupRow> {
     if (!changed) return row;
-    const [rows] = (await m.query(
+    const [rows] = await m.query<[GroupRow[], number]>(
       `UPDATE groups AS g SET display_name = $2, external_id = $3, version = g.version + 1, updated_at = now() WHERE g.id = $1 RETURNING ${COLUMNS}`,
       [row.id, s.displayName, s.externalId],
-    )) as [GroupRow[], number];
+    );
     return rows[0]!;
   }
 
-  private async membersOp(m: EntityManager, tenantId: string, groupId: string, op: 'add' | 'remove' | 'replace', value: unknown, filter?: FilterAst): Promise<MemberChange> {
+  private async membersOp(
+    m: EntityManager,
+    tenantId: string,
+    groupId: string,
+    op: 'add' | 'remove' | 'replace',
+    value: unknown,
+    filter?: FilterAst,
+  ): Promise<MemberChange> {
     if (op === 'add') return { added: await this.addMembers(m, tenantId, groupId, memberIds(value)), removed: 0 };
     if (op === 'replace') return this.setMembers(m, tenantId, groupId, memberIds(value));
     if (filter) {
       // `members[value eq "…"]` (Okta), or any filter over value/display/type: one DELETE.
       const f = compileAst(filter, MEMBER_SQL, 1);
-      const res = (await m.query(`DELETE FROM group_members gm WHERE gm.group_id = $1 AND (${f.sql})`, [groupId, ...f.params])) as [unknown, number];
+      const res = await m.query<[unknown, number]>(`DELETE FROM group_members gm WHERE gm.group_id = $1 AND (${f.sql})`, [
+        groupId,
+        ...f.params,
+      ]);
       return { added: 0, removed: res[1] };
     }
     if (value === undefined || value === null) {
-      const res = (await m.query(`DELETE FROM group_members WHERE group_id = $1`, [groupId])) as [unknown, number];
+      const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1`, [groupId]);
       return { added: 0, removed: res[1] };
     }
     // Entra: `{"op":"Remove","path":"members","value":[{"value":"…"}]}`.
     const ids = memberIds(value);
-    const res = (await m.query(`DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[])`, [groupId, ids])) as [unknown, number];
+    const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[])`, [
+      groupId,
+      ids,
+    ]);
     return { added: 0, removed: res[1] };
   }
 
   /** Adds users (ids already validated as UUIDs); every id must be a SCIM user of this tenant. */
   private async addMembers(m: EntityManager, tenantId: string, groupId: string, ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    const [r] = (await m.query(
+    const [r] = await m.query<Array<{ wanted: number; found: number; inserted: number }>>(
       `WITH wanted AS (SELECT DISTINCT unnest($3::uuid[]) AS id),
             found AS (SELECT u.id FROM users u JOIN wanted w ON w.id = u.id WHERE u.user_name IS NOT NULL),
             ins AS (INSERT INTO group_members (tenant_id, group_id, user_id) SELECT $1, $2, id FROM found ON CONFLICT DO NOTHING RETURNING 1)
        SELECT (SELECT count(*) FROM wanted)::int AS wanted, (SELECT count(*) FROM found)::int AS found, (SELECT count(*) FROM ins)::int AS inserted`,
       [tenantId, groupId, ids],
-    )) as Array<{ wanted: number; found: number; inserted: number }>;
+    );
     if (r!.found < r!.wanted)
-      throw new ScimError(400, `${r!.wanted - r!.found} member value(s) are not users of this tenant; no member was changed.`, 'invalidValue');
+      throw new ScimError(
+        400,
+        `${r!.wanted - r!.found} member value(s) are not users of this tenant; no member was changed.`,
+        'invalidValue',
+      );
     return r!.inserted;
   }
 
   private async setMembers(m: EntityManager, tenantId: string, groupId: string, ids: string[]): Promise<MemberChange> {
-    const res = (await m.query(`DELETE FROM group_members WHERE group_id = $1 AND NOT (user_id = ANY($2::uuid[]))`, [groupId, ids])) as [unknown, number];
+    const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1 AND NOT (user_id = ANY($2::uuid[]))`, [
+      groupId,
+      ids,
+    ]);
     return { removed: res[1], added: await this.addMembers(m, tenantId, groupId, ids) };
   }
 
@@ -282,11 +341,11 @@ export class ScimGroupsService {
     const members = new Map<string, Doc[]>();
     const withMembers = wantsAttribute(GROUP_RESOURCE, 'members', q.attributes, q.excludedAttributes);
     if (rows.length && withMembers) {
-      const found = (await m.query(
+      const found = await m.query<Array<{ group_id: string; id: string; display: string | null }>>(
         `SELECT gm.group_id, u.id, COALESCE(u.display_name, u.user_name) AS display FROM group_members gm JOIN users u ON u.id = gm.user_id
           WHERE gm.group_id = ANY($1::uuid[]) ORDER BY gm.created_at, u.id`,
         [rows.map((r) => r.id)],
-      )) as Array<{ group_id: string; id: string; display: string | null }>;
+      );
       for (const f of found) {
         const list = members.get(f.group_id) ?? [];
         list.push({ value: f.id, $ref: `${this.base}/Users/${f.id}`, type: 'User', ...(f.display !== null ? { display: f.display } : {}) });

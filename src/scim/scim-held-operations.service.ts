@@ -74,10 +74,10 @@ export class ScimHeldOperationsService {
 
   async list(tenantId: string, status: HeldOperation['status'] | 'all' = 'held'): Promise<HeldOperation[]> {
     return this.db.tenantTx(tenantId, async (m) => {
-      const rows = (await m.query(
+      const rows = await m.query<HeldRow[]>(
         `SELECT * FROM scim_held_operations WHERE tenant_id = $1 AND ($2 = 'all' OR status = $2) ORDER BY created_at, id`,
         [tenantId, status],
-      )) as HeldRow[];
+      );
       return rows.map(toOperation);
     });
   }
@@ -88,11 +88,17 @@ export class ScimHeldOperationsService {
       const principal = {
         tenantId,
         tokenId: row.token_id ?? '00000000-0000-0000-0000-000000000000',
-        settings: { rateLimitPerMinute: this.config.SCIM_RATE_LIMIT_PER_MINUTE, guard: { enabled: false, percent: 100, windowSeconds: 1, minCount: 0 } },
+        settings: {
+          rateLimitPerMinute: this.config.SCIM_RATE_LIMIT_PER_MINUTE,
+          guard: { enabled: false, percent: 100, windowSeconds: 1, minCount: 0 },
+        },
       };
       let outcome = 'applied';
       try {
-        await this.users.applyReleased(principal, row.user_id, { method: row.method, ...(row.request !== null ? { body: row.request } : {}) });
+        await this.users.applyReleased(principal, row.user_id, {
+          method: row.method,
+          ...(row.request !== null ? { body: row.request } : {}),
+        });
         result.released.push(row.id);
       } catch (err) {
         outcome = err instanceof DomainError && err.expose ? err.message : 'the request could not be applied';
@@ -101,30 +107,45 @@ export class ScimHeldOperationsService {
       }
       const failed = outcome !== 'applied';
       await this.db.tenantTx(tenantId, async (m) => {
-        await m.query(`UPDATE scim_held_operations SET status = $2, decided_at = now(), decided_by = $3, outcome = $4, updated_at = now() WHERE id = $1`, [
-          row.id,
-          failed ? 'failed' : 'released',
+        await m.query(
+          `UPDATE scim_held_operations SET status = $2, decided_at = now(), decided_by = $3, outcome = $4, updated_at = now() WHERE id = $1`,
+          [row.id, failed ? 'failed' : 'released', actor, outcome],
+        );
+        await this.audit.record(m, {
+          tenantId,
           actor,
-          outcome,
-        ]);
-        await this.audit.record(m, { tenantId, actor, action: failed ? 'scim.deprovision_release_failed' : 'scim.deprovision_released', target: row.user_id, data: { holdId: row.id, action: row.action, outcome } });
+          action: failed ? 'scim.deprovision_release_failed' : 'scim.deprovision_released',
+          target: row.user_id,
+          data: { holdId: row.id, action: row.action, outcome },
+        });
       });
     }
     if (result.released.length || result.failed.length)
-      this.logger.warn({ tenantId, released: result.released.length, failed: result.failed.length }, 'held SCIM deprovisioning requests released by an administrator');
+      this.logger.warn(
+        { tenantId, released: result.released.length, failed: result.failed.length },
+        'held SCIM deprovisioning requests released by an administrator',
+      );
     return result;
   }
 
   async discard(tenantId: string, actor: string, ids?: string[]): Promise<string[]> {
     ids = ids?.filter(isUuid);
     return this.db.tenantTx(tenantId, async (m) => {
-      const [rows] = (await m.query(
+      const [rows] = await m.query<[Array<{ id: string; user_id: string; action: string }>, number]>(
         `UPDATE scim_held_operations SET status = 'discarded', decided_at = now(), decided_by = $2, outcome = 'discarded by an administrator', updated_at = now()
           WHERE tenant_id = $1 AND status = 'held' AND ($3::uuid[] IS NULL OR id = ANY($3::uuid[])) RETURNING id, user_id, action`,
         [tenantId, actor, ids ?? null],
-      )) as [Array<{ id: string; user_id: string; action: string }>, number];
-      for (const r of rows) await this.audit.record(m, { tenantId, actor, action: 'scim.deprovision_discarded', target: r.user_id, data: { holdId: r.id, action: r.action } });
-      if (rows.length) this.logger.warn({ tenantId, discarded: rows.length }, 'held SCIM deprovisioning requests discarded by an administrator');
+      );
+      for (const r of rows)
+        await this.audit.record(m, {
+          tenantId,
+          actor,
+          action: 'scim.deprovision_discarded',
+          target: r.user_id,
+          data: { holdId: r.id, action: r.action },
+        });
+      if (rows.length)
+        this.logger.warn({ tenantId, discarded: rows.length }, 'held SCIM deprovisioning requests discarded by an administrator');
       return rows.map((r) => r.id);
     });
   }
@@ -133,11 +154,11 @@ export class ScimHeldOperationsService {
   private async claim(tenantId: string, ids?: string[]): Promise<HeldRow[]> {
     ids = ids?.filter(isUuid);
     return this.db.tenantTx(tenantId, async (m) => {
-      const [rows] = (await m.query(
+      const [rows] = await m.query<[HeldRow[], number]>(
         `UPDATE scim_held_operations SET status = 'released', updated_at = now()
           WHERE tenant_id = $1 AND status = 'held' AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[])) RETURNING *`,
         [tenantId, ids ?? null],
-      )) as [HeldRow[], number];
+      );
       return rows.sort((a, b) => a.created_at.getTime() - b.created_at.getTime());
     });
   }

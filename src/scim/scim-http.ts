@@ -41,7 +41,8 @@ export function projectionQuery(q: unknown): ProjectionQuery {
   const o = isObject(q) ? q : {};
   const attributes = splitList(param(o, 'attributes'));
   const excludedAttributes = splitList(param(o, 'excludedAttributes'));
-  if (attributes?.length && excludedAttributes?.length) throw new ScimError(400, 'Use attributes or excludedAttributes, not both.', 'invalidSyntax');
+  if (attributes?.length && excludedAttributes?.length)
+    throw new ScimError(400, 'Use attributes or excludedAttributes, not both.', 'invalidSyntax');
   return { ...(attributes ? { attributes } : {}), ...(excludedAttributes ? { excludedAttributes } : {}) };
 }
 

@@ -17,7 +17,8 @@ const base = () =>
       { value: 'babs@jensen.org', type: 'home' },
     ],
   });
-const apply = (...Operations: unknown[]) => normaliseDocument(USER_RESOURCE, engine.apply(base(), parsePatchRequest({ schemas: [PATCH_OP], Operations })));
+const apply = (...Operations: unknown[]) =>
+  normaliseDocument(USER_RESOURCE, engine.apply(base(), parsePatchRequest({ schemas: [PATCH_OP], Operations })));
 const scimType = (fn: () => unknown): string | undefined => {
   try {
     fn();
@@ -77,11 +78,15 @@ describe('PatchEngine', () => {
   });
 
   it('creates the element a plain eq filter describes when nothing matches (Entra add)', () => {
-    expect(apply({ op: 'Add', path: 'phoneNumbers[type eq "mobile"].value', value: '+1 555' })['phoneNumbers']).toEqual([{ type: 'mobile', value: '+1 555' }]);
+    expect(apply({ op: 'Add', path: 'phoneNumbers[type eq "mobile"].value', value: '+1 555' })['phoneNumbers']).toEqual([
+      { type: 'mobile', value: '+1 555' },
+    ]);
   });
 
   it('removes a sub-attribute and drops the element left without a value', () => {
-    expect(apply({ op: 'remove', path: 'emails[type eq "home"].value' })['emails']).toEqual([{ value: 'bjensen@example.com', type: 'work', primary: true }]);
+    expect(apply({ op: 'remove', path: 'emails[type eq "home"].value' })['emails']).toEqual([
+      { value: 'bjensen@example.com', type: 'work', primary: true },
+    ]);
   });
 
   it('treats a remove whose filter matches nothing as done', () => {
@@ -95,7 +100,11 @@ describe('PatchEngine', () => {
   });
 
   it('adds to a multi-valued attribute, merging an element with the same value and type', () => {
-    const emails = apply({ op: 'add', path: 'emails', value: [{ value: 'BJENSEN@example.com', type: 'work', display: 'B' }, { value: 'x@example.com' }] })['emails'];
+    const emails = apply({
+      op: 'add',
+      path: 'emails',
+      value: [{ value: 'BJENSEN@example.com', type: 'work', display: 'B' }, { value: 'x@example.com' }],
+    })['emails'];
     expect(emails).toEqual([
       { value: 'BJENSEN@example.com', type: 'work', primary: true, display: 'B' },
       { value: 'babs@jensen.org', type: 'home' },
@@ -106,14 +115,25 @@ describe('PatchEngine', () => {
   it('accepts an Entra manager given as a bare id and removes it by path', () => {
     const withManager = apply({ op: 'Add', path: `${ENTERPRISE_USER}:manager`, value: 'boss' });
     expect(withManager[ENTERPRISE_USER]).toEqual({ manager: { value: 'boss' } });
-    const removed = normaliseDocument(USER_RESOURCE, engine.apply(withManager, parsePatchRequest({ Operations: [{ op: 'Remove', path: `${ENTERPRISE_USER}:manager` }] })));
+    const removed = normaliseDocument(
+      USER_RESOURCE,
+      engine.apply(withManager, parsePatchRequest({ Operations: [{ op: 'Remove', path: `${ENTERPRISE_USER}:manager` }] })),
+    );
     expect(removed).not.toHaveProperty(ENTERPRISE_USER);
   });
 
   it('does not change its input', () => {
     const doc = base();
     const copy = structuredClone(doc);
-    engine.apply(doc, parsePatchRequest({ Operations: [{ op: 'replace', path: 'emails', value: [] }, { op: 'replace', path: 'active', value: false }] }));
+    engine.apply(
+      doc,
+      parsePatchRequest({
+        Operations: [
+          { op: 'replace', path: 'emails', value: [] },
+          { op: 'replace', path: 'active', value: false },
+        ],
+      }),
+    );
     expect(doc).toEqual(copy);
   });
 
@@ -129,7 +149,14 @@ describe('PatchEngine', () => {
 });
 
 describe('projectDocument', () => {
-  const resource = { schemas: ['s'], id: '1', userName: 'u', name: { givenName: 'g', familyName: 'f' }, [ENTERPRISE_USER]: { department: 'd', costCenter: 'c' }, meta: { version: 'W/"1"' } };
+  const resource = {
+    schemas: ['s'],
+    id: '1',
+    userName: 'u',
+    name: { givenName: 'g', familyName: 'f' },
+    [ENTERPRISE_USER]: { department: 'd', costCenter: 'c' },
+    meta: { version: 'W/"1"' },
+  };
   it('keeps id and schemas with attributes=, sub-attributes and whole extensions', () => {
     expect(projectDocument(USER_RESOURCE, resource, ['NAME.givenName', ENTERPRISE_USER])).toEqual({
       schemas: ['s'],
@@ -139,24 +166,32 @@ describe('projectDocument', () => {
     });
   });
   it('removes excludedAttributes but never id', () => {
-    expect(projectDocument(USER_RESOURCE, resource, undefined, ['id', 'name.familyName', `${ENTERPRISE_USER}:costCenter`, 'meta'])).toEqual({
-      schemas: ['s'],
-      id: '1',
-      userName: 'u',
-      name: { givenName: 'g' },
-      [ENTERPRISE_USER]: { department: 'd' },
-    });
+    expect(projectDocument(USER_RESOURCE, resource, undefined, ['id', 'name.familyName', `${ENTERPRISE_USER}:costCenter`, 'meta'])).toEqual(
+      {
+        schemas: ['s'],
+        id: '1',
+        userName: 'u',
+        name: { givenName: 'g' },
+        [ENTERPRISE_USER]: { department: 'd' },
+      },
+    );
   });
 });
 
 describe('lowerCaseInsensitive', () => {
   it('lower-cases the values compared with the lower-case columns only', () => {
     const ast = lowerCaseInsensitive(
-      parseScimFilter('userName eq "BJ" and externalId eq "EX" and emails[type eq "Work" and value eq "A@B"] and emails.value co "X" and name.givenName eq "G"'),
+      parseScimFilter(
+        'userName eq "BJ" and externalId eq "EX" and emails[type eq "Work" and value eq "A@B"] and emails.value co "X" and name.givenName eq "G"',
+      ),
       USER_CI,
     );
     expect(JSON.stringify(ast)).toBe(
-      JSON.stringify(parseScimFilter('userName eq "bj" and externalId eq "EX" and emails[type eq "work" and value eq "a@b"] and emails.value co "x" and name.givenName eq "G"')),
+      JSON.stringify(
+        parseScimFilter(
+          'userName eq "bj" and externalId eq "EX" and emails[type eq "work" and value eq "a@b"] and emails.value co "x" and name.givenName eq "G"',
+        ),
+      ),
     );
   });
 });

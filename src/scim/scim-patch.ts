@@ -25,7 +25,10 @@ export interface PatchOperation {
 export function parsePatchRequest(body: unknown, maxOperations = 1000): PatchOperation[] {
   if (!isObject(body)) throw new ScimError(400, 'The request body must be a PatchOp JSON object.', 'invalidSyntax');
   const schemas = body['schemas'];
-  if (schemas !== undefined && (!Array.isArray(schemas) || !schemas.some((s) => typeof s === 'string' && s.toLowerCase() === PATCH_OP.toLowerCase())))
+  if (
+    schemas !== undefined &&
+    (!Array.isArray(schemas) || !schemas.some((s) => typeof s === 'string' && s.toLowerCase() === PATCH_OP.toLowerCase()))
+  )
     throw new ScimError(400, `"schemas" must contain ${PATCH_OP}.`, 'invalidSyntax');
   const ops = body['Operations'] ?? body['operations'];
   if (!Array.isArray(ops) || ops.length === 0) throw new ScimError(400, '"Operations" must be a non-empty array.', 'invalidSyntax');
@@ -36,7 +39,8 @@ export function parsePatchRequest(body: unknown, maxOperations = 1000): PatchOpe
     if (op !== 'add' && op !== 'remove' && op !== 'replace')
       throw new ScimError(400, `Operation ${i + 1}: "op" must be add, remove or replace.`, 'invalidSyntax');
     const path = raw['path'];
-    if (path !== undefined && path !== null && typeof path !== 'string') throw new ScimError(400, `Operation ${i + 1}: "path" must be a string.`, 'invalidPath');
+    if (path !== undefined && path !== null && typeof path !== 'string')
+      throw new ScimError(400, `Operation ${i + 1}: "path" must be a string.`, 'invalidPath');
     const p = typeof path === 'string' && path.trim() !== '' ? path.trim() : undefined;
     if (op !== 'remove' && !('value' in raw)) throw new ScimError(400, `Operation ${i + 1}: "${op}" needs a "value".`, 'invalidValue');
     if (op === 'remove' && p === undefined) throw new ScimError(400, `Operation ${i + 1}: "remove" needs a "path".`, 'noTarget');
@@ -127,11 +131,13 @@ export class PatchEngine {
       throw new ScimError(400, `Attribute '${t.label}' is read-only.`, 'mutability');
     }
     const subDef = path.subAttribute !== undefined ? findAttr(def.subAttributes, path.subAttribute) : undefined;
-    if (path.subAttribute !== undefined && !subDef) throw new ScimError(400, `Unknown sub-attribute '${path.subAttribute}' of '${t.label}'.`, 'invalidPath');
+    if (path.subAttribute !== undefined && !subDef)
+      throw new ScimError(400, `Unknown sub-attribute '${path.subAttribute}' of '${t.label}'.`, 'invalidPath');
     if (subDef?.mutability === 'readOnly') throw new ScimError(400, `Attribute '${t.label}.${subDef.name}' is read-only.`, 'mutability');
 
     if (path.valueFilter) {
-      if (!def.multiValued) throw new ScimError(400, `'${t.label}' is not multi-valued; a value filter cannot select from it.`, 'invalidPath');
+      if (!def.multiValued)
+        throw new ScimError(400, `'${t.label}' is not multi-valued; a value filter cannot select from it.`, 'invalidPath');
       this.applyFiltered(container, t, path.valueFilter, subDef, op, value);
     } else if (subDef) {
       this.applySub(container, t, subDef, op, value);
@@ -207,7 +213,14 @@ export class PatchEngine {
     setOrDelete(container, name, prune(next));
   }
 
-  private applyFiltered(container: Doc, t: Target, filter: FilterAst, subDef: AttributeDef | undefined, op: PatchOpName, value: unknown): void {
+  private applyFiltered(
+    container: Doc,
+    t: Target,
+    filter: FilterAst,
+    subDef: AttributeDef | undefined,
+    op: PatchOpName,
+    value: unknown,
+  ): void {
     const { def } = t;
     const name = def.name;
     const caseExact = (p: string): boolean => findAttr(def.subAttributes, p.split('.')[0]!)?.caseExact ?? false;
@@ -267,7 +280,14 @@ function setOrDelete(o: Doc, key: string, v: unknown): void {
 
 /** Drops elements left without a value (e.g. after removing `phoneNumbers[type eq "work"].value`). */
 function prune(items: unknown[]): unknown[] | undefined {
-  const kept = items.filter((e) => e !== undefined && e !== null && (!isObject(e) || (e['value'] !== undefined && e['value'] !== '') || Object.keys(e).some((k) => k !== 'type' && k !== 'primary' && k !== 'display')));
+  const kept = items.filter(
+    (e) =>
+      e !== undefined &&
+      e !== null &&
+      (!isObject(e) ||
+        (e['value'] !== undefined && e['value'] !== '') ||
+        Object.keys(e).some((k) => k !== 'type' && k !== 'primary' && k !== 'display')),
+  );
   return kept.length ? fixPrimary(kept) : undefined;
 }
 
@@ -280,7 +300,8 @@ function sameValue(def: AttributeDef, a: unknown, b: unknown, compareType = fals
   const exact = findAttr(def.subAttributes, 'value')?.caseExact ?? false;
   const eq = typeof va === 'string' && typeof vb === 'string' && !exact ? va.toLowerCase() === vb.toLowerCase() : va === vb;
   if (!eq) return false;
-  if (compareType && a['type'] !== undefined && b['type'] !== undefined) return String(a['type']).toLowerCase() === String(b['type']).toLowerCase();
+  if (compareType && a['type'] !== undefined && b['type'] !== undefined)
+    return String(a['type']).toLowerCase() === String(b['type']).toLowerCase();
   return true;
 }
 

@@ -107,7 +107,10 @@ export const USER_SCHEMA: SchemaDef = {
     attr('locale', 'string', "The user's default location for localisation.", { maxLength: 64 }),
     attr('timezone', 'string', "The user's time zone (IANA).", { maxLength: 64 }),
     attr('active', 'boolean', "The user's administrative status; false disables the platform user and ends their sessions."),
-    attr('password', 'string', 'Not stored: this service never accepts passwords over SCIM.', { mutability: 'writeOnly', returned: 'never' }),
+    attr('password', 'string', 'Not stored: this service never accepts passwords over SCIM.', {
+      mutability: 'writeOnly',
+      returned: 'never',
+    }),
     multi('emails', 'Email addresses for the user.', 'string', ['work', 'home', 'other']),
     multi('phoneNumbers', 'Phone numbers for the user.', 'string', ['work', 'home', 'mobile', 'fax', 'pager', 'other']),
     multi('ims', 'Instant messaging addresses for the user.', 'string', []),
@@ -121,7 +124,10 @@ export const USER_SCHEMA: SchemaDef = {
         attr('region', 'string', 'The state or region.'),
         attr('postalCode', 'string', 'The zip code or postal code.'),
         attr('country', 'string', 'The country (ISO 3166-1 alpha-2).'),
-        attr('type', 'string', 'A label indicating the function of the address.', { canonicalValues: ['work', 'home', 'other'], maxLength: 64 }),
+        attr('type', 'string', 'A label indicating the function of the address.', {
+          canonicalValues: ['work', 'home', 'other'],
+          maxLength: 64,
+        }),
         attr('primary', 'boolean', 'Indicates the primary mailing address.'),
       ],
     }),
@@ -166,7 +172,12 @@ export const GROUP_SCHEMA: SchemaDef = {
   name: 'Group',
   description: 'Group',
   attributes: [
-    attr('id', 'string', 'Unique identifier of the group.', { caseExact: true, mutability: 'readOnly', returned: 'always', uniqueness: 'server' }),
+    attr('id', 'string', 'Unique identifier of the group.', {
+      caseExact: true,
+      mutability: 'readOnly',
+      returned: 'always',
+      uniqueness: 'server',
+    }),
     attr('displayName', 'string', 'A human-readable name for the group.', { required: true, maxLength: 500 }),
     attr('externalId', 'string', "The provisioning client's identifier for the group.", { caseExact: true, maxLength: 500 }),
     attr('members', 'complex', 'A list of members of the group (users; nested groups are not supported).', {

@@ -1,5 +1,13 @@
 import { ScimError } from '../common/errors.js';
-import { type CompiledFilter, ScimFilterError, compileScimFilter, defineScimSqlSchema, parseScimFilter, type FilterAst, type ScimSqlSchema } from './filter/scim-filter.js';
+import {
+  type CompiledFilter,
+  ScimFilterError,
+  compileScimFilter,
+  defineScimSqlSchema,
+  parseScimFilter,
+  type FilterAst,
+  type ScimSqlSchema,
+} from './filter/scim-filter.js';
 import { CORE_GROUP, CORE_USER, ENTERPRISE_USER } from './scim-schemas.js';
 
 /**
@@ -98,7 +106,11 @@ export const MEMBER_SQL = defineScimSqlSchema({
   attributes: {
     value: { kind: 'column', sql: 'gm.user_id', type: 'uuid' },
     type: { kind: 'column', sql: `'User'`, type: 'string' },
-    display: { kind: 'column', sql: '(SELECT COALESCE(mu.display_name, mu.user_name) FROM users mu WHERE mu.id = gm.user_id)', type: 'string' },
+    display: {
+      kind: 'column',
+      sql: '(SELECT COALESCE(mu.display_name, mu.user_name) FROM users mu WHERE mu.id = gm.user_id)',
+      type: 'string',
+    },
   },
 });
 
@@ -112,7 +124,11 @@ export interface CaseInsensitiveColumns {
   readonly multi: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-export const USER_CI: CaseInsensitiveColumns = { core: CORE_USER.toLowerCase(), scalars: new Set(['username']), multi: new Map([['emails', new Set(['value', 'type', 'display'])]]) };
+export const USER_CI: CaseInsensitiveColumns = {
+  core: CORE_USER.toLowerCase(),
+  scalars: new Set(['username']),
+  multi: new Map([['emails', new Set(['value', 'type', 'display'])]]),
+};
 export const GROUP_CI: CaseInsensitiveColumns = { core: CORE_GROUP.toLowerCase(), scalars: new Set(['displayname']), multi: new Map() };
 
 /** Lower-cases the compared values of the attributes in `ci`, wherever they occur in the filter. */
@@ -124,7 +140,10 @@ export function lowerCaseInsensitive(ast: FilterAst, ci: CaseInsensitiveColumns,
     case 'not':
       return { ...ast, filter: lowerCaseInsensitive(ast.filter, ci, scope) };
     case 'valuePath': {
-      const inner = scope === undefined && isCore(ast.attr.uri, ci) && ast.attr.subAttr === undefined ? ci.multi.get(ast.attr.name.toLowerCase()) : undefined;
+      const inner =
+        scope === undefined && isCore(ast.attr.uri, ci) && ast.attr.subAttr === undefined
+          ? ci.multi.get(ast.attr.name.toLowerCase())
+          : undefined;
       return { ...ast, filter: lowerCaseInsensitive(ast.filter, ci, inner ?? new Set()) };
     }
     case 'pr':

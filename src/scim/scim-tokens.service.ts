@@ -104,16 +104,15 @@ export class ScimTokensService {
 
   async create(tenantId: string, name: string, actor = 'admin'): Promise<CreatedScimToken> {
     const label = name.trim();
-    if (label.length < 1 || label.length > 200) throw new ProblemError(400, 'Invalid token name', 'A token name is 1–200 characters.', problemType('validation'));
+    if (label.length < 1 || label.length > 200)
+      throw new ProblemError(400, 'Invalid token name', 'A token name is 1–200 characters.', problemType('validation'));
     const token = mintOpaqueToken(TOKEN_PREFIX, tenantId);
     const prefix = token.value.slice(0, DISPLAY_PREFIX_LENGTH);
     const row = await this.db.tenantTx(tenantId, async (m) => {
-      const [r] = (await m.query(`INSERT INTO scim_tokens (tenant_id, name, token_hash, prefix) VALUES ($1, $2, $3, $4) RETURNING id, created_at`, [
-        tenantId,
-        label,
-        token.hash,
-        prefix,
-      ])) as Array<{ id: string; created_at: Date }>;
+      const [r] = await m.query<Array<{ id: string; created_at: Date }>>(
+        `INSERT INTO scim_tokens (tenant_id, name, token_hash, prefix) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
+        [tenantId, label, token.hash, prefix],
+      );
       await this.audit.record(m, { tenantId, actor, action: 'scim.token_created', target: r!.id, data: { name: label, prefix } });
       return r!;
     });
@@ -122,7 +121,9 @@ export class ScimTokensService {
 
   async list(tenantId: string): Promise<ScimTokenInfo[]> {
     return this.db.tenantTx(tenantId, async (m) => {
-      const rows = (await m.query(`SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM scim_tokens ORDER BY created_at, id`)) as TokenRow[];
+      const rows = await m.query<TokenRow[]>(
+        `SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM scim_tokens ORDER BY created_at, id`,
+      );
       return rows.map(toInfo);
     });
   }
@@ -130,12 +131,16 @@ export class ScimTokensService {
   /** Revokes a token; false when the tenant has no such (unrevoked) token. Takes effect on the next request. */
   async revoke(tenantId: string, tokenId: string, actor = 'admin'): Promise<boolean> {
     if (!/^[0-9a-f-]{36}$/i.test(tokenId)) return false;
-    return this.db.tenantTx(tenantId, async (m) => {
-      const res = (await m.query(`UPDATE scim_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, [tokenId])) as [unknown, number];
-      if (res[1] === 0) return false;
-      await this.audit.record(m, { tenantId, actor, action: 'scim.token_revoked', target: tokenId });
-      return true;
-    }).finally(() => this.db.rowsChanged('scim_tokens'));
+    return this.db
+      .tenantTx(tenantId, async (m) => {
+        const res = await m.query<[unknown, number]>(`UPDATE scim_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, [
+          tokenId,
+        ]);
+        if (res[1] === 0) return false;
+        await this.audit.record(m, { tenantId, actor, action: 'scim.token_revoked', target: tokenId });
+        return true;
+      })
+      .finally(() => this.db.rowsChanged('scim_tokens'));
   }
 
   /**
@@ -154,7 +159,7 @@ export class ScimTokensService {
   private async lookUp(tenantId: string, hash: string): Promise<ScimPrincipal | undefined> {
     const row = await this.db.tenantTx(tenantId, async (m) => {
       // last_used_at is written at most once a minute per token, so a busy token costs no extra writes.
-      const [r] = (await m.query(
+      const [r] = await m.query<VerifyRow[]>(
         `WITH t AS (SELECT id, tenant_id, token_hash, last_used_at FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
               touched AS (UPDATE scim_tokens s SET last_used_at = now() FROM t
                            WHERE s.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') RETURNING s.id)
@@ -162,7 +167,7 @@ export class ScimTokensService {
                 st.guard_window_seconds, st.guard_min_count, (SELECT count(*) FROM touched) AS touched
            FROM t JOIN tenants tn ON tn.id = t.tenant_id LEFT JOIN scim_settings st ON st.tenant_id = t.tenant_id`,
         [hash],
-      )) as VerifyRow[];
+      );
       return r;
     });
     if (!row || !constantEquals(row.token_hash, hash) || row.tenant_status !== 'active') return undefined;
@@ -204,7 +209,12 @@ export class ScimSettingsService {
       this.db.rowsChanged('scim_settings');
     } catch (err) {
       if ((err as { code?: string }).code === '23514')
-        throw new ProblemError(400, 'Invalid SCIM settings', 'Rate limit > 0, guard percent in (0, 100], window > 0 s, minimum count >= 0.', problemType('validation'));
+        throw new ProblemError(
+          400,
+          'Invalid SCIM settings',
+          'Rate limit > 0, guard percent in (0, 100], window > 0 s, minimum count >= 0.',
+          problemType('validation'),
+        );
       throw err;
     }
   }

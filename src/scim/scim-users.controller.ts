@@ -36,12 +36,20 @@ export class ScimUsersController {
   ): Promise<void> {
     const user = await this.users.get(p, id, projectionQuery(query));
     const etag = etagOf(user.version);
-    if (ifNoneMatchHits(ifNoneMatch, user.version)) return sendScim(res, 304, undefined, { ETag: etag });
+    if (ifNoneMatchHits(ifNoneMatch, user.version)) {
+      sendScim(res, 304, undefined, { ETag: etag });
+      return;
+    }
     sendScim(res, 200, user.resource, { ETag: etag });
   }
 
   @Post()
-  async create(@Principal() p: ScimPrincipal, @Body() body: unknown, @Query() query: Record<string, unknown>, @Res() res: Response): Promise<void> {
+  async create(
+    @Principal() p: ScimPrincipal,
+    @Body() body: unknown,
+    @Query() query: Record<string, unknown>,
+    @Res() res: Response,
+  ): Promise<void> {
     const user = await this.users.create(p, body, projectionQuery(query));
     sendScim(res, 201, user.resource, { ETag: etagOf(user.version), Location: this.users.location(user.id) });
   }
@@ -73,7 +81,12 @@ export class ScimUsersController {
   }
 
   @Delete(':id')
-  async remove(@Principal() p: ScimPrincipal, @Param('id') id: string, @Headers('if-match') ifMatch: string | undefined, @Res() res: Response): Promise<void> {
+  async remove(
+    @Principal() p: ScimPrincipal,
+    @Param('id') id: string,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res() res: Response,
+  ): Promise<void> {
     await this.users.delete(p, id, ifMatch);
     sendScim(res, 204);
   }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { Database, statementsOf, type Statements } from '../database/database.js';
+import { Database, statementsOf, type Tx } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { DependencyUnavailableError, ScimError } from '../common/errors.js';
@@ -95,7 +95,7 @@ function columnsOf(doc: Doc): UserColumns {
     familyName: str(name['familyName']),
     active: doc['active'] !== false,
     emails,
-    enterprise: isObject(doc[ENTERPRISE_USER]) ? (doc[ENTERPRISE_USER] as Doc) : {},
+    enterprise: isObject(doc[ENTERPRISE_USER]) ? doc[ENTERPRISE_USER] : {},
     profile,
     email: email && /^[^\s@]+@[^\s@]+$/.test(email) && email.length <= 320 ? email.toLowerCase() : null,
   };
@@ -131,7 +131,9 @@ function canonical(v: unknown): string {
 
 /** Whether a PATCH says something about `active` (then it may supersede a held deactivation). */
 function patchMentionsActive(ops: readonly PatchOperation[]): boolean {
-  return ops.some((o) => (o.path !== undefined ? /^active$/i.test(o.path) : isObject(o.value) && Object.keys(o.value).some((k) => /^active$/i.test(k))));
+  return ops.some((o) =>
+    o.path !== undefined ? /^active$/i.test(o.path) : isObject(o.value) && Object.keys(o.value).some((k) => /^active$/i.test(k)),
+  );
 }
 
 export interface RenderedUser {
@@ -182,7 +184,11 @@ export class ScimUsersService {
     @Inject(AppConfig) private readonly config: AppConfig,
     metrics: MetricsService,
   ) {
-    this.creates = new KeyedBatcher((tenantId, items) => this.insertBatch(tenantId, items), CREATE_BATCH_MAX, (n) => metrics.scimCreateBatchWritten(n));
+    this.creates = new KeyedBatcher(
+      (tenantId, items) => this.insertBatch(tenantId, items),
+      CREATE_BATCH_MAX,
+      (n) => metrics.scimCreateBatchWritten(n),
+    );
   }
 
   private get base(): string {
@@ -207,12 +213,14 @@ export class ScimUsersService {
     return this.db.tenantTx(p.tenantId, async (m) => {
       const rows =
         q.count > 0
-          ? ((await m.query(
+          ? await m.query<UserRow[]>(
               `SELECT ${COLUMNS}${this.groupsColumn(q)} FROM users u WHERE ${whereSql} ORDER BY u.created_at, u.id LIMIT ${q.count} OFFSET ${q.startIndex - 1}`,
               params,
-            )) as UserRow[])
+            )
           : [];
-      const total = knownTotal(rows.length, q) ?? (((await m.query(`SELECT count(*)::int AS n FROM users u WHERE ${whereSql}`, params)) as Array<{ n: number }>)[0]!.n);
+      const total =
+        knownTotal(rows.length, q) ??
+        (await m.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM users u WHERE ${whereSql}`, params))[0]!.n;
       return listResponse(total, q.startIndex, await this.renderAll(statementsOf(m), rows, q));
     });
   }
@@ -367,7 +375,13 @@ export class ScimUsersService {
         const adopt = res!.id === null && res!.candidates?.length === 1 ? res!.candidates[0]! : undefined;
         const row = adopt ? await this.write(s, adopt, c) : res!;
         if (adopt) await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_adopted', target: row.id });
-        await this.audit.record(s, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_created', target: row.id, data: { active: c.active, adopted: !!adopt } });
+        await this.audit.record(s, {
+          tenantId: p.tenantId,
+          actor: this.actor(p),
+          action: 'scim.user_created',
+          target: row.id,
+          data: { active: c.active, adopted: !!adopt },
+        });
         // A user created just now belongs to no group yet; an adopted one may.
         return this.rendered(s, row, q, !adopt);
       }),
@@ -415,7 +429,13 @@ export class ScimUsersService {
       await m.query(`DELETE FROM group_members WHERE user_id = $1`, [row.id]);
       await m.query(`DELETE FROM user_identities WHERE user_id = $1`, [row.id]);
       const revoked = await this.revokeSessions(m, row.id, 'scim_deleted');
-      await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_deleted', target: row.id, data: { sessionsRevoked: revoked, released: bypassGuard } });
+      await this.audit.record(m, {
+        tenantId: p.tenantId,
+        actor: this.actor(p),
+        action: 'scim.user_deleted',
+        target: row.id,
+        data: { sessionsRevoked: revoked, released: bypassGuard },
+      });
       return undefined;
     });
     if (outcome) throw outcome;
@@ -427,14 +447,32 @@ export class ScimUsersService {
     const body = request.body;
     if (request.method === 'PUT') {
       const doc = normaliseDocument(USER_RESOURCE, body, { checkSchemas: true });
-      await this.writeAndRender(p, userId, undefined, {}, request, false, (old) => {
-        if (doc['active'] === undefined) doc['active'] = old['active'];
-        return doc;
-      }, true);
+      await this.writeAndRender(
+        p,
+        userId,
+        undefined,
+        {},
+        request,
+        false,
+        (old) => {
+          if (doc['active'] === undefined) doc['active'] = old['active'];
+          return doc;
+        },
+        true,
+      );
       return;
     }
     const ops = parsePatchRequest(body);
-    await this.writeAndRender(p, userId, undefined, {}, request, false, (old) => normaliseDocument(USER_RESOURCE, this.patcher.apply(old, ops)), true);
+    await this.writeAndRender(
+      p,
+      userId,
+      undefined,
+      {},
+      request,
+      false,
+      (old) => normaliseDocument(USER_RESOURCE, this.patcher.apply(old, ops)),
+      true,
+    );
   }
 
   // ----- internals -------------------------------------------------------------------
@@ -450,9 +488,10 @@ export class ScimUsersService {
   private async find(m: EntityManager, id: string, forUpdate: boolean, extra = ''): Promise<UserRow> {
     // A malformed id is answered like an unknown one: 404, nothing to learn.
     if (!isUuid(id)) throw new ScimError(404, 'No such user in this tenant.');
-    const [row] = (await m.query(`SELECT ${COLUMNS}${extra} FROM users u WHERE u.id = $1 AND u.user_name IS NOT NULL${forUpdate ? ' FOR UPDATE OF u' : ''}`, [
-      id,
-    ])) as UserRow[];
+    const [row] = await m.query<UserRow[]>(
+      `SELECT ${COLUMNS}${extra} FROM users u WHERE u.id = $1 AND u.user_name IS NOT NULL${forUpdate ? ' FOR UPDATE OF u' : ''}`,
+      [id],
+    );
     if (!row) throw new ScimError(404, 'No such user in this tenant.');
     return row;
   }
@@ -507,7 +546,13 @@ export class ScimUsersService {
     const written = await this.write(statementsOf(m), row.id, c);
     if (wasActive && !c.active) {
       const revoked = await this.revokeSessions(m, row.id, 'scim_deactivated');
-      await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_deactivated', target: row.id, data: { sessionsRevoked: revoked, released: bypassGuard } });
+      await this.audit.record(m, {
+        tenantId: p.tenantId,
+        actor: this.actor(p),
+        action: 'scim.user_deactivated',
+        target: row.id,
+        data: { sessionsRevoked: revoked, released: bypassGuard },
+      });
     } else if (!wasActive && c.active) {
       await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.user_reactivated', target: row.id });
     } else {
@@ -516,7 +561,7 @@ export class ScimUsersService {
     return { ok: true, row: written };
   }
 
-  private async write(q: Statements, id: string, c: UserColumns): Promise<UserRow> {
+  private async write(q: Tx, id: string, c: UserColumns): Promise<UserRow> {
     const { rows } = await q.query<UserRow>(
       `UPDATE users AS u SET user_name = $2, external_id = $3, display_name = $4, given_name = $5, family_name = $6, status = $7,
               emails = $8, enterprise = $9, scim_profile = $10,
@@ -542,25 +587,30 @@ export class ScimUsersService {
 
   /** Ends every session of the user at once; refresh tokens hang off sessions, so every family dies with them. */
   private async revokeSessions(m: EntityManager, userId: string, reason: string): Promise<number> {
-    const res = (await m.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL`, [userId, reason])) as [
-      unknown,
-      number,
-    ];
+    const res = await m.query<[unknown, number]>(
+      `UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL`,
+      [userId, reason],
+    );
     return res[1];
   }
 
   /** `s` may be left out when `noGroups` says there is nothing to read. */
-  private async rendered(s: Statements | undefined, row: UserRow, q: ProjectionQuery, noGroups = false): Promise<RenderedUser> {
+  private async rendered(s: Tx | undefined, row: UserRow, q: ProjectionQuery, noGroups = false): Promise<RenderedUser> {
     const [resource] = await this.renderAll(s, [row], q, noGroups);
     return { resource: resource!, version: row.version, id: row.id };
   }
 
-  private async renderAll(s: Statements | undefined, rows: UserRow[], q: ProjectionQuery, noGroups = false): Promise<Doc[]> {
+  private async renderAll(s: Tx | undefined, rows: UserRow[], q: ProjectionQuery, noGroups = false): Promise<Doc[]> {
     const groups = new Map<string, Doc[]>();
     const ref = (id: string, display: string): Doc => ({ value: id, $ref: `${this.base}/Groups/${id}`, display, type: 'direct' });
     const wanted = !noGroups && wantsAttribute(USER_RESOURCE, 'groups', q.attributes, q.excludedAttributes);
     if (wanted && rows.every((r) => r.groups_json !== undefined)) {
-      for (const r of rows) if (r.groups_json?.length) groups.set(r.id, r.groups_json.map((g) => ref(g.id, g.display)));
+      for (const r of rows)
+        if (r.groups_json?.length)
+          groups.set(
+            r.id,
+            r.groups_json.map((g) => ref(g.id, g.display)),
+          );
     } else if (rows.length && wanted) {
       if (!s) throw new Error('renderAll: groups wanted outside a transaction');
       const { rows: found } = await s.query<{ user_id: string; id: string; display_name: string }>(
@@ -600,7 +650,8 @@ export class ScimUsersService {
       const e = err as { code?: string; constraint?: string; driverError?: { code?: string; constraint?: string } };
       const code = e.driverError?.code ?? e.code;
       const constraint = e.driverError?.constraint ?? e.constraint;
-      if (code === '23505' && constraint === UNIQUE_USER_NAME) throw new ScimError(409, 'A user with this userName already exists in this tenant.', 'uniqueness', { cause: err });
+      if (code === '23505' && constraint === UNIQUE_USER_NAME)
+        throw new ScimError(409, 'A user with this userName already exists in this tenant.', 'uniqueness', { cause: err });
       throw err;
     }
   }

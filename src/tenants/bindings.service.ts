@@ -53,11 +53,18 @@ export class BindingsService {
   async create(tenant: Tenant, input: NewBinding): Promise<BindingContext> {
     const created = await this.db.tenantTx(tenant.id, async (m) => {
       if (input.kind === 'firebase_legacy' && input.migrationImport !== true) await this.refuseNewFirebaseTenant(m, tenant);
-      const [row] = (await m.query(
+      const [row] = await m.query<BindingRow[]>(
         `INSERT INTO tenant_identity_providers (tenant_id, kind, status, config, claim_mapping, priority)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-        [tenant.id, input.kind, input.status ?? 'active', JSON.stringify(input.config ?? {}), JSON.stringify(input.claimMapping ?? {}), input.priority ?? 0],
-      )) as BindingRow[];
+        [
+          tenant.id,
+          input.kind,
+          input.status ?? 'active',
+          JSON.stringify(input.config ?? {}),
+          JSON.stringify(input.claimMapping ?? {}),
+          input.priority ?? 0,
+        ],
+      );
       if (input.secrets && Object.keys(input.secrets).length > 0) {
         row!.secrets = this.box.sealJson(input.secrets, secretsContext(row!.id));
         await m.query(`UPDATE tenant_identity_providers SET secrets = $2 WHERE id = $1`, [row!.id, row!.secrets]);
@@ -70,7 +77,10 @@ export class BindingsService {
 
   /** ADR-0002: Firebase is legacy. Tenants already on it keep it; nobody new is onboarded onto it. */
   private async refuseNewFirebaseTenant(m: EntityManager, tenant: Tenant): Promise<void> {
-    const [existing] = (await m.query(`SELECT 1 FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy' LIMIT 1`, [tenant.id])) as unknown[];
+    const [existing] = await m.query<unknown[]>(
+      `SELECT 1 FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy' LIMIT 1`,
+      [tenant.id],
+    );
     if (existing) return;
     throw new ProblemError(
       409,
@@ -88,10 +98,10 @@ export class BindingsService {
     // Keyed by the tenant's version too: a context carries its tenant, which may have changed.
     const bindings = await this.active.get(`${tenant.id}:${tenant.version}:${tenant.status}`, () =>
       this.db.tenantTx(tenant.id, async (m) => {
-        const rows = (await m.query(
+        const rows = await m.query<BindingRow[]>(
           `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND enabled ORDER BY priority DESC, created_at`,
           [tenant.id],
-        )) as BindingRow[];
+        );
         return rows.map((r) => this.toContext(r, tenant));
       }),
     );
@@ -103,7 +113,7 @@ export class BindingsService {
   }
 
   async get(tenant: Tenant, bindingId: string, m: EntityManager): Promise<BindingContext> {
-    const [row] = (await m.query(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [bindingId])) as BindingRow[];
+    const [row] = await m.query<BindingRow[]>(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [bindingId]);
     if (!row) throw new ProblemError(404, 'Binding not found', undefined, problemType('binding-not-found'));
     return this.toContext(row, tenant);
   }

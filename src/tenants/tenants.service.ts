@@ -49,9 +49,17 @@ export class TenantsService {
 
   async create(slug: string, displayName: string): Promise<Tenant> {
     if (!SLUG_PATTERN.test(slug))
-      throw new ProblemError(400, 'Invalid slug', 'A slug is 1–63 lower-case letters, digits and inner hyphens.', problemType('invalid-slug'));
+      throw new ProblemError(
+        400,
+        'Invalid slug',
+        'A slug is 1–63 lower-case letters, digits and inner hyphens.',
+        problemType('invalid-slug'),
+      );
     try {
-      const [row] = await this.db.query<TenantRow>(`INSERT INTO tenants (slug, display_name) VALUES ($1, $2) RETURNING *`, [slug, displayName]);
+      const [row] = await this.db.query<TenantRow>(`INSERT INTO tenants (slug, display_name) VALUES ($1, $2) RETURNING *`, [
+        slug,
+        displayName,
+      ]);
       return toTenant(row!);
     } catch (err) {
       if ((err as { code?: string }).code === '23505')

@@ -13,7 +13,8 @@ const BEARER_SCHEME = /^Bearer(?: |$)/i;
  * error code); the Bearer scheme with something that is not a token is `invalid_token`.
  */
 export function bearerTokenOf(authorization: string | undefined): string {
-  if (!authorization || !BEARER_SCHEME.test(authorization)) throw new BearerTokenError(undefined, 'A Bearer platform access token is required in the Authorization header.');
+  if (!authorization || !BEARER_SCHEME.test(authorization))
+    throw new BearerTokenError(undefined, 'A Bearer platform access token is required in the Authorization header.');
   const m = BEARER.exec(authorization);
   if (!m) throw new BearerTokenError('invalid_token', 'The Authorization header does not carry a well-formed Bearer token.');
   return m[1]!;

@@ -92,33 +92,39 @@ export class SigningKeysService implements OnApplicationBootstrap, OnApplication
   /** Applies due transitions (under an advisory lock) and reloads this replica's view. */
   async maintain(now = new Date()): Promise<void> {
     await this.db.tx(async (m) => {
-      const [{ locked }] = (await m.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [ADVISORY_LOCK])) as [{ locked: boolean }];
+      const [{ locked }] = await m.query<[{ locked: boolean }]>('SELECT pg_try_advisory_xact_lock($1) AS locked', [ADVISORY_LOCK]);
       if (!locked) return;
-      const active = (await m.query(`SELECT kid, activated_at FROM signing_keys WHERE status = 'active'`)) as Array<{ kid: string; activated_at: Date }>;
-      const due = (await m.query(
+      const active = await m.query<
+        Array<{
+          kid: string;
+          activated_at: Date;
+        }>
+      >(`SELECT kid, activated_at FROM signing_keys WHERE status = 'active'`);
+      const due = await m.query<Array<{ kid: string }>>(
         `SELECT kid FROM signing_keys WHERE status = 'pending' AND activates_at <= $1 ORDER BY activates_at DESC LIMIT 1`,
         [now],
-      )) as Array<{ kid: string }>;
+      );
       if (due[0]) {
         await this.activate(m, due[0].kid, now);
       } else if (active.length === 0) {
-        const pending = (await m.query(`SELECT kid FROM signing_keys WHERE status = 'pending' ORDER BY activates_at LIMIT 1`)) as Array<{ kid: string }>;
+        const pending = await m.query<
+          Array<{
+            kid: string;
+          }>
+        >(`SELECT kid FROM signing_keys WHERE status = 'pending' ORDER BY activates_at LIMIT 1`);
         // First start (or every key lost): nothing can sign, so there is nothing to wait for.
         const kid = pending[0]?.kid ?? (await this.insertKey(m, 'pending', now));
         await this.activate(m, kid, now);
         this.logger.log({ kid }, 'created the first signing key');
       } else if (this.config.KEY_ROTATION_INTERVAL_SECONDS > 0) {
         const age = (now.getTime() - new Date(active[0]!.activated_at).getTime()) / 1000;
-        const [{ n }] = (await m.query(`SELECT count(*)::int AS n FROM signing_keys WHERE status = 'pending'`)) as [{ n: number }];
+        const [{ n }] = await m.query<[{ n: number }]>(`SELECT count(*)::int AS n FROM signing_keys WHERE status = 'pending'`);
         if (n === 0 && age >= this.config.KEY_ROTATION_INTERVAL_SECONDS) {
           const kid = await this.insertKey(m, 'pending', new Date(now.getTime() + this.config.KEY_PUBLISH_DELAY_SECONDS * 1000));
           this.logger.log({ kid }, 'scheduled rotation: new signing key published, pending activation');
         }
       }
-      await m.query(
-        `UPDATE signing_keys SET status = 'expired', private_key = NULL WHERE status = 'retired' AND expires_at <= $1`,
-        [now],
-      );
+      await m.query(`UPDATE signing_keys SET status = 'expired', private_key = NULL WHERE status = 'retired' AND expires_at <= $1`, [now]);
     });
     await this.reload();
   }
@@ -167,14 +173,18 @@ export class SigningKeysService implements OnApplicationBootstrap, OnApplication
 
   private async activate(m: { query: (sql: string, p?: unknown[]) => Promise<unknown> }, kid: string, now: Date): Promise<void> {
     const lifetime = this.config.ACCESS_TOKEN_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS;
-    await m.query(
-      `UPDATE signing_keys SET status = 'retired', retired_at = $1, expires_at = $2 WHERE status = 'active'`,
-      [now, new Date(now.getTime() + lifetime * 1000)],
-    );
+    await m.query(`UPDATE signing_keys SET status = 'retired', retired_at = $1, expires_at = $2 WHERE status = 'active'`, [
+      now,
+      new Date(now.getTime() + lifetime * 1000),
+    ]);
     await m.query(`UPDATE signing_keys SET status = 'active', activated_at = $2 WHERE kid = $1`, [kid, now]);
   }
 
-  private async insertKey(m: { query: (sql: string, p?: unknown[]) => Promise<unknown> }, status: KeyStatus, activatesAt: Date): Promise<string> {
+  private async insertKey(
+    m: { query: (sql: string, p?: unknown[]) => Promise<unknown> },
+    status: KeyStatus,
+    activatesAt: Date,
+  ): Promise<string> {
     const { publicKey, privateKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
     const jwk = await exportJWK(publicKey);
     const kid = await calculateJwkThumbprint(jwk);

@@ -54,7 +54,12 @@ export const isMachineSubject = (sub: string): boolean => sub.startsWith('client
  * undefined. Everything the platform reads from a token is checked here, once, so no reader ever
  * meets a `tid` that is not a tenant id or a `sid` that is not a session id (they reach SQL).
  */
-export function accessClaimsProblem(p: PlatformAccessClaims, nowSeconds: number, skewSeconds: number, maxLifetimeSeconds: number): string | undefined {
+export function accessClaimsProblem(
+  p: PlatformAccessClaims,
+  nowSeconds: number,
+  skewSeconds: number,
+  maxLifetimeSeconds: number,
+): string | undefined {
   if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) return 'iat is not a number';
   if (p.iat > nowSeconds + skewSeconds) return 'iat is in the future';
   if (typeof p.exp !== 'number' || p.exp - p.iat > maxLifetimeSeconds) return 'lifetime exceeds the longest this service issues';
@@ -63,7 +68,8 @@ export function accessClaimsProblem(p: PlatformAccessClaims, nowSeconds: number,
   if (typeof p.sub !== 'string' || !(isUuid(p.sub) || MACHINE_SUBJECT.test(p.sub))) return 'sub is neither a user id nor a machine subject';
   if (typeof p.client_id !== 'string' || p.client_id.length === 0 || p.client_id.length > 100) return 'client_id is malformed';
   if (p.scope !== undefined && typeof p.scope !== 'string') return 'scope is not a string';
-  if (p.roles !== undefined && !(Array.isArray(p.roles) && p.roles.every((r) => typeof r === 'string'))) return 'roles is not a list of strings';
+  if (p.roles !== undefined && !(Array.isArray(p.roles) && p.roles.every((r) => typeof r === 'string')))
+    return 'roles is not a list of strings';
   if (typeof p.org !== 'string') return 'org is not a string';
   return undefined;
 }
@@ -164,7 +170,12 @@ export class TokenIssuerService {
     } catch (err) {
       throw new BearerTokenError('invalid_token', 'The access token is invalid or expired.', { cause: err });
     }
-    const problem = accessClaimsProblem(payload, Math.floor(now / 1000), this.config.CLOCK_SKEW_SECONDS, this.config.ACCESS_TOKEN_TTL_SECONDS);
+    const problem = accessClaimsProblem(
+      payload,
+      Math.floor(now / 1000),
+      this.config.CLOCK_SKEW_SECONDS,
+      this.config.ACCESS_TOKEN_TTL_SECONDS,
+    );
     if (problem) throw new BearerTokenError('invalid_token', 'The access token is invalid or expired.', { cause: new Error(problem) });
     return payload;
   }

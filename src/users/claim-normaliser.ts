@@ -18,7 +18,7 @@ export function readClaim(claims: Record<string, unknown>, path: string): unknow
   if (path in claims) return claims[path];
   let cur: unknown = claims;
   for (const part of path.split('.')) {
-    if (cur === null || typeof cur !== 'object' || !(part in (cur as object))) return undefined;
+    if (cur === null || typeof cur !== 'object' || !(part in cur)) return undefined;
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;
@@ -51,7 +51,8 @@ export function normaliseIdentity(rules: ClaimMappingRules, ext: ExternalIdentit
   const c = ext.claims;
   const rawEmail = firstString(readClaim(c, rules.email ?? 'email'));
   const email = rawEmail && EMAIL.test(rawEmail) ? rawEmail.toLowerCase() : null;
-  const emailVerified = email !== null && (rules.trustEmailVerified === true || asBoolean(readClaim(c, rules.emailVerified ?? 'email_verified')));
+  const emailVerified =
+    email !== null && (rules.trustEmailVerified === true || asBoolean(readClaim(c, rules.emailVerified ?? 'email_verified')));
   const givenName = firstString(readClaim(c, rules.givenName ?? 'given_name'));
   const familyName = firstString(readClaim(c, rules.familyName ?? 'family_name'));
   const name = firstString(readClaim(c, rules.name ?? 'name')) ?? ([givenName, familyName].filter(Boolean).join(' ') || null);

@@ -36,26 +36,30 @@ export class UsersService {
    */
   async resolveLogin(m: EntityManager, binding: BindingContext, ext: ExternalIdentity, n: NormalisedIdentity): Promise<PlatformUser> {
     let userId = ext.knownUserId;
-    const [identity] = (await m.query(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [binding.id, ext.subject])) as Array<{
-      user_id: string;
-    }>;
+    const [identity] = await m.query<
+      Array<{
+        user_id: string;
+      }>
+    >(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [binding.id, ext.subject]);
     if (identity) userId = identity.user_id;
     if (!userId) userId = await this.findScimUser(m, binding, ext);
     if (!userId && binding.claimMapping.linkByVerifiedEmail && n.emailVerified && n.email) {
       // A SCIM user's email was asserted by the tenant's directory: it counts as verified here.
-      const matches = (await m.query(
-        `SELECT id FROM users WHERE tenant_id = $1 AND lower(email) = $2 AND (email_verified OR user_name IS NOT NULL) LIMIT 2`,
-        [binding.tenantId, n.email],
-      )) as Array<{
-        id: string;
-      }>;
+      const matches = await m.query<
+        Array<{
+          id: string;
+        }>
+      >(`SELECT id FROM users WHERE tenant_id = $1 AND lower(email) = $2 AND (email_verified OR user_name IS NOT NULL) LIMIT 2`, [
+        binding.tenantId,
+        n.email,
+      ]);
       if (matches.length === 1) userId = matches[0]!.id;
     }
     if (!userId) {
-      const [created] = (await m.query(
+      const [created] = await m.query<Array<{ id: string }>>(
         `INSERT INTO users (tenant_id, email, email_verified, display_name, given_name, family_name) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
         [binding.tenantId, n.email, n.emailVerified, n.name, n.givenName, n.familyName],
-      )) as Array<{ id: string }>;
+      );
       userId = created!.id;
     } else if (!ext.knownUserId) {
       await m.query(
@@ -96,21 +100,27 @@ export class UsersService {
     const externalId = rule.externalIdClaim ? claim(rule.externalIdClaim) : ext.subject;
     const userName = rule.userNameClaim ? claim(rule.userNameClaim) : null;
     if (!externalId && !userName) return undefined;
-    const rows = (await m.query(
+    const rows = await m.query<Array<{ id: string }>>(
       `SELECT u.id FROM users u
         WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL
           AND (u.external_id = $2 OR u.user_name_ci = lower($3))
           AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.binding_id = $4)
         LIMIT 2`,
       [binding.tenantId, externalId, userName, binding.id],
-    )) as Array<{ id: string }>;
+    );
     return rows.length === 1 ? rows[0]!.id : undefined;
   }
 
   async get(m: EntityManager, userId: string): Promise<PlatformUser | undefined> {
-    const [row] = (await m.query(`SELECT id, tenant_id, email, email_verified, display_name, status FROM users WHERE id = $1`, [userId])) as UserRow[];
+    const [row] = await m.query<UserRow[]>(`SELECT id, tenant_id, email, email_verified, display_name, status FROM users WHERE id = $1`, [
+      userId,
+    ]);
     if (!row) return undefined;
-    const roles = (await m.query(`SELECT DISTINCT role FROM user_roles WHERE user_id = $1 ORDER BY role`, [userId])) as Array<{ role: string }>;
+    const roles = await m.query<
+      Array<{
+        role: string;
+      }>
+    >(`SELECT DISTINCT role FROM user_roles WHERE user_id = $1 ORDER BY role`, [userId]);
     return {
       id: row.id,
       tenantId: row.tenant_id,
@@ -122,13 +132,15 @@ export class UsersService {
     };
   }
 
-  async create(m: EntityManager, tenantId: string, input: { email?: string | null; emailVerified?: boolean; displayName?: string | null }): Promise<string> {
-    const [row] = (await m.query(`INSERT INTO users (tenant_id, email, email_verified, display_name) VALUES ($1, $2, $3, $4) RETURNING id`, [
-      tenantId,
-      input.email?.toLowerCase() ?? null,
-      input.emailVerified ?? false,
-      input.displayName ?? null,
-    ])) as Array<{ id: string }>;
+  async create(
+    m: EntityManager,
+    tenantId: string,
+    input: { email?: string | null; emailVerified?: boolean; displayName?: string | null },
+  ): Promise<string> {
+    const [row] = await m.query<Array<{ id: string }>>(
+      `INSERT INTO users (tenant_id, email, email_verified, display_name) VALUES ($1, $2, $3, $4) RETURNING id`,
+      [tenantId, input.email?.toLowerCase() ?? null, input.emailVerified ?? false, input.displayName ?? null],
+    );
     return row!.id;
   }
 

@@ -31,7 +31,10 @@ export function installJwksFastPath(server: Server, keys: SigningKeysService, co
   const handlers = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
   server.removeAllListeners('request');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if ((req.method === 'GET' || req.method === 'HEAD') && req.url === JWKS_PATH) return sendJwks(req, res, keys, config);
+    if ((req.method === 'GET' || req.method === 'HEAD') && req.url === JWKS_PATH) {
+      sendJwks(req, res, keys, config);
+      return;
+    }
     for (const h of handlers) h(req, res);
   });
 }

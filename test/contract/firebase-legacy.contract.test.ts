@@ -17,7 +17,10 @@ import { identityProviderContract, type ContractSession } from './identity-provi
 
 const PROJECT_ID = 'demo-auth-fb-contract';
 const USERS = ['ada', 'grace'] as const;
-const credentials = (user: string) => ({ email: `${user}-${randomBytes(3).toString('hex')}@contract.test`, password: `${user} firebase-era password` });
+const credentials = (user: string) => ({
+  email: `${user}-${randomBytes(3).toString('hex')}@contract.test`,
+  password: `${user} firebase-era password`,
+});
 
 const firebase = useFirebaseEmulator(PROJECT_ID);
 let app: TestApp | undefined;
@@ -36,7 +39,11 @@ beforeAll(async () => {
   const tenants = app.app.get(TenantsService);
   const bindings = app.app.get(BindingsService);
   // Ops bringing an existing Firebase project over (ADR-0002): the only way to a new firebase_legacy binding.
-  const binding = await bindings.create(await tenants.create('firebase-contract', 'Firebase contract'), { kind: 'firebase_legacy', config: { projectId: PROJECT_ID }, migrationImport: true });
+  const binding = await bindings.create(await tenants.create('firebase-contract', 'Firebase contract'), {
+    kind: 'firebase_legacy',
+    config: { projectId: PROJECT_ID },
+    migrationImport: true,
+  });
   const down = await tenants.create('firebase-contract-down', 'Firebase contract (certificates down)');
   const started = app;
   session = {
@@ -53,7 +60,11 @@ beforeAll(async () => {
     async unreachable() {
       const port = await freePort();
       return {
-        binding: await bindings.create(down, { kind: 'firebase_legacy', config: { projectId: PROJECT_ID, certificateUrl: `http://127.0.0.1:${port}/certs` }, migrationImport: true }),
+        binding: await bindings.create(down, {
+          kind: 'firebase_legacy',
+          config: { projectId: PROJECT_ID, certificateUrl: `http://127.0.0.1:${port}/certs` },
+          migrationImport: true,
+        }),
       };
     },
   };
@@ -83,16 +94,33 @@ identityProviderContract({
     return session;
   },
   tamperSubjectToken: {
-    'the audience altered to another Firebase project': { alter: (t) => withClaims(t, (c) => ({ ...c, aud: 'demo-another-project' })), refused: tokenRejected(/another Firebase project/) },
-    'the issuer altered': { alter: (t) => withClaims(t, (c) => ({ ...c, iss: 'https://securetoken.google.com/demo-another-project' })), refused: tokenRejected(/another Firebase project/) },
+    'the audience altered to another Firebase project': {
+      alter: (t) => withClaims(t, (c) => ({ ...c, aud: 'demo-another-project' })),
+      refused: tokenRejected(/another Firebase project/),
+    },
+    'the issuer altered': {
+      alter: (t) => withClaims(t, (c) => ({ ...c, iss: 'https://securetoken.google.com/demo-another-project' })),
+      refused: tokenRejected(/another Firebase project/),
+    },
     'the expiry moved into the past': {
-      alter: (t) => withClaims(t, (c) => ({ ...c, exp: (c['iat'] as number) - 3600, iat: (c['iat'] as number) - 7200, auth_time: (c['auth_time'] as number) - 7200 })),
+      alter: (t) =>
+        withClaims(t, (c) => ({
+          ...c,
+          exp: (c['iat'] as number) - 3600,
+          iat: (c['iat'] as number) - 7200,
+          auth_time: (c['auth_time'] as number) - 7200,
+        })),
       refused: tokenRejected(/expired/),
     },
-    'the subject removed': { alter: (t) => withClaims(t, ({ sub: _sub, user_id: _uid, ...rest }) => rest), refused: tokenRejected(/subject/) },
+    'the subject removed': {
+      alter: (t) => withClaims(t, ({ sub: _sub, user_id: _uid, ...rest }) => rest),
+      refused: tokenRejected(/subject/),
+    },
     'not a JWT': { alter: (t) => t.replaceAll('.', ''), refused: tokenRejected(/not a Firebase ID token/) },
   },
-  replay: { notApplicable: 'a Firebase ID token is a bearer token the client SDK re-sends until it expires; exchanging it again is its use' },
+  replay: {
+    notApplicable: 'a Firebase ID token is a bearer token the client SDK re-sends until it expires; exchanging it again is its use',
+  },
   crossTransaction: { notApplicable: 'no browser login: a token exchange has no transaction' },
   probe: {
     knownDefect:

@@ -19,7 +19,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, type TestContext } from 'vitest';
 import { DomainError } from '../../src/common/errors.js';
-import type { BindingContext, CallbackInput, ExternalIdentity, IdentityProvider, IdpKind } from '../../src/identity/port/identity-provider.port.js';
+import type {
+  BindingContext,
+  CallbackInput,
+  ExternalIdentity,
+  IdentityProvider,
+  IdpKind,
+} from '../../src/identity/port/identity-provider.port.js';
 import { InvalidCredentialsError } from '../../src/identity/native/native.adapter.js';
 import { normaliseIdentity } from '../../src/users/claim-normaliser.js';
 import { classifyFailure } from '../../src/identity/instrument-adapter.js';
@@ -92,7 +98,8 @@ export function expectClientRefusal(err: unknown): void {
   expect(err, 'a refusal is an Error').toBeInstanceOf(Error);
   const e = err as Error;
   expect(Object.getPrototypeOf(e), `a plain Error escaped: ${e.message}`).not.toBe(Error.prototype);
-  for (const builtin of [TypeError, RangeError, SyntaxError, ReferenceError]) expect(e, `a ${builtin.name} escaped: ${e.message}`).not.toBeInstanceOf(builtin);
+  for (const builtin of [TypeError, RangeError, SyntaxError, ReferenceError])
+    expect(e, `a ${builtin.name} escaped: ${e.message}`).not.toBeInstanceOf(builtin);
   if (e instanceof DomainError) {
     expect(e.status, `${e.name} ${e.message}`).toBeGreaterThanOrEqual(400);
     expect(e.status, `${e.name} ${e.message}`).toBeLessThan(500);
@@ -173,8 +180,12 @@ async function upstreamLogin(s: ContractSession, user: string): Promise<BrowserL
   return { begun, callback };
 }
 
-const complete = (s: ContractSession, l: BrowserLogin, callback = l.callback, providerState = l.begun.providerState): Promise<ExternalIdentity> =>
-  s.adapter.completeLogin!(s.binding, structuredClone(callback), structuredClone(providerState));
+const complete = (
+  s: ContractSession,
+  l: BrowserLogin,
+  callback = l.callback,
+  providerState = l.begun.providerState,
+): Promise<ExternalIdentity> => s.adapter.completeLogin!(s.binding, structuredClone(callback), structuredClone(providerState));
 
 async function exchange(s: ContractSession, token: string, tokenType = s.adapter.exchangeTokenTypes![0]!): Promise<ExternalIdentity> {
   return s.adapter.exchangeToken!(s.binding, { token, tokenType });
@@ -280,7 +291,10 @@ export function identityProviderContract(c: AdapterContract): void {
         for (const [name, reason] of failing) expect(reason.trim().length, `check ${name} gives a reason`).toBeGreaterThan(0);
       };
       if (typeof probe === 'object' && 'knownDefect' in probe) {
-        it.fails(`reports an unreachable upstream as unhealthy, with a reason, without throwing (KNOWN DEFECT: ${probe.knownDefect})`, reportsUnreachable);
+        it.fails(
+          `reports an unreachable upstream as unhealthy, with a reason, without throwing (KNOWN DEFECT: ${probe.knownDefect})`,
+          reportsUnreachable,
+        );
         return;
       }
       it('reports the live upstream as healthy', async (ctx) => {
@@ -296,9 +310,14 @@ export function identityProviderContract(c: AdapterContract): void {
         const s = c.session(ctx);
         const a = s.adapter;
         const has = (m: keyof IdentityProvider) => typeof a[m] === 'function';
-        expect({ beginLogin: has('beginLogin'), completeLogin: has('completeLogin') }).toEqual({ beginLogin: a.capabilities.loginRedirect, completeLogin: a.capabilities.loginRedirect });
+        expect({ beginLogin: has('beginLogin'), completeLogin: has('completeLogin') }).toEqual({
+          beginLogin: a.capabilities.loginRedirect,
+          completeLogin: a.capabilities.loginRedirect,
+        });
         expect(has('exchangeToken')).toBe(a.capabilities.tokenExchange);
-        expect((a.exchangeTokenTypes ?? []).length > 0, 'exchangeTokenTypes non-empty exactly when tokenExchange').toBe(a.capabilities.tokenExchange);
+        expect((a.exchangeTokenTypes ?? []).length > 0, 'exchangeTokenTypes non-empty exactly when tokenExchange').toBe(
+          a.capabilities.tokenExchange,
+        );
         expect(has('endSessionUrl')).toBe(a.capabilities.logout);
         // The flow this driver uses is the one the adapter advertises.
         expect(a.capabilities.loginRedirect).toBe(c.login === 'browser');
@@ -311,7 +330,10 @@ export function identityProviderContract(c: AdapterContract): void {
           return;
         }
         const tenant = await s.app.app.get(TenantsService).findActiveBySlug(s.binding.tenantSlug);
-        const err = await refusal(s.app.app.get(LoginService).beginTest(tenant!, s.binding), 'a test login through a binding without browser login');
+        const err = await refusal(
+          s.app.app.get(LoginService).beginTest(tenant!, s.binding),
+          'a test login through a binding without browser login',
+        );
         expectClientRefusal(err);
         expect(err).toMatchObject({ status: 409 });
       });
@@ -338,7 +360,10 @@ export function identityProviderContract(c: AdapterContract): void {
         }
         const identity = await login(c, s, s.users[0]);
         expect(isPlainObject(identity.upstreamSession), 'a logout-capable login keeps an upstream session').toBe(true);
-        const url = await s.adapter.endSessionUrl!(s.binding, identity.upstreamSession!, { postLogoutRedirectUri: `${s.app.config.issuer}/oauth2/logout/return`, state: 'contract' });
+        const url = await s.adapter.endSessionUrl!(s.binding, identity.upstreamSession!, {
+          postLogoutRedirectUri: `${s.app.config.issuer}/oauth2/logout/return`,
+          state: 'contract',
+        });
         expect(url, 'endSessionUrl gives a URL').toEqual(expect.any(String));
         expect(new URL(url!).origin).toBe(s.upstreamOrigin);
         const res = await fetch(url!, { redirect: 'manual' });
@@ -349,7 +374,11 @@ export function identityProviderContract(c: AdapterContract): void {
       it('validateConfig, when present, accepts the live binding’s configuration', async (ctx) => {
         const s = c.session(ctx);
         if (typeof s.adapter.validateConfig !== 'function') return;
-        const validated = await s.adapter.validateConfig({ tenantSlug: s.binding.tenantSlug, config: s.binding.config, secrets: s.binding.secrets });
+        const validated = await s.adapter.validateConfig({
+          tenantSlug: s.binding.tenantSlug,
+          config: s.binding.config,
+          secrets: s.binding.secrets,
+        });
         expect(isPlainObject(validated.config)).toBe(true);
         expect(validated.health.ok, JSON.stringify(validated.health.checks)).toBe(true);
       });

@@ -38,7 +38,12 @@ let app: TestApp | undefined;
 let unavailable: string | undefined;
 let session: ContractSession;
 
-const callbackInput = (url: URL): CallbackInput => ({ method: 'GET', query: Object.fromEntries(url.searchParams), body: {}, clientIp: '127.0.0.1' });
+const callbackInput = (url: URL): CallbackInput => ({
+  method: 'GET',
+  query: Object.fromEntries(url.searchParams),
+  body: {},
+  clientIp: '127.0.0.1',
+});
 
 beforeAll(async () => {
   const got = await peerOrSkip('keycloak contract', () => acquireKeycloak('contract/keycloak.contract.test.ts'));
@@ -57,7 +62,9 @@ beforeAll(async () => {
     KEYCLOAK_ADMIN_PASSWORD: kc.adminPassword,
   }));
   const tenant = await app.app.get(TenantsService).create(SLUG, 'Keycloak contract');
-  const binding = await app.app.get(KeycloakProvisioningService).bindTenant(tenant, { mode: 'organization', config: { machineClients: [M2M_ID] } });
+  const binding = await app.app
+    .get(KeycloakProvisioningService)
+    .bindTenant(tenant, { mode: 'organization', config: { machineClients: [M2M_ID] } });
   const admin = await kc.adminClient(REALM, p.url);
   for (const user of USERS) await createKeycloakUser(admin, REALM, user, PASSWORD, { orgs: [SLUG] });
   const callbackUrl = `${app.config.issuer}/login/callback/keycloak`;
@@ -70,7 +77,13 @@ beforeAll(async () => {
     upstreamOrigin: p.url,
     async authenticate(redirectUrl, user) {
       // A browser of its own per login: no Keycloak SSO session carried from one login to the next.
-      const result = await headlessLogin({ startUrl: redirectUrl, username: user, password: PASSWORD, stopAt: callbackUrl, cookieJar: new CookieJar() });
+      const result = await headlessLogin({
+        startUrl: redirectUrl,
+        username: user,
+        password: PASSWORD,
+        stopAt: callbackUrl,
+        cookieJar: new CookieJar(),
+      });
       return callbackInput(result.callbackUrl);
     },
     // Keycloak's machine identities: a service-account token of a client the binding lists.
@@ -96,7 +109,10 @@ const invalidGrant = (err: unknown) => {
   expect(err).toBeInstanceOf(OAuthError);
   expect((err as OAuthError).error).toBe('invalid_grant');
 };
-const query = (cb: CallbackInput, name: string, value: string | undefined): CallbackInput => ({ ...cb, query: { ...cb.query, [name]: value } });
+const query = (cb: CallbackInput, name: string, value: string | undefined): CallbackInput => ({
+  ...cb,
+  query: { ...cb.query, [name]: value },
+});
 const payloadOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
 
 identityProviderContract({
@@ -117,7 +133,11 @@ identityProviderContract({
       alter: (t) => {
         const [header, , signature] = t.split('.');
         const claims = payloadOf(t);
-        return [header, Buffer.from(JSON.stringify({ ...claims, exp: (claims['exp'] as number) + 86_400 })).toString('base64url'), signature].join('.');
+        return [
+          header,
+          Buffer.from(JSON.stringify({ ...claims, exp: (claims['exp'] as number) + 86_400 })).toString('base64url'),
+          signature,
+        ].join('.');
       },
       refused: invalidGrant,
     },

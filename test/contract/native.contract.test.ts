@@ -20,7 +20,11 @@ let session: ContractSession;
 
 beforeAll(async () => {
   app = await startTestApp();
-  const { tenant } = await seedNativeTenant(app, 'native-contract', USERS.map((username) => ({ username, password: PASSWORD })));
+  const { tenant } = await seedNativeTenant(
+    app,
+    'native-contract',
+    USERS.map((username) => ({ username, password: PASSWORD })),
+  );
   const binding = (await app.app.get(BindingsService).activeOfKind(tenant, 'native'))!;
   session = {
     app,
@@ -47,8 +51,14 @@ identityProviderContract({
   login: 'browser',
   session: () => session,
   tamperCallback: {
-    'the password altered': { alter: (cb) => ({ ...cb, body: { ...cb.body, password: `${cb.body['password']}x` } }), refused: invalidCredentials },
-    'the username altered to an unknown user': { alter: (cb) => ({ ...cb, body: { ...cb.body, username: `nobody-${cb.body['username']}` } }), refused: invalidCredentials },
+    'the password altered': {
+      alter: (cb) => ({ ...cb, body: { ...cb.body, password: `${cb.body['password']}x` } }),
+      refused: invalidCredentials,
+    },
+    'the username altered to an unknown user': {
+      alter: (cb) => ({ ...cb, body: { ...cb.body, username: `nobody-${cb.body['username']}` } }),
+      refused: invalidCredentials,
+    },
     'the password missing': { alter: (cb) => ({ ...cb, body: { username: cb.body['username'] } }), refused: invalidCredentials },
   },
   replay: { notApplicable: 'a password is not a one-time answer; the login transaction it is posted to is consumed once by LoginService' },

@@ -23,7 +23,12 @@ let app: TestApp;
 let op: OidcProviderPeer;
 let session: ContractSession;
 
-const callbackInput = (url: string): CallbackInput => ({ method: 'GET', query: Object.fromEntries(new URL(url).searchParams), body: {}, clientIp: '127.0.0.1' });
+const callbackInput = (url: string): CallbackInput => ({
+  method: 'GET',
+  query: Object.fromEntries(new URL(url).searchParams),
+  body: {},
+  clientIp: '127.0.0.1',
+});
 
 beforeAll(async () => {
   app = await startTestApp();
@@ -53,7 +58,13 @@ beforeAll(async () => {
     async unreachable() {
       // Nothing listens there.
       const port = await freePort();
-      return { binding: await bindings.create(down, { kind: 'oidc', config: { issuer: `http://127.0.0.1:${port}/op`, clientId: CLIENT_ID }, secrets: { clientSecret: CLIENT_SECRET } }) };
+      return {
+        binding: await bindings.create(down, {
+          kind: 'oidc',
+          config: { issuer: `http://127.0.0.1:${port}/op`, clientId: CLIENT_ID },
+          secrets: { clientSecret: CLIENT_SECRET },
+        }),
+      };
     },
   };
 }, 120_000);
@@ -67,7 +78,10 @@ const accessDenied = (err: unknown) => {
   expect(err).toBeInstanceOf(OAuthError);
   expect((err as OAuthError).error).toBe('access_denied');
 };
-const query = (cb: CallbackInput, name: string, value: string | undefined): CallbackInput => ({ ...cb, query: { ...cb.query, [name]: value } });
+const query = (cb: CallbackInput, name: string, value: string | undefined): CallbackInput => ({
+  ...cb,
+  query: { ...cb.query, [name]: value },
+});
 
 identityProviderContract({
   kind: 'oidc',

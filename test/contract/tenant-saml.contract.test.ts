@@ -41,7 +41,11 @@ beforeAll(async () => {
   const peer = (idp = got.peer);
   const tenants = app.app.get(TenantsService);
   const bindings = app.app.get(BindingsService);
-  const binding = await bindings.create(await tenants.create(SLUG, 'SAML contract'), { kind: 'saml', config: { idpMetadataXml: peer.metadataXml }, claimMapping: { email: EMAIL } });
+  const binding = await bindings.create(await tenants.create(SLUG, 'SAML contract'), {
+    kind: 'saml',
+    config: { idpMetadataXml: peer.metadataXml },
+    claimMapping: { email: EMAIL },
+  });
   const down = await tenants.create(`${SLUG}-down`, 'SAML contract (IdP down)');
   session = {
     app,
@@ -57,7 +61,9 @@ beforeAll(async () => {
     async unreachable() {
       // The binding's metadata URL: nothing listens there.
       const port = await freePort();
-      return { binding: await bindings.create(down, { kind: 'saml', config: { idpMetadataUrl: `http://127.0.0.1:${port}/simplesaml/metadata` } }) };
+      return {
+        binding: await bindings.create(down, { kind: 'saml', config: { idpMetadataUrl: `http://127.0.0.1:${port}/simplesaml/metadata` } }),
+      };
     },
   };
 }, 240_000);
@@ -72,7 +78,10 @@ const rejected = (reason: SamlRejectReason) => (err: unknown) => {
   expect((err as SamlResponseRejectedError).reason).toBe(reason);
 };
 const xmlOf = (cb: CallbackInput) => Buffer.from(cb.body['SAMLResponse']!, 'base64').toString('utf8');
-const withXml = (cb: CallbackInput, xml: string): CallbackInput => ({ ...cb, body: { ...cb.body, SAMLResponse: Buffer.from(xml, 'utf8').toString('base64') } });
+const withXml = (cb: CallbackInput, xml: string): CallbackInput => ({
+  ...cb,
+  body: { ...cb.body, SAMLResponse: Buffer.from(xml, 'utf8').toString('base64') },
+});
 
 identityProviderContract({
   kind: 'saml',
@@ -101,7 +110,10 @@ identityProviderContract({
       },
       refused: rejected('signature'),
     },
-    'the SAMLResponse not base64': { alter: (cb) => ({ ...cb, body: { ...cb.body, SAMLResponse: '<samlp:Response/>' } }), refused: rejected('malformed') },
+    'the SAMLResponse not base64': {
+      alter: (cb) => ({ ...cb, body: { ...cb.body, SAMLResponse: '<samlp:Response/>' } }),
+      refused: rejected('malformed'),
+    },
   },
   replay: { refused: rejected('replay') },
   crossTransaction: { refused: rejected('in_response_to') },

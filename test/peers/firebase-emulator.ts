@@ -43,7 +43,7 @@ const ORPHAN_GUARD = `data:text/javascript,${encodeURIComponent(
     'if (parent > 0) setInterval(() => {',
     '  try { process.kill(parent, 0); } catch (e) {',
     "    if (e.code !== 'ESRCH') return;",
-    "    const dir = process.env.FIREBASE_EMULATOR_WORKDIR;",
+    '    const dir = process.env.FIREBASE_EMULATOR_WORKDIR;',
     "    if (dir) process.once('exit', () => { try { rmSync(dir, { recursive: true, force: true }); } catch {} });",
     "    try { process.kill(-process.pid, 'SIGTERM'); } catch { process.exit(1); }",
     '  }',
@@ -93,10 +93,7 @@ export async function ensureFirebaseTools(): Promise<string> {
     await rm(CACHE_DIR, { recursive: true, force: true });
     await mkdir(CACHE_DIR, { recursive: true });
     // A package.json of its own so npm treats the cache dir as the project root.
-    await writeFile(
-      join(CACHE_DIR, 'package.json'),
-      `${JSON.stringify({ name: 'firebase-tools-cache', private: true }, null, 2)}\n`,
-    );
+    await writeFile(join(CACHE_DIR, 'package.json'), `${JSON.stringify({ name: 'firebase-tools-cache', private: true }, null, 2)}\n`);
     const { code, output } = await run(
       'npm',
       [
@@ -113,10 +110,7 @@ export async function ensureFirebaseTools(): Promise<string> {
       INSTALL_TIMEOUT_MS,
     );
     if (code !== 0 || !existsSync(CLI_JS)) {
-      throw new PeerUnavailableError(
-        PEER,
-        `npm install firebase-tools@${FIREBASE_TOOLS_VERSION} failed (exit ${code}): ${tail(output)}`,
-      );
+      throw new PeerUnavailableError(PEER, `npm install firebase-tools@${FIREBASE_TOOLS_VERSION} failed (exit ${code}): ${tail(output)}`);
     }
     await writeFile(READY_MARKER, `${new Date().toISOString()}\n`);
     return CLI_JS;
@@ -125,9 +119,7 @@ export async function ensureFirebaseTools(): Promise<string> {
   }
 }
 
-export async function startFirebaseAuthEmulator(
-  opts: StartFirebaseAuthEmulatorOptions = {},
-): Promise<FirebaseAuthEmulator> {
+export async function startFirebaseAuthEmulator(opts: StartFirebaseAuthEmulatorOptions = {}): Promise<FirebaseAuthEmulator> {
   const projectId = opts.projectId ?? 'demo-auth-service';
   if (!/^demo-[a-z0-9-]{1,24}$/.test(projectId)) {
     throw new Error(`projectId must be a demo-* project id (offline emulator mode), got ${projectId}`);
@@ -154,16 +146,12 @@ export async function startFirebaseAuthEmulator(
     ),
   );
 
-  const child = spawn(
-    process.execPath,
-    ['--import', ORPHAN_GUARD, cli, 'emulators:start', '--only', 'auth', '--project', projectId],
-    {
-      cwd: workDir,
-      detached: true, // own process group, so stop() can kill the whole tree
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: emulatorEnv(workDir),
-    },
-  );
+  const child = spawn(process.execPath, ['--import', ORPHAN_GUARD, cli, 'emulators:start', '--only', 'auth', '--project', projectId], {
+    cwd: workDir,
+    detached: true, // own process group, so stop() can kill the whole tree
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: emulatorEnv(workDir),
+  });
   let log = '';
   const append = (chunk: Buffer) => {
     log += chunk.toString('utf8');
@@ -208,14 +196,11 @@ export async function startFirebaseAuthEmulator(
     logs: () => log,
     stop,
     async signInWithPassword(email, password) {
-      const res = await fetch(
-        `${base}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=${apiKey}`,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ email, password, returnSecureToken: true }),
-        },
-      );
+      const res = await fetch(`${base}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=${apiKey}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, password, returnSecureToken: true }),
+      });
       const body = (await res.json()) as Partial<FirebaseSignInResult> & { error?: { message?: string } };
       if (!res.ok || !body.idToken || !body.refreshToken || !body.localId) {
         throw new Error(`signInWithPassword failed (${res.status}): ${body.error?.message ?? JSON.stringify(body)}`);
@@ -248,9 +233,9 @@ function emulatorEnv(workDir: string): NodeJS.ProcessEnv {
 async function isInstalled(): Promise<boolean> {
   if (!existsSync(READY_MARKER) || !existsSync(CLI_JS)) return false;
   try {
-    const pkg = JSON.parse(
-      await readFile(join(CACHE_DIR, 'node_modules', 'firebase-tools', 'package.json'), 'utf8'),
-    ) as { version?: string };
+    const pkg = JSON.parse(await readFile(join(CACHE_DIR, 'node_modules', 'firebase-tools', 'package.json'), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version === FIREBASE_TOOLS_VERSION;
   } catch {
     return false;
@@ -325,12 +310,7 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
   });
 }
 
-async function waitUntilReady(
-  base: string,
-  projectId: string,
-  exited: Promise<number | null>,
-  logs: () => string,
-): Promise<void> {
+async function waitUntilReady(base: string, projectId: string, exited: Promise<number | null>, logs: () => string): Promise<void> {
   let dead: number | null | undefined;
   void exited.then((code) => {
     dead = code;

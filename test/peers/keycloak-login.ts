@@ -23,12 +23,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 export class CookieJar {
-  private readonly cookies = new Map<string, { name: string; value: string; host: string; domain?: string; path: string; expires?: number }>();
+  private readonly cookies = new Map<
+    string,
+    { name: string; value: string; host: string; domain?: string; path: string; expires?: number }
+  >();
 
   /** Stores the cookies a response sets for `url`. */
   store(url: URL, response: Response): void {
     for (const header of response.headers.getSetCookie()) {
-      const [pair, ...attrs] = header.split(';');
+      const [pair = '', ...attrs] = header.split(';');
       const eq = pair.indexOf('=');
       if (eq <= 0) continue;
       const name = pair.slice(0, eq).trim();
@@ -37,7 +40,7 @@ export class CookieJar {
       let path = defaultPath(url);
       let expires: number | undefined;
       for (const attr of attrs) {
-        const [rawKey, ...rest] = attr.split('=');
+        const [rawKey = '', ...rest] = attr.split('=');
         const key = rawKey.trim().toLowerCase();
         const val = rest.join('=').trim();
         if (key === 'domain' && val) domain = val.replace(/^\./, '').toLowerCase();
@@ -210,7 +213,11 @@ export async function headlessLogin(opts: HeadlessLoginOptions): Promise<Headles
     }
 
     const autoPost = forms.find(
-      (f) => f.method === 'post' && f.inputs.length > 0 && f.inputs.every((i) => i.type === 'hidden') && !f.buttons.some((b) => b.name === 'kc.org'),
+      (f) =>
+        f.method === 'post' &&
+        f.inputs.length > 0 &&
+        f.inputs.every((i) => i.type === 'hidden') &&
+        !f.buttons.some((b) => b.name === 'kc.org'),
     );
     if (autoPost && autoPost.inputs.some((i) => ['SAMLResponse', 'SAMLRequest', 'code', 'error'].includes(i.name))) {
       const fields = Object.fromEntries(autoPost.inputs.map((i) => [i.name, i.value]));
@@ -278,17 +285,17 @@ function parseForms(html: string, base: URL): ParsedForm[] {
   const forms: ParsedForm[] = [];
   const formRe = /<form\b([^>]*)>([\s\S]*?)<\/form>/gi;
   for (const match of html.matchAll(formRe)) {
-    const attrs = parseAttributes(match[1]);
-    const inner = match[2];
+    const attrs = parseAttributes(match[1] ?? '');
+    const inner = match[2] ?? '';
     const inputs: ParsedForm['inputs'] = [];
     for (const input of inner.matchAll(/<input\b([^>]*)>/gi)) {
-      const a = parseAttributes(input[1]);
+      const a = parseAttributes(input[1] ?? '');
       if (!a.name || 'disabled' in a) continue;
       inputs.push({ name: a.name, type: (a.type ?? 'text').toLowerCase(), value: a.value ?? '' });
     }
     const buttons: ParsedForm['buttons'] = [];
     for (const button of inner.matchAll(/<button\b([^>]*)>/gi)) {
-      const a = parseAttributes(button[1]);
+      const a = parseAttributes(button[1] ?? '');
       if ((a.type ?? 'submit').toLowerCase() !== 'submit') continue;
       buttons.push({ name: a.name ?? '', value: a.value ?? '' });
     }
@@ -305,8 +312,8 @@ function parseForms(html: string, base: URL): ParsedForm[] {
 
 function parseAttributes(source: string): Record<string, string> {
   const attrs: Record<string, string> = {};
-  for (const m of source.matchAll(/([^\s"'=<>\/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g)) {
-    attrs[m[1].toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
+  for (const m of source.matchAll(/([^\s"'=<>/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g)) {
+    attrs[m[1]!.toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
   }
   return attrs;
 }
@@ -321,7 +328,9 @@ function decodeEntities(text: string): string {
 }
 
 function textOf(fragment: string): string {
-  return decodeEntities(fragment.replace(/<[^>]+>/g, ' ')).replace(/\s+/g, ' ').trim();
+  return decodeEntities(fragment.replace(/<[^>]+>/g, ' '))
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 function describePage(url: URL, status: number, html: string): KeycloakPageInfo {
@@ -335,7 +344,7 @@ function describePage(url: URL, status: number, html: string): KeycloakPageInfo 
   let message = '';
   for (const re of candidates) {
     const m = re.exec(html);
-    if (m && textOf(m[1])) {
+    if (m?.[1] && textOf(m[1])) {
       message = textOf(m[1]);
       break;
     }

@@ -21,7 +21,13 @@ export async function organizationId(admin: KcAdminClient, realm: string, alias:
 }
 
 /** Creates an enabled user with a permanent password and a verified email (`<username>@users.example.test`); returns its id (the `sub`). */
-export async function createKeycloakUser(admin: KcAdminClient, realm: string, username: string, password: string, opts: NewKeycloakUser = {}): Promise<string> {
+export async function createKeycloakUser(
+  admin: KcAdminClient,
+  realm: string,
+  username: string,
+  password: string,
+  opts: NewKeycloakUser = {},
+): Promise<string> {
   const { id } = await admin.users.create({
     realm,
     username,
@@ -33,7 +39,8 @@ export async function createKeycloakUser(admin: KcAdminClient, realm: string, us
     emailVerified: true,
     credentials: [{ type: 'password', value: password, temporary: false }],
   });
-  for (const alias of opts.orgs ?? []) await admin.organizations.addMember({ realm, orgId: await organizationId(admin, realm, alias), userId: id });
+  for (const alias of opts.orgs ?? [])
+    await admin.organizations.addMember({ realm, orgId: await organizationId(admin, realm, alias), userId: id });
   if (opts.realmRoles?.length) {
     const roles = await Promise.all(opts.realmRoles.map((name) => admin.roles.findOneByName({ realm, name })));
     await admin.users.addRealmRoleMappings({ realm, id, roles: roles.map((r) => ({ id: r!.id!, name: r!.name! })) });
@@ -41,7 +48,12 @@ export async function createKeycloakUser(admin: KcAdminClient, realm: string, us
   if (opts.clientRoles?.length) {
     const [client] = await admin.clients.find({ realm, clientId: 'auth-service' });
     const roles = await Promise.all(opts.clientRoles.map((roleName) => admin.clients.findRole({ realm, id: client!.id!, roleName })));
-    await admin.users.addClientRoleMappings({ realm, id, clientUniqueId: client!.id!, roles: roles.map((r) => ({ id: r!.id!, name: r!.name! })) });
+    await admin.users.addClientRoleMappings({
+      realm,
+      id,
+      clientUniqueId: client!.id!,
+      roles: roles.map((r) => ({ id: r!.id!, name: r!.name! })),
+    });
   }
   return id;
 }
@@ -57,6 +69,7 @@ export async function clientCredentialsToken(keycloakUrl: string, realm: string,
     body: new URLSearchParams({ grant_type: 'client_credentials' }),
   });
   const body = (await res.json()) as { access_token?: string };
-  if (res.status !== 200 || !body.access_token) throw new Error(`client credentials for ${clientId} in ${realm} answered ${res.status}: ${JSON.stringify(body)}`);
+  if (res.status !== 200 || !body.access_token)
+    throw new Error(`client credentials for ${clientId} in ${realm} answered ${res.status}: ${JSON.stringify(body)}`);
   return body.access_token;
 }

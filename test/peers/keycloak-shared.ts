@@ -101,7 +101,8 @@ export async function acquireKeycloak(file: string): Promise<SharedKeycloak> {
 
   const importRealm = async (realm: RealmRepresentation): Promise<string> => {
     const name = realm.realm;
-    if (!name || name === 'master' || name === STARTUP_REALM) throw new Error(`importRealm: give the realm a name of its own (got ${name ?? 'none'})`);
+    if (!name || name === 'master' || name === STARTUP_REALM)
+      throw new Error(`importRealm: give the realm a name of its own (got ${name ?? 'none'})`);
     ownRealms.add(name);
     await (await adminClient()).realms.create(realm);
     return name;

@@ -142,11 +142,9 @@ export async function ensureKeycloakDistribution(): Promise<string> {
 async function fetchArchive(): Promise<void> {
   await requireCommand('mvn', ['-v'], `Maven (mvn) is needed to fetch ${MAVEN_ARTIFACT}`);
   const relativeOut = join('.cache', 'keycloak');
-  const result = await run(
-    'mvn',
-    ['-q', '-B', 'dependency:copy', `-Dartifact=${MAVEN_ARTIFACT}`, `-DoutputDirectory=${relativeOut}`],
-    { cwd: repoRoot },
-  );
+  const result = await run('mvn', ['-q', '-B', 'dependency:copy', `-Dartifact=${MAVEN_ARTIFACT}`, `-DoutputDirectory=${relativeOut}`], {
+    cwd: repoRoot,
+  });
   if (result.code !== 0 || !existsSync(archivePath)) {
     throw new PeerUnavailableError(
       PEER,
@@ -256,7 +254,10 @@ export async function startKeycloak(opts: StartKeycloakOptions): Promise<Keycloa
   for (const [key, value] of Object.entries(process.env)) {
     // Keep the developer's Keycloak/Quarkus/JVM settings out of the test server.
     if (/^(KC_|KEYCLOAK_|QUARKUS_|QUARKUS\.)/.test(key)) continue;
-    if (['JAVA_OPTS', 'JAVA_OPTS_KC_HEAP', 'JAVA_ADD_OPENS', 'JAVA_LOCALE', 'DEBUG', 'DEBUG_PORT', 'DEBUG_SUSPEND', 'PRINT_ENV'].includes(key)) continue;
+    if (
+      ['JAVA_OPTS', 'JAVA_OPTS_KC_HEAP', 'JAVA_ADD_OPENS', 'JAVA_LOCALE', 'DEBUG', 'DEBUG_PORT', 'DEBUG_SUSPEND', 'PRINT_ENV'].includes(key)
+    )
+      continue;
     env[key] = value;
   }
   env.KC_BOOTSTRAP_ADMIN_USERNAME = adminUser;
@@ -358,8 +359,7 @@ export async function startKeycloak(opts: StartKeycloakOptions): Promise<Keycloa
       await Promise.race([sleep(500), p.exited]);
     }
     throw new Error(
-      `Keycloak did not become ready within ${startTimeoutMs / 1000}s (last check: ${lastProblem}).\n` +
-        `Last log lines:\n${logTail(60)}`,
+      `Keycloak did not become ready within ${startTimeoutMs / 1000}s (last check: ${lastProblem}).\n` + `Last log lines:\n${logTail(60)}`,
     );
   };
 

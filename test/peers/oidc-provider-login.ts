@@ -64,7 +64,13 @@ export async function oidcProviderLogin(authorizationUrl: string | URL, opts: Oi
         body = undefined;
         continue;
       }
-      if (loginPosted) throw new Error(`OIDC login: login rejected for ${opts.login}: ${text.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 300)}`);
+      if (loginPosted)
+        throw new Error(
+          `OIDC login: login rejected for ${opts.login}: ${text
+            .replace(/<[^>]+>/g, ' ')
+            .replace(/\s+/g, ' ')
+            .slice(0, 300)}`,
+        );
       loginPosted = true;
       body = new URLSearchParams({ ...form.fields, prompt: 'login', login: opts.login, password: opts.password ?? '' });
     } else {

@@ -218,7 +218,7 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
     const configuration: Configuration = {
       clients: opts.clients,
       adapter,
-      jwks: { keys: keys.map((k) => ({ ...k })) as never },
+      jwks: { keys: keys.map((k) => ({ ...k })) },
       cookies: { keys: cookieKeys },
       claims,
       scopes: Object.keys(claims).concat('offline_access'),
@@ -279,7 +279,12 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
       return;
     }
     if (abort) {
-      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'End-User aborted interaction' }, { mergeWithLastSubmission: false });
+      await provider.interactionFinished(
+        req,
+        res,
+        { error: 'access_denied', error_description: 'End-User aborted interaction' },
+        { mergeWithLastSubmission: false },
+      );
       return;
     }
     const { prompt, params } = details;
@@ -292,7 +297,9 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
       }
       const account = findAccountByLogin(form.get('login') ?? '');
       if (!account || (account.password !== undefined && account.password !== form.get('password'))) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(loginPage(action, 'Invalid login or password.'));
+        res
+          .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          .end(loginPage(action, 'Invalid login or password.'));
         return;
       }
       await provider.interactionFinished(req, res, { login: { accountId: account.sub } }, { mergeWithLastSubmission: false });
@@ -301,14 +308,20 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
 
     if (prompt.name === 'consent') {
       if (opts.autoConsent === false && (!form || form.get('prompt') !== 'consent')) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(consentPage(action, String(params.client_id)));
+        res
+          .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          .end(consentPage(action, String(params.client_id)));
         return;
       }
       const grant = details.grantId
         ? await provider.Grant.find(details.grantId)
         : new provider.Grant({ accountId: details.session?.accountId, clientId: String(params.client_id) });
       if (!grant) throw new Error('grant not found');
-      const d = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const d = prompt.details as {
+        missingOIDCScope?: string[];
+        missingOIDCClaims?: string[];
+        missingResourceScopes?: Record<string, string[]>;
+      };
       if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
       if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
       for (const [indicator, scope] of Object.entries(d.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scope.join(' '));
@@ -325,7 +338,7 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
     const rel = issuerPath && url.pathname.startsWith(`${issuerPath}/`) ? url.pathname.slice(issuerPath.length) : url.pathname;
     const m = /^\/interaction\/([^/]+)(\/abort)?$/.exec(rel);
     if (m && (!issuerPath || url.pathname.startsWith(`${issuerPath}/`))) {
-      handleInteraction(req, res, m[1], Boolean(m[2])).catch((err: Error) => {
+      handleInteraction(req, res, m[1]!, Boolean(m[2])).catch((err: Error) => {
         if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' });
         res.end(`interaction failed: ${err.name}: ${err.message}`);
       });
@@ -350,7 +363,7 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
     jwksUri: `${issuer}/jwks`,
     origin,
     get currentKid() {
-      return keys[0].kid;
+      return keys[0]!.kid;
     },
     get provider() {
       return provider;

@@ -20,7 +20,10 @@ export const peersRequired = (): boolean => process.env.CI === 'true' || process
  * Starts (or acquires) a peer for a test file: the peer, or, on a machine that cannot provision it
  * and outside CI, the reason its tests skip (printed once). Under CI=true the error is thrown.
  */
-export async function peerOrSkip<T>(label: string, start: () => Promise<T>): Promise<{ peer: T; unavailable?: undefined } | { peer?: undefined; unavailable: string }> {
+export async function peerOrSkip<T>(
+  label: string,
+  start: () => Promise<T>,
+): Promise<{ peer: T; unavailable?: undefined } | { peer?: undefined; unavailable: string }> {
   try {
     return { peer: await start() };
   } catch (err) {

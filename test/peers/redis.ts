@@ -27,7 +27,8 @@ export async function ensureRedisServer(): Promise<void> {
     throw new PeerUnavailableError(PEER, 'not on PATH and not root; run: apt-get install -y --no-install-recommends redis-server');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const lock = ['-o', 'DPkg::Lock::Timeout=300'];
-  const install = () => run('apt-get', [...lock, 'install', '-y', '--no-install-recommends', 'redis-server'], { env, maxBuffer: 64 * 1024 * 1024 });
+  const install = () =>
+    run('apt-get', [...lock, 'install', '-y', '--no-install-recommends', 'redis-server'], { env, maxBuffer: 64 * 1024 * 1024 });
   try {
     try {
       await install();
@@ -71,7 +72,11 @@ export class RedisServer {
   /** (Re)starts on the same port, empty (no persistence). */
   async restart(): Promise<void> {
     if (this.proc) throw new Error('redis-server is running');
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+      { stdio: 'ignore' },
+    );
     this.proc = proc;
     let exited = false;
     proc.once('exit', () => {

@@ -20,7 +20,7 @@ export class CookieJar {
     const host = new URL(url).host;
     const jar = this.cookies.get(host) ?? new Map<string, string>();
     for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(';');
+      const [pair = '', ...attrs] = line.split(';');
       const eq = pair.indexOf('=');
       if (eq < 1) continue;
       const name = pair.slice(0, eq).trim();
@@ -29,7 +29,7 @@ export class CookieJar {
         value === 'deleted' ||
         attrs.some((a) => {
           const [k, v] = a.split('=').map((s) => s.trim().toLowerCase());
-          return (k === 'max-age' && Number(v) <= 0) || (k === 'expires' && Date.parse(v) < Date.now());
+          return (k === 'max-age' && Number(v) <= 0) || (k === 'expires' && v !== undefined && Date.parse(v) < Date.now());
         });
       if (expired) jar.delete(name);
       else jar.set(name, value);
@@ -81,7 +81,7 @@ export function parseForms(html: string, pageUrl: string): HtmlForm[] {
     const tag = `<form ${m[1]}>`;
     const fields: Record<string, string> = {};
     const names: string[] = [];
-    for (const input of m[2].match(/<input\b[^>]*>/gi) ?? []) {
+    for (const input of (m[2] ?? '').match(/<input\b[^>]*>/gi) ?? []) {
       const name = attr(input, 'name');
       if (!name) continue;
       names.push(name);
@@ -158,7 +158,7 @@ export async function simpleSamlLogin(
     const samlForm = forms.find((f) => 'SAMLResponse' in f.fields);
     if (samlForm) {
       return {
-        SAMLResponse: samlForm.fields.SAMLResponse,
+        SAMLResponse: samlForm.fields['SAMLResponse']!,
         ...(samlForm.fields.RelayState !== undefined ? { RelayState: samlForm.fields.RelayState } : {}),
         acsUrl: samlForm.action,
       };

@@ -124,7 +124,10 @@ async function doEnsure(): Promise<void> {
     throw new PeerUnavailableError(PEER, `not installed and no apt-get here; install Debian's ${DEBIAN_PACKAGES.join(' ')}`);
   }
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
-    throw new PeerUnavailableError(PEER, `not installed and not root; run: apt-get install -y --no-install-recommends ${DEBIAN_PACKAGES.join(' ')}`);
+    throw new PeerUnavailableError(
+      PEER,
+      `not installed and not root; run: apt-get install -y --no-install-recommends ${DEBIAN_PACKAGES.join(' ')}`,
+    );
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   // Parallel test workers may all get here: wait for dpkg's lock instead of failing on it.
@@ -149,13 +152,29 @@ async function doEnsure(): Promise<void> {
 }
 
 /** A self-signed RSA certificate + key made with the openssl CLI (node's crypto cannot issue X.509). */
-export async function selfSignedCert(dir: string, name: string, cn: string): Promise<{ keyPath: string; certPath: string; keyPem: string; certPem: string }> {
+export async function selfSignedCert(
+  dir: string,
+  name: string,
+  cn: string,
+): Promise<{ keyPath: string; certPath: string; keyPem: string; certPem: string }> {
   const keyPath = join(dir, `${name}.key`);
   const certPath = join(dir, `${name}.crt`);
   try {
     await run('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30',
-      '-subj', `/CN=${cn}`, '-keyout', keyPath, '-out', certPath,
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      '30',
+      '-subj',
+      `/CN=${cn}`,
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
     ]);
   } catch (err) {
     throw new PeerUnavailableError(PEER, `openssl failed: ${(err as Error).message}`);
@@ -179,9 +198,7 @@ function php(v: unknown, indent = ''): string {
   }
   if (typeof v === 'object') {
     const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
-    return entries.length === 0
-      ? '[]'
-      : `[\n${entries.map(([k, x]) => `${next}${phpStr(k)} => ${php(x, next)},`).join('\n')}\n${indent}]`;
+    return entries.length === 0 ? '[]' : `[\n${entries.map(([k, x]) => `${next}${phpStr(k)} => ${php(x, next)},`).join('\n')}\n${indent}]`;
   }
   throw new TypeError(`cannot render ${typeof v} as PHP`);
 }
@@ -214,7 +231,10 @@ async function waitForUrl(url: string, proc: ChildProcess, timeoutMs: number, ou
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new PeerUnavailableError(PEER, `metadata at ${url} not ready after ${timeoutMs} ms (${last}); php output: ${output().slice(-2000)}`);
+  throw new PeerUnavailableError(
+    PEER,
+    `metadata at ${url} not ready after ${timeoutMs} ms (${last}); php output: ${output().slice(-2000)}`,
+  );
 }
 
 export async function startSimpleSamlIdp(opts: SimpleSamlIdpOptions): Promise<SimpleSamlIdp> {
@@ -346,9 +366,7 @@ export async function startSimpleSamlIdp(opts: SimpleSamlIdpOptions): Promise<Si
         entry['sharedkey_algorithm'] = 'http://www.w3.org/2001/04/xmlenc#aes256-cbc';
       }
       if (sp.spCertPem) {
-        entry.keys = [
-          { encryption: true, signing: true, type: 'X509Certificate', X509Certificate: pemBody(sp.spCertPem) },
-        ];
+        entry.keys = [{ encryption: true, signing: true, type: 'X509Certificate', X509Certificate: pemBody(sp.spCertPem) }];
       }
       spRemote += `$metadata[${phpStr(sp.entityId)}] = ${php(entry)};\n`;
     }
@@ -387,10 +405,24 @@ return true;
     );
 
     let output = '';
-    proc = spawn('php', ['-d', 'display_errors=stderr', '-d', 'error_reporting=E_ALL & ~E_DEPRECATED & ~E_NOTICE', '-S', `127.0.0.1:${port}`, '-t', join(SIMPLESAMLPHP_DIR, 'www'), router], {
-      env: { ...process.env, SIMPLESAMLPHP_CONFIG_DIR: configDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    proc = spawn(
+      'php',
+      [
+        '-d',
+        'display_errors=stderr',
+        '-d',
+        'error_reporting=E_ALL & ~E_DEPRECATED & ~E_NOTICE',
+        '-S',
+        `127.0.0.1:${port}`,
+        '-t',
+        join(SIMPLESAMLPHP_DIR, 'www'),
+        router,
+      ],
+      {
+        env: { ...process.env, SIMPLESAMLPHP_CONFIG_DIR: configDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const collect = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-20_000);
       if (opts.verbose) process.stderr.write(chunk);

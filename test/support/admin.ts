@@ -11,7 +11,11 @@ export interface AdminClient {
 
 export async function adminClient(app: TestApp): Promise<AdminClient> {
   const { clientId, clientSecret } = await bootstrapAdmin(app.app, `ops-${randomBytes(3).toString('hex')}`);
-  const res = await postForm(`${app.url}/oauth2/token`, { grant_type: 'client_credentials', scope: 'admin' }, { headers: { authorization: basic(clientId, clientSecret) } });
+  const res = await postForm(
+    `${app.url}/oauth2/token`,
+    { grant_type: 'client_credentials', scope: 'admin' },
+    { headers: { authorization: basic(clientId, clientSecret) } },
+  );
   const { access_token: token } = (await res.json()) as { access_token: string };
   return {
     token,

@@ -37,7 +37,11 @@ export interface TestApp extends RunningApp {
  * The service on a fresh test database (or `db`). Logs are silent unless `logDestination` is given:
  * then they are written there at LOG_LEVEL (default info), one JSON line per call.
  */
-export async function startTestApp(env: Record<string, string> = {}, db?: TestDatabase, logDestination?: { write(line: string): void }): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  db?: TestDatabase,
+  logDestination?: { write(line: string): void },
+): Promise<TestApp> {
   const database = db ?? (await createTestDatabase());
   const port = env['PORT'] ?? String(await freePort());
   const config = loadConfig({

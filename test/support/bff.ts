@@ -12,7 +12,8 @@ export const pkcePair = () => {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 };
 
-export const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+export const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 /** Tiny cookie jar: enough for the hosted login form and upstream IdP pages. */
 export class CookieJar {
@@ -34,7 +35,13 @@ export class CookieJar {
 
 export function authorizeUrl(base: string, client: BffClient, params: Record<string, string | undefined>): string {
   const url = new URL('/oauth2/authorize', base);
-  const all: Record<string, string | undefined> = { response_type: 'code', client_id: client.clientId, redirect_uri: client.redirectUri, scope: 'openid email profile', ...params };
+  const all: Record<string, string | undefined> = {
+    response_type: 'code',
+    client_id: client.clientId,
+    redirect_uri: client.redirectUri,
+    scope: 'openid email profile',
+    ...params,
+  };
   for (const [k, v] of Object.entries(all)) if (v !== undefined) url.searchParams.set(k, v);
   return url.toString();
 }
@@ -48,7 +55,11 @@ export async function get(url: string, jar?: CookieJar): Promise<Response> {
   return res;
 }
 
-export async function postForm(url: string, form: Record<string, string>, opts: { jar?: CookieJar; headers?: Record<string, string> } = {}): Promise<Response> {
+export async function postForm(
+  url: string,
+  form: Record<string, string>,
+  opts: { jar?: CookieJar; headers?: Record<string, string> } = {},
+): Promise<Response> {
   const res = await fetch(url, {
     method: 'POST',
     redirect: 'manual',
@@ -63,7 +74,13 @@ export const hiddenInput = (html: string, name: string): string | undefined => n
 export const formAction = (html: string): string | undefined => /<form[^>]*action="([^"]*)"/.exec(html)?.[1]?.replace(/&amp;/g, '&');
 
 /** Submits the hosted (native) login form; returns the final response (302 to the BFF on success). */
-export async function submitNativeLogin(base: string, formUrl: string, username: string, password: string, jar = new CookieJar()): Promise<Response> {
+export async function submitNativeLogin(
+  base: string,
+  formUrl: string,
+  username: string,
+  password: string,
+  jar = new CookieJar(),
+): Promise<Response> {
   const page = await get(formUrl, jar);
   if (page.status !== 200) throw new Error(`login form answered ${page.status}: ${await page.text()}`);
   const html = await page.text();
@@ -75,10 +92,19 @@ export async function tokenRequest(base: string, client: BffClient, form: Record
 }
 
 /** Runs the whole BFF login with the native form and returns the token response JSON. */
-export async function nativeLogin(base: string, client: BffClient, org: string, username: string, password: string, extra: Record<string, string> = {}) {
+export async function nativeLogin(
+  base: string,
+  client: BffClient,
+  org: string,
+  username: string,
+  password: string,
+  extra: Record<string, string> = {},
+) {
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(8).toString('hex');
-  const start = await get(authorizeUrl(base, client, { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: 'n-' + state, ...extra }));
+  const start = await get(
+    authorizeUrl(base, client, { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: 'n-' + state, ...extra }),
+  );
   if (start.status !== 302) throw new Error(`authorize answered ${start.status}: ${await start.text()}`);
   const done = await submitNativeLogin(base, start.headers.get('location')!, username, password);
   if (done.status !== 302) throw new Error(`login answered ${done.status}`);
@@ -86,8 +112,17 @@ export async function nativeLogin(base: string, client: BffClient, org: string, 
   if (back.searchParams.get('state') !== state) throw new Error('state mismatch');
   const code = back.searchParams.get('code');
   if (!code) throw new Error(`no code: ${back.toString()}`);
-  const res = await tokenRequest(base, client, { grant_type: 'authorization_code', code, redirect_uri: client.redirectUri, code_verifier: verifier });
+  const res = await tokenRequest(base, client, {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: client.redirectUri,
+    code_verifier: verifier,
+  });
   const body = (await res.json()) as Record<string, string>;
   if (res.status !== 200) throw new Error(`token answered ${res.status}: ${JSON.stringify(body)}`);
-  return { tokens: body as unknown as { access_token: string; refresh_token: string; id_token: string; expires_in: number; scope: string }, code, verifier };
+  return {
+    tokens: body as unknown as { access_token: string; refresh_token: string; id_token: string; expires_in: number; scope: string },
+    code,
+    verifier,
+  };
 }

@@ -65,7 +65,15 @@ export function dockerignoreMatcher(text: string): (path: string) => boolean {
       const pattern = posix.normalize((exception ? l.slice(1) : l).trim()).replace(/^\/+|\/+$/g, '');
       const source = pattern
         .split(/(\*\*\/?|\*|\?)/)
-        .map((part) => (part === '**' || part === '**/' ? '.*' : part === '*' ? '[^/]*' : part === '?' ? '[^/]' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+        .map((part) =>
+          part === '**' || part === '**/'
+            ? '.*'
+            : part === '*'
+              ? '[^/]*'
+              : part === '?'
+                ? '[^/]'
+                : part.replace(/[.+^${}()|[\]\\]/g, '\\$&'),
+        )
         .join('');
       return { exception, re: new RegExp(`^${source}$`) };
     });
@@ -173,7 +181,12 @@ export async function replayDockerfile(stages: Stage[], o: ReplayOptions): Promi
           } else {
             for (const s of sources) {
               const pattern = posix.normalize(s).replace(/^\.\/|\/$/g, '');
-              const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+              const re = new RegExp(
+                `^${pattern
+                  .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+                  .replace(/\*/g, '[^/]*')
+                  .replace(/\?/g, '[^/]')}$`,
+              );
               const files = context.filter((f) => re.test(f));
               const isDir = !files.length && context.some((f) => f.startsWith(`${pattern}/`));
               if (isDir) {
@@ -195,7 +208,8 @@ export async function replayDockerfile(stages: Stage[], o: ReplayOptions): Promi
           break;
         }
         case 'RUN': {
-          if (/(^|[\s=;&|])\/(?!dev\/null)/.test(args)) throw new Error(`${where}: RUN with an absolute path is not replayed (write it relative to WORKDIR)`);
+          if (/(^|[\s=;&|])\/(?!dev\/null)/.test(args))
+            throw new Error(`${where}: RUN with an absolute path is not replayed (write it relative to WORKDIR)`);
           await run(args, inStage('.'), { ...process.env, ...state.env, ...o.runEnv }, o.log);
           break;
         }
@@ -209,7 +223,9 @@ export async function replayDockerfile(stages: Stage[], o: ReplayOptions): Promi
           state.cmd = JSON.parse(args) as string[];
           break;
         default:
-          throw new Error(`${where}: ${keyword} is not replayed by test/support/dockerfile.ts; teach it, or keep the Dockerfile to what it knows`);
+          throw new Error(
+            `${where}: ${keyword} is not replayed by test/support/dockerfile.ts; teach it, or keep the Dockerfile to what it knows`,
+          );
       }
     }
     if (stage.name) done.set(stage.name, state);
@@ -230,4 +246,5 @@ export function findFiles(dir: string, test: (path: string) => boolean, found: s
   return found;
 }
 
-export const sizeOf = (path: string): number => (statSync(path).isDirectory() ? readdirSync(path).reduce((n, e) => n + sizeOf(join(path, e)), 0) : statSync(path).size);
+export const sizeOf = (path: string): number =>
+  statSync(path).isDirectory() ? readdirSync(path).reduce((n, e) => n + sizeOf(join(path, e)), 0) : statSync(path).size;

@@ -53,38 +53,62 @@ export async function startFakeKongAdmin(): Promise<FakeKongAdmin> {
       const raw = Buffer.concat(chunks).toString('utf8');
       const body = raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined;
       fake.calls.push({ method: req.method ?? '', path: url.pathname + url.search, headers: req.headers, body });
-      if (fake.failWith) return send(res, fake.failWith, { message: 'An unexpected error occurred' });
+      if (fake.failWith) {
+        send(res, fake.failWith, { message: 'An unexpected error occurred' });
+        return;
+      }
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-      if (parts[0] !== 'consumers' || !parts[1]) return send(res, 404, { message: 'Not found' });
+      if (parts[0] !== 'consumers' || !parts[1]) {
+        send(res, 404, { message: 'Not found' });
+        return;
+      }
       const consumer = parts[1];
       if (parts.length === 2 && req.method === 'PUT') {
         fake.consumers.set(consumer, { ...body, username: consumer });
         if (!fake.credentials.has(consumer)) fake.credentials.set(consumer, new Map());
-        return send(res, 200, fake.consumers.get(consumer));
+        send(res, 200, fake.consumers.get(consumer));
+        return;
       }
       const creds = fake.credentials.get(consumer);
-      if (parts[2] !== 'jwt' || !creds) return send(res, 404, { message: 'Not found' });
+      if (parts[2] !== 'jwt' || !creds) {
+        send(res, 404, { message: 'Not found' });
+        return;
+      }
       if (parts.length === 3 && req.method === 'GET') {
         const all = [...creds.values()];
         const offset = Number(url.searchParams.get('offset') ?? '0');
         const page = all.slice(offset, offset + fake.pageSize);
-        const next = offset + fake.pageSize < all.length ? `/consumers/${encodeURIComponent(consumer)}/jwt?offset=${offset + fake.pageSize}` : null;
-        return send(res, 200, { data: page, next });
+        const next =
+          offset + fake.pageSize < all.length ? `/consumers/${encodeURIComponent(consumer)}/jwt?offset=${offset + fake.pageSize}` : null;
+        send(res, 200, { data: page, next });
+        return;
       }
       const key = parts[3];
       if (parts.length === 4 && key && req.method === 'PUT') {
         const pem = body?.['rsa_public_key'];
-        if (body?.['algorithm'] !== 'RS256' || typeof pem !== 'string' || !pem.startsWith('-----BEGIN PUBLIC KEY-----'))
-          return send(res, 400, { message: 'schema violation (rsa_public_key: invalid key)' });
-        const cred: FakeJwtCredential = { key, algorithm: 'RS256', rsa_public_key: pem, tags: (body['tags'] as string[] | undefined) ?? null };
+        if (body?.['algorithm'] !== 'RS256' || typeof pem !== 'string' || !pem.startsWith('-----BEGIN PUBLIC KEY-----')) {
+          send(res, 400, { message: 'schema violation (rsa_public_key: invalid key)' });
+          return;
+        }
+        const cred: FakeJwtCredential = {
+          key,
+          algorithm: 'RS256',
+          rsa_public_key: pem,
+          tags: (body['tags'] as string[] | undefined) ?? null,
+        };
         creds.set(key, cred);
-        return send(res, 200, cred);
+        send(res, 200, cred);
+        return;
       }
       if (parts.length === 4 && key && req.method === 'DELETE') {
-        if (!creds.delete(key)) return send(res, 404, { message: 'Not found' });
-        return send(res, 204);
+        if (!creds.delete(key)) {
+          send(res, 404, { message: 'Not found' });
+          return;
+        }
+        send(res, 204);
+        return;
       }
-      return send(res, 405, { message: 'Method not allowed' });
+      send(res, 405, { message: 'Method not allowed' });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -20,7 +20,14 @@ export async function twoRequestsOneConnection(url: string, idleMs: number): Pro
     new Promise<Answer>((resolve, reject) => {
       const req = get(url, { agent }, (res) => {
         res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket, localPort: req.socket!.localPort!, keepAlive: res.headers['keep-alive'] }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            reused: req.reusedSocket,
+            localPort: req.socket!.localPort!,
+            keepAlive: res.headers['keep-alive'],
+          }),
+        );
       });
       req.on('error', reject);
       req.setTimeout(15_000, () => req.destroy(new Error('no answer in 15 s')));

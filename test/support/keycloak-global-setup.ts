@@ -134,11 +134,21 @@ class SharedKeycloak {
     // A restart under way: new users wait until it is over.
     for (let restart = this.exclusive; restart; restart = this.exclusive) {
       if (Date.now() >= deadline) return { pending: true };
-      await until(restart.catch(() => undefined), deadline);
+      await until(
+        restart.catch(() => undefined),
+        deadline,
+      );
     }
     const lease = randomBytes(8).toString('hex');
     this.leases.set(lease, { pid, file });
-    return { lease, baseUrl: kc.baseUrl, port: kc.port, adminUser: kc.adminUser, adminPassword: kc.adminPassword, startDurationMs: kc.startDurationsMs[0]! };
+    return {
+      lease,
+      baseUrl: kc.baseUrl,
+      port: kc.port,
+      adminUser: kc.adminUser,
+      adminPassword: kc.adminPassword,
+      startDurationMs: kc.startDurationsMs[0]!,
+    };
   }
 
   release(lease: string): ControlReply | undefined {
@@ -178,7 +188,9 @@ class SharedKeycloak {
       const others = [...this.leases].filter(([id]) => id !== lease);
       if (others.length === 0) break;
       if (Date.now() > deadline) {
-        return { error: `restart: still in use after ${EXCLUSIVE_WAIT_MS / 1000}s by ${others.map(([, l]) => `${l.file} (pid ${l.pid})`).join(', ')}` };
+        return {
+          error: `restart: still in use after ${EXCLUSIVE_WAIT_MS / 1000}s by ${others.map(([, l]) => `${l.file} (pid ${l.pid})`).join(', ')}`,
+        };
       }
       await new Promise((r) => setTimeout(r, 250));
     }

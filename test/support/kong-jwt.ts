@@ -30,12 +30,18 @@ const decodePart = (part: string | undefined): Record<string, unknown> | undefin
   }
 };
 
-export async function verifyLikeKong(token: string, credentials: KongCredential[], conf: KongPluginConfig, now = Date.now()): Promise<KongVerdict> {
+export async function verifyLikeKong(
+  token: string,
+  credentials: KongCredential[],
+  conf: KongPluginConfig,
+  now = Date.now(),
+): Promise<KongVerdict> {
   const [h, c] = token.split('.');
   const header = decodePart(h);
   const claims = decodePart(c);
   if (!header || !claims) return { ok: false, message: 'Bad token; invalid JSON' };
-  if (typeof header['alg'] !== 'string' || !['HS256', 'HS384', 'HS512', 'RS256', 'RS512', 'ES256'].includes(header['alg'])) return { ok: false, message: 'Bad token; invalid alg' };
+  if (typeof header['alg'] !== 'string' || !['HS256', 'HS384', 'HS512', 'RS256', 'RS512', 'ES256'].includes(header['alg']))
+    return { ok: false, message: 'Bad token; invalid alg' };
   const key = claims[conf.key_claim_name] ?? header[conf.key_claim_name];
   if (key === undefined || key === null) return { ok: false, message: `No mandatory '${conf.key_claim_name}' in claims` };
   if (key === '') return { ok: false, message: `Invalid '${conf.key_claim_name}' in claims` };
@@ -56,7 +62,8 @@ export async function verifyLikeKong(token: string, credentials: KongCredential[
   }
   if ((conf.maximum_expiration ?? 0) > 0) {
     const exp = claims['exp'];
-    if (typeof exp !== 'number' || exp - seconds > conf.maximum_expiration!) return { ok: false, message: 'exceeds maximum allowed expiration' };
+    if (typeof exp !== 'number' || exp - seconds > conf.maximum_expiration!)
+      return { ok: false, message: 'exceeds maximum allowed expiration' };
   }
   return { ok: true, key: String(key) };
 }

@@ -23,7 +23,12 @@ export interface OidcRefusal {
   step?: string;
 }
 
-const OIDC_REFUSAL_MESSAGES = ['OIDC login refused', 'OIDC provider refused the login', 'OIDC login failed unexpectedly', 'OIDC provider unavailable'];
+const OIDC_REFUSAL_MESSAGES = [
+  'OIDC login refused',
+  'OIDC provider refused the login',
+  'OIDC login failed unexpectedly',
+  'OIDC provider unavailable',
+];
 
 export interface LoggedTestApp extends TestApp {
   logs: LogEntry[];
@@ -103,7 +108,8 @@ export async function startCraftedOp(clientSecret: string): Promise<CraftedOp> {
     },
   };
   const valid = op.craft;
-  const json = (res: ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+  const json = (res: ServerResponse, status: number, body: unknown) =>
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
   const readBody = async (req: IncomingMessage) => {
     let s = '';
     for await (const chunk of req) s += chunk;
@@ -136,7 +142,12 @@ export async function startCraftedOp(clientSecret: string): Promise<CraftedOp> {
       if (url.pathname === '/crafted/authorize') {
         const p = url.searchParams;
         const code = randomBytes(16).toString('base64url');
-        codes.set(code, { nonce: p.get('nonce') ?? '', challenge: p.get('code_challenge') ?? '', clientId: p.get('client_id') ?? '', redirectUri: p.get('redirect_uri') ?? '' });
+        codes.set(code, {
+          nonce: p.get('nonce') ?? '',
+          challenge: p.get('code_challenge') ?? '',
+          clientId: p.get('client_id') ?? '',
+          redirectUri: p.get('redirect_uri') ?? '',
+        });
         const back = new URL(p.get('redirect_uri')!);
         back.searchParams.set('code', code);
         back.searchParams.set('state', p.get('state') ?? '');
@@ -147,17 +158,27 @@ export async function startCraftedOp(clientSecret: string): Promise<CraftedOp> {
       if (url.pathname === '/crafted/token' && req.method === 'POST') {
         op.tokenRequests += 1;
         const form = await readBody(req);
-        const [id, secret] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':').map(decodeURIComponent);
+        const [id, secret] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64')
+          .toString()
+          .split(':')
+          .map(decodeURIComponent);
         const grant = codes.get(form.get('code') ?? '');
         codes.delete(form.get('code') ?? '');
         const verifier = form.get('code_verifier') ?? '';
-        if (secret !== clientSecret || !grant || grant.clientId !== id || grant.redirectUri !== form.get('redirect_uri') || createHash('sha256').update(verifier).digest('base64url') !== grant.challenge)
+        if (
+          secret !== clientSecret ||
+          !grant ||
+          grant.clientId !== id ||
+          grant.redirectUri !== form.get('redirect_uri') ||
+          createHash('sha256').update(verifier).digest('base64url') !== grant.challenge
+        )
           return json(res, 400, { error: 'invalid_grant' });
         const craft = op.craft;
         op.craft = valid;
-        const answer = await craft({ issuer, clientId: id!, nonce: grant.nonce, now: Math.floor(Date.now() / 1000) });
+        const answer = await craft({ issuer, clientId: id, nonce: grant.nonce, now: Math.floor(Date.now() / 1000) });
         if (answer.destroy) return void req.socket.destroy();
-        if (typeof answer.body === 'string') return void res.writeHead(answer.status ?? 200, { 'content-type': 'text/plain' }).end(answer.body);
+        if (typeof answer.body === 'string')
+          return void res.writeHead(answer.status ?? 200, { 'content-type': 'text/plain' }).end(answer.body);
         return json(res, answer.status ?? 200, answer.body);
       }
       json(res, 404, { error: 'not_found' });
@@ -183,9 +204,15 @@ export const idClaims = (c: CraftContext, overrides: Record<string, unknown> = {
 };
 export const signRs = (op: { kid: string; privateKey: CryptoKey }, claims: JWTPayload, kid = op.kid) =>
   new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' }).sign(op.privateKey);
-export const signHs = (claims: JWTPayload, secret: string) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(secret));
+export const signHs = (claims: JWTPayload, secret: string) =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(secret));
 export const unsigned = (claims: JWTPayload) => `${b64u({ alg: 'none', typ: 'JWT' })}.${b64u(claims)}.`;
-export const tokenBody = (id_token: string) => ({ access_token: randomBytes(16).toString('hex'), token_type: 'Bearer', expires_in: 300, id_token });
+export const tokenBody = (id_token: string) => ({
+  access_token: randomBytes(16).toString('hex'),
+  token_type: 'Bearer',
+  expires_in: 300,
+  id_token,
+});
 
 // ---- BFF side --------------------------------------------------------------------------------
 
@@ -200,7 +227,9 @@ export function bffHelpers(app: () => TestApp, bff: () => BffClient) {
   const startLogin = async (org: string): Promise<Started> => {
     const { verifier, challenge } = pkcePair();
     const state = randomBytes(8).toString('hex');
-    const res = await get(authorizeUrl(app().url, bff(), { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }));
+    const res = await get(
+      authorizeUrl(app().url, bff(), { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }),
+    );
     if (res.status !== 302) throw new Error(`authorize answered ${res.status}: ${await res.text()}`);
     return { opUrl: res.headers.get('location')!, state, verifier };
   };

@@ -42,7 +42,10 @@ export async function ageRefreshRotation(app: TestApp, refreshToken: string, sec
   const token = parseOpaqueToken('rt', refreshToken);
   if (!token) throw new Error('not a refresh token');
   const aged = await app.database.tenantStatements(token.tenantId, (q) =>
-    q.query(`UPDATE refresh_tokens SET rotated_at = rotated_at - make_interval(secs => $2) WHERE token_hash = $1 AND rotated_at IS NOT NULL`, [token.hash, seconds]),
+    q.query(
+      `UPDATE refresh_tokens SET rotated_at = rotated_at - make_interval(secs => $2) WHERE token_hash = $1 AND rotated_at IS NOT NULL`,
+      [token.hash, seconds],
+    ),
   );
   if (aged.rowCount !== 1) throw new Error('no rotated refresh token to age');
 }

@@ -27,7 +27,12 @@ export class FirebaseAdminGateway implements OnModuleDestroy {
   constructor(@Inject(AppConfig) private readonly config: AppConfig) {}
 
   /** The account's status, or undefined when Firebase does not know the uid. */
-  async accountStatus(bindingId: string, config: FirebaseBindingConfig, secrets: FirebaseBindingSecrets, uid: string): Promise<FirebaseAccountStatus | undefined> {
+  async accountStatus(
+    bindingId: string,
+    config: FirebaseBindingConfig,
+    secrets: FirebaseBindingSecrets,
+    uid: string,
+  ): Promise<FirebaseAccountStatus | undefined> {
     this.assertEmulatorConsistent();
     const auth = getAuth(await this.appFor(bindingId, config, secrets));
     const scoped = config.tenantId ? auth.tenantManager().authForTenant(config.tenantId) : auth;
@@ -71,7 +76,9 @@ export class FirebaseAdminGateway implements OnModuleDestroy {
       {
         projectId: config.projectId,
         // Without a service-account key: Google's application default credentials (workload identity).
-        ...(sa ? { credential: cert({ projectId: sa.project_id ?? config.projectId, clientEmail: sa.client_email, privateKey: sa.private_key }) } : {}),
+        ...(sa
+          ? { credential: cert({ projectId: sa.project_id ?? config.projectId, clientEmail: sa.client_email, privateKey: sa.private_key }) }
+          : {}),
       },
       `firebase-legacy-${bindingId}-${randomBytes(4).toString('hex')}`,
     );
@@ -88,6 +95,11 @@ export class FirebaseAdminGateway implements OnModuleDestroy {
     const processHost = process.env['FIREBASE_AUTH_EMULATOR_HOST'] || undefined;
     const configured = this.config.firebaseEmulatorHost;
     if (processHost !== configured)
-      throw new ProblemError(500, 'Firebase emulator misconfigured', 'FIREBASE_AUTH_EMULATOR_HOST differs between the configuration and the process environment.', problemType('binding-misconfigured'));
+      throw new ProblemError(
+        500,
+        'Firebase emulator misconfigured',
+        'FIREBASE_AUTH_EMULATOR_HOST differs between the configuration and the process environment.',
+        problemType('binding-misconfigured'),
+      );
   }
 }

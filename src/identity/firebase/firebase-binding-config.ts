@@ -1,7 +1,8 @@
 import { ProblemError, problemType } from '../../common/errors.js';
 
 /** Google's published X.509 certificates for Firebase ID tokens (kid → PEM). */
-export const GOOGLE_SECURETOKEN_CERTIFICATES_URL = 'https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com';
+export const GOOGLE_SECURETOKEN_CERTIFICATES_URL =
+  'https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com';
 
 /** `config` of a `firebase_legacy` binding. */
 export interface FirebaseBindingConfig {
@@ -34,12 +35,14 @@ const misconfigured = (detail: string) =>
  */
 export function parseFirebaseBindingConfig(raw: Record<string, unknown>, opts: { production: boolean }): FirebaseBindingConfig {
   const projectId = raw['projectId'];
-  if (typeof projectId !== 'string' || !PROJECT_ID.test(projectId)) throw misconfigured('firebase_legacy config.projectId must be a Firebase project id.');
+  if (typeof projectId !== 'string' || !PROJECT_ID.test(projectId))
+    throw misconfigured('firebase_legacy config.projectId must be a Firebase project id.');
   const tenantId = raw['tenantId'];
   if (tenantId !== undefined && (typeof tenantId !== 'string' || !FIREBASE_TENANT_ID.test(tenantId)))
     throw misconfigured('firebase_legacy config.tenantId must be a Firebase tenant id.');
   const checkRevoked = raw['checkRevoked'];
-  if (checkRevoked !== undefined && typeof checkRevoked !== 'boolean') throw misconfigured('firebase_legacy config.checkRevoked must be a boolean.');
+  if (checkRevoked !== undefined && typeof checkRevoked !== 'boolean')
+    throw misconfigured('firebase_legacy config.checkRevoked must be a boolean.');
   const certificateUrl = raw['certificateUrl'] ?? GOOGLE_SECURETOKEN_CERTIFICATES_URL;
   let url: URL;
   try {
@@ -49,14 +52,17 @@ export function parseFirebaseBindingConfig(raw: Record<string, unknown>, opts: {
   }
   const httpsOnly = opts.production;
   if (url.protocol !== 'https:' && (httpsOnly || url.protocol !== 'http:'))
-    throw misconfigured(`firebase_legacy config.certificateUrl must be https${httpsOnly ? ' in production' : ' (or http outside production)'}.`);
-  return { projectId, tenantId: tenantId as string | undefined, checkRevoked: checkRevoked ?? true, certificateUrl: url.toString() };
+    throw misconfigured(
+      `firebase_legacy config.certificateUrl must be https${httpsOnly ? ' in production' : ' (or http outside production)'}.`,
+    );
+  return { projectId, tenantId: tenantId, checkRevoked: checkRevoked ?? true, certificateUrl: url.toString() };
 }
 
 export function parseFirebaseBindingSecrets(raw: Record<string, unknown>): FirebaseBindingSecrets {
   const sa = raw['serviceAccount'];
   if (sa === undefined) return {};
-  if (typeof sa !== 'object' || sa === null) throw misconfigured('firebase_legacy secrets.serviceAccount must be a service-account key object.');
+  if (typeof sa !== 'object' || sa === null)
+    throw misconfigured('firebase_legacy secrets.serviceAccount must be a service-account key object.');
   const { client_email, private_key, project_id } = sa as Record<string, unknown>;
   if (typeof client_email !== 'string' || typeof private_key !== 'string')
     throw misconfigured('firebase_legacy secrets.serviceAccount needs client_email and private_key.');

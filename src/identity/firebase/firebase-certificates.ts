@@ -59,7 +59,8 @@ export class FirebaseCertificateCache {
     } catch (err) {
       throw unavailable(err);
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw unavailable(new Error('certificate endpoint returned no JSON object'));
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw unavailable(new Error('certificate endpoint returned no JSON object'));
     const keys = new Map<string, CryptoKey>();
     for (const [kid, pem] of Object.entries(body as Record<string, unknown>).slice(0, MAX_CERTIFICATES)) {
       if (typeof pem !== 'string' || pem.length > MAX_PEM_LENGTH) continue;

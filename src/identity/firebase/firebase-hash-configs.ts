@@ -28,9 +28,11 @@ export class FirebaseHashConfigStore {
   }
 
   async load(m: EntityManager, tenantId: string, id: string): Promise<FirebaseScryptParams | undefined> {
-    const [row] = (await m.query(`SELECT params FROM firebase_password_hash_configs WHERE id = $1 AND tenant_id = $2`, [id, tenantId])) as Array<{
-      params: Buffer;
-    }>;
+    const [row] = await m.query<
+      Array<{
+        params: Buffer;
+      }>
+    >(`SELECT params FROM firebase_password_hash_configs WHERE id = $1 AND tenant_id = $2`, [id, tenantId]);
     return row ? this.box.openJson<FirebaseScryptParams>(row.params, sealContext(tenantId, id)) : undefined;
   }
 }

@@ -60,7 +60,8 @@ export async function verifyFirebaseIdToken(token: string, check: FirebaseIdToke
       payload = UnsecuredJWT.decode(token, options).payload;
     } else {
       if (alg !== 'RS256') throw new FirebaseTokenRejected('The Firebase ID token must be signed with RS256.');
-      if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256) throw new FirebaseTokenRejected('The Firebase ID token names no signing key (kid).');
+      if (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)
+        throw new FirebaseTokenRejected('The Firebase ID token names no signing key (kid).');
       const key = await check.keyFor(kid);
       if (!key) throw new FirebaseTokenRejected('The Firebase ID token was signed by an unknown key.');
       ({ payload } = await jwtVerify(token, key, { ...options, algorithms: ['RS256'] }));
@@ -75,10 +76,12 @@ function describe(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
   if (err instanceof joseErrors.JWTExpired) return new FirebaseTokenRejected('The Firebase ID token has expired.', err);
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
-    if (err.claim === 'aud' || err.claim === 'iss') return new FirebaseTokenRejected('The Firebase ID token was issued for another Firebase project.', err);
+    if (err.claim === 'aud' || err.claim === 'iss')
+      return new FirebaseTokenRejected('The Firebase ID token was issued for another Firebase project.', err);
     return new FirebaseTokenRejected(`The Firebase ID token's "${err.claim}" claim is invalid.`, err);
   }
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new FirebaseTokenRejected('The Firebase ID token signature is invalid.', err);
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed)
+    return new FirebaseTokenRejected('The Firebase ID token signature is invalid.', err);
   if (err instanceof joseErrors.JOSEError) return new FirebaseTokenRejected('The Firebase ID token is malformed.', err);
   if (err instanceof Error && !('status' in err)) return new FirebaseTokenRejected('The Firebase ID token could not be verified.', err);
   throw err; // a dependency failure (certificates unavailable) stays what it is
@@ -91,11 +94,13 @@ function checkClaims(payload: JWTPayload, check: FirebaseIdTokenCheck): Firebase
   // jose accepts an `aud` array that contains the project; Firebase tokens carry exactly one audience.
   if (p['aud'] !== check.projectId) throw new FirebaseTokenRejected('The Firebase ID token was issued for another Firebase project.');
   if (typeof p['exp'] !== 'number') throw new FirebaseTokenRejected('The Firebase ID token has no expiry.');
-  if (typeof p['iat'] !== 'number' || p['iat'] > now + skew) throw new FirebaseTokenRejected('The Firebase ID token was issued in the future.');
+  if (typeof p['iat'] !== 'number' || p['iat'] > now + skew)
+    throw new FirebaseTokenRejected('The Firebase ID token was issued in the future.');
   if (typeof p['auth_time'] !== 'number' || p['auth_time'] > now + skew)
     throw new FirebaseTokenRejected('The Firebase ID token has no valid authentication time (auth_time).');
   const sub = p['sub'];
-  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUBJECT) throw new FirebaseTokenRejected('The Firebase ID token has no valid subject (uid).');
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_SUBJECT)
+    throw new FirebaseTokenRejected('The Firebase ID token has no valid subject (uid).');
   const firebase = p['firebase'];
   const tenant = typeof firebase === 'object' && firebase !== null ? (firebase as Record<string, unknown>)['tenant'] : undefined;
   if (check.tenantId !== undefined ? tenant !== check.tenantId : tenant !== undefined)

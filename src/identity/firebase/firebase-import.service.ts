@@ -11,7 +11,12 @@ import type { BindingContext } from '../port/identity-provider.port.js';
 import { firebaseIssuer, parseFirebaseBindingConfig } from './firebase-binding-config.js';
 import { FirebaseHashConfigStore } from './firebase-hash-configs.js';
 import { formatFirebasePasswordHash, isBase64Value, isFirebasePasswordHash } from './firebase-password-hash.js';
-import { firebaseScryptParamsFromHashConfig, hashFirebaseScrypt, InvalidFirebaseScryptParamsError, type FirebaseScryptParams } from './firebase-scrypt.js';
+import {
+  firebaseScryptParamsFromHashConfig,
+  hashFirebaseScrypt,
+  InvalidFirebaseScryptParamsError,
+  type FirebaseScryptParams,
+} from './firebase-scrypt.js';
 
 /** One user of a `firebase auth:export` JSON file (fields the import uses; others are ignored). */
 export interface FirebaseExportedUser {
@@ -98,12 +103,19 @@ export class FirebaseImportService {
    * @param exported the parsed `auth:export` JSON (`{ users: [...] }`)
    * @param hashConfig the project's `hash_config` (base64_signer_key, base64_salt_separator, rounds, mem_cost)
    */
-  async importUsers(tenantId: string, exported: unknown, hashConfig: unknown, opts: FirebaseImportOptions = {}): Promise<FirebaseImportReport> {
+  async importUsers(
+    tenantId: string,
+    exported: unknown,
+    hashConfig: unknown,
+    opts: FirebaseImportOptions = {},
+  ): Promise<FirebaseImportReport> {
     const tenant = await this.tenants.findById(tenantId);
     if (!tenant || tenant.status === 'deleted') throw new ProblemError(404, 'Tenant not found', undefined, problemType('tenant-not-found'));
     const params = await validHashParams(hashConfig);
     const users = validUsers(exported);
-    const binding = await this.db.tenantTx(tenant.id, (m) => this.firebaseBinding(m, tenant.id, opts.bindingId, (id) => this.bindings.get(tenant, id, m)));
+    const binding = await this.db.tenantTx(tenant.id, (m) =>
+      this.firebaseBinding(m, tenant.id, opts.bindingId, (id) => this.bindings.get(tenant, id, m)),
+    );
     const projectId = parseFirebaseBindingConfig(binding.config, { production: this.config.isProduction }).projectId;
 
     const report: FirebaseImportReport = {
@@ -137,17 +149,22 @@ export class FirebaseImportService {
     return report;
   }
 
-  private async firebaseBinding(m: EntityManager, tenantId: string, bindingId: string | undefined, load: (id: string) => Promise<BindingContext>): Promise<BindingContext> {
+  private async firebaseBinding(
+    m: EntityManager,
+    tenantId: string,
+    bindingId: string | undefined,
+    load: (id: string) => Promise<BindingContext>,
+  ): Promise<BindingContext> {
     if (bindingId) {
       const binding = await load(bindingId);
       if (binding.kind !== 'firebase_legacy') throw invalid('The binding to import into is not a firebase_legacy binding.');
       return binding;
     }
-    const [row] = (await m.query(
+    const [row] = await m.query<Array<{ id: string }>>(
       `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy'
         ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
       [tenantId],
-    )) as Array<{ id: string }>;
+    );
     if (!row)
       throw new ProblemError(
         409,
@@ -158,9 +175,18 @@ export class FirebaseImportService {
     return load(row.id);
   }
 
-  private async importOne(m: EntityManager, binding: BindingContext, issuer: string, report: FirebaseImportReport, u: ValidUser): Promise<void> {
+  private async importOne(
+    m: EntityManager,
+    binding: BindingContext,
+    issuer: string,
+    report: FirebaseImportReport,
+    u: ValidUser,
+  ): Promise<void> {
     const tenantId = binding.tenantId;
-    const [identity] = (await m.query(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [binding.id, u.localId])) as Array<{ user_id: string }>;
+    const [identity] = await m.query<Array<{ user_id: string }>>(
+      `SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`,
+      [binding.id, u.localId],
+    );
     let userId: string;
     if (identity) {
       userId = identity.user_id;
@@ -173,20 +199,16 @@ export class FirebaseImportService {
         [userId, u.email, u.emailVerified, u.displayName, u.disabled],
       );
     } else {
-      const [created] = (await m.query(
+      const [created] = await m.query<Array<{ id: string }>>(
         `INSERT INTO users (tenant_id, email, email_verified, display_name, status) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
         [tenantId, u.email, u.emailVerified, u.displayName, u.disabled ? 'disabled' : 'active'],
-      )) as Array<{ id: string }>;
+      );
       userId = created!.id;
       report.created++;
-      await m.query(`INSERT INTO user_identities (tenant_id, user_id, binding_id, issuer, subject, email) VALUES ($1, $2, $3, $4, $5, $6)`, [
-        tenantId,
-        userId,
-        binding.id,
-        issuer,
-        u.localId,
-        u.email,
-      ]);
+      await m.query(
+        `INSERT INTO user_identities (tenant_id, user_id, binding_id, issuer, subject, email) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [tenantId, userId, binding.id, issuer, u.localId, u.email],
+      );
     }
 
     const roles = normaliseIdentity(binding.claimMapping, {
@@ -196,29 +218,46 @@ export class FirebaseImportService {
     }).roles;
     if (roles.length > 0) {
       await m.query(`INSERT INTO roles (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, [tenantId, roles]);
-      await m.query(`INSERT INTO user_roles (tenant_id, user_id, role, source) SELECT $1, $2, unnest($3::text[]), 'manual' ON CONFLICT DO NOTHING`, [
-        tenantId,
-        userId,
-        roles,
-      ]);
+      await m.query(
+        `INSERT INTO user_roles (tenant_id, user_id, role, source) SELECT $1, $2, unnest($3::text[]), 'manual' ON CONFLICT DO NOTHING`,
+        [tenantId, userId, roles],
+      );
     }
 
     if (!u.password || !u.email) {
       report.withoutPassword++;
       return;
     }
-    const hash = formatFirebasePasswordHash({ configId: report.hashConfigId, salt: u.password.salt, passwordHash: u.password.passwordHash });
-    const [taken] = (await m.query(`SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [tenantId, u.email])) as Array<{
-      user_id: string;
-    }>;
+    const hash = formatFirebasePasswordHash({
+      configId: report.hashConfigId,
+      salt: u.password.salt,
+      passwordHash: u.password.passwordHash,
+    });
+    const [taken] = await m.query<
+      Array<{
+        user_id: string;
+      }>
+    >(`SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [tenantId, u.email]);
     if (taken && taken.user_id !== userId) {
       report.withoutPassword++;
-      report.skipped.push({ index: u.index, reason: 'username-taken: the email is another user’s native username; imported without a password' });
+      report.skipped.push({
+        index: u.index,
+        reason: 'username-taken: the email is another user’s native username; imported without a password',
+      });
       return;
     }
-    const [existing] = (await m.query(`SELECT password_hash FROM native_credentials WHERE user_id = $1`, [userId])) as Array<{ password_hash: string }>;
+    const [existing] = await m.query<
+      Array<{
+        password_hash: string;
+      }>
+    >(`SELECT password_hash FROM native_credentials WHERE user_id = $1`, [userId]);
     if (!existing) {
-      await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [userId, tenantId, u.email, hash]);
+      await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [
+        userId,
+        tenantId,
+        u.email,
+        hash,
+      ]);
       report.credentialsCreated++;
     } else if (isFirebasePasswordHash(existing.password_hash)) {
       await m.query(`UPDATE native_credentials SET username = $2, password_hash = $3 WHERE user_id = $1`, [userId, u.email, hash]);
@@ -236,7 +275,12 @@ async function validHashParams(raw: unknown): Promise<FirebaseScryptParams> {
     throw invalid('Only Firebase SCRYPT password hashes can be imported.');
   const rounds = typeof c['rounds'] === 'string' ? Number(c['rounds']) : c['rounds'];
   const memCost = typeof c['mem_cost'] === 'string' ? Number(c['mem_cost']) : c['mem_cost'];
-  if (typeof c['base64_signer_key'] !== 'string' || typeof c['base64_salt_separator'] !== 'string' || typeof rounds !== 'number' || typeof memCost !== 'number')
+  if (
+    typeof c['base64_signer_key'] !== 'string' ||
+    typeof c['base64_salt_separator'] !== 'string' ||
+    typeof rounds !== 'number' ||
+    typeof memCost !== 'number'
+  )
     throw invalid('hash_config needs base64_signer_key, base64_salt_separator, rounds and mem_cost.');
   const params = firebaseScryptParamsFromHashConfig({
     base64_signer_key: c['base64_signer_key'],
@@ -291,9 +335,19 @@ function validUser(raw: unknown, index: number): ValidUser | string {
     } catch {
       parsed = undefined;
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return `customAttributes is not a JSON object of at most ${MAX_CUSTOM_ATTRIBUTES} characters`;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      return `customAttributes is not a JSON object of at most ${MAX_CUSTOM_ATTRIBUTES} characters`;
     customClaims = parsed as Record<string, unknown>;
   }
   const displayName = typeof u['displayName'] === 'string' && u['displayName'].trim() ? u['displayName'].trim().slice(0, 200) : null;
-  return { index, localId, email, emailVerified: email !== null && u['emailVerified'] === true, displayName, disabled: u['disabled'] === true, password, customClaims };
+  return {
+    index,
+    localId,
+    email,
+    emailVerified: email !== null && u['emailVerified'] === true,
+    displayName,
+    disabled: u['disabled'] === true,
+    password,
+    customClaims,
+  };
 }

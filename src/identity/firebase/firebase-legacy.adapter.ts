@@ -1,7 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
 import { ProblemError, problemType } from '../../common/errors.js';
-import type { BindingContext, ExternalIdentity, ExternalTokenInput, IdentityProvider, ProviderCapabilities, ValidatedBindingConfig } from '../port/identity-provider.port.js';
+import type {
+  BindingContext,
+  ExternalIdentity,
+  ExternalTokenInput,
+  IdentityProvider,
+  ProviderCapabilities,
+  ValidatedBindingConfig,
+} from '../port/identity-provider.port.js';
 import { firebaseIssuer, parseFirebaseBindingConfig, parseFirebaseBindingSecrets } from './firebase-binding-config.js';
 import { FirebaseCertificateCache } from './firebase-certificates.js';
 import { FirebaseAdminGateway } from './firebase-admin.gateway.js';
@@ -28,7 +35,11 @@ export class FirebaseLegacyProvider implements IdentityProvider {
   ) {}
 
   /** Before a binding is saved: the config and secrets have the right shape (nothing is fetched). */
-  async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+  async validateConfig(input: {
+    tenantSlug: string;
+    config: Record<string, unknown>;
+    secrets: Record<string, unknown>;
+  }): Promise<ValidatedBindingConfig> {
     try {
       parseFirebaseBindingConfig(input.config, { production: this.config.isProduction });
       parseFirebaseBindingSecrets(input.secrets);

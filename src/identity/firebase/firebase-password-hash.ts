@@ -27,7 +27,8 @@ export function isBase64Value(value: unknown, allowEmpty: boolean): value is str
 }
 
 export function formatFirebasePasswordHash(h: FirebasePasswordHash): string {
-  if (!UUID.test(h.configId) || !isBase64Value(h.salt, true) || !isBase64Value(h.passwordHash, false)) throw new Error('Invalid Firebase password hash parts');
+  if (!UUID.test(h.configId) || !isBase64Value(h.salt, true) || !isBase64Value(h.passwordHash, false))
+    throw new Error('Invalid Firebase password hash parts');
   return `${FIREBASE_SCRYPT_PREFIX}v=1$cfg=${h.configId}$${h.salt}$${h.passwordHash}`;
 }
 

@@ -23,7 +23,12 @@ export class FirebasePasswordVerifier implements LegacyPasswordVerifier {
     const params = await this.configs.load(m, tenantId, parsed.configId);
     // Without its parameters the hash can never verify: an operator error, not a wrong password.
     if (!params)
-      throw new ProblemError(500, 'Imported password unusable', 'The Firebase hash parameters of an imported password are missing.', problemType('firebase-hash-config-missing'));
+      throw new ProblemError(
+        500,
+        'Imported password unusable',
+        'The Firebase hash parameters of an imported password are missing.',
+        problemType('firebase-hash-config-missing'),
+      );
     return verifyFirebaseScrypt(password, { passwordHash: parsed.passwordHash, salt: parsed.salt }, params);
   }
 }

@@ -12,8 +12,7 @@ import {
 // one exported account (user1@test.com) and its plain-text password.
 const PUBLISHED = {
   hashConfig: {
-    base64_signer_key:
-      'jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==',
+    base64_signer_key: 'jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==',
     base64_salt_separator: 'Bw==',
     rounds: 8,
     mem_cost: 14,
@@ -34,9 +33,7 @@ const flipBit = (b64: string, byte: number, bit = 0): string => {
 
 describe('Firebase modified scrypt', () => {
   it('reproduces the published test vector', async () => {
-    await expect(hashFirebaseScrypt(PUBLISHED.password, PUBLISHED.salt, params)).resolves.toBe(
-      PUBLISHED.passwordHash,
-    );
+    await expect(hashFirebaseScrypt(PUBLISHED.password, PUBLISHED.salt, params)).resolves.toBe(PUBLISHED.passwordHash);
   });
 
   it('accepts the right password', async () => {
@@ -46,11 +43,7 @@ describe('Firebase modified scrypt', () => {
   it('accepts the URL-safe base64 spelling of the same values', async () => {
     const urlSafe = (s: string) => s.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
     await expect(
-      verifyFirebaseScrypt(
-        PUBLISHED.password,
-        { passwordHash: urlSafe(record.passwordHash), salt: urlSafe(record.salt) },
-        params,
-      ),
+      verifyFirebaseScrypt(PUBLISHED.password, { passwordHash: urlSafe(record.passwordHash), salt: urlSafe(record.salt) }, params),
     ).resolves.toBe(true);
   });
 
@@ -61,8 +54,7 @@ describe('Firebase modified scrypt', () => {
   });
 
   it('refuses a tampered hash, salt or project parameter', async () => {
-    const check = (r: typeof record, p: FirebaseScryptParams = params) =>
-      verifyFirebaseScrypt(PUBLISHED.password, r, p);
+    const check = (r: typeof record, p: FirebaseScryptParams = params) => verifyFirebaseScrypt(PUBLISHED.password, r, p);
     await expect(check({ ...record, passwordHash: flipBit(record.passwordHash, 0) })).resolves.toBe(false);
     await expect(check({ ...record, passwordHash: flipBit(record.passwordHash, 63, 7) })).resolves.toBe(false);
     await expect(check({ ...record, salt: flipBit(record.salt, 3) })).resolves.toBe(false);
@@ -76,7 +68,9 @@ describe('Firebase modified scrypt', () => {
     // truncated hash
     await expect(check({ ...record, passwordHash: record.passwordHash.slice(0, 44) })).resolves.toBe(false);
     // a stray character Buffer.from(…, 'base64') would silently skip
-    await expect(check({ ...record, passwordHash: `${record.passwordHash.slice(0, 10)}!${record.passwordHash.slice(10)}` })).resolves.toBe(false);
+    await expect(check({ ...record, passwordHash: `${record.passwordHash.slice(0, 10)}!${record.passwordHash.slice(10)}` })).resolves.toBe(
+      false,
+    );
     await expect(check({ ...record, salt: '42xEC+ixf3L2lw==.' })).resolves.toBe(false);
     await expect(check({ ...record, passwordHash: '' })).resolves.toBe(false);
   });
@@ -104,9 +98,7 @@ describe('Firebase modified scrypt', () => {
       { ...params, signerKey: '' },
       { ...params, saltSeparator: 'B w==' },
     ]) {
-      await expect(verifyFirebaseScrypt(PUBLISHED.password, record, bad)).rejects.toBeInstanceOf(
-        InvalidFirebaseScryptParamsError,
-      );
+      await expect(verifyFirebaseScrypt(PUBLISHED.password, record, bad)).rejects.toBeInstanceOf(InvalidFirebaseScryptParamsError);
     }
   });
 });

@@ -78,11 +78,7 @@ export async function verifyFirebaseScrypt(
 }
 
 /** Base64 Firebase hash of `password` with the given base64 `salt`; used to build test fixtures. */
-export async function hashFirebaseScrypt(
-  password: string,
-  salt: string,
-  params: FirebaseScryptParams,
-): Promise<string> {
+export async function hashFirebaseScrypt(password: string, salt: string, params: FirebaseScryptParams): Promise<string> {
   const p = decodeParams(params);
   const saltBytes = decodeBase64(salt);
   if (saltBytes === undefined) throw new InvalidFirebaseScryptParamsError('salt is not base64');

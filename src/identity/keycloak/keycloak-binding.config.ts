@@ -1,5 +1,17 @@
 import { plainToInstance } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsObject, IsOptional, IsString, Length, Matches, validateSync, type ValidationError } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsObject,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+  validateSync,
+  type ValidationError,
+} from 'class-validator';
 import type { KeycloakSettings } from './keycloak-settings.js';
 
 export const KEYCLOAK_BINDING_MODES = ['organization', 'dedicated_realm'] as const;
@@ -145,7 +157,14 @@ export interface KeycloakProvisioningPlan {
   /** Organization mode: the organisation to ensure. */
   organization?: { alias: string; name?: string; domains: string[] };
   /** Organization mode: the brokered IdP to create and link. `config` includes its client secret. */
-  identityProvider?: { alias: string; displayName?: string; providerId: string; config: Record<string, string>; domain?: string; redirectWhenEmailMatches: boolean };
+  identityProvider?: {
+    alias: string;
+    displayName?: string;
+    providerId: string;
+    config: Record<string, string>;
+    domain?: string;
+    redirectWhenEmailMatches: boolean;
+  };
   /** Dedicated-realm mode: the realm and its client (with the binding's client secret). */
   realm?: { realm: string; clientId: string; clientSecret: string };
 }
@@ -173,7 +192,8 @@ export class InvalidKeycloakBindingError extends Error {
   }
 }
 
-const flatten = (errors: ValidationError[]): string[] => errors.flatMap((e) => [...Object.values(e.constraints ?? {}), ...flatten(e.children ?? [])]);
+const flatten = (errors: ValidationError[]): string[] =>
+  errors.flatMap((e) => [...Object.values(e.constraints ?? {}), ...flatten(e.children ?? [])]);
 
 function validated<T extends object>(cls: new () => T, plain: unknown, what: string): T {
   const instance = plainToInstance(cls, plain ?? {});
@@ -187,7 +207,12 @@ function validated<T extends object>(cls: new () => T, plain: unknown, what: str
  * service calls it before storing a binding; the adapter again before every use). Secret values
  * never appear in messages.
  */
-export function resolveKeycloakBinding(config: unknown, secrets: unknown, tenantSlug: string, settings: KeycloakSettings): ResolvedKeycloakBinding {
+export function resolveKeycloakBinding(
+  config: unknown,
+  secrets: unknown,
+  tenantSlug: string,
+  settings: KeycloakSettings,
+): ResolvedKeycloakBinding {
   const c = validated(KeycloakBindingConfig, config, 'config');
   const s = validated(KeycloakBindingSecrets, secrets, 'secrets');
   const problems: string[] = [];
@@ -196,8 +221,10 @@ export function resolveKeycloakBinding(config: unknown, secrets: unknown, tenant
   if (c.mode === 'organization') {
     // The shared realm and the service's own client: a binding cannot point an organisation
     // elsewhere, so the organisation claim is always the shared realm's.
-    if (c.realm !== undefined && c.realm !== settings.realm) problems.push('config: organization mode uses the shared realm; realm must be unset');
-    if (c.clientId !== undefined && c.clientId !== settings.clientId) problems.push('config: organization mode uses the service’s own client; clientId must be unset');
+    if (c.realm !== undefined && c.realm !== settings.realm)
+      problems.push('config: organization mode uses the shared realm; realm must be unset');
+    if (c.clientId !== undefined && c.clientId !== settings.clientId)
+      problems.push('config: organization mode uses the service’s own client; clientId must be unset');
     if (s.clientSecret !== undefined) problems.push('secrets: organization mode uses KEYCLOAK_CLIENT_SECRET; clientSecret must be unset');
   } else {
     if (!c.realm) problems.push('config: dedicated_realm mode needs realm');
@@ -223,13 +250,21 @@ export function resolveKeycloakBinding(config: unknown, secrets: unknown, tenant
     if (entries.length > 50) problems.push('config: identityProvider.config has more than 50 settings');
     for (const [key, value] of entries) {
       if (!IDP_CONFIG_KEY.test(key)) problems.push(`config: identityProvider.config has an invalid setting name "${key.slice(0, 40)}"`);
-      else if (typeof value !== 'string' || value.length > 4096) problems.push(`config: identityProvider.config.${key} must be a string of at most 4096 characters`);
-      else if (key === 'clientSecret') problems.push('config: identityProvider.config.clientSecret is not allowed; put it in secrets.identityProviderClientSecret');
-      else if (key.startsWith('kc.org.')) problems.push(`config: identityProvider.config.${key} is set by the service (use identityProvider.domain / redirectWhenEmailMatches)`);
+      else if (typeof value !== 'string' || value.length > 4096)
+        problems.push(`config: identityProvider.config.${key} must be a string of at most 4096 characters`);
+      else if (key === 'clientSecret')
+        problems.push('config: identityProvider.config.clientSecret is not allowed; put it in secrets.identityProviderClientSecret');
+      else if (key.startsWith('kc.org.'))
+        problems.push(
+          `config: identityProvider.config.${key} is set by the service (use identityProvider.domain / redirectWhenEmailMatches)`,
+        );
     }
-    if (idp.domain !== undefined && !domains.includes(idp.domain.toLowerCase())) problems.push('config: identityProvider.domain must be one of organizationDomains');
-    if (idp.redirectWhenEmailMatches && idp.domain === undefined) problems.push('config: identityProvider.redirectWhenEmailMatches needs identityProvider.domain');
-  } else if (s.identityProviderClientSecret !== undefined) problems.push('secrets: identityProviderClientSecret needs config.identityProvider');
+    if (idp.domain !== undefined && !domains.includes(idp.domain.toLowerCase()))
+      problems.push('config: identityProvider.domain must be one of organizationDomains');
+    if (idp.redirectWhenEmailMatches && idp.domain === undefined)
+      problems.push('config: identityProvider.redirectWhenEmailMatches needs identityProvider.domain');
+  } else if (s.identityProviderClientSecret !== undefined)
+    problems.push('secrets: identityProviderClientSecret needs config.identityProvider');
   if (problems.length > 0) throw new InvalidKeycloakBindingError(problems);
   const organizationAlias = c.mode === 'organization' ? (c.organizationAlias ?? tenantSlug) : undefined;
   return {
@@ -238,7 +273,15 @@ export function resolveKeycloakBinding(config: unknown, secrets: unknown, tenant
     clientId: c.mode === 'organization' ? settings.clientId : (c.clientId ?? settings.clientId),
     clientSecret: c.mode === 'organization' ? settings.clientSecret : s.clientSecret!,
     organizationAlias,
-    scopes: [...new Set(['openid', 'profile', 'email', ...(organizationAlias ? [`organization:${organizationAlias}`] : []), ...(c.extraScopes ?? [])])],
+    scopes: [
+      ...new Set([
+        'openid',
+        'profile',
+        'email',
+        ...(organizationAlias ? [`organization:${organizationAlias}`] : []),
+        ...(c.extraScopes ?? []),
+      ]),
+    ],
     identityProviderHint: c.identityProviderHint,
     machineClients: [...new Set(c.machineClients ?? [])],
     audience: c.audience ?? settings.audience,
@@ -250,7 +293,10 @@ export function resolveKeycloakBinding(config: unknown, secrets: unknown, tenant
               alias: idp.alias,
               displayName: idp.displayName,
               providerId: idp.providerId,
-              config: { ...idp.config, ...(s.identityProviderClientSecret !== undefined ? { clientSecret: s.identityProviderClientSecret } : {}) },
+              config: {
+                ...idp.config,
+                ...(s.identityProviderClientSecret !== undefined ? { clientSecret: s.identityProviderClientSecret } : {}),
+              },
               domain: idp.domain?.toLowerCase(),
               redirectWhenEmailMatches: idp.redirectWhenEmailMatches ?? false,
             },

@@ -7,7 +7,12 @@ import { Database } from '../../database/database.js';
 import type { Tenant } from '../../tenants/tenants.service.js';
 import { BindingsService } from '../../tenants/bindings.service.js';
 import type { BindingContext, ClaimMappingRules } from '../port/identity-provider.port.js';
-import { InvalidKeycloakBindingError, resolveKeycloakBinding, type KeycloakBindingConfig, type KeycloakProvisioningPlan } from './keycloak-binding.config.js';
+import {
+  InvalidKeycloakBindingError,
+  resolveKeycloakBinding,
+  type KeycloakBindingConfig,
+  type KeycloakProvisioningPlan,
+} from './keycloak-binding.config.js';
 import { KEYCLOAK_LIMITS } from './keycloak-realms.js';
 import { keycloakSettings, type KeycloakSettings } from './keycloak-settings.js';
 
@@ -130,12 +135,21 @@ export class KeycloakProvisioningService {
   }
 
   /** Creates the tenant's Organization in the shared realm unless it exists; returns its id. */
-  async ensureOrganization(tenant: Tenant, input: EnsureOrganizationInput = {}): Promise<{ id: string; alias: string; created: boolean; updated: boolean }> {
+  async ensureOrganization(
+    tenant: Tenant,
+    input: EnsureOrganizationInput = {},
+  ): Promise<{ id: string; alias: string; created: boolean; updated: boolean }> {
     const alias = input.alias ?? tenant.slug;
     const domains = [...new Set((input.domains ?? []).map((d) => d.toLowerCase()))];
     return this.run('ensure organization', async (kc, s) => {
       const existing = await this.findOrganization(kc, s.realm, alias);
-      if (existing) return { id: existing.id, alias, created: false, updated: await this.completeOrganization(kc, s.realm, tenant, existing.id, domains) };
+      if (existing)
+        return {
+          id: existing.id,
+          alias,
+          created: false,
+          updated: await this.completeOrganization(kc, s.realm, tenant, existing.id, domains),
+        };
       try {
         const { id } = await kc.organizations.create({
           realm: s.realm,
@@ -151,8 +165,16 @@ export class KeycloakProvisioningService {
         if (!isStatus(err, 409)) throw err;
         // Created concurrently (same alias) — or a name/domain another organisation holds.
         const raced = await this.findOrganization(kc, s.realm, alias);
-        if (raced) return { id: raced.id, alias, created: false, updated: await this.completeOrganization(kc, s.realm, tenant, raced.id, domains) };
-        throw new ProblemError(409, 'Organisation name or domain taken', `Keycloak refused the organisation "${alias}": another organisation has its name or one of its domains.`, problemType('keycloak-conflict'), {}, { cause: err });
+        if (raced)
+          return { id: raced.id, alias, created: false, updated: await this.completeOrganization(kc, s.realm, tenant, raced.id, domains) };
+        throw new ProblemError(
+          409,
+          'Organisation name or domain taken',
+          `Keycloak refused the organisation "${alias}": another organisation has its name or one of its domains.`,
+          problemType('keycloak-conflict'),
+          {},
+          { cause: err },
+        );
       }
     });
   }
@@ -162,16 +184,29 @@ export class KeycloakProvisioningService {
    * request, so never a realm without its client), or completes an existing realm that lacks the
    * client. Returns the client's secret, for the binding's secrets.
    */
-  async ensureDedicatedRealm(tenant: Tenant, input: EnsureDedicatedRealmInput): Promise<{ realm: string; clientId: string; clientSecret: string; created: boolean }> {
+  async ensureDedicatedRealm(
+    tenant: Tenant,
+    input: EnsureDedicatedRealmInput,
+  ): Promise<{ realm: string; clientId: string; clientSecret: string; created: boolean }> {
     const clientId = input.clientId ?? this.required().clientId;
     return this.run('ensure dedicated realm', async (kc, s) => {
       if (input.realm === s.realm || input.realm === 'master')
-        throw new ProblemError(400, 'Invalid realm', 'A dedicated realm cannot be the shared realm or master.', problemType('keycloak-realm-invalid'));
+        throw new ProblemError(
+          400,
+          'Invalid realm',
+          'A dedicated realm cannot be the shared realm or master.',
+          problemType('keycloak-realm-invalid'),
+        );
       const client = this.serviceClient(clientId, input.clientSecret ?? randomToken());
       const realm = await kc.realms.findOne({ realm: input.realm });
       const owner: unknown = realm?.attributes?.[TENANT_ATTRIBUTE];
       if (typeof owner === 'string' && owner !== tenant.id)
-        throw new ProblemError(409, 'Realm taken', `The realm "${input.realm}" was provisioned for another tenant.`, problemType('keycloak-conflict'));
+        throw new ProblemError(
+          409,
+          'Realm taken',
+          `The realm "${input.realm}" was provisioned for another tenant.`,
+          problemType('keycloak-conflict'),
+        );
       if (!realm) {
         try {
           await kc.realms.create({
@@ -190,7 +225,7 @@ export class KeycloakProvisioningService {
             clients: [client],
           });
           this.logger.log({ tenant: tenant.id, realm: input.realm }, 'Keycloak dedicated realm created');
-          return { realm: input.realm, clientId, clientSecret: client.secret!, created: true };
+          return { realm: input.realm, clientId, clientSecret: client.secret, created: true };
         } catch (err) {
           if (!isStatus(err, 409)) throw err;
         }
@@ -199,14 +234,25 @@ export class KeycloakProvisioningService {
       const [found] = await kc.clients.find({ realm: input.realm, clientId });
       if (found?.id) {
         const secret = await kc.clients.getClientSecret({ realm: input.realm, id: found.id });
-        if (!secret.value) throw new ProblemError(409, 'Realm client unusable', `The client "${clientId}" of realm "${input.realm}" has no secret.`, problemType('keycloak-conflict'));
+        if (!secret.value)
+          throw new ProblemError(
+            409,
+            'Realm client unusable',
+            `The client "${clientId}" of realm "${input.realm}" has no secret.`,
+            problemType('keycloak-conflict'),
+          );
         // Never overwritten: the realm's active binding may be signing in with the current one.
         if (input.clientSecret !== undefined && !constantEquals(secret.value, input.clientSecret))
-          throw new ProblemError(409, 'Realm client secret differs', `The client "${clientId}" of realm "${input.realm}" exists with another secret: send that secret, or rotate it in Keycloak first.`, problemType('keycloak-conflict'));
+          throw new ProblemError(
+            409,
+            'Realm client secret differs',
+            `The client "${clientId}" of realm "${input.realm}" exists with another secret: send that secret, or rotate it in Keycloak first.`,
+            problemType('keycloak-conflict'),
+          );
         return { realm: input.realm, clientId, clientSecret: secret.value, created: false };
       }
       await kc.clients.create({ realm: input.realm, ...client });
-      return { realm: input.realm, clientId, clientSecret: client.secret!, created: false };
+      return { realm: input.realm, clientId, clientSecret: client.secret, created: false };
     });
   }
 
@@ -215,17 +261,36 @@ export class KeycloakProvisioningService {
    * links it to the tenant's organisation. Re-runnable: an existing provider is reused, an existing
    * link kept; a provider this call created is deleted again if linking it fails.
    */
-  async linkIdentityProvider(tenant: Tenant, input: LinkIdentityProviderInput): Promise<{ alias: string; created: boolean; linked: boolean }> {
+  async linkIdentityProvider(
+    tenant: Tenant,
+    input: LinkIdentityProviderInput,
+  ): Promise<{ alias: string; created: boolean; linked: boolean }> {
     const orgAlias = input.organizationAlias ?? tenant.slug;
     return this.run('link identity provider', async (kc, s) => {
       const org = await this.findOrganization(kc, s.realm, orgAlias);
-      if (!org) throw new ProblemError(409, 'Organisation not provisioned', `The organisation "${orgAlias}" does not exist in Keycloak yet.`, problemType('keycloak-organization-missing'));
+      if (!org)
+        throw new ProblemError(
+          409,
+          'Organisation not provisioned',
+          `The organisation "${orgAlias}" does not exist in Keycloak yet.`,
+          problemType('keycloak-organization-missing'),
+        );
       if (input.domain && !(org.domains ?? []).some((d) => d.name === input.domain!.toLowerCase()))
         // Keycloak 26.7 accepts any domain here; identity-first routing only works for the organisation's own.
-        throw new ProblemError(400, 'Domain not of the organisation', `"${input.domain}" is not a domain of the organisation "${orgAlias}".`, problemType('keycloak-domain-invalid'));
+        throw new ProblemError(
+          400,
+          'Domain not of the organisation',
+          `"${input.domain}" is not a domain of the organisation "${orgAlias}".`,
+          problemType('keycloak-domain-invalid'),
+        );
       let idp = await kc.identityProviders.findOne({ realm: s.realm, alias: input.alias });
       if (idp?.organizationId && idp.organizationId !== org.id)
-        throw new ProblemError(409, 'Identity provider taken', `The identity provider "${input.alias}" belongs to another organisation.`, problemType('keycloak-conflict'));
+        throw new ProblemError(
+          409,
+          'Identity provider taken',
+          `The identity provider "${input.alias}" belongs to another organisation.`,
+          problemType('keycloak-conflict'),
+        );
       let created = false;
       if (!idp) {
         await kc.identityProviders.create({
@@ -250,9 +315,14 @@ export class KeycloakProvisioningService {
         if (isStatus(err, 409)) return { alias: input.alias, created, linked: true };
         if (created) {
           // Leave nothing half-made: the provider exists only linked to its organisation.
-          await kc.identityProviders.del({ realm: s.realm, alias: input.alias }).catch((cleanup: unknown) =>
-            this.logger.error({ tenant: tenant.id, alias: input.alias, reason: cleanup instanceof Error ? cleanup.message : 'unknown' }, 'could not remove an unlinked identity provider'),
-          );
+          await kc.identityProviders
+            .del({ realm: s.realm, alias: input.alias })
+            .catch((cleanup: unknown) =>
+              this.logger.error(
+                { tenant: tenant.id, alias: input.alias, reason: cleanup instanceof Error ? cleanup.message : 'unknown' },
+                'could not remove an unlinked identity provider',
+              ),
+            );
         }
         throw err;
       }
@@ -290,7 +360,13 @@ export class KeycloakProvisioningService {
 
   /** An authenticated admin client; a seam for tests that simulate Keycloak failing half-way. */
   protected async connect(s: KeycloakSettings): Promise<KcAdminClient> {
-    if (!s.admin) throw new ProblemError(501, 'Keycloak provisioning not configured', 'Set KEYCLOAK_ADMIN_CLIENT_ID/SECRET or KEYCLOAK_ADMIN_USERNAME/PASSWORD.', problemType('keycloak-admin-missing'));
+    if (!s.admin)
+      throw new ProblemError(
+        501,
+        'Keycloak provisioning not configured',
+        'Set KEYCLOAK_ADMIN_CLIENT_ID/SECRET or KEYCLOAK_ADMIN_USERNAME/PASSWORD.',
+        problemType('keycloak-admin-missing'),
+      );
     const kc = new KcAdminClient({ baseUrl: s.url, realmName: s.admin.realm, timeout: KEYCLOAK_LIMITS.provisioningTimeoutSeconds * 1000 });
     await kc.auth(
       s.admin.grantType === 'client_credentials'
@@ -309,30 +385,59 @@ export class KeycloakProvisioningService {
       const status = err instanceof NetworkError ? err.response.status : undefined;
       this.logger.warn({ step: what, status, reason: err instanceof Error ? err.name : 'unknown' }, 'Keycloak provisioning failed');
       if (status === 401 || status === 403)
-        throw new DependencyUnavailableError('Keycloak', `Keycloak refused the service's admin credentials (${what}: HTTP ${status}); check KEYCLOAK_ADMIN_*.`, { cause: err, status: 502 });
+        throw new DependencyUnavailableError(
+          'Keycloak',
+          `Keycloak refused the service's admin credentials (${what}: HTTP ${status}); check KEYCLOAK_ADMIN_*.`,
+          { cause: err, status: 502 },
+        );
       // Keycloak answered and said no (an invalid provider setting, a name or domain another holds):
       // the request is wrong, not Keycloak's state.
       if (status !== undefined && status >= 400 && status < 500) {
         const msg = keycloakMessage(err);
-        throw new ProblemError(422, 'Keycloak refused the change', `Keycloak refused to ${what} (HTTP ${status})${msg ? `: ${msg}` : ''}.`, problemType('keycloak-refused'), {}, { cause: err });
+        throw new ProblemError(
+          422,
+          'Keycloak refused the change',
+          `Keycloak refused to ${what} (HTTP ${status})${msg ? `: ${msg}` : ''}.`,
+          problemType('keycloak-refused'),
+          {},
+          { cause: err },
+        );
       }
-      throw new DependencyUnavailableError('Keycloak', `Keycloak provisioning failed (${what}${status ? `: HTTP ${status}` : ''}). It is safe to retry.`, { cause: err, status: 503 });
+      throw new DependencyUnavailableError(
+        'Keycloak',
+        `Keycloak provisioning failed (${what}${status ? `: HTTP ${status}` : ''}). It is safe to retry.`,
+        { cause: err, status: 503 },
+      );
     }
   }
 
   private required(): KeycloakSettings {
-    if (!this.settings) throw new ProblemError(501, 'Keycloak not configured', 'KEYCLOAK_URL is not set.', problemType('keycloak-not-configured'));
+    if (!this.settings)
+      throw new ProblemError(501, 'Keycloak not configured', 'KEYCLOAK_URL is not set.', problemType('keycloak-not-configured'));
     return this.settings;
   }
 
   /** The tenant a binding is saved for (any status but deleted: a suspended tenant can be reconfigured). */
   private async tenantBySlug(slug: string): Promise<Tenant> {
-    const [row] = await this.db.query<{ id: string; slug: string; display_name: string; status: Tenant['status']; version: number; created_at: Date; updated_at: Date }>(
-      `SELECT * FROM tenants WHERE slug = $1 AND status <> 'deleted'`,
-      [slug],
-    );
+    const [row] = await this.db.query<{
+      id: string;
+      slug: string;
+      display_name: string;
+      status: Tenant['status'];
+      version: number;
+      created_at: Date;
+      updated_at: Date;
+    }>(`SELECT * FROM tenants WHERE slug = $1 AND status <> 'deleted'`, [slug]);
     if (!row) throw new ProblemError(404, 'Tenant not found', `No tenant "${slug}".`, problemType('tenant-not-found'));
-    return { id: row.id, slug: row.slug, displayName: row.display_name, status: row.status, version: row.version, createdAt: row.created_at, updatedAt: row.updated_at };
+    return {
+      id: row.id,
+      slug: row.slug,
+      displayName: row.display_name,
+      status: row.status,
+      version: row.version,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    };
   }
 
   /**
@@ -344,7 +449,12 @@ export class KeycloakProvisioningService {
     const org = await kc.organizations.findOne({ realm, id });
     const owner = org.attributes?.[TENANT_ATTRIBUTE] ?? [];
     if (owner.length > 0 && !owner.includes(tenant.id))
-      throw new ProblemError(409, 'Organisation taken', `The organisation "${org.alias}" was provisioned for another tenant.`, problemType('keycloak-conflict'));
+      throw new ProblemError(
+        409,
+        'Organisation taken',
+        `The organisation "${org.alias}" was provisioned for another tenant.`,
+        problemType('keycloak-conflict'),
+      );
     const have = new Set((org.domains ?? []).map((d) => d.name?.toLowerCase()));
     const missing = domains.filter((d) => !have.has(d));
     if (owner.length > 0 && missing.length === 0) return false;

@@ -117,14 +117,28 @@ export class KeycloakRealms {
       configuration = await oidc.discovery(
         realmDiscoveryUrl(s, rc.realm),
         rc.clientId,
-        { client_id: rc.clientId, token_endpoint_auth_method: 'client_secret_basic', [oidc.clockTolerance]: this.config.CLOCK_SKEW_SECONDS },
+        {
+          client_id: rc.clientId,
+          token_endpoint_auth_method: 'client_secret_basic',
+          [oidc.clockTolerance]: this.config.CLOCK_SKEW_SECONDS,
+        },
         oidc.ClientSecretBasic(rc.clientSecret),
+        // eslint-disable-next-line @typescript-eslint/no-deprecated -- openid-client marks it deprecated only to flag it; used for plain-HTTP local peers only
         { execute: s.allowHttp ? [oidc.allowInsecureRequests] : [], timeout: KEYCLOAK_LIMITS.timeoutSeconds },
       );
     } catch (cause) {
-      const status = cause instanceof oidc.ResponseBodyError ? cause.status : ((cause as { cause?: unknown }).cause instanceof Response ? ((cause as { cause: Response }).cause.status) : undefined);
+      const status =
+        cause instanceof oidc.ResponseBodyError
+          ? cause.status
+          : (cause as { cause?: unknown }).cause instanceof Response
+            ? (cause as { cause: Response }).cause.status
+            : undefined;
       // A 404 is a realm that does not exist: configuration, not availability.
-      throw new KeycloakDiscoveryError(status ? `discovery answered HTTP ${status}` : cause instanceof Error ? cause.name : 'unknown', status === 404, { cause });
+      throw new KeycloakDiscoveryError(
+        status ? `discovery answered HTTP ${status}` : cause instanceof Error ? cause.name : 'unknown',
+        status === 404,
+        { cause },
+      );
     }
     configuration.timeout = KEYCLOAK_LIMITS.timeoutSeconds;
     // The document comes over the back channel; its issuer must be the one browsers (and tokens) use.

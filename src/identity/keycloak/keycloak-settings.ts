@@ -28,9 +28,20 @@ export function keycloakSettings(config: AppConfig): KeycloakSettings | undefine
   if (!config.KEYCLOAK_URL || !config.KEYCLOAK_CLIENT_SECRET) return undefined;
   let admin: KeycloakAdminCredentials | undefined;
   if (config.KEYCLOAK_ADMIN_CLIENT_ID && config.KEYCLOAK_ADMIN_CLIENT_SECRET)
-    admin = { realm: config.KEYCLOAK_ADMIN_REALM, grantType: 'client_credentials', clientId: config.KEYCLOAK_ADMIN_CLIENT_ID, clientSecret: config.KEYCLOAK_ADMIN_CLIENT_SECRET };
+    admin = {
+      realm: config.KEYCLOAK_ADMIN_REALM,
+      grantType: 'client_credentials',
+      clientId: config.KEYCLOAK_ADMIN_CLIENT_ID,
+      clientSecret: config.KEYCLOAK_ADMIN_CLIENT_SECRET,
+    };
   else if (config.KEYCLOAK_ADMIN_USERNAME && config.KEYCLOAK_ADMIN_PASSWORD)
-    admin = { realm: config.KEYCLOAK_ADMIN_REALM, grantType: 'password', clientId: 'admin-cli', username: config.KEYCLOAK_ADMIN_USERNAME, password: config.KEYCLOAK_ADMIN_PASSWORD };
+    admin = {
+      realm: config.KEYCLOAK_ADMIN_REALM,
+      grantType: 'password',
+      clientId: 'admin-cli',
+      username: config.KEYCLOAK_ADMIN_USERNAME,
+      password: config.KEYCLOAK_ADMIN_PASSWORD,
+    };
   return {
     url: trim(config.KEYCLOAK_URL),
     frontendUrl: trim(config.KEYCLOAK_FRONTEND_URL ?? config.KEYCLOAK_URL),
@@ -47,7 +58,9 @@ export function keycloakSettings(config: AppConfig): KeycloakSettings | undefine
 export const realmIssuer = (s: KeycloakSettings, realm: string): string => `${s.frontendUrl}/realms/${encodeURIComponent(realm)}`;
 
 /** A realm's discovery document, fetched over the back channel. */
-export const realmDiscoveryUrl = (s: KeycloakSettings, realm: string): URL => new URL(`${s.url}/realms/${encodeURIComponent(realm)}/.well-known/openid-configuration`);
+export const realmDiscoveryUrl = (s: KeycloakSettings, realm: string): URL =>
+  new URL(`${s.url}/realms/${encodeURIComponent(realm)}/.well-known/openid-configuration`);
 
 /** A realm's signing keys, fetched over the back channel (Keycloak's fixed path). */
-export const realmJwksUrl = (s: KeycloakSettings, realm: string): URL => new URL(`${s.url}/realms/${encodeURIComponent(realm)}/protocol/openid-connect/certs`);
+export const realmJwksUrl = (s: KeycloakSettings, realm: string): URL =>
+  new URL(`${s.url}/realms/${encodeURIComponent(realm)}/protocol/openid-connect/certs`);

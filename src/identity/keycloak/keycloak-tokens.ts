@@ -56,7 +56,11 @@ export interface KeycloakJwtExpectations {
 }
 
 /** Verifies a Keycloak-issued JWT: signature against the realm's keys, algorithm allow-list, issuer, audience, time claims. */
-export async function verifyKeycloakJwt(token: string, keys: JWTVerifyGetKey, x: KeycloakJwtExpectations): Promise<JWTPayload & { sub: string }> {
+export async function verifyKeycloakJwt(
+  token: string,
+  keys: JWTVerifyGetKey,
+  x: KeycloakJwtExpectations,
+): Promise<JWTPayload & { sub: string }> {
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, keys, {

@@ -49,15 +49,36 @@ interface KeycloakUpstreamSession {
 /** Oldest ID token accepted: it was minted by the code exchange just made. */
 const ID_TOKEN_MAX_AGE_SECONDS = 600;
 /** ID token claims that describe the token, not the user: never handed to the claim normaliser. */
-const PROTOCOL_CLAIMS = ['iss', 'aud', 'azp', 'exp', 'iat', 'nbf', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'session_state', 'jti', 'typ', 'acr', 'amr'];
+const PROTOCOL_CLAIMS = [
+  'iss',
+  'aud',
+  'azp',
+  'exp',
+  'iat',
+  'nbf',
+  'nonce',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'sid',
+  'session_state',
+  'jti',
+  'typ',
+  'acr',
+  'amr',
+];
 
 const UNREACHABLE = 'Sign-in is temporarily unavailable. Try again in a moment.';
 const UNVERIFIED = 'The sign-in could not be verified. Start again from the application.';
 const REFUSED = 'The identity provider refused the sign-in. Start again from the application.';
-export const NOT_A_MEMBER = 'You are not a member of this organisation. Sign in with an account that belongs to it, or ask its administrator for access.';
+export const NOT_A_MEMBER =
+  'You are not a member of this organisation. Sign in with an account that belongs to it, or ask its administrator for access.';
 
 const isNetworkError = (err: unknown): boolean =>
-  err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError' || (err instanceof TypeError && (err.message === 'fetch failed' || err.cause !== undefined)));
+  err instanceof Error &&
+  (err.name === 'TimeoutError' ||
+    err.name === 'AbortError' ||
+    (err instanceof TypeError && (err.message === 'fetch failed' || err.cause !== undefined)));
 
 /**
  * Keycloak, the platform's default IdP: authorization code + PKCE S256 + nonce + state against the
@@ -139,7 +160,8 @@ export class KeycloakProvider implements IdentityProvider {
     // openid-client checks state, RFC 9207 `iss` (Keycloak advertises it), PKCE and the ID token's
     // claims, but on the code flow not its signature: that is done below.
     const currentUrl = new URL(st.redirectUri);
-    for (const name of ['code', 'state', 'iss', 'session_state'] as const) if (params[name] !== undefined) currentUrl.searchParams.set(name, params[name]);
+    for (const name of ['code', 'state', 'iss', 'session_state'] as const)
+      if (params[name] !== undefined) currentUrl.searchParams.set(name, params[name]);
     let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
     try {
       tokens = await oidc.authorizationCodeGrant(configuration, currentUrl, {
@@ -165,7 +187,8 @@ export class KeycloakProvider implements IdentityProvider {
         maxTokenAgeSeconds: ID_TOKEN_MAX_AGE_SECONDS,
         keycloakTyp: 'ID',
       });
-      if (typeof idClaims.nonce !== 'string' || !constantEquals(idClaims.nonce, st.nonce)) throw new KeycloakTokenRejectedError('nonce does not match');
+      if (typeof idClaims.nonce !== 'string' || !constantEquals(idClaims.nonce, st.nonce))
+        throw new KeycloakTokenRejectedError('nonce does not match');
       if (idClaims.azp !== undefined && idClaims.azp !== b.clientId) throw new KeycloakTokenRejectedError('azp is another client');
       // Realm and client roles are in the access token only (Keycloak's role mappers leave the ID
       // token out by default); it comes from the same response and must be about the same user.
@@ -182,14 +205,24 @@ export class KeycloakProvider implements IdentityProvider {
     }
 
     const claims: Record<string, unknown> = Object.fromEntries(Object.entries(idClaims).filter(([k]) => !PROTOCOL_CLAIMS.includes(k)));
-    for (const name of ['realm_access', 'resource_access', 'groups'] as const) if (accessClaims[name] !== undefined) claims[name] ??= accessClaims[name];
+    for (const name of ['realm_access', 'resource_access', 'groups'] as const)
+      if (accessClaims[name] !== undefined) claims[name] ??= accessClaims[name];
     if (st.organizationAlias !== null) {
       // The organisation is the tenant's only if Keycloak says the user is a member: a non-member
       // is logged in without the claim, a tampered request names another organisation.
       const inIdToken = organizationAliases(idClaims['organization']);
       const inAccessToken = organizationAliases(accessClaims['organization']);
-      if (!inIdToken.includes(st.organizationAlias) || (accessClaims['organization'] !== undefined && !inAccessToken.includes(st.organizationAlias))) {
-        this.logger.warn({ binding: binding.id, reason: inIdToken.length === 0 ? 'no organization claim' : 'organization claim names other organisations' }, 'Keycloak login refused: not a member');
+      if (
+        !inIdToken.includes(st.organizationAlias) ||
+        (accessClaims['organization'] !== undefined && !inAccessToken.includes(st.organizationAlias))
+      ) {
+        this.logger.warn(
+          {
+            binding: binding.id,
+            reason: inIdToken.length === 0 ? 'no organization claim' : 'organization claim names other organisations',
+          },
+          'Keycloak login refused: not a member',
+        );
         throw new OAuthError('access_denied', NOT_A_MEMBER);
       }
       // Role rules see this tenant's organisation only, whatever else the user belongs to.
@@ -212,7 +245,8 @@ export class KeycloakProvider implements IdentityProvider {
    * issued by the binding's realm for the configured audience, signed by the realm's key.
    */
   async exchangeToken(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity> {
-    if (input.tokenType !== KEYCLOAK_ACCESS_TOKEN_TYPE) throw new OAuthError('invalid_request', 'Only Keycloak access tokens can be exchanged.');
+    if (input.tokenType !== KEYCLOAK_ACCESS_TOKEN_TYPE)
+      throw new OAuthError('invalid_request', 'Only Keycloak access tokens can be exchanged.');
     const b = this.resolve(binding);
     const issuer = this.realms.issuer(b.realm);
     let claims: JWTPayload & { sub: string };
@@ -236,11 +270,23 @@ export class KeycloakProvider implements IdentityProvider {
     // Keycloak writes `client_id` into service-account tokens only: a user's token for the same
     // client is not a machine identity.
     if (!b.machineClients.includes(azp) || claims['client_id'] !== azp) {
-      this.logger.warn({ binding: binding.id, reason: b.machineClients.includes(azp) ? 'not a service-account token' : 'client not allowed for this tenant' }, 'Keycloak token exchange refused');
+      this.logger.warn(
+        {
+          binding: binding.id,
+          reason: b.machineClients.includes(azp) ? 'not a service-account token' : 'client not allowed for this tenant',
+        },
+        'Keycloak token exchange refused',
+      );
       throw new OAuthError('invalid_grant', 'The subject token was rejected.');
     }
     const kept = Object.fromEntries(Object.entries(claims).filter(([k]) => !PROTOCOL_CLAIMS.includes(k) && k !== 'organization'));
-    return { issuer, subject: claims.sub, claims: kept, authTime: typeof claims.iat === 'number' ? new Date(claims.iat * 1000) : undefined, machineClientId: azp };
+    return {
+      issuer,
+      subject: claims.sub,
+      claims: kept,
+      authTime: typeof claims.iat === 'number' ? new Date(claims.iat * 1000) : undefined,
+      machineClientId: azp,
+    };
   }
 
   async endSessionUrl(binding: BindingContext, upstream: Record<string, unknown>, opts: EndSessionOptions): Promise<string | undefined> {
@@ -264,15 +310,32 @@ export class KeycloakProvider implements IdentityProvider {
    * credentials; then the realm is asked. Keycloak refusing a change → 422; Keycloak unreachable →
    * 503 and nothing saved (re-sending the same request completes what a failed one started).
    */
-  async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+  async validateConfig(input: {
+    tenantSlug: string;
+    config: Record<string, unknown>;
+    secrets: Record<string, unknown>;
+  }): Promise<ValidatedBindingConfig> {
     const settings = this.realms.settings;
-    if (!settings) throw new ProblemError(422, 'Keycloak not configured', 'This service has no Keycloak (KEYCLOAK_URL is unset).', problemType('binding-invalid'));
+    if (!settings)
+      throw new ProblemError(
+        422,
+        'Keycloak not configured',
+        'This service has no Keycloak (KEYCLOAK_URL is unset).',
+        problemType('binding-invalid'),
+      );
     let b: ResolvedKeycloakBinding;
     try {
       b = resolveKeycloakBinding(input.config, input.secrets, input.tenantSlug, settings);
     } catch (err) {
       if (!(err instanceof InvalidKeycloakBindingError)) throw err;
-      throw new ProblemError(422, 'Invalid Keycloak binding', err.problems.join('; '), problemType('binding-invalid'), { problems: err.problems }, { cause: err });
+      throw new ProblemError(
+        422,
+        'Invalid Keycloak binding',
+        err.problems.join('; '),
+        problemType('binding-invalid'),
+        { problems: err.problems },
+        { cause: err },
+      );
     }
     let provisioned: ProvisioningChecks;
     if (!this.provisioning.enabled) provisioned = { provisioning: 'skipped: KEYCLOAK_ADMIN_* not set, the Keycloak side is not checked' };
@@ -282,13 +345,25 @@ export class KeycloakProvider implements IdentityProvider {
       } catch (err) {
         // The service's own state (no admin rights, Keycloak down) keeps its 5xx; the binding's is a 422.
         if (err instanceof ProblemError && err.status >= 400 && err.status < 500)
-          throw new ProblemError(422, 'Invalid Keycloak binding', err.detail ?? err.title, problemType('binding-invalid'), { reason: err.type }, { cause: err });
+          throw new ProblemError(
+            422,
+            'Invalid Keycloak binding',
+            err.detail ?? err.title,
+            problemType('binding-invalid'),
+            { reason: err.type },
+            { cause: err },
+          );
         throw err;
       }
     }
     const health = await this.health(b);
     if (health.checks['discovery']?.startsWith('misconfigured'))
-      throw new ProblemError(422, 'Invalid Keycloak binding', `The realm "${b.realm}" cannot be used: ${health.checks['discovery']}.`, problemType('binding-invalid'));
+      throw new ProblemError(
+        422,
+        'Invalid Keycloak binding',
+        `The realm "${b.realm}" cannot be used: ${health.checks['discovery']}.`,
+        problemType('binding-invalid'),
+      );
     return { config: { ...input.config }, health: { ...health, checks: { ...provisioned, ...health.checks } } };
   }
 
@@ -311,21 +386,37 @@ export class KeycloakProvider implements IdentityProvider {
     const settings = this.realms.settings;
     if (!settings) {
       this.logger.error({ binding: binding.id }, 'a tenant is bound to Keycloak but KEYCLOAK_URL is not configured');
-      throw new ProblemError(502, 'Identity provider misconfigured', 'Sign-in for this organisation is misconfigured. Contact the platform operators.', problemType('idp-misconfigured'));
+      throw new ProblemError(
+        502,
+        'Identity provider misconfigured',
+        'Sign-in for this organisation is misconfigured. Contact the platform operators.',
+        problemType('idp-misconfigured'),
+      );
     }
     try {
       return resolveKeycloakBinding(binding.config, binding.secrets, binding.tenantSlug, settings);
     } catch (err) {
       if (!(err instanceof InvalidKeycloakBindingError)) throw err;
       this.logger.error({ binding: binding.id, problems: err.problems }, 'Keycloak binding is misconfigured');
-      throw new ProblemError(502, 'Identity provider misconfigured', 'Sign-in for this organisation is misconfigured. Contact the platform operators.', problemType('idp-misconfigured'), {}, { cause: err });
+      throw new ProblemError(
+        502,
+        'Identity provider misconfigured',
+        'Sign-in for this organisation is misconfigured. Contact the platform operators.',
+        problemType('idp-misconfigured'),
+        {},
+        { cause: err },
+      );
     }
   }
 
   private providerState(raw: Record<string, unknown>): KeycloakProviderState {
     const s = raw as Partial<KeycloakProviderState>;
     const strings = [s.realm, s.clientId, s.issuer, s.state, s.nonce, s.codeVerifier, s.redirectUri];
-    if (s.v !== 1 || strings.some((v) => typeof v !== 'string' || v.length === 0) || (s.organizationAlias !== null && typeof s.organizationAlias !== 'string'))
+    if (
+      s.v !== 1 ||
+      strings.some((v) => typeof v !== 'string' || v.length === 0) ||
+      (s.organizationAlias !== null && typeof s.organizationAlias !== 'string')
+    )
       throw new OAuthError('server_error', 'The sign-in could not be completed. Start again from the application.');
     return s as KeycloakProviderState;
   }
@@ -335,7 +426,14 @@ export class KeycloakProvider implements IdentityProvider {
     const reason = this.reasonOf(err);
     if (err instanceof KeycloakDiscoveryError && err.misconfigured) {
       this.logger.error({ binding: binding.id, reason }, 'Keycloak realm is misconfigured');
-      return new ProblemError(502, 'Identity provider misconfigured', 'Sign-in for this organisation is misconfigured. Contact the platform operators.', problemType('idp-misconfigured'), {}, { cause: err });
+      return new ProblemError(
+        502,
+        'Identity provider misconfigured',
+        'Sign-in for this organisation is misconfigured. Contact the platform operators.',
+        problemType('idp-misconfigured'),
+        {},
+        { cause: err },
+      );
     }
     this.logger.warn({ binding: binding.id, reason }, 'Keycloak unavailable at login start');
     return new DependencyUnavailableError('Keycloak', UNREACHABLE, { cause: err, status: 503 });
@@ -354,7 +452,12 @@ export class KeycloakProvider implements IdentityProvider {
   private fail(binding: BindingContext, step: string, err: unknown): OAuthError {
     const reason = this.reasonOf(err);
     if (err instanceof OAuthError) return err;
-    if ((err instanceof KeycloakDiscoveryError && !err.misconfigured) || err instanceof KeycloakKeysUnavailableError || isNetworkError(err) || this.upstream5xx(err)) {
+    if (
+      (err instanceof KeycloakDiscoveryError && !err.misconfigured) ||
+      err instanceof KeycloakKeysUnavailableError ||
+      isNetworkError(err) ||
+      this.upstream5xx(err)
+    ) {
       this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak unavailable');
       return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
     }
@@ -362,7 +465,8 @@ export class KeycloakProvider implements IdentityProvider {
       this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak refused the login');
       return new OAuthError('access_denied', REFUSED, { cause: err });
     }
-    if (err instanceof KeycloakTokenRejectedError || err instanceof oidc.ClientError) this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak login refused');
+    if (err instanceof KeycloakTokenRejectedError || err instanceof oidc.ClientError)
+      this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak login refused');
     else this.logger.error({ binding: binding.id, step, reason }, 'Keycloak login failed unexpectedly');
     return new OAuthError('access_denied', UNVERIFIED, { cause: err });
   }
@@ -370,7 +474,9 @@ export class KeycloakProvider implements IdentityProvider {
   private upstream5xx(err: unknown): boolean {
     if (err instanceof oidc.ResponseBodyError) return err.status >= 500 || err.error === 'temporarily_unavailable';
     const cause = (err as { cause?: unknown }).cause;
-    return err instanceof oidc.ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500;
+    return (
+      err instanceof oidc.ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500
+    );
   }
 
   private reasonOf(err: unknown): string {

@@ -42,24 +42,50 @@ export class NativeCredentialsService {
    */
   async createUser(tenantId: string, input: NewNativeUser, audit?: { actor: string }): Promise<string> {
     if (input.password.length < MIN_PASSWORD || input.password.length > MAX_PASSWORD)
-      throw new ProblemError(400, 'Invalid password', `Passwords are ${MIN_PASSWORD}–${MAX_PASSWORD} characters.`, problemType('invalid-password'));
+      throw new ProblemError(
+        400,
+        'Invalid password',
+        `Passwords are ${MIN_PASSWORD}–${MAX_PASSWORD} characters.`,
+        problemType('invalid-password'),
+      );
     // The first guess of anyone who knows the username (or the email, often the same thing).
     const lower = input.password.toLowerCase();
     if (lower === input.username.toLowerCase() || (input.email && lower === input.email.toLowerCase()))
-      throw new ProblemError(400, 'Weak password', 'The password must not be the username or the email address.', problemType('invalid-password'));
+      throw new ProblemError(
+        400,
+        'Weak password',
+        'The password must not be the username or the email address.',
+        problemType('invalid-password'),
+      );
     const hash = await this.hasher.hash(input.password);
     try {
       return await this.db.tenantTx(tenantId, async (m) => {
-        const userId = await this.users.create(m, tenantId, { email: input.email ?? null, emailVerified: input.emailVerified, displayName: input.displayName });
-        await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [userId, tenantId, input.username, hash]);
+        const userId = await this.users.create(m, tenantId, {
+          email: input.email ?? null,
+          emailVerified: input.emailVerified,
+          displayName: input.displayName,
+        });
+        await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [
+          userId,
+          tenantId,
+          input.username,
+          hash,
+        ]);
         if (input.roles?.length) await this.users.syncRoles(m, tenantId, userId, 'manual', input.roles);
         // Like SCIM's audit rows: the id and what it may do, no username or email (PII).
         if (audit)
-          await this.audit.record(m, { tenantId, actor: audit.actor, action: 'user.created', target: userId, data: { credential: 'native', roles: input.roles ?? [], emailVerified: input.emailVerified ?? false } });
+          await this.audit.record(m, {
+            tenantId,
+            actor: audit.actor,
+            action: 'user.created',
+            target: userId,
+            data: { credential: 'native', roles: input.roles ?? [], emailVerified: input.emailVerified ?? false },
+          });
         return userId;
       });
     } catch (err) {
-      if ((err as { code?: string }).code === '23505') throw new ProblemError(409, 'Username taken', 'That username exists in this tenant.', problemType('username-taken'));
+      if ((err as { code?: string }).code === '23505')
+        throw new ProblemError(409, 'Username taken', 'That username exists in this tenant.', problemType('username-taken'));
       throw err;
     }
   }
@@ -74,10 +100,12 @@ export class NativeCredentialsService {
       return { ok: false };
     }
     return this.db.tenantTx(tenantId, async (m) => {
-      const [row] = (await m.query(
+      const [row] = await m.query<
+        Array<{ user_id: string; username: string; password_hash: string; failed_attempts: number; locked_until: Date | null }>
+      >(
         `SELECT user_id, username, password_hash, failed_attempts, locked_until FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2) FOR UPDATE`,
         [tenantId, username],
-      )) as Array<{ user_id: string; username: string; password_hash: string; failed_attempts: number; locked_until: Date | null }>;
+      );
       if (!row) {
         await this.hasher.burn(password);
         return { ok: false } as const;
@@ -88,7 +116,9 @@ export class NativeCredentialsService {
       }
       // An imported hash (e.g. Firebase scrypt) is verified once and then replaced by argon2id.
       const legacy = this.legacyVerifiers.find((v) => v.canVerify(row.password_hash));
-      const ok = legacy ? await legacy.verify(m, tenantId, row.password_hash, password) : await this.hasher.verify(row.password_hash, password);
+      const ok = legacy
+        ? await legacy.verify(m, tenantId, row.password_hash, password)
+        : await this.hasher.verify(row.password_hash, password);
       if (!ok) {
         if (legacy) await this.hasher.burn(password); // never faster than an argon2 failure
         const failures = row.failed_attempts + 1;
@@ -99,12 +129,28 @@ export class NativeCredentialsService {
           lock ? new Date(Date.now() + this.config.NATIVE_LOCKOUT_SECONDS * 1000) : row.locked_until,
         ]);
         if (lock)
-          await this.audit.record(m, { tenantId, actor: 'system', action: 'native.account_locked', target: row.user_id, data: { failures } });
+          await this.audit.record(m, {
+            tenantId,
+            actor: 'system',
+            action: 'native.account_locked',
+            target: row.user_id,
+            data: { failures },
+          });
         return { ok: false } as const;
       }
       const rehash = legacy || this.hasher.needsRehash(row.password_hash) ? await this.hasher.hash(password) : row.password_hash;
-      if (legacy) await this.audit.record(m, { tenantId, actor: 'system', action: 'native.password_rehashed', target: row.user_id, data: { from: legacy.format } });
-      await m.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL, password_hash = $2 WHERE user_id = $1`, [row.user_id, rehash]);
+      if (legacy)
+        await this.audit.record(m, {
+          tenantId,
+          actor: 'system',
+          action: 'native.password_rehashed',
+          target: row.user_id,
+          data: { from: legacy.format },
+        });
+      await m.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL, password_hash = $2 WHERE user_id = $1`, [
+        row.user_id,
+        rehash,
+      ]);
       return { ok: true, userId: row.user_id, username: row.username } as const;
     });
   }

@@ -35,6 +35,12 @@ export class NativeProvider implements IdentityProvider {
     const password = callback.body['password'] ?? '';
     const result = await this.credentials.verify(binding.tenantId, username, password);
     if (!result.ok) throw new InvalidCredentialsError();
-    return { issuer: 'native', subject: result.userId, knownUserId: result.userId, claims: { preferred_username: result.username }, authTime: new Date() };
+    return {
+      issuer: 'native',
+      subject: result.userId,
+      knownUserId: result.userId,
+      claims: { preferred_username: result.username },
+      authTime: new Date(),
+    };
   }
 }

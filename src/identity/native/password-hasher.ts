@@ -20,7 +20,12 @@ export class PasswordHasher {
   constructor(private readonly params: Argon2Params) {}
 
   hash(password: string): Promise<string> {
-    return argon2Hash(password, { algorithm: Algorithm.Argon2id, timeCost: this.params.timeCost, memoryCost: this.params.memoryKib, parallelism: 1 });
+    return argon2Hash(password, {
+      algorithm: Algorithm.Argon2id,
+      timeCost: this.params.timeCost,
+      memoryCost: this.params.memoryKib,
+      parallelism: 1,
+    });
   }
 
   async verify(hash: string, password: string): Promise<boolean> {
@@ -54,12 +59,12 @@ interface Phc {
 
 /** `$<id>$v=<n>$<k>=<n>,…$<salt>$<hash>`, parameters in any order; undefined when malformed. */
 export function parsePhc(hash: string): Phc | undefined {
-  const m = /^\$(argon2(?:id|i|d))\$v=(\d+)\$([a-z]=\d+(?:,[a-z]=\d+)*)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.exec(hash);
-  if (!m) return undefined;
+  const m =
+    /^\$(?<algorithm>argon2(?:id|i|d))\$v=(?<version>\d+)\$(?<params>[a-z]=\d+(?:,[a-z]=\d+)*)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.exec(
+      hash,
+    )?.groups;
+  if (!m?.['algorithm'] || !m['version'] || !m['params']) return undefined;
   const params: Record<string, number> = {};
-  for (const pair of m[3]!.split(',')) {
-    const [k, v] = pair.split('=');
-    params[k!] = Number(v);
-  }
-  return { algorithm: m[1]!, version: Number(m[2]), params };
+  for (const [, k = '', v = ''] of m['params'].matchAll(/([a-z])=(\d+)/g)) params[k] = Number(v);
+  return { algorithm: m['algorithm'], version: Number(m['version']), params };
 }

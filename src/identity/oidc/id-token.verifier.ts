@@ -85,9 +85,11 @@ export async function verifyIdToken(idToken: string, keys: JWTVerifyGetKey, x: I
     throw new IdTokenRejectedError(reasonOf(err), { cause: err });
   }
 
-  if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255) throw new IdTokenRejectedError('claim "sub" invalid');
+  if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255)
+    throw new IdTokenRejectedError('claim "sub" invalid');
   // §3.1.3.7 (4, 5): several audiences require azp; an azp must be this client.
-  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload['azp'] === undefined) throw new IdTokenRejectedError('claim "azp" missing for several audiences');
+  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload['azp'] === undefined)
+    throw new IdTokenRejectedError('claim "azp" missing for several audiences');
   if (payload['azp'] !== undefined && payload['azp'] !== x.clientId) throw new IdTokenRejectedError('claim "azp" is another client');
   // §3.1.3.7 (11): the nonce binds the token to this login.
   const nonce = payload['nonce'];

@@ -93,11 +93,17 @@ export class OidcClientCache {
     let configuration: oidc.Configuration;
     try {
       configuration = await oidc.discovery(server, r.clientId, metadata, await this.clientAuth(r), {
+        // eslint-disable-next-line @typescript-eslint/no-deprecated -- openid-client marks it deprecated only to flag it; used for plain-HTTP local peers only
         execute: this.opts.allowHttp ? [oidc.allowInsecureRequests] : [],
         timeout: this.opts.timeoutSeconds,
       });
     } catch (cause) {
-      throw new OidcDiscoveryError(cause instanceof Error ? `${cause.name}${(cause as { code?: string }).code ? ` ${(cause as { code?: string }).code}` : ''}` : 'unknown', { cause });
+      throw new OidcDiscoveryError(
+        cause instanceof Error
+          ? `${cause.name}${(cause as { code?: string }).code ? ` ${(cause as { code?: string }).code}` : ''}`
+          : 'unknown',
+        { cause },
+      );
     }
     configuration.timeout = this.opts.timeoutSeconds;
     const meta = configuration.serverMetadata();
@@ -106,7 +112,8 @@ export class OidcClientCache {
     if (r.issuer && meta.issuer !== r.issuer) throw new OidcDiscoveryError('issuer in the discovery document is not the configured issuer');
     if (!r.issuer && r.discoveryUrl && `${meta.issuer.replace(/\/+$/, '')}${WELL_KNOWN}` !== r.discoveryUrl)
       throw new OidcDiscoveryError('issuer in the discovery document does not match the discovery URL');
-    if (!meta.authorization_endpoint || !meta.token_endpoint || !meta.jwks_uri) throw new OidcDiscoveryError('discovery document lacks an endpoint');
+    if (!meta.authorization_endpoint || !meta.token_endpoint || !meta.jwks_uri)
+      throw new OidcDiscoveryError('discovery document lacks an endpoint');
     if (r.useUserinfo && !meta.userinfo_endpoint) throw new OidcDiscoveryError('useUserinfo is set but the OP has no userinfo endpoint');
     const jwksUrl = new URL(meta.jwks_uri);
     if (!this.opts.allowHttp && jwksUrl.protocol !== 'https:') throw new OidcDiscoveryError('jwks_uri is not https');

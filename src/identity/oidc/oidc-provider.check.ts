@@ -98,7 +98,11 @@ export async function checkOpenIdProvider(r: ResolvedOidcBinding, opts: OpCheckO
 
   const discoveryUrl = discoveryUrlOf(r);
   if (!r.issuer && !discoveryUrl.endsWith(WELL_KNOWN))
-    return fail('oidc-config', 'discovery', `discoveryUrl ${discoveryUrl} is not an issuer's ${WELL_KNOWN} URL: also set issuer, so the OP's issuer can be checked`);
+    return fail(
+      'oidc-config',
+      'discovery',
+      `discoveryUrl ${discoveryUrl} is not an issuer's ${WELL_KNOWN} URL: also set issuer, so the OP's issuer can be checked`,
+    );
 
   let doc: Record<string, unknown>;
   try {
@@ -111,7 +115,8 @@ export async function checkOpenIdProvider(r: ResolvedOidcBinding, opts: OpCheckO
   // The same rule as the adapter at login: the configured issuer exactly, or the discovery URL's prefix.
   const issuer = doc['issuer'];
   const expected = r.issuer ?? discoveryUrl.slice(0, -WELL_KNOWN.length);
-  if (typeof issuer !== 'string' || issuer.length === 0) return fail('oidc-discovery', 'issuer', `the discovery document at ${discoveryUrl} has no issuer`);
+  if (typeof issuer !== 'string' || issuer.length === 0)
+    return fail('oidc-discovery', 'issuer', `the discovery document at ${discoveryUrl} has no issuer`);
   const matches = r.issuer ? issuer === r.issuer : `${issuer.replace(/\/+$/, '')}${WELL_KNOWN}` === discoveryUrl;
   if (!matches) return fail('oidc-discovery', 'issuer', `issuer mismatch: expected ${expected}, discovery says ${issuer}`);
   checks['issuer'] = 'ok';
@@ -119,27 +124,44 @@ export async function checkOpenIdProvider(r: ResolvedOidcBinding, opts: OpCheckO
   const required = ['authorization_endpoint', 'token_endpoint', 'jwks_uri', ...(r.useUserinfo ? ['userinfo_endpoint'] : [])];
   const missing = required.filter((k) => !isEndpoint(doc[k], opts.allowHttp));
   if (missing.length > 0)
-    return fail('oidc-discovery', 'endpoints', `the discovery document lacks ${missing.join(', ')} (or ${missing.length > 1 ? 'they are not' : 'it is not'} ${opts.allowHttp ? 'an http(s)' : 'an https'} URL)`);
+    return fail(
+      'oidc-discovery',
+      'endpoints',
+      `the discovery document lacks ${missing.join(', ')} (or ${missing.length > 1 ? 'they are not' : 'it is not'} ${opts.allowHttp ? 'an http(s)' : 'an https'} URL)`,
+    );
   checks['endpoints'] = 'ok';
 
   const responseTypes = doc['response_types_supported'];
   if (!Array.isArray(responseTypes) || !responseTypes.includes('code'))
-    return fail('oidc-discovery', 'responseTypes', `the OP does not support the authorization code flow (response_types_supported: ${list(responseTypes)})`);
+    return fail(
+      'oidc-discovery',
+      'responseTypes',
+      `the OP does not support the authorization code flow (response_types_supported: ${list(responseTypes)})`,
+    );
   checks['responseTypes'] = 'ok';
 
   const pkce = doc['code_challenge_methods_supported'];
-  if (Array.isArray(pkce) && !pkce.includes('S256')) return fail('oidc-discovery', 'pkce', `the OP does not support PKCE S256 (code_challenge_methods_supported: ${list(pkce)})`);
+  if (Array.isArray(pkce) && !pkce.includes('S256'))
+    return fail('oidc-discovery', 'pkce', `the OP does not support PKCE S256 (code_challenge_methods_supported: ${list(pkce)})`);
   checks['pkce'] = Array.isArray(pkce) ? 'ok' : 'ok (not advertised)';
 
   // Absent means client_secret_basic (OpenID Connect Discovery 1.0, §3).
   const authMethods = doc['token_endpoint_auth_methods_supported'] ?? ['client_secret_basic'];
   if (Array.isArray(authMethods) && !authMethods.includes(r.tokenEndpointAuthMethod))
-    return fail('oidc-discovery', 'clientAuthentication', `the OP does not accept ${r.tokenEndpointAuthMethod} (token_endpoint_auth_methods_supported: ${list(authMethods)})`);
+    return fail(
+      'oidc-discovery',
+      'clientAuthentication',
+      `the OP does not accept ${r.tokenEndpointAuthMethod} (token_endpoint_auth_methods_supported: ${list(authMethods)})`,
+    );
   checks['clientAuthentication'] = 'ok';
 
   const algorithms = doc['id_token_signing_alg_values_supported'];
   if (Array.isArray(algorithms) && !algorithms.some((a) => r.allowedAlgorithms.includes(String(a))))
-    return fail('oidc-discovery', 'algorithms', `the OP signs ID tokens with ${list(algorithms)}; none of them is in allowedAlgorithms (${r.allowedAlgorithms.join(', ')})`);
+    return fail(
+      'oidc-discovery',
+      'algorithms',
+      `the OP signs ID tokens with ${list(algorithms)}; none of them is in allowedAlgorithms (${r.allowedAlgorithms.join(', ')})`,
+    );
   checks['algorithms'] = 'ok';
 
   const jwksUri = doc['jwks_uri'] as string;
@@ -154,7 +176,12 @@ export async function checkOpenIdProvider(r: ResolvedOidcBinding, opts: OpCheckO
   // What RemoteJwks keeps: public keys only, no symmetric or private material; here also not encryption-only keys.
   const signing = keys.filter(
     (k): k is Record<string, unknown> =>
-      typeof k === 'object' && k !== null && typeof (k as Record<string, unknown>)['kty'] === 'string' && (k as Record<string, unknown>)['kty'] !== 'oct' && !('d' in k) && ((k as Record<string, unknown>)['use'] ?? 'sig') === 'sig',
+      typeof k === 'object' &&
+      k !== null &&
+      typeof (k as Record<string, unknown>)['kty'] === 'string' &&
+      (k as Record<string, unknown>)['kty'] !== 'oct' &&
+      !('d' in k) &&
+      ((k as Record<string, unknown>)['use'] ?? 'sig') === 'sig',
   );
   const hmacOnly = r.allowedAlgorithms.every((a) => (HMAC_ALGORITHMS as readonly string[]).includes(a));
   if (signing.length === 0 && !hmacOnly) return fail('oidc-jwks', 'jwks', `the JWKS at ${jwksUri} holds no public signing key`);

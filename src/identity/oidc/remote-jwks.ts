@@ -110,6 +110,6 @@ export class RemoteJwks {
     if (!Array.isArray(keys)) throw new JwksUnavailableError('JWKS has no "keys" array');
     // Only public signing keys: drop anything with private or symmetric material.
     const usable = keys.filter((k): k is Record<string, unknown> => typeof k === 'object' && k !== null && k.kty !== 'oct' && !('d' in k));
-    return { keys: usable as JSONWebKeySet['keys'] };
+    return { keys: usable };
   }
 }

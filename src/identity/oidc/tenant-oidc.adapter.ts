@@ -52,7 +52,24 @@ const CHECK_TITLES = {
 } as const;
 
 /** ID token claims that describe the token, not the user: userinfo never overrides them. */
-const PROTOCOL_CLAIMS = ['iss', 'sub', 'aud', 'azp', 'exp', 'iat', 'nbf', 'nonce', 'auth_time', 'at_hash', 'c_hash', 's_hash', 'sid', 'jti', 'acr', 'amr'];
+const PROTOCOL_CLAIMS = [
+  'iss',
+  'sub',
+  'aud',
+  'azp',
+  'exp',
+  'iat',
+  'nbf',
+  'nonce',
+  'auth_time',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'sid',
+  'jti',
+  'acr',
+  'amr',
+];
 
 const UNVERIFIED = 'The identity provider’s answer could not be verified. Start again from the application.';
 const REFUSED = 'The identity provider refused the sign-in. Start again from the application.';
@@ -92,7 +109,11 @@ export class TenantOidcProvider implements IdentityProvider {
       timeoutSeconds: config.UPSTREAM_TIMEOUT_MS / 1000,
       clockSkewSeconds: config.CLOCK_SKEW_SECONDS,
       allowHttp: this.allowHttp,
-      jwks: { cooldownMs: OIDC_ADAPTER_LIMITS.jwksCooldownMs, maxAgeMs: OIDC_ADAPTER_LIMITS.jwksMaxAgeMs, timeoutMs: config.UPSTREAM_TIMEOUT_MS },
+      jwks: {
+        cooldownMs: OIDC_ADAPTER_LIMITS.jwksCooldownMs,
+        maxAgeMs: OIDC_ADAPTER_LIMITS.jwksMaxAgeMs,
+        timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+      },
     });
   }
 
@@ -122,7 +143,14 @@ export class TenantOidcProvider implements IdentityProvider {
     };
     if (ctx.loginHint) params['login_hint'] = ctx.loginHint;
     if (r.emailDomainHint) params['domain_hint'] = r.emailDomainHint;
-    const providerState: OidcProviderState = { v: 1, issuer: client.issuer, state: ctx.transactionHandle, nonce, codeVerifier, redirectUri: ctx.callbackUrl };
+    const providerState: OidcProviderState = {
+      v: 1,
+      issuer: client.issuer,
+      state: ctx.transactionHandle,
+      nonce,
+      codeVerifier,
+      redirectUri: ctx.callbackUrl,
+    };
     return { redirectUrl: oidc.buildAuthorizationUrl(client.configuration, params).href, providerState: { ...providerState } };
   }
 
@@ -203,28 +231,41 @@ export class TenantOidcProvider implements IdentityProvider {
    * code flow, JWKS). Anything wrong is a 422 whose `type` says which part and whose detail names
    * exactly what (never a secret value).
    */
-  async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+  async validateConfig(input: {
+    tenantSlug: string;
+    config: Record<string, unknown>;
+    secrets: Record<string, unknown>;
+  }): Promise<ValidatedBindingConfig> {
     let r: ResolvedOidcBinding;
     try {
       r = resolveOidcBinding(input.config, input.secrets, { allowHttp: this.allowHttp });
     } catch (err) {
       if (!(err instanceof InvalidOidcBindingError)) throw err;
-      throw new ProblemError(422, CHECK_TITLES['oidc-config'], err.problems.join('; '), problemType('oidc-config'), { problems: err.problems });
+      throw new ProblemError(422, CHECK_TITLES['oidc-config'], err.problems.join('; '), problemType('oidc-config'), {
+        problems: err.problems,
+      });
     }
     if (r.privateJwk) {
-      let asymmetric = false;
+      let asymmetric: boolean;
       try {
         asymmetric = !((await importJWK(r.privateJwk, r.privateJwk['alg'] as string)) instanceof Uint8Array);
       } catch {
         asymmetric = false;
       }
       if (!asymmetric)
-        throw new ProblemError(422, CHECK_TITLES['oidc-config'], 'secrets: privateJwk cannot be imported as an asymmetric private key', problemType('oidc-config'), {
-          problems: ['secrets: privateJwk cannot be imported as an asymmetric private key'],
-        });
+        throw new ProblemError(
+          422,
+          CHECK_TITLES['oidc-config'],
+          'secrets: privateJwk cannot be imported as an asymmetric private key',
+          problemType('oidc-config'),
+          {
+            problems: ['secrets: privateJwk cannot be imported as an asymmetric private key'],
+          },
+        );
     }
     const { health, failure } = await checkOpenIdProvider(r, { timeoutMs: OIDC_ADAPTER_LIMITS.checkTimeoutMs, allowHttp: this.allowHttp });
-    if (failure) throw new ProblemError(422, CHECK_TITLES[failure.type], failure.detail, problemType(failure.type), { check: failure.check });
+    if (failure)
+      throw new ProblemError(422, CHECK_TITLES[failure.type], failure.detail, problemType(failure.type), { check: failure.check });
     return { config: input.config, health };
   }
 
@@ -238,7 +279,8 @@ export class TenantOidcProvider implements IdentityProvider {
       return { ok: false, checks: { config: `invalid: ${err.problems.join('; ')}` } };
     }
     const { health, failure } = await checkOpenIdProvider(r, { timeoutMs: OIDC_ADAPTER_LIMITS.checkTimeoutMs, allowHttp: this.allowHttp });
-    if (failure) this.logger.warn({ binding: binding.id, check: failure.check, reason: failure.detail }, 'OIDC provider health check failed');
+    if (failure)
+      this.logger.warn({ binding: binding.id, check: failure.check, reason: failure.detail }, 'OIDC provider health check failed');
     return health;
   }
 
@@ -248,7 +290,14 @@ export class TenantOidcProvider implements IdentityProvider {
     } catch (err) {
       if (!(err instanceof InvalidOidcBindingError)) throw err;
       this.logger.error({ binding: binding.id, problems: err.problems }, 'OIDC binding is misconfigured');
-      throw new ProblemError(502, 'Identity provider misconfigured', 'Sign-in for this organisation is misconfigured. Contact its administrator.', problemType('idp-misconfigured'), {}, { cause: err });
+      throw new ProblemError(
+        502,
+        'Identity provider misconfigured',
+        'Sign-in for this organisation is misconfigured. Contact its administrator.',
+        problemType('idp-misconfigured'),
+        {},
+        { cause: err },
+      );
     }
   }
 
@@ -282,7 +331,11 @@ export class TenantOidcProvider implements IdentityProvider {
       this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider refused the login');
       return new OAuthError('access_denied', REFUSED, { cause: err });
     }
-    if (!(err instanceof IdTokenRejectedError) && !(err instanceof oidc.ClientError) && !(err instanceof oidc.WWWAuthenticateChallengeError))
+    if (
+      !(err instanceof IdTokenRejectedError) &&
+      !(err instanceof oidc.ClientError) &&
+      !(err instanceof oidc.WWWAuthenticateChallengeError)
+    )
       this.logger.error({ binding: binding.id, step, reason }, 'OIDC login failed unexpectedly');
     else this.logger.warn({ binding: binding.id, step, reason }, 'OIDC login refused');
     return new OAuthError('access_denied', UNVERIFIED, { cause: err });
@@ -291,7 +344,9 @@ export class TenantOidcProvider implements IdentityProvider {
   private upstream5xx(err: unknown): boolean {
     if (err instanceof oidc.ResponseBodyError) return err.status >= 500 || err.error === 'temporarily_unavailable';
     const cause = (err as { cause?: unknown }).cause;
-    return err instanceof oidc.ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500;
+    return (
+      err instanceof oidc.ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500
+    );
   }
 
   private reasonOf(err: unknown): string {

@@ -19,11 +19,33 @@ import {
  * ID token algorithms the adapter can verify. `none` is absent on purpose: it can never be
  * configured. HS* appear here so ops can opt in, but only with a client secret (the HMAC key).
  */
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 export const SUPPORTED_ID_TOKEN_ALGORITHMS: readonly string[] = [...ASYMMETRIC_ALGORITHMS, ...HMAC_ALGORITHMS];
 /** Default allow-list: the RSA and EC families every mainstream OP signs with. */
-export const DEFAULT_ID_TOKEN_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
+export const DEFAULT_ID_TOKEN_ALGORITHMS: readonly string[] = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+];
 
 export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
@@ -133,7 +155,8 @@ export function resolveOidcBinding(config: unknown, secrets: unknown, opts: { al
   const s = validated(TenantOidcBindingSecrets, secrets, 'secrets');
   const problems: string[] = [];
   if (!c.issuer && !c.discoveryUrl) problems.push('config: issuer or discoveryUrl is required');
-  for (const u of [c.issuer, c.discoveryUrl]) if (u && !opts.allowHttp && new URL(u).protocol !== 'https:') problems.push('config: OP URLs must use https');
+  for (const u of [c.issuer, c.discoveryUrl])
+    if (u && !opts.allowHttp && new URL(u).protocol !== 'https:') problems.push('config: OP URLs must use https');
   const method = c.tokenEndpointAuthMethod ?? 'client_secret_basic';
   if (method !== 'private_key_jwt' && !s.clientSecret) problems.push(`secrets: clientSecret is required for ${method}`);
   if (method === 'private_key_jwt' && !s.privateJwk) problems.push('secrets: privateJwk is required for private_key_jwt');

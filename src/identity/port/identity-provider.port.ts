@@ -120,7 +120,11 @@ export interface IdentityProvider {
    * Checks a configuration before it is saved (fetches discovery, parses metadata, checks
    * certificates) and throws a ProblemError (400/422) naming what is wrong.
    */
-  validateConfig?(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig>;
+  validateConfig?(input: {
+    tenantSlug: string;
+    config: Record<string, unknown>;
+    secrets: Record<string, unknown>;
+  }): Promise<ValidatedBindingConfig>;
   /** Connection health of a saved binding: upstream reachable, certificate expiry. */
   probe?(binding: BindingContext): Promise<BindingHealth>;
 }

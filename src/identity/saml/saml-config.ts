@@ -219,7 +219,8 @@ export function parseSamlBinding(config: Record<string, unknown>, secrets: Recor
     ] as const) {
       if (url && !isHttpsOrLoopback(url)) problems.push(`${name} must be https (http only on loopback)`);
     }
-    if (!c.wantAssertionsSigned && !c.wantResponseSigned) problems.push('at least one of wantAssertionsSigned and wantResponseSigned must be on');
+    if (!c.wantAssertionsSigned && !c.wantResponseSigned)
+      problems.push('at least one of wantAssertionsSigned and wantResponseSigned must be on');
     if (c.allowIdpInitiated && !c.idpInitiatedLoginUrl) problems.push('allowIdpInitiated needs idpInitiatedLoginUrl');
     for (const [i, cert] of (c.idpCertificates ?? []).entries()) {
       try {

@@ -102,8 +102,19 @@ export class SamlIdpMetadataService implements OnModuleInit, OnModuleDestroy {
       const stale = entry.idp && entry.refreshedAt && Date.now() - entry.refreshedAt.getTime() < MAX_STALE_MS;
       if (stale) return entry.idp!;
       if (err instanceof MetadataError)
-        throw new ProblemError(503, 'Sign-in misconfigured', `The organisation's SAML identity provider is misconfigured.`, problemType('idp-misconfigured'), {}, { cause: err });
-      throw new DependencyUnavailableError('identity provider metadata', `The organisation's identity provider metadata could not be loaded.`, { cause: err, status: 502 });
+        throw new ProblemError(
+          503,
+          'Sign-in misconfigured',
+          `The organisation's SAML identity provider is misconfigured.`,
+          problemType('idp-misconfigured'),
+          {},
+          { cause: err },
+        );
+      throw new DependencyUnavailableError(
+        'identity provider metadata',
+        `The organisation's identity provider metadata could not be loaded.`,
+        { cause: err, status: 502 },
+      );
     }
   }
 
@@ -173,7 +184,9 @@ export class SamlIdpMetadataService implements OnModuleInit, OnModuleDestroy {
   }
 
   private entryFor(binding: BindingContext, config: SamlBindingConfig): Entry {
-    const fingerprint = createHash('sha256').update(JSON.stringify({ v: binding.version, c: config })).digest('hex');
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify({ v: binding.version, c: config }))
+      .digest('hex');
     let entry = this.entries.get(binding.id);
     if (!entry || entry.fingerprint !== fingerprint) {
       entry = { fingerprint, tenantId: binding.tenantId, bindingId: binding.id, config, nextRefreshAt: 0 };
@@ -207,7 +220,10 @@ export class SamlIdpMetadataService implements OnModuleInit, OnModuleDestroy {
       entry.lastError = err instanceof MetadataError ? err.message : `metadata unreachable: ${(err as Error).message}`;
       entry.lastErrorAt = new Date();
       entry.nextRefreshAt = Date.now() + RETRY_AFTER_FAILURE_MS;
-      this.logger.error({ tenant: entry.tenantId, binding: entry.bindingId, error: entry.lastError, servingStale: Boolean(entry.idp) }, 'SAML IdP metadata could not be loaded');
+      this.logger.error(
+        { tenant: entry.tenantId, binding: entry.bindingId, error: entry.lastError, servingStale: Boolean(entry.idp) },
+        'SAML IdP metadata could not be loaded',
+      );
       throw err;
     }
   }
@@ -230,7 +246,13 @@ export class SamlIdpMetadataService implements OnModuleInit, OnModuleDestroy {
       const info = certificateInfo(pem);
       if (info.daysUntilExpiry < CERT_WARNING_DAYS)
         this.logger.warn(
-          { tenant: entry.tenantId, binding: entry.bindingId, fingerprint: info.fingerprintSha256, notAfter: info.notAfter, daysUntilExpiry: info.daysUntilExpiry },
+          {
+            tenant: entry.tenantId,
+            binding: entry.bindingId,
+            fingerprint: info.fingerprintSha256,
+            notAfter: info.notAfter,
+            daysUntilExpiry: info.daysUntilExpiry,
+          },
           info.daysUntilExpiry < 0 ? 'SAML IdP signing certificate has expired' : 'SAML IdP signing certificate expires soon',
         );
     }
@@ -249,7 +271,8 @@ export class SamlIdpMetadataService implements OnModuleInit, OnModuleDestroy {
 function merge(metadata: IdpMetadata | undefined, c: SamlBindingConfig): ResolvedIdp {
   const entityId = c.idpEntityId ?? metadata?.entityId;
   if (!entityId) throw new MetadataError('no IdP entityID');
-  if (metadata && c.idpEntityId && metadata.entityId !== c.idpEntityId) throw new MetadataError(`metadata names entity ${metadata.entityId}, not the pinned ${c.idpEntityId}`);
+  if (metadata && c.idpEntityId && metadata.entityId !== c.idpEntityId)
+    throw new MetadataError(`metadata names entity ${metadata.entityId}, not the pinned ${c.idpEntityId}`);
   const ssoUrl = c.idpSsoUrl ?? metadata?.ssoRedirectUrl;
   if (!ssoUrl) throw new MetadataError('the IdP has no SingleSignOnService with the HTTP-Redirect binding');
   const certificates = [...(metadata?.signingCertificates ?? [])];
@@ -270,5 +293,11 @@ function merge(metadata: IdpMetadata | undefined, c: SamlBindingConfig): Resolve
       throw new MetadataError('an IdP certificate cannot be read');
     }
   }
-  return { entityId, ssoUrl, certificates, nameIdFormats: metadata?.nameIdFormats ?? [], source: c.idpMetadataUrl ? 'url' : c.idpMetadataXml ? 'xml' : 'config' };
+  return {
+    entityId,
+    ssoUrl,
+    certificates,
+    nameIdFormats: metadata?.nameIdFormats ?? [],
+    source: c.idpMetadataUrl ? 'url' : c.idpMetadataXml ? 'xml' : 'config',
+  };
 }

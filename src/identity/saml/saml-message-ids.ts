@@ -32,11 +32,11 @@ export class SamlMessageIdStore {
       // Sweep this tenant's expired rows first: an ID whose assertion can no longer be valid is forgotten.
       await m.query(`DELETE FROM saml_message_ids WHERE tenant_id = $1 AND expires_at < now()`, [tenantId]);
       for (const entry of ids) {
-        const rows = (await m.query(
+        const rows = await m.query<unknown[]>(
           `INSERT INTO saml_message_ids (tenant_id, kind, message_id, binding_id, expires_at) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (tenant_id, kind, message_id) DO NOTHING RETURNING message_id`,
           [tenantId, entry.kind, entry.id, bindingId, entry.expiresAt],
-        )) as unknown[];
+        );
         if (rows.length === 0) throw new ReplayedSamlMessageError(entry.kind);
       }
     });

@@ -55,12 +55,15 @@ export function parseXml(xml: string): Document {
   };
   let doc: ReturnType<DOMParser['parseFromString']> | undefined;
   try {
-    doc = new DOMParser({ locator: {}, errorHandler: { warning: () => undefined, error: fail, fatalError: fail } }).parseFromString(xml, 'text/xml');
+    doc = new DOMParser({ locator: {}, errorHandler: { warning: () => undefined, error: fail, fatalError: fail } }).parseFromString(
+      xml,
+      'text/xml',
+    );
   } catch {
     failure ??= 'parser error';
   }
   if (failure || !doc || !doc.documentElement) throw new XmlRefusedError('malformed', 'XML could not be parsed');
-  return doc as unknown as Document;
+  return doc;
 }
 
 /** Element children of `parent` with this namespace and local name (no XPath, no descendants). */
@@ -79,7 +82,8 @@ export const child = (parent: Element | Document, ns: string, localName: string)
 /** Text of an element, comments and all child nodes concatenated (never "the first text node"). */
 export const textOf = (el: Element | undefined): string | undefined => (el ? (el.textContent ?? '').trim() : undefined);
 
-export const attr = (el: Element | undefined, name: string): string | undefined => (el && el.hasAttribute(name) ? el.getAttribute(name)! : undefined);
+export const attr = (el: Element | undefined, name: string): string | undefined =>
+  el && el.hasAttribute(name) ? el.getAttribute(name)! : undefined;
 
 /** Every element below `root` (document order) with this local name, whatever its namespace. */
 function descendantsNamed(root: Element, localName: string): Element[] {
@@ -106,7 +110,8 @@ export function weakSignatureAlgorithm(signed: Element, allowSha1: boolean): str
   const digestMethods = allowSha1 ? [...STRONG_DIGEST_METHODS, SHA1_DIGEST_METHOD] : STRONG_DIGEST_METHODS;
   for (const signature of children(signed, NS.dsig, 'Signature')) {
     for (const m of descendantsNamed(signature, 'SignatureMethod'))
-      if (!signatureMethods.includes(m.getAttribute('Algorithm') ?? '')) return `SignatureMethod ${m.getAttribute('Algorithm') || '(none)'}`;
+      if (!signatureMethods.includes(m.getAttribute('Algorithm') ?? ''))
+        return `SignatureMethod ${m.getAttribute('Algorithm') || '(none)'}`;
     for (const m of descendantsNamed(signature, 'DigestMethod'))
       if (!digestMethods.includes(m.getAttribute('Algorithm') ?? '')) return `DigestMethod ${m.getAttribute('Algorithm') || '(none)'}`;
   }
@@ -134,7 +139,8 @@ const ENCRYPTION_METHODS = [
 /** The first EncryptionMethod anywhere inside `encrypted` outside the allow-list, or undefined. */
 export function weakEncryptionAlgorithm(encrypted: Element): string | undefined {
   for (const m of descendantsNamed(encrypted, 'EncryptionMethod'))
-    if (!ENCRYPTION_METHODS.includes(m.getAttribute('Algorithm') ?? '')) return `EncryptionMethod ${m.getAttribute('Algorithm') || '(none)'}`;
+    if (!ENCRYPTION_METHODS.includes(m.getAttribute('Algorithm') ?? ''))
+      return `EncryptionMethod ${m.getAttribute('Algorithm') || '(none)'}`;
   return undefined;
 }
 
@@ -178,7 +184,9 @@ export function parseIdpMetadata(xml: string, expectedEntityId?: string): IdpMet
   try {
     doc = parseXml(xml);
   } catch (err) {
-    throw new MetadataError(err instanceof XmlRefusedError && err.reason === 'dtd' ? 'metadata with a DTD is refused' : 'metadata is not well-formed XML');
+    throw new MetadataError(
+      err instanceof XmlRefusedError && err.reason === 'dtd' ? 'metadata with a DTD is refused' : 'metadata is not well-formed XML',
+    );
   }
   const root = doc.documentElement;
   let candidates: Element[];
@@ -189,7 +197,9 @@ export function parseIdpMetadata(xml: string, expectedEntityId?: string): IdpMet
   const idps = candidates.filter((e) => child(e, NS.metadata, 'IDPSSODescriptor'));
   const matching = expectedEntityId ? idps.filter((e) => e.getAttribute('entityID') === expectedEntityId) : idps;
   if (matching.length === 0)
-    throw new MetadataError(expectedEntityId ? `metadata has no IdP with entityID ${expectedEntityId}` : 'metadata has no IDPSSODescriptor');
+    throw new MetadataError(
+      expectedEntityId ? `metadata has no IdP with entityID ${expectedEntityId}` : 'metadata has no IDPSSODescriptor',
+    );
   if (matching.length > 1) throw new MetadataError('metadata lists several IdPs: pin one with idpEntityId');
   const entity = matching[0]!;
   const entityId = entity.getAttribute('entityID') ?? '';
@@ -229,7 +239,9 @@ export function parseIdpMetadata(xml: string, expectedEntityId?: string): IdpMet
     ssoRedirectUrl: ssoUrls.find((s) => s.binding === BINDING_REDIRECT)?.location,
     ssoUrls,
     signingCertificates,
-    nameIdFormats: children(idp, NS.metadata, 'NameIDFormat').map((n) => textOf(n) ?? '').filter(Boolean),
+    nameIdFormats: children(idp, NS.metadata, 'NameIDFormat')
+      .map((n) => textOf(n) ?? '')
+      .filter(Boolean),
     validUntil: validUntil && !Number.isNaN(validUntil.getTime()) ? validUntil : undefined,
   };
 }

@@ -3,7 +3,15 @@ import { promisify } from 'node:util';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { XMLSerializer } from '@xmldom/xmldom';
 import xmlenc from 'xml-encryption';
-import { generateServiceProviderMetadata, SAML, SamlStatusError, ValidateInResponseTo, type CacheProvider, type Profile, type SamlConfig } from '@node-saml/node-saml';
+import {
+  generateServiceProviderMetadata,
+  SAML,
+  SamlStatusError,
+  ValidateInResponseTo,
+  type CacheProvider,
+  type Profile,
+  type SamlConfig,
+} from '@node-saml/node-saml';
 import { AppConfig } from '../../config/app-config.js';
 import { ProblemError, problemType } from '../../common/errors.js';
 import type {
@@ -19,7 +27,13 @@ import type {
 } from '../port/identity-provider.port.js';
 import { parseSamlBinding, SamlConfigError, toPemCertificate, type ParsedSamlBinding, type SamlBindingConfig } from './saml-config.js';
 import { SamlResponseRejectedError, type SamlRejectReason } from './saml-errors.js';
-import { CERT_WARNING_DAYS, MetadataUnreachableError, SamlIdpMetadataService, type ResolvedIdp, type SamlBindingHealth } from './saml-idp-metadata.service.js';
+import {
+  CERT_WARNING_DAYS,
+  MetadataUnreachableError,
+  SamlIdpMetadataService,
+  type ResolvedIdp,
+  type SamlBindingHealth,
+} from './saml-idp-metadata.service.js';
 import { ReplayedSamlMessageError, SamlMessageIdStore } from './saml-message-ids.js';
 import {
   attr,
@@ -82,10 +96,14 @@ const reject = (reason: SamlRejectReason, internal: string): never => {
   throw new SamlResponseRejectedError(reason, internal);
 };
 
-const decryptXml = promisify(xmlenc.decrypt) as (xml: string, options: { key: string; disallowDecryptionWithInsecureAlgorithm: boolean }) => Promise<string>;
+const decryptXml = promisify(xmlenc.decrypt) as (
+  xml: string,
+  options: { key: string; disallowDecryptionWithInsecureAlgorithm: boolean },
+) => Promise<string>;
 
 /** Health warning of a binding that accepts SHA-1. */
-const SHA1_WARNING = 'RSA-SHA1 signatures and SHA-1 digests are accepted (allowSha1Signatures): have the IdP sign with SHA-256, then turn it off';
+const SHA1_WARNING =
+  'RSA-SHA1 signatures and SHA-1 digests are accepted (allowSha1Signatures): have the IdP sign with SHA-256, then turn it off';
 
 const instant = (value: string | undefined): number | undefined => {
   if (value === undefined) return undefined;
@@ -103,7 +121,8 @@ function reasonFor(err: unknown): SamlRejectReason {
   const msg = err instanceof Error ? err.message : String(err);
   if (/InResponseTo/i.test(msg)) return 'in_response_to';
   if (/decrypt|EncryptedAssertion content|No decryption key/i.test(msg)) return 'decryption';
-  if (/signature|multiple assertions|signed|Cannot obtain assertion|ID cannot refer|Referenced node|transforms/i.test(msg)) return 'signature';
+  if (/signature|multiple assertions|signed|Cannot obtain assertion|ID cannot refer|Referenced node|transforms/i.test(msg))
+    return 'signature';
   if (/expired|not yet valid|subject confirmation/i.test(msg)) return 'expired';
   if (/audience/i.test(msg)) return 'audience';
   return 'invalid';
@@ -153,7 +172,11 @@ export class TenantSamlProvider implements IdentityProvider {
     const requestId = `_${randomBytes(20).toString('hex')}`;
     const issuedAt = new Date().toISOString();
     const noCache: CacheProvider = { saveAsync: async () => null, getAsync: async () => null, removeAsync: async () => null };
-    const saml = this.saml(binding, parsed, idp, { generateUniqueId: () => requestId, cacheProvider: noCache, validateInResponseTo: ValidateInResponseTo.never });
+    const saml = this.saml(binding, parsed, idp, {
+      generateUniqueId: () => requestId,
+      cacheProvider: noCache,
+      validateInResponseTo: ValidateInResponseTo.never,
+    });
     // RelayState carries the transaction handle (79 characters, inside SAML's 80-byte limit).
     const redirectUrl = await saml.getAuthorizeUrlAsync(ctx.transactionHandle, undefined, {});
     const state: SamlProviderState = { requestId, issuedAt };
@@ -164,7 +187,8 @@ export class TenantSamlProvider implements IdentityProvider {
   async completeLogin(binding: BindingContext, callback: CallbackInput, providerState: Record<string, unknown>): Promise<ExternalIdentity> {
     const requestId = providerState['requestId'];
     const issuedAt = typeof providerState['issuedAt'] === 'string' ? instant(providerState['issuedAt']) : undefined;
-    if (typeof requestId !== 'string' || !requestId || issuedAt === undefined) return reject('in_response_to', 'the login transaction holds no SAML request');
+    if (typeof requestId !== 'string' || !requestId || issuedAt === undefined)
+      return reject('in_response_to', 'the login transaction holds no SAML request');
     return this.validate(binding, callback.body['SAMLResponse'], { requestId, issuedAt: new Date(issuedAt) });
   }
 
@@ -173,7 +197,10 @@ export class TenantSamlProvider implements IdentityProvider {
    * validated (and its assertion ID consumed), then the browser goes to the BFF's "start login"
    * URL so a normal PKCE-bound flow follows. Never mints a code by itself.
    */
-  async acceptIdpInitiated(binding: BindingContext, samlResponse: string | undefined): Promise<{ redirectUrl: string; identity: ExternalIdentity }> {
+  async acceptIdpInitiated(
+    binding: BindingContext,
+    samlResponse: string | undefined,
+  ): Promise<{ redirectUrl: string; identity: ExternalIdentity }> {
     const parsed = this.parse(binding);
     if (!parsed.config.allowIdpInitiated || !parsed.config.idpInitiatedLoginUrl)
       return reject('idp_initiated_disabled', 'IdP-initiated response for a binding that does not allow it');
@@ -193,7 +220,9 @@ export class TenantSamlProvider implements IdentityProvider {
       identifierFormat: typeof c.nameIdFormat === 'string' ? c.nameIdFormat : null,
       wantAssertionsSigned: c.wantAssertionsSigned !== false,
       ...(encrypt ? { decryptionPvk: s.spDecryptionKey, decryptionCert: toPemCertificate(c.spEncryptionCertificate!) } : {}),
-      ...(sign ? { privateKey: s.spSigningKey!, publicCerts: [toPemCertificate(c.spSigningCertificate!)], signatureAlgorithm: 'sha256' as const } : {}),
+      ...(sign
+        ? { privateKey: s.spSigningKey!, publicCerts: [toPemCertificate(c.spSigningCertificate!)], signatureAlgorithm: 'sha256' as const }
+        : {}),
     });
   }
 
@@ -204,11 +233,20 @@ export class TenantSamlProvider implements IdentityProvider {
       parsed = parseSamlBinding(binding.config, binding.secrets);
     } catch (err) {
       const problems = err instanceof SamlConfigError ? err.problems.join('; ') : 'unreadable configuration';
-      return { bindingId: binding.id, status: 'error', metadata: { source: 'config', lastError: `invalid configuration: ${problems}` }, certificates: [], minDaysUntilExpiry: null, warnings: [] };
+      return {
+        bindingId: binding.id,
+        status: 'error',
+        metadata: { source: 'config', lastError: `invalid configuration: ${problems}` },
+        certificates: [],
+        minDaysUntilExpiry: null,
+        warnings: [],
+      };
     }
     const health = await this.idps.health(binding, parsed.config);
     const warnings = this.configWarnings(parsed.config);
-    return warnings.length === 0 ? health : { ...health, status: health.status === 'ok' ? 'warning' : health.status, warnings: [...health.warnings, ...warnings] };
+    return warnings.length === 0
+      ? health
+      : { ...health, status: health.status === 'ok' ? 'warning' : health.status, warnings: [...health.warnings, ...warnings] };
   }
 
   /** What works but should change in a binding's own configuration. */
@@ -227,7 +265,11 @@ export class TenantSamlProvider implements IdentityProvider {
    * pinned, so the URL can never start serving another IdP. A certificate expiring within
    * CERT_WARNING_DAYS is a warning in the returned health, not a refusal.
    */
-  async validateConfig(input: { tenantSlug: string; config: Record<string, unknown>; secrets: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+  async validateConfig(input: {
+    tenantSlug: string;
+    config: Record<string, unknown>;
+    secrets: Record<string, unknown>;
+  }): Promise<ValidatedBindingConfig> {
     const refuse = (f: IdpCheckFailure, extensions: Record<string, unknown> = {}) =>
       new ProblemError(422, CHECK_TITLES[f.type], f.detail, problemType(f.type), { check: f.check, ...extensions });
     let parsed: ParsedSamlBinding;
@@ -265,7 +307,10 @@ export class TenantSamlProvider implements IdentityProvider {
     }
     const assessed = await this.assess(parsed.config);
     if (assessed.failure)
-      this.logger.warn({ tenant: binding.tenantId, binding: binding.id, check: assessed.failure.check, reason: assessed.failure.detail }, 'SAML IdP health check failed');
+      this.logger.warn(
+        { tenant: binding.tenantId, binding: binding.id, check: assessed.failure.check, reason: assessed.failure.detail },
+        'SAML IdP health check failed',
+      );
     return assessed.health;
   }
 
@@ -276,13 +321,21 @@ export class TenantSamlProvider implements IdentityProvider {
     const withWarnings = warnings.length > 0 ? { warnings } : {};
     const fail = (f: IdpCheckFailure, certificateExpiresInDays?: number) => {
       checks[f.check] = `failed: ${f.detail}`;
-      return { health: { ok: false, checks, ...(certificateExpiresInDays !== undefined ? { certificateExpiresInDays } : {}), ...withWarnings }, failure: f };
+      return {
+        health: { ok: false, checks, ...(certificateExpiresInDays !== undefined ? { certificateExpiresInDays } : {}), ...withWarnings },
+        failure: f,
+      };
     };
     let idp: ResolvedIdp;
     try {
       idp = await this.idps.inspect(config);
     } catch (err) {
-      if (err instanceof MetadataUnreachableError) return fail({ type: 'saml-metadata', check: 'metadata', detail: `the metadata URL ${config.idpMetadataUrl} is unreachable (${err.message})` });
+      if (err instanceof MetadataUnreachableError)
+        return fail({
+          type: 'saml-metadata',
+          check: 'metadata',
+          detail: `the metadata URL ${config.idpMetadataUrl} is unreachable (${err.message})`,
+        });
       if (err instanceof MetadataError) return fail({ type: 'saml-metadata', check: 'metadata', detail: err.message });
       throw err;
     }
@@ -310,7 +363,11 @@ export class TenantSamlProvider implements IdentityProvider {
 
   // ---- validation ----
 
-  private async validate(binding: BindingContext, samlResponse: string | undefined, solicited: Solicited | undefined): Promise<ExternalIdentity> {
+  private async validate(
+    binding: BindingContext,
+    samlResponse: string | undefined,
+    solicited: Solicited | undefined,
+  ): Promise<ExternalIdentity> {
     const parsed = this.parse(binding);
     const acs = this.acsUrl(binding.tenantSlug);
     const skewMs = this.config.CLOCK_SKEW_SECONDS * 1000;
@@ -330,7 +387,8 @@ export class TenantSamlProvider implements IdentityProvider {
     const response = raw.documentElement;
     if (response.namespaceURI !== NS.protocol || response.localName !== 'Response') return reject('malformed', 'not a samlp:Response');
     const inResponseTo = attr(response, 'InResponseTo');
-    if (!solicited && inResponseTo !== undefined) return reject('in_response_to', 'a solicited response arrived without its login transaction');
+    if (!solicited && inResponseTo !== undefined)
+      return reject('in_response_to', 'a solicited response arrived without its login transaction');
     if (parsed.config.encryptedAssertions && children(response, NS.assertion, 'Assertion').length > 0)
       return reject('unencrypted', 'plaintext assertion where encryption is required');
     await this.precheck(parsed, response);
@@ -369,13 +427,19 @@ export class TenantSamlProvider implements IdentityProvider {
     const destination = attr(response, 'Destination');
     const responseSigned = children(response, NS.dsig, 'Signature').length > 0;
     if (destination === undefined ? responseSigned || parsed.config.requireDestination : destination !== acs)
-      return reject('destination', destination === undefined ? `${responseSigned ? 'signed' : 'unsigned'} response without Destination` : 'Destination is not this tenant\'s ACS');
+      return reject(
+        'destination',
+        destination === undefined
+          ? `${responseSigned ? 'signed' : 'unsigned'} response without Destination`
+          : "Destination is not this tenant's ACS",
+      );
 
     // However far NotOnOrAfter is, an assertion is posted right after the IdP issued it.
     const issuedAt = samlInstant(attr(assertion, 'IssueInstant'));
     if (issuedAt === undefined) return reject('malformed', 'assertion IssueInstant is not an xs:dateTime');
     if (issuedAt > now + skewMs) return reject('expired', 'assertion IssueInstant is in the future');
-    if (now - skewMs > issuedAt + this.config.SAML_MAX_ASSERTION_AGE_SECONDS * 1000) return reject('expired', 'assertion older than SAML_MAX_ASSERTION_AGE_SECONDS');
+    if (now - skewMs > issuedAt + this.config.SAML_MAX_ASSERTION_AGE_SECONDS * 1000)
+      return reject('expired', 'assertion older than SAML_MAX_ASSERTION_AGE_SECONDS');
 
     const confirmation = this.subjectConfirmation(assertion, acs, now, skewMs, solicited);
 
@@ -399,12 +463,23 @@ export class TenantSamlProvider implements IdentityProvider {
       await this.messageIds.consume(binding.tenantId, binding.id, [
         { kind: 'assertion', id: assertionId, expiresAt },
         ...(solicited
-          ? [{ kind: 'request' as const, id: solicited.requestId, expiresAt: new Date(solicited.issuedAt.getTime() + (this.config.LOGIN_TRANSACTION_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS) * 1000) }]
+          ? [
+              {
+                kind: 'request' as const,
+                id: solicited.requestId,
+                expiresAt: new Date(
+                  solicited.issuedAt.getTime() + (this.config.LOGIN_TRANSACTION_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS) * 1000,
+                ),
+              },
+            ]
           : []),
       ]);
     } catch (err) {
       if (err instanceof ReplayedSamlMessageError)
-        return reject(err.kind === 'assertion' ? 'replay' : 'in_response_to_reused', err.kind === 'assertion' ? 'assertion ID already used' : 'AuthnRequest already answered');
+        return reject(
+          err.kind === 'assertion' ? 'replay' : 'in_response_to_reused',
+          err.kind === 'assertion' ? 'assertion ID already used' : 'AuthnRequest already answered',
+        );
       throw err;
     }
 
@@ -426,7 +501,13 @@ export class TenantSamlProvider implements IdentityProvider {
    * SAML profiles §4.1.4.2: a bearer SubjectConfirmation whose data names this ACS as Recipient,
    * is within NotBefore/NotOnOrAfter (bounded skew), and answers our request (or none, unsolicited).
    */
-  private subjectConfirmation(assertion: Element, acs: string, now: number, skewMs: number, solicited: Solicited | undefined): { notOnOrAfter: number } {
+  private subjectConfirmation(
+    assertion: Element,
+    acs: string,
+    now: number,
+    skewMs: number,
+    solicited: Solicited | undefined,
+  ): { notOnOrAfter: number } {
     const subject = child(assertion, NS.assertion, 'Subject');
     if (!subject) return reject('subject', 'assertion without Subject');
     const data = children(subject, NS.assertion, 'SubjectConfirmation')
@@ -434,14 +515,16 @@ export class TenantSamlProvider implements IdentityProvider {
       .map((sc) => child(sc, NS.assertion, 'SubjectConfirmationData'))
       .filter((d): d is Element => d !== undefined);
     const forUs = data.filter((d) => attr(d, 'Recipient') === acs);
-    if (forUs.length === 0) return reject('recipient', 'no bearer SubjectConfirmation for this tenant\'s ACS');
+    if (forUs.length === 0) return reject('recipient', "no bearer SubjectConfirmation for this tenant's ACS");
     const timely = forUs.filter((d) => {
       const end = samlInstant(attr(d, 'NotOnOrAfter'));
       const start = attr(d, 'NotBefore') === undefined ? now : samlInstant(attr(d, 'NotBefore'));
       return end !== undefined && start !== undefined && now - skewMs < end && start <= now + skewMs;
     });
     if (timely.length === 0) return reject('expired', 'SubjectConfirmationData outside its validity window');
-    const answering = timely.find((d) => (solicited ? attr(d, 'InResponseTo') === solicited.requestId : attr(d, 'InResponseTo') === undefined));
+    const answering = timely.find((d) =>
+      solicited ? attr(d, 'InResponseTo') === solicited.requestId : attr(d, 'InResponseTo') === undefined,
+    );
     if (!answering) return reject('in_response_to', 'SubjectConfirmationData does not answer this request');
     return { notOnOrAfter: samlInstant(attr(answering, 'NotOnOrAfter'))! };
   }
@@ -471,7 +554,8 @@ export class TenantSamlProvider implements IdentityProvider {
     if (weak) return reject('algorithm', `signature algorithm not accepted: ${weak}`);
 
     const conditions = children(assertion, NS.assertion, 'Conditions');
-    if (conditions.length !== 1) return reject('conditions', conditions.length === 0 ? 'assertion without Conditions' : 'assertion with several Conditions');
+    if (conditions.length !== 1)
+      return reject('conditions', conditions.length === 0 ? 'assertion without Conditions' : 'assertion with several Conditions');
     if (attr(conditions[0], 'NotOnOrAfter') === undefined) return reject('conditions', 'assertion Conditions without NotOnOrAfter');
     const times: Array<[Element | undefined, string]> = [
       [assertion, 'IssueInstant'],
@@ -486,7 +570,8 @@ export class TenantSamlProvider implements IdentityProvider {
     }
     for (const [el, name] of times) {
       const value = attr(el, name);
-      if ((value !== undefined || name === 'IssueInstant') && samlInstant(value) === undefined) return reject('malformed', `${el?.localName ?? 'assertion'} ${name} is not an xs:dateTime`);
+      if ((value !== undefined || name === 'IssueInstant') && samlInstant(value) === undefined)
+        return reject('malformed', `${el?.localName ?? 'assertion'} ${name} is not an xs:dateTime`);
     }
   }
 
@@ -499,18 +584,25 @@ export class TenantSamlProvider implements IdentityProvider {
     if (weak) return reject('algorithm', `encryption algorithm not accepted: ${weak}`);
     let decrypted: string;
     try {
-      decrypted = await decryptXml(new XMLSerializer().serializeToString(encrypted as never), { key, disallowDecryptionWithInsecureAlgorithm: true });
+      decrypted = await decryptXml(new XMLSerializer().serializeToString(encrypted), {
+        key,
+        disallowDecryptionWithInsecureAlgorithm: true,
+      });
     } catch {
-      return reject('decryption', 'the encrypted assertion cannot be decrypted with the binding\'s SP key');
+      return reject('decryption', "the encrypted assertion cannot be decrypted with the binding's SP key");
     }
     let doc: Document;
     try {
       doc = parseXml(decrypted);
     } catch (err) {
-      return reject(err instanceof XmlRefusedError && err.reason === 'dtd' ? 'dtd' : 'decryption', 'the encrypted assertion does not decrypt to XML');
+      return reject(
+        err instanceof XmlRefusedError && err.reason === 'dtd' ? 'dtd' : 'decryption',
+        'the encrypted assertion does not decrypt to XML',
+      );
     }
     const assertion = doc.documentElement;
-    if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') return reject('decryption', 'the encrypted assertion does not hold an Assertion');
+    if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion')
+      return reject('decryption', 'the encrypted assertion does not hold an Assertion');
     return assertion;
   }
 
@@ -544,7 +636,14 @@ export class TenantSamlProvider implements IdentityProvider {
     } catch (err) {
       if (!(err instanceof SamlConfigError)) throw err;
       this.logger.error({ tenant: binding.tenantId, binding: binding.id, problems: err.problems }, 'SAML binding configuration is invalid');
-      throw new ProblemError(503, 'Sign-in misconfigured', "The organisation's SAML sign-in is misconfigured.", problemType('idp-misconfigured'), {}, { cause: err });
+      throw new ProblemError(
+        503,
+        'Sign-in misconfigured',
+        "The organisation's SAML sign-in is misconfigured.",
+        problemType('idp-misconfigured'),
+        {},
+        { cause: err },
+      );
     }
   }
 }

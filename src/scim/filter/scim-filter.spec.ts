@@ -101,23 +101,14 @@ describe('parseScimFilter', () => {
     ['USERNAME EQ "x"', { op: 'eq', attr: { name: 'USERNAME' }, value: 'x' }],
     ['title pr', { op: 'pr', attr: { name: 'title' } }],
     ['name.familyName co "O\'Malley"', { op: 'co', attr: { name: 'name', subAttr: 'familyName' }, value: "O'Malley" }],
-    [
-      `${CORE_USER}:name.givenName sw "J"`,
-      { op: 'sw', attr: { uri: CORE_USER, name: 'name', subAttr: 'givenName' }, value: 'J' },
-    ],
-    [
-      `${ENTERPRISE}:employeeNumber eq "701984"`,
-      { op: 'eq', attr: { uri: ENTERPRISE, name: 'employeeNumber' }, value: '701984' },
-    ],
+    [`${CORE_USER}:name.givenName sw "J"`, { op: 'sw', attr: { uri: CORE_USER, name: 'name', subAttr: 'givenName' }, value: 'J' }],
+    [`${ENTERPRISE}:employeeNumber eq "701984"`, { op: 'eq', attr: { uri: ENTERPRISE, name: 'employeeNumber' }, value: '701984' }],
     ['active eq TRUE', { op: 'eq', attr: { name: 'active' }, value: true }],
     ['a eq false', { op: 'eq', attr: { name: 'a' }, value: false }],
     ['a eq null', { op: 'eq', attr: { name: 'a' }, value: null }],
     ['a gt -1.5e3', { op: 'gt', attr: { name: 'a' }, value: -1500 }],
     ['a eq 0', { op: 'eq', attr: { name: 'a' }, value: 0 }],
-    [
-      'a eq "tab\\t quote\\" back\\\\slash \\u00e9 \\/"',
-      { op: 'eq', attr: { name: 'a' }, value: 'tab\t quote" back\\slash é /' },
-    ],
+    ['a eq "tab\\t quote\\" back\\\\slash \\u00e9 \\/"', { op: 'eq', attr: { name: 'a' }, value: 'tab\t quote" back\\slash é /' }],
     ['a eq "x)y]z and b"', { op: 'eq', attr: { name: 'a' }, value: 'x)y]z and b' }],
     ['members[$ref eq "x"]', { op: 'valuePath', attr: { name: 'members' }, filter: { op: 'eq', attr: { name: '$ref' }, value: 'x' } }],
     [
@@ -126,7 +117,13 @@ describe('parseScimFilter', () => {
         op: 'or',
         filters: [
           { op: 'pr', attr: { name: 'a' } },
-          { op: 'and', filters: [{ op: 'pr', attr: { name: 'b' } }, { op: 'pr', attr: { name: 'c' } }] },
+          {
+            op: 'and',
+            filters: [
+              { op: 'pr', attr: { name: 'b' } },
+              { op: 'pr', attr: { name: 'c' } },
+            ],
+          },
           { op: 'pr', attr: { name: 'd' } },
         ],
       },
@@ -136,7 +133,13 @@ describe('parseScimFilter', () => {
       {
         op: 'and',
         filters: [
-          { op: 'or', filters: [{ op: 'pr', attr: { name: 'a' } }, { op: 'pr', attr: { name: 'b' } }] },
+          {
+            op: 'or',
+            filters: [
+              { op: 'pr', attr: { name: 'a' } },
+              { op: 'pr', attr: { name: 'b' } },
+            ],
+          },
           { op: 'not', filter: { op: 'pr', attr: { name: 'c' } } },
         ],
       },
@@ -145,7 +148,10 @@ describe('parseScimFilter', () => {
       'NOT(a pr)AND b eq"x"',
       {
         op: 'and',
-        filters: [{ op: 'not', filter: { op: 'pr', attr: { name: 'a' } } }, { op: 'eq', attr: { name: 'b' }, value: 'x' }],
+        filters: [
+          { op: 'not', filter: { op: 'pr', attr: { name: 'a' } } },
+          { op: 'eq', attr: { name: 'b' }, value: 'x' },
+        ],
       },
     ],
     [
@@ -198,7 +204,7 @@ describe('parseScimFilter', () => {
     ['userName eq "bad \\x escape"', /Invalid escape '\\x'/],
     ['userName eq "bad \\u12"', /Invalid \\u escape/],
     ['userName eq "raw\nnewline"', /Control character/],
-    ['userName eq \'single\'', /Unexpected character '''/],
+    ["userName eq 'single'", /Unexpected character '''/],
     ['emails[type eq "work"', /Expected '\]'/],
     ['emails[value[type eq "x"]]', /Value paths cannot be nested/],
     ['emails.value[type eq "x"]', /cannot follow the sub-attribute/],
@@ -288,11 +294,7 @@ describe('compileScimFilter', () => {
     ['meta.created le "2011-05-13T04:42:34.123+02:00"', 'u.created_at <= $1::timestamptz', ['2011-05-13T04:42:34.123+02:00']],
     ['meta.created lt "2011-05-13T04:42:34"', 'u.created_at < $1::timestamptz', ['2011-05-13T04:42:34Z']],
     // Logic and precedence.
-    [
-      'title pr and userType eq "Employee"',
-      "((u.title IS NOT NULL AND u.title <> '') AND lower(u.user_type) = lower($1))",
-      ['Employee'],
-    ],
+    ['title pr and userType eq "Employee"', "((u.title IS NOT NULL AND u.title <> '') AND lower(u.user_type) = lower($1))", ['Employee']],
     [
       'loginCount eq 1 or userName eq "a" and displayName eq "b"',
       '(u.login_count = $1 OR (lower(u.user_name) = lower($2) AND lower(u.display_name) = lower($3)))',
@@ -311,11 +313,7 @@ describe('compileScimFilter', () => {
     ],
     // Multi-valued complex attribute in jsonb: GIN containment where possible, EXISTS otherwise.
     ['emails[type eq "work"]', 'u.emails_ci @> lower($1)::jsonb', ['[{"type":"work"}]']],
-    [
-      'emails[type eq "work" and value eq "X@Y.com"]',
-      'u.emails_ci @> lower($1)::jsonb',
-      ['[{"type":"work","value":"X@Y.com"}]'],
-    ],
+    ['emails[type eq "work" and value eq "X@Y.com"]', 'u.emails_ci @> lower($1)::jsonb', ['[{"type":"work","value":"X@Y.com"}]']],
     ['emails.value eq "x@y.com"', 'u.emails_ci @> lower($1)::jsonb', ['[{"value":"x@y.com"}]']],
     ['emails eq "x@y.com"', 'u.emails_ci @> lower($1)::jsonb', ['[{"value":"x@y.com"}]']],
     ['emails[primary eq true]', 'u.emails @> $1::jsonb', ['[{"primary":true}]']],
@@ -362,18 +360,10 @@ describe('compileScimFilter', () => {
     ],
     ['emails pr', '(u.emails IS NOT NULL AND jsonb_array_length(u.emails) > 0)', []],
     ['emails eq null', '(u.emails IS NULL OR jsonb_array_length(u.emails) = 0)', []],
-    [
-      'not (emails[type eq "work"])',
-      'NOT ((u.emails_ci IS NOT NULL AND u.emails_ci @> lower($1)::jsonb))',
-      ['[{"type":"work"}]'],
-    ],
+    ['not (emails[type eq "work"])', 'NOT ((u.emails_ci IS NOT NULL AND u.emails_ci @> lower($1)::jsonb))', ['[{"type":"work"}]']],
     // Simple multi-valued attribute.
     ['schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"', 'u.schemas @> $1::jsonb', [`["${ENTERPRISE}"]`]],
-    [
-      'schemas sw "urn:ietf"',
-      'EXISTS (SELECT 1 FROM jsonb_array_elements_text(u.schemas) AS se1(v) WHERE se1.v LIKE $1)',
-      ['urn:ietf%'],
-    ],
+    ['schemas sw "urn:ietf"', 'EXISTS (SELECT 1 FROM jsonb_array_elements_text(u.schemas) AS se1(v) WHERE se1.v LIKE $1)', ['urn:ietf%']],
   ];
   it.each(cases)('%s', (filter, sql, params) => {
     expect(compile(filter)).toEqual({ sql, params });
@@ -443,7 +433,11 @@ describe('compileScimFilter', () => {
 
   it('validates schema descriptions', () => {
     expect(() =>
-      defineScimSqlSchema({ resourceType: 'X', schema: CORE_USER, attributes: { a: { kind: 'column', sql: 'a', type: 'string' }, A: { kind: 'column', sql: 'a', type: 'string' } } }),
+      defineScimSqlSchema({
+        resourceType: 'X',
+        schema: CORE_USER,
+        attributes: { a: { kind: 'column', sql: 'a', type: 'string' }, A: { kind: 'column', sql: 'a', type: 'string' } },
+      }),
     ).toThrow(/duplicate attribute 'A'/);
     expect(() =>
       defineScimSqlSchema({ resourceType: 'X', schema: CORE_USER, attributes: { e: { kind: 'jsonArray', column: 'e' } } }),
@@ -503,10 +497,7 @@ describe('parseScimPath', () => {
       'emails[type eq "work"].value',
       { attribute: 'emails', subAttribute: 'value', valueFilter: { op: 'eq', attr: { name: 'type' }, value: 'work' } },
     ],
-    [
-      `members[value eq "${UUID1}"]`,
-      { attribute: 'members', valueFilter: { op: 'eq', attr: { name: 'value' }, value: UUID1 } },
-    ],
+    [`members[value eq "${UUID1}"]`, { attribute: 'members', valueFilter: { op: 'eq', attr: { name: 'value' }, value: UUID1 } }],
     [
       'addresses[type eq "work" and primary eq true].streetAddress',
       {
@@ -591,9 +582,7 @@ describe('matchesFilter', () => {
     const members = [{ value: UUID1, display: 'a' }, { value: 'other' }];
     const path = parseScimPath(`members[value eq "${UUID1.toUpperCase()}"]`);
     expect(members.filter((m) => matchesFilter(path.valueFilter!, m))).toEqual([members[0]]);
-    const exact = members.filter((m) =>
-      matchesFilter(path.valueFilter!, m, { scope: 'members', caseExact: (p) => p === 'members.value' }),
-    );
+    const exact = members.filter((m) => matchesFilter(path.valueFilter!, m, { scope: 'members', caseExact: (p) => p === 'members.value' }));
     expect(exact).toEqual([]);
     // Primitive elements of a simple multi-valued attribute are addressed as `value`.
     const schemas = [CORE_USER, ENTERPRISE];
@@ -641,9 +630,19 @@ describe.skipIf(!databaseUrl)('compiled filters on PostgreSQL', () => {
   }
   const rows: Record<Name, Row> = {
     bjensen: {
-      tenant: T1, id: ids.bjensen, externalId: 'ext-1', userName: 'bjensen@example.com', displayName: 'Babs Jensen',
-      title: 'Tour Guide', userType: 'Employee', active: true, loginCount: 5, givenName: 'Barbara', familyName: 'Jensen',
-      created: '2010-01-23T04:56:22Z', lastModified: '2011-05-13T04:42:34Z',
+      tenant: T1,
+      id: ids.bjensen,
+      externalId: 'ext-1',
+      userName: 'bjensen@example.com',
+      displayName: 'Babs Jensen',
+      title: 'Tour Guide',
+      userType: 'Employee',
+      active: true,
+      loginCount: 5,
+      givenName: 'Barbara',
+      familyName: 'Jensen',
+      created: '2010-01-23T04:56:22Z',
+      lastModified: '2011-05-13T04:42:34Z',
       emails: [
         { value: 'bjensen@example.com', type: 'work', primary: true },
         { value: 'babs@jensen.org', type: 'home' },
@@ -653,43 +652,100 @@ describe.skipIf(!databaseUrl)('compiled filters on PostgreSQL', () => {
       enterprise: { employeeNumber: '701984', manager: { value: 'M1' } },
     },
     omalley: {
-      tenant: T1, id: ids.omalley, externalId: 'EXT-2', userName: 'jomalley@example.org', displayName: "John O'Malley",
-      title: null, userType: 'Intern', active: true, loginCount: 1, givenName: 'John', familyName: "O'Malley",
-      created: '2012-01-01T00:00:00Z', lastModified: '2012-06-01T12:00:00+02:00',
+      tenant: T1,
+      id: ids.omalley,
+      externalId: 'EXT-2',
+      userName: 'jomalley@example.org',
+      displayName: "John O'Malley",
+      title: null,
+      userType: 'Intern',
+      active: true,
+      loginCount: 1,
+      givenName: 'John',
+      familyName: "O'Malley",
+      created: '2012-01-01T00:00:00Z',
+      lastModified: '2012-06-01T12:00:00+02:00',
       emails: [{ value: 'John@Example.ORG', type: 'Work' }],
       ims: [{ value: 'jo@foo.com', type: 'xmpp' }],
       schemas: [CORE_USER],
       enterprise: null,
     },
     promo: {
-      tenant: T1, id: ids.promo, externalId: null, userName: 'promo_100%@x.com', displayName: 'Promo', title: '',
-      userType: null, active: false, loginCount: null, givenName: null, familyName: null,
-      created: '2013-01-01T00:00:00Z', lastModified: '2013-01-01T00:00:00Z',
-      emails: [], ims: null, schemas: [CORE_USER], enterprise: null,
+      tenant: T1,
+      id: ids.promo,
+      externalId: null,
+      userName: 'promo_100%@x.com',
+      displayName: 'Promo',
+      title: '',
+      userType: null,
+      active: false,
+      loginCount: null,
+      givenName: null,
+      familyName: null,
+      created: '2013-01-01T00:00:00Z',
+      lastModified: '2013-01-01T00:00:00Z',
+      emails: [],
+      ims: null,
+      schemas: [CORE_USER],
+      enterprise: null,
     },
     backslash: {
-      tenant: T1, id: ids.backslash, externalId: 'ext-4', userName: 'DOMAIN\\jdoe', displayName: 'Group',
-      title: 'Engineer', userType: 'Employee', active: null, loginCount: 10, givenName: 'J', familyName: 'Doe',
-      created: '2014-01-01T00:00:00Z', lastModified: '2014-01-01T00:00:00Z',
-      emails: null, ims: null, schemas: [CORE_USER], enterprise: { employeeNumber: '42' },
+      tenant: T1,
+      id: ids.backslash,
+      externalId: 'ext-4',
+      userName: 'DOMAIN\\jdoe',
+      displayName: 'Group',
+      title: 'Engineer',
+      userType: 'Employee',
+      active: null,
+      loginCount: 10,
+      givenName: 'J',
+      familyName: 'Doe',
+      created: '2014-01-01T00:00:00Z',
+      lastModified: '2014-01-01T00:00:00Z',
+      emails: null,
+      ims: null,
+      schemas: [CORE_USER],
+      enterprise: { employeeNumber: '42' },
     },
     other: {
       // Same userName in another tenant: must never be returned for tenant T1.
-      tenant: T2, id: ids.other, externalId: 'ext-1', userName: 'bjensen@example.com', displayName: 'Other',
-      title: 'x', userType: 'Employee', active: true, loginCount: 5, givenName: 'B', familyName: 'J',
-      created: '2010-01-23T04:56:22Z', lastModified: '2011-05-13T04:42:34Z',
-      emails: [{ value: 'bjensen@example.com', type: 'work', primary: true }], ims: null, schemas: [CORE_USER], enterprise: null,
+      tenant: T2,
+      id: ids.other,
+      externalId: 'ext-1',
+      userName: 'bjensen@example.com',
+      displayName: 'Other',
+      title: 'x',
+      userType: 'Employee',
+      active: true,
+      loginCount: 5,
+      givenName: 'B',
+      familyName: 'J',
+      created: '2010-01-23T04:56:22Z',
+      lastModified: '2011-05-13T04:42:34Z',
+      emails: [{ value: 'bjensen@example.com', type: 'work', primary: true }],
+      ims: null,
+      schemas: [CORE_USER],
+      enterprise: null,
     },
   };
 
   /** The same user as a SCIM resource, for cross-checking matchesFilter against SQL. */
   function resource(r: Row): Record<string, unknown> {
     const res: Record<string, unknown> = {
-      schemas: r.schemas, id: r.id, externalId: r.externalId, userName: r.userName, displayName: r.displayName,
-      title: r.title, userType: r.userType, active: r.active, loginCount: r.loginCount,
+      schemas: r.schemas,
+      id: r.id,
+      externalId: r.externalId,
+      userName: r.userName,
+      displayName: r.displayName,
+      title: r.title,
+      userType: r.userType,
+      active: r.active,
+      loginCount: r.loginCount,
       name: { givenName: r.givenName, familyName: r.familyName },
       meta: { created: r.created, lastModified: r.lastModified },
-      emails: r.emails ?? undefined, ims: r.ims ?? undefined,
+      emails: r.emails ?? undefined,
+      ims: r.ims ?? undefined,
     };
     if (r.enterprise) res[ENTERPRISE] = r.enterprise;
     return res;
@@ -726,24 +782,47 @@ describe.skipIf(!databaseUrl)('compiled filters on PostgreSQL', () => {
       )`);
     await client.query(`CREATE UNIQUE INDEX users_user_name_idx ON users (tenant_id, lower(user_name))`);
     await client.query(`CREATE INDEX users_emails_ci_gin ON users USING gin (emails_ci jsonb_path_ops)`);
-    await client.query(`CREATE TEMP TABLE groups (tenant_id uuid NOT NULL, id uuid PRIMARY KEY, external_id text, display_name text NOT NULL)`);
-    await client.query(`CREATE TEMP TABLE group_members (group_id uuid NOT NULL, member_id uuid NOT NULL, member_type text NOT NULL, PRIMARY KEY (group_id, member_id))`);
+    await client.query(
+      `CREATE TEMP TABLE groups (tenant_id uuid NOT NULL, id uuid PRIMARY KEY, external_id text, display_name text NOT NULL)`,
+    );
+    await client.query(
+      `CREATE TEMP TABLE group_members (group_id uuid NOT NULL, member_id uuid NOT NULL, member_type text NOT NULL, PRIMARY KEY (group_id, member_id))`,
+    );
     for (const r of Object.values(rows)) {
       await client.query(
         `INSERT INTO users (tenant_id, id, external_id, user_name, display_name, title, user_type, active, login_count,
            given_name, family_name, created_at, updated_at, emails, ims, schemas, enterprise)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)`,
-        [r.tenant, r.id, r.externalId, r.userName, r.displayName, r.title, r.userType, r.active, r.loginCount,
-          r.givenName, r.familyName, r.created, r.lastModified,
-          r.emails === null ? null : JSON.stringify(r.emails), r.ims === null ? null : JSON.stringify(r.ims),
-          JSON.stringify(r.schemas), r.enterprise === null ? null : JSON.stringify(r.enterprise)],
+        [
+          r.tenant,
+          r.id,
+          r.externalId,
+          r.userName,
+          r.displayName,
+          r.title,
+          r.userType,
+          r.active,
+          r.loginCount,
+          r.givenName,
+          r.familyName,
+          r.created,
+          r.lastModified,
+          r.emails === null ? null : JSON.stringify(r.emails),
+          r.ims === null ? null : JSON.stringify(r.ims),
+          JSON.stringify(r.schemas),
+          r.enterprise === null ? null : JSON.stringify(r.enterprise),
+        ],
       );
     }
     await client.query(`INSERT INTO groups VALUES ($1, $2, 'g-ext', 'Group'), ($1, $3, null, 'Empty')`, [
-      T1, 'bbbbbbbb-0000-4000-8000-000000000001', 'bbbbbbbb-0000-4000-8000-000000000002',
+      T1,
+      'bbbbbbbb-0000-4000-8000-000000000001',
+      'bbbbbbbb-0000-4000-8000-000000000002',
     ]);
     await client.query(`INSERT INTO group_members VALUES ($1, $2, 'User'), ($1, $3, 'User')`, [
-      'bbbbbbbb-0000-4000-8000-000000000001', ids.bjensen, ids.omalley,
+      'bbbbbbbb-0000-4000-8000-000000000001',
+      ids.bjensen,
+      ids.omalley,
     ]);
   });
 
@@ -753,10 +832,10 @@ describe.skipIf(!databaseUrl)('compiled filters on PostgreSQL', () => {
 
   async function select(filter: string): Promise<Name[]> {
     const { sql, params } = compileScimFilter(parseScimFilter(filter), USER, { paramOffset: 1 });
-    const res = await client.query<{ id: string }>(
-      `SELECT u.id FROM users u WHERE u.tenant_id = $1 AND ${sql} ORDER BY u.id`,
-      [T1, ...params],
-    );
+    const res = await client.query<{ id: string }>(`SELECT u.id FROM users u WHERE u.tenant_id = $1 AND ${sql} ORDER BY u.id`, [
+      T1,
+      ...params,
+    ]);
     const byId = new Map<string, Name>(Object.entries(ids).map(([k, v]) => [v, k as Name]));
     return res.rows.map((r) => byId.get(r.id)!);
   }
@@ -819,18 +898,9 @@ describe.skipIf(!databaseUrl)('compiled filters on PostgreSQL', () => {
     ['emails eq null', ['promo', 'backslash']],
     ['not (emails[type eq "work"])', ['promo', 'backslash']],
     ['not (emails.value co "jensen")', ['omalley', 'promo', 'backslash']],
-    [
-      'userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")',
-      ['bjensen'],
-    ],
-    [
-      'userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")',
-      ['promo'],
-    ],
-    [
-      'emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]',
-      ['bjensen', 'omalley'],
-    ],
+    ['userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")', ['bjensen']],
+    ['userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")', ['promo']],
+    ['emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]', ['bjensen', 'omalley']],
     ['ims[type eq "XMPP"]', []],
   ];
 
@@ -876,9 +946,7 @@ describe.skipIf(!databaseUrl)('compiled filters on PostgreSQL', () => {
         await client.query('RESET enable_seqscan');
       }
     };
-    expect(await plan('userName eq "bjensen@example.com"', true)).toMatch(
-      /Index Cond: \(\(tenant_id = .*\) AND \(lower\(user_name\) = /,
-    );
+    expect(await plan('userName eq "bjensen@example.com"', true)).toMatch(/Index Cond: \(\(tenant_id = .*\) AND \(lower\(user_name\) = /);
     // (On this tiny table the planner prefers the tenant btree when both are possible.)
     expect(await plan('emails[type eq "work" and value eq "bjensen@example.com"]', false)).toMatch(
       /Bitmap Index Scan on users_emails_ci_gin/,

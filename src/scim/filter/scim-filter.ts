@@ -88,9 +88,7 @@ export interface ValuePathNode {
 }
 export type FilterAst = CompareNode | PresentNode | LogicalNode | NotNode | ValuePathNode;
 
-export const COMPARE_OPS: ReadonlySet<string> = new Set<CompareOp>([
-  'eq', 'ne', 'co', 'sw', 'ew', 'gt', 'ge', 'lt', 'le',
-]);
+export const COMPARE_OPS: ReadonlySet<string> = new Set<CompareOp>(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'ge', 'lt', 'le']);
 
 export interface ParseLimits {
   /** Maximum input length in characters (default 4096). */
@@ -123,7 +121,7 @@ interface Token {
 }
 
 const WORD_START = /[A-Za-z$]/;
-const WORD_CHAR = /[A-Za-z0-9_.:$+\-]/;
+const WORD_CHAR = /[A-Za-z0-9_.:$+-]/;
 const NUMBER_RE = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const WHITESPACE = /[ \t\r\n]/;
 
@@ -144,7 +142,11 @@ function tokenize(input: string, scimType: ScimFilterErrorType): Token[] {
       continue;
     }
     const single: Partial<Record<string, TokenType>> = {
-      '(': 'lparen', ')': 'rparen', '[': 'lbracket', ']': 'rbracket', '.': 'dot',
+      '(': 'lparen',
+      ')': 'rparen',
+      '[': 'lbracket',
+      ']': 'rbracket',
+      '.': 'dot',
     };
     const st = single[c];
     if (st) {
@@ -387,7 +389,8 @@ class Parser {
         this.expect('rparen', `')'`);
         return { op: 'not', filter: inner };
       }
-      const isOperator = n.type === 'lbracket' || (n.type === 'word' && (COMPARE_OPS.has(n.text.toLowerCase()) || n.text.toLowerCase() === 'pr'));
+      const isOperator =
+        n.type === 'lbracket' || (n.type === 'word' && (COMPARE_OPS.has(n.text.toLowerCase()) || n.text.toLowerCase() === 'pr'));
       if (!isOperator) this.fail(`'not' must be followed by a parenthesised filter: not (...)`, t);
     }
     if (t.type === 'word') return this.parseAttrExp(inValuePath);
@@ -447,10 +450,7 @@ class Parser {
     } else if (v.type === 'eof') {
       this.fail(`Missing value after '${formatAttrPath(attr)} ${op}'`, v);
     } else {
-      this.fail(
-        `Expected a value (a "double-quoted" string, a number, true, false or null) after '${op}' but found ${describe(v)}`,
-        v,
-      );
+      this.fail(`Expected a value (a "double-quoted" string, a number, true, false or null) after '${op}' but found ${describe(v)}`, v);
     }
     this.next();
     return { op: op as CompareOp, attr, value };
@@ -554,7 +554,13 @@ export interface ScimSqlSchema {
 }
 
 const VALID_TYPES: ReadonlySet<string> = new Set<ScimAttributeType>([
-  'string', 'reference', 'boolean', 'integer', 'decimal', 'dateTime', 'uuid',
+  'string',
+  'reference',
+  'boolean',
+  'integer',
+  'decimal',
+  'dateTime',
+  'uuid',
 ]);
 
 /** Validates a schema description once (at module load) and returns it unchanged. */
@@ -820,15 +826,19 @@ class Compiler {
       if (node.op === 'pr' || (node.value === null && (node.op === 'eq' || node.op === 'ne'))) {
         const subs = [...indexSchema(this.schema).byKey.entries()]
           .filter(([k, v]) => k.startsWith(target.prefix) && v.mapping.kind === 'column')
-          .map(([, v]) => this.scalarPredicate(
-            { kind: 'scalar', label: v.key, sql: (v.mapping as ScimColumnMapping).sql, vt: v.mapping as ScimColumnMapping },
-            { op: 'pr', attr: node.attr },
-            false,
-          ));
+          .map(([, v]) =>
+            this.scalarPredicate(
+              { kind: 'scalar', label: v.key, sql: (v.mapping as ScimColumnMapping).sql, vt: v.mapping as ScimColumnMapping },
+              { op: 'pr', attr: node.attr },
+              false,
+            ),
+          );
         const any = subs.length === 1 ? subs[0]! : `(${subs.join(' OR ')})`;
         return node.op === 'eq' ? `NOT (${any})` : any;
       }
-      this.error(`'${target.label}' is a complex attribute; filter on one of its sub-attributes (e.g. '${target.label}.<sub> ${node.op} ...')`);
+      this.error(
+        `'${target.label}' is a complex attribute; filter on one of its sub-attributes (e.g. '${target.label}.<sub> ${node.op} ...')`,
+      );
     }
     // Multi-valued.
     const m = target.mapping;
@@ -840,7 +850,7 @@ class Compiler {
       if (m.kind === 'jsonArray' && m.element) sub = 'value';
       else sub = m.defaultSubAttribute ?? 'value';
     }
-    const inner: FilterAst = { ...node, attr: { name: sub } } as FilterAst;
+    const inner: FilterAst = { ...node, attr: { name: sub } };
     return this.exists(target, inner, negated);
   }
 
@@ -978,9 +988,7 @@ class Compiler {
       if (t.jsonb) {
         const p = `${this.param(JSON.stringify(value))}::jsonb`;
         const typed = `jsonb_typeof(${t.jsonb}) = 'number'`;
-        return op === 'ne'
-          ? `${t.jsonb} IS DISTINCT FROM ${p}`
-          : guard(`(${typed} AND ${t.jsonb} ${sqlOp[op]} ${p})`);
+        return op === 'ne' ? `${t.jsonb} IS DISTINCT FROM ${p}` : guard(`(${typed} AND ${t.jsonb} ${sqlOp[op]} ${p})`);
       }
       const p = this.param(value);
       return op === 'ne' ? `${t.sql} IS DISTINCT FROM ${p}` : guard(`${t.sql} ${sqlOp[op]} ${p}`);

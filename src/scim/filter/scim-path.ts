@@ -113,7 +113,13 @@ function baseFor(obj: Json, attr: AttrPath): Json {
  */
 function valuesOf(obj: Json, attr: AttrPath, defaultSub: boolean): { values: Json[]; multi: boolean } {
   // A primitive element of a simple multi-valued attribute is addressed as `value`.
-  if (!isObject(obj) && !Array.isArray(obj) && attr.uri === undefined && attr.subAttr === undefined && attr.name.toLowerCase() === 'value') {
+  if (
+    !isObject(obj) &&
+    !Array.isArray(obj) &&
+    attr.uri === undefined &&
+    attr.subAttr === undefined &&
+    attr.name.toLowerCase() === 'value'
+  ) {
     return { values: [obj], multi: false };
   }
   const top = getProp(baseFor(obj, attr), attr.name);
@@ -123,7 +129,13 @@ function valuesOf(obj: Json, attr: AttrPath, defaultSub: boolean): { values: Jso
     return { values: defaultSub ? top.map((e) => (isObject(e) ? getProp(e, 'value') : e)) : top, multi: true };
   }
   if (Array.isArray(top)) {
-    return { values: top.flatMap((e) => { const v = getProp(e, attr.subAttr!); return Array.isArray(v) ? v : [v]; }), multi: true };
+    return {
+      values: top.flatMap((e) => {
+        const v = getProp(e, attr.subAttr!);
+        return Array.isArray(v) ? v : [v];
+      }),
+      multi: true,
+    };
   }
   const v = getProp(top, attr.subAttr);
   return Array.isArray(v) ? { values: v, multi: true } : { values: v === undefined ? [] : [v], multi: false };
@@ -141,13 +153,20 @@ function compareOne(op: string, actual: Json, expected: Exclude<CompValue, null>
   if (typeof expected === 'number') {
     if (typeof actual !== 'number') return op === 'ne';
     switch (op) {
-      case 'eq': return actual === expected;
-      case 'ne': return actual !== expected;
-      case 'gt': return actual > expected;
-      case 'ge': return actual >= expected;
-      case 'lt': return actual < expected;
-      case 'le': return actual <= expected;
-      default: return false;
+      case 'eq':
+        return actual === expected;
+      case 'ne':
+        return actual !== expected;
+      case 'gt':
+        return actual > expected;
+      case 'ge':
+        return actual >= expected;
+      case 'lt':
+        return actual < expected;
+      case 'le':
+        return actual <= expected;
+      default:
+        return false;
     }
   }
   if (typeof actual !== 'string') return op === 'ne';
@@ -161,16 +180,26 @@ function compareOne(op: string, actual: Json, expected: Exclude<CompValue, null>
     e = expected.toLowerCase();
   }
   switch (op) {
-    case 'eq': return a === e;
-    case 'ne': return a !== e;
-    case 'co': return (a as string).includes(e as string);
-    case 'sw': return (a as string).startsWith(e as string);
-    case 'ew': return (a as string).endsWith(e as string);
-    case 'gt': return a > e;
-    case 'ge': return a >= e;
-    case 'lt': return a < e;
-    case 'le': return a <= e;
-    default: return false;
+    case 'eq':
+      return a === e;
+    case 'ne':
+      return a !== e;
+    case 'co':
+      return (a as string).includes(e as string);
+    case 'sw':
+      return (a as string).startsWith(e as string);
+    case 'ew':
+      return (a as string).endsWith(e as string);
+    case 'gt':
+      return a > e;
+    case 'ge':
+      return a >= e;
+    case 'lt':
+      return a < e;
+    case 'le':
+      return a <= e;
+    default:
+      return false;
   }
 }
 
