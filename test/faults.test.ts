@@ -37,10 +37,13 @@ import { SigningKeysService } from '../src/tokens/signing-keys.service.js';
 import { DependencyUnavailableError } from '../src/common/errors.js';
 
 const PASSWORD = 'correct horse battery staple';
-/** What the service is allowed to take to answer while its database is down (it is far less: see the figures). */
-const FAIL_FAST_BOUND_MS = 5_000;
-/** The upstream timeout the tests run with (production default: 10 s). */
-const UPSTREAM_TIMEOUT_MS = 2_500;
+/**
+ * The upstream timeout the tests run with (production default: 10 s). Above the database pool's
+ * connection timeout (3 s), so that a hanging login holding a pooled connection while it waits would
+ * show as the other requests' database 503s; and ample time for a native login on a loaded machine
+ * to finish while the hanging ones still wait.
+ */
+const UPSTREAM_TIMEOUT_MS = 4_000;
 
 // ---------------------------------------------------------------------------------------------
 // A PostgreSQL this file may stop and start.
@@ -125,15 +128,19 @@ async function startSilentListener(): Promise<Hanging> {
   return h;
 }
 
-async function startStallingTokenEndpoint(): Promise<Hanging & { tokenRequests: number }> {
+async function startStallingTokenEndpoint(): Promise<Hanging & { tokenRequests: number; abandoned: number }> {
   const server: Server = createHttpServer();
+  let stopping = false;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}/op`;
   const op = {
     url: issuer,
     accepted: 0,
+    /** Token responses the service gave up on (closed their connection) before they completed. */
+    abandoned: 0,
     tokenRequests: 0,
     stop: async () => {
+      stopping = true;
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -161,6 +168,10 @@ async function startStallingTokenEndpoint(): Promise<Hanging & { tokenRequests: 
       // Headers, the first bytes of a body, then silence: the response never completes.
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('{"access_token":');
+      // The response is never ended here: a close is the service giving up on it.
+      res.on('close', () => {
+        if (!stopping) op.abandoned += 1;
+      });
       return;
     }
     res.writeHead(404).end();
@@ -177,12 +188,29 @@ let machine: { clientId: string; clientSecret: string };
 let admin: AdminClient;
 let silent: Hanging;
 let stalling: Awaited<ReturnType<typeof startStallingTokenEndpoint>>;
+interface LogLine {
+  level: number;
+  time: number;
+  msg: string;
+  [key: string]: unknown;
+}
+/** What the service logs at warn and above, one parsed JSON line each: how its failures say why. */
+const logs: LogLine[] = [];
+
+/**
+ * Opens as many pooled database connections as the pool holds (idle ones close after 10 s), so
+ * that a burst of requests that follows does not wait on new connections being set up, which on a
+ * loaded machine can outlast the pool's connection timeout and turn into database 503s: a test of
+ * an upstream's faults must not hinge on how fast the machine forks PostgreSQL backends.
+ */
+const warmPool = () => Promise.all(Array.from({ length: 10 }, () => app.database.query('SELECT pg_sleep(0.05)')));
 
 beforeAll(async () => {
   pgServer = await startDedicatedPostgres();
   app = await startTestApp(
-    { RATE_LIMIT_AUTHORIZE_PER_MINUTE: '100000', RATE_LIMIT_LOGIN_PER_MINUTE: '100000', UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS) },
+    { RATE_LIMIT_AUTHORIZE_PER_MINUTE: '100000', RATE_LIMIT_LOGIN_PER_MINUTE: '100000', UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS), LOG_LEVEL: 'warn' },
     pgServer.db,
+    { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) },
   );
   bff = await seedBff(app);
   const { tenant } = await seedNativeTenant(app, 'acme', [
@@ -231,6 +259,18 @@ interface Sample {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Waits for a condition on what the load has produced so far: each phase of the restart lasts until
+ * its evidence is in, however slowly a loaded machine produces it (the budget only bounds a hang).
+ */
+async function until(what: string, condition: () => boolean, budgetMs = 30_000): Promise<void> {
+  const deadline = performance.now() + budgetMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`the load did not produce ${what}`);
+    await sleep(50);
+  }
+}
+
 async function timed(kind: string, samples: Sample[], request: () => Promise<Response>): Promise<Sample> {
   const start = performance.now();
   let res: Response;
@@ -257,7 +297,7 @@ async function timed(kind: string, samples: Sample[], request: () => Promise<Res
 }
 
 describe('the database restarted under load', () => {
-  it('goes unready, fails fast with 503s, loses no acknowledged write, and recovers without a service restart', async () => {
+  it('goes unready, fails fast with 503s, loses no acknowledged write, and recovers without a service restart', { timeout: 120_000 }, async () => {
     const samples: Sample[] = [];
     const acknowledgedRefreshTokens: string[] = [];
     const issuedCodes: string[] = [];
@@ -267,7 +307,7 @@ describe('the database restarted under load', () => {
     for (let i = 0; i < 3; i++) chains.push((await nativeLogin(app.url, bff, 'acme', 'bob@acme.test', PASSWORD)).tokens.refresh_token);
 
     let running = true;
-    const hardStop = performance.now() + 45_000;
+    const hardStop = performance.now() + 100_000;
     const MAX_PER_WORKER = 1_500;
     const loop = async (body: () => Promise<void>) => {
       for (let n = 0; running && n < MAX_PER_WORKER && performance.now() < hardStop; n++) {
@@ -353,12 +393,16 @@ describe('the database restarted under load', () => {
     ]);
     let downFrom = 0;
     let downTo = 0;
+    let downFromEpoch = 0;
+    let downToEpoch = 0;
     let upAt = 0;
     let keysWhileDown: { rejected: unknown; signerKept: boolean } | undefined;
     try {
-      await sleep(1_000);
+      // Acknowledged writes of every kind exist before the outage, and more are in flight when it begins.
+      await until('writes acknowledged before the outage', () => acknowledgedRefreshTokens.length > 10 && createdTenants.length > 3);
       await pgServer.stop();
       downFrom = performance.now();
+      downFromEpoch = Date.now();
       // The signing key is kept while its periodic reload fails.
       const keys = app.app.get(SigningKeysService);
       const rejected = await keys.maintain().then(
@@ -366,8 +410,15 @@ describe('the database restarted under load', () => {
         (err: unknown) => err,
       );
       keysWhileDown = { rejected, signerKept: keys.hasActiveKey() };
+      // Down for 2.5 s at least, and until every kind of request checked below has been answered in the outage.
       await sleep(2_500);
+      await until('answers of every kind during the outage', () => {
+        const answered = samples.filter((x) => x.start >= downFrom);
+        const kinds = new Set(answered.map((x) => x.kind));
+        return answered.filter((x) => x.kind === 'ready').length > 3 && ['refresh', 'client_credentials', 'authorize', 'admin_create_tenant'].every((k) => kinds.has(k));
+      });
       downTo = performance.now();
+      downToEpoch = Date.now();
       await pgServer.start();
       upAt = performance.now();
       // Recovery, without touching the service: readiness and a refresh answer 200 again.
@@ -398,7 +449,8 @@ describe('the database restarted under load', () => {
     expect(keysWhileDown.signerKept).toBe(true);
 
     // 2. While down: every request that needs the database answers 503 in its route family's
-    // error format, fast; the JWKS (kept in memory) goes on being served.
+    // error format, at once (a refused connection, never a wait that ran out); the JWKS (kept in
+    // memory) goes on being served.
     const dbBound = during.filter((s) => s.kind !== 'ready' && s.kind !== 'jwks');
     const kinds = new Set(dbBound.map((s) => s.kind));
     for (const k of ['refresh', 'client_credentials', 'authorize', 'admin_create_tenant']) expect(kinds, k).toContain(k);
@@ -420,8 +472,15 @@ describe('the database restarted under load', () => {
       }
     }
     for (const s of during.filter((x) => x.kind === 'jwks')) expect(s.status).toBe(200);
+    // Failing fast is behaviour, not a latency: each database 503 of the outage was answered because
+    // the connection was refused or reset, none because the pool, a connect or a read waited out a
+    // timeout. (The service logs why, one line per 503.)
+    const outageLogs = logs.filter((l) => l.msg === 'database unavailable' && l.time >= downFromEpoch && l.time <= downToEpoch);
+    expect(outageLogs.length).toBeGreaterThanOrEqual(dbBound.length);
+    const reasons = new Set(outageLogs.map((l) => String(l['reason'])));
+    expect([...reasons].filter((r) => /timeout|ETIMEDOUT/i.test(r)), [...reasons].join(', ')).toEqual([]);
+    expect(reasons).toContain('ECONNREFUSED');
     const latencies = dbBound.map((s) => s.end - s.start).sort((x, y) => x - y);
-    expect(latencies[latencies.length - 1]).toBeLessThan(FAIL_FAST_BOUND_MS);
 
     // 3. Over the whole run, nothing but success or 503 (no 500, no refused grant, no dropped connection).
     const allowed: Record<string, number[]> = {
@@ -481,7 +540,7 @@ describe('the database restarted under load', () => {
     for (const x of samples) counts.set(x.kind, (counts.get(x.kind) ?? 0) + 1);
     const perKind = [...counts].map(([k, n]) => `${k} ${n}`).join(', ');
     console.info(
-      `[faults] requests ${samples.length} (${perKind}); during the outage ${dbBound.length} database-bound answers, all 503: p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${pct(100)} ms; ` +
+      `[faults] requests ${samples.length} (${perKind}); during the outage ${dbBound.length} database-bound answers, all 503 (${[...reasons].join(', ')}): p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${pct(100)} ms; ` +
         `recovery after PostgreSQL accepted connections again: readiness ${Math.round(firstReady.end - upAt)} ms, first refresh ${Math.round(firstRefresh.end - upAt)} ms; ` +
         `acknowledged refresh tokens ${acknowledgedRefreshTokens.length}, codes ${issuedCodes.length}, tenants ${createdTenants.length}: all present`,
     );
@@ -542,12 +601,16 @@ describe('a tenant identity provider that hangs', () => {
     return { verifier, state, url: authorizeUrl(app.url, bff, { org, state, code_challenge: challenge, code_challenge_method: 'S256' }) };
   };
 
-  it('answers login start with 502 temporarily_unavailable once UPSTREAM_TIMEOUT_MS has passed when discovery never answers', async () => {
-    const t0 = performance.now();
+  /** The service's warnings since `from`, for a failure message: which dependency, and why. */
+  const unavailableSince = (from: number) =>
+    logs.slice(from).filter((l) => /unavailable|failed/.test(l.msg)).map((l) => `${l.msg} ${String(l['dependency'] ?? '')} ${String(l['reason'] ?? '')}`);
+
+  it('answers login start with 502 temporarily_unavailable when discovery never answers within UPSTREAM_TIMEOUT_MS', async () => {
+    await warmPool();
+    const logsFrom = logs.length;
     const res = await getJson(start('silentco').url);
-    const elapsed = performance.now() - t0;
     const body = await res.text();
-    expect(res.status, body).toBe(502);
+    expect(res.status, `${body}\n${unavailableSince(logsFrom).join('\n')}`).toBe(502);
     expect(res.headers.get('location')).toBeNull();
     // The listener shares this process's event loop: on a loaded machine its accept callback can
     // run after the service's timeout has already answered, so wait for it rather than read it once.
@@ -557,11 +620,13 @@ describe('a tenant identity provider that hangs', () => {
       error_description: expect.stringMatching(/identity provider could not be reached/),
     });
     expect(body).not.toMatch(/TimeoutError|AbortError|at .*\.ts/);
-    expect(elapsed).toBeGreaterThanOrEqual(UPSTREAM_TIMEOUT_MS - 50);
-    expect(elapsed).toBeLessThan(UPSTREAM_TIMEOUT_MS + 3_000);
+    // Answered because the upstream timeout ran out: not a refusal, a reset or another error.
+    const failed = logs.slice(logsFrom).filter((l) => l.msg === 'OIDC discovery failed');
+    expect(failed.map((l) => l['reason'])).toEqual([expect.stringMatching(/^ClientError OAUTH_TIMEOUT \(caused by TimeoutError: /)]);
   });
 
-  it('sends temporarily_unavailable to the BFF once UPSTREAM_TIMEOUT_MS has passed when the token endpoint stalls mid-response', async () => {
+  it('sends temporarily_unavailable to the BFF when the token endpoint stalls mid-response past UPSTREAM_TIMEOUT_MS', async () => {
+    await warmPool();
     const login = start('stallco');
     const started = await get(login.url);
     expect(started.status).toBe(302);
@@ -571,9 +636,9 @@ describe('a tenant identity provider that hangs', () => {
     callback.searchParams.set('code', 'code-from-the-op');
     callback.searchParams.set('state', opUrl.searchParams.get('state')!);
     const before = stalling.tokenRequests;
-    const t0 = performance.now();
+    const abandonedBefore = stalling.abandoned;
+    const logsFrom = logs.length;
     const res = await get(callback.toString());
-    const elapsed = performance.now() - t0;
     expect(stalling.tokenRequests).toBe(before + 1);
     expect(res.status).toBe(302);
     const back = new URL(res.headers.get('location')!);
@@ -581,8 +646,10 @@ describe('a tenant identity provider that hangs', () => {
     expect(back.searchParams.get('error')).toBe('temporarily_unavailable');
     expect(back.searchParams.get('state')).toBe(login.state);
     expect(back.searchParams.get('code')).toBeNull();
-    expect(elapsed).toBeGreaterThanOrEqual(UPSTREAM_TIMEOUT_MS - 50);
-    expect(elapsed).toBeLessThan(UPSTREAM_TIMEOUT_MS + 3_000);
+    // The token response never completed: the upstream timeout ran out and the service abandoned it.
+    const unavailable = logs.slice(logsFrom).filter((l) => l.msg === 'OIDC provider unavailable');
+    expect(unavailable.map((l) => ({ step: l['step'], reason: l['reason'] }))).toEqual([{ step: 'token', reason: expect.stringMatching(/\(caused by TimeoutError: /) }]);
+    await vi.waitFor(() => expect(stalling.abandoned).toBe(abandonedBefore + 1), { timeout: 5_000 });
   });
 
   it('keeps other tenants signing in while logins to a hanging IdP are pending', async () => {
@@ -598,6 +665,8 @@ describe('a tenant identity provider that hangs', () => {
       return cb.toString();
     };
     // stallco's discovery is cached by now: its logins hang at the callback (token endpoint).
+    await warmPool();
+    const logsFrom = logs.length;
     const stallStarts = await Promise.all(Array.from({ length: HANGING }, () => get(start('stallco').url)));
     expect(stallStarts.map((r) => r.status)).toEqual(Array(HANGING).fill(302));
     const hanging = [
@@ -614,10 +683,7 @@ describe('a tenant identity provider that hangs', () => {
     const answers = await Promise.all(hanging);
     // With the bodies, so that an unexpected status names its cause (which dependency, which error).
     const starts = await Promise.all(answers.slice(0, HANGING).map(async (r) => ({ status: r.status, body: await r.text() })));
-    expect(
-      starts.filter((r) => r.status !== 502),
-      'login starts that did not answer 502',
-    ).toEqual([]);
+    expect(starts.filter((r) => r.status !== 502), `login starts that did not answer 502; the service said:\n${unavailableSince(logsFrom).join('\n')}`).toEqual([]);
     for (const r of answers.slice(HANGING)) {
       expect(r.status).toBe(302);
       expect(new URL(r.headers.get('location')!).searchParams.get('error')).toBe('temporarily_unavailable');

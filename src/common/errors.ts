@@ -124,6 +124,23 @@ export class InvalidCharactersError extends ProblemError {
   }
 }
 
+/**
+ * Why a dependency was unavailable, for the log line of its 503/502: the first error code along the
+ * cause chain (ECONNREFUSED, 57P01, OAUTH_TIMEOUT, …), `timeout` for a wait that ran out without
+ * one (a pool that could not hand out or open a connection in time, a read that timed out),
+ * `connection terminated` for a connection lost without a code, or the error's name. Never a
+ * message, which could carry values.
+ */
+export function unavailableReason(err: unknown): string {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth += 1) {
+    const code = (e as { code?: unknown }).code ?? (e as { driverError?: { code?: unknown } }).driverError?.code;
+    if (typeof code === 'string' && code !== '') return code;
+    if (e.name === 'TimeoutError' || /\btimeout\b/i.test(e.message)) return 'timeout';
+    if (/^Connection terminated/i.test(e.message)) return 'connection terminated';
+  }
+  return err instanceof Error ? err.name : 'unknown';
+}
+
 /** Thrown when a dependency (database, upstream IdP) is unavailable; rendered as 503/502. */
 export class DependencyUnavailableError extends ProblemError {
   /** The detail is written by us and names only the dependency: safe to show even though it is a 5xx. */

@@ -80,13 +80,14 @@ const UNREACHABLE = 'The organisation’s identity provider could not be reached
  * that stalls or is cut off mid-body reaches us wrapped in openid-client's parse errors, so the
  * causes are followed.
  */
-const isNetworkError = (err: unknown): boolean => {
+const networkCause = (err: unknown): Error | undefined => {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth += 1) {
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') return true;
-    if (e instanceof TypeError && (e.message === 'fetch failed' || e.message === 'terminated')) return true;
+    if (e.name === 'TimeoutError' || e.name === 'AbortError') return e;
+    if (e instanceof TypeError && (e.message === 'fetch failed' || e.message === 'terminated')) return e;
   }
-  return false;
+  return undefined;
 };
+const isNetworkError = (err: unknown): boolean => networkCause(err) !== undefined;
 
 /**
  * A customer's own OpenID Provider (Okta, Entra ID, Google Workspace, PingID, Keycloak, any
@@ -349,7 +350,14 @@ export class TenantOidcProvider implements IdentityProvider {
     );
   }
 
+  /** The reason, and when the network failed underneath it (a timeout, a reset), that cause: fixed texts, no values. */
   private reasonOf(err: unknown): string {
+    const reason = this.directReasonOf(err);
+    const network = networkCause(err);
+    return network && network !== err ? `${reason} (caused by ${network.name}: ${network.message})` : reason;
+  }
+
+  private directReasonOf(err: unknown): string {
     if (err instanceof IdTokenRejectedError || err instanceof OidcDiscoveryError) return err.reason;
     if (err instanceof oidc.ResponseBodyError) return `OP error ${err.error}`;
     if (err instanceof oidc.AuthorizationResponseError) return `OP error ${err.error}`;
