@@ -160,9 +160,13 @@ describe('docker-compose.yml', () => {
 const dclintDir = dirname(createRequire(import.meta.url).resolve('dclint/package.json'));
 const composeSchema = JSON.parse(readFileSync(join(dclintDir, 'schemas/compose.schema.json'), 'utf8')) as Record<string, unknown>;
 // The schema names its draft by the https URL; ajv knows draft-07 by its canonical http id.
-const validateCompose = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true }).compile({ ...composeSchema, $schema: 'http://json-schema.org/draft-07/schema#' });
+const validateCompose = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true }).compile({
+  ...composeSchema,
+  $schema: 'http://json-schema.org/draft-07/schema#',
+});
 
-const schemaErrors = (doc: unknown): string[] => (validateCompose(doc) ? [] : (validateCompose.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`));
+const schemaErrors = (doc: unknown): string[] =>
+  validateCompose(doc) ? [] : (validateCompose.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`);
 
 /** dclint with its default rules (what `npx dclint docker-compose.yml` applies), on a file. */
 function lint(path: string): { errors: string[]; warnings: string[] } {
@@ -198,14 +202,33 @@ describe('docker-compose.yml against the Compose v2 specification', () => {
   });
 
   it.each([
-    ['an unknown service key', (d: Record<string, any>) => (d['services']['auth-service']['restart_policy'] = 'always'), /\/services\/auth-service must NOT have additional properties/],
-    ['a port list given as a number', (d: Record<string, any>) => (d['services']['auth-service']['ports'] = 3000), /\/services\/auth-service\/ports must be array/],
-    ['a healthcheck with a misspelt key', (d: Record<string, any>) => (d['services']['postgres']['healthcheck']['tests'] = d['services']['postgres']['healthcheck']['test']), /\/services\/postgres\/healthcheck must NOT have additional properties/],
-    ['a depends_on condition Compose does not know', (d: Record<string, any>) => (d['services']['auth-service']['depends_on']['postgres']['condition'] = 'service_ready'), /\/services\/auth-service\/depends_on\/postgres\/condition must be equal to one of the allowed values/],
+    [
+      'an unknown service key',
+      (d: Record<string, any>) => (d['services']['auth-service']['restart_policy'] = 'always'),
+      /\/services\/auth-service must NOT have additional properties/,
+    ],
+    [
+      'a port list given as a number',
+      (d: Record<string, any>) => (d['services']['auth-service']['ports'] = 3000),
+      /\/services\/auth-service\/ports must be array/,
+    ],
+    [
+      'a healthcheck with a misspelt key',
+      (d: Record<string, any>) => (d['services']['postgres']['healthcheck']['tests'] = d['services']['postgres']['healthcheck']['test']),
+      /\/services\/postgres\/healthcheck must NOT have additional properties/,
+    ],
+    [
+      'a depends_on condition Compose does not know',
+      (d: Record<string, any>) => (d['services']['auth-service']['depends_on']['postgres']['condition'] = 'service_ready'),
+      /\/services\/auth-service\/depends_on\/postgres\/condition must be equal to one of the allowed values/,
+    ],
   ])('rejects a copy of it with %s, in the schema check and in dclint', (_what, change, expected) => {
     const { doc, path } = variant(change);
     const errors = schemaErrors(doc);
-    expect(errors.some((e) => expected.test(e)), errors.join('\n')).toBe(true);
+    expect(
+      errors.some((e) => expected.test(e)),
+      errors.join('\n'),
+    ).toBe(true);
     expect(lint(path).errors.filter((e) => e.startsWith('invalid-schema:'))).toHaveLength(1);
   });
 });
@@ -323,7 +346,15 @@ describe('docker-compose.yml healthchecks and restarts', () => {
         await admin.query(`REVOKE ALL ON DATABASE ${name} FROM PUBLIC`);
         const suite = new URL(inject('pgAdminUrl'));
         const check = (env: Record<string, string>) =>
-          run('/bin/sh', ['-c', command()], { PATH: process.env['PATH'] ?? '/usr/bin:/bin', PGPORT: suite.port, PGCONNECT_TIMEOUT: '5', ...pgEnv, AUTH_SERVICE_DB_PASSWORD: 'auth_service', AUTH_SERVICE_DB_NAME: name, ...env });
+          run('/bin/sh', ['-c', command()], {
+            PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+            PGPORT: suite.port,
+            PGCONNECT_TIMEOUT: '5',
+            ...pgEnv,
+            AUTH_SERVICE_DB_PASSWORD: 'auth_service',
+            AUTH_SERVICE_DB_NAME: name,
+            ...env,
+          });
         const ready = await check({});
         expect(ready, ready.output).toMatchObject({ code: 0 });
         expect(pgEnv['AUTH_SERVICE_DB_USER']).toBe('auth_service');

@@ -1,6 +1,17 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { BearerTokenError, DependencyUnavailableError, DomainError, InvalidCharactersError, OAuthError, ProblemError, RateLimitedError, ScimError, problemType, unavailableReason } from './errors.js';
+import {
+  BearerTokenError,
+  DependencyUnavailableError,
+  DomainError,
+  InvalidCharactersError,
+  OAuthError,
+  ProblemError,
+  RateLimitedError,
+  ScimError,
+  problemType,
+  unavailableReason,
+} from './errors.js';
 import { HTML_SECURITY_HEADERS, renderErrorPage } from './html.js';
 
 type Family = 'oauth' | 'scim' | 'html' | 'problem';
@@ -122,7 +133,10 @@ export class DomainErrorFilter implements ExceptionFilter {
 
     // A dependency outage is expected operational weather: one warn line per request, no stack.
     if (error instanceof DependencyUnavailableError)
-      this.logger.warn({ status: error.status, dependency: error.extensions['dependency'], reason: unavailableReason(error.cause), path: req.path }, error.title);
+      this.logger.warn(
+        { status: error.status, dependency: error.extensions['dependency'], reason: unavailableReason(error.cause), path: req.path },
+        error.title,
+      );
     else if (error.status >= 500) this.logger.error({ err: (error.cause ?? error) as Error, status: error.status }, error.message);
     const retryAfter = (error as { retryAfter?: number }).retryAfter;
     if (retryAfter) res.setHeader('Retry-After', String(retryAfter));

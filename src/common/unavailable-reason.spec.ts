@@ -6,8 +6,14 @@ const withCode = (message: string, code: string) => Object.assign(new Error(mess
 describe('unavailableReason', () => {
   it('names the first error code along the cause chain, the driver error of an ORM error included', () => {
     expect(unavailableReason(withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'))).toBe('ECONNREFUSED');
-    expect(unavailableReason(Object.assign(new Error('terminating connection due to administrator command'), { driverError: { code: '57P01' } }))).toBe('57P01');
-    expect(unavailableReason(new Error('discovery failed', { cause: withCode('request timed out', 'OAUTH_TIMEOUT') }))).toBe('OAUTH_TIMEOUT');
+    expect(
+      unavailableReason(
+        Object.assign(new Error('terminating connection due to administrator command'), { driverError: { code: '57P01' } }),
+      ),
+    ).toBe('57P01');
+    expect(unavailableReason(new Error('discovery failed', { cause: withCode('request timed out', 'OAUTH_TIMEOUT') }))).toBe(
+      'OAUTH_TIMEOUT',
+    );
   });
 
   it('tells a wait that ran out from a connection that was lost, and never repeats a message', () => {
