@@ -203,7 +203,20 @@ const logs: LogLine[] = [];
  * loaded machine can outlast the pool's connection timeout and turn into database 503s: a test of
  * an upstream's faults must not hinge on how fast the machine forks PostgreSQL backends.
  */
-const warmPool = () => Promise.all(Array.from({ length: 10 }, () => app.database.query('SELECT pg_sleep(0.05)')));
+// A pooled connection an earlier phase's restart left dead fails its first statement and is dropped
+// by the pool: the warm-up retries until it holds live connections (it checks nothing itself).
+const warmPool = () =>
+  Promise.all(
+    Array.from({ length: 10 }, async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await app.database.query('SELECT pg_sleep(0.05)');
+        } catch (err) {
+          if (attempt >= 5) throw err;
+        }
+      }
+    }),
+  );
 
 beforeAll(async () => {
   pgServer = await startDedicatedPostgres();
