@@ -34,7 +34,7 @@ import { BindingsService } from '../src/tenants/bindings.service.js';
 import { LoginService } from '../src/login/login.service.js';
 import { TenantOidcProvider } from '../src/identity/oidc/tenant-oidc.adapter.js';
 import type { CallbackInput, ClaimMappingRules } from '../src/identity/port/identity-provider.port.js';
-import { RemoteJwks } from '../src/identity/oidc/remote-jwks.js';
+import { RemoteJwks } from '../src/identity/shared/remote-jwks.js';
 
 const CLIENT_ID = 'auth-service';
 const CLIENT_SECRET = 'op-client-secret-0123456789abcdef';

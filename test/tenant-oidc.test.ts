@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  errors as joseErrors,
   decodeJwt,
   exportJWK,
   generateKeyPair,
@@ -42,8 +43,9 @@ import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import type { ClaimMappingRules } from '../src/identity/port/identity-provider.port.js';
-import { IdTokenRejectedError, verifyIdToken, type IdTokenExpectations } from '../src/identity/oidc/id-token.verifier.js';
-import { RemoteJwks } from '../src/identity/oidc/remote-jwks.js';
+import { verifyIdToken, type IdTokenExpectations } from '../src/identity/oidc/id-token.verifier.js';
+import { UpstreamTokenRejectedError } from '../src/identity/shared/upstream-jwt.js';
+import { RemoteJwks } from '../src/identity/shared/remote-jwks.js';
 import { InvalidOidcBindingError, resolveOidcBinding } from '../src/identity/oidc/tenant-oidc.config.js';
 
 const CLIENT_ID = 'auth-service';
@@ -483,8 +485,8 @@ describe('ID token verifier', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(err).toBeInstanceOf(IdTokenRejectedError);
-    expect((err as IdTokenRejectedError).reason).toMatch(reason);
+    expect(err).toBeInstanceOf(UpstreamTokenRejectedError);
+    expect((err as UpstreamTokenRejectedError).reason).toMatch(reason);
   };
 
   beforeAll(async () => {
@@ -590,6 +592,27 @@ describe('OP JWKS cache', () => {
     // One initial fetch, then at most one per cooldown period while the misses lasted.
     expect(fetches).toBeLessThanOrEqual(1 + Math.ceil(elapsed / 500) + 1);
     expect(fetches).toBeLessThanOrEqual(4);
+  });
+
+  it('for client-presented tokens, fails an unknown kid at once during the cooldown and refetches after it', async () => {
+    const a = await signer('a');
+    const b = await signer('b');
+    published = [a.jwk];
+    fetches = 0;
+    // A cooldown no test run outlasts: a miss inside it must not wait for it.
+    const held = new RemoteJwks(jwksUrl, { cooldownMs: 3_600_000, maxAgeMs: 3_600_000, timeoutMs: 2000 });
+    await jwtVerify(await es(a), held.getKeyWithoutWaiting);
+    published = [b.jwk];
+    await expect(jwtVerify(await es(b), held.getKeyWithoutWaiting)).rejects.toBeInstanceOf(joseErrors.JWKSNoMatchingKey);
+    expect(fetches).toBe(1);
+    // Without a cooldown the same miss refetches once and finds the new key.
+    fetches = 0;
+    published = [a.jwk];
+    const open = new RemoteJwks(jwksUrl, { cooldownMs: 0, maxAgeMs: 3_600_000, timeoutMs: 2000 });
+    await jwtVerify(await es(a), open.getKeyWithoutWaiting);
+    published = [b.jwk];
+    await expect(jwtVerify(await es(b), open.getKeyWithoutWaiting)).resolves.toMatchObject({ payload: { sub: 'x' } });
+    expect(fetches).toBe(2);
   });
 });
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import * as oidc from 'openid-client';
-import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { RemoteJwks } from '../shared/remote-jwks.js';
 import { AppConfig } from '../../config/app-config.js';
 import { keycloakSettings, realmDiscoveryUrl, realmIssuer, realmJwksUrl, type KeycloakSettings } from './keycloak-settings.js';
 
@@ -58,7 +58,7 @@ const sha = (s: string) => createHash('sha256').update(s).digest('base64url');
 export class KeycloakRealms {
   readonly settings: KeycloakSettings | undefined;
   private readonly entries = new Map<string, Entry>();
-  private readonly keySets = new Map<string, JWTVerifyGetKey>();
+  private readonly keySets = new Map<string, RemoteJwks>();
 
   constructor(@Inject(AppConfig) private readonly config: AppConfig) {
     this.settings = keycloakSettings(config);
@@ -91,14 +91,18 @@ export class KeycloakRealms {
     return e.pending;
   }
 
-  /** The realm's signing keys (fetched over the back channel, refreshed on an unknown `kid`). */
-  keys(realm: string): JWTVerifyGetKey {
+  /**
+   * The realm's signing keys (fetched over the back channel, refreshed on an unknown `kid`): its
+   * `getKey` for tokens from the realm's token endpoint, `getKeyWithoutWaiting` for tokens a client
+   * presents (see RemoteJwks).
+   */
+  keys(realm: string): RemoteJwks {
     let set = this.keySets.get(realm);
     if (!set) {
-      set = createRemoteJWKSet(realmJwksUrl(this.required(), realm), {
-        timeoutDuration: KEYCLOAK_LIMITS.timeoutSeconds * 1000,
-        cooldownDuration: KEYCLOAK_LIMITS.jwksCooldownMs,
-        cacheMaxAge: KEYCLOAK_LIMITS.jwksMaxAgeMs,
+      set = new RemoteJwks(realmJwksUrl(this.required(), realm), {
+        timeoutMs: KEYCLOAK_LIMITS.timeoutSeconds * 1000,
+        cooldownMs: KEYCLOAK_LIMITS.jwksCooldownMs,
+        maxAgeMs: KEYCLOAK_LIMITS.jwksMaxAgeMs,
       });
       this.keySets.set(realm, set);
     }

@@ -20,22 +20,31 @@ import type {
 import { InvalidKeycloakBindingError, resolveKeycloakBinding, type ResolvedKeycloakBinding } from './keycloak-binding.config.js';
 import { KEYCLOAK_LIMITS, KeycloakDiscoveryError, KeycloakRealms } from './keycloak-realms.js';
 import { KeycloakProvisioningService, type ProvisioningChecks } from './keycloak-provisioning.service.js';
-import { KeycloakKeysUnavailableError, KeycloakTokenRejectedError, organizationAliases, verifyKeycloakJwt } from './keycloak-tokens.js';
+import { organizationAliases, verifyKeycloakJwt } from './keycloak-tokens.js';
+import { JwksUnavailableError } from '../shared/remote-jwks.js';
+import { UpstreamTokenRejectedError } from '../shared/upstream-jwt.js';
+import {
+  AuthorizationResponseRefused,
+  authorizationResponse,
+  checkAuthorizationResponse,
+  classifyFlowFailure,
+  flowFailureReason,
+  isCodeFlowState,
+  redeemCode,
+  startCodeFlow,
+  type CodeFlowState,
+} from '../shared/oidc-code-flow.js';
 
 export const KEYCLOAK_ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 /** What beginLogin keeps with the login transaction (encrypted at rest by LoginService). */
-interface KeycloakProviderState {
+interface KeycloakProviderState extends CodeFlowState {
   v: 1;
   realm: string;
   clientId: string;
   issuer: string;
   /** Organization mode: the alias whose membership the ID token must show. */
   organizationAlias: string | null;
-  state: string;
-  nonce: string;
-  codeVerifier: string;
-  redirectUri: string;
 }
 
 /** What the platform session keeps for RP-initiated logout (encrypted at rest). */
@@ -74,12 +83,6 @@ const REFUSED = 'The identity provider refused the sign-in. Start again from the
 export const NOT_A_MEMBER =
   'You are not a member of this organisation. Sign in with an account that belongs to it, or ask its administrator for access.';
 
-const isNetworkError = (err: unknown): boolean =>
-  err instanceof Error &&
-  (err.name === 'TimeoutError' ||
-    err.name === 'AbortError' ||
-    (err instanceof TypeError && (err.message === 'fetch failed' || err.cause !== undefined)));
-
 /**
  * Keycloak, the platform's default IdP: authorization code + PKCE S256 + nonce + state against the
  * shared realm with the tenant's Organization requested (`organization:<alias>`), or against a
@@ -112,31 +115,21 @@ export class KeycloakProvider implements IdentityProvider {
     } catch (err) {
       throw this.unavailableAtStart(binding, err);
     }
-    const codeVerifier = oidc.randomPKCECodeVerifier();
-    const nonce = oidc.randomNonce();
-    const params: Record<string, string> = {
-      response_type: 'code',
-      redirect_uri: ctx.callbackUrl,
-      scope: b.scopes.join(' '),
+    const { redirectUrl, flow } = await startCodeFlow(configuration, {
+      redirectUri: ctx.callbackUrl,
+      scopes: b.scopes,
       state: ctx.transactionHandle,
-      nonce,
-      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-    };
-    if (ctx.loginHint) params['login_hint'] = ctx.loginHint;
-    if (b.identityProviderHint) params['kc_idp_hint'] = b.identityProviderHint;
+      extraParams: { login_hint: ctx.loginHint, kc_idp_hint: b.identityProviderHint },
+    });
     const st: KeycloakProviderState = {
       v: 1,
       realm: b.realm,
       clientId: b.clientId,
       issuer: configuration.serverMetadata().issuer,
       organizationAlias: b.organizationAlias ?? null,
-      state: ctx.transactionHandle,
-      nonce,
-      codeVerifier,
-      redirectUri: ctx.callbackUrl,
+      ...flow,
     };
-    return { redirectUrl: oidc.buildAuthorizationUrl(configuration, params).href, providerState: { ...st } };
+    return { redirectUrl, providerState: { ...st } };
   }
 
   async completeLogin(binding: BindingContext, callback: CallbackInput, rawState: Record<string, unknown>): Promise<ExternalIdentity> {
@@ -145,9 +138,13 @@ export class KeycloakProvider implements IdentityProvider {
     // The binding was edited between beginLogin and now: this answer is not for it any more.
     if (b.realm !== st.realm || b.clientId !== st.clientId || (b.organizationAlias ?? null) !== st.organizationAlias)
       throw this.refuse(binding, 'binding changed during the login');
-    const params = callback.method === 'POST' ? { ...callback.query, ...callback.body } : callback.query;
-    if (!constantEquals(params['state'] ?? '', st.state)) throw this.refuse(binding, 'state does not match the transaction');
-    if (!params['code']) throw this.refuse(binding, 'authorization response has no code');
+    const params = authorizationResponse(callback);
+    try {
+      checkAuthorizationResponse(params, st);
+    } catch (err) {
+      if (err instanceof AuthorizationResponseRefused) throw this.refuse(binding, err.reason);
+      throw err;
+    }
 
     let configuration: oidc.Configuration;
     try {
@@ -157,25 +154,15 @@ export class KeycloakProvider implements IdentityProvider {
     }
     if (configuration.serverMetadata().issuer !== st.issuer) throw this.refuse(binding, 'realm issuer changed during the login');
 
-    // openid-client checks state, RFC 9207 `iss` (Keycloak advertises it), PKCE and the ID token's
-    // claims, but on the code flow not its signature: that is done below.
-    const currentUrl = new URL(st.redirectUri);
-    for (const name of ['code', 'state', 'iss', 'session_state'] as const)
-      if (params[name] !== undefined) currentUrl.searchParams.set(name, params[name]);
-    let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+    let tokens: Awaited<ReturnType<typeof redeemCode>>;
     try {
-      tokens = await oidc.authorizationCodeGrant(configuration, currentUrl, {
-        pkceCodeVerifier: st.codeVerifier,
-        expectedState: st.state,
-        expectedNonce: st.nonce,
-        idTokenExpected: true,
-      });
+      tokens = await redeemCode(configuration, params, st, ['code', 'state', 'iss', 'session_state']);
     } catch (err) {
+      if (err instanceof AuthorizationResponseRefused) throw this.refuse(binding, err.reason);
       throw this.fail(binding, 'token', err);
     }
-    if (!tokens.id_token) throw this.refuse(binding, 'token response has no id_token');
 
-    const keys = this.realms.keys(b.realm);
+    const keys = this.realms.keys(b.realm).getKey;
     let idClaims: JWTPayload & { sub: string };
     let accessClaims: JWTPayload & { sub: string };
     try {
@@ -188,8 +175,8 @@ export class KeycloakProvider implements IdentityProvider {
         keycloakTyp: 'ID',
       });
       if (typeof idClaims.nonce !== 'string' || !constantEquals(idClaims.nonce, st.nonce))
-        throw new KeycloakTokenRejectedError('nonce does not match');
-      if (idClaims.azp !== undefined && idClaims.azp !== b.clientId) throw new KeycloakTokenRejectedError('azp is another client');
+        throw new UpstreamTokenRejectedError('nonce does not match');
+      if (idClaims.azp !== undefined && idClaims.azp !== b.clientId) throw new UpstreamTokenRejectedError('azp is another client');
       // Realm and client roles are in the access token only (Keycloak's role mappers leave the ID
       // token out by default); it comes from the same response and must be about the same user.
       accessClaims = await verifyKeycloakJwt(tokens.access_token, keys, {
@@ -198,8 +185,8 @@ export class KeycloakProvider implements IdentityProvider {
         requiredClaims: ['sub', 'azp'],
         keycloakTyp: 'Bearer',
       });
-      if (accessClaims.azp !== b.clientId) throw new KeycloakTokenRejectedError('access token azp is another client');
-      if (accessClaims.sub !== idClaims.sub) throw new KeycloakTokenRejectedError('access token is about another subject');
+      if (accessClaims.azp !== b.clientId) throw new UpstreamTokenRejectedError('access token azp is another client');
+      if (accessClaims.sub !== idClaims.sub) throw new UpstreamTokenRejectedError('access token is about another subject');
     } catch (err) {
       throw this.fail(binding, 'id_token', err);
     }
@@ -251,7 +238,7 @@ export class KeycloakProvider implements IdentityProvider {
     const issuer = this.realms.issuer(b.realm);
     let claims: JWTPayload & { sub: string };
     try {
-      claims = await verifyKeycloakJwt(input.token, this.realms.keys(b.realm), {
+      claims = await verifyKeycloakJwt(input.token, this.realms.keys(b.realm).getKeyWithoutWaiting, {
         issuer,
         audience: b.audience,
         clockSkewSeconds: this.config.CLOCK_SKEW_SECONDS,
@@ -259,7 +246,7 @@ export class KeycloakProvider implements IdentityProvider {
         keycloakTyp: 'Bearer',
       });
     } catch (err) {
-      if (err instanceof KeycloakKeysUnavailableError) {
+      if (err instanceof JwksUnavailableError) {
         this.logger.warn({ binding: binding.id, reason: this.reasonOf(err) }, 'Keycloak keys unavailable for a token exchange');
         throw new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err, retryAfter: 5 });
       }
@@ -411,10 +398,11 @@ export class KeycloakProvider implements IdentityProvider {
 
   private providerState(raw: Record<string, unknown>): KeycloakProviderState {
     const s = raw as Partial<KeycloakProviderState>;
-    const strings = [s.realm, s.clientId, s.issuer, s.state, s.nonce, s.codeVerifier, s.redirectUri];
+    const strings = [s.realm, s.clientId, s.issuer];
     if (
       s.v !== 1 ||
       strings.some((v) => typeof v !== 'string' || v.length === 0) ||
+      !isCodeFlowState(s) ||
       (s.organizationAlias !== null && typeof s.organizationAlias !== 'string')
     )
       throw new OAuthError('server_error', 'The sign-in could not be completed. Start again from the application.');
@@ -450,41 +438,26 @@ export class KeycloakProvider implements IdentityProvider {
    * that failed verification → access_denied. Only reasons are logged, never tokens or claims.
    */
   private fail(binding: BindingContext, step: string, err: unknown): OAuthError {
-    const reason = this.reasonOf(err);
     if (err instanceof OAuthError) return err;
-    if (
-      (err instanceof KeycloakDiscoveryError && !err.misconfigured) ||
-      err instanceof KeycloakKeysUnavailableError ||
-      isNetworkError(err) ||
-      this.upstream5xx(err)
-    ) {
-      this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak unavailable');
-      return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
+    const reason = this.reasonOf(err);
+    const unavailable = (e: unknown) => e instanceof KeycloakDiscoveryError && !e.misconfigured;
+    switch (classifyFlowFailure(err, unavailable, (e) => e instanceof UpstreamTokenRejectedError)) {
+      case 'unavailable':
+        this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak unavailable');
+        return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
+      case 'refused':
+        this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak refused the login');
+        return new OAuthError('access_denied', REFUSED, { cause: err });
+      case 'rejected':
+        this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak login refused');
+        return new OAuthError('access_denied', UNVERIFIED, { cause: err });
+      case 'unexpected':
+        this.logger.error({ binding: binding.id, step, reason }, 'Keycloak login failed unexpectedly');
+        return new OAuthError('access_denied', UNVERIFIED, { cause: err });
     }
-    if (err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError) {
-      this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak refused the login');
-      return new OAuthError('access_denied', REFUSED, { cause: err });
-    }
-    if (err instanceof KeycloakTokenRejectedError || err instanceof oidc.ClientError)
-      this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak login refused');
-    else this.logger.error({ binding: binding.id, step, reason }, 'Keycloak login failed unexpectedly');
-    return new OAuthError('access_denied', UNVERIFIED, { cause: err });
-  }
-
-  private upstream5xx(err: unknown): boolean {
-    if (err instanceof oidc.ResponseBodyError) return err.status >= 500 || err.error === 'temporarily_unavailable';
-    const cause = (err as { cause?: unknown }).cause;
-    return (
-      err instanceof oidc.ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500
-    );
   }
 
   private reasonOf(err: unknown): string {
-    if (err instanceof KeycloakTokenRejectedError || err instanceof KeycloakDiscoveryError) return err.reason;
-    if (err instanceof KeycloakKeysUnavailableError) return `keys unavailable: ${err.cause instanceof Error ? err.cause.name : 'unknown'}`;
-    if (err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError) return `Keycloak error ${err.error}`;
-    if (err instanceof oidc.ClientError) return `${err.code ?? 'client error'}: ${err.message}`;
-    if (err instanceof Error) return `${err.name}: ${err.message}`;
-    return 'unknown';
+    return flowFailureReason(err, 'Keycloak');
   }
 }

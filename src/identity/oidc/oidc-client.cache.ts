@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import { importJWK } from 'jose';
 import type { BindingContext } from '../port/identity-provider.port.js';
 import type { ResolvedOidcBinding } from './tenant-oidc.config.js';
-import { RemoteJwks, type RemoteJwksOptions } from './remote-jwks.js';
+import { RemoteJwks, type RemoteJwksOptions } from '../shared/remote-jwks.js';
 
 /** Everything the adapter needs to talk to one binding's OP. */
 export interface OidcClient {

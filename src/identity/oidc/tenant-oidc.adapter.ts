@@ -2,7 +2,6 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import * as oidc from 'openid-client';
 import { importJWK } from 'jose';
 import { AppConfig } from '../../config/app-config.js';
-import { constantEquals } from '../../crypto/random.js';
 import { DependencyUnavailableError, OAuthError, ProblemError, problemType } from '../../common/errors.js';
 import type {
   BeginLoginResult,
@@ -17,18 +16,25 @@ import type {
 } from '../port/identity-provider.port.js';
 import { InvalidOidcBindingError, resolveOidcBinding, type ResolvedOidcBinding } from './tenant-oidc.config.js';
 import { OidcClientCache, OidcDiscoveryError, type OidcClient } from './oidc-client.cache.js';
-import { IdTokenRejectedError, verifyIdToken } from './id-token.verifier.js';
-import { JwksUnavailableError } from './remote-jwks.js';
+import { verifyIdToken } from './id-token.verifier.js';
+import { UpstreamTokenRejectedError } from '../shared/upstream-jwt.js';
+import {
+  AuthorizationResponseRefused,
+  authorizationResponse,
+  checkAuthorizationResponse,
+  classifyFlowFailure,
+  flowFailureReason,
+  isCodeFlowState,
+  redeemCode,
+  startCodeFlow,
+  type CodeFlowState,
+} from '../shared/oidc-code-flow.js';
 import { checkOpenIdProvider } from './oidc-provider.check.js';
 
 /** What beginLogin keeps with the login transaction (encrypted at rest by LoginService). */
-interface OidcProviderState {
+interface OidcProviderState extends CodeFlowState {
   v: 1;
   issuer: string;
-  state: string;
-  nonce: string;
-  codeVerifier: string;
-  redirectUri: string;
 }
 
 /** Tunables of the adapter; the defaults are what production uses. */
@@ -76,20 +82,6 @@ const REFUSED = 'The identity provider refused the sign-in. Start again from the
 const UNREACHABLE = 'The organisation’s identity provider could not be reached. Try again in a moment.';
 
 /**
- * fetch() failures (refused, reset, DNS) and timeouts: the OP is unreachable, not wrong. A response
- * that stalls or is cut off mid-body reaches us wrapped in openid-client's parse errors, so the
- * causes are followed.
- */
-const networkCause = (err: unknown): Error | undefined => {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth += 1) {
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') return e;
-    if (e instanceof TypeError && (e.message === 'fetch failed' || e.message === 'terminated')) return e;
-  }
-  return undefined;
-};
-const isNetworkError = (err: unknown): boolean => networkCause(err) !== undefined;
-
-/**
  * A customer's own OpenID Provider (Okta, Entra ID, Google Workspace, PingID, Keycloak, any
  * certified OP): authorization code flow with PKCE S256, state and nonce. openid-client does the
  * protocol (discovery, authorization URL, client authentication, code exchange, RFC 9207 `iss`,
@@ -131,28 +123,14 @@ export class TenantOidcProvider implements IdentityProvider {
       this.logger.warn({ binding: binding.id, reason: this.reasonOf(err) }, 'OIDC discovery failed');
       throw new DependencyUnavailableError('identity provider', UNREACHABLE, { cause: err, status: 502 });
     }
-    const codeVerifier = oidc.randomPKCECodeVerifier();
-    const nonce = oidc.randomNonce();
-    const params: Record<string, string> = {
-      response_type: 'code',
-      redirect_uri: ctx.callbackUrl,
-      scope: r.scopes.join(' '),
-      state: ctx.transactionHandle,
-      nonce,
-      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-    };
-    if (ctx.loginHint) params['login_hint'] = ctx.loginHint;
-    if (r.emailDomainHint) params['domain_hint'] = r.emailDomainHint;
-    const providerState: OidcProviderState = {
-      v: 1,
-      issuer: client.issuer,
-      state: ctx.transactionHandle,
-      nonce,
-      codeVerifier,
+    const { redirectUrl, flow } = await startCodeFlow(client.configuration, {
       redirectUri: ctx.callbackUrl,
-    };
-    return { redirectUrl: oidc.buildAuthorizationUrl(client.configuration, params).href, providerState: { ...providerState } };
+      scopes: r.scopes,
+      state: ctx.transactionHandle,
+      extraParams: { login_hint: ctx.loginHint, domain_hint: r.emailDomainHint },
+    });
+    const providerState: OidcProviderState = { v: 1, issuer: client.issuer, ...flow };
+    return { redirectUrl, providerState: { ...providerState } };
   }
 
   async completeLogin(binding: BindingContext, callback: CallbackInput, rawState: Record<string, unknown>): Promise<ExternalIdentity> {
@@ -164,7 +142,7 @@ export class TenantOidcProvider implements IdentityProvider {
     } catch (err) {
       throw this.fail(binding, 'discovery', err);
     }
-    const params = callback.method === 'POST' ? { ...callback.query, ...callback.body } : callback.query;
+    const params = authorizationResponse(callback);
 
     // The binding was edited to another OP between beginLogin and now: this answer is not for it.
     if (client.issuer !== st.issuer) throw this.refuse(binding, 'binding issuer changed during the login');
@@ -174,24 +152,14 @@ export class TenantOidcProvider implements IdentityProvider {
     if (iss !== undefined && iss !== client.issuer) throw this.refuse(binding, 'authorization response iss is another issuer');
     if (iss === undefined && client.configuration.serverMetadata().authorization_response_iss_parameter_supported === true)
       throw this.refuse(binding, 'authorization response lacks iss');
-    if (!constantEquals(params['state'] ?? '', st.state)) throw this.refuse(binding, 'state does not match the transaction');
-    if (!params['code']) throw this.refuse(binding, 'authorization response has no code');
-
-    const currentUrl = new URL(st.redirectUri);
-    for (const name of ['code', 'state', 'iss'] as const) if (params[name] !== undefined) currentUrl.searchParams.set(name, params[name]);
-
-    let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+    let tokens: Awaited<ReturnType<typeof redeemCode>>;
     try {
-      tokens = await oidc.authorizationCodeGrant(client.configuration, currentUrl, {
-        pkceCodeVerifier: st.codeVerifier,
-        expectedState: st.state,
-        expectedNonce: st.nonce,
-        idTokenExpected: true,
-      });
+      checkAuthorizationResponse(params, st);
+      tokens = await redeemCode(client.configuration, params, st);
     } catch (err) {
+      if (err instanceof AuthorizationResponseRefused) throw this.refuse(binding, err.reason);
       throw this.fail(binding, 'token', err);
     }
-    if (!tokens.id_token) throw this.refuse(binding, 'token response has no id_token');
 
     let verified: Awaited<ReturnType<typeof verifyIdToken>>;
     try {
@@ -304,8 +272,7 @@ export class TenantOidcProvider implements IdentityProvider {
 
   private providerState(raw: Record<string, unknown>): OidcProviderState {
     const s = raw as Partial<OidcProviderState>;
-    const strings = [s.issuer, s.state, s.nonce, s.codeVerifier, s.redirectUri];
-    if (s.v !== 1 || strings.some((v) => typeof v !== 'string' || v.length === 0))
+    if (s.v !== 1 || typeof s.issuer !== 'string' || s.issuer.length === 0 || !isCodeFlowState(s))
       throw new OAuthError('server_error', 'The sign-in could not be completed. Start again from the application.');
     return s as OidcProviderState;
   }
@@ -322,52 +289,31 @@ export class TenantOidcProvider implements IdentityProvider {
    * never tokens, codes or claims.
    */
   private fail(binding: BindingContext, step: string, err: unknown): OAuthError {
-    const reason = this.reasonOf(err);
     if (err instanceof OAuthError) return err;
-    if (err instanceof JwksUnavailableError || err instanceof OidcDiscoveryError || isNetworkError(err) || this.upstream5xx(err)) {
-      this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider unavailable');
-      return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
+    const reason = this.reasonOf(err);
+    switch (
+      classifyFlowFailure(
+        err,
+        (e) => e instanceof OidcDiscoveryError,
+        (e) => e instanceof UpstreamTokenRejectedError,
+      )
+    ) {
+      case 'unavailable':
+        this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider unavailable');
+        return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
+      case 'refused':
+        this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider refused the login');
+        return new OAuthError('access_denied', REFUSED, { cause: err });
+      case 'rejected':
+        this.logger.warn({ binding: binding.id, step, reason }, 'OIDC login refused');
+        return new OAuthError('access_denied', UNVERIFIED, { cause: err });
+      case 'unexpected':
+        this.logger.error({ binding: binding.id, step, reason }, 'OIDC login failed unexpectedly');
+        return new OAuthError('access_denied', UNVERIFIED, { cause: err });
     }
-    if (err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError) {
-      this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider refused the login');
-      return new OAuthError('access_denied', REFUSED, { cause: err });
-    }
-    if (
-      !(err instanceof IdTokenRejectedError) &&
-      !(err instanceof oidc.ClientError) &&
-      !(err instanceof oidc.WWWAuthenticateChallengeError)
-    )
-      this.logger.error({ binding: binding.id, step, reason }, 'OIDC login failed unexpectedly');
-    else this.logger.warn({ binding: binding.id, step, reason }, 'OIDC login refused');
-    return new OAuthError('access_denied', UNVERIFIED, { cause: err });
   }
 
-  private upstream5xx(err: unknown): boolean {
-    if (err instanceof oidc.ResponseBodyError) return err.status >= 500 || err.error === 'temporarily_unavailable';
-    const cause = (err as { cause?: unknown }).cause;
-    return (
-      err instanceof oidc.ClientError && err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500
-    );
-  }
-
-  /** The reason, and when the network failed underneath it (a timeout, a reset), that cause: fixed texts, no values. */
   private reasonOf(err: unknown): string {
-    const reason = this.directReasonOf(err);
-    const network = networkCause(err);
-    return network && network !== err ? `${reason} (caused by ${network.name}: ${network.message})` : reason;
-  }
-
-  private directReasonOf(err: unknown): string {
-    if (err instanceof IdTokenRejectedError || err instanceof OidcDiscoveryError) return err.reason;
-    if (err instanceof oidc.ResponseBodyError) return `OP error ${err.error}`;
-    if (err instanceof oidc.AuthorizationResponseError) return `OP error ${err.error}`;
-    if (err instanceof oidc.ClientError) {
-      // openid-client's message is generic ("unexpected JWT claim value encountered"); the check that
-      // failed (which claim, which attribute) is in its cause's message. Those are fixed texts, no values.
-      const inner = err.cause instanceof Error && err.cause.message !== err.message ? ` (${err.cause.message})` : '';
-      return `${err.code ?? 'client error'}: ${err.message}${inner}`;
-    }
-    if (err instanceof Error) return `${err.name}: ${err.message}`;
-    return 'unknown';
+    return flowFailureReason(err, 'OP');
   }
 }

@@ -21,12 +21,17 @@ export class JwksUnavailableError extends Error {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /**
- * An OP's JWKS, fetched on first use and again when a token names a key we do not hold (upstream
- * key rotation). Fetches are rate-bounded per OP (cooldownMs), but unlike jose's
- * createRemoteJWKSet a key miss during the cooldown waits for the cooldown to end and refetches
- * instead of failing: a rotation right after a fetch costs the user a short wait, not a failed
- * login. Concurrent misses share one fetch. The ID token only ever comes from the OP's token
- * endpoint (server to server), so an attacker cannot use unknown `kid`s to hold requests open.
+ * An upstream's JWKS (an OP's, a Keycloak realm's), fetched on first use and again when a token
+ * names a key we do not hold (upstream key rotation). Fetches are rate-bounded per upstream
+ * (cooldownMs). Two resolvers, by where the token came from:
+ * - `getKey`, for tokens the service fetched itself over the back channel (an ID token from the
+ *   token endpoint): unlike jose's createRemoteJWKSet, a key miss during the cooldown waits for the
+ *   cooldown to end and refetches instead of failing, so a rotation right after a fetch costs the
+ *   user a short wait, not a failed login. An attacker cannot choose such a token's `kid`.
+ * - `getKeyWithoutWaiting`, for tokens a client presents (a token exchange's subject token): a
+ *   miss refetches only when the cooldown has passed and otherwise fails at once, so unknown
+ *   `kid`s can neither hold requests open nor make the service hammer the upstream.
+ * Concurrent misses share one fetch.
  */
 export class RemoteJwks {
   private local?: ReturnType<typeof createLocalJWKSet>;
@@ -41,18 +46,11 @@ export class RemoteJwks {
     private readonly opts: RemoteJwksOptions,
   ) {}
 
-  /** A jose key resolver. */
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
-    if (!this.local || Date.now() - this.fetchedAt > this.opts.maxAgeMs) {
-      try {
-        await this.refresh();
-      } catch (err) {
-        if (!this.local) throw err;
-      }
-    }
+    const local = await this.current();
     const missedAt = Date.now();
     try {
-      return await this.local!(header, token);
+      return await local(header, token);
     } catch (err) {
       if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
     }
@@ -60,14 +58,42 @@ export class RemoteJwks {
     // A fetch that was already running when we missed may predate the rotation: one more.
     if (this.lastAttemptStartedAt < missedAt) {
       try {
-        return await this.local!(header, token);
+        return await this.loaded()(header, token);
       } catch (err) {
         if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
       }
       await this.refresh();
     }
-    return this.local!(header, token);
+    return this.loaded()(header, token);
   };
+
+  readonly getKeyWithoutWaiting: JWTVerifyGetKey = async (header, token) => {
+    const local = await this.current();
+    try {
+      return await local(header, token);
+    } catch (err) {
+      if (!(err instanceof errors.JWKSNoMatchingKey) || Date.now() < this.lastAttemptStartedAt + this.opts.cooldownMs) throw err;
+    }
+    await this.refresh();
+    return this.loaded()(header, token);
+  };
+
+  /** The key set, fetched first when there is none or it is older than maxAgeMs (a stale one is kept if that fails). */
+  private async current(): Promise<ReturnType<typeof createLocalJWKSet>> {
+    if (!this.local || Date.now() - this.fetchedAt > this.opts.maxAgeMs) {
+      try {
+        await this.refresh();
+      } catch (err) {
+        if (!this.local) throw err;
+      }
+    }
+    return this.loaded();
+  }
+
+  private loaded(): ReturnType<typeof createLocalJWKSet> {
+    if (!this.local) throw new JwksUnavailableError('JWKS not loaded');
+    return this.local;
+  }
 
   private refresh(): Promise<void> {
     this.inflight ??= (async () => {
