@@ -122,8 +122,5 @@ identityProviderContract({
     notApplicable: 'a Firebase ID token is a bearer token the client SDK re-sends until it expires; exchanging it again is its use',
   },
   crossTransaction: { notApplicable: 'no browser login: a token exchange has no transaction' },
-  probe: {
-    knownDefect:
-      'FirebaseLegacyProvider has no probe: the binding health view and BindingHealthRefresher skip firebase_legacy bindings, so an unreachable certificate URL or Admin API is invisible until exchanges fail',
-  },
+  probe: 'supported',
 });

@@ -36,6 +36,21 @@ export class FirebaseCertificateCache {
     return set.keys.get(kid);
   }
 
+  /**
+   * For the binding's health probe: fetches the certificates now (the cache is refreshed on
+   * success) and says why not when that fails. Fixed texts and error names only.
+   */
+  async check(url: string): Promise<string> {
+    try {
+      await this.fetchSet(url);
+      return 'ok';
+    } catch (err) {
+      const cause = err instanceof Error ? err.cause : undefined;
+      const inner = cause instanceof Error && cause.cause instanceof Error ? ` (${cause.cause.message})` : '';
+      return `unreachable: ${cause instanceof Error ? cause.message : 'unknown'}${inner}`;
+    }
+  }
+
   private async current(url: string): Promise<CertificateSet> {
     const cached = this.sets.get(url);
     if (cached && cached.expiresAt > Date.now()) return cached;

@@ -1,15 +1,23 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
 import { ProblemError, problemType } from '../../common/errors.js';
+import { randomUUID } from 'node:crypto';
 import type {
   BindingContext,
+  BindingHealth,
   ExternalIdentity,
   ExternalTokenInput,
   IdentityProvider,
   ProviderCapabilities,
   ValidatedBindingConfig,
 } from '../port/identity-provider.port.js';
-import { firebaseIssuer, parseFirebaseBindingConfig, parseFirebaseBindingSecrets } from './firebase-binding-config.js';
+import {
+  firebaseIssuer,
+  parseFirebaseBindingConfig,
+  parseFirebaseBindingSecrets,
+  type FirebaseBindingConfig,
+  type FirebaseBindingSecrets,
+} from './firebase-binding-config.js';
 import { FirebaseCertificateCache } from './firebase-certificates.js';
 import { FirebaseAdminGateway } from './firebase-admin.gateway.js';
 import { FirebaseTokenRejected, verifyFirebaseIdToken } from './firebase-id-token.js';
@@ -49,6 +57,40 @@ export class FirebaseLegacyProvider implements IdentityProvider {
       throw new ProblemError(422, 'Invalid Firebase binding', err.detail, problemType('firebase-config'));
     }
     return { config: input.config, health: { ok: true, checks: { config: 'ok' } } };
+  }
+
+  /**
+   * Connection health of a saved binding: the configuration parses, the signing certificates can
+   * be fetched (in emulator mode only when the binding names its own certificate URL: the emulator
+   * signs nothing), and, when the binding asks Firebase about revoked accounts, Firebase answers a
+   * lookup with the binding's credentials (an unknown uid, so no user is read).
+   */
+  async probe(binding: BindingContext): Promise<BindingHealth> {
+    let config: FirebaseBindingConfig;
+    let secrets: FirebaseBindingSecrets;
+    try {
+      config = parseFirebaseBindingConfig(binding.config, { production: this.config.isProduction });
+      secrets = parseFirebaseBindingSecrets(binding.secrets);
+    } catch (err) {
+      if (!(err instanceof ProblemError)) throw err;
+      return { ok: false, checks: { config: `invalid: ${err.detail ?? err.title}` } };
+    }
+    const checks: Record<string, string> = { config: 'ok' };
+    const emulated = this.config.firebaseEmulatorHost !== undefined;
+    checks['certificates'] =
+      emulated && binding.config['certificateUrl'] === undefined
+        ? 'skipped: emulator mode, whose tokens are unsigned'
+        : await this.certificates.check(config.certificateUrl);
+    if (config.checkRevoked) {
+      try {
+        await this.admin.accountStatus(binding.id, config, secrets, `health-probe-${randomUUID()}`);
+        checks['accounts'] = 'ok';
+      } catch (err) {
+        const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+        checks['accounts'] = `unreachable: ${cause instanceof Error ? cause.message : 'unknown'}`;
+      }
+    }
+    return { ok: Object.values(checks).every((v) => v === 'ok' || v.startsWith('skipped')), checks };
   }
 
   async exchangeToken(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity> {
