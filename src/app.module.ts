@@ -12,6 +12,9 @@ import { TokenIssuerService } from './tokens/token-issuer.service.js';
 import { TenantsService } from './tenants/tenants.service.js';
 import { BindingsService } from './tenants/bindings.service.js';
 import { UsersService } from './users/users.service.js';
+import { UsersRepository } from './users/users.repository.js';
+import { NativeCredentialsRepository } from './users/native-credentials.repository.js';
+import { FirebaseHashConfigsRepository } from './identity/firebase/firebase-hash-configs.repository.js';
 import { AuditService } from './audit/audit.service.js';
 import { AuditRepository } from './audit/audit.repository.js';
 import { RATE_LIMIT_PROVIDERS } from './rate-limit/rate-limit.module.js';
@@ -138,6 +141,9 @@ export class AppModule {
         FirebaseImportService,
         UpstreamLogoutService,
         // repositories: users (users, identities, native credentials, Firebase hash configs)
+        UsersRepository,
+        NativeCredentialsRepository,
+        FirebaseHashConfigsRepository,
         KeycloakRealms,
         KeycloakHealthService,
         KeycloakProvisioningService,

@@ -245,7 +245,6 @@ export class UsersAdminController {
     private readonly tenants: TenantsAdminService,
     private readonly credentials: NativeCredentialsService,
     private readonly users: UsersService,
-    private readonly db: Database,
   ) {}
 
   /**
@@ -261,7 +260,7 @@ export class UsersAdminController {
   ): Promise<UserView> {
     const tenant = await this.tenants.get(tenantId);
     const userId = await this.credentials.createUser(tenant.id, dto, { actor: principalOf(req).actor });
-    const user = await this.db.tenantTx(tenant.id, (m) => this.users.get(m, userId));
+    const user = await this.users.find(tenant.id, userId);
     res.setHeader('Location', `/admin/v1/tenants/${tenant.id}/users/${userId}`);
     return { ...user!, username: dto.username };
   }

@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { OAuthError } from '../common/errors.js';
+import { asTx, Database, type Tx } from '../database/database.js';
 import type { BindingContext, ExternalIdentity } from '../identity/port/identity-provider.port.js';
 import { readClaim, type NormalisedIdentity } from './claim-normaliser.js';
+import { UsersRepository, type RoleSource } from './users.repository.js';
 
 export interface PlatformUser {
   id: string;
@@ -14,69 +16,61 @@ export interface PlatformUser {
   roles: string[];
 }
 
-interface UserRow {
-  id: string;
-  tenant_id: string;
-  email: string | null;
-  email_verified: boolean;
-  display_name: string | null;
-  status: 'active' | 'disabled';
-}
-
 /**
- * Platform users and their upstream identities. All methods run inside the caller's tenant
- * transaction (`Database.tenantTx`), so row-level security scopes every statement.
+ * Platform users and their upstream identities. The methods taking a transaction handle run inside
+ * the caller's tenant transaction, so row-level security scopes every statement; the SQL is in
+ * `UsersRepository`.
  */
 @Injectable()
 export class UsersService {
+  constructor(
+    private readonly db: Database,
+    private readonly repo: UsersRepository,
+  ) {}
+
   /**
    * Finds or creates the platform user for an upstream identity: by (binding, upstream subject)
    * first — so a changed upstream email never moves the account — then, only when the binding
    * allows it, by verified email; otherwise a new user (JIT). The platform `sub` is the user id.
    */
-  async resolveLogin(m: EntityManager, binding: BindingContext, ext: ExternalIdentity, n: NormalisedIdentity): Promise<PlatformUser> {
+  async resolveLogin(
+    handle: Tx | EntityManager,
+    binding: BindingContext,
+    ext: ExternalIdentity,
+    n: NormalisedIdentity,
+  ): Promise<PlatformUser> {
+    const tx = asTx(handle);
     let userId = ext.knownUserId;
-    const [identity] = await m.query<
-      Array<{
-        user_id: string;
-      }>
-    >(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [binding.id, ext.subject]);
-    if (identity) userId = identity.user_id;
-    if (!userId) userId = await this.findScimUser(m, binding, ext);
+    const linked = await this.repo.findIdentityUserId(tx, binding.id, ext.subject);
+    if (linked) userId = linked;
+    if (!userId) userId = await this.findScimUser(tx, binding, ext);
     if (!userId && binding.claimMapping.linkByVerifiedEmail && n.emailVerified && n.email) {
       // A SCIM user's email was asserted by the tenant's directory: it counts as verified here.
-      const matches = await m.query<
-        Array<{
-          id: string;
-        }>
-      >(`SELECT id FROM users WHERE tenant_id = $1 AND lower(email) = $2 AND (email_verified OR user_name IS NOT NULL) LIMIT 2`, [
-        binding.tenantId,
-        n.email,
-      ]);
-      if (matches.length === 1) userId = matches[0]!.id;
+      const matches = await this.repo.findIdsByVerifiedEmail(tx, binding.tenantId, n.email);
+      if (matches.length === 1) userId = matches[0];
     }
+    const profile = {
+      email: n.email,
+      emailVerified: n.emailVerified,
+      displayName: n.name,
+      givenName: n.givenName,
+      familyName: n.familyName,
+    };
     if (!userId) {
-      const [created] = await m.query<Array<{ id: string }>>(
-        `INSERT INTO users (tenant_id, email, email_verified, display_name, given_name, family_name) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-        [binding.tenantId, n.email, n.emailVerified, n.name, n.givenName, n.familyName],
-      );
-      userId = created!.id;
+      userId = await this.repo.insert(tx, { tenantId: binding.tenantId, ...profile });
     } else if (!ext.knownUserId) {
-      await m.query(
-        `UPDATE users SET email = COALESCE($2, email), email_verified = CASE WHEN $2::text IS NULL THEN email_verified ELSE $3 END,
-           display_name = COALESCE($4, display_name), given_name = COALESCE($5, given_name), family_name = COALESCE($6, family_name), updated_at = now()
-         WHERE id = $1 AND user_name IS NULL`,
-        [userId, n.email, n.emailVerified, n.name, n.givenName, n.familyName],
-      );
+      await this.repo.updateFromLogin(tx, userId, profile);
     }
-    await m.query(
-      `INSERT INTO user_identities (tenant_id, user_id, binding_id, issuer, subject, email, last_login_at)
-       VALUES ($1, $2, $3, $4, $5, $6, now())
-       ON CONFLICT (binding_id, subject) DO UPDATE SET last_login_at = now(), email = EXCLUDED.email`,
-      [binding.tenantId, userId, binding.id, ext.issuer, ext.subject, n.email],
-    );
-    await this.syncRoles(m, binding.tenantId, userId, 'idp', n.roles);
-    const user = await this.get(m, userId);
+    await this.repo.upsertIdentityAtLogin(tx, {
+      tenantId: binding.tenantId,
+      userId,
+      bindingId: binding.id,
+      issuer: ext.issuer,
+      subject: ext.subject,
+      email: n.email,
+    });
+    await this.syncRoles(tx, binding.tenantId, userId, 'idp', n.roles);
+    const user = await this.get(tx, userId);
     if (!user) throw new OAuthError('server_error', 'The user could not be resolved.');
     if (user.status !== 'active') throw new OAuthError('access_denied', 'This account is disabled.');
     return user;
@@ -88,7 +82,7 @@ export class UsersService {
    * an unambiguous match links. (SCIM users keep their directory-managed profile: the UPDATE in
    * resolveLogin skips users with a userName.)
    */
-  private async findScimUser(m: EntityManager, binding: BindingContext, ext: ExternalIdentity): Promise<string | undefined> {
+  private async findScimUser(tx: Tx, binding: BindingContext, ext: ExternalIdentity): Promise<string | undefined> {
     if (ext.knownUserId) return undefined;
     const rule = binding.claimMapping.scimLink ?? (binding.kind === 'oidc' || binding.kind === 'saml' ? {} : false);
     if (rule === false) return undefined;
@@ -100,58 +94,40 @@ export class UsersService {
     const externalId = rule.externalIdClaim ? claim(rule.externalIdClaim) : ext.subject;
     const userName = rule.userNameClaim ? claim(rule.userNameClaim) : null;
     if (!externalId && !userName) return undefined;
-    const rows = await m.query<Array<{ id: string }>>(
-      `SELECT u.id FROM users u
-        WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL
-          AND (u.external_id = $2 OR u.user_name_ci = lower($3))
-          AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.binding_id = $4)
-        LIMIT 2`,
-      [binding.tenantId, externalId, userName, binding.id],
-    );
-    return rows.length === 1 ? rows[0]!.id : undefined;
+    const ids = await this.repo.findScimLinkCandidates(tx, { tenantId: binding.tenantId, bindingId: binding.id, externalId, userName });
+    return ids.length === 1 ? ids[0] : undefined;
   }
 
-  async get(m: EntityManager, userId: string): Promise<PlatformUser | undefined> {
-    const [row] = await m.query<UserRow[]>(`SELECT id, tenant_id, email, email_verified, display_name, status FROM users WHERE id = $1`, [
-      userId,
-    ]);
+  async get(handle: Tx | EntityManager, userId: string): Promise<PlatformUser | undefined> {
+    const tx = asTx(handle);
+    const row = await this.repo.findById(tx, userId);
     if (!row) return undefined;
-    const roles = await m.query<
-      Array<{
-        role: string;
-      }>
-    >(`SELECT DISTINCT role FROM user_roles WHERE user_id = $1 ORDER BY role`, [userId]);
-    return {
-      id: row.id,
-      tenantId: row.tenant_id,
-      email: row.email,
-      emailVerified: row.email_verified,
-      displayName: row.display_name,
-      status: row.status,
-      roles: roles.map((r) => r.role),
-    };
+    return { ...row, roles: await this.repo.listRoles(tx, userId) };
+  }
+
+  /** `get` in a transaction of its own, for callers outside one (the admin API). */
+  async find(tenantId: string, userId: string): Promise<PlatformUser | undefined> {
+    return this.db.transaction({ tenant: tenantId }, (tx) => this.get(tx, userId));
   }
 
   async create(
-    m: EntityManager,
+    handle: Tx | EntityManager,
     tenantId: string,
     input: { email?: string | null; emailVerified?: boolean; displayName?: string | null },
   ): Promise<string> {
-    const [row] = await m.query<Array<{ id: string }>>(
-      `INSERT INTO users (tenant_id, email, email_verified, display_name) VALUES ($1, $2, $3, $4) RETURNING id`,
-      [tenantId, input.email?.toLowerCase() ?? null, input.emailVerified ?? false, input.displayName ?? null],
-    );
-    return row!.id;
+    return this.repo.insert(asTx(handle), {
+      tenantId,
+      email: input.email?.toLowerCase() ?? null,
+      emailVerified: input.emailVerified ?? false,
+      displayName: input.displayName ?? null,
+    });
   }
 
   /** Replaces the user's roles of one source (idp, manual, scim), creating role rows as needed. */
-  async syncRoles(m: EntityManager, tenantId: string, userId: string, source: 'idp' | 'manual' | 'scim', roles: string[]): Promise<void> {
-    await m.query(`DELETE FROM user_roles WHERE user_id = $1 AND source = $2 AND NOT (role = ANY($3::text[]))`, [userId, source, roles]);
+  async syncRoles(handle: Tx | EntityManager, tenantId: string, userId: string, source: RoleSource, roles: string[]): Promise<void> {
+    const tx = asTx(handle);
+    await this.repo.revokeRolesExcept(tx, userId, source, roles);
     if (roles.length === 0) return;
-    await m.query(`INSERT INTO roles (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, [tenantId, roles]);
-    await m.query(
-      `INSERT INTO user_roles (tenant_id, user_id, role, source) SELECT $1, $2, unnest($3::text[]), $4 ON CONFLICT DO NOTHING`,
-      [tenantId, userId, roles, source],
-    );
+    await this.repo.grantRoles(tx, tenantId, userId, source, roles);
   }
 }

@@ -1,12 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../../config/app-config.js';
-import { Database } from '../../database/database.js';
+import { Database, type Tx } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { ProblemError, problemType } from '../../common/errors.js';
 import { TenantsService } from '../../tenants/tenants.service.js';
 import { BindingsService } from '../../tenants/bindings.service.js';
 import { normaliseIdentity } from '../../users/claim-normaliser.js';
+import { UsersRepository } from '../../users/users.repository.js';
+import { NativeCredentialsRepository } from '../../users/native-credentials.repository.js';
 import type { BindingContext } from '../port/identity-provider.port.js';
 import { firebaseIssuer, parseFirebaseBindingConfig } from './firebase-binding-config.js';
 import { FirebaseHashConfigStore } from './firebase-hash-configs.js';
@@ -95,6 +97,8 @@ export class FirebaseImportService {
     private readonly tenants: TenantsService,
     private readonly bindings: BindingsService,
     private readonly hashConfigs: FirebaseHashConfigStore,
+    private readonly users: UsersRepository,
+    private readonly credentials: NativeCredentialsRepository,
     private readonly audit: AuditService,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
@@ -127,18 +131,18 @@ export class FirebaseImportService {
       credentialsKept: 0,
       withoutPassword: 0,
       skipped: users.skipped,
-      hashConfigId: await this.db.tenantTx(tenant.id, (m) => this.hashConfigs.insert(m, tenant.id, projectId, params)),
+      hashConfigId: await this.db.transaction({ tenant: tenant.id }, (tx) => this.hashConfigs.insert(tx, tenant.id, projectId, params)),
     };
     // Chunks: a large export does not hold one long transaction; a re-run picks up where a failure stopped.
     for (let i = 0; i < users.valid.length; i += CHUNK) {
       const chunk = users.valid.slice(i, i + CHUNK);
-      await this.db.tenantTx(tenant.id, async (m) => {
-        for (const user of chunk) await this.importOne(m, binding, firebaseIssuer(projectId), report, user);
+      await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+        for (const user of chunk) await this.importOne(tx, binding, firebaseIssuer(projectId), report, user);
       });
     }
     report.skipped.sort((a, b) => a.index - b.index);
-    await this.db.tenantTx(tenant.id, (m) =>
-      this.audit.record(m, {
+    await this.db.transaction({ tenant: tenant.id }, (tx) =>
+      this.audit.record(tx, {
         tenantId: tenant.id,
         actor: opts.actor ?? 'ops',
         action: 'firebase.users_imported',
@@ -160,6 +164,7 @@ export class FirebaseImportService {
       if (binding.kind !== 'firebase_legacy') throw invalid('The binding to import into is not a firebase_legacy binding.');
       return binding;
     }
+    // #15: moves to BindingsRepository (tenant_identity_providers is the tenants module's).
     const [row] = await m.query<Array<{ id: string }>>(
       `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy'
         ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
@@ -175,40 +180,28 @@ export class FirebaseImportService {
     return load(row.id);
   }
 
-  private async importOne(
-    m: EntityManager,
-    binding: BindingContext,
-    issuer: string,
-    report: FirebaseImportReport,
-    u: ValidUser,
-  ): Promise<void> {
+  private async importOne(tx: Tx, binding: BindingContext, issuer: string, report: FirebaseImportReport, u: ValidUser): Promise<void> {
     const tenantId = binding.tenantId;
-    const [identity] = await m.query<Array<{ user_id: string }>>(
-      `SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`,
-      [binding.id, u.localId],
-    );
-    let userId: string;
-    if (identity) {
-      userId = identity.user_id;
+    let userId = await this.users.findIdentityUserId(tx, binding.id, u.localId);
+    if (userId) {
       report.matched++;
       // Firebase disabled the account: so does the platform. The reverse is an ops decision, never an import's.
-      await m.query(
-        `UPDATE users SET email = COALESCE($2, email), email_verified = CASE WHEN $2::text IS NULL THEN email_verified ELSE $3 END,
-           display_name = COALESCE($4, display_name), status = CASE WHEN $5 THEN 'disabled' ELSE status END, updated_at = now()
-         WHERE id = $1`,
-        [userId, u.email, u.emailVerified, u.displayName, u.disabled],
-      );
+      await this.users.updateFromImport(tx, userId, {
+        email: u.email,
+        emailVerified: u.emailVerified,
+        displayName: u.displayName,
+        disabled: u.disabled,
+      });
     } else {
-      const [created] = await m.query<Array<{ id: string }>>(
-        `INSERT INTO users (tenant_id, email, email_verified, display_name, status) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-        [tenantId, u.email, u.emailVerified, u.displayName, u.disabled ? 'disabled' : 'active'],
-      );
-      userId = created!.id;
+      userId = await this.users.insert(tx, {
+        tenantId,
+        email: u.email,
+        emailVerified: u.emailVerified,
+        displayName: u.displayName,
+        status: u.disabled ? 'disabled' : 'active',
+      });
       report.created++;
-      await m.query(
-        `INSERT INTO user_identities (tenant_id, user_id, binding_id, issuer, subject, email) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [tenantId, userId, binding.id, issuer, u.localId, u.email],
-      );
+      await this.users.insertIdentity(tx, { tenantId, userId, bindingId: binding.id, issuer, subject: u.localId, email: u.email });
     }
 
     const roles = normaliseIdentity(binding.claimMapping, {
@@ -216,13 +209,7 @@ export class FirebaseImportService {
       subject: u.localId,
       claims: { ...u.customClaims, email: u.email, email_verified: u.emailVerified, name: u.displayName },
     }).roles;
-    if (roles.length > 0) {
-      await m.query(`INSERT INTO roles (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, [tenantId, roles]);
-      await m.query(
-        `INSERT INTO user_roles (tenant_id, user_id, role, source) SELECT $1, $2, unnest($3::text[]), 'manual' ON CONFLICT DO NOTHING`,
-        [tenantId, userId, roles],
-      );
-    }
+    if (roles.length > 0) await this.users.grantRoles(tx, tenantId, userId, 'manual', roles);
 
     if (!u.password || !u.email) {
       report.withoutPassword++;
@@ -233,12 +220,8 @@ export class FirebaseImportService {
       salt: u.password.salt,
       passwordHash: u.password.passwordHash,
     });
-    const [taken] = await m.query<
-      Array<{
-        user_id: string;
-      }>
-    >(`SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`, [tenantId, u.email]);
-    if (taken && taken.user_id !== userId) {
+    const taken = await this.credentials.findUserIdByUsername(tx, tenantId, u.email);
+    if (taken && taken !== userId) {
       report.withoutPassword++;
       report.skipped.push({
         index: u.index,
@@ -246,21 +229,12 @@ export class FirebaseImportService {
       });
       return;
     }
-    const [existing] = await m.query<
-      Array<{
-        password_hash: string;
-      }>
-    >(`SELECT password_hash FROM native_credentials WHERE user_id = $1`, [userId]);
-    if (!existing) {
-      await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [
-        userId,
-        tenantId,
-        u.email,
-        hash,
-      ]);
+    const existing = await this.credentials.findPasswordHash(tx, userId);
+    if (existing === undefined) {
+      await this.credentials.insert(tx, { userId, tenantId, username: u.email, passwordHash: hash });
       report.credentialsCreated++;
-    } else if (isFirebasePasswordHash(existing.password_hash)) {
-      await m.query(`UPDATE native_credentials SET username = $2, password_hash = $3 WHERE user_id = $1`, [userId, u.email, hash]);
+    } else if (isFirebasePasswordHash(existing)) {
+      await this.credentials.replaceUsernameAndHash(tx, userId, u.email, hash);
       report.credentialsUpdated++;
     } else {
       report.credentialsKept++;

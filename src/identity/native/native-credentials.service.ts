@@ -1,8 +1,9 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
-import { Database } from '../../database/database.js';
+import { asTx, Database } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { UsersService } from '../../users/users.service.js';
+import { NativeCredentialsRepository } from '../../users/native-credentials.repository.js';
 import { ProblemError, problemType } from '../../common/errors.js';
 import { PasswordHasher } from './password-hasher.js';
 import { LEGACY_PASSWORD_VERIFIERS, type LegacyPasswordVerifier } from './legacy-password.port.js';
@@ -29,6 +30,7 @@ export class NativeCredentialsService {
   constructor(
     private readonly db: Database,
     private readonly users: UsersService,
+    private readonly credentials: NativeCredentialsRepository,
     private readonly audit: AuditService,
     @Inject(AppConfig) private readonly config: AppConfig,
     @Optional() @Inject(LEGACY_PASSWORD_VERIFIERS) private readonly legacyVerifiers: LegacyPasswordVerifier[] = [],
@@ -59,22 +61,17 @@ export class NativeCredentialsService {
       );
     const hash = await this.hasher.hash(input.password);
     try {
-      return await this.db.tenantTx(tenantId, async (m) => {
-        const userId = await this.users.create(m, tenantId, {
+      return await this.db.transaction({ tenant: tenantId }, async (tx) => {
+        const userId = await this.users.create(tx, tenantId, {
           email: input.email ?? null,
           emailVerified: input.emailVerified,
           displayName: input.displayName,
         });
-        await m.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [
-          userId,
-          tenantId,
-          input.username,
-          hash,
-        ]);
-        if (input.roles?.length) await this.users.syncRoles(m, tenantId, userId, 'manual', input.roles);
+        await this.credentials.insert(tx, { userId, tenantId, username: input.username, passwordHash: hash });
+        if (input.roles?.length) await this.users.syncRoles(tx, tenantId, userId, 'manual', input.roles);
         // Like SCIM's audit rows: the id and what it may do, no username or email (PII).
         if (audit)
-          await this.audit.record(m, {
+          await this.audit.record(tx, {
             tenantId,
             actor: audit.actor,
             action: 'user.created',
@@ -99,59 +96,54 @@ export class NativeCredentialsService {
       await this.hasher.burn(password.slice(0, MAX_PASSWORD));
       return { ok: false };
     }
+    // A TypeORM transaction still: the legacy verifiers' port (legacy-password.port.ts) takes an EntityManager.
     return this.db.tenantTx(tenantId, async (m) => {
-      const [row] = await m.query<
-        Array<{ user_id: string; username: string; password_hash: string; failed_attempts: number; locked_until: Date | null }>
-      >(
-        `SELECT user_id, username, password_hash, failed_attempts, locked_until FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2) FOR UPDATE`,
-        [tenantId, username],
-      );
+      const tx = asTx(m);
+      const row = await this.credentials.findForLogin(tx, tenantId, username);
       if (!row) {
         await this.hasher.burn(password);
         return { ok: false } as const;
       }
-      if (row.locked_until && row.locked_until.getTime() > Date.now()) {
+      if (row.lockedUntil && row.lockedUntil.getTime() > Date.now()) {
         await this.hasher.burn(password);
         return { ok: false } as const;
       }
       // An imported hash (e.g. Firebase scrypt) is verified once and then replaced by argon2id.
-      const legacy = this.legacyVerifiers.find((v) => v.canVerify(row.password_hash));
+      const legacy = this.legacyVerifiers.find((v) => v.canVerify(row.passwordHash));
       const ok = legacy
-        ? await legacy.verify(m, tenantId, row.password_hash, password)
-        : await this.hasher.verify(row.password_hash, password);
+        ? await legacy.verify(m, tenantId, row.passwordHash, password)
+        : await this.hasher.verify(row.passwordHash, password);
       if (!ok) {
         if (legacy) await this.hasher.burn(password); // never faster than an argon2 failure
-        const failures = row.failed_attempts + 1;
+        const failures = row.failedAttempts + 1;
         const lock = failures >= this.config.NATIVE_LOCKOUT_THRESHOLD;
-        await m.query(`UPDATE native_credentials SET failed_attempts = $2, locked_until = $3 WHERE user_id = $1`, [
-          row.user_id,
+        await this.credentials.recordFailure(
+          tx,
+          row.userId,
           lock ? 0 : failures,
-          lock ? new Date(Date.now() + this.config.NATIVE_LOCKOUT_SECONDS * 1000) : row.locked_until,
-        ]);
+          lock ? new Date(Date.now() + this.config.NATIVE_LOCKOUT_SECONDS * 1000) : row.lockedUntil,
+        );
         if (lock)
-          await this.audit.record(m, {
+          await this.audit.record(tx, {
             tenantId,
             actor: 'system',
             action: 'native.account_locked',
-            target: row.user_id,
+            target: row.userId,
             data: { failures },
           });
         return { ok: false } as const;
       }
-      const rehash = legacy || this.hasher.needsRehash(row.password_hash) ? await this.hasher.hash(password) : row.password_hash;
+      const rehash = legacy || this.hasher.needsRehash(row.passwordHash) ? await this.hasher.hash(password) : row.passwordHash;
       if (legacy)
-        await this.audit.record(m, {
+        await this.audit.record(tx, {
           tenantId,
           actor: 'system',
           action: 'native.password_rehashed',
-          target: row.user_id,
+          target: row.userId,
           data: { from: legacy.format },
         });
-      await m.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL, password_hash = $2 WHERE user_id = $1`, [
-        row.user_id,
-        rehash,
-      ]);
-      return { ok: true, userId: row.user_id, username: row.username } as const;
+      await this.credentials.recordSuccess(tx, row.userId, rehash);
+      return { ok: true, userId: row.userId, username: row.username } as const;
     });
   }
 }

@@ -1,0 +1,95 @@
+import { Injectable } from '@nestjs/common';
+import type { Tx } from '../database/database.js';
+
+export interface NativeCredentialRow {
+  userId: string;
+  tenantId: string;
+  username: string;
+  passwordHash: string;
+}
+
+/** What a password check needs, read under a row lock. */
+export interface NativeCredentialForLogin {
+  userId: string;
+  username: string;
+  passwordHash: string;
+  failedAttempts: number;
+  lockedUntil: Date | null;
+}
+
+/**
+ * `native_credentials`: local usernames and password hashes (argon2id, or an imported legacy hash
+ * until the first login), with the lockout counter. Usernames are unique per tenant,
+ * case-insensitively (`username_ci`). Runs in the caller's tenant transaction.
+ */
+@Injectable()
+export class NativeCredentialsRepository {
+  /** Fails with 23505 (unique violation) when the username exists in the tenant. */
+  async insert(tx: Tx, c: NativeCredentialRow): Promise<void> {
+    await tx.query(`INSERT INTO native_credentials (user_id, tenant_id, username, password_hash) VALUES ($1, $2, $3, $4)`, [
+      c.userId,
+      c.tenantId,
+      c.username,
+      c.passwordHash,
+    ]);
+  }
+
+  /** The credential of a username (case-insensitive), locked `FOR UPDATE` until the transaction ends. */
+  async findForLogin(tx: Tx, tenantId: string, username: string): Promise<NativeCredentialForLogin | undefined> {
+    const { rows } = await tx.query<{
+      user_id: string;
+      username: string;
+      password_hash: string;
+      failed_attempts: number;
+      locked_until: Date | null;
+    }>(
+      `SELECT user_id, username, password_hash, failed_attempts, locked_until FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2) FOR UPDATE`,
+      [tenantId, username],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      userId: row.user_id,
+      username: row.username,
+      passwordHash: row.password_hash,
+      failedAttempts: row.failed_attempts,
+      lockedUntil: row.locked_until,
+    };
+  }
+
+  /** The user a username (case-insensitive) belongs to, without a lock. */
+  async findUserIdByUsername(tx: Tx, tenantId: string, username: string): Promise<string | undefined> {
+    const { rows } = await tx.query<{ user_id: string }>(
+      `SELECT user_id FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2)`,
+      [tenantId, username],
+    );
+    return rows[0]?.user_id;
+  }
+
+  async findPasswordHash(tx: Tx, userId: string): Promise<string | undefined> {
+    const { rows } = await tx.query<{ password_hash: string }>(`SELECT password_hash FROM native_credentials WHERE user_id = $1`, [userId]);
+    return rows[0]?.password_hash;
+  }
+
+  /** A failed check: the new failure count and lock. */
+  async recordFailure(tx: Tx, userId: string, failedAttempts: number, lockedUntil: Date | null): Promise<void> {
+    await tx.query(`UPDATE native_credentials SET failed_attempts = $2, locked_until = $3 WHERE user_id = $1`, [
+      userId,
+      failedAttempts,
+      lockedUntil,
+    ]);
+  }
+
+  /** A successful check: clears the lockout and stores the (possibly rehashed) hash. */
+  async recordSuccess(tx: Tx, userId: string, passwordHash: string): Promise<void> {
+    await tx.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL, password_hash = $2 WHERE user_id = $1`, [
+      userId,
+      passwordHash,
+    ]);
+  }
+
+  /** Replaces the username and the hash (a re-import of a not yet converted legacy hash). */
+  async replaceUsernameAndHash(tx: Tx, userId: string, username: string, passwordHash: string): Promise<void> {
+    await tx.query(`UPDATE native_credentials SET username = $2, password_hash = $3 WHERE user_id = $1`, [userId, username, passwordHash]);
+  }
+}

@@ -1,0 +1,193 @@
+import { Injectable } from '@nestjs/common';
+import type { Tx } from '../database/database.js';
+
+export type UserStatus = 'active' | 'disabled';
+export type RoleSource = 'idp' | 'manual' | 'scim';
+
+/** A row of `users` as the platform sees it (SCIM's own columns are the SCIM repository's). */
+export interface UserRecord {
+  id: string;
+  tenantId: string;
+  email: string | null;
+  emailVerified: boolean;
+  displayName: string | null;
+  status: UserStatus;
+}
+
+export interface NewUserRow {
+  tenantId: string;
+  email: string | null;
+  emailVerified: boolean;
+  displayName: string | null;
+  givenName?: string | null;
+  familyName?: string | null;
+  /** Default `active`. */
+  status?: UserStatus;
+}
+
+/** The profile an upstream login asserts; a null keeps the stored value. */
+export interface LoginProfile {
+  email: string | null;
+  emailVerified: boolean;
+  displayName: string | null;
+  givenName: string | null;
+  familyName: string | null;
+}
+
+/** The profile a Firebase export asserts; a null keeps the stored value, `disabled` only ever disables. */
+export interface ImportedProfile {
+  email: string | null;
+  emailVerified: boolean;
+  displayName: string | null;
+  disabled: boolean;
+}
+
+export interface NewIdentityRow {
+  tenantId: string;
+  userId: string;
+  bindingId: string;
+  issuer: string;
+  subject: string;
+  email: string | null;
+}
+
+/**
+ * `users`, `user_identities`, `roles` and `user_roles`: the platform's side of a user. Every
+ * statement runs in the caller's tenant transaction, so row-level security scopes it.
+ */
+@Injectable()
+export class UsersRepository {
+  async findById(tx: Tx, userId: string): Promise<UserRecord | undefined> {
+    const { rows } = await tx.query<{
+      id: string;
+      tenant_id: string;
+      email: string | null;
+      email_verified: boolean;
+      display_name: string | null;
+      status: UserStatus;
+    }>(`SELECT id, tenant_id, email, email_verified, display_name, status FROM users WHERE id = $1`, [userId]);
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      tenantId: row.tenant_id,
+      email: row.email,
+      emailVerified: row.email_verified,
+      displayName: row.display_name,
+      status: row.status,
+    };
+  }
+
+  /** The user's role names, each once, sorted. */
+  async listRoles(tx: Tx, userId: string): Promise<string[]> {
+    const { rows } = await tx.query<{ role: string }>(`SELECT DISTINCT role FROM user_roles WHERE user_id = $1 ORDER BY role`, [userId]);
+    return rows.map((r) => r.role);
+  }
+
+  /** Returns the new user's id. */
+  async insert(tx: Tx, u: NewUserRow): Promise<string> {
+    const { rows } = await tx.query<{ id: string }>(
+      `INSERT INTO users (tenant_id, email, email_verified, display_name, given_name, family_name, status) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+      [u.tenantId, u.email, u.emailVerified, u.displayName, u.givenName ?? null, u.familyName ?? null, u.status ?? 'active'],
+    );
+    const row = rows[0];
+    if (!row) throw new Error('users: INSERT … RETURNING returned no row');
+    return row.id;
+  }
+
+  /**
+   * Users whose email (lower-cased by the caller) counts as verified: verified, or asserted by the
+   * tenant's directory (a SCIM user). At most two: the caller links only an unambiguous match.
+   */
+  async findIdsByVerifiedEmail(tx: Tx, tenantId: string, email: string): Promise<string[]> {
+    const { rows } = await tx.query<{ id: string }>(
+      `SELECT id FROM users WHERE tenant_id = $1 AND lower(email) = $2 AND (email_verified OR user_name IS NOT NULL) LIMIT 2`,
+      [tenantId, email],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * SCIM-provisioned users matching an external id or a userName (case-insensitive) that are not yet
+   * linked to the binding. At most two: the caller links only an unambiguous match.
+   */
+  async findScimLinkCandidates(
+    tx: Tx,
+    q: { tenantId: string; bindingId: string; externalId: string | null; userName: string | null },
+  ): Promise<string[]> {
+    const { rows } = await tx.query<{ id: string }>(
+      `SELECT u.id FROM users u
+        WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL
+          AND (u.external_id = $2 OR u.user_name_ci = lower($3))
+          AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.binding_id = $4)
+        LIMIT 2`,
+      [q.tenantId, q.externalId, q.userName, q.bindingId],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Refreshes the profile from a login's claims; SCIM users (with a userName) keep their directory-managed profile. */
+  async updateFromLogin(tx: Tx, userId: string, p: LoginProfile): Promise<void> {
+    await tx.query(
+      `UPDATE users SET email = COALESCE($2, email), email_verified = CASE WHEN $2::text IS NULL THEN email_verified ELSE $3 END,
+           display_name = COALESCE($4, display_name), given_name = COALESCE($5, given_name), family_name = COALESCE($6, family_name), updated_at = now()
+         WHERE id = $1 AND user_name IS NULL`,
+      [userId, p.email, p.emailVerified, p.displayName, p.givenName, p.familyName],
+    );
+  }
+
+  /** Refreshes the profile from an import; an imported `disabled` disables, never the reverse. */
+  async updateFromImport(tx: Tx, userId: string, p: ImportedProfile): Promise<void> {
+    await tx.query(
+      `UPDATE users SET email = COALESCE($2, email), email_verified = CASE WHEN $2::text IS NULL THEN email_verified ELSE $3 END,
+           display_name = COALESCE($4, display_name), status = CASE WHEN $5 THEN 'disabled' ELSE status END, updated_at = now()
+         WHERE id = $1`,
+      [userId, p.email, p.emailVerified, p.displayName, p.disabled],
+    );
+  }
+
+  /** The platform user an upstream identity (binding, subject) is linked to. */
+  async findIdentityUserId(tx: Tx, bindingId: string, subject: string): Promise<string | undefined> {
+    const { rows } = await tx.query<{ user_id: string }>(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [
+      bindingId,
+      subject,
+    ]);
+    return rows[0]?.user_id;
+  }
+
+  /** Links the identity at a login, or stamps the login (and the upstream email) on the existing link. */
+  async upsertIdentityAtLogin(tx: Tx, i: NewIdentityRow): Promise<void> {
+    await tx.query(
+      `INSERT INTO user_identities (tenant_id, user_id, binding_id, issuer, subject, email, last_login_at)
+       VALUES ($1, $2, $3, $4, $5, $6, now())
+       ON CONFLICT (binding_id, subject) DO UPDATE SET last_login_at = now(), email = EXCLUDED.email`,
+      [i.tenantId, i.userId, i.bindingId, i.issuer, i.subject, i.email],
+    );
+  }
+
+  /** Links an identity without a login (an import); fails on an existing link. */
+  async insertIdentity(tx: Tx, i: NewIdentityRow): Promise<void> {
+    await tx.query(`INSERT INTO user_identities (tenant_id, user_id, binding_id, issuer, subject, email) VALUES ($1, $2, $3, $4, $5, $6)`, [
+      i.tenantId,
+      i.userId,
+      i.bindingId,
+      i.issuer,
+      i.subject,
+      i.email,
+    ]);
+  }
+
+  /** Removes the user's roles of one source except `keep`. */
+  async revokeRolesExcept(tx: Tx, userId: string, source: RoleSource, keep: string[]): Promise<void> {
+    await tx.query(`DELETE FROM user_roles WHERE user_id = $1 AND source = $2 AND NOT (role = ANY($3::text[]))`, [userId, source, keep]);
+  }
+
+  /** Grants roles of one source, creating the tenant's role rows as needed; already granted ones are left alone. */
+  async grantRoles(tx: Tx, tenantId: string, userId: string, source: RoleSource, roles: string[]): Promise<void> {
+    await tx.query(`INSERT INTO roles (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, [tenantId, roles]);
+    await tx.query(
+      `INSERT INTO user_roles (tenant_id, user_id, role, source) SELECT $1, $2, unnest($3::text[]), $4 ON CONFLICT DO NOTHING`,
+      [tenantId, userId, roles, source],
+    );
+  }
+}
