@@ -5,10 +5,12 @@ import { randomUUID } from 'node:crypto';
 import type {
   BindingContext,
   BindingHealth,
+  ConfigCheck,
   ExternalIdentity,
   ExternalTokenInput,
-  IdentityProvider,
+  HealthProbe,
   ProviderCapabilities,
+  TokenExchange,
   ValidatedBindingConfig,
 } from '../port/identity-provider.port.js';
 import {
@@ -31,7 +33,7 @@ export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
  * endpoint (RFC 8693) for a platform token. No redirect login: new tenants are not onboarded here.
  */
 @Injectable()
-export class FirebaseLegacyProvider implements IdentityProvider {
+export class FirebaseLegacyProvider implements TokenExchange, ConfigCheck, HealthProbe {
   readonly kind = 'firebase_legacy' as const;
   readonly capabilities: ProviderCapabilities = { loginRedirect: false, tokenExchange: true, logout: false };
   readonly exchangeTokenTypes = [ID_TOKEN_TYPE, JWT_TOKEN_TYPE] as const;

@@ -8,13 +8,17 @@ import type {
   BeginLoginResult,
   BindingContext,
   BindingHealth,
+  BrowserLogin,
   CallbackInput,
+  ConfigCheck,
   EndSessionOptions,
   ExternalIdentity,
   ExternalTokenInput,
-  IdentityProvider,
+  HealthProbe,
   LoginContext,
   ProviderCapabilities,
+  TokenExchange,
+  UpstreamLogout,
   ValidatedBindingConfig,
 } from '../port/identity-provider.port.js';
 import { InvalidKeycloakBindingError, resolveKeycloakBinding, type ResolvedKeycloakBinding } from './keycloak-binding.config.js';
@@ -95,7 +99,7 @@ export const NOT_A_MEMBER =
  * binding lists (machine-to-machine); their subject becomes `client:<azp>`.
  */
 @Injectable()
-export class KeycloakProvider implements IdentityProvider {
+export class KeycloakProvider implements BrowserLogin, TokenExchange, UpstreamLogout, ConfigCheck, HealthProbe {
   readonly kind = 'keycloak' as const;
   readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: true, logout: true };
   readonly exchangeTokenTypes = [KEYCLOAK_ACCESS_TOKEN_TYPE] as const;

@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import type {
   BeginLoginResult,
   BindingContext,
+  BrowserLogin,
   CallbackInput,
   ExternalIdentity,
-  IdentityProvider,
   LoginContext,
   ProviderCapabilities,
 } from '../port/identity-provider.port.js';
@@ -20,7 +20,7 @@ export class InvalidCredentialsError extends Error {
 
 /** Local password fallback: the service's own hosted login form. */
 @Injectable()
-export class NativeProvider implements IdentityProvider {
+export class NativeProvider implements BrowserLogin {
   readonly kind = 'native' as const;
   readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: false, logout: false };
 

@@ -7,9 +7,11 @@ import type {
   BeginLoginResult,
   BindingContext,
   BindingHealth,
+  BrowserLogin,
   CallbackInput,
+  ConfigCheck,
   ExternalIdentity,
-  IdentityProvider,
+  HealthProbe,
   LoginContext,
   ProviderCapabilities,
   ValidatedBindingConfig,
@@ -89,7 +91,7 @@ const UNREACHABLE = 'The organisation’s identity provider could not be reached
  * the binding's algorithm allow-list.
  */
 @Injectable()
-export class TenantOidcProvider implements IdentityProvider {
+export class TenantOidcProvider implements BrowserLogin, ConfigCheck, HealthProbe {
   readonly kind = 'oidc' as const;
   readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: false, logout: false };
   private readonly logger = new Logger(TenantOidcProvider.name);

@@ -106,28 +106,61 @@ export interface ValidatedBindingConfig {
   health: BindingHealth;
 }
 
-export interface IdentityProvider {
+/** What every adapter is: a kind and the capabilities it advertises (the contract suite holds it to them). */
+export interface IdentityProviderAdapter {
   readonly kind: IdpKind;
   readonly capabilities: ProviderCapabilities;
-  /** RFC 8693 `subject_token_type` values exchangeToken accepts. */
-  readonly exchangeTokenTypes?: readonly string[];
-  beginLogin?(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult>;
-  completeLogin?(binding: BindingContext, callback: CallbackInput, providerState: Record<string, unknown>): Promise<ExternalIdentity>;
-  exchangeToken?(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity>;
-  /** RP-initiated logout at the upstream: where to send the browser once the platform session has ended. */
-  endSessionUrl?(binding: BindingContext, upstreamSession: Record<string, unknown>, opts: EndSessionOptions): Promise<string | undefined>;
+}
+
+/** A login in the browser: a redirect to the upstream (or the hosted form, for native) and its callback. */
+export interface BrowserLogin extends IdentityProviderAdapter {
+  beginLogin(binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult>;
+  completeLogin(binding: BindingContext, callback: CallbackInput, providerState: Record<string, unknown>): Promise<ExternalIdentity>;
+}
+
+/** RFC 8693: an upstream token exchanged for a platform token. */
+export interface TokenExchange extends IdentityProviderAdapter {
+  /** `subject_token_type` values exchangeToken accepts. */
+  readonly exchangeTokenTypes: readonly string[];
+  exchangeToken(binding: BindingContext, input: ExternalTokenInput): Promise<ExternalIdentity>;
+}
+
+/** RP-initiated logout at the upstream. */
+export interface UpstreamLogout extends IdentityProviderAdapter {
+  /** Where to send the browser once the platform session has ended (undefined: nothing to end upstream). */
+  endSessionUrl(binding: BindingContext, upstreamSession: Record<string, unknown>, opts: EndSessionOptions): Promise<string | undefined>;
+}
+
+/** A configuration checked before it is saved. */
+export interface ConfigCheck extends IdentityProviderAdapter {
   /**
    * Checks a configuration before it is saved (fetches discovery, parses metadata, checks
    * certificates) and throws a ProblemError (400/422) naming what is wrong.
    */
-  validateConfig?(input: {
+  validateConfig(input: {
     tenantSlug: string;
     config: Record<string, unknown>;
     secrets: Record<string, unknown>;
   }): Promise<ValidatedBindingConfig>;
-  /** Connection health of a saved binding: upstream reachable, certificate expiry. */
-  probe?(binding: BindingContext): Promise<BindingHealth>;
 }
+
+/** Connection health of a saved binding: upstream reachable, certificate expiry. Never throws for an unreachable upstream. */
+export interface HealthProbe extends IdentityProviderAdapter {
+  probe(binding: BindingContext): Promise<BindingHealth>;
+}
+
+/**
+ * An adapter as the registry holds it: the base and whichever capabilities it implements. Callers
+ * never use this type to call a capability: they ask the registry for the capability
+ * (`registry.browserLogin(kind)`, `registry.tokenExchange(kind, type)`, …) and get an adapter that
+ * has it, or nothing.
+ */
+export type IdentityProvider = IdentityProviderAdapter &
+  Partial<Omit<BrowserLogin, keyof IdentityProviderAdapter>> &
+  Partial<Omit<TokenExchange, keyof IdentityProviderAdapter>> &
+  Partial<Omit<UpstreamLogout, keyof IdentityProviderAdapter>> &
+  Partial<Omit<ConfigCheck, keyof IdentityProviderAdapter>> &
+  Partial<Omit<HealthProbe, keyof IdentityProviderAdapter>>;
 
 export const IDENTITY_PROVIDERS = Symbol('IDENTITY_PROVIDERS');
 

@@ -18,9 +18,11 @@ import type {
   BeginLoginResult,
   BindingContext,
   BindingHealth,
+  BrowserLogin,
   CallbackInput,
+  ConfigCheck,
   ExternalIdentity,
-  IdentityProvider,
+  HealthProbe,
   LoginContext,
   ProviderCapabilities,
   ValidatedBindingConfig,
@@ -139,7 +141,7 @@ function reasonFor(err: unknown): SamlRejectReason {
  * request ID across replicas.
  */
 @Injectable()
-export class TenantSamlProvider implements IdentityProvider {
+export class TenantSamlProvider implements BrowserLogin, ConfigCheck, HealthProbe {
   readonly kind = 'saml' as const;
   readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: false, logout: false };
   private readonly logger = new Logger('TenantSamlProvider');
