@@ -2,7 +2,7 @@ import { Inject, Injectable, SetMetadata, type CanActivate, type ExecutionContex
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { isMachineSubject } from '../tokens/token-issuer.service.js';
 import { TenantsService } from '../tenants/tenants.service.js';
 import { AccessTokenStrategy, authenticate } from '../oauth/access-token.guard.js';
@@ -37,12 +37,10 @@ export function adminPrincipal(token: AuthenticatedToken, operatorTenantId: stri
     claims.tid === operatorTenantId &&
     (isMachine ? scopes.includes(ADMIN_SCOPE) : roles.includes(ADMIN_ROLE));
   if (!allowed)
-    throw new ProblemError(
-      403,
-      'Forbidden',
-      `Admin access needs a ${ADMIN_ROLE} user or a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant.`,
-      problemType('forbidden'),
-    );
+    throw new ProblemError({
+      type: 'forbidden',
+      detail: `Admin access needs a ${ADMIN_ROLE} user or a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant.`,
+    });
   return { actor: isMachine ? claims.sub : `user:${claims.sub}`, tenantId: claims.tid, roles, scopes };
 }
 

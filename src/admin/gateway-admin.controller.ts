@@ -2,7 +2,7 @@ import { Controller, Get, HttpCode, Inject, Post, Query, Res, UseGuards } from '
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { AdminGuard } from './admin-auth.js';
 import { SigningKeysService } from '../tokens/signing-keys.service.js';
 import {
@@ -33,9 +33,9 @@ export class GatewayAdminController {
   @Get()
   async declarativeConfig(@Query('format') format: unknown, @Query('flavor') flavor: unknown, @Res() res: Response): Promise<void> {
     if (format !== undefined && format !== 'yaml' && format !== 'json')
-      throw new ProblemError(400, 'Unsupported format', 'format is yaml (default) or json.', problemType('validation'));
+      throw new ProblemError({ type: 'validation', title: 'Unsupported format', detail: 'format is yaml (default) or json.' });
     if (flavor !== undefined && flavor !== 'deck' && flavor !== 'dbless')
-      throw new ProblemError(400, 'Unsupported flavor', 'flavor is deck (default) or dbless.', problemType('validation'));
+      throw new ProblemError({ type: 'validation', title: 'Unsupported flavor', detail: 'flavor is deck (default) or dbless.' });
     const opts: KongConfigOptions = {
       flavor: flavor === 'dbless' ? 'dbless' : 'deck',
       consumer: this.config.KONG_CONSUMER,
@@ -53,16 +53,11 @@ export class GatewayAdminController {
   @HttpCode(200)
   async sync(): Promise<{ upserted: string[]; deleted: string[] }> {
     if (!this.kong.enabled)
-      throw new ProblemError(
-        409,
-        'Kong push not configured',
-        'Set KONG_ADMIN_URL to push credentials to Kong.',
-        problemType('kong-not-configured'),
-      );
+      throw new ProblemError({ type: 'kong-not-configured', detail: 'Set KONG_ADMIN_URL to push credentials to Kong.' });
     try {
       return await this.kong.sync();
     } catch (err) {
-      throw new ProblemError(502, 'Kong Admin API failed', (err as Error).message, problemType('kong-sync-failed'), {}, { cause: err });
+      throw new ProblemError({ type: 'kong-sync-failed', detail: (err as Error).message, cause: err });
     }
   }
 }

@@ -9,7 +9,6 @@ import {
   ProblemError,
   RateLimitedError,
   ScimError,
-  problemType,
   unavailableReason,
 } from './errors.js';
 import { HTML_SECURITY_HEADERS, renderErrorPage } from './html.js';
@@ -68,12 +67,12 @@ function fromMiddleware(err: unknown): ProblemError | undefined {
   const status = e.status ?? e.statusCode;
   if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
   if (e.type === 'entity.too.large')
-    return new ProblemError(413, 'Request body too large', 'The request body exceeds the size limit.', problemType('body-too-large'));
+    return new ProblemError({ type: 'body-too-large', detail: 'The request body exceeds the size limit.' });
   if (e.type === 'entity.parse.failed')
-    return new ProblemError(400, 'Malformed request body', 'The request body could not be parsed.', problemType('malformed-body'));
+    return new ProblemError({ type: 'malformed-body', detail: 'The request body could not be parsed.' });
   if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
-    return new ProblemError(415, 'Unsupported encoding', e.message, problemType('unsupported-encoding'));
-  return new ProblemError(status, e.expose === false ? 'Bad request' : e.message);
+    return new ProblemError({ type: 'unsupported-encoding', detail: e.message });
+  return new ProblemError({ status, title: e.expose === false ? 'Bad request' : e.message });
 }
 
 function fromHttpException(err: HttpException): ProblemError {
@@ -81,7 +80,7 @@ function fromHttpException(err: HttpException): ProblemError {
   if (fromCause) return fromCause;
   const status = err.getStatus();
   if (status === 400 && err.cause instanceof SyntaxError)
-    return new ProblemError(400, 'Malformed request body', 'The request body could not be parsed.', problemType('malformed-body'));
+    return new ProblemError({ type: 'malformed-body', detail: 'The request body could not be parsed.' });
   const body = err.getResponse();
   let detail: string | undefined;
   if (typeof body === 'object' && body !== null && 'message' in body) {
@@ -98,7 +97,7 @@ function fromHttpException(err: HttpException): ProblemError {
           : status === 400
             ? 'Bad request'
             : err.name;
-  return new ProblemError(status, title, detail, status === 400 ? problemType('validation') : 'about:blank');
+  return status === 400 ? new ProblemError({ type: 'validation', title, detail }) : new ProblemError({ status, title, detail });
 }
 
 const OAUTH_FOR_STATUS = (status: number): OAuthError['error'] =>
@@ -127,9 +126,7 @@ export class DomainErrorFilter implements ExceptionFilter {
     let error: DomainError;
     if (exception instanceof DomainError) error = exception;
     else if (exception instanceof HttpException) error = fromHttpException(exception);
-    else
-      error =
-        fromMiddleware(exception) ?? new ProblemError(500, 'Internal server error', undefined, 'about:blank', {}, { cause: exception });
+    else error = fromMiddleware(exception) ?? new ProblemError({ status: 500, title: 'Internal server error', cause: exception });
 
     // A dependency outage is expected operational weather: one warn line per request, no stack.
     if (error instanceof DependencyUnavailableError)
@@ -215,13 +212,13 @@ export class DomainErrorFilter implements ExceptionFilter {
       error instanceof ProblemError
         ? error
         : error instanceof BearerTokenError
-          ? new ProblemError(
-              error.status,
-              error.status === 401 ? 'Unauthorized' : 'Forbidden',
-              error.description,
-              problemType(error.status === 401 ? 'unauthenticated' : 'forbidden'),
-            )
-          : new ProblemError(error.status, error.expose ? error.message : 'Internal server error', undefined);
+          ? new ProblemError({
+              type: error.status === 401 ? 'unauthenticated' : 'forbidden',
+              status: error.status,
+              title: error.status === 401 ? 'Unauthorized' : 'Forbidden',
+              detail: error.description,
+            })
+          : new ProblemError({ status: error.status, title: error.expose ? error.message : 'Internal server error' });
     const body: Record<string, unknown> = {
       type: p.type,
       title: p.title,

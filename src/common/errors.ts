@@ -1,3 +1,5 @@
+import { PROBLEM_TYPES, problemType, type ProblemSlug } from './problem-types.js';
+
 /**
  * One error style: services throw these; the global filter renders them by route family
  * (OAuth error JSON, SCIM error schema, RFC 9457 problem+json). `expose` is false for 5xx so
@@ -92,25 +94,86 @@ export class ScimError extends DomainError {
   retryAfter?: number;
 }
 
-/** RFC 9457 problem; `type` is a stable URN so clients can switch on it. */
-export class ProblemError extends DomainError {
+/** What a problem says besides its type: the detail for this occurrence, members, and how it is sent. */
+interface ProblemOptions {
+  /** This occurrence, in words for the client (never a secret, never a value it did not send). */
+  detail?: string;
+  /** Extension members of the problem document (`problems`, `check`, `dependency`, …). */
+  extensions?: Record<string, unknown>;
+  cause?: unknown;
+  /** Seconds, for 429/503 answers. */
   retryAfter?: number;
+  /** Browser routes: where the error page's "Return to the application" link may point. */
+  returnTo?: string;
+}
+
+/**
+ * A catalogued problem (common/problem-types.ts): status and title come from the catalogue unless
+ * this occurrence needs another status (the same type answered as 502 or 503) or a more specific title.
+ */
+export interface CataloguedProblem extends ProblemOptions {
+  type: ProblemSlug;
+  status?: number;
+  title?: string;
+}
+
+/** A problem with no type of its own (`about:blank`: the status says it all, RFC 9457 §4.2.1). */
+export interface UntypedProblem extends ProblemOptions {
+  type?: undefined;
+  status: number;
+  title: string;
+}
+
+/** RFC 9457 problem; `type` is a stable URN from the catalogue so clients can switch on it. */
+export class ProblemError extends DomainError {
+  readonly status: number;
+  readonly title: string;
+  readonly detail?: string;
+  readonly type: string;
+  readonly extensions: Record<string, unknown>;
+  retryAfter?: number;
+  constructor(problem: CataloguedProblem | UntypedProblem);
+  /** The positional form before the catalogue (#15): call sites move to `new ProblemError({ type, detail, … })`, then it goes. */
   constructor(
-    readonly status: number,
-    readonly title: string,
-    readonly detail?: string,
-    readonly type = 'about:blank',
-    readonly extensions: Record<string, unknown> = {},
+    status: number,
+    title: string,
+    detail?: string,
+    type?: string,
+    extensions?: Record<string, unknown>,
+    options?: { cause?: unknown; retryAfter?: number; returnTo?: string },
+  );
+  constructor(
+    first: number | CataloguedProblem | UntypedProblem,
+    title?: string,
+    detail?: string,
+    type = 'about:blank',
+    extensions: Record<string, unknown> = {},
     options?: { cause?: unknown; retryAfter?: number; returnTo?: string },
   ) {
-    super(detail ?? title, { cause: options?.cause });
+    const p: ProblemOptions & { status: number; title: string; typeUri: string } =
+      typeof first === 'number'
+        ? { status: first, title: title ?? '', detail, typeUri: type, extensions, ...options }
+        : first.type === undefined
+          ? { ...first, typeUri: 'about:blank' }
+          : {
+              ...first,
+              status: first.status ?? PROBLEM_TYPES[first.type].status,
+              title: first.title ?? PROBLEM_TYPES[first.type].title,
+              typeUri: problemType(first.type),
+            };
+    super(p.detail ?? p.title, { cause: p.cause });
     this.name = 'ProblemError';
-    this.retryAfter = options?.retryAfter;
-    this.returnTo = options?.returnTo;
+    this.status = p.status;
+    this.title = p.title;
+    this.detail = p.detail;
+    this.type = p.typeUri;
+    this.extensions = p.extensions ?? {};
+    this.retryAfter = p.retryAfter;
+    this.returnTo = p.returnTo;
   }
 }
 
-export const problemType = (slug: string): string => `urn:auth-service:problem:${slug}`;
+export { problemType };
 
 /**
  * Text no route accepts: U+0000 (PostgreSQL cannot store it), invalid UTF-8, an unpaired UTF-16
@@ -119,7 +182,7 @@ export const problemType = (slug: string): string => `urn:auth-service:problem:$
  */
 export class InvalidCharactersError extends ProblemError {
   constructor(where: string, flaw: string) {
-    super(400, 'Invalid characters', `The ${where} contains ${flaw}.`, problemType('invalid-characters'));
+    super({ type: 'invalid-characters', detail: `The ${where} contains ${flaw}.` });
     this.name = 'InvalidCharactersError';
   }
 }
@@ -148,23 +211,21 @@ export class DependencyUnavailableError extends ProblemError {
     return true;
   }
   constructor(dependency: string, detail: string, options?: { cause?: unknown; status?: number }) {
-    super(
-      options?.status ?? 503,
-      `${dependency} unavailable`,
+    super({
+      type: 'dependency-unavailable',
+      status: options?.status,
+      title: `${dependency} unavailable`,
       detail,
-      problemType('dependency-unavailable'),
-      { dependency },
-      {
-        cause: options?.cause,
-        retryAfter: 5,
-      },
-    );
+      extensions: { dependency },
+      cause: options?.cause,
+      retryAfter: 5,
+    });
   }
 }
 
 export class RateLimitedError extends ProblemError {
   constructor(retryAfter: number, what: string) {
-    super(429, 'Too many requests', `Too many ${what}; retry after ${retryAfter} s.`, problemType('rate-limited'), {}, { retryAfter });
+    super({ type: 'rate-limited', detail: `Too many ${what}; retry after ${retryAfter} s.`, retryAfter });
   }
 }
 

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { instrumentAdapter } from './instrument-adapter.js';
 import {
@@ -40,13 +40,7 @@ export class IdentityProviderRegistry {
   /** The adapter of a kind, whatever it can do (capability flags, the kind itself). 501 when none is installed. */
   get(kind: IdpKind): IdentityProvider {
     const provider = this.byKind.get(kind);
-    if (!provider)
-      throw new ProblemError(
-        501,
-        'Identity provider kind not available',
-        `No adapter is installed for kind "${kind}".`,
-        problemType('adapter-missing'),
-      );
+    if (!provider) throw new ProblemError({ type: 'adapter-missing', detail: `No adapter is installed for kind "${kind}".` });
     return provider;
   }
 

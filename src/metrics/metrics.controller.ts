@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { constantEquals } from '../crypto/random.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { MetricsService } from './metrics.service.js';
 
 /**
@@ -25,12 +25,12 @@ export class MetricsController {
   @ApiProduces('text/plain')
   async scrape(@Headers('authorization') authorization: string | undefined, @Res() res: Response): Promise<void> {
     const expected = this.config.METRICS_TOKEN;
-    if (!expected) throw new ProblemError(404, 'Not found');
+    if (!expected) throw new ProblemError({ status: 404, title: 'Not found' });
     // The auth-scheme is case-insensitive (RFC 9110 §11.1), as on every other Bearer route.
     const presented = /^Bearer +([\x21-\x7E]+) *$/i.exec(authorization ?? '')?.[1] ?? '';
     if (!constantEquals(presented, expected)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
-      throw new ProblemError(401, 'Unauthorized', 'Send Authorization: Bearer <METRICS_TOKEN>.', problemType('unauthenticated'));
+      throw new ProblemError({ type: 'unauthenticated', detail: 'Send Authorization: Bearer <METRICS_TOKEN>.' });
     }
     // Under WORKERS > 1 one scrape reports the whole process group (the primary sums every worker).
     const body = await this.metrics.scrape();

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cert, deleteApp, initializeApp, type App } from 'firebase-admin/app';
 import { getAuth, type UserRecord } from 'firebase-admin/auth';
 import { AppConfig } from '../../config/app-config.js';
-import { DependencyUnavailableError, ProblemError, problemType } from '../../common/errors.js';
+import { DependencyUnavailableError, ProblemError } from '../../common/errors.js';
 import type { FirebaseBindingConfig, FirebaseBindingSecrets } from './firebase-binding-config.js';
 
 export interface FirebaseAccountStatus {
@@ -95,11 +95,10 @@ export class FirebaseAdminGateway implements OnModuleDestroy {
     const processHost = process.env['FIREBASE_AUTH_EMULATOR_HOST'] || undefined;
     const configured = this.config.firebaseEmulatorHost;
     if (processHost !== configured)
-      throw new ProblemError(
-        500,
-        'Firebase emulator misconfigured',
-        'FIREBASE_AUTH_EMULATOR_HOST differs between the configuration and the process environment.',
-        problemType('binding-misconfigured'),
-      );
+      throw new ProblemError({
+        type: 'binding-misconfigured',
+        title: 'Firebase emulator misconfigured',
+        detail: 'FIREBASE_AUTH_EMULATOR_HOST differs between the configuration and the process environment.',
+      });
   }
 }

@@ -1,4 +1,4 @@
-import { ProblemError, problemType } from '../../common/errors.js';
+import { ProblemError } from '../../common/errors.js';
 
 /** Google's published X.509 certificates for Firebase ID tokens (kid → PEM). */
 export const GOOGLE_SECURETOKEN_CERTIFICATES_URL =
@@ -27,7 +27,7 @@ const PROJECT_ID = /^[a-z][a-z0-9-]{3,61}[a-z0-9]$/;
 const FIREBASE_TENANT_ID = /^[A-Za-z0-9-]{1,128}$/;
 
 const misconfigured = (detail: string) =>
-  new ProblemError(500, 'Firebase binding misconfigured', detail, problemType('binding-misconfigured'), {}, { cause: new Error(detail) });
+  new ProblemError({ type: 'binding-misconfigured', title: 'Firebase binding misconfigured', detail: detail, cause: new Error(detail) });
 
 /**
  * Validates a binding's config. Misconfiguration is the operator's problem, never the caller's: it

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
-import { ProblemError, problemType } from '../../common/errors.js';
+import { ProblemError } from '../../common/errors.js';
 import { randomUUID } from 'node:crypto';
 import type {
   BindingContext,
@@ -56,7 +56,7 @@ export class FirebaseLegacyProvider implements TokenExchange, ConfigCheck, Healt
     } catch (err) {
       // At use these are the operator's problem (500); at the door they are the request's (422).
       if (!(err instanceof ProblemError)) throw err;
-      throw new ProblemError(422, 'Invalid Firebase binding', err.detail, problemType('firebase-config'));
+      throw new ProblemError({ type: 'firebase-config', detail: err.detail });
     }
     return { config: input.config, health: { ok: true, checks: { config: 'ok' } } };
   }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { ProblemError, problemType } from '../../common/errors.js';
+import { ProblemError } from '../../common/errors.js';
 import type { LegacyPasswordVerifier } from '../native/legacy-password.port.js';
 import { FirebaseHashConfigStore } from './firebase-hash-configs.js';
 import { isFirebasePasswordHash, parseFirebasePasswordHash } from './firebase-password-hash.js';
@@ -23,12 +23,10 @@ export class FirebasePasswordVerifier implements LegacyPasswordVerifier {
     const params = await this.configs.load(m, tenantId, parsed.configId);
     // Without its parameters the hash can never verify: an operator error, not a wrong password.
     if (!params)
-      throw new ProblemError(
-        500,
-        'Imported password unusable',
-        'The Firebase hash parameters of an imported password are missing.',
-        problemType('firebase-hash-config-missing'),
-      );
+      throw new ProblemError({
+        type: 'firebase-hash-config-missing',
+        detail: 'The Firebase hash parameters of an imported password are missing.',
+      });
     return verifyFirebaseScrypt(password, { passwordHash: parsed.passwordHash, salt: parsed.salt }, params);
   }
 }

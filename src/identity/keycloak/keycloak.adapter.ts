@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import type { JWTPayload } from 'jose';
 import { AppConfig } from '../../config/app-config.js';
 import { constantEquals } from '../../crypto/random.js';
-import { DependencyUnavailableError, OAuthError, ProblemError, problemType } from '../../common/errors.js';
+import { DependencyUnavailableError, OAuthError, ProblemError } from '../../common/errors.js';
 import type {
   BeginLoginResult,
   BindingContext,
@@ -308,25 +308,23 @@ export class KeycloakProvider implements BrowserLogin, TokenExchange, UpstreamLo
   }): Promise<ValidatedBindingConfig> {
     const settings = this.realms.settings;
     if (!settings)
-      throw new ProblemError(
-        422,
-        'Keycloak not configured',
-        'This service has no Keycloak (KEYCLOAK_URL is unset).',
-        problemType('binding-invalid'),
-      );
+      throw new ProblemError({
+        type: 'binding-invalid',
+        title: 'Keycloak not configured',
+        detail: 'This service has no Keycloak (KEYCLOAK_URL is unset).',
+      });
     let b: ResolvedKeycloakBinding;
     try {
       b = resolveKeycloakBinding(input.config, input.secrets, input.tenantSlug, settings);
     } catch (err) {
       if (!(err instanceof InvalidKeycloakBindingError)) throw err;
-      throw new ProblemError(
-        422,
-        'Invalid Keycloak binding',
-        err.problems.join('; '),
-        problemType('binding-invalid'),
-        { problems: err.problems },
-        { cause: err },
-      );
+      throw new ProblemError({
+        type: 'binding-invalid',
+        title: 'Invalid Keycloak binding',
+        detail: err.problems.join('; '),
+        extensions: { problems: err.problems },
+        cause: err,
+      });
     }
     let provisioned: ProvisioningChecks;
     if (!this.provisioning.enabled) provisioned = { provisioning: 'skipped: KEYCLOAK_ADMIN_* not set, the Keycloak side is not checked' };
@@ -336,25 +334,23 @@ export class KeycloakProvider implements BrowserLogin, TokenExchange, UpstreamLo
       } catch (err) {
         // The service's own state (no admin rights, Keycloak down) keeps its 5xx; the binding's is a 422.
         if (err instanceof ProblemError && err.status >= 400 && err.status < 500)
-          throw new ProblemError(
-            422,
-            'Invalid Keycloak binding',
-            err.detail ?? err.title,
-            problemType('binding-invalid'),
-            { reason: err.type },
-            { cause: err },
-          );
+          throw new ProblemError({
+            type: 'binding-invalid',
+            title: 'Invalid Keycloak binding',
+            detail: err.detail ?? err.title,
+            extensions: { reason: err.type },
+            cause: err,
+          });
         throw err;
       }
     }
     const health = await this.health(b);
     if (health.checks['discovery']?.startsWith('misconfigured'))
-      throw new ProblemError(
-        422,
-        'Invalid Keycloak binding',
-        `The realm "${b.realm}" cannot be used: ${health.checks['discovery']}.`,
-        problemType('binding-invalid'),
-      );
+      throw new ProblemError({
+        type: 'binding-invalid',
+        title: 'Invalid Keycloak binding',
+        detail: `The realm "${b.realm}" cannot be used: ${health.checks['discovery']}.`,
+      });
     return { config: { ...input.config }, health: { ...health, checks: { ...provisioned, ...health.checks } } };
   }
 
@@ -377,26 +373,21 @@ export class KeycloakProvider implements BrowserLogin, TokenExchange, UpstreamLo
     const settings = this.realms.settings;
     if (!settings) {
       this.logger.error({ binding: binding.id }, 'a tenant is bound to Keycloak but KEYCLOAK_URL is not configured');
-      throw new ProblemError(
-        502,
-        'Identity provider misconfigured',
-        'Sign-in for this organisation is misconfigured. Contact the platform operators.',
-        problemType('idp-misconfigured'),
-      );
+      throw new ProblemError({
+        type: 'idp-misconfigured',
+        detail: 'Sign-in for this organisation is misconfigured. Contact the platform operators.',
+      });
     }
     try {
       return resolveKeycloakBinding(binding.config, binding.secrets, binding.tenantSlug, settings);
     } catch (err) {
       if (!(err instanceof InvalidKeycloakBindingError)) throw err;
       this.logger.error({ binding: binding.id, problems: err.problems }, 'Keycloak binding is misconfigured');
-      throw new ProblemError(
-        502,
-        'Identity provider misconfigured',
-        'Sign-in for this organisation is misconfigured. Contact the platform operators.',
-        problemType('idp-misconfigured'),
-        {},
-        { cause: err },
-      );
+      throw new ProblemError({
+        type: 'idp-misconfigured',
+        detail: 'Sign-in for this organisation is misconfigured. Contact the platform operators.',
+        cause: err,
+      });
     }
   }
 
@@ -418,14 +409,11 @@ export class KeycloakProvider implements BrowserLogin, TokenExchange, UpstreamLo
     const reason = this.reasonOf(err);
     if (err instanceof KeycloakDiscoveryError && err.misconfigured) {
       this.logger.error({ binding: binding.id, reason }, 'Keycloak realm is misconfigured');
-      return new ProblemError(
-        502,
-        'Identity provider misconfigured',
-        'Sign-in for this organisation is misconfigured. Contact the platform operators.',
-        problemType('idp-misconfigured'),
-        {},
-        { cause: err },
-      );
+      return new ProblemError({
+        type: 'idp-misconfigured',
+        detail: 'Sign-in for this organisation is misconfigured. Contact the platform operators.',
+        cause: err,
+      });
     }
     this.logger.warn({ binding: binding.id, reason }, 'Keycloak unavailable at login start');
     return new DependencyUnavailableError('Keycloak', UNREACHABLE, { cause: err, status: 503 });

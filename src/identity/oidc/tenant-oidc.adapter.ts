@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import * as oidc from 'openid-client';
 import { importJWK } from 'jose';
 import { AppConfig } from '../../config/app-config.js';
-import { DependencyUnavailableError, OAuthError, ProblemError, problemType } from '../../common/errors.js';
+import { DependencyUnavailableError, OAuthError, ProblemError } from '../../common/errors.js';
 import type {
   BeginLoginResult,
   BindingContext,
@@ -212,8 +212,13 @@ export class TenantOidcProvider implements BrowserLogin, ConfigCheck, HealthProb
       r = resolveOidcBinding(input.config, input.secrets, { allowHttp: this.allowHttp });
     } catch (err) {
       if (!(err instanceof InvalidOidcBindingError)) throw err;
-      throw new ProblemError(422, CHECK_TITLES['oidc-config'], err.problems.join('; '), problemType('oidc-config'), {
-        problems: err.problems,
+      throw new ProblemError({
+        type: 'oidc-config',
+        title: CHECK_TITLES['oidc-config'],
+        detail: err.problems.join('; '),
+        extensions: {
+          problems: err.problems,
+        },
       });
     }
     if (r.privateJwk) {
@@ -224,19 +229,24 @@ export class TenantOidcProvider implements BrowserLogin, ConfigCheck, HealthProb
         asymmetric = false;
       }
       if (!asymmetric)
-        throw new ProblemError(
-          422,
-          CHECK_TITLES['oidc-config'],
-          'secrets: privateJwk cannot be imported as an asymmetric private key',
-          problemType('oidc-config'),
-          {
+        throw new ProblemError({
+          type: 'oidc-config',
+          title: CHECK_TITLES['oidc-config'],
+          detail: 'secrets: privateJwk cannot be imported as an asymmetric private key',
+          extensions: {
             problems: ['secrets: privateJwk cannot be imported as an asymmetric private key'],
           },
-        );
+        });
     }
     const { health, failure } = await checkOpenIdProvider(r, { timeoutMs: OIDC_ADAPTER_LIMITS.checkTimeoutMs, allowHttp: this.allowHttp });
     if (failure)
-      throw new ProblemError(422, CHECK_TITLES[failure.type], failure.detail, problemType(failure.type), { check: failure.check });
+      throw new ProblemError({
+        type: failure.type,
+        status: 422,
+        title: CHECK_TITLES[failure.type],
+        detail: failure.detail,
+        extensions: { check: failure.check },
+      });
     return { config: input.config, health };
   }
 
@@ -261,14 +271,11 @@ export class TenantOidcProvider implements BrowserLogin, ConfigCheck, HealthProb
     } catch (err) {
       if (!(err instanceof InvalidOidcBindingError)) throw err;
       this.logger.error({ binding: binding.id, problems: err.problems }, 'OIDC binding is misconfigured');
-      throw new ProblemError(
-        502,
-        'Identity provider misconfigured',
-        'Sign-in for this organisation is misconfigured. Contact its administrator.',
-        problemType('idp-misconfigured'),
-        {},
-        { cause: err },
-      );
+      throw new ProblemError({
+        type: 'idp-misconfigured',
+        detail: 'Sign-in for this organisation is misconfigured. Contact its administrator.',
+        cause: err,
+      });
     }
   }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { DependencyUnavailableError, ProblemError, problemType } from '../../common/errors.js';
+import { DependencyUnavailableError, ProblemError } from '../../common/errors.js';
 import type { BindingContext } from '../port/identity-provider.port.js';
 import { toPemCertificate, type SamlBindingConfig } from './saml-config.js';
 import { certificateInfo, MetadataError, parseIdpMetadata, type CertificateInfo, type IdpMetadata } from './saml-xml.js';
@@ -102,14 +102,13 @@ export class SamlIdpMetadataService implements OnModuleInit, OnModuleDestroy {
       const stale = entry.idp && entry.refreshedAt && Date.now() - entry.refreshedAt.getTime() < MAX_STALE_MS;
       if (stale) return entry.idp!;
       if (err instanceof MetadataError)
-        throw new ProblemError(
-          503,
-          'Sign-in misconfigured',
-          `The organisation's SAML identity provider is misconfigured.`,
-          problemType('idp-misconfigured'),
-          {},
-          { cause: err },
-        );
+        throw new ProblemError({
+          type: 'idp-misconfigured',
+          status: 503,
+          title: 'Sign-in misconfigured',
+          detail: `The organisation's SAML identity provider is misconfigured.`,
+          cause: err,
+        });
       throw new DependencyUnavailableError(
         'identity provider metadata',
         `The organisation's identity provider metadata could not be loaded.`,

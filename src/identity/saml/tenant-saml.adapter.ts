@@ -13,7 +13,7 @@ import {
   type SamlConfig,
 } from '@node-saml/node-saml';
 import { AppConfig } from '../../config/app-config.js';
-import { ProblemError, problemType } from '../../common/errors.js';
+import { ProblemError } from '../../common/errors.js';
 import type {
   BeginLoginResult,
   BindingContext,
@@ -273,7 +273,13 @@ export class TenantSamlProvider implements BrowserLogin, ConfigCheck, HealthProb
     secrets: Record<string, unknown>;
   }): Promise<ValidatedBindingConfig> {
     const refuse = (f: IdpCheckFailure, extensions: Record<string, unknown> = {}) =>
-      new ProblemError(422, CHECK_TITLES[f.type], f.detail, problemType(f.type), { check: f.check, ...extensions });
+      new ProblemError({
+        type: f.type,
+        status: 422,
+        title: CHECK_TITLES[f.type],
+        detail: f.detail,
+        extensions: { check: f.check, ...extensions },
+      });
     let parsed: ParsedSamlBinding;
     try {
       parsed = parseSamlBinding(input.config, input.secrets);
@@ -638,14 +644,13 @@ export class TenantSamlProvider implements BrowserLogin, ConfigCheck, HealthProb
     } catch (err) {
       if (!(err instanceof SamlConfigError)) throw err;
       this.logger.error({ tenant: binding.tenantId, binding: binding.id, problems: err.problems }, 'SAML binding configuration is invalid');
-      throw new ProblemError(
-        503,
-        'Sign-in misconfigured',
-        "The organisation's SAML sign-in is misconfigured.",
-        problemType('idp-misconfigured'),
-        {},
-        { cause: err },
-      );
+      throw new ProblemError({
+        type: 'idp-misconfigured',
+        status: 503,
+        title: 'Sign-in misconfigured',
+        detail: "The organisation's SAML sign-in is misconfigured.",
+        cause: err,
+      });
     }
   }
 }
