@@ -11,6 +11,8 @@ import { SigningKeysService } from './tokens/signing-keys.service.js';
 import { TokenIssuerService } from './tokens/token-issuer.service.js';
 import { TenantsService } from './tenants/tenants.service.js';
 import { BindingsService } from './tenants/bindings.service.js';
+import { TenantsRepository } from './tenants/tenants.repository.js';
+import { BindingsRepository } from './tenants/bindings.repository.js';
 import { UsersService } from './users/users.service.js';
 import { UsersRepository } from './users/users.repository.js';
 import { NativeCredentialsRepository } from './users/native-credentials.repository.js';
@@ -124,6 +126,8 @@ export class AppModule {
         AuditRepository,
         // Repositories of #15, one marker per work package (keeps parallel branches' edits apart):
         // repositories: tenancy (tenants, bindings, clients, signing keys, idempotency, rate limits)
+        TenantsRepository,
+        BindingsRepository,
         ...RATE_LIMIT_PROVIDERS,
         ClientsService,
         LoginService,

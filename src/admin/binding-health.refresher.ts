@@ -5,6 +5,8 @@ import { IdentityProviderRegistry } from '../identity/identity-provider.registry
 import type { IdpKind } from '../identity/port/identity-provider.port.js';
 import { CERT_WARNING_DAYS } from '../identity/saml/saml-idp-metadata.service.js';
 import type { Tenant } from '../tenants/tenants.service.js';
+import { BindingsRepository } from '../tenants/bindings.repository.js';
+import { TenantsRepository } from '../tenants/tenants.repository.js';
 import { BindingsAdminService } from './bindings-admin.service.js';
 
 export interface HealthRefreshOutcome {
@@ -22,16 +24,6 @@ export interface HealthRefreshReport {
   skipped: number;
   /** Bindings whose probe failed unexpectedly (logged; retried next round). */
   failed: number;
-}
-
-interface TenantRow {
-  id: string;
-  slug: string;
-  display_name: string;
-  status: Tenant['status'];
-  version: number;
-  created_at: Date;
-  updated_at: Date;
 }
 
 const TENANT_PAGE = 500;
@@ -59,6 +51,8 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
   constructor(
     private readonly db: Database,
     private readonly bindings: BindingsAdminService,
+    private readonly tenantRows: TenantsRepository,
+    private readonly bindingRows: BindingsRepository,
     private readonly registry: IdentityProviderRegistry,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
@@ -104,30 +98,11 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
     const dueBefore = new Date(Date.now() - Math.floor(this.intervalMs * 0.9));
     let after = '00000000-0000-0000-0000-000000000000';
     for (;;) {
-      const tenants = await this.db.query<TenantRow>(
-        `SELECT * FROM tenants WHERE status = 'active' AND id > $1 ORDER BY id LIMIT ${TENANT_PAGE}`,
-        [after],
-      );
+      const tenants = await this.db.transaction('platform', (tx) => this.tenantRows.listActiveById(tx, after, TENANT_PAGE));
       const work: Array<{ tenant: Tenant; id: string; kind: IdpKind }> = [];
-      for (const row of tenants) {
-        const tenant: Tenant = {
-          id: row.id,
-          slug: row.slug,
-          displayName: row.display_name,
-          status: row.status,
-          version: row.version,
-          createdAt: row.created_at,
-          updatedAt: row.updated_at,
-        };
-        const due = await this.db.tenantTx(tenant.id, (m) =>
-          m.query(
-            `SELECT id, kind FROM tenant_identity_providers
-              WHERE tenant_id = $1 AND status = 'active' AND (health_checked_at IS NULL OR health_checked_at < $2) ORDER BY id`,
-            [tenant.id, dueBefore],
-          ),
-        );
-        for (const b of due as Array<{ id: string; kind: IdpKind }>)
-          if (this.probeable(b.kind)) work.push({ tenant, id: b.id, kind: b.kind });
+      for (const tenant of tenants) {
+        const due = await this.db.transaction({ tenant: tenant.id }, (tx) => this.bindingRows.listDueForHealth(tx, tenant.id, dueBefore));
+        for (const b of due) if (this.probeable(b.kind)) work.push({ tenant, id: b.id, kind: b.kind });
       }
       await this.runPool(work, async (w) => {
         try {
@@ -169,14 +144,7 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
 
   /** Marks the binding as being checked now, unless another replica did (or is doing) it since the round started. */
   private async claim(tenantId: string, bindingId: string, dueBefore: Date): Promise<boolean> {
-    const res = await this.db.tenantTx<[unknown[], number]>(tenantId, (m) =>
-      m.query(
-        `UPDATE tenant_identity_providers SET health_checked_at = now()
-          WHERE id = $1 AND status = 'active' AND (health_checked_at IS NULL OR health_checked_at < $2) RETURNING id`,
-        [bindingId, dueBefore],
-      ),
-    );
-    return res[1] > 0;
+    return this.db.transaction({ tenant: tenantId }, (tx) => this.bindingRows.claimHealthCheck(tx, bindingId, dueBefore));
   }
 
   private warnAbout(o: HealthRefreshOutcome, checks: Record<string, string>, warnings: string[]): void {

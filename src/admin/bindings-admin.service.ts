@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
-import { Database } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { DomainError, ProblemError, problemType } from '../common/errors.js';
-import { BindingsService, type BindingRow } from '../tenants/bindings.service.js';
+import { BindingsService, type Binding } from '../tenants/bindings.service.js';
+import { BindingsRepository } from '../tenants/bindings.repository.js';
 import type { Tenant } from '../tenants/tenants.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
 import type { BindingHealth, ClaimMappingRules, ExternalIdentity, IdpKind } from '../identity/port/identity-provider.port.js';
@@ -12,27 +12,12 @@ import { LoginService } from '../login/login.service.js';
 import type { AdminPrincipal } from './admin-auth.js';
 import type { CreateBindingDto, MappingPreviewDto, UpdateBindingDto } from './dto.js';
 
-/** The full row, with the staged-activation and health columns the admin API shows. */
-interface Row extends BindingRow {
-  created_at: Date;
-  updated_at: Date;
-  activated_at: Date | null;
-  retired_at: Date | null;
-  test_login_at: Date | null;
-  test_identity: Buffer | null;
-  last_login_succeeded_at: Date | null;
-  last_login_failed_at: Date | null;
-  last_failure: string | null;
-  health: BindingHealth | null;
-  health_checked_at: Date | null;
-}
-
 /** A binding as the admin API shows it: secrets are write-only, so only their names appear. */
 export interface BindingView {
   id: string;
   tenantId: string;
   kind: IdpKind;
-  status: Row['status'];
+  status: Binding['status'];
   config: Record<string, unknown>;
   secretFields: string[];
   claimMapping: ClaimMappingRules;
@@ -47,7 +32,7 @@ export interface BindingView {
 
 export interface BindingHealthView {
   bindingId: string;
-  status: Row['status'];
+  status: Binding['status'];
   health: BindingHealth | null;
   checkedAt: Date | null;
   lastLoginSucceededAt: Date | null;
@@ -77,6 +62,7 @@ export class BindingsAdminService {
   constructor(
     private readonly db: Database,
     private readonly bindings: BindingsService,
+    private readonly rows: BindingsRepository,
     private readonly registry: IdentityProviderRegistry,
     private readonly login: LoginService,
     private readonly audit: AuditService,
@@ -84,23 +70,23 @@ export class BindingsAdminService {
 
   async create(p: AdminPrincipal, tenant: Tenant, dto: CreateBindingDto): Promise<BindingView> {
     const { config, health } = await this.validate(tenant, dto.kind, dto.config ?? {}, dto.secrets ?? {});
-    const created = await this.bindings.create(tenant, {
-      kind: dto.kind,
-      config,
-      secrets: dto.secrets,
-      claimMapping: dto.claimMapping ?? {},
-      priority: dto.priority,
-      status: 'draft',
-      migrationImport: dto.migrationImport,
-    });
-    const view = await this.db.tenantTx(tenant.id, async (m) => {
-      if (health)
-        await m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [
-          created.id,
-          JSON.stringify(health),
-        ]);
-      const v = this.view(await this.row(m, created.id));
-      await this.audit.record(m, {
+    const view = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const created = await this.bindings.create(
+        tenant,
+        {
+          kind: dto.kind,
+          config,
+          secrets: dto.secrets,
+          claimMapping: dto.claimMapping ?? {},
+          priority: dto.priority,
+          status: 'draft',
+          migrationImport: dto.migrationImport,
+        },
+        tx,
+      );
+      if (health) await this.rows.setHealth(tx, created.id, health);
+      const v = this.view(await this.row(tx, created.id));
+      await this.audit.record(tx, {
         tenantId: tenant.id,
         actor: p.actor,
         action: 'binding.created',
@@ -109,19 +95,16 @@ export class BindingsAdminService {
       });
       return v;
     });
+    this.db.rowsChanged('tenant_identity_providers');
     return view;
   }
 
   async list(tenant: Tenant): Promise<BindingView[]> {
-    return this.db.tenantTx(tenant.id, async (m) =>
-      (await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY created_at DESC`, [tenant.id])).map(
-        (r) => this.view(r),
-      ),
-    );
+    return this.db.transaction({ tenant: tenant.id }, async (tx) => (await this.rows.listAll(tx, tenant.id)).map((r) => this.view(r)));
   }
 
   async get(tenant: Tenant, id: string): Promise<BindingView> {
-    return this.db.tenantTx(tenant.id, async (m) => this.view(await this.row(m, id)));
+    return this.db.transaction({ tenant: tenant.id }, async (tx) => this.view(await this.row(tx, id)));
   }
 
   /**
@@ -142,54 +125,53 @@ export class BindingsAdminService {
         "A binding's status changes only through POST …/bindings/{id}/activate, POST …/bindings/{id}/retire and POST …/bindings/rollback.",
         problemType('status-not-editable'),
       );
-    const current = await this.db.tenantTx(tenant.id, (m) => this.row(m, id));
+    const current = await this.db.transaction({ tenant: tenant.id }, (tx) => this.row(tx, id));
     if (current.version !== version)
       throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
     const secrets = dto.secrets ?? this.bindings.openSecrets(current.id, current.secrets);
     const { config, health } = await this.validate(tenant, current.kind, dto.config ?? current.config, secrets);
-    const claimMapping = dto.claimMapping ?? current.claim_mapping;
+    const claimMapping = dto.claimMapping ?? current.claimMapping;
     const before = this.view(current);
     if (current.status === 'draft') {
-      const view = await this.db.tenantTx(tenant.id, async (m) => {
-        const res = await m.query<[unknown, number]>(
-          `UPDATE tenant_identity_providers SET config = $3, claim_mapping = $4, priority = $5, secrets = $6, health = $7, health_checked_at = now(),
-                  version = version + 1, updated_at = now()
-            WHERE id = $1 AND version = $2 AND status = 'draft'`,
-          [
-            id,
-            version,
-            JSON.stringify(config),
-            JSON.stringify(claimMapping),
-            dto.priority ?? current.priority,
-            this.bindings.sealSecrets(id, secrets),
-            health ? JSON.stringify(health) : null,
-          ],
-        );
-        if (res[1] === 0)
+      const view = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+        const changed = await this.rows.updateDraft(tx, id, version, {
+          config,
+          claimMapping,
+          priority: dto.priority ?? current.priority,
+          secrets: this.bindings.sealSecrets(id, secrets),
+          health: health ?? null,
+        });
+        if (!changed)
           throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
-        const after = this.view(await this.row(m, id));
-        await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.updated', target: id, data: { before, after } });
+        const after = this.view(await this.row(tx, id));
+        await this.audit.record(tx, {
+          tenantId: tenant.id,
+          actor: p.actor,
+          action: 'binding.updated',
+          target: id,
+          data: { before, after },
+        });
         return after;
       });
       return { view, created: false };
     }
-    const draft = await this.bindings.create(tenant, {
-      kind: current.kind,
-      config,
-      secrets,
-      claimMapping,
-      priority: dto.priority ?? current.priority,
-      status: 'draft',
-      migrationImport: true,
-    });
-    const view = await this.db.tenantTx(tenant.id, async (m) => {
-      if (health)
-        await m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [
-          draft.id,
-          JSON.stringify(health),
-        ]);
-      const after = this.view(await this.row(m, draft.id));
-      await this.audit.record(m, {
+    const view = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const draft = await this.bindings.create(
+        tenant,
+        {
+          kind: current.kind,
+          config,
+          secrets,
+          claimMapping,
+          priority: dto.priority ?? current.priority,
+          status: 'draft',
+          migrationImport: true,
+        },
+        tx,
+      );
+      if (health) await this.rows.setHealth(tx, draft.id, health);
+      const after = this.view(await this.row(tx, draft.id));
+      await this.audit.record(tx, {
         tenantId: tenant.id,
         actor: p.actor,
         action: 'binding.created',
@@ -198,15 +180,16 @@ export class BindingsAdminService {
       });
       return after;
     });
+    this.db.rowsChanged('tenant_identity_providers');
     return { view, created: true };
   }
 
   /** Starts a real login through the binding (even a draft) for the customer's IT admin. */
   async testLogin(p: AdminPrincipal, tenant: Tenant, id: string): Promise<{ url: string }> {
-    const binding = await this.db.tenantTx(tenant.id, (m) => this.bindings.get(tenant, id, m));
+    const binding = await this.db.transaction({ tenant: tenant.id }, (tx) => this.bindings.get(tenant, id, tx));
     const url = await this.login.beginTest(tenant, binding);
-    await this.db.tenantTx(tenant.id, (m) =>
-      this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.test_login_started', target: id }),
+    await this.db.transaction({ tenant: tenant.id }, (tx) =>
+      this.audit.record(tx, { tenantId: tenant.id, actor: p.actor, action: 'binding.test_login_started', target: id }),
     );
     return { url };
   }
@@ -216,9 +199,9 @@ export class BindingsAdminService {
    * last change. The bindings it replaces (the active ones with the same login style) are retired.
    */
   async activate(p: AdminPrincipal, tenant: Tenant, id: string, version: number): Promise<BindingView> {
-    const view = await this.db.tenantTx(tenant.id, async (m) => {
-      const at = await this.lockActiveSet(m, tenant.id);
-      const row = await this.row(m, id);
+    const view = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const at = await this.rows.lockActiveSet(tx, tenant.id);
+      const row = await this.row(tx, id);
       if (row.version !== version)
         throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
       if (row.status !== 'draft')
@@ -229,14 +212,14 @@ export class BindingsAdminService {
           problemType('not-draft'),
         );
       const redirect = this.registry.get(row.kind).capabilities.loginRedirect;
-      if (redirect && (!row.test_login_at || row.test_login_at < row.updated_at))
+      if (redirect && (!row.testLoginAt || row.testLoginAt < row.updatedAt))
         throw new ProblemError(
           409,
           'Test login required',
           'Complete a test login through this binding (POST …/test-login) before activating it.',
           problemType('test-login-required'),
         );
-      return this.switchTo(m, p, tenant, row, at);
+      return this.switchTo(tx, p, tenant, row, at);
     });
     this.db.rowsChanged('tenant_identity_providers');
     return view;
@@ -247,9 +230,9 @@ export class BindingsAdminService {
    * Firebase overlap). The row is kept, with the identity links made through it; rollback undoes it.
    */
   async retire(p: AdminPrincipal, tenant: Tenant, id: string, version: number): Promise<BindingView> {
-    const view = await this.db.tenantTx(tenant.id, async (m) => {
-      const at = await this.lockActiveSet(m, tenant.id);
-      const row = await this.row(m, id);
+    const view = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const at = await this.rows.lockActiveSet(tx, tenant.id);
+      const row = await this.row(tx, id);
       if (row.version !== version)
         throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
       if (row.status !== 'active')
@@ -260,12 +243,9 @@ export class BindingsAdminService {
           problemType('not-active'),
         );
       const before = this.view(row);
-      await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [
-        id,
-        at,
-      ]);
-      const after = this.view(await this.row(m, id));
-      await this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'binding.retired', target: id, data: { before, after } });
+      await this.rows.markRetired(tx, id, at);
+      const after = this.view(await this.row(tx, id));
+      await this.audit.record(tx, { tenantId: tenant.id, actor: p.actor, action: 'binding.retired', target: id, data: { before, after } });
       return after;
     });
     this.db.rowsChanged('tenant_identity_providers');
@@ -279,18 +259,9 @@ export class BindingsAdminService {
    * undoes the first.
    */
   async rollback(p: AdminPrincipal, tenant: Tenant): Promise<RollbackView> {
-    const view = await this.db.tenantTx(tenant.id, async (m) => {
-      const at = await this.lockActiveSet(m, tenant.id);
-      const changed = await m.query<Row[]>(
-        `WITH last AS (
-           SELECT max(CASE status WHEN 'active' THEN activated_at WHEN 'retired' THEN retired_at END) AS at
-             FROM tenant_identity_providers WHERE tenant_id = $1)
-         SELECT t.* FROM tenant_identity_providers t, last
-          WHERE t.tenant_id = $1
-            AND ((t.status = 'active' AND t.activated_at = last.at) OR (t.status = 'retired' AND t.retired_at = last.at))
-          ORDER BY t.priority DESC, t.created_at`,
-        [tenant.id],
-      );
+    const view = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const at = await this.rows.lockActiveSet(tx, tenant.id);
+      const changed = await this.rows.listLastChanged(tx, tenant.id);
       if (changed.length === 0)
         throw new ProblemError(
           409,
@@ -300,21 +271,13 @@ export class BindingsAdminService {
         );
       const restore = changed.filter((r) => r.status === 'retired');
       const retire = changed.filter((r) => r.status === 'active');
-      for (const r of retire)
-        await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [
-          r.id,
-          at,
-        ]);
-      for (const r of restore)
-        await m.query(
-          `UPDATE tenant_identity_providers SET status = 'active', activated_at = $2, retired_at = NULL, version = version + 1 WHERE id = $1`,
-          [r.id, at],
-        );
-      const redirect = (r: Row) => this.registry.get(r.kind).capabilities.loginRedirect;
+      for (const r of retire) await this.rows.markRetired(tx, r.id, at);
+      for (const r of restore) await this.rows.markActive(tx, r.id, at);
+      const redirect = (r: Binding) => this.registry.get(r.kind).capabilities.loginRedirect;
       const primary = restore.find(redirect) ?? restore[0] ?? retire[0]!;
-      const after = this.view(await this.row(m, primary.id));
+      const after = this.view(await this.row(tx, primary.id));
       const rollback = { activated: restore.map((r) => r.id), retired: retire.map((r) => r.id) };
-      await this.audit.record(m, {
+      await this.audit.record(tx, {
         tenantId: tenant.id,
         actor: p.actor,
         action: 'binding.rolled_back',
@@ -333,12 +296,12 @@ export class BindingsAdminService {
     id: string,
     dto: MappingPreviewDto,
   ): Promise<{ source: 'sample' | 'test-login'; platformClaims: Record<string, unknown>; droppedClaims: string[] }> {
-    const row = await this.db.tenantTx(tenant.id, (m) => this.row(m, id));
+    const row = await this.db.transaction({ tenant: tenant.id }, (tx) => this.row(tx, id));
     let sample: ExternalIdentity;
     let source: 'sample' | 'test-login' = 'sample';
     if (dto.claims) sample = { issuer: dto.issuer ?? 'sample', subject: dto.subject ?? 'sample-subject', claims: dto.claims };
-    else if (row.test_identity) {
-      sample = this.bindings.openSecrets(row.id, row.test_identity) as unknown as ExternalIdentity;
+    else if (row.testIdentity) {
+      sample = this.bindings.openSecrets(row.id, row.testIdentity) as unknown as ExternalIdentity;
       source = 'test-login';
     } else
       throw new ProblemError(
@@ -347,7 +310,7 @@ export class BindingsAdminService {
         'Send a sample identity (claims), or complete a test login first.',
         problemType('no-sample'),
       );
-    const n: NormalisedIdentity = normaliseIdentity(row.claim_mapping, sample);
+    const n: NormalisedIdentity = normaliseIdentity(row.claimMapping, sample);
     const claims = { email: n.email, email_verified: n.emailVerified, name: n.name, roles: n.roles };
     // A native login names an existing user (its subject is the user id): the tokens carry that
     // user's stored profile and roles, not what the mapping makes of the login's few claims.
@@ -361,12 +324,12 @@ export class BindingsAdminService {
       });
     const used = new Set<string>(
       [
-        row.claim_mapping.email ?? 'email',
-        row.claim_mapping.emailVerified ?? 'email_verified',
-        row.claim_mapping.name ?? 'name',
-        row.claim_mapping.givenName ?? 'given_name',
-        row.claim_mapping.familyName ?? 'family_name',
-        ...(row.claim_mapping.roles ?? []).map((r) => r.claim),
+        row.claimMapping.email ?? 'email',
+        row.claimMapping.emailVerified ?? 'email_verified',
+        row.claimMapping.name ?? 'name',
+        row.claimMapping.givenName ?? 'given_name',
+        row.claimMapping.familyName ?? 'family_name',
+        ...(row.claimMapping.roles ?? []).map((r) => r.claim),
       ].map((c) => c.split('.')[0]!),
     );
     return {
@@ -388,36 +351,37 @@ export class BindingsAdminService {
     userId: string,
   ): Promise<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] } | undefined> {
     if (!/^[0-9a-f-]{36}$/.test(userId)) return undefined;
-    return this.db.tenantTx(tenant.id, async (m) => {
-      const [user] = await m.query<Array<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>>(
+    return this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      // #15: moves to UsersRepository
+      const { rows } = await tx.query<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>(
         `SELECT u.email, u.email_verified, u.display_name,
                 ARRAY(SELECT DISTINCT r.role FROM user_roles r WHERE r.user_id = u.id AND r.source <> 'idp' ORDER BY 1) AS roles
            FROM users u JOIN native_credentials c ON c.user_id = u.id WHERE u.id = $1 AND u.tenant_id = $2`,
         [userId, tenant.id],
       );
-      return user;
+      return rows[0];
     });
   }
 
   /** Probes the upstream now (discovery, JWKS, metadata, certificate expiry) and stores the result. */
   async health(tenant: Tenant, id: string, refresh = true): Promise<BindingHealthView> {
     if (refresh) await this.refreshHealth(tenant, id);
-    return this.db.tenantTx(tenant.id, async (m) => {
-      const r = await this.row(m, id);
+    return this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const r = await this.row(tx, id);
       return {
         bindingId: r.id,
         status: r.status,
         health: r.health,
-        checkedAt: r.health_checked_at,
-        lastLoginSucceededAt: r.last_login_succeeded_at,
-        lastLoginFailedAt: r.last_login_failed_at,
-        lastFailure: r.last_failure,
+        checkedAt: r.healthCheckedAt,
+        lastLoginSucceededAt: r.lastLoginSucceededAt,
+        lastLoginFailedAt: r.lastLoginFailedAt,
+        lastFailure: r.lastFailure,
       };
     });
   }
 
   async refreshHealth(tenant: Tenant, id: string): Promise<void> {
-    const binding = await this.db.tenantTx(tenant.id, (m) => this.bindings.get(tenant, id, m));
+    const binding = await this.db.transaction({ tenant: tenant.id }, (tx) => this.bindings.get(tenant, id, tx));
     const adapter = this.registry.get(binding.kind);
     if (!adapter.probe) return;
     let health: BindingHealth;
@@ -426,44 +390,22 @@ export class BindingsAdminService {
     } catch (err) {
       health = { ok: false, checks: { probe: `failed: ${err instanceof DomainError ? err.message : 'unexpected error'}` } };
     }
-    await this.db.tenantTx(tenant.id, (m) =>
-      m.query(`UPDATE tenant_identity_providers SET health = $2, health_checked_at = now() WHERE id = $1`, [id, JSON.stringify(health)]),
-    );
+    await this.db.transaction({ tenant: tenant.id }, (tx) => this.rows.setHealth(tx, id, health));
   }
 
   /**
-   * Serialises changes to the tenant's active bindings: locks all its binding rows (in id order, so
-   * concurrent changes queue rather than deadlock) and returns this change's stamp, strictly later
-   * than every stamp already stored (as text, to keep PostgreSQL's microseconds).
+   * Activates `target` (the tenant's active set is locked, `at` is this change's stamp) and retires
+   * the active bindings it replaces: with a browser login, every other one with a browser login;
+   * otherwise the others of its kind.
    */
-  private async lockActiveSet(m: EntityManager, tenantId: string): Promise<string> {
-    await m.query(`SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 ORDER BY id FOR UPDATE`, [tenantId]);
-    const [{ at }] = await m.query<[{ at: string }]>(
-      `SELECT greatest(clock_timestamp(), max(greatest(activated_at, retired_at)) + interval '1 microsecond')::text AS at
-         FROM tenant_identity_providers WHERE tenant_id = $1`,
-      [tenantId],
-    );
-    return at;
-  }
-
-  private async switchTo(m: EntityManager, p: AdminPrincipal, tenant: Tenant, target: Row, at: string): Promise<BindingView> {
+  private async switchTo(tx: Tx, p: AdminPrincipal, tenant: Tenant, target: Binding, at: string): Promise<BindingView> {
     const redirect = this.registry.get(target.kind).capabilities.loginRedirect;
-    const active = await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND id <> $2`, [
-      tenant.id,
-      target.id,
-    ]);
+    const active = await this.rows.listActiveExcept(tx, tenant.id, target.id);
     const replaced = active.filter((r) => (redirect ? this.registry.get(r.kind).capabilities.loginRedirect : r.kind === target.kind));
-    for (const r of replaced)
-      await m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = $2, version = version + 1 WHERE id = $1`, [
-        r.id,
-        at,
-      ]);
-    await m.query(
-      `UPDATE tenant_identity_providers SET status = 'active', activated_at = $2, retired_at = NULL, version = version + 1 WHERE id = $1`,
-      [target.id, at],
-    );
-    const after = this.view(await this.row(m, target.id));
-    await this.audit.record(m, {
+    for (const r of replaced) await this.rows.markRetired(tx, r.id, at);
+    await this.rows.markActive(tx, target.id, at);
+    const after = this.view(await this.row(tx, target.id));
+    await this.audit.record(tx, {
       tenantId: tenant.id,
       actor: p.actor,
       action: 'binding.activated',
@@ -484,29 +426,29 @@ export class BindingsAdminService {
     return adapter.validateConfig({ tenantSlug: tenant.slug, config, secrets });
   }
 
-  private async row(m: EntityManager, id: string): Promise<Row> {
+  private async row(tx: Tx, id: string): Promise<Binding> {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw notFound();
-    const [row] = await m.query<Row[]>(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [id]);
+    const row = await this.rows.findById(tx, id);
     if (!row) throw notFound();
     return row;
   }
 
-  private view(r: Row): BindingView {
+  private view(r: Binding): BindingView {
     return {
       id: r.id,
-      tenantId: r.tenant_id,
+      tenantId: r.tenantId,
       kind: r.kind,
       status: r.status,
       config: r.config,
       secretFields: Object.keys(this.bindings.openSecrets(r.id, r.secrets)).sort(),
-      claimMapping: r.claim_mapping,
+      claimMapping: r.claimMapping,
       priority: r.priority,
       version: r.version,
-      createdAt: r.created_at,
-      updatedAt: r.updated_at,
-      activatedAt: r.activated_at,
-      retiredAt: r.retired_at,
-      testLoginAt: r.test_login_at,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+      activatedAt: r.activatedAt,
+      retiredAt: r.retiredAt,
+      testLoginAt: r.testLoginAt,
     };
   }
 }

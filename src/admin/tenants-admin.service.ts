@@ -3,6 +3,7 @@ import { Database } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
+import { TenantsRepository } from '../tenants/tenants.repository.js';
 import type { AdminPrincipal } from './admin-auth.js';
 import type { CreateTenantDto, UpdateTenantDto } from './dto.js';
 
@@ -14,26 +15,31 @@ export class TenantsAdminService {
   constructor(
     private readonly db: Database,
     private readonly tenants: TenantsService,
+    private readonly rows: TenantsRepository,
     private readonly audit: AuditService,
   ) {}
 
   async create(p: AdminPrincipal, dto: CreateTenantDto): Promise<Tenant> {
-    const tenant = await this.tenants.create(dto.slug, dto.displayName);
-    await this.db.tenantTx(tenant.id, (m) =>
-      this.audit.record(m, { tenantId: tenant.id, actor: p.actor, action: 'tenant.created', target: tenant.id, data: { after: tenant } }),
-    );
-    return tenant;
+    return this.db.transaction('platform', async (tx) => {
+      const tenant = await this.tenants.create(dto.slug, dto.displayName, tx);
+      await tx.enterTenant(tenant.id);
+      await this.audit.record(tx, {
+        tenantId: tenant.id,
+        actor: p.actor,
+        action: 'tenant.created',
+        target: tenant.id,
+        data: { after: tenant },
+      });
+      return tenant;
+    });
   }
 
   async list(cursor: string | undefined, limit = 100): Promise<{ items: Tenant[]; nextCursor: string | null }> {
-    const rows = await this.db.query<{ id: string }>(
-      `SELECT id FROM tenants WHERE status <> 'deleted' AND ($1::text IS NULL OR slug > $1) ORDER BY slug LIMIT $2`,
-      [cursor ?? null, limit + 1],
-    );
-    const items = (await Promise.all(rows.slice(0, limit).map((r) => this.tenants.findById(r.id)))).filter(
+    const ids = await this.db.transaction('platform', (tx) => this.rows.listIdsBySlug(tx, cursor ?? null, limit + 1));
+    const items = (await Promise.all(ids.slice(0, limit).map((id) => this.tenants.findById(id)))).filter(
       (t): t is Tenant => t !== undefined,
     );
-    return { items, nextCursor: rows.length > limit ? items[items.length - 1]!.slug : null };
+    return { items, nextCursor: ids.length > limit ? items[items.length - 1]!.slug : null };
   }
 
   async get(id: string): Promise<Tenant> {
@@ -51,23 +57,22 @@ export class TenantsAdminService {
         problemType('slug-immutable'),
       );
     const before = await this.get(id);
-    const rows = await this.db.query(
-      `UPDATE tenants SET display_name = COALESCE($3, display_name), status = COALESCE($4, status), version = version + 1, updated_at = now()
-        WHERE id = $1 AND version = $2 AND status <> 'deleted' RETURNING id`,
-      [id, version, dto.displayName ?? null, dto.status ?? null],
-    );
-    if (rows.length === 0)
-      throw new ProblemError(412, 'Precondition failed', 'The tenant changed since you read it.', problemType('stale-etag'));
-    this.db.rowsChanged('tenants');
-    const after = await this.get(id);
-    await this.db.tenantTx(id, async (m) => {
+    const after = await this.db.transaction('platform', async (tx) => {
+      const changed = await this.rows.update(tx, id, version, { displayName: dto.displayName ?? null, status: dto.status ?? null });
+      if (!changed) throw new ProblemError(412, 'Precondition failed', 'The tenant changed since you read it.', problemType('stale-etag'));
+      const updated = await this.rows.findById(tx, id);
+      if (!updated || updated.status === 'deleted') throw notFound();
+      await tx.enterTenant(id);
       if (dto.status === 'suspended')
-        await m.query(
+        // #15: moves to SessionsRepository
+        await tx.query(
           `UPDATE sessions SET revoked_at = now(), revoked_reason = 'tenant_suspended' WHERE tenant_id = $1 AND revoked_at IS NULL`,
           [id],
         );
-      await this.audit.record(m, { tenantId: id, actor: p.actor, action: 'tenant.updated', target: id, data: { before, after } });
+      await this.audit.record(tx, { tenantId: id, actor: p.actor, action: 'tenant.updated', target: id, data: { before, after: updated } });
+      return updated;
     });
+    this.db.rowsChanged('tenants');
     return after;
   }
 
@@ -77,14 +82,15 @@ export class TenantsAdminService {
    */
   async remove(p: AdminPrincipal, id: string): Promise<void> {
     const before = await this.get(id);
-    await this.db.tx(async (m) => {
-      await m.query(`UPDATE tenants SET status = 'deleted', version = version + 1, updated_at = now() WHERE id = $1`, [id]);
-      await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [id]);
-      await m.query(
+    await this.db.transaction('platform', async (tx) => {
+      await this.rows.markDeleted(tx, id);
+      await tx.enterTenant(id);
+      // #15: moves to SessionsRepository
+      await tx.query(
         `UPDATE sessions SET revoked_at = now(), revoked_reason = 'tenant_deleted' WHERE tenant_id = $1 AND revoked_at IS NULL`,
         [id],
       );
-      await this.audit.record(m, { tenantId: id, actor: p.actor, action: 'tenant.deleted', target: id, data: { before } });
+      await this.audit.record(tx, { tenantId: id, actor: p.actor, action: 'tenant.deleted', target: id, data: { before } });
     });
     this.db.rowsChanged('tenants');
   }

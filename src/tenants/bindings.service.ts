@@ -1,25 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { Database } from '../database/database.js';
+import { asTx, Database, type Tx } from '../database/database.js';
 import { RowCache } from '../database/row-cache.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import type { BindingContext, ClaimMappingRules, IdpKind } from '../identity/port/identity-provider.port.js';
-import type { Tenant } from './tenants.service.js';
+import { BindingsRepository, type Binding } from './bindings.repository.js';
+import type { Tenant } from './tenants.repository.js';
 
-/** A tenant_identity_providers row as the core reads it. */
-export interface BindingRow {
-  id: string;
-  tenant_id: string;
-  kind: IdpKind;
-  status: 'draft' | 'active' | 'retired';
-  config: Record<string, unknown>;
-  secrets: Buffer | null;
-  claim_mapping: ClaimMappingRules;
-  enabled: boolean;
-  priority: number;
-  version: number;
-}
+export type { Binding, BindingStatus } from './bindings.repository.js';
 
 export interface NewBinding {
   kind: IdpKind;
@@ -46,42 +35,43 @@ export class BindingsService {
   constructor(
     private readonly db: Database,
     private readonly box: SecretBox,
+    private readonly bindings: BindingsRepository,
   ) {
     this.active = new RowCache(db.rowChanges, 'tenant_identity_providers');
   }
 
-  async create(tenant: Tenant, input: NewBinding): Promise<BindingContext> {
-    const created = await this.db.tenantTx(tenant.id, async (m) => {
-      if (input.kind === 'firebase_legacy' && input.migrationImport !== true) await this.refuseNewFirebaseTenant(m, tenant);
-      const [row] = await m.query<BindingRow[]>(
-        `INSERT INTO tenant_identity_providers (tenant_id, kind, status, config, claim_mapping, priority)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-        [
-          tenant.id,
-          input.kind,
-          input.status ?? 'active',
-          JSON.stringify(input.config ?? {}),
-          JSON.stringify(input.claimMapping ?? {}),
-          input.priority ?? 0,
-        ],
-      );
-      if (input.secrets && Object.keys(input.secrets).length > 0) {
-        row!.secrets = this.box.sealJson(input.secrets, secretsContext(row!.id));
-        await m.query(`UPDATE tenant_identity_providers SET secrets = $2 WHERE id = $1`, [row!.id, row!.secrets]);
-      }
-      return this.toContext(row!, tenant);
-    });
+  /**
+   * `tx`: a transaction in the tenant to create the binding in, so that the caller can record the
+   * creation in it; the caller then calls `db.rowsChanged('tenant_identity_providers')` after it
+   * commits. Without one, the binding is created (and the caches told) here.
+   */
+  async create(tenant: Tenant, input: NewBinding, tx?: Tx): Promise<BindingContext> {
+    if (tx) return this.insert(tx, tenant, input);
+    const created = await this.db.transaction({ tenant: tenant.id }, (t) => this.insert(t, tenant, input));
     this.db.rowsChanged('tenant_identity_providers');
     return created;
   }
 
+  private async insert(tx: Tx, tenant: Tenant, input: NewBinding): Promise<BindingContext> {
+    if (input.kind === 'firebase_legacy' && input.migrationImport !== true) await this.refuseNewFirebaseTenant(tx, tenant);
+    const row = await this.bindings.insert(tx, {
+      tenantId: tenant.id,
+      kind: input.kind,
+      status: input.status ?? 'active',
+      config: input.config ?? {},
+      claimMapping: input.claimMapping ?? {},
+      priority: input.priority ?? 0,
+    });
+    if (input.secrets && Object.keys(input.secrets).length > 0) {
+      row.secrets = this.box.sealJson(input.secrets, secretsContext(row.id));
+      await this.bindings.setSecrets(tx, row.id, row.secrets);
+    }
+    return this.toContext(row, tenant);
+  }
+
   /** ADR-0002: Firebase is legacy. Tenants already on it keep it; nobody new is onboarded onto it. */
-  private async refuseNewFirebaseTenant(m: EntityManager, tenant: Tenant): Promise<void> {
-    const [existing] = await m.query<unknown[]>(
-      `SELECT 1 FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy' LIMIT 1`,
-      [tenant.id],
-    );
-    if (existing) return;
+  private async refuseNewFirebaseTenant(tx: Tx, tenant: Tenant): Promise<void> {
+    if (await this.bindings.hasKind(tx, tenant.id, 'firebase_legacy')) return;
     throw new ProblemError(
       409,
       'Firebase is closed to new tenants',
@@ -97,13 +87,9 @@ export class BindingsService {
   async allActive(tenant: Tenant): Promise<BindingContext[]> {
     // Keyed by the tenant's version too: a context carries its tenant, which may have changed.
     const bindings = await this.active.get(`${tenant.id}:${tenant.version}:${tenant.status}`, () =>
-      this.db.tenantTx(tenant.id, async (m) => {
-        const rows = await m.query<BindingRow[]>(
-          `SELECT * FROM tenant_identity_providers WHERE tenant_id = $1 AND status = 'active' AND enabled ORDER BY priority DESC, created_at`,
-          [tenant.id],
-        );
-        return rows.map((r) => this.toContext(r, tenant));
-      }),
+      this.db.transaction({ tenant: tenant.id }, async (tx) =>
+        (await this.bindings.listActive(tx, tenant.id)).map((r) => this.toContext(r, tenant)),
+      ),
     );
     return [...bindings!];
   }
@@ -112,8 +98,9 @@ export class BindingsService {
     return (await this.allActive(tenant)).find((b) => b.kind === kind);
   }
 
-  async get(tenant: Tenant, bindingId: string, m: EntityManager): Promise<BindingContext> {
-    const [row] = await m.query<BindingRow[]>(`SELECT * FROM tenant_identity_providers WHERE id = $1`, [bindingId]);
+  /** `handle`: a transaction in the tenant (either kind while #15 moves callers to `Tx`). */
+  async get(tenant: Tenant, bindingId: string, handle: Tx | EntityManager): Promise<BindingContext> {
+    const row = await this.bindings.findById(asTx(handle), bindingId);
     if (!row) throw new ProblemError(404, 'Binding not found', undefined, problemType('binding-not-found'));
     return this.toContext(row, tenant);
   }
@@ -130,26 +117,23 @@ export class BindingsService {
   /** Last login outcome per binding, for the connection-health view (best effort, never fails a login). */
   async recordLoginOutcome(tenantId: string, bindingId: string, ok: boolean, reason?: string): Promise<void> {
     await this.db
-      .tenantTx(tenantId, (m) =>
-        m.query(
-          ok
-            ? `UPDATE tenant_identity_providers SET last_login_succeeded_at = now() WHERE id = $1`
-            : `UPDATE tenant_identity_providers SET last_login_failed_at = now(), last_failure = $2 WHERE id = $1`,
-          ok ? [bindingId] : [bindingId, (reason ?? 'unknown').slice(0, 300)],
-        ),
+      .transaction({ tenant: tenantId }, (tx) =>
+        ok
+          ? this.bindings.recordLoginSucceeded(tx, bindingId)
+          : this.bindings.recordLoginFailed(tx, bindingId, (reason ?? 'unknown').slice(0, 300)),
       )
       .catch(() => undefined);
   }
 
-  private toContext(row: BindingRow, tenant: Tenant): BindingContext {
+  private toContext(row: Binding, tenant: Tenant): BindingContext {
     return {
       id: row.id,
-      tenantId: row.tenant_id,
+      tenantId: row.tenantId,
       tenantSlug: tenant.slug,
       kind: row.kind,
       config: row.config,
-      secrets: row.secrets ? this.box.openJson<Record<string, unknown>>(row.secrets, secretsContext(row.id)) : {},
-      claimMapping: row.claim_mapping,
+      secrets: this.openSecrets(row.id, row.secrets),
+      claimMapping: row.claimMapping,
       version: row.version,
     };
   }

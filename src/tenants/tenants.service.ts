@@ -1,40 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { Database } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { RowCache } from '../database/row-cache.js';
+import { TenantsRepository, type Tenant } from './tenants.repository.js';
 
-export interface Tenant {
-  id: string;
-  slug: string;
-  displayName: string;
-  status: 'active' | 'suspended' | 'deleted';
-  version: number;
-  createdAt: Date;
-  updatedAt: Date;
-}
+export type { Tenant } from './tenants.repository.js';
 
 /** Lower-case letters, digits and inner hyphens, 1–63 characters (a DNS label). */
 export const SLUG_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-interface TenantRow {
-  id: string;
-  slug: string;
-  display_name: string;
-  status: Tenant['status'];
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-}
-
-const toTenant = (r: TenantRow): Tenant => ({
-  id: r.id,
-  slug: r.slug,
-  displayName: r.display_name,
-  status: r.status,
-  version: r.version,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
 
 @Injectable()
 export class TenantsService {
@@ -42,12 +15,19 @@ export class TenantsService {
   private readonly bySlug: RowCache<Tenant>;
   private readonly byId: RowCache<Tenant>;
 
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    private readonly tenants: TenantsRepository,
+  ) {
     this.bySlug = new RowCache(db.rowChanges, 'tenants');
     this.byId = new RowCache(db.rowChanges, 'tenants');
   }
 
-  async create(slug: string, displayName: string): Promise<Tenant> {
+  /**
+   * `tx`: a platform transaction to create the tenant in (so the caller can record the creation in
+   * it); without one, the tenant is created in a transaction of its own.
+   */
+  async create(slug: string, displayName: string, tx?: Tx): Promise<Tenant> {
     if (!SLUG_PATTERN.test(slug))
       throw new ProblemError(
         400,
@@ -56,11 +36,9 @@ export class TenantsService {
         problemType('invalid-slug'),
       );
     try {
-      const [row] = await this.db.query<TenantRow>(`INSERT INTO tenants (slug, display_name) VALUES ($1, $2) RETURNING *`, [
-        slug,
-        displayName,
-      ]);
-      return toTenant(row!);
+      return await (tx
+        ? this.tenants.insert(tx, slug, displayName)
+        : this.db.transaction('platform', (t) => this.tenants.insert(t, slug, displayName)));
     } catch (err) {
       if ((err as { code?: string }).code === '23505')
         throw new ProblemError(409, 'Slug taken', `A tenant with slug "${slug}" already exists.`, problemType('slug-taken'));
@@ -71,16 +49,15 @@ export class TenantsService {
   /** Active tenant by slug, or undefined. Suspended and deleted tenants cannot log in. */
   async findActiveBySlug(slug: string): Promise<Tenant | undefined> {
     if (!SLUG_PATTERN.test(slug)) return undefined;
-    return this.bySlug.get(slug, async () => {
-      const [row] = await this.db.query<TenantRow>(`SELECT * FROM tenants WHERE slug = $1 AND status = 'active'`, [slug]);
-      return row ? toTenant(row) : undefined;
-    });
+    return this.bySlug.get(slug, () => this.db.transaction('platform', (tx) => this.tenants.findActiveBySlug(tx, slug)));
+  }
+
+  /** A tenant that can still be configured (any status but deleted), by slug; not cached. */
+  async findLiveBySlug(slug: string): Promise<Tenant | undefined> {
+    return this.db.transaction('platform', (tx) => this.tenants.findLiveBySlug(tx, slug));
   }
 
   async findById(id: string): Promise<Tenant | undefined> {
-    return this.byId.get(id, async () => {
-      const [row] = await this.db.query<TenantRow>(`SELECT * FROM tenants WHERE id = $1`, [id]);
-      return row ? toTenant(row) : undefined;
-    });
+    return this.byId.get(id, () => this.db.transaction('platform', (tx) => this.tenants.findById(tx, id)));
   }
 }

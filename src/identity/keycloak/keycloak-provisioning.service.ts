@@ -3,8 +3,7 @@ import KcAdminClient, { NetworkError } from '@keycloak/keycloak-admin-client';
 import { AppConfig } from '../../config/app-config.js';
 import { constantEquals, randomToken } from '../../crypto/random.js';
 import { DependencyUnavailableError, ProblemError, problemType } from '../../common/errors.js';
-import { Database } from '../../database/database.js';
-import type { Tenant } from '../../tenants/tenants.service.js';
+import { TenantsService, type Tenant } from '../../tenants/tenants.service.js';
 import { BindingsService } from '../../tenants/bindings.service.js';
 import type { BindingContext, ClaimMappingRules } from '../port/identity-provider.port.js';
 import {
@@ -99,7 +98,7 @@ export class KeycloakProvisioningService {
   constructor(
     @Inject(AppConfig) private readonly config: AppConfig,
     private readonly bindings: BindingsService,
-    private readonly db: Database,
+    private readonly tenants: TenantsService,
   ) {
     this.settings = keycloakSettings(config);
   }
@@ -419,25 +418,9 @@ export class KeycloakProvisioningService {
 
   /** The tenant a binding is saved for (any status but deleted: a suspended tenant can be reconfigured). */
   private async tenantBySlug(slug: string): Promise<Tenant> {
-    const [row] = await this.db.query<{
-      id: string;
-      slug: string;
-      display_name: string;
-      status: Tenant['status'];
-      version: number;
-      created_at: Date;
-      updated_at: Date;
-    }>(`SELECT * FROM tenants WHERE slug = $1 AND status <> 'deleted'`, [slug]);
-    if (!row) throw new ProblemError(404, 'Tenant not found', `No tenant "${slug}".`, problemType('tenant-not-found'));
-    return {
-      id: row.id,
-      slug: row.slug,
-      displayName: row.display_name,
-      status: row.status,
-      version: row.version,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
-    };
+    const tenant = await this.tenants.findLiveBySlug(slug);
+    if (!tenant) throw new ProblemError(404, 'Tenant not found', `No tenant "${slug}".`, problemType('tenant-not-found'));
+    return tenant;
   }
 
   /**
