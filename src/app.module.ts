@@ -45,6 +45,11 @@ import { FirebaseHashConfigStore } from './identity/firebase/firebase-hash-confi
 import { FirebasePasswordVerifier } from './identity/firebase/firebase-password.verifier.js';
 import { FirebaseImportService } from './identity/firebase/firebase-import.service.js';
 import { UpstreamLogoutService } from './login/upstream-logout.service.js';
+import { SessionsRepository } from './sessions/sessions.repository.js';
+import { SessionsService } from './sessions/sessions.service.js';
+import { LoginTransactionsRepository } from './login/login-transactions.repository.js';
+import { SamlMessageIdsRepository } from './identity/saml/saml-message-ids.repository.js';
+import { SamlAcsService } from './login/saml-acs.service.js';
 import { KeycloakRealms } from './identity/keycloak/keycloak-realms.js';
 import { KeycloakHealthService } from './identity/keycloak/keycloak-health.service.js';
 import { KeycloakProvisioningService } from './identity/keycloak/keycloak-provisioning.service.js';
@@ -152,6 +157,11 @@ export class AppModule {
         KeycloakHealthService,
         KeycloakProvisioningService,
         // repositories: sessions (sessions, refresh tokens, login transactions, codes, SAML message ids)
+        SessionsRepository,
+        SessionsService,
+        LoginTransactionsRepository,
+        SamlMessageIdsRepository,
+        SamlAcsService,
         { provide: LEGACY_PASSWORD_VERIFIERS, useFactory: (...verifiers: unknown[]) => verifiers, inject: [FirebasePasswordVerifier] },
         ...ADAPTERS,
         { provide: IDENTITY_PROVIDERS, useFactory: (...adapters: IdentityProvider[]) => adapters, inject: ADAPTERS },

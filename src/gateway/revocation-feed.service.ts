@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { Database } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { OAuthError } from '../common/errors.js';
+import { SessionsRepository, type RevocationCursor } from '../sessions/sessions.repository.js';
 
 export interface RevokedSession {
   /** The `sid` claim of every access and ID token of the session. */
@@ -22,10 +23,7 @@ export interface RevocationPage {
   has_more: boolean;
 }
 
-interface Cursor {
-  xid: bigint;
-  id: string;
-}
+type Cursor = RevocationCursor;
 
 const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -42,14 +40,6 @@ export function decodeCursor(value: string): Cursor {
 const compareCursors = (a: Cursor, b: Cursor): number =>
   a.xid !== b.xid ? (a.xid < b.xid ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  revoked_at: Date;
-  revoked_reason: string | null;
-  xid: string;
-}
-
 /**
  * Sessions revoked since a cursor — logout, refresh-token reuse, SCIM deprovisioning, a disabled
  * user, a suspended or deleted tenant: everything that sets `sessions.revoked_at`. Ordered by the
@@ -61,6 +51,7 @@ interface Row {
 export class RevocationFeedService {
   constructor(
     private readonly db: Database,
+    private readonly sessions: SessionsRepository,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
@@ -68,13 +59,10 @@ export class RevocationFeedService {
   async read(scope: { tenantId?: string }, since: string | undefined, limit: number): Promise<RevocationPage> {
     const cursor = since === undefined ? undefined : decodeCursor(since);
     const lifetime = this.config.ACCESS_TOKEN_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS;
-    return this.db.tx(async (m) => {
-      // One snapshot for both statements: the horizon and the rows it bounds must agree.
-      await m.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      if (scope.tenantId === undefined) await m.query(`SELECT set_config('app.revocation_reader', 'on', true)`);
-      else await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [scope.tenantId]);
-      const [{ xmin }] = await m.query<[{ xmin: string }]>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
-      const rows = await this.rows(m, cursor, xmin, lifetime, limit + 1);
+    // One snapshot for both statements: the horizon and the rows it bounds must agree.
+    const readPage = async (tx: Tx | EntityManager): Promise<RevocationPage> => {
+      const xmin = await this.sessions.revocationHorizon(tx);
+      const rows = await this.sessions.revokedSince(tx, cursor, xmin, lifetime, limit + 1);
       const page = rows.slice(0, limit);
       const hasMore = rows.length > limit;
       const last = page[page.length - 1];
@@ -84,28 +72,23 @@ export class RevocationFeedService {
       return {
         revocations: page.map((r) => ({
           sid: r.id,
-          tid: r.tenant_id,
-          revoked_at: r.revoked_at.toISOString(),
-          reason: r.revoked_reason,
-          not_after: new Date(r.revoked_at.getTime() + lifetime * 1000).toISOString(),
+          tid: r.tenantId,
+          revoked_at: r.revokedAt.toISOString(),
+          reason: r.reason,
+          not_after: new Date(r.revokedAt.getTime() + lifetime * 1000).toISOString(),
         })),
         next_cursor: encodeCursor(next),
         has_more: hasMore,
       };
+    };
+    if (scope.tenantId === undefined) return this.db.transaction('revocation-reader', readPage);
+    const tenantId = scope.tenantId;
+    // #15: a REPEATABLE READ, READ ONLY tenant scope belongs in Database.transaction (database/); until
+    // then this transaction sets its isolation and tenant itself, as before.
+    return this.db.tx(async (m) => {
+      await m.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
+      return readPage(m);
     });
-  }
-
-  private async rows(m: EntityManager, cursor: Cursor | undefined, xmin: string, lifetime: number, take: number): Promise<Row[]> {
-    const select = `SELECT id, tenant_id, revoked_at, revoked_reason, revoked_xid::text AS xid FROM sessions`;
-    const recent = `revoked_at > now() - make_interval(secs => $2)`;
-    if (!cursor)
-      return await m.query<Row[]>(
-        `${select} WHERE revoked_xid < $1::xid8 AND revoked_at IS NOT NULL AND ${recent} ORDER BY revoked_xid, id LIMIT $3`,
-        [xmin, lifetime, take],
-      );
-    return await m.query<Row[]>(
-      `${select} WHERE (revoked_xid, id) > ($4::xid8, $5::uuid) AND revoked_xid < $1::xid8 AND ${recent} ORDER BY revoked_xid, id LIMIT $3`,
-      [xmin, lifetime, take, cursor.xid.toString(), cursor.id],
-    );
   }
 }

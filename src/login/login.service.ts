@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
-import { Database } from '../database/database.js';
+import { Database, asTx } from '../database/database.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
 import { randomToken, sha256 } from '../crypto/random.js';
@@ -19,6 +19,8 @@ import { ClientsService } from '../clients/clients.service.js';
 import { PKCE_S256_CHALLENGE } from './pkce.js';
 import { UpstreamLogoutService } from './upstream-logout.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { SessionsRepository } from '../sessions/sessions.repository.js';
+import { LoginTransactionsRepository } from './login-transactions.repository.js';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -61,22 +63,6 @@ export interface LoginTransaction {
   csrfHash: string | null;
 }
 
-interface TxnRow {
-  tenant_id: string;
-  binding_id: string;
-  purpose: 'login' | 'test';
-  client_id: string | null;
-  redirect_uri: string | null;
-  state: string | null;
-  nonce: string | null;
-  scope: string;
-  code_challenge: string | null;
-  provider_state: Buffer | null;
-  csrf_hash: string | null;
-  expires_at: Date;
-  completed_at: Date | null;
-}
-
 const SUPPORTED_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 const MAX_PARAM = 2048;
 const providerStateContext = (hash: string) => `login_transaction:${hash}`;
@@ -106,6 +92,8 @@ export class LoginService {
     private readonly audit: AuditService,
     private readonly limiter: RateLimiter,
     private readonly upstreamLogout: UpstreamLogoutService,
+    private readonly transactions: LoginTransactionsRepository,
+    private readonly sessions: SessionsRepository,
     @Inject(AppConfig) private readonly config: AppConfig,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
@@ -233,25 +221,21 @@ export class LoginService {
         { cause: err, status: 503 },
       );
     });
-    await this.db.tenantTx(tenant.id, (m) =>
-      m.query(
-        `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-        [
-          handle.hash,
-          tenant.id,
-          binding.id,
-          t.purpose,
-          t.clientId,
-          t.redirectUri,
-          t.state,
-          t.nonce,
-          t.scope,
-          t.codeChallenge,
-          this.box.sealJson(started.providerState, providerStateContext(handle.hash)),
-          new Date(Date.now() + this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000),
-        ],
-      ),
+    await this.db.transaction({ tenant: tenant.id }, (tx) =>
+      this.transactions.insert(tx, {
+        idHash: handle.hash,
+        tenantId: tenant.id,
+        bindingId: binding.id,
+        purpose: t.purpose,
+        clientId: t.clientId,
+        redirectUri: t.redirectUri,
+        state: t.state,
+        nonce: t.nonce,
+        scope: t.scope,
+        codeChallenge: t.codeChallenge,
+        providerState: this.box.sealJson(started.providerState, providerStateContext(handle.hash)),
+        expiresAt: new Date(Date.now() + this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000),
+      }),
     );
     return started.redirectUrl;
   }
@@ -268,41 +252,34 @@ export class LoginService {
     if (!handle) throw expired;
     const tenant = await this.tenants.findById(handle.tenantId);
     if (!tenant || tenant.status !== 'active') throw expired;
-    const [row] = await this.db.tenantTx(tenant.id, (m) =>
-      m.query<Promise<TxnRow[]>>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [handle.hash]),
-    );
+    const row = await this.db.transaction({ tenant: tenant.id }, (tx) => this.transactions.find(tx, handle.hash));
     if (!row) throw expired;
-    if (row.completed_at || row.expires_at.getTime() <= Date.now()) {
+    if (row.completedAt || row.expiresAt.getTime() <= Date.now()) {
       // The transaction names the application's registered redirect URI: its origin is a safe
       // place to send the user back to, to start again.
-      if (row.redirect_uri && URL.canParse(row.redirect_uri)) expired.returnTo = new URL(row.redirect_uri).origin;
+      if (row.redirectUri && URL.canParse(row.redirectUri)) expired.returnTo = new URL(row.redirectUri).origin;
       throw expired;
     }
     return {
       handle: handle.value,
       tenant,
-      bindingId: row.binding_id,
+      bindingId: row.bindingId,
       purpose: row.purpose,
-      clientId: row.client_id,
-      redirectUri: row.redirect_uri,
+      clientId: row.clientId,
+      redirectUri: row.redirectUri,
       state: row.state,
       nonce: row.nonce,
       scope: row.scope,
-      codeChallenge: row.code_challenge,
-      providerState: row.provider_state ? this.box.openJson(row.provider_state, providerStateContext(handle.hash)) : {},
-      csrfHash: row.csrf_hash,
+      codeChallenge: row.codeChallenge,
+      providerState: row.providerState ? this.box.openJson(row.providerState, providerStateContext(handle.hash)) : {},
+      csrfHash: row.csrfHash,
     };
   }
 
   /** Binds a fresh CSRF token to the transaction (hosted form); returns the token. */
   async issueCsrf(txn: LoginTransaction): Promise<string> {
     const token = randomToken();
-    await this.db.tenantTx(txn.tenant.id, (m) =>
-      m.query(`UPDATE login_transactions SET csrf_hash = $2 WHERE id_hash = $1 AND completed_at IS NULL`, [
-        sha256(txn.handle),
-        sha256(token),
-      ]),
-    );
+    await this.db.transaction({ tenant: txn.tenant.id }, (tx) => this.transactions.setCsrf(tx, sha256(txn.handle), sha256(token)));
     return token;
   }
 
@@ -342,26 +319,28 @@ export class LoginService {
     await this.db.tenantTx(txn.tenant.id, async (m) => {
       await this.claim(m, txn);
       const user = await this.users.resolveLogin(m, binding, external, normalised);
-      const [session] = await m.query<Array<{ id: string }>>(
-        `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-        [txn.tenant.id, user.id, txn.clientId, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
-      );
-      await this.upstreamLogout.keep(m, session!.id, external.upstreamSession);
-      await m.query(
-        `INSERT INTO authorization_codes (code_hash, tenant_id, session_id, client_id, redirect_uri, code_challenge, scope, nonce, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [
-          code.hash,
-          txn.tenant.id,
-          session!.id,
-          txn.clientId,
-          txn.redirectUri,
-          txn.codeChallenge,
-          txn.scope,
-          txn.nonce,
-          new Date(Date.now() + this.config.AUTHORIZATION_CODE_TTL_SECONDS * 1000),
-        ],
-      );
+      const tx = asTx(m);
+      const sessionId = await this.sessions.create(tx, {
+        tenantId: txn.tenant.id,
+        userId: user.id,
+        clientId: txn.clientId,
+        bindingId: binding.id,
+        idp: binding.kind,
+        idpSub: external.subject,
+        authTime: external.authTime ?? new Date(),
+      });
+      await this.upstreamLogout.keep(m, sessionId, external.upstreamSession);
+      await this.transactions.insertCode(tx, {
+        codeHash: code.hash,
+        tenantId: txn.tenant.id,
+        sessionId,
+        clientId: txn.clientId,
+        redirectUri: txn.redirectUri,
+        codeChallenge: txn.codeChallenge,
+        scope: txn.scope,
+        nonce: txn.nonce,
+        expiresAt: new Date(Date.now() + this.config.AUTHORIZATION_CODE_TTL_SECONDS * 1000),
+      });
       await this.audit.record(m, {
         tenantId: txn.tenant.id,
         actor: `user:${user.id}`,
@@ -377,11 +356,7 @@ export class LoginService {
 
   /** Single use, across replicas: the row is claimed by whoever updates it first. */
   private async claim(m: EntityManager, txn: LoginTransaction): Promise<void> {
-    const claimed = await m.query<[unknown[], number]>(
-      `UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`,
-      [sha256(txn.handle)],
-    );
-    if (claimed[1] === 0)
+    if (!(await this.transactions.claim(m, sha256(txn.handle))))
       throw new ProblemError(400, 'Sign-in expired', 'This sign-in was already completed or has expired.', problemType('login-expired'));
   }
 
@@ -402,6 +377,7 @@ export class LoginService {
         subject: external.subject,
         claims: external.claims,
       });
+      // #15: moves to BindingsRepository
       await m.query(
         `UPDATE tenant_identity_providers SET test_login_at = now(), test_identity = $2, last_login_succeeded_at = now() WHERE id = $1`,
         [binding.id, captured],
@@ -419,9 +395,7 @@ export class LoginService {
 
   /** Ends a transaction with an OAuth error sent back to the client (upstream failure, user cancelled). */
   async abort(txn: LoginTransaction, error: string, description: string): Promise<string> {
-    await this.db.tenantTx(txn.tenant.id, (m) =>
-      m.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1`, [sha256(txn.handle)]),
-    );
+    await this.db.transaction({ tenant: txn.tenant.id }, (tx) => this.transactions.complete(tx, sha256(txn.handle)));
     await this.bindings.recordLoginOutcome(txn.tenant.id, txn.bindingId, false, `${error}: ${description}`);
     if (txn.purpose === 'test') return `${this.config.issuer}/login/test-complete?outcome=failed&error=${encodeURIComponent(error)}`;
     return redirectWith(txn.redirectUri!, {

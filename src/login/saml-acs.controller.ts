@@ -1,16 +1,14 @@
 import { Body, Controller, Get, Logger, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { Database } from '../database/database.js';
-import { AuditService } from '../audit/audit.service.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { parseOpaqueToken } from '../crypto/opaque-token.js';
 import { LoginService } from './login.service.js';
-import { BindingsService } from '../tenants/bindings.service.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import type { BindingContext } from '../identity/port/identity-provider.port.js';
 import { SamlResponseRejectedError } from '../identity/saml/saml-errors.js';
 import { TenantSamlProvider } from '../identity/saml/tenant-saml.adapter.js';
+import { SamlAcsService } from './saml-acs.service.js';
 
 const stringsOf = (o: unknown): Record<string, string | undefined> =>
   Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<
@@ -35,9 +33,7 @@ export class SamlController {
     private readonly saml: TenantSamlProvider,
     private readonly login: LoginService,
     private readonly tenants: TenantsService,
-    private readonly bindings: BindingsService,
-    private readonly db: Database,
-    private readonly audit: AuditService,
+    private readonly samlAcs: SamlAcsService,
   ) {}
 
   /** SP metadata for the customer's IT admin (also served for a draft binding, so onboarding can start before activation). */
@@ -45,7 +41,7 @@ export class SamlController {
   async metadata(@Param('slug') slug: string, @Res() res: Response): Promise<void> {
     const tenant = await this.tenants.findActiveBySlug(slug);
     if (!tenant) throw notFound();
-    const binding = await this.samlBinding(tenant, true);
+    const binding = await this.samlAcs.samlBinding(tenant, true);
     if (!binding) throw notFound();
     res
       .status(200)
@@ -106,19 +102,11 @@ export class SamlController {
       return;
     }
 
-    const binding = await this.samlBinding(tenant, false);
+    const binding = await this.samlAcs.samlBinding(tenant, false);
     if (!binding) throw notFound();
     try {
       const { redirectUrl } = await this.saml.acceptIdpInitiated(binding, samlResponse);
-      await this.db.tenantTx(tenant.id, (m) =>
-        this.audit.record(m, {
-          tenantId: tenant.id,
-          actor: 'idp:saml',
-          action: 'saml.idp_initiated_accepted',
-          target: binding.id,
-          requestId: requestIdOf(req),
-        }),
-      );
+      await this.samlAcs.recordIdpInitiatedAccepted(tenant, binding, requestIdOf(req));
       // RelayState of an unsolicited response is never used as a redirect target (open redirect).
       res.redirect(303, redirectUrl);
     } catch (err) {
@@ -127,29 +115,9 @@ export class SamlController {
     }
   }
 
-  private async samlBinding(tenant: Tenant, includeDraft: boolean): Promise<BindingContext | undefined> {
-    return this.db.tenantTx(tenant.id, async (m) => {
-      const [row] = await m.query<Array<{ id: string }>>(
-        `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'saml' AND enabled AND status = ANY($2::text[])
-         ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
-        [tenant.id, includeDraft ? ['active', 'draft'] : ['active']],
-      );
-      return row ? this.bindings.get(tenant, row.id, m) : undefined;
-    });
-  }
-
   private async recordRejection(tenant: Tenant, binding: BindingContext, err: SamlResponseRejectedError, req: Request): Promise<void> {
     this.logger.warn({ tenant: tenant.id, binding: binding.id, reason: err.reason, detail: err.internal }, 'SAML response refused');
-    await this.db.tenantTx(tenant.id, (m) =>
-      this.audit.record(m, {
-        tenantId: tenant.id,
-        actor: 'idp:saml',
-        action: 'saml.response_rejected',
-        target: binding.id,
-        data: { reason: err.reason },
-        requestId: requestIdOf(req),
-      }),
-    );
+    await this.samlAcs.recordRejection(tenant, binding, err.reason, requestIdOf(req));
   }
 }
 

@@ -7,6 +7,7 @@ import { OAuthError } from '../common/errors.js';
 import { TenantsService } from '../tenants/tenants.service.js';
 import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
+import { SessionsRepository } from '../sessions/sessions.repository.js';
 
 const upstreamStateContext = (sessionId: string) => `session_upstream:${sessionId}`;
 const RETURN_CONTEXT = 'logout_return';
@@ -29,16 +30,14 @@ export class UpstreamLogoutService {
     private readonly tenants: TenantsService,
     private readonly bindings: BindingsService,
     private readonly registry: IdentityProviderRegistry,
+    private readonly sessions: SessionsRepository,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
   /** Stores an adapter's upstream session data with a new platform session (inside the login's transaction). */
   async keep(m: EntityManager, sessionId: string, upstreamSession: Record<string, unknown> | undefined): Promise<void> {
     if (!upstreamSession) return;
-    await m.query(`UPDATE sessions SET upstream_state = $2 WHERE id = $1`, [
-      sessionId,
-      this.box.sealJson(upstreamSession, upstreamStateContext(sessionId)),
-    ]);
+    await this.sessions.setUpstreamState(m, sessionId, this.box.sealJson(upstreamSession, upstreamStateContext(sessionId)));
   }
 
   /**
@@ -50,16 +49,11 @@ export class UpstreamLogoutService {
       const tenant = await this.tenants.findById(tenantId);
       if (!tenant) return undefined;
       const found = await this.db.tenantTx(tenant.id, async (m) => {
-        const [s] = await m.query<
-          Array<{
-            binding_id: string | null;
-            upstream_state: Buffer | null;
-          }>
-        >(`SELECT binding_id, upstream_state FROM sessions WHERE id = $1`, [sessionId]);
-        if (!s?.binding_id || !s.upstream_state) return undefined;
+        const s = await this.sessions.findUpstreamState(m, sessionId);
+        if (!s?.bindingId || !s.upstreamState) return undefined;
         return {
-          binding: await this.bindings.get(tenant, s.binding_id, m),
-          upstream: this.box.openJson<Record<string, unknown>>(s.upstream_state, upstreamStateContext(sessionId)),
+          binding: await this.bindings.get(tenant, s.bindingId, m),
+          upstream: this.box.openJson<Record<string, unknown>>(s.upstreamState, upstreamStateContext(sessionId)),
         };
       });
       if (!found) return undefined;

@@ -5,6 +5,7 @@ import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { TokenIssuerService, isMachineSubject, type PlatformAccessClaims } from '../tokens/token-issuer.service.js';
 import type { PlatformUser } from '../users/users.service.js';
 import { ClientsService, type Client } from '../clients/clients.service.js';
+import { SessionsRepository } from '../sessions/sessions.repository.js';
 
 /** A platform access token that passed every check, with what it was checked against. */
 export interface AuthenticatedToken {
@@ -13,17 +14,6 @@ export interface AuthenticatedToken {
   client: Client;
   /** The user behind a user token (absent for a machine subject, `client:<id>`). */
   user?: PlatformUser;
-}
-
-interface LiveRow {
-  user_id: string;
-  client_id: string;
-  revoked_at: Date | null;
-  status: PlatformUser['status'];
-  email: string | null;
-  email_verified: boolean;
-  display_name: string | null;
-  roles: string[];
 }
 
 /**
@@ -43,6 +33,7 @@ export class AccessTokenVerifier {
     private readonly tenants: TenantsService,
     private readonly clients: ClientsService,
     private readonly db: Database,
+    private readonly sessions: SessionsRepository,
   ) {}
 
   async verify(token: string): Promise<AuthenticatedToken> {
@@ -57,27 +48,17 @@ export class AccessTokenVerifier {
     if (client.tenantId !== null && client.tenantId !== claims.tid) throw ended('client is bound to another tenant');
     if (isMachineSubject(claims.sub)) return { claims, tenant, client };
 
-    const row = await this.db.tenantStatements(tenant.id, async (q) => {
-      const { rows } = await q.query<LiveRow>(
-        `SELECT s.user_id, s.client_id, s.revoked_at, u.status, u.email, u.email_verified, u.display_name,
-                ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = u.id ORDER BY 1) AS roles
-           FROM sessions s JOIN users u ON u.id = s.user_id
-          WHERE s.id = $1`,
-        [claims.sid],
-        'access-token-live',
-      );
-      return rows[0];
-    });
-    if (!row || row.revoked_at) throw ended('session has ended');
-    if (row.user_id !== claims.sub || row.client_id !== claims.client_id) throw ended('session belongs to another user or client');
-    if (row.status !== 'active') throw ended('user is disabled');
+    const row = await this.db.transaction({ tenant: tenant.id }, (tx) => this.sessions.findLive(tx, claims.sid));
+    if (!row || row.revokedAt) throw ended('session has ended');
+    if (row.userId !== claims.sub || row.clientId !== claims.client_id) throw ended('session belongs to another user or client');
+    if (row.userStatus !== 'active') throw ended('user is disabled');
     const user: PlatformUser = {
-      id: row.user_id,
+      id: row.userId,
       tenantId: tenant.id,
       email: row.email,
-      emailVerified: row.email_verified,
-      displayName: row.display_name,
-      status: row.status,
+      emailVerified: row.emailVerified,
+      displayName: row.displayName,
+      status: row.userStatus,
       roles: row.roles,
     };
     return { claims, tenant, client, user };

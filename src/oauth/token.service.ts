@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { Database, statementsOf, type Tx } from '../database/database.js';
-import { mintOpaqueToken, parseOpaqueToken, successorOpaqueToken, type OpaqueToken } from '../crypto/opaque-token.js';
+import { Database, type Tx } from '../database/database.js';
+import { mintOpaqueToken, parseOpaqueToken, successorOpaqueToken } from '../crypto/opaque-token.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { OAuthError } from '../common/errors.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
@@ -16,6 +16,9 @@ import { IdentityProviderRegistry } from '../identity/identity-provider.registry
 import { normaliseIdentity } from '../users/claim-normaliser.js';
 import type { BindingContext, ExternalIdentity } from '../identity/port/identity-provider.port.js';
 import { DomainError } from '../common/errors.js';
+import { SessionsRepository } from '../sessions/sessions.repository.js';
+import { SessionsService } from '../sessions/sessions.service.js';
+import { LoginTransactionsRepository } from '../login/login-transactions.repository.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -28,17 +31,6 @@ export interface TokenResponse {
   refresh_token?: string;
   id_token?: string;
   issued_token_type?: string;
-}
-
-interface SessionRow {
-  id: string;
-  tenant_id: string;
-  user_id: string;
-  client_id: string;
-  idp: string;
-  idp_sub: string;
-  auth_time: Date;
-  revoked_at: Date | null;
 }
 
 /** A grant outcome decided inside a transaction that must commit before the error is sent. */
@@ -73,6 +65,9 @@ export class TokenService {
     private readonly issuer: TokenIssuerService,
     private readonly bindings: BindingsService,
     private readonly registry: IdentityProviderRegistry,
+    private readonly sessions: SessionsRepository,
+    private readonly sessionRules: SessionsService,
+    private readonly codes: LoginTransactionsRepository,
     @Inject(AppConfig) private readonly config: AppConfig,
     box: SecretBox,
   ) {
@@ -119,10 +114,15 @@ export class TokenService {
     const scope = typeof body['scope'] === 'string' && body['scope'].trim() ? body['scope'].trim() : 'openid';
     const outcome = await this.db.tenantTx(tenant.id, async (m) => {
       const user = await this.users.resolveLogin(m, binding, external, normalised);
-      const [session] = await m.query<Array<{ id: string }>>(
-        `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-        [tenant.id, user.id, client.id, binding.id, binding.kind, external.subject, external.authTime ?? new Date()],
-      );
+      const sessionId = await this.sessions.create(m, {
+        tenantId: tenant.id,
+        userId: user.id,
+        clientId: client.id,
+        bindingId: binding.id,
+        idp: binding.kind,
+        idpSub: external.subject,
+        authTime: external.authTime ?? new Date(),
+      });
       await this.audit.record(m, {
         tenantId: tenant.id,
         actor: `client:${client.id}`,
@@ -130,9 +130,9 @@ export class TokenService {
         target: user.id,
         data: { idp: binding.kind, binding: binding.id },
       });
-      const subject = await this.subjectFor(m, tenant, session!.id, client.id, scope);
+      const subject = await this.subjectFor(m, tenant, sessionId, client.id, scope);
       const refresh = client.grantTypes.includes('refresh_token')
-        ? await this.insertRefreshToken(m, tenant.id, session!.id, scope)
+        ? await this.insertRefreshToken(m, tenant.id, sessionId, scope)
         : undefined;
       return { subject: subject!, refresh };
     });
@@ -201,34 +201,23 @@ export class TokenService {
     const outcome = await this.db.tenantTx(
       tenant.id,
       async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
-        const [row] = await m.query<
-          Array<{
-            session_id: string;
-            client_id: string;
-            redirect_uri: string;
-            code_challenge: string;
-            scope: string;
-            nonce: string | null;
-            expires_at: Date;
-            consumed_at: Date | null;
-          }>
-        >(`SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE`, [code.hash]);
+        const row = await this.codes.findCodeForUpdate(m, code.hash);
         if (!row) return refuse('The authorization code is invalid, expired or already used.');
-        if (row.consumed_at) {
+        if (row.consumedAt) {
           // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
-          await this.revokeSession(statementsOf(m), tenant.id, row.session_id, 'authorization_code_replayed');
+          await this.sessionRules.revoke(m, tenant.id, row.sessionId, 'authorization_code_replayed');
           return refuse('The authorization code is invalid, expired or already used.');
         }
-        await m.query(`UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1`, [code.hash]);
-        if (row.expires_at.getTime() <= Date.now()) return refuse('The authorization code is invalid, expired or already used.');
-        if (row.client_id !== client.id) return refuse('The authorization code was issued to another client.');
-        if (row.redirect_uri !== body['redirect_uri']) return refuse('redirect_uri does not match the authorization request.');
-        if (!pkceMatches(body['code_verifier'], row.code_challenge))
+        await this.codes.consumeCode(m, code.hash);
+        if (row.expiresAt.getTime() <= Date.now()) return refuse('The authorization code is invalid, expired or already used.');
+        if (row.clientId !== client.id) return refuse('The authorization code was issued to another client.');
+        if (row.redirectUri !== body['redirect_uri']) return refuse('redirect_uri does not match the authorization request.');
+        if (!pkceMatches(body['code_verifier'], row.codeChallenge))
           return refuse('PKCE verification failed: code_verifier does not match code_challenge.');
-        const subject = await this.subjectFor(m, tenant, row.session_id, client.id, row.scope);
+        const subject = await this.subjectFor(m, tenant, row.sessionId, client.id, row.scope);
         if (!subject) return refuse('The session has ended.');
         const refresh = client.grantTypes.includes('refresh_token')
-          ? await this.insertRefreshToken(m, tenant.id, row.session_id, row.scope)
+          ? await this.insertRefreshToken(m, tenant.id, row.sessionId, row.scope)
           : undefined;
         return { ok: true, value: { subject, nonce: row.nonce, refresh } };
       },
@@ -253,86 +242,48 @@ export class TokenService {
     const outcome = await this.db.tenantStatements(
       presented.tenantId,
       async (q): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
-        const {
-          rows: [row],
-        } = await q.query<{
-          session_id: string;
-          scope: string;
-          expired: boolean;
-          rotated_at: Date | null;
-          client_id: string;
-          revoked_at: Date | null;
-          idp: string;
-          idp_sub: string;
-          auth_time: Date;
-          user_id: string;
-          user_status: string;
-          email: string | null;
-          email_verified: boolean;
-          display_name: string | null;
-          slug: string;
-          tenant_status: string;
-          roles: string[];
-          rotated: boolean;
-        }>(
-          `WITH cur AS (
-           SELECT r.session_id, r.scope, r.expires_at <= now() AS expired, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id,
-                  u.status AS user_status, u.email, u.email_verified, u.display_name, t.slug, t.status AS tenant_status,
-                  ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
-             FROM refresh_tokens r
-             JOIN sessions s ON s.id = r.session_id
-             JOIN users u ON u.id = s.user_id
-             JOIN tenants t ON t.id = r.tenant_id
-            WHERE r.token_hash = $1
-            FOR UPDATE OF r, s
-         ), rotated AS (
-           UPDATE refresh_tokens r SET rotated_at = now() FROM cur
-            WHERE r.token_hash = $1 AND cur.rotated_at IS NULL AND cur.revoked_at IS NULL AND NOT cur.expired
-              AND cur.tenant_status = 'active' AND cur.user_status = 'active' AND cur.client_id = $4
-           RETURNING r.session_id, r.scope
-         ), issued AS (
-           INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at)
-           SELECT $2, $3, session_id, scope, $5 FROM rotated RETURNING 1
-         )
-         SELECT cur.*, EXISTS (SELECT 1 FROM issued) AS rotated FROM cur`,
-          [presented.hash, next.hash, presented.tenantId, client.id, new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000)],
-          'refresh-token-rotate',
-        );
+        const row = await this.sessions.rotateRefreshToken(q, {
+          presentedHash: presented.hash,
+          nextHash: next.hash,
+          tenantId: presented.tenantId,
+          clientId: client.id,
+          expiresAt: new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000),
+        });
         const invalid = 'The refresh token is invalid, expired or revoked.';
-        if (!row || row.revoked_at) return refuse(invalid);
-        if (row.tenant_status !== 'active')
+        if (!row || row.revokedAt) return refuse(invalid);
+        if (row.tenantStatus !== 'active')
           return { ok: false, error: new OAuthError('invalid_grant', 'The grant is invalid for this organisation.') };
-        if (row.client_id !== client.id) return refuse('The refresh token was issued to another client.');
-        if (row.rotated_at) {
+        if (row.clientId !== client.id) return refuse('The refresh token was issued to another client.');
+        if (row.rotatedAt) {
           // Presented again after its rotation. Within the grace, by the client it belongs to (checked
           // above), with the session alive (checked above, and locked) and the successor still the
           // family's current token: the same successor again, e.g. a second browser tab refreshing at
           // the same moment. Otherwise reuse: someone holds a copy. End the whole family.
-          if (!(await this.successorStillCurrent(q, presented, next))) {
-            await this.revokeSession(q, presented.tenantId, row.session_id, 'refresh_token_reused');
+          if (!(await this.successorStillCurrent(q, presented.hash, next.hash))) {
+            await this.sessionRules.revoke(q, presented.tenantId, row.sessionId, 'refresh_token_reused');
             return refuse(invalid);
           }
         } else if (row.expired) return refuse(invalid);
-        if (row.user_status !== 'active') {
-          await this.revokeSession(q, presented.tenantId, row.session_id, 'user_disabled');
+        if (row.userStatus !== 'active') {
+          await this.sessionRules.revoke(q, presented.tenantId, row.sessionId, 'user_disabled');
           return refuse(invalid);
         }
-        if (!row.rotated && !row.rotated_at) throw new Error('refresh token passed every check but was not rotated');
+        if (!row.rotated && !row.rotatedAt) throw new Error('refresh token passed every check but was not rotated');
         const scope = this.narrowScope(row.scope, body['scope']);
         const subject: PlatformSubject = {
           tenantId: presented.tenantId,
-          tenantSlug: row.slug,
-          userId: row.user_id,
+          tenantSlug: row.tenantSlug,
+          userId: row.userId,
           clientId: client.id,
           scope,
           roles: row.roles,
           idp: row.idp,
-          idpSub: row.idp_sub,
-          authTime: row.auth_time,
-          sessionId: row.session_id,
+          idpSub: row.idpSub,
+          authTime: row.authTime,
+          sessionId: row.sessionId,
           email: row.email,
-          emailVerified: row.email_verified,
-          name: row.display_name,
+          emailVerified: row.emailVerified,
+          name: row.displayName,
         };
         return { ok: true, value: { subject, refresh: next.value } };
       },
@@ -351,17 +302,10 @@ export class TokenService {
    * session lock held since that statement keeps the successor from rotating meanwhile. Database
    * time on both sides, so replicas' clocks do not matter.
    */
-  private async successorStillCurrent(q: Tx, presented: OpaqueToken, next: OpaqueToken): Promise<boolean> {
+  private async successorStillCurrent(q: Tx, presentedHash: string, nextHash: string): Promise<boolean> {
     const grace = this.config.REFRESH_TOKEN_REUSE_GRACE_SECONDS;
     if (grace <= 0) return false;
-    const { rows } = await q.query(
-      `SELECT 1 FROM refresh_tokens o, refresh_tokens n
-        WHERE o.token_hash = $1 AND o.rotated_at > clock_timestamp() - make_interval(secs => $3)
-          AND n.token_hash = $2 AND n.rotated_at IS NULL AND n.expires_at > now()`,
-      [presented.hash, next.hash, grace],
-      'refresh-token-grace',
-    );
-    return rows.length === 1;
+    return this.sessions.successorStillCurrent(q, presentedHash, nextHash, grace);
   }
 
   /** Machine clients: a token for the client itself, in its tenant, with a subset of its scopes. */
@@ -394,14 +338,9 @@ export class TokenService {
     if (refresh) {
       const tenant = await this.tenants.findById(refresh.tenantId);
       if (!tenant) return;
-      await this.db.tenantStatements(tenant.id, async (q) => {
-        const {
-          rows: [row],
-        } = await q.query<{ session_id: string }>(
-          `SELECT r.session_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 AND s.client_id = $2`,
-          [refresh.hash, client.id],
-        );
-        if (row) await this.revokeSession(q, tenant.id, row.session_id, 'revoked_by_client');
+      await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+        const sessionId = await this.sessions.findSessionOfRefreshToken(tx, refresh.hash, client.id);
+        if (sessionId) await this.sessionRules.revoke(tx, tenant.id, sessionId, 'revoked_by_client');
       });
       return;
     }
@@ -416,16 +355,7 @@ export class TokenService {
   }
 
   async endSession(tenantId: string, sessionId: string, reason: string): Promise<void> {
-    await this.db.tenantStatements(tenantId, (q) => this.revokeSession(q, tenantId, sessionId, reason));
-  }
-
-  private async revokeSession(q: Tx, tenantId: string, sessionId: string, reason: string): Promise<void> {
-    const res = await q.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [
-      sessionId,
-      reason,
-    ]);
-    if (res.rowCount > 0)
-      await this.audit.record(q, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
+    await this.sessionRules.end(tenantId, sessionId, reason);
   }
 
   private async activeTenant(id: string): Promise<Tenant> {
@@ -449,9 +379,9 @@ export class TokenService {
     clientId: string,
     scope: string,
   ): Promise<PlatformSubject | undefined> {
-    const [s] = await m.query<SessionRow[]>(`SELECT * FROM sessions WHERE id = $1`, [sessionId]);
-    if (!s || s.revoked_at) return undefined;
-    const user = await this.users.get(m, s.user_id);
+    const s = await this.sessions.find(m, sessionId);
+    if (!s || s.revokedAt) return undefined;
+    const user = await this.users.get(m, s.userId);
     if (!user || user.status !== 'active') return undefined;
     return {
       tenantId: tenant.id,
@@ -461,8 +391,8 @@ export class TokenService {
       scope,
       roles: user.roles,
       idp: s.idp,
-      idpSub: s.idp_sub,
-      authTime: s.auth_time,
+      idpSub: s.idpSub,
+      authTime: s.authTime,
       sessionId: s.id,
       email: user.email,
       emailVerified: user.emailVerified,
@@ -472,13 +402,13 @@ export class TokenService {
 
   private async insertRefreshToken(m: EntityManager, tenantId: string, sessionId: string, scope: string): Promise<string> {
     const token = mintOpaqueToken('rt', tenantId);
-    await m.query(`INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)`, [
-      token.hash,
+    await this.sessions.insertRefreshToken(m, {
+      tokenHash: token.hash,
       tenantId,
       sessionId,
       scope,
-      new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000),
-    ]);
+      expiresAt: new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000),
+    });
     return token.value;
   }
 

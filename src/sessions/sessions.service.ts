@@ -1,0 +1,29 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service.js';
+import { Database, type Tx } from '../database/database.js';
+import { SessionsRepository } from './sessions.repository.js';
+
+/**
+ * Ending sessions: a session ends once (its refresh-token family with it), and the revocation is
+ * audited in the transaction that makes it.
+ */
+@Injectable()
+export class SessionsService {
+  constructor(
+    private readonly db: Database,
+    private readonly sessions: SessionsRepository,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** Ends one session inside the caller's transaction; audited only when it was still live. */
+  async revoke(tx: Tx | EntityManager, tenantId: string, sessionId: string, reason: string): Promise<void> {
+    if (await this.sessions.revoke(tx, sessionId, reason))
+      await this.audit.record(tx, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
+  }
+
+  /** Ends one session in a transaction of its own (logout, revocation of an access token). */
+  async end(tenantId: string, sessionId: string, reason: string): Promise<void> {
+    await this.db.transaction({ tenant: tenantId }, (tx) => this.revoke(tx, tenantId, sessionId, reason));
+  }
+}
