@@ -136,7 +136,7 @@ export class BindingHealthRefresher implements OnApplicationBootstrap, OnApplica
 
   private probeable(kind: IdpKind): boolean {
     try {
-      return typeof this.registry.get(kind).probe === 'function';
+      return this.registry.healthProbe(kind) !== undefined;
     } catch {
       return false;
     }

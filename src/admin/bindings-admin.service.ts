@@ -382,8 +382,8 @@ export class BindingsAdminService {
 
   async refreshHealth(tenant: Tenant, id: string): Promise<void> {
     const binding = await this.db.transaction({ tenant: tenant.id }, (tx) => this.bindings.get(tenant, id, tx));
-    const adapter = this.registry.get(binding.kind);
-    if (!adapter.probe) return;
+    const adapter = this.registry.healthProbe(binding.kind);
+    if (!adapter) return;
     let health: BindingHealth;
     try {
       health = await adapter.probe(binding);
@@ -421,8 +421,8 @@ export class BindingsAdminService {
     config: Record<string, unknown>,
     secrets: Record<string, unknown>,
   ): Promise<{ config: Record<string, unknown>; health?: BindingHealth }> {
-    const adapter = this.registry.get(kind);
-    if (!adapter.validateConfig) return { config };
+    const adapter = this.registry.configCheck(kind);
+    if (!adapter) return { config };
     return adapter.validateConfig({ tenantSlug: tenant.slug, config, secrets });
   }
 

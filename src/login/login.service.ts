@@ -148,7 +148,7 @@ export class LoginService {
     // tenant's firebase_legacy binding (token exchange only) stays active beside the one users sign in with.
     const active = await this.bindings.allActive(tenant);
     if (active.length === 0) throw fail('temporarily_unavailable', 'Sign-in is not set up for this organisation yet.');
-    const binding = active.find((b) => this.registry.get(b.kind).beginLogin);
+    const binding = active.find((b) => this.registry.browserLogin(b.kind) !== undefined);
     if (!binding) throw fail('temporarily_unavailable', 'This organisation signs in through its application, not a browser redirect.');
 
     return this.startUpstream(tenant, binding, {
@@ -168,14 +168,8 @@ export class LoginService {
    * protocol run, ending on a result page instead of issuing anything.
    */
   async beginTest(tenant: Tenant, binding: BindingContext): Promise<string> {
-    const provider = this.registry.get(binding.kind);
-    if (!provider.beginLogin)
-      throw new ProblemError(
-        409,
-        'No browser login',
-        `A ${binding.kind} binding has no browser login to test.`,
-        problemType('not-testable'),
-      );
+    if (!this.registry.browserLogin(binding.kind))
+      throw new ProblemError({ type: 'not-testable', detail: `A ${binding.kind} binding has no browser login to test.` });
     return this.startUpstream(tenant, binding, {
       purpose: 'test',
       clientId: null,
@@ -201,26 +195,30 @@ export class LoginService {
       loginHint?: string;
     },
   ): Promise<string> {
-    const provider = this.registry.get(binding.kind);
+    const provider = this.registry.browserLogin(binding.kind);
+    if (!provider)
+      throw new OAuthError('temporarily_unavailable', 'This organisation signs in through its application, not a browser redirect.');
     const handle = mintOpaqueToken('lt', tenant.id);
     const base = this.config.issuer;
-    const started = await provider.beginLogin!(binding, {
-      transactionHandle: handle.value,
-      callbackUrl: `${base}/login/callback/${binding.kind}`,
-      hostedLoginUrl: `${base}/login/native/${encodeURIComponent(handle.value)}`,
-      loginHint: t.loginHint,
-    }).catch((err: unknown) => {
-      if (err instanceof ProblemError || err instanceof OAuthError) throw err;
-      this.logger.warn(
-        { tenant: tenant.id, binding: binding.id, kind: binding.kind, err: (err as Error)?.message },
-        'identity provider unreachable at login start',
-      );
-      throw new DependencyUnavailableError(
-        'identity provider',
-        `The organisation's identity provider could not be reached. Try again in a moment.`,
-        { cause: err, status: 503 },
-      );
-    });
+    const started = await provider
+      .beginLogin(binding, {
+        transactionHandle: handle.value,
+        callbackUrl: `${base}/login/callback/${binding.kind}`,
+        hostedLoginUrl: `${base}/login/native/${encodeURIComponent(handle.value)}`,
+        loginHint: t.loginHint,
+      })
+      .catch((err: unknown) => {
+        if (err instanceof ProblemError || err instanceof OAuthError) throw err;
+        this.logger.warn(
+          { tenant: tenant.id, binding: binding.id, kind: binding.kind, err: (err as Error)?.message },
+          'identity provider unreachable at login start',
+        );
+        throw new DependencyUnavailableError(
+          'identity provider',
+          `The organisation's identity provider could not be reached. Try again in a moment.`,
+          { cause: err, status: 503 },
+        );
+      });
     await this.db.transaction({ tenant: tenant.id }, (tx) =>
       this.transactions.insert(tx, {
         idHash: handle.hash,
@@ -303,8 +301,8 @@ export class LoginService {
    */
   async complete(txn: LoginTransaction, callback: CallbackInput): Promise<string> {
     const binding = await this.binding(txn);
-    const provider = this.registry.get(binding.kind);
-    if (!provider.completeLogin) throw new OAuthError('invalid_request', 'This identity provider does not complete browser logins.');
+    const provider = this.registry.browserLogin(binding.kind);
+    if (!provider) throw new OAuthError('invalid_request', 'This identity provider does not complete browser logins.');
     let external;
     try {
       external = await provider.completeLogin(binding, callback, txn.providerState);

@@ -57,8 +57,8 @@ export class UpstreamLogoutService {
         };
       });
       if (!found) return undefined;
-      const adapter = this.registry.get(found.binding.kind);
-      if (!adapter.endSessionUrl) return undefined;
+      const adapter = this.registry.upstreamLogout(found.binding.kind);
+      if (!adapter) return undefined;
       const back = returnTo
         ? { postLogoutRedirectUri: `${this.config.issuer}/oauth2/logout/return`, state: this.sealReturn(returnTo) }
         : {};

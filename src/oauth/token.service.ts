@@ -14,7 +14,7 @@ import { pkceMatches } from '../login/pkce.js';
 import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
 import { normaliseIdentity } from '../users/claim-normaliser.js';
-import type { BindingContext, ExternalIdentity } from '../identity/port/identity-provider.port.js';
+import type { BindingContext, ExternalIdentity, TokenExchange } from '../identity/port/identity-provider.port.js';
 import { DomainError } from '../common/errors.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
 import { SessionsService } from '../sessions/sessions.service.js';
@@ -95,15 +95,21 @@ export class TokenService {
     // One answer for an unknown organisation and another tenant's: a bound client learns nothing.
     if (!tenant || (client.tenantId !== null && client.tenantId !== tenant.id))
       throw new OAuthError('invalid_grant', 'The token cannot be exchanged for this organisation.');
-    const candidates = (await this.bindings.allActive(tenant)).filter((b) => {
-      const adapter = this.registry.get(b.kind);
-      return adapter.capabilities.tokenExchange && adapter.exchangeToken && (adapter.exchangeTokenTypes ?? []).includes(tokenType);
-    });
-    const binding = candidates[0];
-    if (!binding) throw new OAuthError('invalid_request', `This organisation does not accept subject_token_type "${tokenType}".`);
+    // The highest-priority active binding whose adapter exchanges this token type.
+    let binding: BindingContext | undefined;
+    let exchanger: TokenExchange | undefined;
+    for (const b of await this.bindings.allActive(tenant)) {
+      exchanger = this.registry.tokenExchange(b.kind, tokenType);
+      if (exchanger) {
+        binding = b;
+        break;
+      }
+    }
+    if (!binding || !exchanger)
+      throw new OAuthError('invalid_request', `This organisation does not accept subject_token_type "${tokenType}".`);
     let external;
     try {
-      external = await this.registry.get(binding.kind).exchangeToken!(binding, { token, tokenType });
+      external = await exchanger.exchangeToken(binding, { token, tokenType });
     } catch (err) {
       if (err instanceof DomainError) throw err;
       throw new OAuthError('invalid_grant', 'The subject token was rejected.', { cause: err });
