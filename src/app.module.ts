@@ -8,6 +8,7 @@ import { AppConfig } from './config/app-config.js';
 import { Database } from './database/database.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { SigningKeysService } from './tokens/signing-keys.service.js';
+import { SigningKeysRepository } from './tokens/signing-keys.repository.js';
 import { TokenIssuerService } from './tokens/token-issuer.service.js';
 import { TenantsService } from './tenants/tenants.service.js';
 import { BindingsService } from './tenants/bindings.service.js';
@@ -123,6 +124,7 @@ export class AppModule {
         // repositories: tenancy (tenants, bindings, clients, signing keys, idempotency, rate limits)
         ...RATE_LIMIT_PROVIDERS,
         ClientsService,
+        SigningKeysRepository,
         LoginService,
         TokenService,
         AccessTokenVerifier,

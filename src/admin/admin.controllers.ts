@@ -432,11 +432,7 @@ export class ClientsAdminController {
 @Admin('signing keys')
 @Controller('admin/v1/signing-keys')
 export class SigningKeysAdminController {
-  constructor(
-    private readonly keys: SigningKeysService,
-    private readonly db: Database,
-    private readonly audit: AuditService,
-  ) {}
+  constructor(private readonly keys: SigningKeysService) {}
 
   @Get()
   async list(): Promise<{ items: SigningKeyView[] }> {
@@ -446,17 +442,7 @@ export class SigningKeysAdminController {
   /** Publishes a new key now; it signs after publishDelaySeconds (default KEY_PUBLISH_DELAY_SECONDS). */
   @Post('rotate')
   async rotate(@Body() dto: RotateKeysDto, @Req() req: Request): Promise<SigningKeyView> {
-    const key = await this.keys.rotate(dto.publishDelaySeconds);
-    await this.db.tx((m) =>
-      this.audit.record(m, {
-        tenantId: null,
-        actor: principalOf(req).actor,
-        action: 'signing_key.rotated',
-        target: key.kid,
-        data: { activatesAt: key.activatesAt },
-      }),
-    );
-    return key;
+    return this.keys.rotate(dto.publishDelaySeconds, undefined, principalOf(req).actor);
   }
 }
 
