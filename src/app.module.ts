@@ -17,6 +17,7 @@ import { AuditService } from './audit/audit.service.js';
 import { AuditRepository } from './audit/audit.repository.js';
 import { RATE_LIMIT_PROVIDERS } from './rate-limit/rate-limit.module.js';
 import { ClientsService } from './clients/clients.service.js';
+import { ClientsRepository } from './clients/clients.repository.js';
 import { LoginService } from './login/login.service.js';
 import { TokenService } from './oauth/token.service.js';
 import { AccessTokenVerifier } from './oauth/access-token.verifier.js';
@@ -124,6 +125,7 @@ export class AppModule {
         // repositories: tenancy (tenants, bindings, clients, signing keys, idempotency, rate limits)
         ...RATE_LIMIT_PROVIDERS,
         ClientsService,
+        ClientsRepository,
         SigningKeysRepository,
         LoginService,
         TokenService,

@@ -354,8 +354,6 @@ export class ClientsAdminController {
   constructor(
     private readonly clients: ClientsService,
     private readonly tenants: TenantsAdminService,
-    private readonly db: Database,
-    private readonly audit: AuditService,
   ) {}
 
   /** The client secret is shown once, in this response. */
@@ -364,16 +362,7 @@ export class ClientsAdminController {
     if (dto.kind === 'machine' && !dto.tenantId)
       throw new ProblemError(400, 'Tenant required', 'A machine client belongs to one tenant: send tenantId.', problemType('validation'));
     if (dto.tenantId) await this.tenants.get(dto.tenantId);
-    const { client, secret } = await this.clients.create(dto);
-    await this.db.tx((m) =>
-      this.audit.record(m, {
-        tenantId: null,
-        actor: principalOf(req).actor,
-        action: 'client.created',
-        target: client.id,
-        data: { after: client },
-      }),
-    );
+    const { client, secret } = await this.clients.create(dto, principalOf(req).actor);
     return { ...client, clientSecret: secret };
   }
 
@@ -402,21 +391,8 @@ export class ClientsAdminController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<Client> {
-    const after = await this.db.tx(async (m) => {
-      const before = await this.clients.get(m, id, true);
-      if (!before?.enabled) throw clientNotFound();
-      requireEtag(req, clientEtag(before));
-      const updated = await this.clients.update(m, id, dto);
-      await this.audit.record(m, {
-        tenantId: null,
-        actor: principalOf(req).actor,
-        action: 'client.updated',
-        target: id,
-        data: { before, after: updated },
-      });
-      return updated;
-    });
-    this.db.rowsChanged('clients');
+    const after = await this.clients.update(id, dto, principalOf(req).actor, (current) => requireEtag(req, clientEtag(current)));
+    if (!after) throw clientNotFound();
     res.setHeader('ETag', clientEtag(after));
     return after;
   }
@@ -424,8 +400,7 @@ export class ClientsAdminController {
   @Delete(':clientId')
   @HttpCode(204)
   async disable(@Param('clientId') id: string, @Req() req: Request): Promise<void> {
-    if (!(await this.clients.disable(id))) throw clientNotFound();
-    await this.db.tx((m) => this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'client.disabled', target: id }));
+    if (!(await this.clients.disable(id, principalOf(req).actor))) throw clientNotFound();
   }
 }
 
