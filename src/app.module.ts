@@ -26,6 +26,7 @@ import { OAuthController } from './oauth/oauth.controller.js';
 import { LoginController } from './login/login.controller.js';
 import { WellKnownController } from './well-known/well-known.controller.js';
 import { HealthController } from './health/health.controller.js';
+import { HealthService } from './health/health.service.js';
 import { IdentityProviderRegistry } from './identity/identity-provider.registry.js';
 import { IDENTITY_PROVIDERS, type IdentityProvider } from './identity/port/identity-provider.port.js';
 import { NativeCredentialsService } from './identity/native/native-credentials.service.js';
@@ -127,6 +128,7 @@ export class AppModule {
         ClientsService,
         ClientsRepository,
         SigningKeysRepository,
+        HealthService,
         LoginService,
         TokenService,
         AccessTokenVerifier,
