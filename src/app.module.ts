@@ -8,6 +8,7 @@ import { AppConfig } from './config/app-config.js';
 import { Database } from './database/database.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { SigningKeysService } from './tokens/signing-keys.service.js';
+import { SigningKeysRepository } from './tokens/signing-keys.repository.js';
 import { TokenIssuerService } from './tokens/token-issuer.service.js';
 import { TenantsService } from './tenants/tenants.service.js';
 import { BindingsService } from './tenants/bindings.service.js';
@@ -21,6 +22,7 @@ import { AuditService } from './audit/audit.service.js';
 import { AuditRepository } from './audit/audit.repository.js';
 import { RATE_LIMIT_PROVIDERS } from './rate-limit/rate-limit.module.js';
 import { ClientsService } from './clients/clients.service.js';
+import { ClientsRepository } from './clients/clients.repository.js';
 import { LoginService } from './login/login.service.js';
 import { TokenService } from './oauth/token.service.js';
 import { AccessTokenVerifier } from './oauth/access-token.verifier.js';
@@ -29,6 +31,7 @@ import { OAuthController } from './oauth/oauth.controller.js';
 import { LoginController } from './login/login.controller.js';
 import { WellKnownController } from './well-known/well-known.controller.js';
 import { HealthController } from './health/health.controller.js';
+import { HealthService } from './health/health.service.js';
 import { IdentityProviderRegistry } from './identity/identity-provider.registry.js';
 import { IDENTITY_PROVIDERS, type IdentityProvider } from './identity/port/identity-provider.port.js';
 import { NativeCredentialsService } from './identity/native/native-credentials.service.js';
@@ -135,6 +138,9 @@ export class AppModule {
         BindingsRepository,
         ...RATE_LIMIT_PROVIDERS,
         ClientsService,
+        ClientsRepository,
+        SigningKeysRepository,
+        HealthService,
         LoginService,
         TokenService,
         AccessTokenVerifier,

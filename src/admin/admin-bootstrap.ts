@@ -5,7 +5,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { TenantsService } from '../tenants/tenants.service.js';
 import { ClientsService } from '../clients/clients.service.js';
 import { ProblemError } from '../common/errors.js';
-import { randomToken, sha256 } from '../crypto/random.js';
+import { randomToken } from '../crypto/random.js';
 import { ADMIN_SCOPE } from './admin-auth.js';
 
 export interface BootstrapResult {
@@ -39,31 +39,37 @@ export async function bootstrapAdmin(
 ): Promise<BootstrapResult> {
   const config = app.get(AppConfig);
   const db = app.get(Database);
+  const clients = app.get(ClientsService);
+  const audit = app.get(AuditService);
   const exists = () =>
     new BootstrapRefused(`client "${clientId}" exists already: bootstrap runs once. Lost its secret? ${rotateHint(clientId)}.`);
-  if ((await db.query(`SELECT 1 FROM clients WHERE id = $1`, [clientId])).length > 0) throw exists();
+  if (await clients.get(clientId)) throw exists();
   const tenants = app.get(TenantsService);
   const operator =
     (await tenants.findActiveBySlug(config.OPERATOR_TENANT)) ?? (await tenants.create(config.OPERATOR_TENANT, 'Platform operators'));
   let secret: string;
   try {
-    ({ secret } = await app
-      .get(ClientsService)
-      .create({ id: clientId, name: 'Operator admin client', kind: 'machine', tenantId: operator.id, scopes: [ADMIN_SCOPE] }));
+    // The client (with the given secret, else a generated one) and its audit event commit together.
+    ({ secret } = await db.transaction('platform', async (tx) => {
+      const made = await clients.createIn(
+        tx,
+        { id: clientId, name: 'Operator admin client', kind: 'machine', tenantId: operator.id, scopes: [ADMIN_SCOPE] },
+        opts.secret,
+      );
+      await audit.record(tx, {
+        tenantId: null,
+        actor: 'bootstrap',
+        action: BOOTSTRAPPED,
+        target: clientId,
+        data: { source: opts.source ?? 'cli' },
+      });
+      return made;
+    }));
   } catch (err) {
     // Another process (a replica, the CLI) made it in between: the primary key decided.
     if (err instanceof ProblemError && err.status === 409) throw exists();
     throw err;
   }
-  if (opts.secret !== undefined) {
-    await db.query(`UPDATE clients SET secret_hash = $2, updated_at = now() WHERE id = $1`, [clientId, sha256(opts.secret)]);
-    secret = opts.secret;
-  }
-  await db.tx((m) =>
-    app
-      .get(AuditService)
-      .record(m, { tenantId: null, actor: 'bootstrap', action: BOOTSTRAPPED, target: clientId, data: { source: opts.source ?? 'cli' } }),
-  );
   return { tenantId: operator.id, clientId, clientSecret: secret };
 }
 
@@ -75,21 +81,19 @@ export async function bootstrapAdmin(
 export async function rotateAdminSecret(app: INestApplicationContext, clientId = 'ops-admin'): Promise<BootstrapResult> {
   const config = app.get(AppConfig);
   const db = app.get(Database);
-  const [row] = await db.query<{ tenant_id: string | null; kind: string; scopes: string[]; enabled: boolean }>(
-    `SELECT tenant_id, kind, scopes, enabled FROM clients WHERE id = $1`,
-    [clientId],
-  );
+  const clients = app.get(ClientsService);
+  const row = await clients.get(clientId);
   if (!row) throw new BootstrapRefused(`no client "${clientId}" to rotate: \`npm run admin -- bootstrap\` creates it.`);
   const operator = await app.get(TenantsService).findActiveBySlug(config.OPERATOR_TENANT);
-  if (row.kind !== 'machine' || !row.scopes.includes(ADMIN_SCOPE) || !operator || row.tenant_id !== operator.id)
+  if (row.kind !== 'machine' || !row.scopes.includes(ADMIN_SCOPE) || !operator || row.tenantId !== operator.id)
     throw new BootstrapRefused(
       `client "${clientId}" is not an operator admin client (a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant): rotate other clients through the admin API.`,
     );
   if (!row.enabled) throw new BootstrapRefused(`client "${clientId}" is disabled: a new secret would not sign it in.`);
   const secret = randomToken();
-  await db.tx(async (m) => {
-    await m.query(`UPDATE clients SET secret_hash = $2, updated_at = now() WHERE id = $1`, [clientId, sha256(secret)]);
-    await app.get(AuditService).record(m, { tenantId: null, actor: 'bootstrap', action: 'admin.secret_rotated', target: clientId });
+  await db.transaction('platform', async (tx) => {
+    await clients.replaceSecretIn(tx, clientId, secret);
+    await app.get(AuditService).record(tx, { tenantId: null, actor: 'bootstrap', action: 'admin.secret_rotated', target: clientId });
   });
   db.rowsChanged('clients');
   return { tenantId: operator.id, clientId, clientSecret: secret };
@@ -112,14 +116,11 @@ export const adminEnvLine = (adminUrl: string, clientId: string, secret: string)
 export async function firstStartBootstrap(app: INestApplicationContext): Promise<StartupNotice> {
   const config = app.get(AppConfig);
   const adminUrl = config.issuer;
-  const [done] = await app.get(Database).query<{ target: string }>(
-    // The configured client when it was made, else the latest one bootstrap made.
-    `SELECT target FROM audit_events WHERE action = $1 AND tenant_id IS NULL ORDER BY (target = $2) DESC, created_at DESC LIMIT 1`,
-    [BOOTSTRAPPED, config.BOOTSTRAP_ADMIN_CLIENT_ID],
-  );
+  // The configured client when it was made, else the latest one bootstrap made.
+  const done = await app.get(AuditService).latestPlatformTarget(BOOTSTRAPPED, config.BOOTSTRAP_ADMIN_CLIENT_ID);
   const usage = (clientId: string) =>
     `next: ${adminEnvLine(adminUrl, clientId, '…')} and run \`npm run admin -- tenants list\` (see README "Onboard a tenant"); lost the secret? ${rotateHint(clientId)}`;
-  if (done) return { next: usage(done.target) };
+  if (done !== undefined) return { next: usage(done) };
   const id = config.BOOTSTRAP_ADMIN_CLIENT_ID;
   const fromEnv = config.BOOTSTRAP_ADMIN_CLIENT_SECRET;
   // A generated secret is printed, so never in production (loadConfig refuses that combination too).

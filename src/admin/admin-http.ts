@@ -2,11 +2,10 @@ import { HTTP_CODE_METADATA } from '@nestjs/common/constants.js';
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { from, lastValueFrom, type Observable } from 'rxjs';
-import { Database } from '../database/database.js';
-import { SecretBox } from '../crypto/secret-box.js';
 import { sha256 } from '../crypto/random.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { principalOf } from './admin-auth.js';
+import { IdempotencyService } from './idempotency.service.js';
 
 /** Strong ETag of a versioned resource. */
 export const etagOf = (version: number): string => `"v${version}"`;
@@ -35,19 +34,14 @@ export function requireEtag(req: Request, etag: string): void {
     );
 }
 
-const IN_PROGRESS_SECONDS = 60;
-
 /**
- * `Idempotency-Key` on admin creates: the first request's response is stored (encrypted: a create
- * may show a secret once) and replayed for a retry with the same key and body; the same key with
- * another body is a 422. Keys are scoped to the calling actor.
+ * `Idempotency-Key` on admin creates: the first request's response is stored and replayed for a
+ * retry with the same key and body; the same key with another body is a 422. Keys are scoped to
+ * the calling actor. The records and their rules live in IdempotencyService.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
-  constructor(
-    private readonly db: Database,
-    private readonly box: SecretBox,
-  ) {}
+  constructor(private readonly idempotency: IdempotencyService) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const req = context.switchToHttp().getRequest<Request>();
@@ -63,51 +57,20 @@ export class IdempotencyInterceptor implements NestInterceptor {
       throw new ProblemError(400, 'Invalid Idempotency-Key', 'An Idempotency-Key is 1–200 characters.', problemType('idempotency-key'));
     const actor = principalOf(req).actor;
     const path = req.originalUrl.split('?')[0]!;
-    const hash = sha256(`${req.method} ${path} ${JSON.stringify(req.body ?? null)}`);
-    const context = `idempotency:${actor}:${key}`;
-    await this.db.query(`DELETE FROM idempotency_keys WHERE status IS NULL AND created_at < now() - make_interval(secs => $1)`, [
-      IN_PROGRESS_SECONDS,
-    ]);
-    const inserted = await this.db.query(
-      `INSERT INTO idempotency_keys (actor, key, method, path, request_hash) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING key`,
-      [actor, key, req.method, path, hash],
-    );
-    if (inserted.length === 0) {
-      const [prior] = await this.db.query<{ request_hash: string; status: number | null; response: { sealed: string } | null }>(
-        `SELECT request_hash, status, response FROM idempotency_keys WHERE actor = $1 AND key = $2`,
-        [actor, key],
-      );
-      if (!prior || prior.request_hash !== hash)
-        throw new ProblemError(
-          422,
-          'Idempotency-Key reused',
-          'This Idempotency-Key was used with a different request.',
-          problemType('idempotency-key-reused'),
-        );
-      if (prior.status === null || !prior.response)
-        throw new ProblemError(
-          409,
-          'Request in progress',
-          'A request with this Idempotency-Key is still being processed.',
-          problemType('idempotency-in-progress'),
-        );
-      res.status(prior.status);
+    const requestHash = sha256(`${req.method} ${path} ${JSON.stringify(req.body ?? null)}`);
+    const start = await this.idempotency.start({ actor, key, method: req.method, path, requestHash });
+    if (!start.run) {
+      res.status(start.status);
       res.setHeader('Idempotent-Replayed', 'true');
-      return this.box.openJson(Buffer.from(prior.response.sealed, 'base64'), context);
+      return start.body;
     }
     try {
       const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
-      const sealed = this.box.sealJson(body ?? null, context).toString('base64');
-      await this.db.query(`UPDATE idempotency_keys SET status = $3, response = $4 WHERE actor = $1 AND key = $2`, [
-        actor,
-        key,
-        status,
-        JSON.stringify({ sealed }),
-      ]);
+      await this.idempotency.finish({ actor, key }, status, body);
       return body;
     } catch (err) {
       // Nothing was created: the key may be used again.
-      await this.db.query(`DELETE FROM idempotency_keys WHERE actor = $1 AND key = $2`, [actor, key]);
+      await this.idempotency.release({ actor, key });
       throw err;
     }
   }

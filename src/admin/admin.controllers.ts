@@ -353,8 +353,6 @@ export class ClientsAdminController {
   constructor(
     private readonly clients: ClientsService,
     private readonly tenants: TenantsAdminService,
-    private readonly db: Database,
-    private readonly audit: AuditService,
   ) {}
 
   /** The client secret is shown once, in this response. */
@@ -363,16 +361,7 @@ export class ClientsAdminController {
     if (dto.kind === 'machine' && !dto.tenantId)
       throw new ProblemError(400, 'Tenant required', 'A machine client belongs to one tenant: send tenantId.', problemType('validation'));
     if (dto.tenantId) await this.tenants.get(dto.tenantId);
-    const { client, secret } = await this.clients.create(dto);
-    await this.db.tx((m) =>
-      this.audit.record(m, {
-        tenantId: null,
-        actor: principalOf(req).actor,
-        action: 'client.created',
-        target: client.id,
-        data: { after: client },
-      }),
-    );
+    const { client, secret } = await this.clients.create(dto, principalOf(req).actor);
     return { ...client, clientSecret: secret };
   }
 
@@ -401,21 +390,8 @@ export class ClientsAdminController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<Client> {
-    const after = await this.db.tx(async (m) => {
-      const before = await this.clients.get(m, id, true);
-      if (!before?.enabled) throw clientNotFound();
-      requireEtag(req, clientEtag(before));
-      const updated = await this.clients.update(m, id, dto);
-      await this.audit.record(m, {
-        tenantId: null,
-        actor: principalOf(req).actor,
-        action: 'client.updated',
-        target: id,
-        data: { before, after: updated },
-      });
-      return updated;
-    });
-    this.db.rowsChanged('clients');
+    const after = await this.clients.update(id, dto, principalOf(req).actor, (current) => requireEtag(req, clientEtag(current)));
+    if (!after) throw clientNotFound();
     res.setHeader('ETag', clientEtag(after));
     return after;
   }
@@ -423,19 +399,14 @@ export class ClientsAdminController {
   @Delete(':clientId')
   @HttpCode(204)
   async disable(@Param('clientId') id: string, @Req() req: Request): Promise<void> {
-    if (!(await this.clients.disable(id))) throw clientNotFound();
-    await this.db.tx((m) => this.audit.record(m, { tenantId: null, actor: principalOf(req).actor, action: 'client.disabled', target: id }));
+    if (!(await this.clients.disable(id, principalOf(req).actor))) throw clientNotFound();
   }
 }
 
 @Admin('signing keys')
 @Controller('admin/v1/signing-keys')
 export class SigningKeysAdminController {
-  constructor(
-    private readonly keys: SigningKeysService,
-    private readonly db: Database,
-    private readonly audit: AuditService,
-  ) {}
+  constructor(private readonly keys: SigningKeysService) {}
 
   @Get()
   async list(): Promise<{ items: SigningKeyView[] }> {
@@ -445,17 +416,7 @@ export class SigningKeysAdminController {
   /** Publishes a new key now; it signs after publishDelaySeconds (default KEY_PUBLISH_DELAY_SECONDS). */
   @Post('rotate')
   async rotate(@Body() dto: RotateKeysDto, @Req() req: Request): Promise<SigningKeyView> {
-    const key = await this.keys.rotate(dto.publishDelaySeconds);
-    await this.db.tx((m) =>
-      this.audit.record(m, {
-        tenantId: null,
-        actor: principalOf(req).actor,
-        action: 'signing_key.rotated',
-        target: key.kid,
-        data: { activatesAt: key.activatesAt },
-      }),
-    );
-    return key;
+    return this.keys.rotate(dto.publishDelaySeconds, undefined, principalOf(req).actor);
   }
 }
 

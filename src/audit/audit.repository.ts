@@ -41,6 +41,15 @@ export class AuditRepository {
     ]);
   }
 
+  /** Platform events (no tenant) only: the latest one of `action`, one whose target is `preferredTarget` first. */
+  async latestPlatformTarget(tx: Tx, action: string, preferredTarget: string): Promise<string | undefined> {
+    const { rows } = await tx.query<{ target: string }>(
+      `SELECT target FROM audit_events WHERE action = $1 AND tenant_id IS NULL ORDER BY (target = $2) DESC, created_at DESC LIMIT 1`,
+      [action, preferredTarget],
+    );
+    return rows[0]?.target;
+  }
+
   /**
    * Newest first by id. Needs an `audit-reader` transaction to see every tenant's events. ORDER BY
    * names the table's column: the text output column `id` would sort 99 above 189.

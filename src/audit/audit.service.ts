@@ -35,6 +35,14 @@ export class AuditService {
     });
   }
 
+  /**
+   * The target of the latest platform event (no tenant) of `action`, one naming `preferredTarget`
+   * first when there is one: e.g. which operator client the bootstrap made.
+   */
+  latestPlatformTarget(action: string, preferredTarget: string): Promise<string | undefined> {
+    return this.db.transaction('platform', (tx) => this.events.latestPlatformTarget(tx, action, preferredTarget));
+  }
+
   /** Across tenants, newest first, keyset-paginated by id (the cursor is the last id of a page). */
   async page(f: Omit<AuditFilter, 'before'> & { cursor?: string }): Promise<{ items: AuditEventView[]; nextCursor: string | null }> {
     const rows = await this.db.transaction('audit-reader', (tx) => this.events.list(tx, { ...f, before: f.cursor, limit: f.limit + 1 }));

@@ -1,36 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
-import { Database } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { constantEquals, randomToken, sha256 } from '../crypto/random.js';
 import { OAuthError, ProblemError, problemType } from '../common/errors.js';
 import { RowCache } from '../database/row-cache.js';
+import { AuditService } from '../audit/audit.service.js';
+import { ClientsRepository, type Client, type ClientKind, type ClientRecord } from './clients.repository.js';
 
-export type ClientKind = 'bff' | 'machine';
-
-export interface Client {
-  id: string;
-  tenantId: string | null;
-  name: string;
-  kind: ClientKind;
-  redirectUris: string[];
-  postLogoutRedirectUris: string[];
-  grantTypes: string[];
-  scopes: string[];
-  enabled: boolean;
-}
-
-interface ClientRow {
-  id: string;
-  tenant_id: string | null;
-  name: string;
-  kind: ClientKind;
-  secret_hash: string | null;
-  redirect_uris: string[];
-  post_logout_redirect_uris: string[];
-  grant_types: string[];
-  scopes: string[];
-  enabled: boolean;
-}
+export type { Client, ClientKind } from './clients.repository.js';
 
 export interface NewClient {
   id: string;
@@ -43,14 +19,15 @@ export interface NewClient {
   scopes?: string[];
 }
 
-const toClient = (r: ClientRow): Client => ({
+/** A client as it leaves this module: without its secret hash. */
+const toClient = (r: ClientRecord): Client => ({
   id: r.id,
-  tenantId: r.tenant_id,
+  tenantId: r.tenantId,
   name: r.name,
   kind: r.kind,
-  redirectUris: r.redirect_uris,
-  postLogoutRedirectUris: r.post_logout_redirect_uris,
-  grantTypes: r.grant_types,
+  redirectUris: r.redirectUris,
+  postLogoutRedirectUris: r.postLogoutRedirectUris,
+  grantTypes: r.grantTypes,
   scopes: r.scopes,
   enabled: r.enabled,
 });
@@ -123,38 +100,59 @@ export const clientEtag = (c: Client): string =>
 @Injectable()
 export class ClientsService {
   /** Clients are read on every token request and change rarely: cached, dropped on any change (row-cache.ts). */
-  private readonly cache: RowCache<ClientRow>;
+  private readonly cache: RowCache<ClientRecord>;
 
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    private readonly clients: ClientsRepository,
+    private readonly audit: AuditService,
+  ) {
     this.cache = new RowCache(db.rowChanges, 'clients');
   }
 
-  private row(clientId: string): Promise<ClientRow | undefined> {
-    return this.cache.get(clientId, async () => (await this.db.query<ClientRow>(`SELECT * FROM clients WHERE id = $1`, [clientId]))[0]);
+  private row(clientId: string): Promise<ClientRecord | undefined> {
+    return this.cache.get(clientId, () => this.db.transaction('platform', (tx) => this.clients.findById(tx, clientId)));
   }
 
-  /** Registers a client; the secret is returned once and stored only as a hash. */
-  async create(input: NewClient): Promise<{ client: Client; secret: string }> {
-    const secret = randomToken();
+  /**
+   * Registers a client; the secret is returned once and stored only as a hash. With an `actor`, the
+   * creation is audited (`client.created`) in its transaction.
+   */
+  async create(input: NewClient, actor?: string): Promise<{ client: Client; secret: string }> {
+    return this.db.transaction('platform', async (tx) => {
+      const made = await this.createIn(tx, input);
+      if (actor !== undefined)
+        await this.audit.record(tx, {
+          tenantId: null,
+          actor,
+          action: 'client.created',
+          target: made.client.id,
+          data: { after: made.client },
+        });
+      return made;
+    });
+  }
+
+  /**
+   * `create` inside the caller's transaction, not audited (the caller records its own event), with
+   * the given secret or a generated one. A taken id is a 409 `client-exists`.
+   */
+  async createIn(tx: Tx, input: NewClient, secret = randomToken()): Promise<{ client: Client; secret: string }> {
     const grantTypes = input.grantTypes ?? (input.kind === 'bff' ? ['authorization_code', 'refresh_token'] : ['client_credentials']);
     checkRedirectUris([...(input.redirectUris ?? []), ...(input.postLogoutRedirectUris ?? [])]);
     try {
-      const [row] = await this.db.query<ClientRow>(
-        `INSERT INTO clients (id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
-        [
-          input.id,
-          input.tenantId ?? null,
-          input.name,
-          input.kind,
-          sha256(secret),
-          input.redirectUris ?? [],
-          input.postLogoutRedirectUris ?? [],
-          grantTypes,
-          input.scopes ?? [],
-        ],
-      );
-      return { client: toClient(row!), secret };
+      const row = await this.clients.insert(tx, {
+        id: input.id,
+        tenantId: input.tenantId ?? null,
+        name: input.name,
+        kind: input.kind,
+        secretHash: sha256(secret),
+        redirectUris: input.redirectUris ?? [],
+        postLogoutRedirectUris: input.postLogoutRedirectUris ?? [],
+        grantTypes,
+        scopes: input.scopes ?? [],
+      });
+      return { client: toClient(row), secret };
     } catch (err) {
       if ((err as { code?: string }).code === '23505')
         throw new ProblemError(409, 'Client exists', `Client "${input.id}" already exists.`, problemType('client-exists'));
@@ -163,38 +161,62 @@ export class ClientsService {
   }
 
   async list(): Promise<Client[]> {
-    return (await this.db.query<ClientRow>(`SELECT * FROM clients ORDER BY id`)).map(toClient);
+    return (await this.db.transaction('platform', (tx) => this.clients.list(tx))).map(toClient);
   }
 
-  /** Any client, enabled or not (the admin API shows and edits disabled ones too). */
-  async get(m: EntityManager, clientId: string, lock = false): Promise<Client | undefined> {
+  /** Any client, enabled or not (the admin API and the bootstrap look at disabled ones too), read from the database. */
+  async get(clientId: string): Promise<Client | undefined> {
     if (clientId.length > 100) return undefined;
-    const [row] = await m.query<ClientRow[]>(`SELECT * FROM clients WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [clientId]);
+    const row = await this.db.transaction('platform', (tx) => this.clients.findById(tx, clientId));
     return row ? toClient(row) : undefined;
   }
 
   /**
-   * Changes a client's name, redirect URIs, post-logout redirect URIs or scopes inside the caller's
-   * transaction (so the audit row commits with it); the client cache is dropped by the caller once
-   * it has committed (`Database.rowsChanged('clients')`).
+   * Changes an enabled client's name, redirect URIs, post-logout redirect URIs or scopes, audited
+   * (`client.updated`) in the same transaction. `precondition` sees the locked current client
+   * first (the admin API's If-Match check) and throws to refuse. Undefined: no enabled client of
+   * that id. Token requests see the change at once (the client cache is dropped).
    */
-  async update(m: EntityManager, clientId: string, change: ClientChange): Promise<Client> {
-    checkRedirectUris([...(change.redirectUris ?? []), ...(change.postLogoutRedirectUris ?? [])]);
-    // An UPDATE … RETURNING answers [rows, count] through TypeORM's PostgreSQL driver.
-    const [[row]] = await m.query<[ClientRow[], number]>(
-      `UPDATE clients SET name = COALESCE($2, name), redirect_uris = COALESCE($3, redirect_uris), post_logout_redirect_uris = COALESCE($4, post_logout_redirect_uris),
-              scopes = COALESCE($5, scopes), updated_at = now()
-        WHERE id = $1 RETURNING *`,
-      [clientId, change.name ?? null, change.redirectUris ?? null, change.postLogoutRedirectUris ?? null, change.scopes ?? null],
-    );
-    return toClient(row!);
+  async update(
+    clientId: string,
+    change: ClientChange,
+    actor: string,
+    precondition?: (current: Client) => void,
+  ): Promise<Client | undefined> {
+    if (clientId.length > 100) return undefined;
+    const after = await this.db.transaction('platform', async (tx) => {
+      const found = await this.clients.findById(tx, clientId, true);
+      if (!found?.enabled) return undefined;
+      const before = toClient(found);
+      precondition?.(before);
+      checkRedirectUris([...(change.redirectUris ?? []), ...(change.postLogoutRedirectUris ?? [])]);
+      const changed = await this.clients.update(tx, clientId, change);
+      if (!changed) return undefined; // cannot happen: the row is locked
+      const updated = toClient(changed);
+      await this.audit.record(tx, { tenantId: null, actor, action: 'client.updated', target: clientId, data: { before, after: updated } });
+      return updated;
+    });
+    if (after) this.db.rowsChanged('clients');
+    return after;
   }
 
-  async disable(clientId: string): Promise<boolean> {
-    const disabled =
-      (await this.db.query(`UPDATE clients SET enabled = false, updated_at = now() WHERE id = $1 RETURNING id`, [clientId])).length > 0;
+  /** False if there is no client of that id. With an `actor`, audited (`client.disabled`) in the same transaction. */
+  async disable(clientId: string, actor?: string): Promise<boolean> {
+    const disabled = await this.db.transaction('platform', async (tx) => {
+      const done = await this.clients.disable(tx, clientId);
+      if (done && actor !== undefined) await this.audit.record(tx, { tenantId: null, actor, action: 'client.disabled', target: clientId });
+      return done;
+    });
     this.db.rowsChanged('clients');
     return disabled;
+  }
+
+  /**
+   * Replaces a client's secret inside the caller's transaction (so its audit event commits with
+   * it); the caller drops the client caches once it has committed (`Database.rowsChanged('clients')`).
+   */
+  async replaceSecretIn(tx: Tx, clientId: string, secret: string): Promise<boolean> {
+    return this.clients.setSecretHash(tx, clientId, sha256(secret));
   }
 
   async find(clientId: string | undefined): Promise<Client | undefined> {
@@ -211,7 +233,7 @@ export class ClientsService {
     if (!creds.clientId) throw new OAuthError('invalid_client', 'Client authentication is required.');
     const row = creds.clientId.length > 100 ? undefined : await this.row(creds.clientId);
     const presented = creds.clientSecret ?? '';
-    const ok = row !== undefined && row.enabled && row.secret_hash !== null && constantEquals(sha256(presented), row.secret_hash);
+    const ok = row !== undefined && row.enabled && row.secretHash !== null && constantEquals(sha256(presented), row.secretHash);
     if (!ok) throw new OAuthError('invalid_client', 'Client authentication failed.');
     return toClient(row);
   }

@@ -1,20 +1,12 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { Database } from '../database/database.js';
-import { SigningKeysService } from '../tokens/signing-keys.service.js';
-import { KeycloakHealthService } from '../identity/keycloak/keycloak-health.service.js';
-import { RateLimiter } from '../rate-limit/rate-limiter.js';
+import { HealthService } from './health.service.js';
 
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
-  constructor(
-    private readonly db: Database,
-    private readonly keys: SigningKeysService,
-    private readonly keycloak: KeycloakHealthService,
-    private readonly limiter: RateLimiter,
-  ) {}
+  constructor(private readonly health: HealthService) {}
 
   /** The process is up; restarts are the orchestrator's answer if this fails. */
   @Get('live')
@@ -22,28 +14,13 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /**
-   * Ready to take traffic: the database answers and a key can sign. Keycloak, when configured, is
-   * reported but not required: tenants on other identity providers still sign in without it.
-   * Redis, when configured, likewise: without it rate limits are counted in PostgreSQL
-   * (`rate_limits: postgres-fallback`), so a Redis outage degrades but never unreadies a replica.
-   */
+  /** Ready to take traffic (see HealthService.readiness): 200, else 503, never cached. */
   @Get('ready')
   async ready(@Res() res: Response): Promise<void> {
-    const [database, keycloak, limits] = await Promise.all([this.db.ping(), this.keycloak.check(), this.limiter.health()]);
-    const signingKey = this.keys.hasActiveKey();
-    const ok = database && signingKey;
+    const { ok, checks } = await this.health.readiness();
     res
       .status(ok ? 200 : 503)
       .setHeader('Cache-Control', 'no-store')
-      .json({
-        status: ok ? 'ok' : 'unavailable',
-        checks: {
-          database: database ? 'up' : 'down',
-          signing_key: signingKey ? 'active' : 'missing',
-          ...(keycloak ? { keycloak } : {}),
-          ...limits,
-        },
-      });
+      .json({ status: ok ? 'ok' : 'unavailable', checks });
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { Database } from '../database/database.js';
 import { ALLOWED, RateLimiter, refuse, windowMsOf, type RateLimitResult, type RateLimitRule } from './rate-limiter.js';
+import { RateLimitCountersRepository } from './rate-limit-counters.repository.js';
 
 interface Counter {
   windowStart: number;
@@ -41,7 +42,11 @@ export class PostgresRateLimiter extends RateLimiter implements OnModuleDestroy 
   private failing = false;
   private lastSweep = Date.now();
 
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    // A default for limiters made by hand (a test's second replica); Nest injects the registered one.
+    private readonly counterRows: RateLimitCountersRepository = new RateLimitCountersRepository(),
+  ) {
     super();
   }
 
@@ -110,13 +115,11 @@ export class PostgresRateLimiter extends RateLimiter implements OnModuleDestroy 
     for (let i = 0; i < batch.length; i += MERGE_BATCH) {
       const part = batch.slice(i, i + MERGE_BATCH);
       try {
-        // ORDER BY: one row-lock order for every replica, so concurrent merges never deadlock.
-        const rows = await this.db.query<{ bucket: string; hits: number }>(
-          `INSERT INTO rate_limit_counters (bucket, window_start, hits)
-           SELECT b, w, n FROM unnest($1::text[], $2::timestamptz[], $3::int[]) AS t(b, w, n) ORDER BY b
-           ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_counters.hits + EXCLUDED.hits
-           RETURNING bucket, hits`,
-          [part.map((m) => m.bucket), part.map((m) => new Date(m.counter.windowStart)), part.map((m) => m.n)],
+        const rows = await this.db.transaction('platform', (tx) =>
+          this.counterRows.add(
+            tx,
+            part.map((m) => ({ bucket: m.bucket, windowStart: new Date(m.counter.windowStart), hits: m.n })),
+          ),
         );
         const merged = new Map(rows.map((r) => [r.bucket, r.hits]));
         for (const m of part) {
@@ -134,7 +137,7 @@ export class PostgresRateLimiter extends RateLimiter implements OnModuleDestroy 
     if (failure) throw failure;
     if (now - this.lastSweep > SWEEP_EVERY_MS) {
       this.lastSweep = now;
-      await this.db.query(`DELETE FROM rate_limit_counters WHERE window_start < $1`, [new Date(now - KEEP_MS)]);
+      await this.db.transaction('platform', (tx) => this.counterRows.deleteOlderThan(tx, new Date(now - KEEP_MS)));
     }
   }
 

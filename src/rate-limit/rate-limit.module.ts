@@ -2,6 +2,7 @@ import type { Provider } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { PostgresRateLimiter } from './postgres-rate-limiter.js';
+import { RateLimitCountersRepository } from './rate-limit-counters.repository.js';
 import { RateLimiter } from './rate-limiter.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 
@@ -10,6 +11,7 @@ import { RedisRateLimiter } from './redis-rate-limiter.js';
  * as its fallback), else the PostgreSQL limiter alone. Spread into AppModule's providers.
  */
 export const RATE_LIMIT_PROVIDERS: Provider[] = [
+  RateLimitCountersRepository,
   PostgresRateLimiter,
   {
     provide: RateLimiter,
