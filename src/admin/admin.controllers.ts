@@ -21,7 +21,6 @@ import { ProblemError, problemType } from '../common/errors.js';
 import { ClientsService, clientEtag, type Client } from '../clients/clients.service.js';
 import { SigningKeysService, type SigningKeyView } from '../tokens/signing-keys.service.js';
 import type { Tenant } from '../tenants/tenants.service.js';
-import { Database } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ScimSettingsService, ScimTokensService } from '../scim/scim-tokens.service.js';
 import { ScimHeldOperationsService } from '../scim/scim-held-operations.service.js';
