@@ -3,7 +3,7 @@ import { Injectable, type CallHandler, type ExecutionContext, type NestIntercept
 import type { Request, Response } from 'express';
 import { from, lastValueFrom, type Observable } from 'rxjs';
 import { sha256 } from '../crypto/random.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { principalOf } from './admin-auth.js';
 import { IdempotencyService } from './idempotency.service.js';
 
@@ -21,17 +21,14 @@ export function requireIfMatch(req: Request, version: number): void {
 /** requireIfMatch for a resource whose ETag is not a version number (a client's is a digest). */
 export function requireEtag(req: Request, etag: string): void {
   const header = req.headers['if-match'];
-  if (!header)
-    throw new ProblemError(428, 'Precondition required', 'Send If-Match with the ETag you read.', problemType('if-match-required'));
+  if (!header) throw new ProblemError({ type: 'if-match-required', detail: 'Send If-Match with the ETag you read.' });
   const tags = header.split(',').map((t) => t.trim().replace(/^W\//, ''));
   if (!tags.includes('*') && !tags.includes(etag))
-    throw new ProblemError(
-      412,
-      'Precondition failed',
-      'The resource changed since you read it; read it again and retry.',
-      problemType('stale-etag'),
-      { currentEtag: etag },
-    );
+    throw new ProblemError({
+      type: 'stale-etag',
+      detail: 'The resource changed since you read it; read it again and retry.',
+      extensions: { currentEtag: etag },
+    });
 }
 
 /**
@@ -54,7 +51,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
 
   private async handle(req: Request, res: Response, key: string, next: CallHandler, status: number): Promise<unknown> {
     if (key.length < 1 || key.length > 200)
-      throw new ProblemError(400, 'Invalid Idempotency-Key', 'An Idempotency-Key is 1–200 characters.', problemType('idempotency-key'));
+      throw new ProblemError({ type: 'idempotency-key', detail: 'An Idempotency-Key is 1–200 characters.' });
     const actor = principalOf(req).actor;
     const path = req.originalUrl.split('?')[0]!;
     const requestHash = sha256(`${req.method} ${path} ${JSON.stringify(req.body ?? null)}`);

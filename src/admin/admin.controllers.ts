@@ -17,7 +17,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { ClientsService, clientEtag, type Client } from '../clients/clients.service.js';
 import { SigningKeysService, type SigningKeyView } from '../tokens/signing-keys.service.js';
 import type { Tenant } from '../tenants/tenants.service.js';
@@ -49,7 +49,7 @@ import {
   UpdateTenantDto,
 } from './dto.js';
 
-const clientNotFound = () => new ProblemError(404, 'Client not found', undefined, problemType('client-not-found'));
+const clientNotFound = () => new ProblemError({ type: 'client-not-found' });
 
 const validation = new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true });
 
@@ -289,7 +289,7 @@ export class ScimTokensAdminController {
   @HttpCode(204)
   async revoke(@Param('tenantId') tenantId: string, @Param('tokenId') tokenId: string, @Req() req: Request): Promise<void> {
     const revoked = await this.tokens.revoke((await this.tenants.get(tenantId)).id, tokenId, principalOf(req).actor);
-    if (!revoked) throw new ProblemError(404, 'SCIM token not found', undefined, problemType('scim-token-not-found'));
+    if (!revoked) throw new ProblemError({ type: 'scim-token-not-found' });
   }
 }
 
@@ -358,7 +358,11 @@ export class ClientsAdminController {
   @Post()
   async create(@Body() dto: CreateClientDto, @Req() req: Request) {
     if (dto.kind === 'machine' && !dto.tenantId)
-      throw new ProblemError(400, 'Tenant required', 'A machine client belongs to one tenant: send tenantId.', problemType('validation'));
+      throw new ProblemError({
+        type: 'validation',
+        title: 'Tenant required',
+        detail: 'A machine client belongs to one tenant: send tenantId.',
+      });
     if (dto.tenantId) await this.tenants.get(dto.tenantId);
     const { client, secret } = await this.clients.create(dto, principalOf(req).actor);
     return { ...client, clientSecret: secret };

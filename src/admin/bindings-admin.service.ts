@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Database, type Tx } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
-import { DomainError, ProblemError, problemType } from '../common/errors.js';
+import { DomainError, ProblemError } from '../common/errors.js';
 import { BindingsService, type Binding } from '../tenants/bindings.service.js';
 import { BindingsRepository } from '../tenants/bindings.repository.js';
 import type { Tenant } from '../tenants/tenants.service.js';
@@ -40,7 +40,7 @@ export interface BindingHealthView {
   lastFailure: string | null;
 }
 
-const notFound = () => new ProblemError(404, 'Binding not found', undefined, problemType('binding-not-found'));
+const notFound = () => new ProblemError({ type: 'binding-not-found' });
 
 /** What a rollback changed: the binding it brought back (else the one it retired), and every binding it touched. */
 export interface RollbackView extends BindingView {
@@ -119,15 +119,13 @@ export class BindingsAdminService {
     dto: UpdateBindingDto,
   ): Promise<{ view: BindingView; created: boolean }> {
     if (dto.status !== undefined)
-      throw new ProblemError(
-        400,
-        'Status is not editable',
-        "A binding's status changes only through POST …/bindings/{id}/activate, POST …/bindings/{id}/retire and POST …/bindings/rollback.",
-        problemType('status-not-editable'),
-      );
+      throw new ProblemError({
+        type: 'status-not-editable',
+        detail:
+          "A binding's status changes only through POST …/bindings/{id}/activate, POST …/bindings/{id}/retire and POST …/bindings/rollback.",
+      });
     const current = await this.db.transaction({ tenant: tenant.id }, (tx) => this.row(tx, id));
-    if (current.version !== version)
-      throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+    if (current.version !== version) throw new ProblemError({ type: 'stale-etag', detail: 'The binding changed since you read it.' });
     const secrets = dto.secrets ?? this.bindings.openSecrets(current.id, current.secrets);
     const { config, health } = await this.validate(tenant, current.kind, dto.config ?? current.config, secrets);
     const claimMapping = dto.claimMapping ?? current.claimMapping;
@@ -141,8 +139,7 @@ export class BindingsAdminService {
           secrets: this.bindings.sealSecrets(id, secrets),
           health: health ?? null,
         });
-        if (!changed)
-          throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+        if (!changed) throw new ProblemError({ type: 'stale-etag', detail: 'The binding changed since you read it.' });
         const after = this.view(await this.row(tx, id));
         await this.audit.record(tx, {
           tenantId: tenant.id,
@@ -202,23 +199,18 @@ export class BindingsAdminService {
     const view = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
       const at = await this.rows.lockActiveSet(tx, tenant.id);
       const row = await this.row(tx, id);
-      if (row.version !== version)
-        throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+      if (row.version !== version) throw new ProblemError({ type: 'stale-etag', detail: 'The binding changed since you read it.' });
       if (row.status !== 'draft')
-        throw new ProblemError(
-          409,
-          'Not a draft',
-          `Only a draft can be activated; this binding is ${row.status}. Use rollback to undo the change that retired it.`,
-          problemType('not-draft'),
-        );
+        throw new ProblemError({
+          type: 'not-draft',
+          detail: `Only a draft can be activated; this binding is ${row.status}. Use rollback to undo the change that retired it.`,
+        });
       const redirect = this.registry.get(row.kind).capabilities.loginRedirect;
       if (redirect && (!row.testLoginAt || row.testLoginAt < row.updatedAt))
-        throw new ProblemError(
-          409,
-          'Test login required',
-          'Complete a test login through this binding (POST …/test-login) before activating it.',
-          problemType('test-login-required'),
-        );
+        throw new ProblemError({
+          type: 'test-login-required',
+          detail: 'Complete a test login through this binding (POST …/test-login) before activating it.',
+        });
       return this.switchTo(tx, p, tenant, row, at);
     });
     this.db.rowsChanged('tenant_identity_providers');
@@ -233,15 +225,9 @@ export class BindingsAdminService {
     const view = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
       const at = await this.rows.lockActiveSet(tx, tenant.id);
       const row = await this.row(tx, id);
-      if (row.version !== version)
-        throw new ProblemError(412, 'Precondition failed', 'The binding changed since you read it.', problemType('stale-etag'));
+      if (row.version !== version) throw new ProblemError({ type: 'stale-etag', detail: 'The binding changed since you read it.' });
       if (row.status !== 'active')
-        throw new ProblemError(
-          409,
-          'Not active',
-          `Only an active binding can be retired; this binding is ${row.status}.`,
-          problemType('not-active'),
-        );
+        throw new ProblemError({ type: 'not-active', detail: `Only an active binding can be retired; this binding is ${row.status}.` });
       const before = this.view(row);
       await this.rows.markRetired(tx, id, at);
       const after = this.view(await this.row(tx, id));
@@ -263,12 +249,10 @@ export class BindingsAdminService {
       const at = await this.rows.lockActiveSet(tx, tenant.id);
       const changed = await this.rows.listLastChanged(tx, tenant.id);
       if (changed.length === 0)
-        throw new ProblemError(
-          409,
-          'Nothing to roll back',
-          'No binding of this tenant was activated or retired through the admin API.',
-          problemType('nothing-to-roll-back'),
-        );
+        throw new ProblemError({
+          type: 'nothing-to-roll-back',
+          detail: 'No binding of this tenant was activated or retired through the admin API.',
+        });
       const restore = changed.filter((r) => r.status === 'retired');
       const retire = changed.filter((r) => r.status === 'active');
       for (const r of retire) await this.rows.markRetired(tx, r.id, at);
@@ -303,13 +287,7 @@ export class BindingsAdminService {
     else if (row.testIdentity) {
       sample = this.bindings.openSecrets(row.id, row.testIdentity) as unknown as ExternalIdentity;
       source = 'test-login';
-    } else
-      throw new ProblemError(
-        400,
-        'No sample',
-        'Send a sample identity (claims), or complete a test login first.',
-        problemType('no-sample'),
-      );
+    } else throw new ProblemError({ type: 'no-sample', detail: 'Send a sample identity (claims), or complete a test login first.' });
     const n: NormalisedIdentity = normaliseIdentity(row.claimMapping, sample);
     const claims = { email: n.email, email_verified: n.emailVerified, name: n.name, roles: n.roles };
     // A native login names an existing user (its subject is the user id): the tokens carry that

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '../database/database.js';
 import { SecretBox } from '../crypto/secret-box.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { IdempotencyRepository, type NewIdempotencyRecord } from './idempotency.repository.js';
 
 const IN_PROGRESS_SECONDS = 60;
@@ -34,19 +34,9 @@ export class IdempotencyService {
     if (claim.inserted) return { run: true };
     const { prior } = claim;
     if (!prior || prior.requestHash !== r.requestHash)
-      throw new ProblemError(
-        422,
-        'Idempotency-Key reused',
-        'This Idempotency-Key was used with a different request.',
-        problemType('idempotency-key-reused'),
-      );
+      throw new ProblemError({ type: 'idempotency-key-reused', detail: 'This Idempotency-Key was used with a different request.' });
     if (prior.status === null || !prior.response)
-      throw new ProblemError(
-        409,
-        'Request in progress',
-        'A request with this Idempotency-Key is still being processed.',
-        problemType('idempotency-in-progress'),
-      );
+      throw new ProblemError({ type: 'idempotency-in-progress', detail: 'A request with this Idempotency-Key is still being processed.' });
     return { run: false, status: prior.status, body: this.box.openJson(Buffer.from(prior.response.sealed, 'base64'), sealContext(r)) };
   }
 

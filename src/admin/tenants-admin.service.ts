@@ -1,13 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { TenantsRepository } from '../tenants/tenants.repository.js';
 import type { AdminPrincipal } from './admin-auth.js';
 import type { CreateTenantDto, UpdateTenantDto } from './dto.js';
 
-const notFound = () => new ProblemError(404, 'Tenant not found', undefined, problemType('tenant-not-found'));
+const notFound = () => new ProblemError({ type: 'tenant-not-found' });
 
 /** Tenants as ops manage them: create, rename, suspend, soft-delete; every change audited. */
 @Injectable()
@@ -50,16 +50,11 @@ export class TenantsAdminService {
 
   async update(p: AdminPrincipal, id: string, version: number, dto: UpdateTenantDto & { slug?: unknown }): Promise<Tenant> {
     if (dto.slug !== undefined)
-      throw new ProblemError(
-        400,
-        'Slug is immutable',
-        'A tenant slug cannot change: users type it to sign in.',
-        problemType('slug-immutable'),
-      );
+      throw new ProblemError({ type: 'slug-immutable', detail: 'A tenant slug cannot change: users type it to sign in.' });
     const before = await this.get(id);
     const after = await this.db.transaction('platform', async (tx) => {
       const changed = await this.rows.update(tx, id, version, { displayName: dto.displayName ?? null, status: dto.status ?? null });
-      if (!changed) throw new ProblemError(412, 'Precondition failed', 'The tenant changed since you read it.', problemType('stale-etag'));
+      if (!changed) throw new ProblemError({ type: 'stale-etag', detail: 'The tenant changed since you read it.' });
       const updated = await this.rows.findById(tx, id);
       if (!updated || updated.status === 'deleted') throw notFound();
       await tx.enterTenant(id);

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Database, type Tx } from '../database/database.js';
 import { constantEquals, randomToken, sha256 } from '../crypto/random.js';
-import { OAuthError, ProblemError, problemType } from '../common/errors.js';
+import { OAuthError, ProblemError } from '../common/errors.js';
 import { RowCache } from '../database/row-cache.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ClientsRepository, type Client, type ClientKind, type ClientRecord } from './clients.repository.js';
@@ -76,15 +76,9 @@ function checkRedirectUris(uris: string[]): void {
     try {
       url = new URL(uri);
     } catch {
-      throw new ProblemError(400, 'Invalid redirect URI', `"${uri}" is not an absolute URL.`, problemType('invalid-redirect-uri'));
+      throw new ProblemError({ type: 'invalid-redirect-uri', detail: `"${uri}" is not an absolute URL.` });
     }
-    if (url.hash)
-      throw new ProblemError(
-        400,
-        'Invalid redirect URI',
-        'Redirect URIs must not contain a fragment.',
-        problemType('invalid-redirect-uri'),
-      );
+    if (url.hash) throw new ProblemError({ type: 'invalid-redirect-uri', detail: 'Redirect URIs must not contain a fragment.' });
   }
 }
 
@@ -155,7 +149,7 @@ export class ClientsService {
       return { client: toClient(row), secret };
     } catch (err) {
       if ((err as { code?: string }).code === '23505')
-        throw new ProblemError(409, 'Client exists', `Client "${input.id}" already exists.`, problemType('client-exists'));
+        throw new ProblemError({ type: 'client-exists', detail: `Client "${input.id}" already exists.` });
       throw err;
     }
   }

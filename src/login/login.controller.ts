@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { constantEquals, sha256 } from '../crypto/random.js';
 import { HTML_SECURITY_HEADERS, escapeHtml, page } from '../common/html.js';
-import { OAuthError, ProblemError, RateLimitedError, problemType } from '../common/errors.js';
+import { OAuthError, ProblemError, RateLimitedError } from '../common/errors.js';
 import { LoginService, type LoginTransaction } from './login.service.js';
 import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
 import { IDP_KINDS, type CallbackInput } from '../identity/port/identity-provider.port.js';
@@ -43,7 +43,7 @@ export class LoginController {
     const posted = form['csrf'] ?? '';
     // Double submit, bound to this transaction: the form field, the cookie and the stored hash must agree.
     if (!cookie || !txn.csrfHash || !constantEquals(posted, cookie) || !constantEquals(sha256(posted), txn.csrfHash))
-      throw new ProblemError(403, 'Form expired', 'The sign-in form has expired. Reload the page and try again.', problemType('csrf'));
+      throw new ProblemError({ type: 'csrf', detail: 'The sign-in form has expired. Reload the page and try again.' });
     const ip = req.ip ?? 'unknown';
     const perIp = { bucket: `login:${ip}`, limit: this.config.RATE_LIMIT_LOGIN_PER_MINUTE };
     const limit = await this.limiter.check([
@@ -111,15 +111,13 @@ export class LoginController {
   }
 
   private async callback(kind: string, input: CallbackInput, res: Response): Promise<void> {
-    if (!(IDP_KINDS as readonly string[]).includes(kind) || kind === 'native') throw new ProblemError(404, 'Not found');
+    if (!(IDP_KINDS as readonly string[]).includes(kind) || kind === 'native') throw new ProblemError({ status: 404, title: 'Not found' });
     const handle = input.query['state'] ?? input.body['RelayState'] ?? input.query['RelayState'];
     if (!handle)
-      throw new ProblemError(
-        400,
-        'Sign-in expired',
-        'The identity provider returned without a sign-in reference. Start again from the application.',
-        problemType('login-expired'),
-      );
+      throw new ProblemError({
+        type: 'login-expired',
+        detail: 'The identity provider returned without a sign-in reference. Start again from the application.',
+      });
     const txn = await this.login.load(handle);
     if (input.query['error']) {
       const cancelled = input.query['error'] === 'access_denied';

@@ -4,7 +4,7 @@ import { Database, asTx } from '../database/database.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
 import { randomToken, sha256 } from '../crypto/random.js';
-import { DependencyUnavailableError, OAuthError, ProblemError, problemType } from '../common/errors.js';
+import { DependencyUnavailableError, OAuthError, ProblemError } from '../common/errors.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
@@ -241,12 +241,10 @@ export class LoginService {
   /** Loads an open (not expired, not completed) transaction, or throws a user-facing error. */
   async load(handleValue: string): Promise<LoginTransaction> {
     const handle = parseOpaqueToken('lt', handleValue);
-    const expired = new ProblemError(
-      400,
-      'Sign-in expired',
-      'This sign-in link is invalid or has expired. Start again from the application.',
-      problemType('login-expired'),
-    );
+    const expired = new ProblemError({
+      type: 'login-expired',
+      detail: 'This sign-in link is invalid or has expired. Start again from the application.',
+    });
     if (!handle) throw expired;
     const tenant = await this.tenants.findById(handle.tenantId);
     if (!tenant || tenant.status !== 'active') throw expired;
@@ -355,7 +353,7 @@ export class LoginService {
   /** Single use, across replicas: the row is claimed by whoever updates it first. */
   private async claim(m: EntityManager, txn: LoginTransaction): Promise<void> {
     if (!(await this.transactions.claim(m, sha256(txn.handle))))
-      throw new ProblemError(400, 'Sign-in expired', 'This sign-in was already completed or has expired.', problemType('login-expired'));
+      throw new ProblemError({ type: 'login-expired', detail: 'This sign-in was already completed or has expired.' });
   }
 
   /**

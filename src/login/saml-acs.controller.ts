@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Logger, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { parseOpaqueToken } from '../crypto/opaque-token.js';
 import { LoginService } from './login.service.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
@@ -16,8 +16,7 @@ const stringsOf = (o: unknown): Record<string, string | undefined> =>
     string | undefined
   >;
 
-const notFound = () =>
-  new ProblemError(404, 'Not found', 'No SAML sign-in is set up for this organisation.', problemType('saml-not-configured'));
+const notFound = () => new ProblemError({ type: 'saml-not-configured', detail: 'No SAML sign-in is set up for this organisation.' });
 
 /**
  * Per-tenant SAML service provider endpoints. The entityID (`/saml/<slug>`) and the ACS
@@ -61,27 +60,19 @@ export class SamlController {
     const samlResponse = form['SAMLResponse'];
     const relayState = form['RelayState'];
     if (!samlResponse)
-      throw new ProblemError(
-        400,
-        'Missing SAML response',
-        'The identity provider did not post a SAMLResponse.',
-        problemType('saml-response-missing'),
-      );
+      throw new ProblemError({ type: 'saml-response-missing', detail: 'The identity provider did not post a SAMLResponse.' });
     const tenant = await this.tenants.findActiveBySlug(slug);
     if (!tenant) throw notFound();
 
     if (relayState && parseOpaqueToken('lt', relayState)) {
       const txn = await this.login.load(relayState);
       if (txn.tenant.id !== tenant.id)
-        throw new ProblemError(
-          400,
-          'Sign-in refused',
-          'This response belongs to another organisation. Start again from the application.',
-          problemType('saml-response-rejected'),
-        );
+        throw new ProblemError({
+          type: 'saml-response-rejected',
+          detail: 'This response belongs to another organisation. Start again from the application.',
+        });
       const binding = await this.login.binding(txn);
-      if (binding.kind !== 'saml')
-        throw new ProblemError(400, 'Sign-in refused', 'This sign-in does not use SAML.', problemType('saml-response-rejected'));
+      if (binding.kind !== 'saml') throw new ProblemError({ type: 'saml-response-rejected', detail: 'This sign-in does not use SAML.' });
       try {
         const redirect = await this.login.complete(txn, {
           method: 'POST',

@@ -3,7 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { asTx, Database, type Tx } from '../database/database.js';
 import { RowCache } from '../database/row-cache.js';
 import { SecretBox } from '../crypto/secret-box.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import type { BindingContext, ClaimMappingRules, IdpKind } from '../identity/port/identity-provider.port.js';
 import { BindingsRepository, type Binding } from './bindings.repository.js';
 import type { Tenant } from './tenants.repository.js';
@@ -72,15 +72,14 @@ export class BindingsService {
   /** ADR-0002: Firebase is legacy. Tenants already on it keep it; nobody new is onboarded onto it. */
   private async refuseNewFirebaseTenant(tx: Tx, tenant: Tenant): Promise<void> {
     if (await this.bindings.hasKind(tx, tenant.id, 'firebase_legacy')) return;
-    throw new ProblemError(
-      409,
-      'Firebase is closed to new tenants',
-      'Firebase Authentication is legacy (ADR-0002): only tenants that already sign in with Firebase keep a firebase_legacy binding. ' +
+    throw new ProblemError({
+      type: 'firebase-legacy-closed',
+      detail:
+        'Firebase Authentication is legacy (ADR-0002): only tenants that already sign in with Firebase keep a firebase_legacy binding. ' +
         'Bind this tenant to Keycloak, its own OIDC/SAML identity provider or native logins instead. ' +
         'Ops migrating an existing Firebase project pass migrationImport.',
-      problemType('firebase-legacy-closed'),
-      { adr: 'ADR-0002' },
-    );
+      extensions: { adr: 'ADR-0002' },
+    });
   }
 
   /** Every enabled, active binding of the tenant, highest priority first (token exchange picks among them). */
@@ -101,7 +100,7 @@ export class BindingsService {
   /** `handle`: a transaction in the tenant (either kind while #15 moves callers to `Tx`). */
   async get(tenant: Tenant, bindingId: string, handle: Tx | EntityManager): Promise<BindingContext> {
     const row = await this.bindings.findById(asTx(handle), bindingId);
-    if (!row) throw new ProblemError(404, 'Binding not found', undefined, problemType('binding-not-found'));
+    if (!row) throw new ProblemError({ type: 'binding-not-found' });
     return this.toContext(row, tenant);
   }
 

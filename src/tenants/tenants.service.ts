@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Database, type Tx } from '../database/database.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { RowCache } from '../database/row-cache.js';
 import { TenantsRepository, type Tenant } from './tenants.repository.js';
 
@@ -29,19 +29,14 @@ export class TenantsService {
    */
   async create(slug: string, displayName: string, tx?: Tx): Promise<Tenant> {
     if (!SLUG_PATTERN.test(slug))
-      throw new ProblemError(
-        400,
-        'Invalid slug',
-        'A slug is 1–63 lower-case letters, digits and inner hyphens.',
-        problemType('invalid-slug'),
-      );
+      throw new ProblemError({ type: 'invalid-slug', detail: 'A slug is 1–63 lower-case letters, digits and inner hyphens.' });
     try {
       return await (tx
         ? this.tenants.insert(tx, slug, displayName)
         : this.db.transaction('platform', (t) => this.tenants.insert(t, slug, displayName)));
     } catch (err) {
       if ((err as { code?: string }).code === '23505')
-        throw new ProblemError(409, 'Slug taken', `A tenant with slug "${slug}" already exists.`, problemType('slug-taken'));
+        throw new ProblemError({ type: 'slug-taken', detail: `A tenant with slug "${slug}" already exists.` });
       throw err;
     }
   }

@@ -3,7 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../../config/app-config.js';
 import { Database, type Tx } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
-import { ProblemError, problemType } from '../../common/errors.js';
+import { ProblemError } from '../../common/errors.js';
 import { TenantsService } from '../../tenants/tenants.service.js';
 import { BindingsService } from '../../tenants/bindings.service.js';
 import { normaliseIdentity } from '../../users/claim-normaliser.js';
@@ -62,7 +62,7 @@ const CHUNK = 200;
 const EMAIL = /^[^\s@<>()]{1,64}@[^\s@<>()]{1,255}$/;
 const MAX_CUSTOM_ATTRIBUTES = 1000; // Firebase's own limit on custom claims, in bytes
 
-const invalid = (detail: string) => new ProblemError(400, 'Invalid Firebase export', detail, problemType('invalid-firebase-export'));
+const invalid = (detail: string) => new ProblemError({ type: 'invalid-firebase-export', detail: detail });
 
 interface ValidUser {
   index: number;
@@ -114,7 +114,7 @@ export class FirebaseImportService {
     opts: FirebaseImportOptions = {},
   ): Promise<FirebaseImportReport> {
     const tenant = await this.tenants.findById(tenantId);
-    if (!tenant || tenant.status === 'deleted') throw new ProblemError(404, 'Tenant not found', undefined, problemType('tenant-not-found'));
+    if (!tenant || tenant.status === 'deleted') throw new ProblemError({ type: 'tenant-not-found' });
     const params = await validHashParams(hashConfig);
     const users = validUsers(exported);
     const binding = await this.db.tenantTx(tenant.id, (m) =>
@@ -171,12 +171,11 @@ export class FirebaseImportService {
       [tenantId],
     );
     if (!row)
-      throw new ProblemError(
-        409,
-        'No Firebase binding',
-        'Importing Firebase users needs the tenant’s firebase_legacy binding (the Firebase uids are linked to it). Create it first with migrationImport.',
-        problemType('firebase-binding-missing'),
-      );
+      throw new ProblemError({
+        type: 'firebase-binding-missing',
+        detail:
+          'Importing Firebase users needs the tenant’s firebase_legacy binding (the Firebase uids are linked to it). Create it first with migrationImport.',
+      });
     return load(row.id);
   }
 

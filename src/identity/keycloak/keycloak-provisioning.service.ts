@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import KcAdminClient, { NetworkError } from '@keycloak/keycloak-admin-client';
 import { AppConfig } from '../../config/app-config.js';
 import { constantEquals, randomToken } from '../../crypto/random.js';
-import { DependencyUnavailableError, ProblemError, problemType } from '../../common/errors.js';
+import { DependencyUnavailableError, ProblemError } from '../../common/errors.js';
 import { TenantsService, type Tenant } from '../../tenants/tenants.service.js';
 import { BindingsService } from '../../tenants/bindings.service.js';
 import type { BindingContext, ClaimMappingRules } from '../port/identity-provider.port.js';
@@ -166,14 +166,12 @@ export class KeycloakProvisioningService {
         const raced = await this.findOrganization(kc, s.realm, alias);
         if (raced)
           return { id: raced.id, alias, created: false, updated: await this.completeOrganization(kc, s.realm, tenant, raced.id, domains) };
-        throw new ProblemError(
-          409,
-          'Organisation name or domain taken',
-          `Keycloak refused the organisation "${alias}": another organisation has its name or one of its domains.`,
-          problemType('keycloak-conflict'),
-          {},
-          { cause: err },
-        );
+        throw new ProblemError({
+          type: 'keycloak-conflict',
+          title: 'Organisation name or domain taken',
+          detail: `Keycloak refused the organisation "${alias}": another organisation has its name or one of its domains.`,
+          cause: err,
+        });
       }
     });
   }
@@ -190,22 +188,16 @@ export class KeycloakProvisioningService {
     const clientId = input.clientId ?? this.required().clientId;
     return this.run('ensure dedicated realm', async (kc, s) => {
       if (input.realm === s.realm || input.realm === 'master')
-        throw new ProblemError(
-          400,
-          'Invalid realm',
-          'A dedicated realm cannot be the shared realm or master.',
-          problemType('keycloak-realm-invalid'),
-        );
+        throw new ProblemError({ type: 'keycloak-realm-invalid', detail: 'A dedicated realm cannot be the shared realm or master.' });
       const client = this.serviceClient(clientId, input.clientSecret ?? randomToken());
       const realm = await kc.realms.findOne({ realm: input.realm });
       const owner: unknown = realm?.attributes?.[TENANT_ATTRIBUTE];
       if (typeof owner === 'string' && owner !== tenant.id)
-        throw new ProblemError(
-          409,
-          'Realm taken',
-          `The realm "${input.realm}" was provisioned for another tenant.`,
-          problemType('keycloak-conflict'),
-        );
+        throw new ProblemError({
+          type: 'keycloak-conflict',
+          title: 'Realm taken',
+          detail: `The realm "${input.realm}" was provisioned for another tenant.`,
+        });
       if (!realm) {
         try {
           await kc.realms.create({
@@ -234,20 +226,18 @@ export class KeycloakProvisioningService {
       if (found?.id) {
         const secret = await kc.clients.getClientSecret({ realm: input.realm, id: found.id });
         if (!secret.value)
-          throw new ProblemError(
-            409,
-            'Realm client unusable',
-            `The client "${clientId}" of realm "${input.realm}" has no secret.`,
-            problemType('keycloak-conflict'),
-          );
+          throw new ProblemError({
+            type: 'keycloak-conflict',
+            title: 'Realm client unusable',
+            detail: `The client "${clientId}" of realm "${input.realm}" has no secret.`,
+          });
         // Never overwritten: the realm's active binding may be signing in with the current one.
         if (input.clientSecret !== undefined && !constantEquals(secret.value, input.clientSecret))
-          throw new ProblemError(
-            409,
-            'Realm client secret differs',
-            `The client "${clientId}" of realm "${input.realm}" exists with another secret: send that secret, or rotate it in Keycloak first.`,
-            problemType('keycloak-conflict'),
-          );
+          throw new ProblemError({
+            type: 'keycloak-conflict',
+            title: 'Realm client secret differs',
+            detail: `The client "${clientId}" of realm "${input.realm}" exists with another secret: send that secret, or rotate it in Keycloak first.`,
+          });
         return { realm: input.realm, clientId, clientSecret: secret.value, created: false };
       }
       await kc.clients.create({ realm: input.realm, ...client });
@@ -268,28 +258,23 @@ export class KeycloakProvisioningService {
     return this.run('link identity provider', async (kc, s) => {
       const org = await this.findOrganization(kc, s.realm, orgAlias);
       if (!org)
-        throw new ProblemError(
-          409,
-          'Organisation not provisioned',
-          `The organisation "${orgAlias}" does not exist in Keycloak yet.`,
-          problemType('keycloak-organization-missing'),
-        );
+        throw new ProblemError({
+          type: 'keycloak-organization-missing',
+          detail: `The organisation "${orgAlias}" does not exist in Keycloak yet.`,
+        });
       if (input.domain && !(org.domains ?? []).some((d) => d.name === input.domain!.toLowerCase()))
         // Keycloak 26.7 accepts any domain here; identity-first routing only works for the organisation's own.
-        throw new ProblemError(
-          400,
-          'Domain not of the organisation',
-          `"${input.domain}" is not a domain of the organisation "${orgAlias}".`,
-          problemType('keycloak-domain-invalid'),
-        );
+        throw new ProblemError({
+          type: 'keycloak-domain-invalid',
+          detail: `"${input.domain}" is not a domain of the organisation "${orgAlias}".`,
+        });
       let idp = await kc.identityProviders.findOne({ realm: s.realm, alias: input.alias });
       if (idp?.organizationId && idp.organizationId !== org.id)
-        throw new ProblemError(
-          409,
-          'Identity provider taken',
-          `The identity provider "${input.alias}" belongs to another organisation.`,
-          problemType('keycloak-conflict'),
-        );
+        throw new ProblemError({
+          type: 'keycloak-conflict',
+          title: 'Identity provider taken',
+          detail: `The identity provider "${input.alias}" belongs to another organisation.`,
+        });
       let created = false;
       if (!idp) {
         await kc.identityProviders.create({
@@ -350,7 +335,13 @@ export class KeycloakProvisioningService {
       resolveKeycloakBinding(config, secrets, tenant.slug, s);
     } catch (err) {
       if (!(err instanceof InvalidKeycloakBindingError)) throw err;
-      throw new ProblemError(400, 'Invalid Keycloak binding', err.problems.join('; '), problemType('binding-invalid'), {}, { cause: err });
+      throw new ProblemError({
+        type: 'binding-invalid',
+        status: 400,
+        title: 'Invalid Keycloak binding',
+        detail: err.problems.join('; '),
+        cause: err,
+      });
     }
     const existing = await this.bindings.activeOfKind(tenant, 'keycloak');
     if (existing && sameTarget(existing.config, config)) return existing;
@@ -360,12 +351,10 @@ export class KeycloakProvisioningService {
   /** An authenticated admin client; a seam for tests that simulate Keycloak failing half-way. */
   protected async connect(s: KeycloakSettings): Promise<KcAdminClient> {
     if (!s.admin)
-      throw new ProblemError(
-        501,
-        'Keycloak provisioning not configured',
-        'Set KEYCLOAK_ADMIN_CLIENT_ID/SECRET or KEYCLOAK_ADMIN_USERNAME/PASSWORD.',
-        problemType('keycloak-admin-missing'),
-      );
+      throw new ProblemError({
+        type: 'keycloak-admin-missing',
+        detail: 'Set KEYCLOAK_ADMIN_CLIENT_ID/SECRET or KEYCLOAK_ADMIN_USERNAME/PASSWORD.',
+      });
     const kc = new KcAdminClient({ baseUrl: s.url, realmName: s.admin.realm, timeout: KEYCLOAK_LIMITS.provisioningTimeoutSeconds * 1000 });
     await kc.auth(
       s.admin.grantType === 'client_credentials'
@@ -393,14 +382,11 @@ export class KeycloakProvisioningService {
       // the request is wrong, not Keycloak's state.
       if (status !== undefined && status >= 400 && status < 500) {
         const msg = keycloakMessage(err);
-        throw new ProblemError(
-          422,
-          'Keycloak refused the change',
-          `Keycloak refused to ${what} (HTTP ${status})${msg ? `: ${msg}` : ''}.`,
-          problemType('keycloak-refused'),
-          {},
-          { cause: err },
-        );
+        throw new ProblemError({
+          type: 'keycloak-refused',
+          detail: `Keycloak refused to ${what} (HTTP ${status})${msg ? `: ${msg}` : ''}.`,
+          cause: err,
+        });
       }
       throw new DependencyUnavailableError(
         'Keycloak',
@@ -411,15 +397,14 @@ export class KeycloakProvisioningService {
   }
 
   private required(): KeycloakSettings {
-    if (!this.settings)
-      throw new ProblemError(501, 'Keycloak not configured', 'KEYCLOAK_URL is not set.', problemType('keycloak-not-configured'));
+    if (!this.settings) throw new ProblemError({ type: 'keycloak-not-configured', detail: 'KEYCLOAK_URL is not set.' });
     return this.settings;
   }
 
   /** The tenant a binding is saved for (any status but deleted: a suspended tenant can be reconfigured). */
   private async tenantBySlug(slug: string): Promise<Tenant> {
     const tenant = await this.tenants.findLiveBySlug(slug);
-    if (!tenant) throw new ProblemError(404, 'Tenant not found', `No tenant "${slug}".`, problemType('tenant-not-found'));
+    if (!tenant) throw new ProblemError({ type: 'tenant-not-found', detail: `No tenant "${slug}".` });
     return tenant;
   }
 
@@ -432,12 +417,11 @@ export class KeycloakProvisioningService {
     const org = await kc.organizations.findOne({ realm, id });
     const owner = org.attributes?.[TENANT_ATTRIBUTE] ?? [];
     if (owner.length > 0 && !owner.includes(tenant.id))
-      throw new ProblemError(
-        409,
-        'Organisation taken',
-        `The organisation "${org.alias}" was provisioned for another tenant.`,
-        problemType('keycloak-conflict'),
-      );
+      throw new ProblemError({
+        type: 'keycloak-conflict',
+        title: 'Organisation taken',
+        detail: `The organisation "${org.alias}" was provisioned for another tenant.`,
+      });
     const have = new Set((org.domains ?? []).map((d) => d.name?.toLowerCase()));
     const missing = domains.filter((d) => !have.has(d));
     if (owner.length > 0 && missing.length === 0) return false;

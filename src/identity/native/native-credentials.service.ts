@@ -4,7 +4,7 @@ import { asTx, Database } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { UsersService } from '../../users/users.service.js';
 import { NativeCredentialsRepository } from '../../users/native-credentials.repository.js';
-import { ProblemError, problemType } from '../../common/errors.js';
+import { ProblemError } from '../../common/errors.js';
 import { PasswordHasher } from './password-hasher.js';
 import { LEGACY_PASSWORD_VERIFIERS, type LegacyPasswordVerifier } from './legacy-password.port.js';
 
@@ -44,21 +44,15 @@ export class NativeCredentialsService {
    */
   async createUser(tenantId: string, input: NewNativeUser, audit?: { actor: string }): Promise<string> {
     if (input.password.length < MIN_PASSWORD || input.password.length > MAX_PASSWORD)
-      throw new ProblemError(
-        400,
-        'Invalid password',
-        `Passwords are ${MIN_PASSWORD}–${MAX_PASSWORD} characters.`,
-        problemType('invalid-password'),
-      );
+      throw new ProblemError({ type: 'invalid-password', detail: `Passwords are ${MIN_PASSWORD}–${MAX_PASSWORD} characters.` });
     // The first guess of anyone who knows the username (or the email, often the same thing).
     const lower = input.password.toLowerCase();
     if (lower === input.username.toLowerCase() || (input.email && lower === input.email.toLowerCase()))
-      throw new ProblemError(
-        400,
-        'Weak password',
-        'The password must not be the username or the email address.',
-        problemType('invalid-password'),
-      );
+      throw new ProblemError({
+        type: 'invalid-password',
+        title: 'Weak password',
+        detail: 'The password must not be the username or the email address.',
+      });
     const hash = await this.hasher.hash(input.password);
     try {
       return await this.db.transaction({ tenant: tenantId }, async (tx) => {
@@ -82,7 +76,7 @@ export class NativeCredentialsService {
       });
     } catch (err) {
       if ((err as { code?: string }).code === '23505')
-        throw new ProblemError(409, 'Username taken', 'That username exists in this tenant.', problemType('username-taken'));
+        throw new ProblemError({ type: 'username-taken', detail: 'That username exists in this tenant.' });
       throw err;
     }
   }
