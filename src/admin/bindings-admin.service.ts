@@ -5,6 +5,7 @@ import { DomainError, ProblemError } from '../common/errors.js';
 import { BindingsService, type Binding } from '../tenants/bindings.service.js';
 import { BindingsRepository } from '../tenants/bindings.repository.js';
 import type { Tenant } from '../tenants/tenants.service.js';
+import { UsersService } from '../users/users.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
 import type { BindingHealth, ClaimMappingRules, ExternalIdentity, IdpKind } from '../identity/port/identity-provider.port.js';
 import { normaliseIdentity, type NormalisedIdentity } from '../users/claim-normaliser.js';
@@ -66,6 +67,7 @@ export class BindingsAdminService {
     private readonly registry: IdentityProviderRegistry,
     private readonly login: LoginService,
     private readonly audit: AuditService,
+    private readonly users: UsersService,
   ) {}
 
   async create(p: AdminPrincipal, tenant: Tenant, dto: CreateBindingDto): Promise<BindingView> {
@@ -292,13 +294,13 @@ export class BindingsAdminService {
     const claims = { email: n.email, email_verified: n.emailVerified, name: n.name, roles: n.roles };
     // A native login names an existing user (its subject is the user id): the tokens carry that
     // user's stored profile and roles, not what the mapping makes of the login's few claims.
-    const user = row.kind === 'native' ? await this.nativeUser(tenant, sample.subject) : undefined;
+    const user = row.kind === 'native' ? await this.users.nativeLoginProfile(tenant.id, sample.subject) : undefined;
     if (user)
       Object.assign(claims, {
         email: user.email,
-        email_verified: user.email !== null && user.email_verified,
-        name: user.display_name,
-        roles: [...new Set([...user.roles, ...n.roles])].sort(),
+        email_verified: user.email !== null && user.emailVerified,
+        name: user.displayName,
+        roles: [...new Set([...user.keptRoles, ...n.roles])].sort(),
       });
     const used = new Set<string>(
       [
@@ -317,28 +319,6 @@ export class BindingsAdminService {
         .filter((k) => !used.has(k) && !used.has(k.split('.')[0]!))
         .sort(),
     };
-  }
-
-  /**
-   * The native user a login through the binding would sign in, as the token endpoint will read it:
-   * its profile, and the roles a login keeps (given by hand or by SCIM; the mapped roles of the
-   * login replace the ones an earlier login mapped).
-   */
-  private async nativeUser(
-    tenant: Tenant,
-    userId: string,
-  ): Promise<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] } | undefined> {
-    if (!/^[0-9a-f-]{36}$/.test(userId)) return undefined;
-    return this.db.transaction({ tenant: tenant.id }, async (tx) => {
-      // #15: moves to UsersRepository
-      const { rows } = await tx.query<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>(
-        `SELECT u.email, u.email_verified, u.display_name,
-                ARRAY(SELECT DISTINCT r.role FROM user_roles r WHERE r.user_id = u.id AND r.source <> 'idp' ORDER BY 1) AS roles
-           FROM users u JOIN native_credentials c ON c.user_id = u.id WHERE u.id = $1 AND u.tenant_id = $2`,
-        [userId, tenant.id],
-      );
-      return rows[0];
-    });
   }
 
   /** Probes the upstream now (discovery, JWKS, metadata, certificate expiry) and stores the result. */

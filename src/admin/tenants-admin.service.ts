@@ -4,6 +4,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { ProblemError } from '../common/errors.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { TenantsRepository } from '../tenants/tenants.repository.js';
+import { SessionsService } from '../sessions/sessions.service.js';
 import type { AdminPrincipal } from './admin-auth.js';
 import type { CreateTenantDto, UpdateTenantDto } from './dto.js';
 
@@ -17,6 +18,7 @@ export class TenantsAdminService {
     private readonly tenants: TenantsService,
     private readonly rows: TenantsRepository,
     private readonly audit: AuditService,
+    private readonly sessions: SessionsService,
   ) {}
 
   async create(p: AdminPrincipal, dto: CreateTenantDto): Promise<Tenant> {
@@ -58,12 +60,7 @@ export class TenantsAdminService {
       const updated = await this.rows.findById(tx, id);
       if (!updated || updated.status === 'deleted') throw notFound();
       await tx.enterTenant(id);
-      if (dto.status === 'suspended')
-        // #15: moves to SessionsRepository
-        await tx.query(
-          `UPDATE sessions SET revoked_at = now(), revoked_reason = 'tenant_suspended' WHERE tenant_id = $1 AND revoked_at IS NULL`,
-          [id],
-        );
+      if (dto.status === 'suspended') await this.sessions.revokeAllOfTenant(tx, id, 'tenant_suspended');
       await this.audit.record(tx, { tenantId: id, actor: p.actor, action: 'tenant.updated', target: id, data: { before, after: updated } });
       return updated;
     });
@@ -80,11 +77,7 @@ export class TenantsAdminService {
     await this.db.transaction('platform', async (tx) => {
       await this.rows.markDeleted(tx, id);
       await tx.enterTenant(id);
-      // #15: moves to SessionsRepository
-      await tx.query(
-        `UPDATE sessions SET revoked_at = now(), revoked_reason = 'tenant_deleted' WHERE tenant_id = $1 AND revoked_at IS NULL`,
-        [id],
-      );
+      await this.sessions.revokeAllOfTenant(tx, id, 'tenant_deleted');
       await this.audit.record(tx, { tenantId: id, actor: p.actor, action: 'tenant.deleted', target: id, data: { before } });
     });
     this.db.rowsChanged('tenants');

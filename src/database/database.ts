@@ -35,11 +35,13 @@ export interface Tx {
 /**
  * What a transaction may see:
  * - `{ tenant }`: one tenant's rows (`app.tenant_id`; row-level security hides the others);
+ *   `{ tenant, snapshot: true }`: the same, read-only, in one REPEATABLE READ snapshot (reads whose
+ *   statements must agree, e.g. the revocation feed's horizon and the rows it bounds);
  * - `'platform'`: platform tables only (no tenant is set, so tenant-scoped rows are invisible);
  * - `'audit-reader'` / `'revocation-reader'`: read-only, every tenant's audit events / session
  *   revocations (the explicit policies of those two tables), in one REPEATABLE READ snapshot.
  */
-export type TxScope = { tenant: string } | 'platform' | 'audit-reader' | 'revocation-reader';
+export type TxScope = { tenant: string; snapshot?: boolean } | 'platform' | 'audit-reader' | 'revocation-reader';
 
 /** @deprecated the name before #15: use `Tx`. */
 export type Statements = Tx;
@@ -72,7 +74,7 @@ function tenantSetting(tenantId: string): string {
   return `SELECT set_config('app.tenant_id', '${tenantId}', true)`;
 }
 
-const SCOPE_START: Record<Exclude<TxScope, { tenant: string }>, string> = {
+const SCOPE_START: Record<Exclude<TxScope, { tenant: string; snapshot?: boolean }>, string> = {
   platform: 'BEGIN',
   'audit-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.audit_reader', 'on', true)`,
   'revocation-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.revocation_reader', 'on', true)`,
@@ -200,7 +202,10 @@ export class Database {
 
   /** The unit of work of a service: every repository call inside `work` shares `tx`; see `TxScope`. */
   async transaction<T>(scope: TxScope, work: (tx: Tx) => Promise<T>): Promise<T> {
-    const start = typeof scope === 'object' ? `BEGIN; ${tenantSetting(scope.tenant)}` : SCOPE_START[scope];
+    const start =
+      typeof scope === 'object'
+        ? `${scope.snapshot ? 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY' : 'BEGIN'}; ${tenantSetting(scope.tenant)}`
+        : SCOPE_START[scope];
     return this.run(start, (_, client) => work(txOf(client)));
   }
 

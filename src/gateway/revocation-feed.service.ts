@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { Database, type Tx } from '../database/database.js';
 import { OAuthError } from '../common/errors.js';
@@ -60,7 +59,7 @@ export class RevocationFeedService {
     const cursor = since === undefined ? undefined : decodeCursor(since);
     const lifetime = this.config.ACCESS_TOKEN_TTL_SECONDS + this.config.CLOCK_SKEW_SECONDS;
     // One snapshot for both statements: the horizon and the rows it bounds must agree.
-    const readPage = async (tx: Tx | EntityManager): Promise<RevocationPage> => {
+    const readPage = async (tx: Tx): Promise<RevocationPage> => {
       const xmin = await this.sessions.revocationHorizon(tx);
       const rows = await this.sessions.revokedSince(tx, cursor, xmin, lifetime, limit + 1);
       const page = rows.slice(0, limit);
@@ -82,13 +81,6 @@ export class RevocationFeedService {
       };
     };
     if (scope.tenantId === undefined) return this.db.transaction('revocation-reader', readPage);
-    const tenantId = scope.tenantId;
-    // #15: a REPEATABLE READ, READ ONLY tenant scope belongs in Database.transaction (database/); until
-    // then this transaction sets its isolation and tenant itself, as before.
-    return this.db.tx(async (m) => {
-      await m.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      await m.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
-      return readPage(m);
-    });
+    return this.db.transaction({ tenant: scope.tenantId, snapshot: true }, readPage);
   }
 }

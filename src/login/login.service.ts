@@ -368,16 +368,7 @@ export class LoginService {
   ): Promise<string> {
     await this.db.tenantTx(txn.tenant.id, async (m) => {
       await this.claim(m, txn);
-      const captured = this.bindings.sealSecrets(binding.id, {
-        issuer: external.issuer,
-        subject: external.subject,
-        claims: external.claims,
-      });
-      // #15: moves to BindingsRepository
-      await m.query(
-        `UPDATE tenant_identity_providers SET test_login_at = now(), test_identity = $2, last_login_succeeded_at = now() WHERE id = $1`,
-        [binding.id, captured],
-      );
+      await this.bindings.recordTestLogin(m, binding.id, { issuer: external.issuer, subject: external.subject, claims: external.claims });
       await this.audit.record(m, {
         tenantId: txn.tenant.id,
         actor: 'system',

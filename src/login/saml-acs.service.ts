@@ -17,15 +17,9 @@ export class SamlAcsService {
 
   /** The tenant's SAML binding: the active one first, else (with `includeDraft`) a draft; by priority, newest. */
   async samlBinding(tenant: Tenant, includeDraft: boolean): Promise<BindingContext | undefined> {
-    return this.db.tenantTx(tenant.id, async (m) => {
-      // #15: moves to BindingsRepository
-      const [row] = await m.query<Array<{ id: string }>>(
-        `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'saml' AND enabled AND status = ANY($2::text[])
-         ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
-        [tenant.id, includeDraft ? ['active', 'draft'] : ['active']],
-      );
-      return row ? this.bindings.get(tenant, row.id, m) : undefined;
-    });
+    return this.db.transaction({ tenant: tenant.id }, (tx) =>
+      this.bindings.preferredOfKind(tenant, 'saml', { statuses: includeDraft ? ['active', 'draft'] : ['active'], enabledOnly: true }, tx),
+    );
   }
 
   /** An IdP-initiated response was accepted. */

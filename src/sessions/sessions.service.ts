@@ -22,6 +22,19 @@ export class SessionsService {
       await this.audit.record(tx, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
   }
 
+  /**
+   * Ends every live session of a user (a SCIM deactivation or delete) inside the caller's
+   * transaction; the change that caused it carries the audit event. Returns how many ended.
+   */
+  async revokeAllOfUser(tx: Tx | EntityManager, userId: string, reason: string): Promise<number> {
+    return this.sessions.revokeAllOfUser(tx, userId, reason);
+  }
+
+  /** Every live session of a tenant (suspended, deleted), in the caller's transaction, which must be in that tenant. */
+  async revokeAllOfTenant(tx: Tx | EntityManager, tenantId: string, reason: string): Promise<number> {
+    return this.sessions.revokeAllOfTenant(tx, tenantId, reason);
+  }
+
   /** Ends one session in a transaction of its own (logout, revocation of an access token). */
   async end(tenantId: string, sessionId: string, reason: string): Promise<void> {
     await this.db.transaction({ tenant: tenantId }, (tx) => this.revoke(tx, tenantId, sessionId, reason));

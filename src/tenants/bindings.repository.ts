@@ -260,6 +260,34 @@ export class BindingsRepository {
     await tx.query(`UPDATE tenant_identity_providers SET last_login_succeeded_at = now() WHERE id = $1`, [id]);
   }
 
+  /** A test login through the binding succeeded: what it signed in as (sealed), and when. */
+  async recordTestLogin(tx: Tx, id: string, sealedIdentity: Buffer): Promise<void> {
+    await tx.query(
+      `UPDATE tenant_identity_providers SET test_login_at = now(), test_identity = $2, last_login_succeeded_at = now() WHERE id = $1`,
+      [id, sealedIdentity],
+    );
+  }
+
+  /**
+   * The id of the tenant's binding of a kind that a flow outside the active set uses (the SAML ACS,
+   * a Firebase import): the active one first, then by priority, newest first. `statuses` and
+   * `enabledOnly` narrow it; unset, any status.
+   */
+  async preferredOfKind(
+    tx: Tx,
+    tenantId: string,
+    kind: IdpKind,
+    opts: { statuses?: readonly string[]; enabledOnly?: boolean } = {},
+  ): Promise<string | undefined> {
+    const { rows } = await tx.query<{ id: string }>(
+      `SELECT id FROM tenant_identity_providers
+        WHERE tenant_id = $1 AND kind = $2 AND (NOT $3::boolean OR enabled) AND ($4::text[] IS NULL OR status = ANY($4::text[]))
+        ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
+      [tenantId, kind, opts.enabledOnly ?? false, opts.statuses ?? null],
+    );
+    return rows[0]?.id;
+  }
+
   async recordLoginFailed(tx: Tx, id: string, failure: string): Promise<void> {
     await tx.query(`UPDATE tenant_identity_providers SET last_login_failed_at = now(), last_failure = $2 WHERE id = $1`, [id, failure]);
   }

@@ -104,6 +104,23 @@ export class BindingsService {
     return this.toContext(row, tenant);
   }
 
+  /** See BindingsRepository.preferredOfKind; in the caller's tenant transaction. */
+  async preferredOfKind(
+    tenant: Tenant,
+    kind: IdpKind,
+    opts: { statuses?: readonly string[]; enabledOnly?: boolean },
+    handle: Tx | EntityManager,
+  ): Promise<BindingContext | undefined> {
+    const tx = asTx(handle);
+    const id = await this.bindings.preferredOfKind(tx, tenant.id, kind, opts);
+    return id === undefined ? undefined : this.get(tenant, id, tx);
+  }
+
+  /** A test login through the binding succeeded: keeps what it signed in as (sealed with the binding's key), in the caller's transaction. */
+  async recordTestLogin(handle: Tx | EntityManager, bindingId: string, identity: Record<string, unknown>): Promise<void> {
+    await this.bindings.recordTestLogin(asTx(handle), bindingId, this.sealSecrets(bindingId, identity));
+  }
+
   /** Seals a binding's secrets for its row (the row id is the associated data). */
   sealSecrets(bindingId: string, secrets: Record<string, unknown>): Buffer {
     return this.box.sealJson(secrets, secretsContext(bindingId));

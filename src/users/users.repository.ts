@@ -14,6 +14,14 @@ export interface UserRecord {
   status: UserStatus;
 }
 
+export interface NativeLoginProfile {
+  email: string | null;
+  emailVerified: boolean;
+  displayName: string | null;
+  /** Roles given by hand or by SCIM, sorted. */
+  keptRoles: string[];
+}
+
 export interface NewUserRow {
   tenantId: string;
   email: string | null;
@@ -57,6 +65,22 @@ export interface NewIdentityRow {
  */
 @Injectable()
 export class UsersRepository {
+  /**
+   * A native user as a login would sign them in (the admin claims preview): the profile, and the
+   * roles a login keeps (given by hand or by SCIM; mapped roles are replaced at each login).
+   * Undefined when the user has no native credential in the tenant.
+   */
+  async findNativeLoginProfile(tx: Tx, tenantId: string, userId: string): Promise<NativeLoginProfile | undefined> {
+    const { rows } = await tx.query<{ email: string | null; email_verified: boolean; display_name: string | null; roles: string[] }>(
+      `SELECT u.email, u.email_verified, u.display_name,
+              ARRAY(SELECT DISTINCT r.role FROM user_roles r WHERE r.user_id = u.id AND r.source <> 'idp' ORDER BY 1) AS roles
+         FROM users u JOIN native_credentials c ON c.user_id = u.id WHERE u.id = $1 AND u.tenant_id = $2`,
+      [userId, tenantId],
+    );
+    const r = rows[0];
+    return r && { email: r.email, emailVerified: r.email_verified, displayName: r.display_name, keptRoles: r.roles };
+  }
+
   async findById(tx: Tx, userId: string): Promise<UserRecord | undefined> {
     const { rows } = await tx.query<{
       id: string;

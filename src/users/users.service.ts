@@ -4,7 +4,7 @@ import { OAuthError } from '../common/errors.js';
 import { asTx, Database, type Tx } from '../database/database.js';
 import type { BindingContext, ExternalIdentity } from '../identity/port/identity-provider.port.js';
 import { readClaim, type NormalisedIdentity } from './claim-normaliser.js';
-import { UsersRepository, type RoleSource } from './users.repository.js';
+import { UsersRepository, type NativeLoginProfile, type RoleSource } from './users.repository.js';
 
 export interface PlatformUser {
   id: string;
@@ -103,6 +103,12 @@ export class UsersService {
     const row = await this.repo.findById(tx, userId);
     if (!row) return undefined;
     return { ...row, roles: await this.repo.listRoles(tx, userId) };
+  }
+
+  /** See UsersRepository.findNativeLoginProfile; in a transaction of its own. */
+  async nativeLoginProfile(tenantId: string, userId: string): Promise<NativeLoginProfile | undefined> {
+    if (!/^[0-9a-f-]{36}$/.test(userId)) return undefined;
+    return this.db.transaction({ tenant: tenantId }, (tx) => this.repo.findNativeLoginProfile(tx, tenantId, userId));
   }
 
   /** `get` in a transaction of its own, for callers outside one (the admin API). */

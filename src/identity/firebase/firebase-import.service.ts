@@ -1,10 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../../config/app-config.js';
 import { Database, type Tx } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { ProblemError } from '../../common/errors.js';
-import { TenantsService } from '../../tenants/tenants.service.js';
+import { TenantsService, type Tenant } from '../../tenants/tenants.service.js';
 import { BindingsService } from '../../tenants/bindings.service.js';
 import { normaliseIdentity } from '../../users/claim-normaliser.js';
 import { UsersRepository } from '../../users/users.repository.js';
@@ -117,9 +116,7 @@ export class FirebaseImportService {
     if (!tenant || tenant.status === 'deleted') throw new ProblemError({ type: 'tenant-not-found' });
     const params = await validHashParams(hashConfig);
     const users = validUsers(exported);
-    const binding = await this.db.tenantTx(tenant.id, (m) =>
-      this.firebaseBinding(m, tenant.id, opts.bindingId, (id) => this.bindings.get(tenant, id, m)),
-    );
+    const binding = await this.db.transaction({ tenant: tenant.id }, (tx) => this.firebaseBinding(tx, tenant, opts.bindingId));
     const projectId = parseFirebaseBindingConfig(binding.config, { production: this.config.isProduction }).projectId;
 
     const report: FirebaseImportReport = {
@@ -153,30 +150,20 @@ export class FirebaseImportService {
     return report;
   }
 
-  private async firebaseBinding(
-    m: EntityManager,
-    tenantId: string,
-    bindingId: string | undefined,
-    load: (id: string) => Promise<BindingContext>,
-  ): Promise<BindingContext> {
+  private async firebaseBinding(tx: Tx, tenant: Tenant, bindingId: string | undefined): Promise<BindingContext> {
     if (bindingId) {
-      const binding = await load(bindingId);
+      const binding = await this.bindings.get(tenant, bindingId, tx);
       if (binding.kind !== 'firebase_legacy') throw invalid('The binding to import into is not a firebase_legacy binding.');
       return binding;
     }
-    // #15: moves to BindingsRepository (tenant_identity_providers is the tenants module's).
-    const [row] = await m.query<Array<{ id: string }>>(
-      `SELECT id FROM tenant_identity_providers WHERE tenant_id = $1 AND kind = 'firebase_legacy'
-        ORDER BY (status = 'active') DESC, priority DESC, created_at DESC LIMIT 1`,
-      [tenantId],
-    );
-    if (!row)
+    const found = await this.bindings.preferredOfKind(tenant, 'firebase_legacy', {}, tx);
+    if (!found)
       throw new ProblemError({
         type: 'firebase-binding-missing',
         detail:
           'Importing Firebase users needs the tenant’s firebase_legacy binding (the Firebase uids are linked to it). Create it first with migrationImport.',
       });
-    return load(row.id);
+    return found;
   }
 
   private async importOne(tx: Tx, binding: BindingContext, issuer: string, report: FirebaseImportReport, u: ValidUser): Promise<void> {
