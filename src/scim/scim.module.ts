@@ -3,6 +3,7 @@ import { ScimAuthGuard } from './scim-auth.guard.js';
 import { ScimDeprovisionGuard } from './scim-deprovision-guard.service.js';
 import { ScimDiscoveryController } from './scim-discovery.controller.js';
 import { ScimGroupsController } from './scim-groups.controller.js';
+import { ScimGroupsRepository } from './scim-groups.repository.js';
 import { ScimGroupsService } from './scim-groups.service.js';
 import { ScimHeldOperationsRepository } from './scim-held-operations.repository.js';
 import { ScimHeldOperationsService } from './scim-held-operations.service.js';
@@ -22,6 +23,7 @@ export const SCIM_CONTROLLERS: Array<Type<unknown>> = [ScimDiscoveryController, 
 export const SCIM_PROVIDERS: Provider[] = [
   // repositories (#15): all of SCIM's SQL
   ScimUsersRepository,
+  ScimGroupsRepository,
   ScimHeldOperationsRepository,
   ScimTokensService,
   ScimSettingsService,
