@@ -7,6 +7,8 @@ import { ScimGroupsRepository } from './scim-groups.repository.js';
 import { ScimGroupsService } from './scim-groups.service.js';
 import { ScimHeldOperationsRepository } from './scim-held-operations.repository.js';
 import { ScimHeldOperationsService } from './scim-held-operations.service.js';
+import { ScimSettingsRepository } from './scim-settings.repository.js';
+import { ScimTokensRepository } from './scim-tokens.repository.js';
 import { ScimSettingsService, ScimTokensService } from './scim-tokens.service.js';
 import { ScimUsersController } from './scim-users.controller.js';
 import { ScimUsersRepository } from './scim-users.repository.js';
@@ -25,6 +27,8 @@ export const SCIM_PROVIDERS: Provider[] = [
   ScimUsersRepository,
   ScimGroupsRepository,
   ScimHeldOperationsRepository,
+  ScimTokensRepository,
+  ScimSettingsRepository,
   ScimTokensService,
   ScimSettingsService,
   ScimAuthGuard,
