@@ -51,6 +51,19 @@ export class AuditRepository {
   }
 
   /**
+   * The INSERT that writes one audit event per row of a query, as SQL text to embed in a statement
+   * of the caller's repository (a data-modifying CTE): a batched write then records its change and
+   * the change's events in one statement and one round trip (SCIM user creates). Each value is a SQL
+   * expression over the rows of `fromSql` (`FROM …`), which the caller builds and parametrises; the
+   * statement runs in the transaction of the change like every other audit write.
+   */
+  insertSelectSql(values: Record<keyof AuditEventRow, string>, fromSql: string): string {
+    return `INSERT INTO audit_events (tenant_id, actor, action, target, data, request_id)
+           SELECT ${values.tenantId}, ${values.actor}, ${values.action}, ${values.target}, ${values.data}, ${values.requestId}
+             ${fromSql}`;
+  }
+
+  /**
    * Newest first by id. Needs an `audit-reader` transaction to see every tenant's events. ORDER BY
    * names the table's column: the text output column `id` would sort 99 above 189.
    */

@@ -1,14 +1,15 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
 import { ScimError } from '../common/errors.js';
+import type { Tx } from '../database/database.js';
+import { type DeprovisionAction, type HeldMethod, ScimHeldOperationsRepository } from './scim-held-operations.repository.js';
 import type { ScimPrincipal } from './scim-tokens.service.js';
 
-export type DeprovisionAction = 'deactivate' | 'delete';
+export type { DeprovisionAction } from './scim-held-operations.repository.js';
 
 /** The request as received, kept so that an administrator's release can apply it later. */
 export interface HeldRequest {
-  method: 'PUT' | 'PATCH' | 'DELETE';
+  method: HeldMethod;
   body?: unknown;
 }
 
@@ -31,12 +32,6 @@ export class ScimHeldError extends ScimError {
   }
 }
 
-interface Counts {
-  held: number;
-  recent: number;
-  users: number;
-}
-
 /**
  * The mass-deprovisioning guard. A misconfigured IdP (a scoping filter changed, an app
  * unassigned from everyone) can deactivate a whole tenant in minutes. Deactivations and
@@ -51,39 +46,36 @@ interface Counts {
 export class ScimDeprovisionGuard {
   private readonly logger = new Logger('ScimDeprovisionGuard');
 
-  constructor(private readonly audit: AuditService) {}
+  constructor(
+    private readonly audit: AuditService,
+    private readonly holds: ScimHeldOperationsRepository,
+  ) {}
 
-  async check(m: EntityManager, p: ScimPrincipal, userId: string, action: DeprovisionAction, request: HeldRequest): Promise<GuardDecision> {
+  async check(tx: Tx, p: ScimPrincipal, userId: string, action: DeprovisionAction, request: HeldRequest): Promise<GuardDecision> {
     const g = p.settings.guard;
     if (!g.enabled) {
-      await this.recordApplied(m, p.tenantId, userId, action);
+      await this.recordApplied(tx, p.tenantId, userId, action);
       return { allowed: true };
     }
-    await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`scim-deprovision:${p.tenantId}`]);
-    const [c] = await m.query<Counts[]>(
-      `SELECT (SELECT count(*) FROM scim_held_operations WHERE tenant_id = $1 AND status = 'held')::int AS held,
-              (SELECT count(*) FROM scim_deprovision_events WHERE tenant_id = $1 AND occurred_at > now() - make_interval(secs => $2))::int AS recent,
-              (SELECT count(*) FROM users WHERE tenant_id = $1)::int AS users`,
-      [p.tenantId, g.windowSeconds],
-    );
-    const { held, recent, users } = c!;
+    await this.holds.lockTenant(tx, p.tenantId);
+    const { held, recent, users } = await this.holds.counts(tx, p.tenantId, g.windowSeconds);
     const limit = Math.max(g.minCount, Math.floor((g.percent * users) / 100));
     if (held === 0 && recent + 1 <= limit) {
-      await this.recordApplied(m, p.tenantId, userId, action);
+      await this.recordApplied(tx, p.tenantId, userId, action);
       return { allowed: true };
     }
 
-    const [hold] = await m.query<Array<{ id: string; inserted: boolean }>>(
-      `INSERT INTO scim_held_operations (tenant_id, user_id, action, method, request, token_id) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (tenant_id, user_id) WHERE status = 'held'
-       DO UPDATE SET action = EXCLUDED.action, method = EXCLUDED.method, request = EXCLUDED.request, token_id = EXCLUDED.token_id,
-                     attempts = scim_held_operations.attempts + 1, updated_at = now()
-       RETURNING id, (xmax = 0) AS inserted`,
-      [p.tenantId, userId, action, request.method, request.body === undefined ? null : JSON.stringify(request.body), p.tokenId],
-    );
+    const hold = await this.holds.hold(tx, {
+      tenantId: p.tenantId,
+      userId,
+      action,
+      method: request.method,
+      body: request.body,
+      tokenId: p.tokenId,
+    });
     const data = {
       action,
-      holdId: hold!.id,
+      holdId: hold.id,
       recentDeprovisions: recent,
       limit,
       tenantUsers: users,
@@ -92,15 +84,15 @@ export class ScimDeprovisionGuard {
       minCount: g.minCount,
       pendingHolds: held,
     };
-    if (hold!.inserted) {
+    if (hold.inserted) {
       if (held === 0) {
-        await this.audit.record(m, { tenantId: p.tenantId, actor: `scim:${p.tokenId}`, action: 'scim.deprovision_guard_tripped', data });
+        await this.audit.record(tx, { tenantId: p.tenantId, actor: `scim:${p.tokenId}`, action: 'scim.deprovision_guard_tripped', data });
         this.logger.warn(
           { tenantId: p.tenantId, ...data },
           'SCIM mass-deprovisioning guard tripped: deprovisioning requests are held until an administrator releases or discards them',
         );
       }
-      await this.audit.record(m, {
+      await this.audit.record(tx, {
         tenantId: p.tenantId,
         actor: `scim:${p.tokenId}`,
         action: 'scim.deprovision_held',
@@ -116,8 +108,8 @@ export class ScimDeprovisionGuard {
     return {
       allowed: false,
       error: new ScimHeldError(
-        `Held by the mass-deprovisioning guard, not applied: ${why}. An administrator of this tenant must release or discard the held requests (hold ${hold!.id}).`,
-        hold!.id,
+        `Held by the mass-deprovisioning guard, not applied: ${why}. An administrator of this tenant must release or discard the held requests (hold ${hold.id}).`,
+        hold.id,
       ),
     };
   }
@@ -126,15 +118,11 @@ export class ScimDeprovisionGuard {
    * A later request that explicitly keeps the user active makes a pending hold for that user
    * stale: it must not be applied by a release.
    */
-  async supersede(m: EntityManager, tenantId: string, userId: string): Promise<void> {
-    await m.query(
-      `UPDATE scim_held_operations SET status = 'superseded', decided_at = now(), decided_by = 'scim', outcome = 'a later SCIM request kept the user active', updated_at = now()
-        WHERE tenant_id = $1 AND user_id = $2 AND status = 'held'`,
-      [tenantId, userId],
-    );
+  async supersede(tx: Tx, tenantId: string, userId: string): Promise<void> {
+    await this.holds.supersede(tx, tenantId, userId);
   }
 
-  async recordApplied(m: EntityManager, tenantId: string, userId: string, action: DeprovisionAction): Promise<void> {
-    await m.query(`INSERT INTO scim_deprovision_events (tenant_id, user_id, action) VALUES ($1, $2, $3)`, [tenantId, userId, action]);
+  async recordApplied(tx: Tx, tenantId: string, userId: string, action: DeprovisionAction): Promise<void> {
+    await this.holds.recordApplied(tx, tenantId, userId, action);
   }
 }

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { Database } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ScimError } from '../common/errors.js';
 import type { FilterAst } from './filter/scim-filter.js';
@@ -11,17 +10,12 @@ import { CORE_GROUP, GROUP_RESOURCE, GROUP_SCHEMA, findAttr } from './scim-schem
 import { GROUP_CI, GROUP_SQL, MEMBER_SQL, compileAst, compileFilter } from './scim-sql.js';
 import { type ListQuery, type ProjectionQuery, assertIfMatch, etagOf, isUuid, knownTotal, listResponse } from './scim-http.js';
 import type { ScimPrincipal } from './scim-tokens.service.js';
-
-interface GroupRow {
-  id: string;
-  display_name: string;
-  external_id: string | null;
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-}
-
-const COLUMNS = 'g.id, g.display_name, g.external_id, g.version, g.created_at, g.updated_at';
+import {
+  GROUP_FILTER_PARAM_OFFSET,
+  MEMBER_FILTER_PARAM_OFFSET,
+  type ScimGroupRow,
+  ScimGroupsRepository,
+} from './scim-groups.repository.js';
 
 /** Members per request body (a PATCH may carry several operations of this size). */
 export const MAX_MEMBERS_PER_REQUEST = 50_000;
@@ -71,6 +65,7 @@ export class ScimGroupsService {
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
+    private readonly groups: ScimGroupsRepository,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
@@ -83,50 +78,32 @@ export class ScimGroupsService {
   }
 
   async list(p: ScimPrincipal, q: ListQuery): Promise<Record<string, unknown>> {
-    const where = ['g.tenant_id = $1'];
-    const params: unknown[] = [p.tenantId];
-    if (q.filter !== undefined) {
-      const f = compileFilter(q.filter, GROUP_SQL, params.length, GROUP_CI);
-      where.push(`(${f.sql})`);
-      params.push(...f.params);
-    }
-    const whereSql = where.join(' AND ');
-    return this.db.tenantTx(p.tenantId, async (m) => {
-      const rows =
-        q.count > 0
-          ? await m.query<GroupRow[]>(
-              `SELECT ${COLUMNS} FROM groups g WHERE ${whereSql} ORDER BY g.created_at, g.id LIMIT ${q.count} OFFSET ${q.startIndex - 1}`,
-              params,
-            )
-          : [];
-      const total =
-        knownTotal(rows.length, q) ??
-        (await m.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM groups g WHERE ${whereSql}`, params))[0]!.n;
-      return listResponse(total, q.startIndex, await this.renderAll(m, rows, q));
+    const filter = q.filter !== undefined ? compileFilter(q.filter, GROUP_SQL, GROUP_FILTER_PARAM_OFFSET, GROUP_CI) : undefined;
+    return this.db.transaction({ tenant: p.tenantId }, async (tx) => {
+      const rows = q.count > 0 ? await this.groups.page(tx, p.tenantId, filter, { limit: q.count, offset: q.startIndex - 1 }) : [];
+      const total = knownTotal(rows.length, q) ?? (await this.groups.count(tx, p.tenantId, filter));
+      return listResponse(total, q.startIndex, await this.renderAll(tx, rows, q));
     });
   }
 
   async get(p: ScimPrincipal, id: string, q: ProjectionQuery): Promise<RenderedGroup> {
-    return this.db.tenantTx(p.tenantId, async (m) => this.rendered(m, await this.find(m, id, false), q));
+    return this.db.transaction({ tenant: p.tenantId }, async (tx) => this.rendered(tx, await this.find(tx, id, false), q));
   }
 
   async create(p: ScimPrincipal, body: unknown, q: ProjectionQuery): Promise<RenderedGroup> {
     const doc = normaliseDocument(GROUP_RESOURCE, body, { checkSchemas: true });
     const members = memberIds(isObject(body) ? findValue(body, 'members') : undefined);
-    return this.db.tenantTx(p.tenantId, async (m) => {
-      const [row] = await m.query<GroupRow[]>(
-        `INSERT INTO groups AS g (tenant_id, display_name, external_id) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
-        [p.tenantId, doc['displayName'], doc['externalId'] ?? null],
-      );
-      const added = members.length ? await this.addMembers(m, p.tenantId, row!.id, members) : 0;
-      await this.audit.record(m, {
+    return this.db.transaction({ tenant: p.tenantId }, async (tx) => {
+      const row = await this.groups.insert(tx, p.tenantId, doc['displayName'], doc['externalId'] ?? null);
+      const added = members.length ? await this.addMembers(tx, p.tenantId, row.id, members) : 0;
+      await this.audit.record(tx, {
         tenantId: p.tenantId,
         actor: this.actor(p),
         action: 'scim.group_created',
-        target: row!.id,
+        target: row.id,
         data: { members: added },
       });
-      return this.rendered(m, row!, q);
+      return this.rendered(tx, row, q);
     });
   }
 
@@ -135,27 +112,27 @@ export class ScimGroupsService {
     const doc = normaliseDocument(GROUP_RESOURCE, body, { checkSchemas: true });
     const rawMembers = isObject(body) ? findValue(body, 'members') : undefined;
     const members = rawMembers === undefined ? undefined : memberIds(rawMembers);
-    return this.db.tenantTx(p.tenantId, async (m) => {
-      const row = await this.find(m, id, true);
+    return this.db.transaction({ tenant: p.tenantId }, async (tx) => {
+      const row = await this.find(tx, id, true);
       assertIfMatch(ifMatch, row.version);
       const change: MemberChange = { added: 0, removed: 0 };
-      if (members !== undefined) Object.assign(change, await this.setMembers(m, p.tenantId, row.id, members));
-      const attrsChanged = row.display_name !== doc['displayName'] || row.external_id !== (doc['externalId'] ?? null);
+      if (members !== undefined) Object.assign(change, await this.setMembers(tx, p.tenantId, row.id, members));
+      const attrsChanged = row.displayName !== doc['displayName'] || row.externalId !== (doc['externalId'] ?? null);
       const updated = await this.touch(
-        m,
+        tx,
         row,
         { displayName: doc['displayName'] as string, externalId: (doc['externalId'] as string | undefined) ?? null },
         attrsChanged || change.added + change.removed > 0,
       );
       if (updated !== row)
-        await this.audit.record(m, {
+        await this.audit.record(tx, {
           tenantId: p.tenantId,
           actor: this.actor(p),
           action: 'scim.group_updated',
           target: row.id,
           data: { ...change },
         });
-      return this.rendered(m, updated, q);
+      return this.rendered(tx, updated, q);
     });
   }
 
@@ -172,13 +149,13 @@ export class ScimGroupsService {
     wantBody: boolean,
   ): Promise<{ id: string; version: number; resource?: Doc }> {
     const ops = parsePatchRequest(body);
-    return this.db.tenantTx(p.tenantId, async (m) => {
-      const row = await this.find(m, id, true);
+    return this.db.transaction({ tenant: p.tenantId }, async (tx) => {
+      const row = await this.find(tx, id, true);
       assertIfMatch(ifMatch, row.version);
-      const state = { displayName: row.display_name, externalId: row.external_id };
+      const state = { displayName: row.displayName, externalId: row.externalId };
       const change: MemberChange = { added: 0, removed: 0 };
       const members = async (op: 'add' | 'remove' | 'replace', value: unknown, filter?: FilterAst): Promise<void> => {
-        const c = await this.membersOp(m, p.tenantId, row.id, op, value, filter);
+        const c = await this.membersOp(tx, p.tenantId, row.id, op, value, filter);
         change.added += c.added;
         change.removed += c.removed;
       };
@@ -222,26 +199,26 @@ export class ScimGroupsService {
           throw new ScimError(400, `'${path.attribute}' has no sub-attributes.`, 'invalidPath');
         setAttr(path.attribute, op.op, op.value);
       }
-      const attrsChanged = state.displayName !== row.display_name || state.externalId !== row.external_id;
-      const updated = await this.touch(m, row, state, attrsChanged || change.added + change.removed > 0);
+      const attrsChanged = state.displayName !== row.displayName || state.externalId !== row.externalId;
+      const updated = await this.touch(tx, row, state, attrsChanged || change.added + change.removed > 0);
       if (updated !== row)
-        await this.audit.record(m, {
+        await this.audit.record(tx, {
           tenantId: p.tenantId,
           actor: this.actor(p),
           action: 'scim.group_updated',
           target: row.id,
           data: { ...change },
         });
-      return wantBody ? this.rendered(m, updated, q) : { id: updated.id, version: updated.version };
+      return wantBody ? this.rendered(tx, updated, q) : { id: updated.id, version: updated.version };
     });
   }
 
   async delete(p: ScimPrincipal, id: string, ifMatch: string | undefined): Promise<void> {
-    await this.db.tenantTx(p.tenantId, async (m) => {
-      const row = await this.find(m, id, true);
+    await this.db.transaction({ tenant: p.tenantId }, async (tx) => {
+      const row = await this.find(tx, id, true);
       assertIfMatch(ifMatch, row.version);
-      await m.query(`DELETE FROM groups WHERE id = $1`, [row.id]);
-      await this.audit.record(m, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.group_deleted', target: row.id });
+      await this.groups.delete(tx, row.id);
+      await this.audit.record(tx, { tenantId: p.tenantId, actor: this.actor(p), action: 'scim.group_deleted', target: row.id });
     });
   }
 
@@ -251,118 +228,98 @@ export class ScimGroupsService {
     return `scim:${p.tokenId}`;
   }
 
-  private async find(m: EntityManager, id: string, forUpdate: boolean): Promise<GroupRow> {
+  private async find(tx: Tx, id: string, forUpdate: boolean): Promise<ScimGroupRow> {
     if (!isUuid(id)) throw new ScimError(404, 'No such group in this tenant.');
-    const [row] = await m.query<GroupRow[]>(`SELECT ${COLUMNS} FROM groups g WHERE g.id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+    const row = await this.groups.find(tx, id, forUpdate);
     if (!row) throw new ScimError(404, 'No such group in this tenant.');
     return row;
   }
 
   /** Writes the group's own attributes and bumps its version when anything changed. */
   private async touch(
-    m: EntityManager,
-    row: GroupRow,
+    tx: Tx,
+    row: ScimGroupRow,
     s: { displayName: string; externalId: string | null },
     changed: boolean,
-  ): Promise<GroupRow> {
+  ): Promise<ScimGroupRow> {
     if (!changed) return row;
-    const [rows] = await m.query<[GroupRow[], number]>(
-      `UPDATE groups AS g SET display_name = $2, external_id = $3, version = g.version + 1, updated_at = now() WHERE g.id = $1 RETURNING ${COLUMNS}`,
-      [row.id, s.displayName, s.externalId],
-    );
-    return rows[0]!;
+    return this.groups.update(tx, row.id, s.displayName, s.externalId);
   }
 
   private async membersOp(
-    m: EntityManager,
+    tx: Tx,
     tenantId: string,
     groupId: string,
     op: 'add' | 'remove' | 'replace',
     value: unknown,
     filter?: FilterAst,
   ): Promise<MemberChange> {
-    if (op === 'add') return { added: await this.addMembers(m, tenantId, groupId, memberIds(value)), removed: 0 };
-    if (op === 'replace') return this.setMembers(m, tenantId, groupId, memberIds(value));
+    if (op === 'add') return { added: await this.addMembers(tx, tenantId, groupId, memberIds(value)), removed: 0 };
+    if (op === 'replace') return this.setMembers(tx, tenantId, groupId, memberIds(value));
     if (filter) {
       // `members[value eq "…"]` (Okta), or any filter over value/display/type: one DELETE.
-      const f = compileAst(filter, MEMBER_SQL, 1);
-      const res = await m.query<[unknown, number]>(`DELETE FROM group_members gm WHERE gm.group_id = $1 AND (${f.sql})`, [
-        groupId,
-        ...f.params,
-      ]);
-      return { added: 0, removed: res[1] };
+      const f = compileAst(filter, MEMBER_SQL, MEMBER_FILTER_PARAM_OFFSET);
+      return { added: 0, removed: await this.groups.removeMembersMatching(tx, groupId, f) };
     }
-    if (value === undefined || value === null) {
-      const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1`, [groupId]);
-      return { added: 0, removed: res[1] };
-    }
+    if (value === undefined || value === null) return { added: 0, removed: await this.groups.removeAllMembers(tx, groupId) };
     // Entra: `{"op":"Remove","path":"members","value":[{"value":"…"}]}`.
-    const ids = memberIds(value);
-    const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[])`, [
-      groupId,
-      ids,
-    ]);
-    return { added: 0, removed: res[1] };
+    return { added: 0, removed: await this.groups.removeMembers(tx, groupId, memberIds(value)) };
   }
 
   /** Adds users (ids already validated as UUIDs); every id must be a SCIM user of this tenant. */
-  private async addMembers(m: EntityManager, tenantId: string, groupId: string, ids: string[]): Promise<number> {
+  private async addMembers(tx: Tx, tenantId: string, groupId: string, ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    const [r] = await m.query<Array<{ wanted: number; found: number; inserted: number }>>(
-      `WITH wanted AS (SELECT DISTINCT unnest($3::uuid[]) AS id),
-            found AS (SELECT u.id FROM users u JOIN wanted w ON w.id = u.id WHERE u.user_name IS NOT NULL),
-            ins AS (INSERT INTO group_members (tenant_id, group_id, user_id) SELECT $1, $2, id FROM found ON CONFLICT DO NOTHING RETURNING 1)
-       SELECT (SELECT count(*) FROM wanted)::int AS wanted, (SELECT count(*) FROM found)::int AS found, (SELECT count(*) FROM ins)::int AS inserted`,
-      [tenantId, groupId, ids],
-    );
-    if (r!.found < r!.wanted)
+    const r = await this.groups.addMembers(tx, tenantId, groupId, ids);
+    if (r.found < r.wanted)
       throw new ScimError(
         400,
-        `${r!.wanted - r!.found} member value(s) are not users of this tenant; no member was changed.`,
+        `${r.wanted - r.found} member value(s) are not users of this tenant; no member was changed.`,
         'invalidValue',
       );
-    return r!.inserted;
+    return r.inserted;
   }
 
-  private async setMembers(m: EntityManager, tenantId: string, groupId: string, ids: string[]): Promise<MemberChange> {
-    const res = await m.query<[unknown, number]>(`DELETE FROM group_members WHERE group_id = $1 AND NOT (user_id = ANY($2::uuid[]))`, [
-      groupId,
-      ids,
-    ]);
-    return { removed: res[1], added: await this.addMembers(m, tenantId, groupId, ids) };
+  private async setMembers(tx: Tx, tenantId: string, groupId: string, ids: string[]): Promise<MemberChange> {
+    const removed = await this.groups.removeMembersExcept(tx, groupId, ids);
+    return { removed, added: await this.addMembers(tx, tenantId, groupId, ids) };
   }
 
-  private async rendered(m: EntityManager, row: GroupRow, q: ProjectionQuery): Promise<RenderedGroup> {
-    const [resource] = await this.renderAll(m, [row], q);
-    return { resource: resource!, version: row.version, id: row.id };
+  private async rendered(tx: Tx, row: ScimGroupRow, q: ProjectionQuery): Promise<RenderedGroup> {
+    const [resource] = await this.renderAll(tx, [row], q);
+    if (!resource) throw new Error('renderAll: no resource');
+    return { resource, version: row.version, id: row.id };
   }
 
-  private async renderAll(m: EntityManager, rows: GroupRow[], q: ProjectionQuery): Promise<Doc[]> {
+  private async renderAll(tx: Tx, rows: ScimGroupRow[], q: ProjectionQuery): Promise<Doc[]> {
     const members = new Map<string, Doc[]>();
     const withMembers = wantsAttribute(GROUP_RESOURCE, 'members', q.attributes, q.excludedAttributes);
     if (rows.length && withMembers) {
-      const found = await m.query<Array<{ group_id: string; id: string; display: string | null }>>(
-        `SELECT gm.group_id, u.id, COALESCE(u.display_name, u.user_name) AS display FROM group_members gm JOIN users u ON u.id = gm.user_id
-          WHERE gm.group_id = ANY($1::uuid[]) ORDER BY gm.created_at, u.id`,
-        [rows.map((r) => r.id)],
+      const found = await this.groups.membersOf(
+        tx,
+        rows.map((r) => r.id),
       );
       for (const f of found) {
-        const list = members.get(f.group_id) ?? [];
-        list.push({ value: f.id, $ref: `${this.base}/Users/${f.id}`, type: 'User', ...(f.display !== null ? { display: f.display } : {}) });
-        members.set(f.group_id, list);
+        const list = members.get(f.groupId) ?? [];
+        list.push({
+          value: f.userId,
+          $ref: `${this.base}/Users/${f.userId}`,
+          type: 'User',
+          ...(f.display !== null ? { display: f.display } : {}),
+        });
+        members.set(f.groupId, list);
       }
     }
     return rows.map((r) => {
       const resource: Doc = {
         schemas: [CORE_GROUP],
         id: r.id,
-        displayName: r.display_name,
-        ...(r.external_id !== null ? { externalId: r.external_id } : {}),
+        displayName: r.displayName,
+        ...(r.externalId !== null ? { externalId: r.externalId } : {}),
         ...(withMembers ? { members: members.get(r.id) ?? [] } : {}),
         meta: {
           resourceType: 'Group',
-          created: r.created_at.toISOString(),
-          lastModified: r.updated_at.toISOString(),
+          created: r.createdAt.toISOString(),
+          lastModified: r.updatedAt.toISOString(),
           location: this.location(r.id),
           version: etagOf(r.version),
         },

@@ -6,6 +6,8 @@ import { AuditService } from '../audit/audit.service.js';
 import { ProblemError, problemType } from '../common/errors.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
 import { constantEquals } from '../crypto/random.js';
+import { type ScimSettingsChange, ScimSettingsRepository } from './scim-settings.repository.js';
+import { type ScimTokenRow, ScimTokensRepository } from './scim-tokens.repository.js';
 
 export interface ScimGuardSettings {
   enabled: boolean;
@@ -38,23 +40,7 @@ export interface CreatedScimToken {
   createdAt: Date;
 }
 
-export interface ScimTokenInfo {
-  id: string;
-  name: string;
-  prefix: string;
-  createdAt: Date;
-  lastUsedAt: Date | null;
-  revokedAt: Date | null;
-}
-
-interface TokenRow {
-  id: string;
-  name: string;
-  prefix: string;
-  created_at: Date;
-  last_used_at: Date | null;
-  revoked_at: Date | null;
-}
+export type ScimTokenInfo = ScimTokenRow;
 
 interface VerifyRow {
   id: string;
@@ -70,15 +56,6 @@ interface VerifyRow {
 const TOKEN_PREFIX = 'st';
 /** `st_` + 32 hex of the tenant + `_` + 6 characters of the secret: enough to tell tokens apart. */
 const DISPLAY_PREFIX_LENGTH = 3 + 32 + 1 + 6;
-
-const toInfo = (r: TokenRow): ScimTokenInfo => ({
-  id: r.id,
-  name: r.name,
-  prefix: r.prefix,
-  createdAt: r.created_at,
-  lastUsedAt: r.last_used_at,
-  revokedAt: r.revoked_at,
-});
 
 /**
  * Per-tenant SCIM bearer tokens (`st_<tenant>_<secret>`). The tenant part of the token lets the
@@ -97,6 +74,7 @@ export class ScimTokensService {
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
+    private readonly tokens: ScimTokensRepository,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {
     this.cache = new RowCache(db.rowChanges, ['tenants', 'scim_tokens', 'scim_settings'], config.SCIM_TOKEN_CACHE_SECONDS * 1000, 10_000);
@@ -108,36 +86,25 @@ export class ScimTokensService {
       throw new ProblemError(400, 'Invalid token name', 'A token name is 1–200 characters.', problemType('validation'));
     const token = mintOpaqueToken(TOKEN_PREFIX, tenantId);
     const prefix = token.value.slice(0, DISPLAY_PREFIX_LENGTH);
-    const row = await this.db.tenantTx(tenantId, async (m) => {
-      const [r] = await m.query<Array<{ id: string; created_at: Date }>>(
-        `INSERT INTO scim_tokens (tenant_id, name, token_hash, prefix) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
-        [tenantId, label, token.hash, prefix],
-      );
-      await this.audit.record(m, { tenantId, actor, action: 'scim.token_created', target: r!.id, data: { name: label, prefix } });
-      return r!;
+    const row = await this.db.transaction({ tenant: tenantId }, async (tx) => {
+      const r = await this.tokens.insert(tx, { tenantId, name: label, hash: token.hash, prefix });
+      await this.audit.record(tx, { tenantId, actor, action: 'scim.token_created', target: r.id, data: { name: label, prefix } });
+      return r;
     });
-    return { id: row.id, name: label, token: token.value, prefix, createdAt: row.created_at };
+    return { id: row.id, name: label, token: token.value, prefix, createdAt: row.createdAt };
   }
 
   async list(tenantId: string): Promise<ScimTokenInfo[]> {
-    return this.db.tenantTx(tenantId, async (m) => {
-      const rows = await m.query<TokenRow[]>(
-        `SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM scim_tokens ORDER BY created_at, id`,
-      );
-      return rows.map(toInfo);
-    });
+    return this.db.transaction({ tenant: tenantId }, (tx) => this.tokens.list(tx));
   }
 
   /** Revokes a token; false when the tenant has no such (unrevoked) token. Takes effect on the next request. */
   async revoke(tenantId: string, tokenId: string, actor = 'admin'): Promise<boolean> {
     if (!/^[0-9a-f-]{36}$/i.test(tokenId)) return false;
     return this.db
-      .tenantTx(tenantId, async (m) => {
-        const res = await m.query<[unknown, number]>(`UPDATE scim_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, [
-          tokenId,
-        ]);
-        if (res[1] === 0) return false;
-        await this.audit.record(m, { tenantId, actor, action: 'scim.token_revoked', target: tokenId });
+      .transaction({ tenant: tenantId }, async (tx) => {
+        if (!(await this.tokens.revoke(tx, tokenId))) return false;
+        await this.audit.record(tx, { tenantId, actor, action: 'scim.token_revoked', target: tokenId });
         return true;
       })
       .finally(() => this.db.rowsChanged('scim_tokens'));
@@ -157,9 +124,11 @@ export class ScimTokensService {
   }
 
   private async lookUp(tenantId: string, hash: string): Promise<ScimPrincipal | undefined> {
-    const row = await this.db.tenantTx(tenantId, async (m) => {
+    const row = await this.db.transaction({ tenant: tenantId }, async (tx) => {
+      // #15: moves to TenantsRepository (the `tenants` status read; with it the token look-up and the
+      // settings read move to ScimTokensRepository / ScimSettingsRepository, still one statement).
       // last_used_at is written at most once a minute per token, so a busy token costs no extra writes.
-      const [r] = await m.query<VerifyRow[]>(
+      const { rows } = await tx.query<VerifyRow>(
         `WITH t AS (SELECT id, tenant_id, token_hash, last_used_at FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
               touched AS (UPDATE scim_tokens s SET last_used_at = now() FROM t
                            WHERE s.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') RETURNING s.id)
@@ -168,7 +137,7 @@ export class ScimTokensService {
            FROM t JOIN tenants tn ON tn.id = t.tenant_id LEFT JOIN scim_settings st ON st.tenant_id = t.tenant_id`,
         [hash],
       );
-      return r;
+      return rows[0];
     });
     if (!row || !constantEquals(row.token_hash, hash) || row.tenant_status !== 'active') return undefined;
     return {
@@ -187,13 +156,7 @@ export class ScimTokensService {
   }
 }
 
-export interface ScimSettingsUpdate {
-  rateLimitPerMinute?: number | null;
-  guardEnabled?: boolean | null;
-  guardPercent?: number | null;
-  guardWindowSeconds?: number | null;
-  guardMinCount?: number | null;
-}
+export type ScimSettingsUpdate = ScimSettingsChange;
 
 /** Per-tenant overrides of the SCIM defaults; `null` restores the global default. For the admin API. */
 @Injectable()
@@ -201,6 +164,7 @@ export class ScimSettingsService {
   constructor(
     private readonly db: Database,
     private readonly audit: AuditService,
+    private readonly settings: ScimSettingsRepository,
   ) {}
 
   async update(tenantId: string, s: ScimSettingsUpdate, actor = 'admin'): Promise<void> {
@@ -220,32 +184,9 @@ export class ScimSettingsService {
   }
 
   private async write(tenantId: string, s: ScimSettingsUpdate, actor: string): Promise<void> {
-    await this.db.tenantTx(tenantId, async (m) => {
-      await m.query(
-        `INSERT INTO scim_settings (tenant_id, rate_limit_per_minute, guard_enabled, guard_percent, guard_window_seconds, guard_min_count)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (tenant_id) DO UPDATE SET
-           rate_limit_per_minute = CASE WHEN $7 THEN EXCLUDED.rate_limit_per_minute ELSE scim_settings.rate_limit_per_minute END,
-           guard_enabled = CASE WHEN $8 THEN EXCLUDED.guard_enabled ELSE scim_settings.guard_enabled END,
-           guard_percent = CASE WHEN $9 THEN EXCLUDED.guard_percent ELSE scim_settings.guard_percent END,
-           guard_window_seconds = CASE WHEN $10 THEN EXCLUDED.guard_window_seconds ELSE scim_settings.guard_window_seconds END,
-           guard_min_count = CASE WHEN $11 THEN EXCLUDED.guard_min_count ELSE scim_settings.guard_min_count END,
-           updated_at = now()`,
-        [
-          tenantId,
-          s.rateLimitPerMinute ?? null,
-          s.guardEnabled ?? null,
-          s.guardPercent ?? null,
-          s.guardWindowSeconds ?? null,
-          s.guardMinCount ?? null,
-          'rateLimitPerMinute' in s,
-          'guardEnabled' in s,
-          'guardPercent' in s,
-          'guardWindowSeconds' in s,
-          'guardMinCount' in s,
-        ],
-      );
-      await this.audit.record(m, { tenantId, actor, action: 'scim.settings_updated', data: { ...s } });
+    await this.db.transaction({ tenant: tenantId }, async (tx) => {
+      await this.settings.upsert(tx, tenantId, s);
+      await this.audit.record(tx, { tenantId, actor, action: 'scim.settings_updated', data: { ...s } });
     });
   }
 }
