@@ -42,6 +42,31 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-dynamic-delete': 'off' },
   },
   {
+    // #15, ADR 0015: all SQL lives in `*.repository.ts` (and the database layer itself). A service
+    // or controller that needs data calls a repository (its own module's) or another module's service.
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.repository.ts', 'src/database/**', 'src/**/*.spec.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.type='MemberExpression'][callee.property.name='query']",
+          message: 'SQL belongs in a *.repository.ts file (docs/architecture.md §1): call a repository method instead.',
+        },
+      ],
+    },
+  },
+  {
+    // Controllers see services only: never the database (docs/architecture.md §1).
+    files: ['src/**/*.controller.ts', 'src/**/*.controllers.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/database/database.js'], message: 'A controller injects services only, never Database.' }] },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
       globals: { process: 'readonly', console: 'readonly', URL: 'readonly' },

@@ -132,35 +132,16 @@ export class ProblemError extends DomainError {
   readonly type: string;
   readonly extensions: Record<string, unknown>;
   retryAfter?: number;
-  constructor(problem: CataloguedProblem | UntypedProblem);
-  /** The positional form before the catalogue (#15): call sites move to `new ProblemError({ type, detail, … })`, then it goes. */
-  constructor(
-    status: number,
-    title: string,
-    detail?: string,
-    type?: string,
-    extensions?: Record<string, unknown>,
-    options?: { cause?: unknown; retryAfter?: number; returnTo?: string },
-  );
-  constructor(
-    first: number | CataloguedProblem | UntypedProblem,
-    title?: string,
-    detail?: string,
-    type = 'about:blank',
-    extensions: Record<string, unknown> = {},
-    options?: { cause?: unknown; retryAfter?: number; returnTo?: string },
-  ) {
-    const p: ProblemOptions & { status: number; title: string; typeUri: string } =
-      typeof first === 'number'
-        ? { status: first, title: title ?? '', detail, typeUri: type, extensions, ...options }
-        : first.type === undefined
-          ? { ...first, typeUri: 'about:blank' }
-          : {
-              ...first,
-              status: first.status ?? PROBLEM_TYPES[first.type].status,
-              title: first.title ?? PROBLEM_TYPES[first.type].title,
-              typeUri: problemType(first.type),
-            };
+  constructor(problem: CataloguedProblem | UntypedProblem) {
+    const p =
+      problem.type === undefined
+        ? { ...problem, typeUri: 'about:blank' }
+        : {
+            ...problem,
+            status: problem.status ?? PROBLEM_TYPES[problem.type].status,
+            title: problem.title ?? PROBLEM_TYPES[problem.type].title,
+            typeUri: problemType(problem.type),
+          };
     super(p.detail ?? p.title, { cause: p.cause });
     this.name = 'ProblemError';
     this.status = p.status;

@@ -3,7 +3,7 @@ import { AppConfig } from '../config/app-config.js';
 import { Database } from '../database/database.js';
 import { RowCache } from '../database/row-cache.js';
 import { AuditService } from '../audit/audit.service.js';
-import { ProblemError, problemType } from '../common/errors.js';
+import { ProblemError } from '../common/errors.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
 import { constantEquals } from '../crypto/random.js';
 import { type ScimSettingsChange, ScimSettingsRepository } from './scim-settings.repository.js';
@@ -42,17 +42,6 @@ export interface CreatedScimToken {
 
 export type ScimTokenInfo = ScimTokenRow;
 
-interface VerifyRow {
-  id: string;
-  token_hash: string;
-  tenant_status: string;
-  rate_limit_per_minute: number | null;
-  guard_enabled: boolean | null;
-  guard_percent: string | null;
-  guard_window_seconds: number | null;
-  guard_min_count: number | null;
-}
-
 const TOKEN_PREFIX = 'st';
 /** `st_` + 32 hex of the tenant + `_` + 6 characters of the secret: enough to tell tokens apart. */
 const DISPLAY_PREFIX_LENGTH = 3 + 32 + 1 + 6;
@@ -83,7 +72,7 @@ export class ScimTokensService {
   async create(tenantId: string, name: string, actor = 'admin'): Promise<CreatedScimToken> {
     const label = name.trim();
     if (label.length < 1 || label.length > 200)
-      throw new ProblemError(400, 'Invalid token name', 'A token name is 1–200 characters.', problemType('validation'));
+      throw new ProblemError({ type: 'validation', title: 'Invalid token name', detail: 'A token name is 1–200 characters.' });
     const token = mintOpaqueToken(TOKEN_PREFIX, tenantId);
     const prefix = token.value.slice(0, DISPLAY_PREFIX_LENGTH);
     const row = await this.db.transaction({ tenant: tenantId }, async (tx) => {
@@ -124,32 +113,18 @@ export class ScimTokensService {
   }
 
   private async lookUp(tenantId: string, hash: string): Promise<ScimPrincipal | undefined> {
-    const row = await this.db.transaction({ tenant: tenantId }, async (tx) => {
-      // #15: moves to TenantsRepository (the `tenants` status read; with it the token look-up and the
-      // settings read move to ScimTokensRepository / ScimSettingsRepository, still one statement).
-      // last_used_at is written at most once a minute per token, so a busy token costs no extra writes.
-      const { rows } = await tx.query<VerifyRow>(
-        `WITH t AS (SELECT id, tenant_id, token_hash, last_used_at FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
-              touched AS (UPDATE scim_tokens s SET last_used_at = now() FROM t
-                           WHERE s.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') RETURNING s.id)
-         SELECT t.id, t.token_hash, tn.status AS tenant_status, st.rate_limit_per_minute, st.guard_enabled, st.guard_percent::text AS guard_percent,
-                st.guard_window_seconds, st.guard_min_count, (SELECT count(*) FROM touched) AS touched
-           FROM t JOIN tenants tn ON tn.id = t.tenant_id LEFT JOIN scim_settings st ON st.tenant_id = t.tenant_id`,
-        [hash],
-      );
-      return rows[0];
-    });
-    if (!row || !constantEquals(row.token_hash, hash) || row.tenant_status !== 'active') return undefined;
+    const row = await this.db.transaction({ tenant: tenantId }, (tx) => this.tokens.authenticate(tx, hash));
+    if (!row || !constantEquals(row.tokenHash, hash) || row.tenantStatus !== 'active') return undefined;
     return {
       tenantId,
       tokenId: row.id,
       settings: {
-        rateLimitPerMinute: row.rate_limit_per_minute ?? this.config.SCIM_RATE_LIMIT_PER_MINUTE,
+        rateLimitPerMinute: row.rateLimitPerMinute ?? this.config.SCIM_RATE_LIMIT_PER_MINUTE,
         guard: {
-          enabled: row.guard_enabled ?? true,
-          percent: row.guard_percent !== null ? Number(row.guard_percent) : this.config.SCIM_DEPROVISION_GUARD_PERCENT,
-          windowSeconds: row.guard_window_seconds ?? this.config.SCIM_DEPROVISION_GUARD_WINDOW_SECONDS,
-          minCount: row.guard_min_count ?? this.config.SCIM_DEPROVISION_GUARD_MIN_COUNT,
+          enabled: row.guardEnabled ?? true,
+          percent: row.guardPercent !== null ? Number(row.guardPercent) : this.config.SCIM_DEPROVISION_GUARD_PERCENT,
+          windowSeconds: row.guardWindowSeconds ?? this.config.SCIM_DEPROVISION_GUARD_WINDOW_SECONDS,
+          minCount: row.guardMinCount ?? this.config.SCIM_DEPROVISION_GUARD_MIN_COUNT,
         },
       },
     };
@@ -173,12 +148,11 @@ export class ScimSettingsService {
       this.db.rowsChanged('scim_settings');
     } catch (err) {
       if ((err as { code?: string }).code === '23514')
-        throw new ProblemError(
-          400,
-          'Invalid SCIM settings',
-          'Rate limit > 0, guard percent in (0, 100], window > 0 s, minimum count >= 0.',
-          problemType('validation'),
-        );
+        throw new ProblemError({
+          type: 'validation',
+          title: 'Invalid SCIM settings',
+          detail: 'Rate limit > 0, guard percent in (0, 100], window > 0 s, minimum count >= 0.',
+        });
       throw err;
     }
   }

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
 import { Database, type Tx } from '../database/database.js';
+import { SessionsService } from '../sessions/sessions.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { DependencyUnavailableError, ScimError } from '../common/errors.js';
@@ -51,6 +52,7 @@ export class ScimUsersService {
     private readonly audit: AuditService,
     private readonly guard: ScimDeprovisionGuard,
     private readonly users: ScimUsersRepository,
+    private readonly sessions: SessionsService,
     @Inject(AppConfig) private readonly config: AppConfig,
     metrics: MetricsService,
   ) {
@@ -301,12 +303,7 @@ export class ScimUsersService {
 
   /** Ends every session of the user at once; refresh tokens hang off sessions, so every family dies with them. */
   private async revokeSessions(tx: Tx, userId: string, reason: string): Promise<number> {
-    // #15: moves to SessionsRepository (sessions are the `sessions` module's aggregate; revoke all of a user, in this transaction).
-    const res = await tx.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL`, [
-      userId,
-      reason,
-    ]);
-    return res.rowCount;
+    return this.sessions.revokeAllOfUser(tx, userId, reason);
   }
 
   /** `tx` may be left out when `noGroups` says there is nothing to read. */

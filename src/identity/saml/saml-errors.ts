@@ -1,4 +1,4 @@
-import { ProblemError, problemType } from '../../common/errors.js';
+import { ProblemError } from '../../common/errors.js';
 
 /** Why a SAML response was refused: recorded in the audit log and the logs, never shown to the browser. */
 export type SamlRejectReason =
@@ -33,12 +33,15 @@ export class SamlResponseRejectedError extends ProblemError {
     readonly internal: string,
   ) {
     super(
-      reason === 'idp_initiated_disabled' ? 403 : 400,
-      'Sign-in refused',
       reason === 'idp_initiated_disabled'
-        ? 'This organisation does not accept sign-ins started at its identity provider. Start from the application instead.'
-        : "The organisation's identity provider sent a response that could not be accepted. Start again from the application.",
-      problemType(reason === 'idp_initiated_disabled' ? 'saml-idp-initiated-disabled' : 'saml-response-rejected'),
+        ? {
+            type: 'saml-idp-initiated-disabled',
+            detail: 'This organisation does not accept sign-ins started at its identity provider. Start from the application instead.',
+          }
+        : {
+            type: 'saml-response-rejected',
+            detail: "The organisation's identity provider sent a response that could not be accepted. Start again from the application.",
+          },
     );
   }
 }
