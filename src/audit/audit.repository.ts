@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Queryable, Tx } from '../database/database.js';
+import type { Tx } from '../database/database.js';
 
 export interface AuditEventRow {
   tenantId: string | null;
@@ -30,7 +30,7 @@ export interface AuditFilter {
 /** `audit_events`: written only inside the transaction of the change an event records. */
 @Injectable()
 export class AuditRepository {
-  async insert(tx: Queryable, e: AuditEventRow): Promise<void> {
+  async insert(tx: Tx, e: AuditEventRow): Promise<void> {
     await tx.query(`INSERT INTO audit_events (tenant_id, actor, action, target, data, request_id) VALUES ($1, $2, $3, $4, $5, $6)`, [
       e.tenantId,
       e.actor,

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { currentRequestId } from '../common/request-context.js';
-import { Database, type Queryable } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { AuditRepository, type AuditEventView, type AuditFilter } from './audit.repository.js';
 
 export type { AuditEventView } from './audit.repository.js';
@@ -24,7 +24,7 @@ export class AuditService {
   ) {}
 
   /** `tx`: the transaction of the change this event records. */
-  record(tx: Queryable, e: AuditEvent): Promise<void> {
+  record(tx: Tx, e: AuditEvent): Promise<void> {
     return this.events.insert(tx, {
       tenantId: e.tenantId,
       actor: e.actor,

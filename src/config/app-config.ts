@@ -11,6 +11,7 @@ import {
   Max,
   Min,
   MinLength,
+  getMetadataStorage,
   validateSync,
   type ValidationError,
 } from 'class-validator';
@@ -495,33 +496,14 @@ const describe = (errors: ValidationError[]): string =>
     })
     .join(' | ');
 
-/** Variables without a default (not enumerable on a fresh AppConfig). */
-const OPTIONAL_ENV_NAMES = [
-  'PUBLIC_URL',
-  'DATABASE_URL',
-  'EMBEDDED_POSTGRES_PORT',
-  'KEY_ENCRYPTION_KEY',
-  'KEY_ENCRYPTION_KEY_FILE',
-  'FIREBASE_AUTH_EMULATOR_HOST',
-  'KEYCLOAK_URL',
-  'KEYCLOAK_FRONTEND_URL',
-  'KEYCLOAK_CLIENT_SECRET',
-  'KEYCLOAK_TOKEN_AUDIENCE',
-  'KEYCLOAK_ADMIN_CLIENT_ID',
-  'KEYCLOAK_ADMIN_CLIENT_SECRET',
-  'KEYCLOAK_ADMIN_USERNAME',
-  'KEYCLOAK_ADMIN_PASSWORD',
-  'METRICS_TOKEN',
-  'KONG_ADMIN_URL',
-  'KONG_ADMIN_TOKEN',
-  'REDIS_URL',
-  'BOOTSTRAP_ADMIN_CLIENT_SECRET',
-  'BOOTSTRAP_ADMIN_ON_START',
-];
-
 /** Every environment variable the service reads (docs and deployment checks use the same list). */
 export function configEnvNames(): string[] {
-  return [...new Set([...Object.keys(new AppConfig()), ...OPTIONAL_ENV_NAMES])];
+  // Every property carries a class-validator decorator (with a default or @IsOptional), so the
+  // validation metadata is the complete list, in declaration order: nothing to keep by hand.
+  const names = getMetadataStorage()
+    .getTargetValidationMetadatas(AppConfig, '', true, false)
+    .map((m) => m.propertyName);
+  return [...new Set(names)];
 }
 
 /** Keycloak settings that only make sense together. */

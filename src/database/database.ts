@@ -4,7 +4,6 @@ import {
   QueryFailedError,
   QueryRunnerAlreadyReleasedError,
   QueryRunnerProviderAlreadyReleasedError,
-  type EntityManager,
   type QueryRunner,
 } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
@@ -43,30 +42,6 @@ export interface Tx {
  */
 export type TxScope = { tenant: string; snapshot?: boolean } | 'platform' | 'audit-reader' | 'revocation-reader';
 
-/** @deprecated the name before #15: use `Tx`. */
-export type Statements = Tx;
-
-/** `Statements` over a TypeORM transaction, for code shared by both kinds of transaction. */
-export function statementsOf(m: EntityManager): Tx {
-  return {
-    query: async <R>(sql: string, params: unknown[] = []) => {
-      const r = (await m.queryRunner!.query(sql, params, true)) as { records: R[]; affected?: number };
-      return { rows: r.records, rowCount: r.affected ?? r.records.length };
-    },
-    enterTenant: async (tenantId: string) => {
-      await m.query(tenantSetting(tenantId));
-    },
-  };
-}
-
-/**
- * Either handle as a `Tx`, for repository methods while #15 moves callers from `tenantTx`
- * (EntityManager) to `transaction` (Tx): a method takes `Tx | EntityManager` and calls this once.
- */
-export function asTx(handle: Tx | EntityManager): Tx {
-  return 'enterTenant' in handle ? handle : statementsOf(handle);
-}
-
 /** The statement that sets the transaction's tenant; the id is checked to be a UUID before it is written into it. */
 function tenantSetting(tenantId: string): string {
   if (!UUID.test(tenantId)) throw new Error('tenant transaction: the tenant id is not a UUID');
@@ -79,9 +54,6 @@ const SCOPE_START: Record<Exclude<TxScope, { tenant: string; snapshot?: boolean 
   'audit-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.audit_reader', 'on', true)`,
   'revocation-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.revocation_reader', 'on', true)`,
 };
-
-/** What audit writes and other shared statements need: either kind of transaction. */
-export type Queryable = Pick<Tx, 'query'> | Pick<EntityManager, 'query'>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -154,7 +126,7 @@ export function createDataSource(url: string, poolSize = 10): DataSource {
 }
 
 /**
- * The one door to PostgreSQL. Tenant-scoped work runs in `tenantTx`, which sets `app.tenant_id`
+ * The one door to PostgreSQL. Tenant-scoped work runs in `transaction({ tenant })`, which sets `app.tenant_id`
  * for that transaction only; row-level security then hides every other tenant's rows even from
  * a query that forgot its tenant filter.
  */
@@ -196,10 +168,6 @@ export class Database {
     }
   }
 
-  private async inTenant<T>(tenantId: string, work: (runner: QueryRunner, client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.run(`BEGIN; ${tenantSetting(tenantId)}`, work);
-  }
-
   /** The unit of work of a service: every repository call inside `work` shares `tx`; see `TxScope`. */
   async transaction<T>(scope: TxScope, work: (tx: Tx) => Promise<T>): Promise<T> {
     const start =
@@ -207,29 +175,6 @@ export class Database {
         ? `${scope.snapshot ? 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY' : 'BEGIN'}; ${tenantSetting(scope.tenant)}`
         : SCOPE_START[scope];
     return this.run(start, (_, client) => work(txOf(client)));
-  }
-
-  /** Tenant-scoped work through TypeORM's EntityManager (raw `m.query` statements). */
-  tenantTx<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
-    return this.inTenant(tenantId, (runner) => work(runner.manager));
-  }
-
-  /**
-   * The same transaction for the hot paths (refresh rotation, SCIM create): statements go to pg
-   * directly, without an ORM layer per statement, and may be named prepared statements.
-   */
-  tenantStatements<T>(tenantId: string, work: (s: Tx) => Promise<T>): Promise<T> {
-    return this.transaction({ tenant: tenantId }, work);
-  }
-
-  async tx<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
-    try {
-      return await this.dataSource.transaction(work);
-    } catch (err) {
-      dropParameters(err);
-      if (isConnectionError(err)) throw dbUnavailable(err);
-      throw err;
-    }
   }
 
   async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {

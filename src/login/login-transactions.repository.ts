@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
-import { asTx, type Tx } from '../database/database.js';
+import { type Tx } from '../database/database.js';
 
 export interface NewLoginTransaction {
   idHash: string;
@@ -63,8 +62,8 @@ export interface AuthorizationCodeRow {
  */
 @Injectable()
 export class LoginTransactionsRepository {
-  async insert(handle: Tx | EntityManager, t: NewLoginTransaction): Promise<void> {
-    await asTx(handle).query(
+  async insert(handle: Tx, t: NewLoginTransaction): Promise<void> {
+    await handle.query(
       `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
       [
@@ -84,10 +83,10 @@ export class LoginTransactionsRepository {
     );
   }
 
-  async find(handle: Tx | EntityManager, idHash: string): Promise<LoginTransactionRow | undefined> {
+  async find(handle: Tx, idHash: string): Promise<LoginTransactionRow | undefined> {
     const {
       rows: [r],
-    } = await asTx(handle).query<{
+    } = await handle.query<{
       tenant_id: string;
       binding_id: string;
       purpose: 'login' | 'test';
@@ -121,16 +120,13 @@ export class LoginTransactionsRepository {
   }
 
   /** Binds a CSRF token's hash to a transaction still open. */
-  async setCsrf(handle: Tx | EntityManager, idHash: string, csrfHash: string): Promise<void> {
-    await asTx(handle).query(`UPDATE login_transactions SET csrf_hash = $2 WHERE id_hash = $1 AND completed_at IS NULL`, [
-      idHash,
-      csrfHash,
-    ]);
+  async setCsrf(handle: Tx, idHash: string, csrfHash: string): Promise<void> {
+    await handle.query(`UPDATE login_transactions SET csrf_hash = $2 WHERE id_hash = $1 AND completed_at IS NULL`, [idHash, csrfHash]);
   }
 
   /** Single use, across replicas: true for whoever marks the open, unexpired transaction completed first. */
-  async claim(handle: Tx | EntityManager, idHash: string): Promise<boolean> {
-    const res = await asTx(handle).query(
+  async claim(handle: Tx, idHash: string): Promise<boolean> {
+    const res = await handle.query(
       `UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`,
       [idHash],
     );
@@ -138,12 +134,12 @@ export class LoginTransactionsRepository {
   }
 
   /** Ends a transaction whatever its state (an aborted login). */
-  async complete(handle: Tx | EntityManager, idHash: string): Promise<void> {
-    await asTx(handle).query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1`, [idHash]);
+  async complete(handle: Tx, idHash: string): Promise<void> {
+    await handle.query(`UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1`, [idHash]);
   }
 
-  async insertCode(handle: Tx | EntityManager, c: NewAuthorizationCode): Promise<void> {
-    await asTx(handle).query(
+  async insertCode(handle: Tx, c: NewAuthorizationCode): Promise<void> {
+    await handle.query(
       `INSERT INTO authorization_codes (code_hash, tenant_id, session_id, client_id, redirect_uri, code_challenge, scope, nonce, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       [c.codeHash, c.tenantId, c.sessionId, c.clientId, c.redirectUri, c.codeChallenge, c.scope, c.nonce, c.expiresAt],
@@ -151,10 +147,10 @@ export class LoginTransactionsRepository {
   }
 
   /** The code, locked until the caller's transaction ends (a concurrent redemption waits, then sees it consumed). */
-  async findCodeForUpdate(handle: Tx | EntityManager, codeHash: string): Promise<AuthorizationCodeRow | undefined> {
+  async findCodeForUpdate(handle: Tx, codeHash: string): Promise<AuthorizationCodeRow | undefined> {
     const {
       rows: [r],
-    } = await asTx(handle).query<{
+    } = await handle.query<{
       session_id: string;
       client_id: string;
       redirect_uri: string;
@@ -177,7 +173,7 @@ export class LoginTransactionsRepository {
     };
   }
 
-  async consumeCode(handle: Tx | EntityManager, codeHash: string): Promise<void> {
-    await asTx(handle).query(`UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1`, [codeHash]);
+  async consumeCode(handle: Tx, codeHash: string): Promise<void> {
+    await handle.query(`UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1`, [codeHash]);
   }
 }

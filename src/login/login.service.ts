@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { AppConfig } from '../config/app-config.js';
-import { Database, asTx } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
 import { randomToken, sha256 } from '../crypto/random.js';
@@ -10,7 +10,6 @@ import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
 import type { BindingContext, CallbackInput, ExternalIdentity } from '../identity/port/identity-provider.port.js';
 import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
-import type { EntityManager } from 'typeorm';
 import { normaliseIdentity, type NormalisedIdentity } from '../users/claim-normaliser.js';
 import { UsersService } from '../users/users.service.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -281,7 +280,8 @@ export class LoginService {
 
   async binding(txn: LoginTransaction): Promise<BindingContext> {
     // Test logins run through drafts on purpose.
-    if (txn.purpose === 'test') return this.db.tenantTx(txn.tenant.id, (m) => this.bindings.get(txn.tenant, txn.bindingId, m));
+    if (txn.purpose === 'test')
+      return this.db.transaction({ tenant: txn.tenant.id }, (m) => this.bindings.get(txn.tenant, txn.bindingId, m));
     // A login finishes only through a binding still in service (the cached active set): retiring or
     // disabling one (a compromised IdP, the end of an overlap) also stops the logins under way through it.
     const binding = (await this.bindings.allActive(txn.tenant)).find((b) => b.id === txn.bindingId);
@@ -312,10 +312,10 @@ export class LoginService {
     const normalised = normaliseIdentity(binding.claimMapping, external);
     if (txn.purpose === 'test') return this.completeTest(txn, binding, external, normalised);
     const code = mintOpaqueToken('ac', txn.tenant.id);
-    await this.db.tenantTx(txn.tenant.id, async (m) => {
+    await this.db.transaction({ tenant: txn.tenant.id }, async (m) => {
       await this.claim(m, txn);
       const user = await this.users.resolveLogin(m, binding, external, normalised);
-      const tx = asTx(m);
+      const tx = m;
       const sessionId = await this.sessions.create(tx, {
         tenantId: txn.tenant.id,
         userId: user.id,
@@ -351,7 +351,7 @@ export class LoginService {
   }
 
   /** Single use, across replicas: the row is claimed by whoever updates it first. */
-  private async claim(m: EntityManager, txn: LoginTransaction): Promise<void> {
+  private async claim(m: Tx, txn: LoginTransaction): Promise<void> {
     if (!(await this.transactions.claim(m, sha256(txn.handle))))
       throw new ProblemError({ type: 'login-expired', detail: 'This sign-in was already completed or has expired.' });
   }
@@ -366,7 +366,7 @@ export class LoginService {
     external: ExternalIdentity,
     normalised: NormalisedIdentity,
   ): Promise<string> {
-    await this.db.tenantTx(txn.tenant.id, async (m) => {
+    await this.db.transaction({ tenant: txn.tenant.id }, async (m) => {
       await this.claim(m, txn);
       await this.bindings.recordTestLogin(m, binding.id, { issuer: external.issuer, subject: external.subject, claims: external.claims });
       await this.audit.record(m, {

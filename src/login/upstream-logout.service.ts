@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { Database } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { OAuthError } from '../common/errors.js';
 import { TenantsService } from '../tenants/tenants.service.js';
@@ -35,7 +34,7 @@ export class UpstreamLogoutService {
   ) {}
 
   /** Stores an adapter's upstream session data with a new platform session (inside the login's transaction). */
-  async keep(m: EntityManager, sessionId: string, upstreamSession: Record<string, unknown> | undefined): Promise<void> {
+  async keep(m: Tx, sessionId: string, upstreamSession: Record<string, unknown> | undefined): Promise<void> {
     if (!upstreamSession) return;
     await this.sessions.setUpstreamState(m, sessionId, this.box.sealJson(upstreamSession, upstreamStateContext(sessionId)));
   }
@@ -48,7 +47,7 @@ export class UpstreamLogoutService {
     try {
       const tenant = await this.tenants.findById(tenantId);
       if (!tenant) return undefined;
-      const found = await this.db.tenantTx(tenant.id, async (m) => {
+      const found = await this.db.transaction({ tenant: tenant.id }, async (m) => {
         const s = await this.sessions.findUpstreamState(m, sessionId);
         if (!s?.bindingId || !s.upstreamState) return undefined;
         return {

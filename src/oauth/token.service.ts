@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { Database, type Tx } from '../database/database.js';
 import { mintOpaqueToken, parseOpaqueToken, successorOpaqueToken } from '../crypto/opaque-token.js';
@@ -118,7 +117,7 @@ export class TokenService {
     if (external.machineClientId)
       return this.machineExchange(client, tenant, binding, external.machineClientId, external, normalised.roles, body);
     const scope = typeof body['scope'] === 'string' && body['scope'].trim() ? body['scope'].trim() : 'openid';
-    const outcome = await this.db.tenantTx(tenant.id, async (m) => {
+    const outcome = await this.db.transaction({ tenant: tenant.id }, async (m) => {
       const user = await this.users.resolveLogin(m, binding, external, normalised);
       const sessionId = await this.sessions.create(m, {
         tenantId: tenant.id,
@@ -165,7 +164,7 @@ export class TokenService {
     const denied = requested.filter((s) => !client.scopes.includes(s));
     if (denied.length) throw new OAuthError('invalid_scope', `Scope not allowed for this client: ${denied.join(' ')}.`);
     const subject = `client:${machineClientId}`;
-    await this.db.tenantStatements(tenant.id, (q) =>
+    await this.db.transaction({ tenant: tenant.id }, (q) =>
       this.audit.record(q, {
         tenantId: tenant.id,
         actor: `client:${client.id}`,
@@ -204,8 +203,8 @@ export class TokenService {
     assertClientTenant(client, code.tenantId);
     const tenant = await this.activeTenant(code.tenantId);
 
-    const outcome = await this.db.tenantTx(
-      tenant.id,
+    const outcome = await this.db.transaction(
+      { tenant: tenant.id },
       async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
         const row = await this.codes.findCodeForUpdate(m, code.hash);
         if (!row) return refuse('The authorization code is invalid, expired or already used.');
@@ -245,8 +244,8 @@ export class TokenService {
     // The successor is derived from the presented value, not random: a re-presentation within the
     // reuse grace can then be answered with the very token the rotation returned (ADR 0012).
     const next = successorOpaqueToken('rt', presented, this.successorKey);
-    const outcome = await this.db.tenantStatements(
-      presented.tenantId,
+    const outcome = await this.db.transaction(
+      { tenant: presented.tenantId },
       async (q): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
         const row = await this.sessions.rotateRefreshToken(q, {
           presentedHash: presented.hash,
@@ -379,7 +378,7 @@ export class TokenService {
   }
 
   private async subjectFor(
-    m: EntityManager,
+    m: Tx,
     tenant: Tenant,
     sessionId: string,
     clientId: string,
@@ -406,7 +405,7 @@ export class TokenService {
     };
   }
 
-  private async insertRefreshToken(m: EntityManager, tenantId: string, sessionId: string, scope: string): Promise<string> {
+  private async insertRefreshToken(m: Tx, tenantId: string, sessionId: string, scope: string): Promise<string> {
     const token = mintOpaqueToken('rt', tenantId);
     await this.sessions.insertRefreshToken(m, {
       tokenHash: token.hash,

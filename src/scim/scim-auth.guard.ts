@@ -12,19 +12,61 @@ import { ScimError } from '../common/errors.js';
 import { type ScimPrincipal, ScimTokensService } from './scim-tokens.service.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
 import { BEARER } from '../tokens/bearer-token.js';
+import { AuthorizationHeaderBearer, authenticate } from '../tokens/bearer-strategy.js';
+import { PassportStrategy } from '@nestjs/passport';
 
 type ScimRequest = Request & { scim?: ScimPrincipal };
 
+/** A SCIM 401 with the challenge it is sent with (RFC 6750 §3, realm "scim"). */
+class ScimUnauthenticated extends ScimError {
+  constructor(
+    readonly challenge: string,
+    detail: string,
+  ) {
+    super(401, detail);
+  }
+}
+
+const missingToken = () =>
+  new ScimUnauthenticated('Bearer realm="scim"', 'A SCIM bearer token is required (Authorization: Bearer <token>).');
+
 /**
- * Authenticates SCIM requests by their bearer token (the token alone decides the tenant) and
- * applies the tenant's SCIM rate limit (429 + Retry-After). Only the Authorization header is read, with
- * the same Bearer syntax as every other route (bearer-token.ts): a token in the query string or body
- * (RFC 6750 §2.2/2.3) is not accepted, because URLs end up in access logs.
+ * The SCIM bearer token as a Passport strategy: the header only, with the same Bearer syntax as
+ * every other route (bearer-token.ts); a token in the query string or body (RFC 6750 §2.2/2.3) is
+ * not accepted, because URLs end up in access logs.
+ */
+class ScimBearer extends AuthorizationHeaderBearer<ScimPrincipal> {
+  protected override tokenOf(req: Request): string {
+    const m = BEARER.exec(req.headers.authorization ?? '');
+    if (!m?.[1]) throw missingToken();
+    return m[1];
+  }
+
+  protected override rejected(): Error {
+    return new ScimUnauthenticated('Bearer realm="scim", error="invalid_token"', 'The bearer token is invalid or has been revoked.');
+  }
+}
+
+/** Passport's face of ScimTokensService.verify: the token alone decides the tenant. */
+@Injectable()
+export class ScimTokenStrategy extends PassportStrategy(ScimBearer, 'scim-token') {
+  constructor(private readonly tokens: ScimTokensService) {
+    super();
+  }
+
+  async validate(token: string): Promise<ScimPrincipal | false> {
+    return (await this.tokens.verify(token)) ?? false;
+  }
+}
+
+/**
+ * Authenticates SCIM requests through ScimTokenStrategy (run per application instance, ADR 0017)
+ * and applies the tenant's SCIM rate limit (429 + Retry-After).
  */
 @Injectable()
 export class ScimAuthGuard implements CanActivate {
   constructor(
-    private readonly tokens: ScimTokensService,
+    private readonly strategy: ScimTokenStrategy,
     private readonly limiter: RateLimiter,
   ) {}
 
@@ -32,15 +74,12 @@ export class ScimAuthGuard implements CanActivate {
     const http = context.switchToHttp();
     const req = http.getRequest<ScimRequest>();
     const res = http.getResponse<Response>();
-    const m = BEARER.exec(req.headers.authorization ?? '');
-    if (!m) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="scim"');
-      throw new ScimError(401, 'A SCIM bearer token is required (Authorization: Bearer <token>).');
-    }
-    const principal = await this.tokens.verify(m[1]!);
-    if (!principal) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="scim", error="invalid_token"');
-      throw new ScimError(401, 'The bearer token is invalid or has been revoked.');
+    let principal: ScimPrincipal;
+    try {
+      principal = await authenticate<ScimPrincipal>(this.strategy, req, res, missingToken);
+    } catch (err) {
+      if (err instanceof ScimUnauthenticated) res.setHeader('WWW-Authenticate', err.challenge);
+      throw err;
     }
     const rate = await this.limiter.hit(`scim:${principal.tenantId}`, principal.settings.rateLimitPerMinute);
     if (!rate.allowed)

@@ -1,5 +1,5 @@
 import type { Provider, Type } from '@nestjs/common';
-import { ScimAuthGuard } from './scim-auth.guard.js';
+import { ScimAuthGuard, ScimTokenStrategy } from './scim-auth.guard.js';
 import { ScimDeprovisionGuard } from './scim-deprovision-guard.service.js';
 import { ScimDiscoveryController } from './scim-discovery.controller.js';
 import { ScimGroupsController } from './scim-groups.controller.js';
@@ -32,6 +32,7 @@ export const SCIM_PROVIDERS: Provider[] = [
   ScimTokensService,
   ScimSettingsService,
   ScimAuthGuard,
+  ScimTokenStrategy,
   ScimDeprovisionGuard,
   ScimUsersService,
   ScimGroupsService,

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
-import { asTx, type Tx } from '../database/database.js';
+import { type Tx } from '../database/database.js';
 
 /** A platform session (`sessions`): what tokens of the session say about its login. */
 export interface Session {
@@ -110,10 +109,10 @@ export interface SessionRevocation {
  */
 @Injectable()
 export class SessionsRepository {
-  async create(handle: Tx | EntityManager, s: NewSession): Promise<string> {
+  async create(handle: Tx, s: NewSession): Promise<string> {
     const {
       rows: [row],
-    } = await asTx(handle).query<{ id: string }>(
+    } = await handle.query<{ id: string }>(
       `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
       [s.tenantId, s.userId, s.clientId, s.bindingId, s.idp, s.idpSub, s.authTime],
     );
@@ -121,10 +120,10 @@ export class SessionsRepository {
     return row.id;
   }
 
-  async find(handle: Tx | EntityManager, id: string): Promise<Session | undefined> {
+  async find(handle: Tx, id: string): Promise<Session | undefined> {
     const {
       rows: [r],
-    } = await asTx(handle).query<{
+    } = await handle.query<{
       id: string;
       tenant_id: string;
       user_id: string;
@@ -150,17 +149,17 @@ export class SessionsRepository {
   }
 
   /** Ends one session (and so its refresh-token family); false when it had ended already. */
-  async revoke(handle: Tx | EntityManager, id: string, reason: string): Promise<boolean> {
-    const res = await asTx(handle).query(
-      `UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`,
-      [id, reason],
-    );
+  async revoke(handle: Tx, id: string, reason: string): Promise<boolean> {
+    const res = await handle.query(`UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL`, [
+      id,
+      reason,
+    ]);
     return res.rowCount > 0;
   }
 
   /** Ends every live session of a user (SCIM deprovisioning, a disabled user); returns how many. */
-  async revokeAllOfUser(handle: Tx | EntityManager, userId: string, reason: string): Promise<number> {
-    const res = await asTx(handle).query(
+  async revokeAllOfUser(handle: Tx, userId: string, reason: string): Promise<number> {
+    const res = await handle.query(
       `UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL`,
       [userId, reason],
     );
@@ -168,8 +167,8 @@ export class SessionsRepository {
   }
 
   /** Ends every live session of a tenant (suspended, deleted); the handle must be in that tenant. Returns how many. */
-  async revokeAllOfTenant(handle: Tx | EntityManager, tenantId: string, reason: string): Promise<number> {
-    const res = await asTx(handle).query(
+  async revokeAllOfTenant(handle: Tx, tenantId: string, reason: string): Promise<number> {
+    const res = await handle.query(
       `UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE tenant_id = $1 AND revoked_at IS NULL`,
       [tenantId, reason],
     );
@@ -177,14 +176,14 @@ export class SessionsRepository {
   }
 
   /** Keeps an adapter's sealed upstream session data with the session. */
-  async setUpstreamState(handle: Tx | EntityManager, id: string, sealed: Buffer): Promise<void> {
-    await asTx(handle).query(`UPDATE sessions SET upstream_state = $2 WHERE id = $1`, [id, sealed]);
+  async setUpstreamState(handle: Tx, id: string, sealed: Buffer): Promise<void> {
+    await handle.query(`UPDATE sessions SET upstream_state = $2 WHERE id = $1`, [id, sealed]);
   }
 
-  async findUpstreamState(handle: Tx | EntityManager, id: string): Promise<UpstreamSessionState | undefined> {
+  async findUpstreamState(handle: Tx, id: string): Promise<UpstreamSessionState | undefined> {
     const {
       rows: [r],
-    } = await asTx(handle).query<{ binding_id: string | null; upstream_state: Buffer | null }>(
+    } = await handle.query<{ binding_id: string | null; upstream_state: Buffer | null }>(
       `SELECT binding_id, upstream_state FROM sessions WHERE id = $1`,
       [id],
     );
@@ -228,11 +227,14 @@ export class SessionsRepository {
     };
   }
 
-  async insertRefreshToken(handle: Tx | EntityManager, t: NewRefreshToken): Promise<void> {
-    await asTx(handle).query(
-      `INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-      [t.tokenHash, t.tenantId, t.sessionId, t.scope, t.expiresAt],
-    );
+  async insertRefreshToken(handle: Tx, t: NewRefreshToken): Promise<void> {
+    await handle.query(`INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)`, [
+      t.tokenHash,
+      t.tenantId,
+      t.sessionId,
+      t.scope,
+      t.expiresAt,
+    ]);
   }
 
   /**
@@ -327,10 +329,10 @@ export class SessionsRepository {
   }
 
   /** The session of a refresh token issued to `clientId` (RFC 7009 revocation), if any. */
-  async findSessionOfRefreshToken(handle: Tx | EntityManager, tokenHash: string, clientId: string): Promise<string | undefined> {
+  async findSessionOfRefreshToken(handle: Tx, tokenHash: string, clientId: string): Promise<string | undefined> {
     const {
       rows: [row],
-    } = await asTx(handle).query<{ session_id: string }>(
+    } = await handle.query<{ session_id: string }>(
       `SELECT r.session_id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1 AND s.client_id = $2`,
       [tokenHash, clientId],
     );
@@ -338,10 +340,10 @@ export class SessionsRepository {
   }
 
   /** The revocation feed's horizon: the oldest transaction still running in this snapshot (xid8 as text). */
-  async revocationHorizon(handle: Tx | EntityManager): Promise<string> {
+  async revocationHorizon(handle: Tx): Promise<string> {
     const {
       rows: [row],
-    } = await asTx(handle).query<{ xmin: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
+    } = await handle.query<{ xmin: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
     if (!row) throw new Error('sessions: the snapshot horizon query returned no row');
     return row.xmin;
   }
@@ -351,13 +353,13 @@ export class SessionsRepository {
    * `lifetimeSeconds` ago, in (revoking transaction, id) order, at most `take`.
    */
   async revokedSince(
-    handle: Tx | EntityManager,
+    handle: Tx,
     cursor: RevocationCursor | undefined,
     xmin: string,
     lifetimeSeconds: number,
     take: number,
   ): Promise<SessionRevocation[]> {
-    const tx = asTx(handle);
+    const tx = handle;
     const select = `SELECT id, tenant_id, revoked_at, revoked_reason, revoked_xid::text AS xid FROM sessions`;
     const recent = `revoked_at > now() - make_interval(secs => $2)`;
     type Row = { id: string; tenant_id: string; revoked_at: Date; revoked_reason: string | null; xid: string };

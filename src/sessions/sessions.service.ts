@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
 import { Database, type Tx } from '../database/database.js';
 import { SessionsRepository } from './sessions.repository.js';
@@ -17,7 +16,7 @@ export class SessionsService {
   ) {}
 
   /** Ends one session inside the caller's transaction; audited only when it was still live. */
-  async revoke(tx: Tx | EntityManager, tenantId: string, sessionId: string, reason: string): Promise<void> {
+  async revoke(tx: Tx, tenantId: string, sessionId: string, reason: string): Promise<void> {
     if (await this.sessions.revoke(tx, sessionId, reason))
       await this.audit.record(tx, { tenantId, actor: 'system', action: 'session.revoked', target: sessionId, data: { reason } });
   }
@@ -26,12 +25,12 @@ export class SessionsService {
    * Ends every live session of a user (a SCIM deactivation or delete) inside the caller's
    * transaction; the change that caused it carries the audit event. Returns how many ended.
    */
-  async revokeAllOfUser(tx: Tx | EntityManager, userId: string, reason: string): Promise<number> {
+  async revokeAllOfUser(tx: Tx, userId: string, reason: string): Promise<number> {
     return this.sessions.revokeAllOfUser(tx, userId, reason);
   }
 
   /** Every live session of a tenant (suspended, deleted), in the caller's transaction, which must be in that tenant. */
-  async revokeAllOfTenant(tx: Tx | EntityManager, tenantId: string, reason: string): Promise<number> {
+  async revokeAllOfTenant(tx: Tx, tenantId: string, reason: string): Promise<number> {
     return this.sessions.revokeAllOfTenant(tx, tenantId, reason);
   }
 

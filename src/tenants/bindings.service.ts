@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
-import { asTx, Database, type Tx } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import { RowCache } from '../database/row-cache.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { ProblemError } from '../common/errors.js';
@@ -98,8 +97,8 @@ export class BindingsService {
   }
 
   /** `handle`: a transaction in the tenant (either kind while #15 moves callers to `Tx`). */
-  async get(tenant: Tenant, bindingId: string, handle: Tx | EntityManager): Promise<BindingContext> {
-    const row = await this.bindings.findById(asTx(handle), bindingId);
+  async get(tenant: Tenant, bindingId: string, handle: Tx): Promise<BindingContext> {
+    const row = await this.bindings.findById(handle, bindingId);
     if (!row) throw new ProblemError({ type: 'binding-not-found' });
     return this.toContext(row, tenant);
   }
@@ -109,16 +108,16 @@ export class BindingsService {
     tenant: Tenant,
     kind: IdpKind,
     opts: { statuses?: readonly string[]; enabledOnly?: boolean },
-    handle: Tx | EntityManager,
+    handle: Tx,
   ): Promise<BindingContext | undefined> {
-    const tx = asTx(handle);
+    const tx = handle;
     const id = await this.bindings.preferredOfKind(tx, tenant.id, kind, opts);
     return id === undefined ? undefined : this.get(tenant, id, tx);
   }
 
   /** A test login through the binding succeeded: keeps what it signed in as (sealed with the binding's key), in the caller's transaction. */
-  async recordTestLogin(handle: Tx | EntityManager, bindingId: string, identity: Record<string, unknown>): Promise<void> {
-    await this.bindings.recordTestLogin(asTx(handle), bindingId, this.sealSecrets(bindingId, identity));
+  async recordTestLogin(handle: Tx, bindingId: string, identity: Record<string, unknown>): Promise<void> {
+    await this.bindings.recordTestLogin(handle, bindingId, this.sealSecrets(bindingId, identity));
   }
 
   /** Seals a binding's secrets for its row (the row id is the associated data). */

@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { OAuthError } from '../common/errors.js';
-import { asTx, Database, type Tx } from '../database/database.js';
+import { Database, type Tx } from '../database/database.js';
 import type { BindingContext, ExternalIdentity } from '../identity/port/identity-provider.port.js';
 import { readClaim, type NormalisedIdentity } from './claim-normaliser.js';
 import { UsersRepository, type NativeLoginProfile, type RoleSource } from './users.repository.js';
@@ -33,13 +32,8 @@ export class UsersService {
    * first — so a changed upstream email never moves the account — then, only when the binding
    * allows it, by verified email; otherwise a new user (JIT). The platform `sub` is the user id.
    */
-  async resolveLogin(
-    handle: Tx | EntityManager,
-    binding: BindingContext,
-    ext: ExternalIdentity,
-    n: NormalisedIdentity,
-  ): Promise<PlatformUser> {
-    const tx = asTx(handle);
+  async resolveLogin(handle: Tx, binding: BindingContext, ext: ExternalIdentity, n: NormalisedIdentity): Promise<PlatformUser> {
+    const tx = handle;
     let userId = ext.knownUserId;
     const linked = await this.repo.findIdentityUserId(tx, binding.id, ext.subject);
     if (linked) userId = linked;
@@ -98,8 +92,8 @@ export class UsersService {
     return ids.length === 1 ? ids[0] : undefined;
   }
 
-  async get(handle: Tx | EntityManager, userId: string): Promise<PlatformUser | undefined> {
-    const tx = asTx(handle);
+  async get(handle: Tx, userId: string): Promise<PlatformUser | undefined> {
+    const tx = handle;
     const row = await this.repo.findById(tx, userId);
     if (!row) return undefined;
     return { ...row, roles: await this.repo.listRoles(tx, userId) };
@@ -117,11 +111,11 @@ export class UsersService {
   }
 
   async create(
-    handle: Tx | EntityManager,
+    handle: Tx,
     tenantId: string,
     input: { email?: string | null; emailVerified?: boolean; displayName?: string | null },
   ): Promise<string> {
-    return this.repo.insert(asTx(handle), {
+    return this.repo.insert(handle, {
       tenantId,
       email: input.email?.toLowerCase() ?? null,
       emailVerified: input.emailVerified ?? false,
@@ -130,8 +124,8 @@ export class UsersService {
   }
 
   /** Replaces the user's roles of one source (idp, manual, scim), creating role rows as needed. */
-  async syncRoles(handle: Tx | EntityManager, tenantId: string, userId: string, source: RoleSource, roles: string[]): Promise<void> {
-    const tx = asTx(handle);
+  async syncRoles(handle: Tx, tenantId: string, userId: string, source: RoleSource, roles: string[]): Promise<void> {
+    const tx = handle;
     await this.repo.revokeRolesExcept(tx, userId, source, roles);
     if (roles.length === 0) return;
     await this.repo.grantRoles(tx, tenantId, userId, source, roles);

@@ -1,8 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
 import { SecretBox } from '../../crypto/secret-box.js';
-import { asTx, type Tx } from '../../database/database.js';
+import { type Tx } from '../../database/database.js';
 import { FirebaseHashConfigsRepository } from './firebase-hash-configs.repository.js';
 import type { FirebaseScryptParams } from './firebase-scrypt.js';
 
@@ -17,18 +16,18 @@ export class FirebaseHashConfigStore {
     private readonly configs: FirebaseHashConfigsRepository,
   ) {}
 
-  async insert(handle: Tx | EntityManager, tenantId: string, firebaseProjectId: string, params: FirebaseScryptParams): Promise<string> {
+  async insert(handle: Tx, tenantId: string, firebaseProjectId: string, params: FirebaseScryptParams): Promise<string> {
     const id = randomUUID();
     const sealedParams = this.box.sealJson(
       { signerKey: params.signerKey, saltSeparator: params.saltSeparator, rounds: params.rounds, memCost: params.memCost },
       sealContext(tenantId, id),
     );
-    await this.configs.insert(asTx(handle), { id, tenantId, firebaseProjectId, sealedParams });
+    await this.configs.insert(handle, { id, tenantId, firebaseProjectId, sealedParams });
     return id;
   }
 
-  async load(handle: Tx | EntityManager, tenantId: string, id: string): Promise<FirebaseScryptParams | undefined> {
-    const sealed = await this.configs.findSealedParams(asTx(handle), tenantId, id);
+  async load(handle: Tx, tenantId: string, id: string): Promise<FirebaseScryptParams | undefined> {
+    const sealed = await this.configs.findSealedParams(handle, tenantId, id);
     return sealed ? this.box.openJson<FirebaseScryptParams>(sealed, sealContext(tenantId, id)) : undefined;
   }
 }

@@ -1,5 +1,5 @@
+import type { Tx } from '../../database/database.js';
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { ProblemError } from '../../common/errors.js';
 import type { LegacyPasswordVerifier } from '../native/legacy-password.port.js';
 import { FirebaseHashConfigStore } from './firebase-hash-configs.js';
@@ -17,7 +17,7 @@ export class FirebasePasswordVerifier implements LegacyPasswordVerifier {
     return isFirebasePasswordHash(storedHash);
   }
 
-  async verify(m: EntityManager, tenantId: string, storedHash: string, password: string): Promise<boolean> {
+  async verify(m: Tx, tenantId: string, storedHash: string, password: string): Promise<boolean> {
     const parsed = parseFirebasePasswordHash(storedHash);
     if (!parsed) return false;
     const params = await this.configs.load(m, tenantId, parsed.configId);

@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import type { Tx } from '../../database/database.js';
 
 /**
  * A password hash format imported from another system (e.g. Firebase's modified scrypt) that
@@ -10,7 +10,7 @@ export interface LegacyPasswordVerifier {
   readonly format: string;
   canVerify(storedHash: string): boolean;
   /** Runs inside the caller's tenant transaction. */
-  verify(m: EntityManager, tenantId: string, storedHash: string, password: string): Promise<boolean>;
+  verify(m: Tx, tenantId: string, storedHash: string, password: string): Promise<boolean>;
 }
 
 export const LEGACY_PASSWORD_VERIFIERS = Symbol('LEGACY_PASSWORD_VERIFIERS');

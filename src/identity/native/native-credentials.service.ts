@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
-import { asTx, Database } from '../../database/database.js';
+import { Database } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { UsersService } from '../../users/users.service.js';
 import { NativeCredentialsRepository } from '../../users/native-credentials.repository.js';
@@ -91,8 +91,8 @@ export class NativeCredentialsService {
       return { ok: false };
     }
     // A TypeORM transaction still: the legacy verifiers' port (legacy-password.port.ts) takes an EntityManager.
-    return this.db.tenantTx(tenantId, async (m) => {
-      const tx = asTx(m);
+    return this.db.transaction({ tenant: tenantId }, async (m) => {
+      const tx = m;
       const row = await this.credentials.findForLogin(tx, tenantId, username);
       if (!row) {
         await this.hasher.burn(password);
