@@ -103,7 +103,9 @@ describe('a platform access token stops everywhere at once', () => {
   it('once its user is disabled', async () => {
     const t = await operatorLogin();
     await expectAcceptedEverywhere(t.access_token);
-    await app.database.tenantTx(operators.id, (m) => m.query(`UPDATE users SET status = 'disabled' WHERE id = $1`, [t.userId]));
+    await app.database.transaction({ tenant: operators.id }, (tx) =>
+      tx.query(`UPDATE users SET status = 'disabled' WHERE id = $1`, [t.userId]),
+    );
     await expectRefusedEverywhere(t.access_token, 'user disabled');
   });
 

@@ -34,10 +34,10 @@ describe('GET /admin/v1/audit-events ordering', () => {
       expect(res.status, await res.clone().text()).toBe(201);
       created.push(((await res.json()) as { id: string }).id);
     }
-    const [{ count }] = await app.database.tx(async (m) => {
-      await m.query(`SELECT set_config('app.audit_reader', 'on', true)`);
-      return await m.query<[{ count: number }]>(`SELECT count(*)::int AS count FROM audit_events`);
-    });
+    const { rows } = await app.database.transaction('audit-reader', (tx) =>
+      tx.query<{ count: number }>(`SELECT count(*)::int AS count FROM audit_events`),
+    );
+    const count = rows[0]!.count;
 
     const pages: AuditPage['items'][] = [];
     let cursor: string | null = null;

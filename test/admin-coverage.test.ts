@@ -15,6 +15,7 @@ import { adminClient, type AdminClient } from './support/admin.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, get, nativeLogin, pkcePair, submitNativeLogin, tokenRequest, type BffClient } from './support/bff.js';
 import { ScimClient } from './support/scim.js';
+import { tenantRows } from './support/tenant-rows.js';
 import { NativeCredentialsService } from '../src/identity/native/native-credentials.service.js';
 import { BindingsService } from '../src/tenants/bindings.service.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
@@ -90,13 +91,12 @@ const actorOf = (caller: AdminClient) => claimsOf(caller.token).sub;
 
 /** created_at of audit events as stored (microseconds), ISO 8601 in UTC. */
 async function exactTimes(ids: string[]): Promise<Record<string, string>> {
-  const rows = await app.database.tx(async (m) => {
-    await m.query(`SELECT set_config('app.audit_reader', 'on', true)`);
-    return await m.query<Array<{ id: string; at: string }>>(
+  const { rows } = await app.database.transaction('audit-reader', (tx) =>
+    tx.query<{ id: string; at: string }>(
       `SELECT id::text, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at FROM audit_events WHERE id = ANY($1::bigint[])`,
       [ids],
-    );
-  });
+    ),
+  );
   return Object.fromEntries(rows.map((r) => [r.id, r.at]));
 }
 
@@ -180,8 +180,11 @@ describe('audit trail of every admin change', () => {
     expect(res.status).toBe(201);
     expect(res.headers.get('x-request-id')).toBe(requestId);
     const { id } = await json<{ id: string }>(res);
-    const rows = await app.database.tenantTx<Array<{ action: string; request_id: string | null }>>(id, (m) =>
-      m.query(`SELECT action, request_id FROM audit_events WHERE tenant_id = $1`, [id]),
+    const rows = await tenantRows<{ action: string; request_id: string | null }>(
+      app,
+      id,
+      `SELECT action, request_id FROM audit_events WHERE tenant_id = $1`,
+      [id],
     );
     expect(rows).toContainEqual({ action: 'tenant.created', request_id: requestId });
   });

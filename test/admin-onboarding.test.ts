@@ -633,7 +633,9 @@ describe('secrets are write-only', () => {
     }
     // The rotated secret was stored (encrypted): what the adapter gets is the new one.
     const tenant = (await app.app.get(TenantsService).findById(tenantId))!;
-    const stored = await app.app.get(Database).tenantTx(tenantId, (m) => app.app.get(BindingsService).get(tenant, binding.id, m));
+    const stored = await app.app
+      .get(Database)
+      .transaction({ tenant: tenantId }, (tx) => app.app.get(BindingsService).get(tenant, binding.id, tx));
     expect(stored.secrets).toEqual({ clientSecret: secret2 });
   });
 });
@@ -765,11 +767,12 @@ describe('background health refresh', () => {
     // Bindings the admin API checked when they were saved (earlier in this file) are not due yet.
     const northwind = await tenants.findActiveBySlug('northwind');
     if (northwind) {
-      const [nw] = await app.app.get(Database).tenantTx<
-        Array<{
-          id: string;
-        }>
-      >(northwind.id, (m) => m.query(`SELECT id FROM tenant_identity_providers WHERE status = 'active'`));
+      const { rows } = await app.app
+        .get(Database)
+        .transaction({ tenant: northwind.id }, (tx) =>
+          tx.query<{ id: string }>(`SELECT id FROM tenant_identity_providers WHERE status = 'active'`),
+        );
+      const nw = rows[0];
       expect(outcome(nw!.id)).toBeUndefined();
     }
 
@@ -788,8 +791,8 @@ describe('background health refresh', () => {
     // Once a binding's last check is older than the interval, the next round probes it again.
     await app.app
       .get(Database)
-      .tenantTx(downTenant.id, (m) =>
-        m.query(`UPDATE tenant_identity_providers SET health_checked_at = now() - interval '1 day' WHERE id = $1`, [down.id]),
+      .transaction({ tenant: downTenant.id }, (tx) =>
+        tx.query(`UPDATE tenant_identity_providers SET health_checked_at = now() - interval '1 day' WHERE id = $1`, [down.id]),
       );
     const third = await refresher.refreshAll();
     expect(third.probed.map((o) => o.bindingId)).toEqual([down.id]);

@@ -124,7 +124,9 @@ describe('an expired sign-in link', () => {
     const started = await get(start({}));
     const formUrl = new URL(started.headers.get('location')!, app.url);
     expect(formUrl.pathname).toMatch(/^\/login\/native\//);
-    await app.database.tenantTx(tenantId, (m) => m.query(`UPDATE login_transactions SET expires_at = now() - interval '1 second'`));
+    await app.database.transaction({ tenant: tenantId }, (tx) =>
+      tx.query(`UPDATE login_transactions SET expires_at = now() - interval '1 second'`),
+    );
     const res = await browse(formUrl.toString());
     const html = await res.text();
     expect(res.status).toBe(400);

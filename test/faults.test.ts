@@ -584,18 +584,18 @@ describe('a database connection lost in the middle of a transaction', () => {
     await superuser.connect();
     const slug = `lost-${randomBytes(4).toString('hex')}`;
     try {
-      const attempt = app.database.tx(async (m) => {
-        await m.query(`INSERT INTO tenants (slug, display_name) VALUES ($1, $1)`, [slug]);
-        const [{ pid }] = await m.query<[{ pid: number }]>('SELECT pg_backend_pid() AS pid');
-        await superuser.query('SELECT pg_terminate_backend($1)', [pid]);
+      const attempt = app.database.transaction('platform', async (tx) => {
+        await tx.query(`INSERT INTO tenants (slug, display_name) VALUES ($1, $1)`, [slug]);
+        const { rows: backend } = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await superuser.query('SELECT pg_terminate_backend($1)', [backend[0]!.pid]);
         await sleep(300); // the connection's error reaches the driver, which releases the transaction's connection
-        if (another) await m.query(`UPDATE tenants SET display_name = 'x' WHERE slug = $1`, [slug]);
+        if (another) await tx.query(`UPDATE tenants SET display_name = 'x' WHERE slug = $1`, [slug]);
       });
       await expect(attempt).rejects.toBeInstanceOf(DependencyUnavailableError);
       const { rows } = await superuser.query(`SELECT count(*)::int AS n FROM tenants WHERE slug = $1`, [slug]);
       expect(rows[0].n).toBe(0);
       // The pool replaced the dead connection: the next transaction works.
-      await expect(app.database.tx((m) => m.query('SELECT 1'))).resolves.toBeTruthy();
+      await expect(app.database.transaction('platform', (tx) => tx.query('SELECT 1'))).resolves.toBeTruthy();
     } finally {
       await superuser.end();
     }

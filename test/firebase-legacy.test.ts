@@ -21,6 +21,7 @@ import { createRemoteJWKSet, decodeJwt, importPKCS8, jwtVerify, SignJWT, Unsecur
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { authorizeUrl, CookieJar, get, nativeLogin, pkcePair, postForm, submitNativeLogin, basic, type BffClient } from './support/bff.js';
+import { tenantRows } from './support/tenant-rows.js';
 import { useFirebaseEmulator } from './peers/firebase-test-peer.js';
 import { ConfigError, loadConfig } from '../src/config/app-config.js';
 import { TenantsService, type Tenant } from '../src/tenants/tenants.service.js';
@@ -319,7 +320,7 @@ describe('Firebase ID token verification without the emulator', () => {
       type: 'urn:auth-service:problem:firebase-legacy-closed',
       detail: expect.stringMatching(/ADR-0002/),
     });
-    const rows = await app.database.tenantTx(fresh.id, (m) => m.query(`SELECT kind FROM tenant_identity_providers`));
+    const rows = await tenantRows(app, fresh.id, `SELECT kind FROM tenant_identity_providers`);
     expect(rows).toEqual([]);
     // Other kinds are unaffected; a tenant already on Firebase may get another Firebase binding; ops may import.
     await expect(bindings.create(fresh, { kind: 'native' })).resolves.toMatchObject({ kind: 'native' });
@@ -398,19 +399,11 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
   };
 
   const platformUserCount = (tenantId: string) =>
-    app.database.tenantTx(tenantId, async (m) => (await m.query<Array<{ n: number }>>(`SELECT count(*)::int AS n FROM users`))[0]!.n);
+    tenantRows<{ n: number }>(app, tenantId, `SELECT count(*)::int AS n FROM users`).then((rows) => rows[0]!.n);
   const passwordHashOf = (tenantId: string, username: string) =>
-    app.database.tenantTx(
-      tenantId,
-      async (m) =>
-        (
-          await m.query<
-            Array<{
-              password_hash: string;
-            }>
-          >(`SELECT password_hash FROM native_credentials WHERE lower(username) = lower($1)`, [username])
-        )[0]?.password_hash,
-    );
+    tenantRows<{ password_hash: string }>(app, tenantId, `SELECT password_hash FROM native_credentials WHERE lower(username) = lower($1)`, [
+      username,
+    ]).then((rows) => rows[0]?.password_hash);
 
   it('exchanges an emulator ID token for a platform token: tenant, roles from custom claims, idp firebase_legacy, one platform user per uid', async (ctx) => {
     const fb = peer(ctx);
@@ -574,9 +567,9 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
       const imported = await passwordHashOf(tenant.id, u.email);
       expect(imported).toMatch(/^\$firebase-scrypt\$v=1\$cfg=[0-9a-f-]{36}\$/);
       expect(imported).not.toContain(hashParams.signerKey);
-      const sealed = await app.database.tenantTx(tenant.id, (m) => m.query(`SELECT params FROM firebase_password_hash_configs`));
+      const sealed = await tenantRows<{ params: Buffer }>(app, tenant.id, `SELECT params FROM firebase_password_hash_configs`);
       expect(sealed).toHaveLength(1);
-      expect(Buffer.from((sealed[0] as { params: Buffer }).params).toString('latin1')).not.toContain(hashParams.signerKey);
+      expect(Buffer.from(sealed[0]!.params).toString('latin1')).not.toContain(hashParams.signerKey);
 
       // The switch: logins use the native binding even below the Firebase one's priority (Firebase has no
       // browser login); token exchange keeps working (overlap).
@@ -587,8 +580,11 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
       expect(native).toMatchObject({ sub: firebaseEraSub, idp: 'native', org: 'cutover-co' });
       expect(native.roles).toEqual(['ADMIN', 'USER']);
       expect(await passwordHashOf(tenant.id, u.email)).toMatch(/^\$argon2id\$/);
-      const audit = await app.database.tenantTx(tenant.id, (m) =>
-        m.query(`SELECT action, data FROM audit_events WHERE action = 'native.password_rehashed' AND target = $1`, [firebaseEraSub]),
+      const audit = await tenantRows(
+        app,
+        tenant.id,
+        `SELECT action, data FROM audit_events WHERE action = 'native.password_rehashed' AND target = $1`,
+        [firebaseEraSub],
       );
       expect(audit).toEqual([{ action: 'native.password_rehashed', data: { from: 'firebase-scrypt' } }]);
       // The argon2id hash takes over: the same password keeps working.
@@ -615,15 +611,19 @@ describe('Firebase legacy tenants against the Firebase Auth emulator', () => {
         app,
         (await nativeLogin(app.url, client, 'cutover-co', 'only@legacy.test', importedPassword)).tokens.access_token,
       );
-      const [onlyIdentity] = await app.database.tenantTx<Array<{ user_id: string }>>(tenant.id, (m) =>
-        m.query(`SELECT user_id FROM user_identities WHERE subject = 'imported-only-1'`),
+      const [onlyIdentity] = await tenantRows<{ user_id: string }>(
+        app,
+        tenant.id,
+        `SELECT user_id FROM user_identities WHERE subject = 'imported-only-1'`,
       );
       expect(onlyLogin.sub).toBe(onlyIdentity!.user_id);
       expect(await passwordHashOf(tenant.id, 'only@legacy.test')).toMatch(/^\$argon2id\$/);
 
       // Firebase's disabled flag came along.
-      const [disabled] = await app.database.tenantTx<Array<{ status: string }>>(tenant.id, (m) =>
-        m.query(`SELECT status FROM users WHERE email = 'disabled@legacy.test'`),
+      const [disabled] = await tenantRows<{ status: string }>(
+        app,
+        tenant.id,
+        `SELECT status FROM users WHERE email = 'disabled@legacy.test'`,
       );
       expect(disabled!.status).toBe('disabled');
 

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff, seedNativeTenant } from './support/seed.js';
 import { authorizeUrl, basic, get, getJson, nativeLogin, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
+import { tenantRows } from './support/tenant-rows.js';
 import { acquireKeycloak, startTcpProxy, uniqueRealmName, type SharedKeycloak, type TcpProxy } from './peers/keycloak-shared.js';
 import { CookieJar, headlessLogin, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
@@ -164,9 +165,7 @@ async function exchange(subjectToken: string, org: string, scope?: string): Prom
 }
 
 const count = async (tenant: Tenant, table: 'users' | 'sessions' | 'login_transactions'): Promise<number> => {
-  const [row] = await app.database.tenantTx(tenant.id, (m) =>
-    m.query<Promise<Array<{ n: number }>>>(`SELECT count(*)::int AS n FROM ${table}`),
-  );
+  const [row] = await tenantRows<{ n: number }>(app, tenant.id, `SELECT count(*)::int AS n FROM ${table}`);
   return row!.n;
 };
 
@@ -489,10 +488,12 @@ describe('provisioning', () => {
     const second = await provisioning.bindTenant(tenants['acme']!, input);
     expect(second.id).toBe(first.id);
     expect((await admin.organizations.find({ first: 0, max: 1000 })).filter((o) => o.alias === 'acme')).toHaveLength(1);
-    const [rows] = await app.database.tenantTx(tenants['acme']!.id, (m) =>
-      m.query<Promise<Array<{ n: number }>>>(`SELECT count(*)::int AS n FROM tenant_identity_providers WHERE kind = 'keycloak'`),
+    const [row] = await tenantRows<{ n: number }>(
+      app,
+      tenants['acme']!.id,
+      `SELECT count(*)::int AS n FROM tenant_identity_providers WHERE kind = 'keycloak'`,
     );
-    expect(rows!.n).toBe(1);
+    expect(row!.n).toBe(1);
 
     const realmAgain = await provisioning.ensureDedicatedRealm(tenants['initech']!, { realm: DEDICATED_REALM });
     expect(realmAgain.created).toBe(false);

@@ -139,7 +139,7 @@ describe('structured logs', () => {
     const insert = `INSERT INTO tenants (slug, display_name) VALUES ($1, $1)`;
     await app.database.query(insert, [slug]);
     const viaOrm = await app.database.query(insert, [slug]).catch((e: unknown) => e);
-    const viaPool = await app.database.tenantStatements(tenant.id, (q) => q.query(insert, [slug])).catch((e: unknown) => e);
+    const viaPool = await app.database.transaction({ tenant: tenant.id }, (tx) => tx.query(insert, [slug])).catch((e: unknown) => e);
     for (const err of [viaOrm, viaPool]) {
       expect((err as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (err as { code?: string }).code).toBe(
         '23505',

@@ -321,8 +321,8 @@ describe('hosted login form', () => {
     const { tenant } = await seedNativeTenant(app, 'retiring-co', [{ username: 'rita@retiring.test', password: PASSWORD }]);
     const start = await get(authorizeUrl(app.url, bff, { ...valid, org: 'retiring-co' }));
     const formUrl = start.headers.get('location')!;
-    await app.database.tenantTx(tenant.id, (m) =>
-      m.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = now() WHERE tenant_id = $1`, [tenant.id]),
+    await app.database.transaction({ tenant: tenant.id }, (tx) =>
+      tx.query(`UPDATE tenant_identity_providers SET status = 'retired', retired_at = now() WHERE tenant_id = $1`, [tenant.id]),
     );
     app.database.rowsChanged('tenant_identity_providers');
     const res = await submitNativeLogin(app.url, formUrl, 'rita@retiring.test', PASSWORD);

@@ -50,8 +50,8 @@ const userinfo = (on: TestApp, accessToken: string) =>
 /** The session behind an access token: how many refresh tokens it ever had, and whether it ended. */
 async function family(on: TestApp, accessToken: string): Promise<{ tokens: number; revokedReason: string | null }> {
   const { tid, sid } = decodeJwt(accessToken) as { tid: string; sid: string };
-  const { rows } = await on.database.tenantStatements(tid, (q) =>
-    q.query<{ tokens: number; revoked_reason: string | null }>(
+  const { rows } = await on.database.transaction({ tenant: tid }, (tx) =>
+    tx.query<{ tokens: number; revoked_reason: string | null }>(
       `SELECT (SELECT count(*)::int FROM refresh_tokens WHERE session_id = s.id) AS tokens, s.revoked_reason FROM sessions s WHERE s.id = $1`,
       [sid],
     ),
@@ -125,8 +125,8 @@ describe('refresh-token reuse grace', () => {
     const tokens = await login(app, bff);
     const first = await rotate(app, bff, tokens.refresh_token);
     const successor = parseOpaqueToken('rt', first.refresh_token)!;
-    await app.database.tenantStatements(successor.tenantId, (q) =>
-      q.query(`UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1`, [successor.hash]),
+    await app.database.transaction({ tenant: successor.tenantId }, (tx) =>
+      tx.query(`UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1`, [successor.hash]),
     );
     await expectRefused(await refresh(app, bff, tokens.refresh_token));
     expect((await family(app, tokens.access_token)).revokedReason).toBe('refresh_token_reused');

@@ -151,8 +151,8 @@ describe('two replicas on one database', () => {
     const [fromA, fromB] = (await Promise.all(answers.map((r) => r.json()))) as Array<{ refresh_token: string; access_token: string }>;
     expect(fromB!.refresh_token).toBe(fromA!.refresh_token);
     const { tid, sid } = decodeJwt(tokens.access_token) as { tid: string; sid: string };
-    const family = await a.database.tenantStatements(tid, (q) =>
-      q.query(`SELECT rotated_at FROM refresh_tokens WHERE session_id = $1`, [sid]),
+    const family = await a.database.transaction({ tenant: tid }, (tx) =>
+      tx.query(`SELECT rotated_at FROM refresh_tokens WHERE session_id = $1`, [sid]),
     );
     expect(family.rowCount).toBe(2);
     // The successor rotates once more, on either replica, and the session is alive on both.

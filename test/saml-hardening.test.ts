@@ -18,6 +18,7 @@ import xmlenc from 'xml-encryption';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { authorizeUrl, get, pkcePair, postForm, type BffClient } from './support/bff.js';
 import { seedBff } from './support/seed.js';
+import { tenantRows } from './support/tenant-rows.js';
 import { selfSignedCert } from './peers/simplesamlphp.js';
 import { BindingHealthRefresher } from '../src/admin/binding-health.refresher.js';
 import { parseSamlBinding, SamlConfigError } from '../src/identity/saml/saml-config.js';
@@ -216,8 +217,10 @@ function expectCode(res: Response): void {
 }
 
 async function rejectionReasons(tenant: Tenant): Promise<string[]> {
-  const rows = await app.database.tenantTx<Array<{ reason: string }>>(tenant.id, (m) =>
-    m.query(`SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`),
+  const rows = await tenantRows<{ reason: string }>(
+    app,
+    tenant.id,
+    `SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`,
   );
   return rows.map((r) => r.reason);
 }

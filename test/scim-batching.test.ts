@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedNativeTenant } from './support/seed.js';
 import { ERROR_SCHEMA, type ScimClient, entraUser, scimClient } from './support/scim.js';
+import { tenantRows } from './support/tenant-rows.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { MetricsService } from '../src/metrics/metrics.service.js';
 
@@ -23,7 +24,7 @@ afterAll(async () => {
 });
 
 async function query<T>(tenantId: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  return app.database.tenantTx(tenantId, async (m) => await m.query<T[]>(sql, params));
+  return tenantRows<T>(app, tenantId, sql, params);
 }
 
 /** Creates written and transactions used so far, from the service's own histogram. */

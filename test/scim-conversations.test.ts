@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { CORE_GROUP, ENTERPRISE, PATCH_OP, type ListBody, type ScimClient, entraUser, oktaUser, q, scimClient } from './support/scim.js';
+import { tenantRows } from './support/tenant-rows.js';
 
 /**
  * Replays of the request sequences Microsoft Entra ID and Okta document for their SCIM
@@ -27,10 +28,7 @@ afterAll(async () => {
 });
 
 const userStatus = async (tenantId: string, id: string) =>
-  app.database.tenantTx(
-    tenantId,
-    async (m) => (await m.query<Array<{ status: string }>>(`SELECT status FROM users WHERE id = $1`, [id]))[0]?.status,
-  );
+  (await tenantRows<{ status: string }>(app, tenantId, `SELECT status FROM users WHERE id = $1`, [id]))[0]?.status;
 
 /** Creates users over HTTP with a few requests in flight, as the IdPs' provisioning engines do. */
 async function provision(client: ScimClient, n: number, prefix: string): Promise<string[]> {

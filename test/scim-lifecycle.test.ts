@@ -16,6 +16,7 @@ import { BindingsService } from '../src/tenants/bindings.service.js';
 import { ScimSettingsService } from '../src/scim/scim-tokens.service.js';
 import { ScimHeldOperationsService } from '../src/scim/scim-held-operations.service.js';
 import { ERROR_SCHEMA, PATCH_OP, type ListBody, type ScimClient, entraUser, oktaUser, scimClient } from './support/scim.js';
+import { tenantRows } from './support/tenant-rows.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -38,7 +39,7 @@ const reactivate = (scim: ScimClient, id: string) =>
 const refresh = (token: string) => tokenRequest(app.url, bff, { grant_type: 'refresh_token', refresh_token: token });
 
 async function query<T>(tenantId: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  return app.database.tenantTx(tenantId, async (m) => await m.query<T[]>(sql, params));
+  return tenantRows<T>(app, tenantId, sql, params);
 }
 
 describe('deprovisioning a user who logged in natively', () => {

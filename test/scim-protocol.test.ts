@@ -17,6 +17,7 @@ import {
   q,
   scimClient,
 } from './support/scim.js';
+import { tenantRows } from './support/tenant-rows.js';
 
 let app: TestApp;
 let scim: ScimClient;
@@ -225,21 +226,20 @@ describe('filters (RFC 7644 §3.4.2.2), compiled to SQL', () => {
   it("plans the IdPs' look-ups (userName, externalId, emails) on indexes, not scans", async () => {
     // A second tenant with realistic numbers, so that the planner's choice means something.
     const big = (await app.app.get(TenantsService).create('planner', 'Planner Inc.')).id;
-    const plans = await app.database.tenantTx(big, async (m) => {
-      await m.query(
+    const plans = await app.database.transaction({ tenant: big }, async (tx) => {
+      await tx.query(
         `INSERT INTO users (tenant_id, user_name, external_id, emails)
          SELECT $1, 'user' || i || '@planner.test', 'ext-' || i, jsonb_build_array(jsonb_build_object('value', 'user' || i || '@planner.test', 'type', 'work'))
            FROM generate_series(1, 5000) AS i`,
         [big],
       );
-      await m.query(`ANALYZE users`);
+      await tx.query(`ANALYZE users`);
       const explain = async (filter: string) => {
         const f = compileFilter(filter, USER_SQL, 1, USER_CI);
-        const rows = await m.query<
-          Array<{
-            'QUERY PLAN': string;
-          }>
-        >(`EXPLAIN SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL AND (${f.sql})`, [big, ...f.params]);
+        const { rows } = await tx.query<{ 'QUERY PLAN': string }>(
+          `EXPLAIN SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.user_name IS NOT NULL AND (${f.sql})`,
+          [big, ...f.params],
+        );
         return rows.map((r) => r['QUERY PLAN']).join('\n');
       };
       return {
@@ -454,11 +454,8 @@ describe('PATCH semantics and errors', () => {
     expect(res.body).not.toHaveProperty('emails');
     expect(res.body[ENTERPRISE]).toEqual({ department: 'QA', employeeNumber: '5' });
     // The platform email follows the SCIM primary email.
-    const email = await app.database.tenantTx(
-      tenantId,
-      async (m) => (await m.query<Array<{ email: string }>>(`SELECT email FROM users WHERE id = $1`, [ids['bjensen']]))[0]!.email,
-    );
-    expect(email).toBe('bjensen@example.com');
+    const [user] = await tenantRows<{ email: string }>(app, tenantId, `SELECT email FROM users WHERE id = $1`, [ids['bjensen']]);
+    expect(user!.email).toBe('bjensen@example.com');
   });
 
   it('keeps a group unchanged when one member of a batch is not a user of the tenant', async () => {
@@ -541,9 +538,7 @@ describe('authentication and rate limit', () => {
 
   it('stores only a hash of the token', async () => {
     const { token } = await app.app.get(ScimTokensService).create(tenantId, 'hash check');
-    const rows = await app.database.tenantTx(tenantId, (m) =>
-      m.query<Promise<Array<Record<string, unknown>>>>(`SELECT * FROM scim_tokens`),
-    );
+    const rows = await tenantRows(app, tenantId, `SELECT * FROM scim_tokens`);
     expect(JSON.stringify(rows)).not.toContain(token);
   });
 

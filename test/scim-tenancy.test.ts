@@ -123,8 +123,8 @@ describe("tenant A's token against tenant B's resources", () => {
 
 describe('row-level security underneath', () => {
   it("hides B's users, groups, memberships and tokens from a query in A's context that forgot its tenant filter", async () => {
-    const counts = await app.database.tenantTx(tenantA, async (m) => {
-      const one = async (sql: string) => (await m.query<Array<{ n: number }>>(sql))[0]!.n;
+    const counts = await app.database.transaction({ tenant: tenantA }, async (tx) => {
+      const one = async (sql: string) => (await tx.query<{ n: number }>(sql)).rows[0]!.n;
       return {
         users: await one(`SELECT count(*)::int AS n FROM users WHERE id = '${bUser['id']}'`),
         groups: await one(`SELECT count(*)::int AS n FROM groups WHERE id = '${bGroup['id']}'`),
@@ -138,7 +138,9 @@ describe('row-level security underneath', () => {
 
   it("refuses to write a row of B's in A's context", async () => {
     await expect(
-      app.database.tenantTx(tenantA, (m) => m.query(`INSERT INTO groups (tenant_id, display_name) VALUES ($1, 'smuggled')`, [tenantB])),
+      app.database.transaction({ tenant: tenantA }, (tx) =>
+        tx.query(`INSERT INTO groups (tenant_id, display_name) VALUES ($1, 'smuggled')`, [tenantB]),
+      ),
     ).rejects.toThrow(/row-level security/);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * SessionsRepository's bulk revocations, for the callers that end many sessions at once (SCIM
  * deprovisioning a user, an operator suspending or deleting a tenant): only live sessions of that
- * user or tenant end, with the caller's reason, in the caller's transaction (either handle kind).
+ * user or tenant end, with the caller's reason, in the caller's transaction.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
@@ -56,8 +56,10 @@ describe('SessionsRepository', () => {
     expect(await reasons(acme.tenantId)).toEqual([null, 'scim_deprovisioned', 'scim_deprovisioned']);
   });
 
-  it('revokeAllOfTenant ends the tenant’s remaining live sessions, through a TypeORM handle too, and no other tenant’s', async () => {
-    expect(await app.database.tenantTx(acme.tenantId, (m) => repo.revokeAllOfTenant(m, acme.tenantId, 'tenant_suspended'))).toBe(1);
+  it('revokeAllOfTenant ends the tenant’s remaining live sessions, and no other tenant’s', async () => {
+    expect(
+      await app.database.transaction({ tenant: acme.tenantId }, (tx) => repo.revokeAllOfTenant(tx, acme.tenantId, 'tenant_suspended')),
+    ).toBe(1);
     expect(await reasons(acme.tenantId)).toEqual(['scim_deprovisioned', 'scim_deprovisioned', 'tenant_suspended']);
     expect(await reasons(globex.tenantId)).toEqual([null]);
   });

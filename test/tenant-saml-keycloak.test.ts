@@ -18,6 +18,7 @@ import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { authorizeUrl, get, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { seedBff } from './support/seed.js';
+import { tenantRows } from './support/tenant-rows.js';
 import { acquireKeycloak, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
 import { CookieJar, headlessLogin, KeycloakLoginError, type HeadlessLoginResult } from './peers/keycloak-login.js';
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
@@ -261,20 +262,22 @@ async function fullLogin(
 }
 
 async function rejectionReasons(tenant: Tenant): Promise<string[]> {
-  const rows = await app.database.tenantTx<Array<{ reason: string }>>(tenant.id, (m) =>
-    m.query(`SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`),
+  const rows = await tenantRows<{ reason: string }>(
+    app,
+    tenant.id,
+    `SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`,
   );
   return rows.map((r) => r.reason);
 }
 
 /** What a login leaves behind in a tenant: users, upstream identities, sessions, codes, successful-login audit events. */
 async function tenantFootprint(tenant: Tenant): Promise<Record<string, number>> {
-  const [row] = await app.database.tenantTx<Array<Record<string, number>>>(tenant.id, (m) =>
-    m.query(
-      `SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM user_identities)::int AS identities,
-              (SELECT count(*) FROM sessions)::int AS sessions, (SELECT count(*) FROM authorization_codes)::int AS codes,
-              (SELECT count(*) FROM audit_events WHERE action = 'login.succeeded')::int AS logins`,
-    ),
+  const [row] = await tenantRows<Record<string, number>>(
+    app,
+    tenant.id,
+    `SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM user_identities)::int AS identities,
+            (SELECT count(*) FROM sessions)::int AS sessions, (SELECT count(*) FROM authorization_codes)::int AS codes,
+            (SELECT count(*) FROM audit_events WHERE action = 'login.succeeded')::int AS logins`,
   );
   return row!;
 }

@@ -22,6 +22,7 @@ import { SignedXml } from 'xml-crypto';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { authorizeUrl, get, pkcePair, postForm, tokenRequest, type BffClient } from './support/bff.js';
 import { seedBff } from './support/seed.js';
+import { tenantRows } from './support/tenant-rows.js';
 import { PeerUnavailableError, peersRequired } from './peers/peer-unavailable.js';
 import { CookieJar as IdpJar, simpleSamlIdpInitiatedLogin, simpleSamlLogin, type SamlPostForm } from './peers/simplesamlphp-login.js';
 import { selfSignedCert, startSimpleSamlIdp, type SimpleSamlIdp } from './peers/simplesamlphp.js';
@@ -250,8 +251,10 @@ async function fullLogin(org: string, user: IdpUser): Promise<{ access: JWTPaylo
 }
 
 async function rejectionReasons(tenant: Tenant): Promise<string[]> {
-  const rows = await app.database.tenantTx<Array<{ reason: string }>>(tenant.id, (m) =>
-    m.query(`SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`),
+  const rows = await tenantRows<{ reason: string }>(
+    app,
+    tenant.id,
+    `SELECT data->>'reason' AS reason FROM audit_events WHERE action = 'saml.response_rejected' ORDER BY id`,
   );
   return rows.map((r) => r.reason);
 }
@@ -332,8 +335,8 @@ function signEnvelope(responseXml: string, edit: (response: Element) => void = (
 /** Runs `act` with `patch` merged into the tenant's SAML binding config, then takes those keys out again. */
 async function withBindingConfig<T>(tenant: Tenant, patch: Record<string, unknown>, act: () => Promise<T>): Promise<T> {
   const update = (sql: string, value: unknown) =>
-    app.database.tenantTx(tenant.id, (m) =>
-      m.query(`UPDATE tenant_identity_providers SET config = ${sql} WHERE tenant_id = $1 AND kind = 'saml'`, [tenant.id, value]),
+    app.database.transaction({ tenant: tenant.id }, (tx) =>
+      tx.query(`UPDATE tenant_identity_providers SET config = ${sql} WHERE tenant_id = $1 AND kind = 'saml'`, [tenant.id, value]),
     );
   await update('config || $2::jsonb', JSON.stringify(patch));
   try {
@@ -443,8 +446,8 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
       secrets: { spSigningKey: keyA.keyPem },
     });
     const withA = await fetchMetadata();
-    await app.database.tenantTx(umbrella.id, (m) =>
-      m.query(`UPDATE tenant_identity_providers SET status = 'retired' WHERE id = $1`, [first.id]),
+    await app.database.transaction({ tenant: umbrella.id }, (tx) =>
+      tx.query(`UPDATE tenant_identity_providers SET status = 'retired' WHERE id = $1`, [first.id]),
     );
     await bindings.create(umbrella, {
       kind: 'saml',
@@ -576,8 +579,8 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
     );
     expectBffError(res, flow);
 
-    await app.database.tenantTx(tenants.initech.id, (m) =>
-      m.query(
+    await app.database.transaction({ tenant: tenants.initech.id }, (tx) =>
+      tx.query(
         `UPDATE tenant_identity_providers SET config = config || '{"wantAssertionsSigned": false, "wantResponseSigned": true}' WHERE tenant_id = $1`,
         [tenants.initech.id],
       ),
@@ -586,8 +589,8 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
       const { access } = await fullLogin('initech', BOB);
       expect(access).toMatchObject({ org: 'initech', idp: 'saml', idp_sub: 'bob@acme.example' });
     } finally {
-      await app.database.tenantTx(tenants.initech.id, (m) =>
-        m.query(
+      await app.database.transaction({ tenant: tenants.initech.id }, (tx) =>
+        tx.query(
           `UPDATE tenant_identity_providers SET config = config - 'wantAssertionsSigned' - 'wantResponseSigned' WHERE tenant_id = $1`,
           [tenants.initech.id],
         ),
@@ -1026,17 +1029,13 @@ describe('one-time-use store', () => {
       config: {},
     });
     const count = () =>
-      app.database.tenantTx<Promise<Array<{ message_id: string }>>>(binding.tenantId, (m) =>
-        m.query(`SELECT message_id FROM saml_message_ids ORDER BY message_id`),
-      );
+      tenantRows<{ message_id: string }>(app, binding.tenantId, `SELECT message_id FROM saml_message_ids ORDER BY message_id`);
     await store.consume(binding.tenantId, binding.id, [{ kind: 'assertion', id: '_old', expiresAt: new Date(Date.now() - 1000) }]);
     expect(await count()).toEqual([{ message_id: '_old' }]);
     await store.consume(binding.tenantId, binding.id, [{ kind: 'assertion', id: '_new', expiresAt: new Date(Date.now() + 60_000) }]);
     expect(await count()).toEqual([{ message_id: '_new' }]);
     // Row-level security: another tenant's context sees none of them.
-    const other = await app.database.tenantTx<unknown[]>(tenants.acme.id, (m) =>
-      m.query(`SELECT 1 FROM saml_message_ids WHERE message_id = '_new'`),
-    );
+    const other = await tenantRows(app, tenants.acme.id, `SELECT 1 FROM saml_message_ids WHERE message_id = '_new'`);
     expect(other).toHaveLength(0);
   });
 });

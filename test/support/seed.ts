@@ -41,8 +41,8 @@ export async function seedNativeTenant(
 export async function ageRefreshRotation(app: TestApp, refreshToken: string, seconds: number): Promise<void> {
   const token = parseOpaqueToken('rt', refreshToken);
   if (!token) throw new Error('not a refresh token');
-  const aged = await app.database.tenantStatements(token.tenantId, (q) =>
-    q.query(
+  const aged = await app.database.transaction({ tenant: token.tenantId }, (tx) =>
+    tx.query(
       `UPDATE refresh_tokens SET rotated_at = rotated_at - make_interval(secs => $2) WHERE token_hash = $1 AND rotated_at IS NOT NULL`,
       [token.hash, seconds],
     ),
