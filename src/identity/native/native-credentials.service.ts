@@ -90,9 +90,7 @@ export class NativeCredentialsService {
       await this.hasher.burn(password.slice(0, MAX_PASSWORD));
       return { ok: false };
     }
-    // A TypeORM transaction still: the legacy verifiers' port (legacy-password.port.ts) takes an EntityManager.
-    return this.db.transaction({ tenant: tenantId }, async (m) => {
-      const tx = m;
+    return this.db.transaction({ tenant: tenantId }, async (tx) => {
       const row = await this.credentials.findForLogin(tx, tenantId, username);
       if (!row) {
         await this.hasher.burn(password);
@@ -105,7 +103,7 @@ export class NativeCredentialsService {
       // An imported hash (e.g. Firebase scrypt) is verified once and then replaced by argon2id.
       const legacy = this.legacyVerifiers.find((v) => v.canVerify(row.passwordHash));
       const ok = legacy
-        ? await legacy.verify(m, tenantId, row.passwordHash, password)
+        ? await legacy.verify(tx, tenantId, row.passwordHash, password)
         : await this.hasher.verify(row.passwordHash, password);
       if (!ok) {
         if (legacy) await this.hasher.burn(password); // never faster than an argon2 failure
