@@ -1,10 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { type Tx } from '../database/database.js';
 
-export interface NewLoginTransaction {
-  idHash: string;
-  tenantId: string;
-  bindingId: string;
+/** What the authorization request asked for, as a login transaction keeps it. */
+export interface LoginRequest {
+  /** `test`: an IT admin's test login through a draft binding; it issues nothing. */
   purpose: 'login' | 'test';
   clientId: string | null;
   redirectUri: string | null;
@@ -12,21 +11,20 @@ export interface NewLoginTransaction {
   nonce: string | null;
   scope: string;
   codeChallenge: string | null;
+}
+
+export interface NewLoginTransaction extends LoginRequest {
+  idHash: string;
+  tenantId: string;
+  bindingId: string;
   /** Sealed (SecretBox) by the caller, bound to the transaction. */
   providerState: Buffer;
   expiresAt: Date;
 }
 
-export interface LoginTransactionRow {
+export interface LoginTransactionRow extends LoginRequest {
   tenantId: string;
   bindingId: string;
-  purpose: 'login' | 'test';
-  clientId: string | null;
-  redirectUri: string | null;
-  state: string | null;
-  nonce: string | null;
-  scope: string;
-  codeChallenge: string | null;
   providerState: Buffer | null;
   csrfHash: string | null;
   expiresAt: Date;

@@ -19,7 +19,7 @@ import { PKCE_S256_CHALLENGE } from './pkce.js';
 import { UpstreamLogoutService } from './upstream-logout.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
-import { LoginTransactionsRepository } from './login-transactions.repository.js';
+import { LoginTransactionsRepository, type LoginRequest } from './login-transactions.repository.js';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -46,18 +46,10 @@ export class RedirectableError extends Error {
   }
 }
 
-export interface LoginTransaction {
+export interface LoginTransaction extends LoginRequest {
   handle: string;
   tenant: Tenant;
   bindingId: string;
-  /** `test`: an IT admin's test login through a draft binding; it issues nothing. */
-  purpose: 'login' | 'test';
-  clientId: string | null;
-  redirectUri: string | null;
-  state: string | null;
-  nonce: string | null;
-  scope: string;
-  codeChallenge: string | null;
   providerState: Record<string, unknown>;
   csrfHash: string | null;
 }
@@ -180,20 +172,7 @@ export class LoginService {
     });
   }
 
-  private async startUpstream(
-    tenant: Tenant,
-    binding: BindingContext,
-    t: {
-      purpose: 'login' | 'test';
-      clientId: string | null;
-      redirectUri: string | null;
-      state: string | null;
-      nonce: string | null;
-      scope: string;
-      codeChallenge: string | null;
-      loginHint?: string;
-    },
-  ): Promise<string> {
+  private async startUpstream(tenant: Tenant, binding: BindingContext, t: LoginRequest & { loginHint?: string }): Promise<string> {
     const provider = this.registry.browserLogin(binding.kind);
     if (!provider)
       throw new OAuthError('temporarily_unavailable', 'This organisation signs in through its application, not a browser redirect.');

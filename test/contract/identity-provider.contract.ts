@@ -79,11 +79,8 @@ export interface AdapterContract {
   replay: { refused(err: unknown): void } | NotApplicable;
   /** The callback of one login completed with another login's provider state. */
   crossTransaction: { refused(err: unknown): void } | NotApplicable;
-  /**
-   * `probe` of an unreachable upstream. `knownDefect`: the adapter does not honour it today (the
-   * case runs as `it.fails`, and starts failing once the adapter does).
-   */
-  probe: 'supported' | NotApplicable | { knownDefect: string };
+  /** `probe`: the live upstream is healthy, an unreachable one is reported. */
+  probe: 'supported' | NotApplicable;
 }
 
 const notApplicable = (x: unknown): x is NotApplicable => typeof x === 'object' && x !== null && 'notApplicable' in x;
@@ -287,13 +284,6 @@ export function identityProviderContract(c: AdapterContract): void {
           expect(failing.length, JSON.stringify(health.checks)).toBeGreaterThan(0);
           for (const [name, reason] of failing) expect(reason.trim().length, `check ${name} gives a reason`).toBeGreaterThan(0);
         };
-        if (typeof probe === 'object' && 'knownDefect' in probe) {
-          it.fails(
-            `reports an unreachable upstream as unhealthy, with a reason, without throwing (KNOWN DEFECT: ${probe.knownDefect})`,
-            reportsUnreachable,
-          );
-          return;
-        }
         it('reports the live upstream as healthy', async (ctx) => {
           const s = c.session(ctx);
           const health = await s.adapter.probe!(s.binding);

@@ -31,7 +31,8 @@ import {
   AuthorizationResponseRefused,
   authorizationResponse,
   checkAuthorizationResponse,
-  classifyFlowFailure,
+  flowFailureError,
+  type FlowFailureWords,
   flowFailureReason,
   isCodeFlowState,
   redeemCode,
@@ -84,6 +85,19 @@ const PROTOCOL_CLAIMS = [
 const UNREACHABLE = 'Sign-in is temporarily unavailable. Try again in a moment.';
 const UNVERIFIED = 'The sign-in could not be verified. Start again from the application.';
 const REFUSED = 'The identity provider refused the sign-in. Start again from the application.';
+const KEYCLOAK_FAILURE_WORDS: FlowFailureWords = {
+  upstream: 'Keycloak',
+  log: {
+    unavailable: 'Keycloak unavailable',
+    refused: 'Keycloak refused the login',
+    rejected: 'Keycloak login refused',
+    unexpected: 'Keycloak login failed unexpectedly',
+  },
+  unreachable: UNREACHABLE,
+  refused: REFUSED,
+  unverified: UNVERIFIED,
+  isUnavailable: (err) => err instanceof KeycloakDiscoveryError && !err.misconfigured,
+};
 export const NOT_A_MEMBER =
   'You are not a member of this organisation. Sign in with an account that belongs to it, or ask its administrator for access.';
 
@@ -430,23 +444,7 @@ export class KeycloakProvider implements BrowserLogin, TokenExchange, UpstreamLo
    * that failed verification → access_denied. Only reasons are logged, never tokens or claims.
    */
   private fail(binding: BindingContext, step: string, err: unknown): OAuthError {
-    if (err instanceof OAuthError) return err;
-    const reason = this.reasonOf(err);
-    const unavailable = (e: unknown) => e instanceof KeycloakDiscoveryError && !e.misconfigured;
-    switch (classifyFlowFailure(err, unavailable, (e) => e instanceof UpstreamTokenRejectedError)) {
-      case 'unavailable':
-        this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak unavailable');
-        return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
-      case 'refused':
-        this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak refused the login');
-        return new OAuthError('access_denied', REFUSED, { cause: err });
-      case 'rejected':
-        this.logger.warn({ binding: binding.id, step, reason }, 'Keycloak login refused');
-        return new OAuthError('access_denied', UNVERIFIED, { cause: err });
-      case 'unexpected':
-        this.logger.error({ binding: binding.id, step, reason }, 'Keycloak login failed unexpectedly');
-        return new OAuthError('access_denied', UNVERIFIED, { cause: err });
-    }
+    return flowFailureError(err, KEYCLOAK_FAILURE_WORDS, this.logger, { binding: binding.id, step });
   }
 
   private reasonOf(err: unknown): string {

@@ -19,12 +19,12 @@ import type {
 import { InvalidOidcBindingError, resolveOidcBinding, type ResolvedOidcBinding } from './tenant-oidc.config.js';
 import { OidcClientCache, OidcDiscoveryError, type OidcClient } from './oidc-client.cache.js';
 import { verifyIdToken } from './id-token.verifier.js';
-import { UpstreamTokenRejectedError } from '../shared/upstream-jwt.js';
 import {
   AuthorizationResponseRefused,
   authorizationResponse,
   checkAuthorizationResponse,
-  classifyFlowFailure,
+  flowFailureError,
+  type FlowFailureWords,
   flowFailureReason,
   isCodeFlowState,
   redeemCode,
@@ -82,6 +82,20 @@ const PROTOCOL_CLAIMS = [
 const UNVERIFIED = 'The identity provider’s answer could not be verified. Start again from the application.';
 const REFUSED = 'The identity provider refused the sign-in. Start again from the application.';
 const UNREACHABLE = 'The organisation’s identity provider could not be reached. Try again in a moment.';
+
+const OIDC_FAILURE_WORDS: FlowFailureWords = {
+  upstream: 'OP',
+  log: {
+    unavailable: 'OIDC provider unavailable',
+    refused: 'OIDC provider refused the login',
+    rejected: 'OIDC login refused',
+    unexpected: 'OIDC login failed unexpectedly',
+  },
+  unreachable: UNREACHABLE,
+  refused: REFUSED,
+  unverified: UNVERIFIED,
+  isUnavailable: (err) => err instanceof OidcDiscoveryError,
+};
 
 /**
  * A customer's own OpenID Provider (Okta, Entra ID, Google Workspace, PingID, Keycloak, any
@@ -298,28 +312,7 @@ export class TenantOidcProvider implements BrowserLogin, ConfigCheck, HealthProb
    * never tokens, codes or claims.
    */
   private fail(binding: BindingContext, step: string, err: unknown): OAuthError {
-    if (err instanceof OAuthError) return err;
-    const reason = this.reasonOf(err);
-    switch (
-      classifyFlowFailure(
-        err,
-        (e) => e instanceof OidcDiscoveryError,
-        (e) => e instanceof UpstreamTokenRejectedError,
-      )
-    ) {
-      case 'unavailable':
-        this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider unavailable');
-        return new OAuthError('temporarily_unavailable', UNREACHABLE, { cause: err });
-      case 'refused':
-        this.logger.warn({ binding: binding.id, step, reason }, 'OIDC provider refused the login');
-        return new OAuthError('access_denied', REFUSED, { cause: err });
-      case 'rejected':
-        this.logger.warn({ binding: binding.id, step, reason }, 'OIDC login refused');
-        return new OAuthError('access_denied', UNVERIFIED, { cause: err });
-      case 'unexpected':
-        this.logger.error({ binding: binding.id, step, reason }, 'OIDC login failed unexpectedly');
-        return new OAuthError('access_denied', UNVERIFIED, { cause: err });
-    }
+    return flowFailureError(err, OIDC_FAILURE_WORDS, this.logger, { binding: binding.id, step });
   }
 
   private reasonOf(err: unknown): string {

@@ -1,7 +1,10 @@
 import * as oidc from 'openid-client';
 import { constantEquals } from '../../crypto/random.js';
 import type { CallbackInput } from '../port/identity-provider.port.js';
+import type { Logger } from '@nestjs/common';
+import { OAuthError } from '../../common/errors.js';
 import { JwksUnavailableError } from './remote-jwks.js';
+import { UpstreamTokenRejectedError } from './upstream-jwt.js';
 
 /**
  * The authorization code flow with PKCE S256, state and nonce, as both OIDC-speaking adapters run
@@ -129,7 +132,7 @@ function upstream5xx(err: unknown): boolean {
 }
 
 /**
- * What a failure of the flow means, for the adapter to word:
+ * What a failure of the flow means:
  * - `unavailable`: the upstream could not be asked (network, 5xx, keys or discovery unavailable);
  * - `refused`: the upstream said no (an OAuth error response);
  * - `rejected`: its answer failed a check (a verdict on a token, openid-client's protocol checks);
@@ -138,22 +141,47 @@ function upstream5xx(err: unknown): boolean {
  */
 export type FlowFailure = 'unavailable' | 'refused' | 'rejected' | 'unexpected';
 
-export function classifyFlowFailure(
-  err: unknown,
-  isUnavailable: (err: unknown) => boolean,
-  isVerdict: (err: unknown) => boolean,
-): FlowFailure {
+export function classifyFlowFailure(err: unknown, isUnavailable: (err: unknown) => boolean): FlowFailure {
   if (err instanceof JwksUnavailableError || isUnavailable(err) || networkCause(err) !== undefined || upstream5xx(err))
     return 'unavailable';
   if (err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError) return 'refused';
   if (
     err instanceof AuthorizationResponseRefused ||
+    err instanceof UpstreamTokenRejectedError ||
     err instanceof oidc.ClientError ||
-    err instanceof oidc.WWWAuthenticateChallengeError ||
-    isVerdict(err)
+    err instanceof oidc.WWWAuthenticateChallengeError
   )
     return 'rejected';
   return 'unexpected';
+}
+
+/** How an adapter words a failed flow: its log lines per kind of failure and what the user is told. */
+export interface FlowFailureWords {
+  /** The other side in reasons: `OP`, `Keycloak`. */
+  upstream: string;
+  log: Record<FlowFailure, string>;
+  /** For the user: unreachable (temporarily_unavailable), refused and unverified (access_denied). */
+  unreachable: string;
+  refused: string;
+  unverified: string;
+  /** The adapter's own errors that mean the upstream is unavailable (its discovery error). */
+  isUnavailable: (err: unknown) => boolean;
+}
+
+/**
+ * A failed step of the flow as the OAuth error the BFF gets (LoginController redirects it there):
+ * unavailable → temporarily_unavailable; refused or failed verification → access_denied. One log
+ * line with the step and the reason only, never tokens, codes or claims; an OAuthError an adapter
+ * check already chose passes through unchanged.
+ */
+export function flowFailureError(err: unknown, words: FlowFailureWords, logger: Logger, context: Record<string, unknown>): OAuthError {
+  if (err instanceof OAuthError) return err;
+  const kind = classifyFlowFailure(err, words.isUnavailable);
+  const line = { ...context, reason: flowFailureReason(err, words.upstream) };
+  if (kind === 'unexpected') logger.error(line, words.log[kind]);
+  else logger.warn(line, words.log[kind]);
+  if (kind === 'unavailable') return new OAuthError('temporarily_unavailable', words.unreachable, { cause: err });
+  return new OAuthError('access_denied', kind === 'refused' ? words.refused : words.unverified, { cause: err });
 }
 
 /**
