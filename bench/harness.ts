@@ -14,7 +14,8 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { configEnvNames, loadConfig } from '../src/config/app-config.js';
 import { createApp } from '../src/bootstrap.js';
-import { APP_ROLE, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/database/embedded-postgres.js';
+import { APP_ROLE, runningEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/database/embedded-postgres.js';
+import { cpuPerRequest, cpuSnapshot, peakRssMiB, type CpuPerRequest } from './process-cpu.js';
 
 /** The repository root, from bench/ (source) or dist/bench/ (built). */
 export function repoRoot(): string {
@@ -71,6 +72,8 @@ export interface LoadResult {
   durationSeconds: number;
   /** Responses per HTTP status. */
   statuses: Record<string, number>;
+  /** CPU milliseconds per request of the service, PostgreSQL and the load generator (BenchStack.measure). */
+  cpuMs?: CpuPerRequest;
 }
 
 /**
@@ -182,6 +185,10 @@ export interface BenchStack {
   /** Starts the service in its own process and waits until it is ready. */
   start(execArgv?: string[]): Promise<void>;
   stopService(): Promise<void>;
+  /** Runs a load and adds the CPU milliseconds per request of each process group to its result. */
+  measure(run: () => Promise<LoadResult>): Promise<LoadResult>;
+  /** Peak resident set of each service process so far (MiB), the cluster primary first. */
+  peakRss(): { pid: number; peakMiB: number }[];
   /** Stops the service and the database and deletes the data directory. */
   close(): Promise<void>;
 }
@@ -294,6 +301,15 @@ export async function createStack(name: string, extraEnv: Record<string, string>
       }
     },
     stopService,
+    async measure(run) {
+      const groups = { service: server?.pid, postgres: runningEmbeddedPostgres(dataDir)?.pid };
+      const before = cpuSnapshot(groups);
+      const result = await run();
+      return { ...result, cpuMs: cpuPerRequest(before, cpuSnapshot(groups), result.requests) };
+    },
+    peakRss() {
+      return server?.pid ? peakRssMiB(server.pid) : [];
+    },
     async close() {
       await stopService();
       await db.stop();
@@ -324,8 +340,13 @@ export function authorizeQuery(client: BenchClient, org: string, challenge = COD
   }).toString();
 }
 
-/** The whole BFF flow through the hosted form: returns the refresh token. */
-export async function login(base: string, client: BenchClient, org: string, username: string, password: string): Promise<string> {
+export interface LoginCode {
+  code: string;
+  verifier: string;
+}
+
+/** The BFF flow through the hosted form up to the redirect with the code. */
+export async function loginCode(base: string, client: BenchClient, org: string, username: string, password: string): Promise<LoginCode> {
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
   const start = await fetch(`${base}/oauth2/authorize?${authorizeQuery(client, org, challenge)}`, { redirect: 'manual' });
@@ -348,14 +369,41 @@ export async function login(base: string, client: BenchClient, org: string, user
   });
   const code = new URL(done.headers.get('location') ?? 'x:/').searchParams.get('code');
   if (!code) throw new Error(`password login for ${org} answered ${done.status}`);
+  return { code, verifier };
+}
+
+const codeBody = (client: BenchClient, { code, verifier }: LoginCode) =>
+  new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: client.redirect, code_verifier: verifier }).toString();
+
+/** The whole BFF flow through the hosted form: returns the refresh token. */
+export async function login(base: string, client: BenchClient, org: string, username: string, password: string): Promise<string> {
+  const minted = await loginCode(base, client, org, username, password);
   const tok = await fetch(`${base}/oauth2/token`, {
     method: 'POST',
     headers: { authorization: basic(client.id, client.secret), 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: client.redirect, code_verifier: verifier }),
+    body: codeBody(client, minted),
   });
   const body = (await tok.json()) as { refresh_token?: string };
   if (!body.refresh_token) throw new Error(`code exchange for ${org} answered ${tok.status}`);
   return body.refresh_token;
+}
+
+/** authorization_code redemptions, one minted code per request (run with `amount: codes.length`). */
+export function codeRequests(client: BenchClient, codes: LoginCode[]): autocannon.Request[] {
+  const pool = [...codes];
+  return [
+    {
+      method: 'POST',
+      setupRequest: (req) => {
+        const next = pool.shift();
+        return {
+          ...req,
+          headers: { authorization: basic(client.id, client.secret), 'content-type': 'application/x-www-form-urlencoded' },
+          body: next ? codeBody(client, next) : 'grant_type=authorization_code&code=exhausted',
+        };
+      },
+    },
+  ];
 }
 
 /**

@@ -3,9 +3,11 @@
  * Keycloak the test suite runs (test/peers/keycloak.ts, distribution cached by `npm run peers:prepare`),
  * with keycloak-realm.json's service-account client `platform-m2m`.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEYCLOAK_VERSION, startKeycloak, type KeycloakInstance } from '../test/peers/keycloak.js';
+import autocannon from 'autocannon';
 import { PeerUnavailableError } from '../test/peers/peer-unavailable.js';
 import { basic, createStack, envNumber, load, progress, repoRoot, type LoadResult } from './harness.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
@@ -20,6 +22,88 @@ const CLIENT_SECRET = 'dev-only-platform-m2m-secret';
 const SERVICE_CLIENT_SECRET = 'dev-only-auth-service-secret';
 const WARMUP_SLICE_SECONDS = 5;
 const MIN_WARMUP_SECONDS = 15;
+// Added to a copy of the realm for the refresh row only: a confidential client allowed the password
+// grant (to mint the chains) and a user with a complete profile.
+const REFRESH_CLIENT_ID = 'bench-refresh';
+const REFRESH_CLIENT_SECRET = 'bench-only-refresh-secret';
+const REFRESH_USER = 'bench-user';
+const REFRESH_PASSWORD = 'bench-only-password-1';
+
+/** keycloak-realm.json plus the refresh row's client and user, in a temporary directory. */
+function benchRealmFile(): { file: string; remove: () => void } {
+  const realm = JSON.parse(readFileSync(join(repoRoot(), 'keycloak-realm.json'), 'utf8')) as {
+    clients?: unknown[];
+    users?: unknown[];
+  };
+  realm.clients = [
+    ...(realm.clients ?? []),
+    {
+      clientId: REFRESH_CLIENT_ID,
+      enabled: true,
+      publicClient: false,
+      secret: REFRESH_CLIENT_SECRET,
+      standardFlowEnabled: false,
+      directAccessGrantsEnabled: true,
+      serviceAccountsEnabled: false,
+    },
+  ];
+  realm.users = [
+    ...(realm.users ?? []),
+    {
+      username: REFRESH_USER,
+      enabled: true,
+      email: 'bench-user@bench.test',
+      emailVerified: true,
+      firstName: 'Bench',
+      lastName: 'User',
+      credentials: [{ type: 'password', value: REFRESH_PASSWORD, temporary: false }],
+    },
+  ];
+  const dir = mkdtempSync(join(tmpdir(), 'kc-bench-realm-'));
+  const file = join(dir, 'keycloak-realm.json');
+  writeFileSync(file, JSON.stringify(realm));
+  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Keycloak's refresh rotation under the same load as the service's row: one chain per connection
+ * (minted with the password grant), each response's refresh token goes back into the pool.
+ */
+async function measureKeycloakRefresh(tokenUrl: string, connections: number, duration: number): Promise<LoadResult> {
+  const auth = basic(REFRESH_CLIENT_ID, REFRESH_CLIENT_SECRET);
+  const headers = { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' };
+  const mint = async () => {
+    const r = await fetch(tokenUrl, {
+      method: 'POST',
+      headers,
+      body: new URLSearchParams({ grant_type: 'password', username: REFRESH_USER, password: REFRESH_PASSWORD, scope: 'openid' }),
+    });
+    const body = (await r.json().catch(() => ({}))) as { refresh_token?: string };
+    if (!body.refresh_token) throw new Error(`Keycloak's password grant answered ${r.status}`);
+    return body.refresh_token;
+  };
+  const rotate = (chains: string[]): autocannon.Request[] => {
+    const pool = [...chains];
+    return [
+      {
+        method: 'POST',
+        setupRequest: (req) => ({
+          ...req,
+          headers,
+          body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(pool.shift() ?? 'exhausted')}`,
+        }),
+        onResponse: (status, body) => {
+          if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
+        },
+      },
+    ];
+  };
+  const chains = async () => Promise.all(Array.from({ length: connections }, mint));
+  progress('Keycloak: warming up refresh_token');
+  await load({ url: tokenUrl, connections, duration: WARMUP_SLICE_SECONDS * 2, requests: rotate(await chains()) });
+  progress('Keycloak: measuring refresh_token');
+  return load({ url: tokenUrl, connections, duration, requests: rotate(await chains()) });
+}
 
 export type KeycloakBenchResult =
   | {
@@ -30,6 +114,8 @@ export type KeycloakBenchResult =
       warmupRates: number[];
       jvmOptions: string;
       clientCredentials: LoadResult;
+      /** Keycloak's refresh_token grant with rotation (the realm revokes each refresh token on use, as the service does). */
+      refreshToken: LoadResult | { error: string };
       /** The service's RFC 8693 grant: a Keycloak service-account token for a platform token (verify, audit row, sign). */
       tokenExchange: LoadResult | { error: string };
     }
@@ -45,11 +131,12 @@ export async function runKeycloakBench(connections: number, duration: number): P
   process.env.KEYCLOAK_JAVA_OPTS_APPEND ??= '';
   const jvmOptions = process.env.KEYCLOAK_JAVA_OPTS_APPEND;
   let kc: KeycloakInstance | undefined;
+  const realm = benchRealmFile();
   try {
     progress(`starting Keycloak ${KEYCLOAK_VERSION} (the first start on a machine also re-augments it)`);
     const started = Date.now();
     try {
-      kc = await startKeycloak({ realmFiles: [join(repoRoot(), 'keycloak-realm.json')] });
+      kc = await startKeycloak({ realmFiles: [realm.file] });
     } catch (err) {
       if (err instanceof PeerUnavailableError) return skipped(err.message);
       return skipped(`Keycloak did not start: ${(err as Error).message.split('\n')[0]}`);
@@ -88,6 +175,9 @@ export async function runKeycloakBench(connections: number, duration: number): P
     progress(`Keycloak warm-up rates (req/s per ${WARMUP_SLICE_SECONDS} s): ${warmupRates.join(', ')}`);
     progress('Keycloak: measuring client_credentials');
     const clientCredentials = await load({ ...workload, duration });
+    const refreshToken = await measureKeycloakRefresh(workload.url, connections, duration).catch((err: unknown) => ({
+      error: (err as Error).message,
+    }));
     const tokenExchange = await measureTokenExchange(kc, probeBody.access_token, connections, duration).catch((err: unknown) => ({
       error: (err as Error).message,
     }));
@@ -99,6 +189,7 @@ export async function runKeycloakBench(connections: number, duration: number): P
       warmupRates,
       jvmOptions: jvmOptions || '(Keycloak defaults)',
       clientCredentials,
+      refreshToken,
       tokenExchange,
     };
   } finally {
@@ -106,6 +197,7 @@ export async function runKeycloakBench(connections: number, duration: number): P
     else process.env.KEYCLOAK_JAVA_OPTS_APPEND = previousOpts;
     // stop() ends Keycloak's whole process group and deletes its run directory.
     await kc?.stop().catch((err: unknown) => progress(`stopping Keycloak failed: ${(err as Error).message}`));
+    realm.remove();
   }
 }
 

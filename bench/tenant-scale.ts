@@ -118,7 +118,7 @@ export async function runTenantScaleBench(): Promise<TenantScaleBenchResult> {
   const rate = envNumber('BENCH_TENANT_RATE', 200);
   const connections = envNumber('BENCH_TENANT_CONNECTIONS', 16);
   const duration = envNumber('BENCH_TENANT_SECONDS', 6);
-  const sizes = (process.env.BENCH_TENANT_COUNTS ?? '10,100000')
+  const sizes = (process.env.BENCH_TENANT_COUNTS ?? (process.env.BENCH_LARGE === 'true' ? '10,1000000' : '10,100000'))
     .split(',')
     .map(Number)
     .filter((n) => Number.isInteger(n) && n >= 1)
