@@ -43,15 +43,42 @@ export interface NewAuthorizationCode {
   expiresAt: Date;
 }
 
-export interface AuthorizationCodeRow {
+export interface CodeRedemption {
+  codeHash: string;
+  tenantId: string;
+  /** The client presenting the code, its redirect_uri and S256 of its code_verifier (undefined: not a valid verifier). */
+  clientId: string;
+  redirectUri: string;
+  pkceChallenge: string | undefined;
+  /** The refresh token to insert when every check passes; absent for a client without the refresh_token grant. */
+  refresh?: { tokenHash: string; expiresAt: Date };
+}
+
+export interface CodeRedemptionRow {
   sessionId: string;
   clientId: string;
   redirectUri: string;
   codeChallenge: string;
   scope: string;
   nonce: string | null;
-  expiresAt: Date;
-  consumedAt: Date | null;
+  expired: boolean;
+  /** Consumed before this redemption: a replay. */
+  consumedBefore: boolean;
+  /** The code's session and its user; undefined when the session row is gone. */
+  session?: {
+    revoked: boolean;
+    idp: string;
+    idpSub: string;
+    authTime: Date;
+    userId: string;
+    userActive: boolean;
+    email: string | null;
+    emailVerified: boolean;
+    displayName: string | null;
+    roles: string[];
+  };
+  /** The refresh token was inserted (every check passed and one was asked for). */
+  refreshIssued: boolean;
 }
 
 /**
@@ -144,34 +171,96 @@ export class LoginTransactionsRepository {
     );
   }
 
-  /** The code, locked until the caller's transaction ends (a concurrent redemption waits, then sees it consumed). */
-  async findCodeForUpdate(handle: Tx, codeHash: string): Promise<AuthorizationCodeRow | undefined> {
+  /**
+   * The authorization_code grant's hot path in one statement (like the refresh rotation): lock the
+   * code, consume it (whatever follows: an expired or mismatched code is used up too), read its
+   * session and user, and insert the refresh token only when every check passes. The caller then
+   * reads what failed from the returned row, in the order it reports failures; `codeConsumedBefore`
+   * is a replay. A concurrent redemption waits for the lock, then sees the code consumed.
+   * `refresh` is omitted for a client without the refresh_token grant (nothing is inserted).
+   */
+  async redeemCode(tx: Tx, r: CodeRedemption): Promise<CodeRedemptionRow | undefined> {
     const {
-      rows: [r],
-    } = await handle.query<{
+      rows: [row],
+    } = await tx.query<{
       session_id: string;
       client_id: string;
       redirect_uri: string;
       code_challenge: string;
       scope: string;
       nonce: string | null;
-      expires_at: Date;
+      expired: boolean;
       consumed_at: Date | null;
-    }>(`SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE`, [codeHash]);
-    if (!r) return undefined;
+      session_found: boolean;
+      revoked_at: Date | null;
+      idp: string | null;
+      idp_sub: string | null;
+      auth_time: Date | null;
+      user_id: string | null;
+      user_status: string | null;
+      email: string | null;
+      email_verified: boolean | null;
+      display_name: string | null;
+      roles: string[] | null;
+      issued: boolean;
+    }>(
+      `WITH code AS (
+           SELECT c.session_id, c.client_id, c.redirect_uri, c.code_challenge, c.scope, c.nonce, c.expires_at <= now() AS expired, c.consumed_at
+             FROM authorization_codes c
+            WHERE c.code_hash = $1
+            FOR UPDATE
+         ), consumed AS (
+           UPDATE authorization_codes c SET consumed_at = now() FROM code WHERE c.code_hash = $1 AND code.consumed_at IS NULL RETURNING 1
+         ), cur AS (
+           SELECT s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id, u.status AS user_status, u.email, u.email_verified, u.display_name,
+                  ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
+             FROM code JOIN sessions s ON s.id = code.session_id JOIN users u ON u.id = s.user_id
+         ), issued AS (
+           INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at)
+           SELECT $2, $3, code.session_id, code.scope, $4 FROM code, cur
+            WHERE $2::text IS NOT NULL AND code.consumed_at IS NULL AND NOT code.expired AND code.client_id = $5
+              AND code.redirect_uri = $6 AND code.code_challenge = $7 AND cur.revoked_at IS NULL AND cur.user_status = 'active'
+           RETURNING 1
+         )
+         SELECT code.*, cur.user_id IS NOT NULL AS session_found, cur.*, EXISTS (SELECT 1 FROM issued) AS issued
+           FROM code LEFT JOIN cur ON true`,
+      [
+        r.codeHash,
+        r.refresh?.tokenHash ?? null,
+        r.tenantId,
+        r.refresh?.expiresAt ?? null,
+        r.clientId,
+        r.redirectUri,
+        r.pkceChallenge ?? null,
+      ],
+      'authorization-code-redeem',
+    );
+    if (!row) return undefined;
     return {
-      sessionId: r.session_id,
-      clientId: r.client_id,
-      redirectUri: r.redirect_uri,
-      codeChallenge: r.code_challenge,
-      scope: r.scope,
-      nonce: r.nonce,
-      expiresAt: r.expires_at,
-      consumedAt: r.consumed_at,
+      sessionId: row.session_id,
+      clientId: row.client_id,
+      redirectUri: row.redirect_uri,
+      codeChallenge: row.code_challenge,
+      scope: row.scope,
+      nonce: row.nonce,
+      expired: row.expired,
+      consumedBefore: row.consumed_at !== null,
+      session:
+        row.session_found && row.user_id !== null && row.idp !== null && row.idp_sub !== null && row.auth_time !== null
+          ? {
+              revoked: row.revoked_at !== null,
+              idp: row.idp,
+              idpSub: row.idp_sub,
+              authTime: row.auth_time,
+              userId: row.user_id,
+              userActive: row.user_status === 'active',
+              email: row.email,
+              emailVerified: row.email_verified ?? false,
+              displayName: row.display_name,
+              roles: row.roles ?? [],
+            }
+          : undefined,
+      refreshIssued: row.issued,
     };
-  }
-
-  async consumeCode(handle: Tx, codeHash: string): Promise<void> {
-    await handle.query(`UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1`, [codeHash]);
   }
 }

@@ -9,7 +9,7 @@ import { UsersService } from '../users/users.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { TokenIssuerService, type PlatformSubject } from '../tokens/token-issuer.service.js';
 import type { Client } from '../clients/clients.service.js';
-import { pkceMatches } from '../login/pkce.js';
+import { PKCE_VERIFIER, pkceMatches, s256 } from '../login/pkce.js';
 import { BindingsService } from '../tenants/bindings.service.js';
 import { IdentityProviderRegistry } from '../identity/identity-provider.registry.js';
 import { normaliseIdentity } from '../users/claim-normaliser.js';
@@ -203,28 +203,56 @@ export class TokenService {
     assertClientTenant(client, code.tenantId);
     const tenant = await this.activeTenant(code.tenantId);
 
+    // One statement (LoginTransactionsRepository.redeemCode): the code is locked and consumed, its
+    // session and user read, and the refresh token inserted only if every check below passes. The
+    // checks then read the returned row, in the order they are reported.
+    const verifier = body['code_verifier'];
+    const refresh = client.grantTypes.includes('refresh_token') ? mintOpaqueToken('rt', tenant.id) : undefined;
     const outcome = await this.db.transaction(
       { tenant: tenant.id },
       async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
-        const row = await this.codes.findCodeForUpdate(m, code.hash);
-        if (!row) return refuse('The authorization code is invalid, expired or already used.');
-        if (row.consumedAt) {
+        const row = await this.codes.redeemCode(m, {
+          codeHash: code.hash,
+          tenantId: tenant.id,
+          clientId: client.id,
+          redirectUri: body['redirect_uri'] as string,
+          pkceChallenge: PKCE_VERIFIER.test(verifier) ? s256(verifier) : undefined,
+          refresh: refresh && {
+            tokenHash: refresh.hash,
+            expiresAt: new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000),
+          },
+        });
+        const unusable = 'The authorization code is invalid, expired or already used.';
+        if (!row) return refuse(unusable);
+        if (row.consumedBefore) {
           // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
           await this.sessionRules.revoke(m, tenant.id, row.sessionId, 'authorization_code_replayed');
-          return refuse('The authorization code is invalid, expired or already used.');
+          return refuse(unusable);
         }
-        await this.codes.consumeCode(m, code.hash);
-        if (row.expiresAt.getTime() <= Date.now()) return refuse('The authorization code is invalid, expired or already used.');
+        if (row.expired) return refuse(unusable);
         if (row.clientId !== client.id) return refuse('The authorization code was issued to another client.');
         if (row.redirectUri !== body['redirect_uri']) return refuse('redirect_uri does not match the authorization request.');
-        if (!pkceMatches(body['code_verifier'], row.codeChallenge))
+        if (!pkceMatches(verifier, row.codeChallenge))
           return refuse('PKCE verification failed: code_verifier does not match code_challenge.');
-        const subject = await this.subjectFor(m, tenant, row.sessionId, client.id, row.scope);
-        if (!subject) return refuse('The session has ended.');
-        const refresh = client.grantTypes.includes('refresh_token')
-          ? await this.insertRefreshToken(m, tenant.id, row.sessionId, row.scope)
-          : undefined;
-        return { ok: true, value: { subject, nonce: row.nonce, refresh } };
+        const s = row.session;
+        if (!s || s.revoked || !s.userActive) return refuse('The session has ended.');
+        if (refresh && !row.refreshIssued) throw new Error('authorization code passed every check but no refresh token was inserted');
+        const subject: PlatformSubject = {
+          tenantId: tenant.id,
+          tenantSlug: tenant.slug,
+          userId: s.userId,
+          clientId: client.id,
+          scope: row.scope,
+          roles: s.roles,
+          idp: s.idp,
+          idpSub: s.idpSub,
+          authTime: s.authTime,
+          sessionId: row.sessionId,
+          email: s.email,
+          emailVerified: s.emailVerified,
+          name: s.displayName,
+        };
+        return { ok: true, value: { subject, nonce: row.nonce, refresh: refresh?.value } };
       },
     );
     if (!outcome.ok) throw outcome.error;
