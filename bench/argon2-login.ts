@@ -5,6 +5,7 @@
  * runs at once (workers × libuv thread pool), then the hosted-form login over HTTP with the service
  * started with the same parameters.
  */
+import type { CpuPerRequest } from './process-cpu.js';
 import { performance } from 'node:perf_hooks';
 import type { Request } from 'autocannon';
 import { TenantsService } from '../src/tenants/tenants.service.js';
@@ -55,7 +56,15 @@ export interface Argon2LoginBenchResult {
   failedLogins: number;
   /** The HTTP requests of the run (three per login). */
   requests: LoadResult;
+  /** CPU milliseconds per login (all its requests) of the service, PostgreSQL and the load generator. */
+  cpuMsPerLogin?: CpuPerRequest;
 }
+
+const scaleCpu = (c: CpuPerRequest, k: number): CpuPerRequest => ({
+  service: round(c.service * k, 3),
+  postgres: round(c.postgres * k, 3),
+  loadGenerator: round(c.loadGenerator * k, 3),
+});
 
 export async function runArgon2LoginBench(duration: number): Promise<Argon2LoginBenchResult> {
   const threadPool = Math.min(1024, Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4));
@@ -181,7 +190,7 @@ export async function runArgon2LoginBench(duration: number): Promise<Argon2Login
     ok = 0;
     failed = 0;
     latencies = [];
-    const requestsResult = await load({ url: stack.base, connections, duration, requests: requests() }, [200, 302]);
+    const requestsResult = await stack.measure(() => load({ url: stack.base, connections, duration, requests: requests() }, [200, 302]));
     latencies.sort((a, b) => a - b);
     return {
       params,
@@ -197,6 +206,8 @@ export async function runArgon2LoginBench(duration: number): Promise<Argon2Login
       loginP99: round(percentile(latencies, 99)),
       failedLogins: failed,
       requests: requestsResult,
+      // The run's CPU per HTTP request, times the requests one login takes.
+      cpuMsPerLogin: requestsResult.cpuMs && ok > 0 ? scaleCpu(requestsResult.cpuMs, requestsResult.requests / ok) : undefined,
     };
   } finally {
     await stack.close();

@@ -78,8 +78,8 @@ async function measureKeycloakRefresh(tokenUrl: string, connections: number, dur
       headers,
       body: new URLSearchParams({ grant_type: 'password', username: REFRESH_USER, password: REFRESH_PASSWORD, scope: 'openid' }),
     });
-    const body = (await r.json().catch(() => ({}))) as { refresh_token?: string };
-    if (!body.refresh_token) throw new Error(`Keycloak's password grant answered ${r.status}`);
+    const body = (await r.json().catch(() => ({}))) as { refresh_token?: string; error?: string };
+    if (!body.refresh_token) throw new Error(`Keycloak's password grant answered ${r.status}: ${JSON.stringify(body).slice(0, 300)}`);
     return body.refresh_token;
   };
   const rotate = (chains: string[]): autocannon.Request[] => {
@@ -98,7 +98,12 @@ async function measureKeycloakRefresh(tokenUrl: string, connections: number, dur
       },
     ];
   };
-  const chains = async () => Promise.all(Array.from({ length: connections }, mint));
+  // One at a time: concurrent password grants for one user fail now and then ("Invalid user credentials").
+  const chains = async () => {
+    const out: string[] = [];
+    for (let i = 0; i < connections; i++) out.push(await mint());
+    return out;
+  };
   progress('Keycloak: warming up refresh_token');
   await load({ url: tokenUrl, connections, duration: WARMUP_SLICE_SECONDS * 2, requests: rotate(await chains()) });
   progress('Keycloak: measuring refresh_token');
@@ -249,7 +254,7 @@ async function measureTokenExchange(
     const probe = await fetch(request.url, { method: 'POST', headers: request.headers, body });
     if (probe.status !== 200) throw new Error(`token exchange answered ${probe.status}: ${await probe.text()}`);
     await load({ ...request, connections, duration: 2 }); // JWKS fetched, statements prepared
-    return await load({ ...request, connections, duration });
+    return await stack.measure(() => load({ ...request, connections, duration }));
   } finally {
     await stack.close();
   }

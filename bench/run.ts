@@ -382,7 +382,7 @@ async function main(): Promise<void> {
         p99: a.loginP99,
         errors: a.requests.errors,
         unexpected: a.failedLogins,
-        cpuMs: a.requests.cpuMs,
+        cpuMs: a.cpuMsPerLogin,
         note: `logins/s, ${a.connections} connections, ${a.workers} worker(s); CPU per login`,
       });
       const ratio = a.loginsPerSecond / a.rawVerifyPerSecond;
