@@ -31,14 +31,11 @@ export interface AuditFilter {
 @Injectable()
 export class AuditRepository {
   async insert(tx: Tx, e: AuditEventRow): Promise<void> {
-    await tx.query(`INSERT INTO audit_events (tenant_id, actor, action, target, data, request_id) VALUES ($1, $2, $3, $4, $5, $6)`, [
-      e.tenantId,
-      e.actor,
-      e.action,
-      e.target,
-      JSON.stringify(e.data),
-      e.requestId,
-    ]);
+    await tx.query(
+      `INSERT INTO audit_events (tenant_id, actor, action, target, data, request_id) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [e.tenantId, e.actor, e.action, e.target, JSON.stringify(e.data), e.requestId],
+      'audit-insert',
+    );
   }
 
   /** Platform events (no tenant) only: the latest one of `action`, one whose target is `preferredTarget` first. */

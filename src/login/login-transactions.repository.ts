@@ -105,6 +105,7 @@ export class LoginTransactionsRepository {
         t.providerState,
         t.expiresAt,
       ],
+      'login-txn-insert',
     );
   }
 
@@ -125,7 +126,7 @@ export class LoginTransactionsRepository {
       csrf_hash: string | null;
       expires_at: Date;
       completed_at: Date | null;
-    }>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [idHash]);
+    }>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [idHash], 'login-txn-find');
     if (!r) return undefined;
     return {
       tenantId: r.tenant_id,
@@ -146,7 +147,11 @@ export class LoginTransactionsRepository {
 
   /** Binds a CSRF token's hash to a transaction still open. */
   async setCsrf(handle: Tx, idHash: string, csrfHash: string): Promise<void> {
-    await handle.query(`UPDATE login_transactions SET csrf_hash = $2 WHERE id_hash = $1 AND completed_at IS NULL`, [idHash, csrfHash]);
+    await handle.query(
+      `UPDATE login_transactions SET csrf_hash = $2 WHERE id_hash = $1 AND completed_at IS NULL`,
+      [idHash, csrfHash],
+      'login-txn-csrf',
+    );
   }
 
   /** Single use, across replicas: true for whoever marks the open, unexpired transaction completed first. */
@@ -154,6 +159,7 @@ export class LoginTransactionsRepository {
     const res = await handle.query(
       `UPDATE login_transactions SET completed_at = now() WHERE id_hash = $1 AND completed_at IS NULL AND expires_at > now() RETURNING id_hash`,
       [idHash],
+      'login-txn-claim',
     );
     return res.rowCount > 0;
   }
@@ -168,6 +174,7 @@ export class LoginTransactionsRepository {
       `INSERT INTO authorization_codes (code_hash, tenant_id, session_id, client_id, redirect_uri, code_challenge, scope, nonce, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       [c.codeHash, c.tenantId, c.sessionId, c.clientId, c.redirectUri, c.codeChallenge, c.scope, c.nonce, c.expiresAt],
+      'authorization-code-insert',
     );
   }
 

@@ -115,6 +115,7 @@ export class SessionsRepository {
     } = await handle.query<{ id: string }>(
       `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
       [s.tenantId, s.userId, s.clientId, s.bindingId, s.idp, s.idpSub, s.authTime],
+      'session-insert',
     );
     if (!row) throw new Error('sessions: INSERT … RETURNING returned no row');
     return row.id;

@@ -257,7 +257,7 @@ export class BindingsRepository {
   }
 
   async recordLoginSucceeded(tx: Tx, id: string): Promise<void> {
-    await tx.query(`UPDATE tenant_identity_providers SET last_login_succeeded_at = now() WHERE id = $1`, [id]);
+    await tx.query(`UPDATE tenant_identity_providers SET last_login_succeeded_at = now() WHERE id = $1`, [id], 'binding-login-succeeded');
   }
 
   /** A test login through the binding succeeded: what it signed in as (sealed), and when. */

@@ -25,11 +25,16 @@ export interface NewBinding {
 
 const secretsContext = (bindingId: string) => `binding_secrets:${bindingId}`;
 
+/** How often a binding's last successful login is written, at most, per process. */
+const SUCCESS_RECORD_INTERVAL_MS = 60_000;
+
 /** tenant_identity_providers: which adapter, with which configuration, for each tenant. */
 @Injectable()
 export class BindingsService {
   /** A tenant's active bindings, read at every login start: cached, dropped on any binding change (row-cache.ts). */
   private readonly active: RowCache<BindingContext[]>;
+  /** When this process last wrote a binding's last_login_succeeded_at (recordLoginOutcome). */
+  private readonly lastSuccessRecorded = new Map<string, number>();
 
   constructor(
     private readonly db: Database,
@@ -131,6 +136,15 @@ export class BindingsService {
 
   /** Last login outcome per binding, for the connection-health view (best effort, never fails a login). */
   async recordLoginOutcome(tenantId: string, bindingId: string, ok: boolean, reason?: string): Promise<void> {
+    // A success is written at most once a minute per binding and process (every login of a tenant
+    // would otherwise update the same row, one after another); a failure always, and the next
+    // success after it at once, so the health never shows a failure older than a success it hides.
+    const now = Date.now();
+    if (ok) {
+      const last = this.lastSuccessRecorded.get(bindingId);
+      if (last !== undefined && now - last < SUCCESS_RECORD_INTERVAL_MS) return;
+      this.lastSuccessRecorded.set(bindingId, now);
+    } else this.lastSuccessRecorded.delete(bindingId);
     await this.db
       .transaction({ tenant: tenantId }, (tx) =>
         ok

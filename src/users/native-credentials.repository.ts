@@ -45,6 +45,7 @@ export class NativeCredentialsRepository {
     }>(
       `SELECT user_id, username, password_hash, failed_attempts, locked_until FROM native_credentials WHERE tenant_id = $1 AND username_ci = lower($2) FOR UPDATE`,
       [tenantId, username],
+      'native-credential-for-login',
     );
     const row = rows[0];
     if (!row) return undefined;
@@ -73,19 +74,20 @@ export class NativeCredentialsRepository {
 
   /** A failed check: the new failure count and lock. */
   async recordFailure(tx: Tx, userId: string, failedAttempts: number, lockedUntil: Date | null): Promise<void> {
-    await tx.query(`UPDATE native_credentials SET failed_attempts = $2, locked_until = $3 WHERE user_id = $1`, [
-      userId,
-      failedAttempts,
-      lockedUntil,
-    ]);
+    await tx.query(
+      `UPDATE native_credentials SET failed_attempts = $2, locked_until = $3 WHERE user_id = $1`,
+      [userId, failedAttempts, lockedUntil],
+      'native-credential-failure',
+    );
   }
 
   /** A successful check: clears the lockout and stores the (possibly rehashed) hash. */
   async recordSuccess(tx: Tx, userId: string, passwordHash: string): Promise<void> {
-    await tx.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL, password_hash = $2 WHERE user_id = $1`, [
-      userId,
-      passwordHash,
-    ]);
+    await tx.query(
+      `UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL, password_hash = $2 WHERE user_id = $1`,
+      [userId, passwordHash],
+      'native-credential-success',
+    );
   }
 
   /** Replaces the username and the hash (a re-import of a not yet converted legacy hash). */

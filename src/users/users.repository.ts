@@ -89,7 +89,7 @@ export class UsersRepository {
       email_verified: boolean;
       display_name: string | null;
       status: UserStatus;
-    }>(`SELECT id, tenant_id, email, email_verified, display_name, status FROM users WHERE id = $1`, [userId]);
+    }>(`SELECT id, tenant_id, email, email_verified, display_name, status FROM users WHERE id = $1`, [userId], 'user-by-id');
     const row = rows[0];
     if (!row) return undefined;
     return {
@@ -104,7 +104,11 @@ export class UsersRepository {
 
   /** The user's role names, each once, sorted. */
   async listRoles(tx: Tx, userId: string): Promise<string[]> {
-    const { rows } = await tx.query<{ role: string }>(`SELECT DISTINCT role FROM user_roles WHERE user_id = $1 ORDER BY role`, [userId]);
+    const { rows } = await tx.query<{ role: string }>(
+      `SELECT DISTINCT role FROM user_roles WHERE user_id = $1 ORDER BY role`,
+      [userId],
+      'user-roles',
+    );
     return rows.map((r) => r.role);
   }
 
@@ -157,6 +161,7 @@ export class UsersRepository {
            display_name = COALESCE($4, display_name), given_name = COALESCE($5, given_name), family_name = COALESCE($6, family_name), updated_at = now()
          WHERE id = $1 AND user_name IS NULL`,
       [userId, p.email, p.emailVerified, p.displayName, p.givenName, p.familyName],
+      'user-update-from-login',
     );
   }
 
@@ -172,10 +177,11 @@ export class UsersRepository {
 
   /** The platform user an upstream identity (binding, subject) is linked to. */
   async findIdentityUserId(tx: Tx, bindingId: string, subject: string): Promise<string | undefined> {
-    const { rows } = await tx.query<{ user_id: string }>(`SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`, [
-      bindingId,
-      subject,
-    ]);
+    const { rows } = await tx.query<{ user_id: string }>(
+      `SELECT user_id FROM user_identities WHERE binding_id = $1 AND subject = $2`,
+      [bindingId, subject],
+      'user-identity-find',
+    );
     return rows[0]?.user_id;
   }
 
@@ -186,6 +192,7 @@ export class UsersRepository {
        VALUES ($1, $2, $3, $4, $5, $6, now())
        ON CONFLICT (binding_id, subject) DO UPDATE SET last_login_at = now(), email = EXCLUDED.email`,
       [i.tenantId, i.userId, i.bindingId, i.issuer, i.subject, i.email],
+      'user-identity-upsert',
     );
   }
 
@@ -203,15 +210,24 @@ export class UsersRepository {
 
   /** Removes the user's roles of one source except `keep`. */
   async revokeRolesExcept(tx: Tx, userId: string, source: RoleSource, keep: string[]): Promise<void> {
-    await tx.query(`DELETE FROM user_roles WHERE user_id = $1 AND source = $2 AND NOT (role = ANY($3::text[]))`, [userId, source, keep]);
+    await tx.query(
+      `DELETE FROM user_roles WHERE user_id = $1 AND source = $2 AND NOT (role = ANY($3::text[]))`,
+      [userId, source, keep],
+      'user-roles-prune',
+    );
   }
 
   /** Grants roles of one source, creating the tenant's role rows as needed; already granted ones are left alone. */
   async grantRoles(tx: Tx, tenantId: string, userId: string, source: RoleSource, roles: string[]): Promise<void> {
-    await tx.query(`INSERT INTO roles (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, [tenantId, roles]);
+    await tx.query(
+      `INSERT INTO roles (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`,
+      [tenantId, roles],
+      'roles-ensure',
+    );
     await tx.query(
       `INSERT INTO user_roles (tenant_id, user_id, role, source) SELECT $1, $2, unnest($3::text[]), $4 ON CONFLICT DO NOTHING`,
       [tenantId, userId, roles, source],
+      'user-roles-grant',
     );
   }
 }
