@@ -186,7 +186,7 @@ export interface BenchStack {
   start(execArgv?: string[]): Promise<void>;
   stopService(): Promise<void>;
   /** Runs a load and adds the CPU milliseconds per request of each process group to its result. */
-  measure(run: () => Promise<LoadResult>): Promise<LoadResult>;
+  measure<T extends { requests: number }>(run: () => Promise<T>): Promise<T & { cpuMs: CpuPerRequest }>;
   /** Peak resident set of each service process so far (MiB), the cluster primary first. */
   peakRss(): { pid: number; peakMiB: number }[];
   /** Stops the service and the database and deletes the data directory. */

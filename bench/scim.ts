@@ -17,6 +17,7 @@ import pg from 'pg';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { ScimTokensService } from '../src/scim/scim-tokens.service.js';
 import { createStack } from './harness.js';
+import type { CpuPerRequest } from './process-cpu.js';
 
 const PROVISION = Number(process.env.SCIM_BENCH_USERS ?? 10_000);
 /** BENCH_LARGE=true: the look-up at 1,000,000 users (issue #16's size; seeding takes minutes). */
@@ -44,7 +45,11 @@ export interface ScimBenchResult {
     p99: number;
     errors: number;
     non2xx: number;
+    /** CPU milliseconds per look-up of the service, PostgreSQL and the load generator. */
+    cpuMs: CpuPerRequest;
   }>;
+  /** CPU milliseconds per create. */
+  provisionCpuMs: CpuPerRequest;
 }
 
 const run = (opts: autocannon.Options) =>
@@ -83,13 +88,16 @@ export async function runScimBench(): Promise<ScimBenchResult> {
     //    spent ~1 ms of CPU per request, a quarter of what the whole box has for one user.
     let next = 0;
     const started = process.hrtime.bigint();
-    const provision = await run({
-      url: `${base}/scim/v2/Users`,
-      connections: CONCURRENCY,
-      amount: PROVISION,
-      headers,
-      requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: userBody(next++) }) }],
-    });
+    const provision = await stack.measure(async () => ({
+      ...(await run({
+        url: `${base}/scim/v2/Users`,
+        connections: CONCURRENCY,
+        amount: PROVISION,
+        headers,
+        requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: userBody(next++) }) }],
+      })),
+      requests: PROVISION,
+    }));
     const errors = provision.errors + provision.timeouts + provision.non2xx;
     const provisionSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     // How many creates the service wrote per transaction (summed over its workers).
@@ -120,20 +128,23 @@ export async function runScimBench(): Promise<ScimBenchResult> {
     // 3. The IdPs' probe: GET /Users?filter=userName eq "…" for random existing users.
     const lookups: ScimBenchResult['lookups'] = [];
     for (const connections of [1, 8]) {
-      const r = await run({
-        url: `${base}/scim/v2/Users`,
-        connections,
-        duration: LOOKUP_SECONDS,
-        headers: { authorization: `Bearer ${token}` },
-        requests: [
-          {
-            method: 'GET',
-            setupRequest: (req) => {
-              const i = Math.floor(Math.random() * TOTAL);
-              return { ...req, path: `/scim/v2/Users?filter=${encodeURIComponent(`userName eq "USER${i}@bench.test"`)}` };
+      const { result: r, cpuMs } = await stack.measure(async () => {
+        const res = await run({
+          url: `${base}/scim/v2/Users`,
+          connections,
+          duration: LOOKUP_SECONDS,
+          headers: { authorization: `Bearer ${token}` },
+          requests: [
+            {
+              method: 'GET',
+              setupRequest: (req) => {
+                const i = Math.floor(Math.random() * TOTAL);
+                return { ...req, path: `/scim/v2/Users?filter=${encodeURIComponent(`userName eq "USER${i}@bench.test"`)}` };
+              },
             },
-          },
-        ],
+          ],
+        });
+        return { result: res, requests: res.requests.total };
       });
       lookups.push({
         scenario: 'GET /Users?filter=userName eq',
@@ -144,6 +155,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
         p99: r.latency.p99,
         errors: r.errors,
         non2xx: r.non2xx,
+        cpuMs,
       });
     }
     return {
@@ -153,6 +165,7 @@ export async function runScimBench(): Promise<ScimBenchResult> {
       provisionPerSecond: Math.round(PROVISION / provisionSeconds),
       provisionErrors: errors,
       provisionMeanBatch: Math.round(meanBatch * 10) / 10,
+      provisionCpuMs: provision.cpuMs,
       usersInTenant: n,
       lookups,
     };
@@ -163,10 +176,12 @@ export async function runScimBench(): Promise<ScimBenchResult> {
 
 export function printScimBench(r: ScimBenchResult): void {
   console.log(
-    `\nSCIM provisioning: ${r.provisionedUsers} users in ${r.provisionSeconds} s (${r.provisionPerSecond} users/s, ${CONCURRENCY} in flight, ${r.workers} service worker(s), ${r.provisionErrors} errors, ${r.provisionMeanBatch} creates per transaction; target <= 10 s)`,
+    `\nSCIM provisioning: ${r.provisionedUsers} users in ${r.provisionSeconds} s (${r.provisionPerSecond} users/s, ${CONCURRENCY} in flight, ${r.workers} service worker(s), ${r.provisionErrors} errors, ${r.provisionMeanBatch} creates per transaction; CPU ms per create: service ${r.provisionCpuMs.service}, PostgreSQL ${r.provisionCpuMs.postgres}, load generator ${r.provisionCpuMs.loadGenerator}; target <= 10 s)`,
   );
   console.log(`SCIM userName eq look-up at ${r.usersInTenant} users in the tenant (target p99 < 20 ms):`);
-  console.table(r.lookups);
+  console.table(
+    r.lookups.map(({ cpuMs, ...l }) => ({ ...l, 'svc ms': cpuMs.service, 'pg ms': cpuMs.postgres, 'gen ms': cpuMs.loadGenerator })),
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
