@@ -30,8 +30,7 @@ export class LoginController {
 
   @Get('native/:handle')
   async form(@Param('handle') handle: string, @Res() res: Response): Promise<void> {
-    const txn = await this.login.load(handle);
-    const csrf = await this.login.issueCsrf(txn);
+    const { txn, csrf } = await this.login.loadWithCsrf(handle);
     this.renderForm(res, txn, csrf, 200);
   }
 

@@ -218,21 +218,40 @@ export class LoginService {
 
   /** Loads an open (not expired, not completed) transaction, or throws a user-facing error. */
   async load(handleValue: string): Promise<LoginTransaction> {
+    return this.open(handleValue);
+  }
+
+  /** `load` and `issueCsrf` in one transaction: the hosted form's GET. */
+  async loadWithCsrf(handleValue: string): Promise<{ txn: LoginTransaction; csrf: string }> {
+    const csrf = randomToken();
+    const txn = await this.open(handleValue, (tx) => this.transactions.setCsrf(tx, sha256(handleValue), sha256(csrf)));
+    return { txn, csrf };
+  }
+
+  /** `also` runs in the same transaction, once the transaction is known to be open. */
+  private async open(handleValue: string, also?: (tx: Tx) => Promise<void>): Promise<LoginTransaction> {
     const handle = parseOpaqueToken('lt', handleValue);
-    const expired = new ProblemError({
-      type: 'login-expired',
-      detail: 'This sign-in link is invalid or has expired. Start again from the application.',
-    });
-    if (!handle) throw expired;
+    // Made only when thrown: an error's stack trace is not free, and most loads succeed.
+    const expired = () =>
+      new ProblemError({
+        type: 'login-expired',
+        detail: 'This sign-in link is invalid or has expired. Start again from the application.',
+      });
+    if (!handle) throw expired();
     const tenant = await this.tenants.findById(handle.tenantId);
-    if (!tenant || tenant.status !== 'active') throw expired;
-    const row = await this.db.transaction({ tenant: tenant.id }, (tx) => this.transactions.find(tx, handle.hash));
-    if (!row) throw expired;
+    if (!tenant || tenant.status !== 'active') throw expired();
+    const row = await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const found = await this.transactions.find(tx, handle.hash);
+      if (also && found && !found.completedAt && found.expiresAt.getTime() > Date.now()) await also(tx);
+      return found;
+    });
+    if (!row) throw expired();
     if (row.completedAt || row.expiresAt.getTime() <= Date.now()) {
+      const error = expired();
       // The transaction names the application's registered redirect URI: its origin is a safe
       // place to send the user back to, to start again.
-      if (row.redirectUri && URL.canParse(row.redirectUri)) expired.returnTo = new URL(row.redirectUri).origin;
-      throw expired;
+      if (row.redirectUri && URL.canParse(row.redirectUri)) error.returnTo = new URL(row.redirectUri).origin;
+      throw error;
     }
     return {
       handle: handle.value,
