@@ -90,3 +90,40 @@ describe('Database.transaction', () => {
     );
   });
 });
+
+describe('Database.statement (one statement, one round trip)', () => {
+  const count = async (tenant: string, email: string) =>
+    (await db.transaction({ tenant }, (tx) => tx.query(`SELECT 1 FROM users WHERE email = $1`, [email]))).rowCount;
+
+  it("commits its statement in the tenant's scope, and sees that tenant's rows only", async () => {
+    const { rows } = await db.statement({ tenant: a }, (tx) =>
+      tx.query<{ email: string }>(
+        `INSERT INTO users (tenant_id, email) VALUES ($1, 'one-shot@a.test') RETURNING (SELECT count(*)::int FROM users) AS n, email`,
+        [a],
+      ),
+    );
+    expect(rows[0]!.email).toBe('one-shot@a.test');
+    expect(await count(a, 'one-shot@a.test')).toBe(1);
+    // Row-level security applies as in a transaction: tenant b sees none of a's users.
+    const seen = await db.statement({ tenant: b }, (tx) => tx.query(`SELECT 1 FROM users WHERE tenant_id = $1`, [a]));
+    expect(seen.rowCount).toBe(0);
+  });
+
+  it('leaves nothing behind when its statement fails, and the connection serves the next unit', async () => {
+    await expect(
+      db.statement({ tenant: a }, (tx) => tx.query(`INSERT INTO users (tenant_id, email) VALUES ($1, 'half@a.test'), ($1, 1/0)`, [a])),
+    ).rejects.toThrow(/division by zero/);
+    expect(await count(a, 'half@a.test')).toBe(0);
+    expect((await db.statement({ tenant: a }, (tx) => tx.query(`SELECT 1`))).rowCount).toBe(1);
+  });
+
+  it('refuses a second statement: the first is committed alone, the second never runs', async () => {
+    await expect(
+      db.statement({ tenant: a }, async (tx) => {
+        await tx.query(`INSERT INTO users (tenant_id, email) VALUES ($1, 'first@a.test')`, [a]);
+        await tx.query(`INSERT INTO users (tenant_id, email) VALUES ($1, 'second@a.test')`, [a]);
+      }),
+    ).rejects.toThrow(/second statement/);
+    expect([await count(a, 'first@a.test'), await count(a, 'second@a.test')]).toEqual([1, 0]);
+  });
+});

@@ -167,3 +167,28 @@ describe('refresh-token reuse grace off (0)', () => {
     expect(await family(off, tokens.access_token)).toEqual({ tokens: 2, revokedReason: 'refresh_token_reused' });
   });
 });
+
+describe('refresh with a scope', () => {
+  it('narrows to a subset of the granted scope, and refuses a wider one without rotating the token', async () => {
+    const tokens = await login(off, offBff);
+    const wider = await tokenRequest(off.url, offBff, {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token,
+      scope: 'openid email admin',
+    });
+    expect(wider.status).toBe(400);
+    expect(await wider.json()).toMatchObject({ error: 'invalid_scope' });
+    // Not rotated (grace is off here, so a rotated token presented again would end the family).
+    expect(await family(off, tokens.access_token)).toEqual({ tokens: 1, revokedReason: null });
+    const narrowed = await tokenRequest(off.url, offBff, {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token,
+      scope: 'openid email',
+    });
+    expect(narrowed.status).toBe(200);
+    const body = (await narrowed.json()) as Tokens & { scope: string };
+    expect(body.scope).toBe('openid email');
+    expect(decodeJwt(body.access_token)['scope']).toBe('openid email');
+    expect(await family(off, tokens.access_token)).toEqual({ tokens: 2, revokedReason: null });
+  });
+});

@@ -49,6 +49,12 @@ const SCOPE_START: Record<Exclude<TxScope, { tenant: string; snapshot?: boolean 
   'revocation-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.revocation_reader', 'on', true)`,
 };
 
+/** BEGIN with the scope's isolation and setting, as one simple query. */
+const scopeStart = (scope: TxScope): string =>
+  typeof scope === 'object'
+    ? `${scope.snapshot ? 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY' : 'BEGIN'}; ${tenantSetting(scope.tenant)}`
+    : SCOPE_START[scope];
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const UNAVAILABLE_CODES = new Set([
@@ -177,13 +183,54 @@ export class Database {
     }
   }
 
+  /**
+   * A unit of work of exactly one statement, in one round trip: BEGIN and the scope's setting, the
+   * statement and COMMIT leave in one write, and the result is handed to `work` once all three have
+   * answered (so a 2xx built on it is durable). For the hot paths whose statement decides everything
+   * itself (the refresh rotation); what must follow it runs in a transaction of its own. A second
+   * statement on this `tx` is a programming error and throws.
+   */
+  async statement<T>(scope: TxScope, work: (tx: Tx) => Promise<T>): Promise<T> {
+    const start = scopeStart(scope);
+    const runner = this.dataSource.createQueryRunner();
+    let inFlight: Promise<unknown> | undefined;
+    try {
+      const client = (await runner.connect()) as pg.PoolClient;
+      const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
+      let used = false;
+      const tx: Tx = {
+        query: async <R>(sql: string, params: unknown[] = [], prepare?: string) => {
+          if (used) throw new Error('Database.statement: a second statement in a one-statement unit of work');
+          used = true;
+          stream?.cork?.();
+          const started = client.query(start);
+          const pending = client.query(prepare ? { name: prepare, text: sql, values: params } : { text: sql, values: params });
+          // A statement that failed leaves the transaction aborted: this COMMIT then rolls it back.
+          const committed = client.query('COMMIT');
+          stream?.uncork?.();
+          inFlight = Promise.allSettled([started, pending, committed]);
+          await started;
+          const r = await pending;
+          await committed;
+          return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+        },
+        enterTenant: () => Promise.reject(new Error('Database.statement: enterTenant in a one-statement unit of work')),
+      };
+      return await work(tx);
+    } catch (err) {
+      dropParameters(err);
+      if (isConnectionError(err)) throw dbUnavailable(err);
+      throw err;
+    } finally {
+      // Never hand the connection back with this unit's messages still in flight.
+      await inFlight;
+      if (!runner.isReleased) await runner.release();
+    }
+  }
+
   /** The unit of work of a service: every repository call inside `work` shares `tx`; see `TxScope`. */
   async transaction<T>(scope: TxScope, work: (tx: Tx) => Promise<T>): Promise<T> {
-    const start =
-      typeof scope === 'object'
-        ? `${scope.snapshot ? 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY' : 'BEGIN'}; ${tenantSetting(scope.tenant)}`
-        : SCOPE_START[scope];
-    return this.run(start, work);
+    return this.run(scopeStart(scope), work);
   }
 
   async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {

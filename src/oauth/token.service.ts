@@ -265,75 +265,77 @@ export class TokenService {
     const presented = parseOpaqueToken('rt', body['refresh_token']);
     if (!presented) throw new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
     assertClientTenant(client, presented.tenantId);
-    // The hot path, one statement: lock the token and its session, read what the new tokens say,
-    // and rotate only if every check passes. What failed is then read from the returned row; a
-    // failure that must leave a trace (reuse, disabled user) revokes the session in the same
-    // transaction. A scope that may not be narrowed throws, which rolls the rotation back.
+    // The hot path, one statement in one round trip (Database.statement): lock the token and its
+    // session, read what the new tokens say, and rotate only if every check passes, the requested
+    // scope within the granted one included. What failed is then read from the returned row; a
+    // failure that must leave a trace (reuse, disabled user) revokes the session in a transaction of
+    // its own, which takes the session lock again before it decides.
     // The successor is derived from the presented value, not random: a re-presentation within the
     // reuse grace can then be answered with the very token the rotation returned (ADR 0012).
     const next = successorOpaqueToken('rt', presented, this.successorKey);
-    const outcome = await this.db.transaction(
-      { tenant: presented.tenantId },
-      async (q): Promise<Outcome<{ subject: PlatformSubject; refresh: string }>> => {
-        const row = await this.sessions.rotateRefreshToken(q, {
-          presentedHash: presented.hash,
-          nextHash: next.hash,
-          tenantId: presented.tenantId,
-          clientId: client.id,
-          expiresAt: new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000),
-        });
-        const invalid = 'The refresh token is invalid, expired or revoked.';
-        if (!row || row.revokedAt) return refuse(invalid);
-        if (row.tenantStatus !== 'active')
-          return { ok: false, error: new OAuthError('invalid_grant', 'The grant is invalid for this organisation.') };
-        if (row.clientId !== client.id) return refuse('The refresh token was issued to another client.');
-        if (row.rotatedAt) {
-          // Presented again after its rotation. Within the grace, by the client it belongs to (checked
-          // above), with the session alive (checked above, and locked) and the successor still the
-          // family's current token: the same successor again, e.g. a second browser tab refreshing at
-          // the same moment. Otherwise reuse: someone holds a copy. End the whole family.
-          if (!(await this.successorStillCurrent(q, presented.hash, next.hash))) {
-            await this.sessionRules.revoke(q, presented.tenantId, row.sessionId, 'refresh_token_reused');
-            return refuse(invalid);
-          }
-        } else if (row.expired) return refuse(invalid);
-        if (row.userStatus !== 'active') {
-          await this.sessionRules.revoke(q, presented.tenantId, row.sessionId, 'user_disabled');
-          return refuse(invalid);
-        }
-        if (!row.rotated && !row.rotatedAt) throw new Error('refresh token passed every check but was not rotated');
-        const scope = this.narrowScope(row.scope, body['scope']);
-        const subject: PlatformSubject = {
-          tenantId: presented.tenantId,
-          tenantSlug: row.tenantSlug,
-          userId: row.userId,
-          clientId: client.id,
-          scope,
-          roles: row.roles,
-          idp: row.idp,
-          idpSub: row.idpSub,
-          authTime: row.authTime,
-          sessionId: row.sessionId,
-          email: row.email,
-          emailVerified: row.emailVerified,
-          name: row.displayName,
-        };
-        return { ok: true, value: { subject, refresh: next.value } };
-      },
+    const tenantId = presented.tenantId;
+    const requested = body['scope'];
+    const row = await this.db.statement({ tenant: tenantId }, (q) =>
+      this.sessions.rotateRefreshToken(q, {
+        presentedHash: presented.hash,
+        nextHash: next.hash,
+        tenantId,
+        clientId: client.id,
+        expiresAt: new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000),
+        narrowTo: typeof requested === 'string' && requested.trim() !== '' ? requested.split(' ').filter(Boolean) : undefined,
+      }),
     );
-    if (!outcome.ok) throw outcome.error;
-    return this.respond(outcome.value.subject, outcome.value.refresh, undefined, false);
+    const invalid = () => new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.');
+    if (!row || row.revokedAt) throw invalid();
+    if (row.tenantStatus !== 'active') throw new OAuthError('invalid_grant', 'The grant is invalid for this organisation.');
+    if (row.clientId !== client.id) throw new OAuthError('invalid_grant', 'The refresh token was issued to another client.');
+    if (row.rotatedAt) {
+      // Presented again after its rotation. Within the grace, by the client it belongs to (checked
+      // above), with the session alive (checked above, and locked again here) and the successor
+      // still the family's current token: the same successor again, e.g. a second browser tab
+      // refreshing at the same moment. Otherwise reuse: someone holds a copy. End the whole family.
+      const current = await this.db.transaction({ tenant: tenantId }, async (q) => {
+        await this.sessions.lock(q, row.sessionId);
+        if (await this.successorStillCurrent(q, presented.hash, next.hash)) return true;
+        await this.sessionRules.revoke(q, tenantId, row.sessionId, 'refresh_token_reused');
+        return false;
+      });
+      if (!current) throw invalid();
+    } else if (row.expired) throw invalid();
+    if (row.userStatus !== 'active') {
+      await this.db.transaction({ tenant: tenantId }, (q) => this.sessionRules.revoke(q, tenantId, row.sessionId, 'user_disabled'));
+      throw invalid();
+    }
+    // Throws invalid_scope for a scope beyond the granted one; the statement did not rotate then.
+    const scope = this.narrowScope(row.scope, requested);
+    if (!row.rotated && !row.rotatedAt) throw new Error('refresh token passed every check but was not rotated');
+    const subject: PlatformSubject = {
+      tenantId,
+      tenantSlug: row.tenantSlug,
+      userId: row.userId,
+      clientId: client.id,
+      scope,
+      roles: row.roles,
+      idp: row.idp,
+      idpSub: row.idpSub,
+      authTime: row.authTime,
+      sessionId: row.sessionId,
+      email: row.email,
+      emailVerified: row.emailVerified,
+      name: row.displayName,
+    };
+    return this.respond(subject, next.value, undefined, false);
   }
 
   /**
    * The reuse grace (REFRESH_TOKEN_REUSE_GRACE_SECONDS, 0 = off): was `presented` rotated at most
    * that long ago, and is its successor `next` still unrotated and unexpired? A
    * successor that has itself been rotated already means the family moved on: that is reuse, even
-   * within the grace. Its own statement, run only for a rotated token (never on the hot path): it
-   * reads with a snapshot taken after the session lock was granted, so it sees the successor a
-   * concurrent rotation committed, which the rotation statement's older snapshot does not. The
-   * session lock held since that statement keeps the successor from rotating meanwhile. Database
-   * time on both sides, so replicas' clocks do not matter.
+   * within the grace. Its own transaction, run only for a rotated token (never on the hot path): the
+   * caller locks the session first (as a rotation does), then this reads with a snapshot taken after
+   * the lock was granted, so it sees any successor a concurrent rotation committed, and the lock
+   * keeps the successor from rotating until the decision (and a revocation) commits. Database time
+   * on both sides, so replicas' clocks do not matter.
    */
   private async successorStillCurrent(q: Tx, presentedHash: string, nextHash: string): Promise<boolean> {
     const grace = this.config.REFRESH_TOKEN_REUSE_GRACE_SECONDS;

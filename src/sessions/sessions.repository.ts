@@ -42,6 +42,8 @@ export interface Rotation {
   clientId: string;
   /** The successor's expiry. */
   expiresAt: Date;
+  /** The scopes the refresh asks for (a refresh may only narrow): not rotated unless all were granted. Undefined: as granted. */
+  narrowTo?: string[];
 }
 
 /**
@@ -238,6 +240,11 @@ export class SessionsRepository {
     ]);
   }
 
+  /** Locks a session row until the transaction ends (the rotation statement takes the same lock). */
+  async lock(tx: Tx, sessionId: string): Promise<void> {
+    await tx.query(`SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE`, [sessionId]);
+  }
+
   /**
    * The refresh hot path, one statement (`refresh-token-rotate`): locks the presented token and its
    * session, reads what the new tokens say, and rotates (marks it rotated, inserts the successor) only
@@ -281,13 +288,14 @@ export class SessionsRepository {
            UPDATE refresh_tokens r SET rotated_at = now() FROM cur
             WHERE r.token_hash = $1 AND cur.rotated_at IS NULL AND cur.revoked_at IS NULL AND NOT cur.expired
               AND cur.tenant_status = 'active' AND cur.user_status = 'active' AND cur.client_id = $4
+              AND ($6::text[] IS NULL OR $6::text[] <@ string_to_array(cur.scope, ' '))
            RETURNING r.session_id, r.scope
          ), issued AS (
            INSERT INTO refresh_tokens (token_hash, tenant_id, session_id, scope, expires_at)
            SELECT $2, $3, session_id, scope, $5 FROM rotated RETURNING 1
          )
          SELECT cur.*, EXISTS (SELECT 1 FROM issued) AS rotated FROM cur`,
-      [r.presentedHash, r.nextHash, r.tenantId, r.clientId, r.expiresAt],
+      [r.presentedHash, r.nextHash, r.tenantId, r.clientId, r.expiresAt, r.narrowTo ?? null],
       'refresh-token-rotate',
     );
     if (!row) return undefined;
