@@ -32,10 +32,6 @@ export interface TokenResponse {
   issued_token_type?: string;
 }
 
-/** A grant outcome decided inside a transaction that must commit before the error is sent. */
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: OAuthError };
-const refuse = <T>(description: string): Outcome<T> => ({ ok: false, error: new OAuthError('invalid_grant', description) });
-
 /**
  * A client bound to a tenant only ever gets tokens of that tenant, whatever the grant: checked on
  * every grant before anything is read or changed, the same answer whether the other tenant exists
@@ -203,60 +199,55 @@ export class TokenService {
     assertClientTenant(client, code.tenantId);
     const tenant = await this.activeTenant(code.tenantId);
 
-    // One statement (LoginTransactionsRepository.redeemCode): the code is locked and consumed, its
-    // session and user read, and the refresh token inserted only if every check below passes. The
-    // checks then read the returned row, in the order they are reported.
+    // One statement in one round trip (LoginTransactionsRepository.redeemCode, Database.statement):
+    // the code is locked and consumed, its session and user read, and the refresh token inserted
+    // only if every check below passes. The checks then read the returned row, in the order they are
+    // reported; a replay revokes in a transaction of its own.
     const verifier = body['code_verifier'];
     const refresh = client.grantTypes.includes('refresh_token') ? mintOpaqueToken('rt', tenant.id) : undefined;
-    const outcome = await this.db.transaction(
-      { tenant: tenant.id },
-      async (m): Promise<Outcome<{ subject: PlatformSubject; nonce: string | null; refresh?: string }>> => {
-        const row = await this.codes.redeemCode(m, {
-          codeHash: code.hash,
-          tenantId: tenant.id,
-          clientId: client.id,
-          redirectUri: body['redirect_uri'] as string,
-          pkceChallenge: PKCE_VERIFIER.test(verifier) ? s256(verifier) : undefined,
-          refresh: refresh && {
-            tokenHash: refresh.hash,
-            expiresAt: new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000),
-          },
-        });
-        const unusable = 'The authorization code is invalid, expired or already used.';
-        if (!row) return refuse(unusable);
-        if (row.consumedBefore) {
-          // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
-          await this.sessionRules.revoke(m, tenant.id, row.sessionId, 'authorization_code_replayed');
-          return refuse(unusable);
-        }
-        if (row.expired) return refuse(unusable);
-        if (row.clientId !== client.id) return refuse('The authorization code was issued to another client.');
-        if (row.redirectUri !== body['redirect_uri']) return refuse('redirect_uri does not match the authorization request.');
-        if (!pkceMatches(verifier, row.codeChallenge))
-          return refuse('PKCE verification failed: code_verifier does not match code_challenge.');
-        const s = row.session;
-        if (!s || s.revoked || !s.userActive) return refuse('The session has ended.');
-        if (refresh && !row.refreshIssued) throw new Error('authorization code passed every check but no refresh token was inserted');
-        const subject: PlatformSubject = {
-          tenantId: tenant.id,
-          tenantSlug: tenant.slug,
-          userId: s.userId,
-          clientId: client.id,
-          scope: row.scope,
-          roles: s.roles,
-          idp: s.idp,
-          idpSub: s.idpSub,
-          authTime: s.authTime,
-          sessionId: row.sessionId,
-          email: s.email,
-          emailVerified: s.emailVerified,
-          name: s.displayName,
-        };
-        return { ok: true, value: { subject, nonce: row.nonce, refresh: refresh?.value } };
-      },
+    const row = await this.db.statement({ tenant: tenant.id }, (m) =>
+      this.codes.redeemCode(m, {
+        codeHash: code.hash,
+        tenantId: tenant.id,
+        clientId: client.id,
+        redirectUri: body['redirect_uri'] as string,
+        pkceChallenge: PKCE_VERIFIER.test(verifier) ? s256(verifier) : undefined,
+        refresh: refresh && { tokenHash: refresh.hash, expiresAt: new Date(Date.now() + this.config.REFRESH_TOKEN_TTL_SECONDS * 1000) },
+      }),
     );
-    if (!outcome.ok) throw outcome.error;
-    return this.respond(outcome.value.subject, outcome.value.refresh, outcome.value.nonce);
+    const refused = (description: string) => new OAuthError('invalid_grant', description);
+    const unusable = 'The authorization code is invalid, expired or already used.';
+    if (!row) throw refused(unusable);
+    if (row.consumedBefore) {
+      // RFC 6749 §4.1.2: a replayed code revokes what it had issued.
+      await this.db.transaction({ tenant: tenant.id }, (m) =>
+        this.sessionRules.revoke(m, tenant.id, row.sessionId, 'authorization_code_replayed'),
+      );
+      throw refused(unusable);
+    }
+    if (row.expired) throw refused(unusable);
+    if (row.clientId !== client.id) throw refused('The authorization code was issued to another client.');
+    if (row.redirectUri !== body['redirect_uri']) throw refused('redirect_uri does not match the authorization request.');
+    if (!pkceMatches(verifier, row.codeChallenge)) throw refused('PKCE verification failed: code_verifier does not match code_challenge.');
+    const s = row.session;
+    if (!s || s.revoked || !s.userActive) throw refused('The session has ended.');
+    if (refresh && !row.refreshIssued) throw new Error('authorization code passed every check but no refresh token was inserted');
+    const subject: PlatformSubject = {
+      tenantId: tenant.id,
+      tenantSlug: tenant.slug,
+      userId: s.userId,
+      clientId: client.id,
+      scope: row.scope,
+      roles: s.roles,
+      idp: s.idp,
+      idpSub: s.idpSub,
+      authTime: s.authTime,
+      sessionId: row.sessionId,
+      email: s.email,
+      emailVerified: s.emailVerified,
+      name: s.displayName,
+    };
+    return this.respond(subject, refresh?.value, row.nonce);
   }
 
   async refreshToken(client: Client, body: Record<string, unknown>): Promise<TokenResponse> {
