@@ -75,7 +75,8 @@ async function measureKeycloakRefresh(tokenUrl: string, connections: number, dur
   const mint = async () => {
     const r = await fetch(tokenUrl, {
       method: 'POST',
-      headers,
+      // A copy: autocannon writes content-length into the header objects it is given.
+      headers: { ...headers },
       body: new URLSearchParams({ grant_type: 'password', username: REFRESH_USER, password: REFRESH_PASSWORD, scope: 'openid' }),
     });
     const body = (await r.json().catch(() => ({}))) as { refresh_token?: string; error?: string };
@@ -89,7 +90,7 @@ async function measureKeycloakRefresh(tokenUrl: string, connections: number, dur
         method: 'POST',
         setupRequest: (req) => ({
           ...req,
-          headers,
+          headers: { ...headers },
           body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(pool.shift() ?? 'exhausted')}`,
         }),
         onResponse: (status, body) => {
