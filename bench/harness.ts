@@ -372,7 +372,8 @@ export async function loginCode(base: string, client: BenchClient, org: string, 
   return { code, verifier };
 }
 
-const codeBody = (client: BenchClient, { code, verifier }: LoginCode) =>
+/** The authorization_code grant's form body for a minted code. */
+export const codeBody = (client: BenchClient, { code, verifier }: LoginCode) =>
   new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: client.redirect, code_verifier: verifier }).toString();
 
 /** The whole BFF flow through the hosted form: returns the refresh token. */

@@ -7,9 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEYCLOAK_VERSION, startKeycloak, type KeycloakInstance } from '../test/peers/keycloak.js';
-import autocannon from 'autocannon';
 import { PeerUnavailableError } from '../test/peers/peer-unavailable.js';
-import { basic, createStack, envNumber, load, progress, repoRoot, type LoadResult } from './harness.js';
+import { basic, createStack, envNumber, load, progress, refreshRequests, repoRoot, type LoadResult } from './harness.js';
 import { TenantsService } from '../src/tenants/tenants.service.js';
 import { ClientsService } from '../src/clients/clients.service.js';
 import { KeycloakProvisioningService } from '../src/identity/keycloak/keycloak-provisioning.service.js';
@@ -70,35 +69,18 @@ function benchRealmFile(): { file: string; remove: () => void } {
  * (minted with the password grant), each response's refresh token goes back into the pool.
  */
 async function measureKeycloakRefresh(tokenUrl: string, connections: number, duration: number): Promise<LoadResult> {
-  const auth = basic(REFRESH_CLIENT_ID, REFRESH_CLIENT_SECRET);
-  const headers = { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' };
   const mint = async () => {
     const r = await fetch(tokenUrl, {
       method: 'POST',
-      // A copy: autocannon writes content-length into the header objects it is given.
-      headers: { ...headers },
+      headers: { authorization: basic(REFRESH_CLIENT_ID, REFRESH_CLIENT_SECRET), 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'password', username: REFRESH_USER, password: REFRESH_PASSWORD, scope: 'openid' }),
     });
     const body = (await r.json().catch(() => ({}))) as { refresh_token?: string; error?: string };
     if (!body.refresh_token) throw new Error(`Keycloak's password grant answered ${r.status}: ${JSON.stringify(body).slice(0, 300)}`);
     return body.refresh_token;
   };
-  const rotate = (chains: string[]): autocannon.Request[] => {
-    const pool = [...chains];
-    return [
-      {
-        method: 'POST',
-        setupRequest: (req) => ({
-          ...req,
-          headers: { ...headers },
-          body: `grant_type=refresh_token&refresh_token=${encodeURIComponent(pool.shift() ?? 'exhausted')}`,
-        }),
-        onResponse: (status, body) => {
-          if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
-        },
-      },
-    ];
-  };
+  // The same rotation pool as the service's row, with this client's credentials.
+  const rotate = (chains: string[]) => refreshRequests({ id: REFRESH_CLIENT_ID, secret: REFRESH_CLIENT_SECRET, redirect: '' }, chains);
   // One at a time: concurrent password grants for one user fail now and then ("Invalid user credentials").
   const chains = async () => {
     const out: string[] = [];

@@ -37,6 +37,7 @@ import {
   refreshRequests,
   loginCode,
   mapLimit,
+  codeBody,
   codeRequests,
   round,
   type BenchClient,
@@ -239,17 +240,7 @@ async function serviceBench(): Promise<ServiceBench> {
     const codeHalf = await measure(() =>
       openLoop(halfCode, codeSeconds, () => {
         const next = halfCodes.shift();
-        return post(
-          next
-            ? new URLSearchParams({
-                grant_type: 'authorization_code',
-                code: next.code,
-                redirect_uri: client.redirect,
-                code_verifier: next.verifier,
-              }).toString()
-            : 'grant_type=authorization_code&code=exhausted',
-          refreshAuth,
-        )();
+        return post(next ? codeBody(client, next) : 'grant_type=authorization_code&code=exhausted', refreshAuth)();
       }),
     );
     rows.push(row(`token: authorization_code at ${halfCode} req/s (half, open loop, ${round(codeSeconds, 1)} s)`, codeHalf));

@@ -97,10 +97,7 @@ describe('Database.statement (one statement, one round trip)', () => {
 
   it("commits its statement in the tenant's scope, and sees that tenant's rows only", async () => {
     const { rows } = await db.statement({ tenant: a }, (tx) =>
-      tx.query<{ email: string }>(
-        `INSERT INTO users (tenant_id, email) VALUES ($1, 'one-shot@a.test') RETURNING (SELECT count(*)::int FROM users) AS n, email`,
-        [a],
-      ),
+      tx.query<{ email: string }>(`INSERT INTO users (tenant_id, email) VALUES ($1, 'one-shot@a.test') RETURNING email`, [a]),
     );
     expect(rows[0]!.email).toBe('one-shot@a.test');
     expect(await count(a, 'one-shot@a.test')).toBe(1);

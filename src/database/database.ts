@@ -162,7 +162,7 @@ export class Database {
     try {
       const client = (await runner.connect()) as pg.PoolClient;
       open = true;
-      const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
+      const stream = socketOf(client);
       stream?.cork?.();
       process.nextTick(() => stream?.uncork?.());
       const started = client.query(start);
@@ -196,7 +196,7 @@ export class Database {
     let inFlight: Promise<unknown> | undefined;
     try {
       const client = (await runner.connect()) as pg.PoolClient;
-      const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
+      const stream = socketOf(client);
       let used = false;
       const tx: Tx = {
         query: async <R>(sql: string, params: unknown[] = [], prepare?: string) => {
@@ -204,7 +204,7 @@ export class Database {
           used = true;
           stream?.cork?.();
           const started = client.query(start);
-          const pending = client.query(prepare ? { name: prepare, text: sql, values: params } : { text: sql, values: params });
+          const pending = client.query(statementOf(sql, params, prepare));
           // A statement that failed leaves the transaction aborted: this COMMIT then rolls it back.
           const committed = client.query('COMMIT');
           stream?.uncork?.();
@@ -253,11 +253,19 @@ export class Database {
   }
 }
 
+/** The connection's socket, to cork several messages into one write (node-postgres keeps it on `connection.stream`). */
+const socketOf = (client: pg.PoolClient) =>
+  (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
+
+/** A statement as node-postgres takes it: named (prepared once per connection) when `prepare` is given. */
+const statementOf = (text: string, values: unknown[], prepare?: string): pg.QueryConfig =>
+  prepare ? { name: prepare, text, values } : { text, values };
+
 /** `started`: the transaction's start, pipelined ahead of the first statement; no result is handed out before it succeeded. */
 function txOf(client: pg.PoolClient, started: Promise<unknown>): Tx {
   return {
     query: async <R>(sql: string, params: unknown[] = [], prepare?: string) => {
-      const pending = client.query(prepare ? { name: prepare, text: sql, values: params } : { text: sql, values: params });
+      const pending = client.query(statementOf(sql, params, prepare));
       pending.catch(() => undefined);
       await started;
       const r = await pending;

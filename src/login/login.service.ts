@@ -223,8 +223,10 @@ export class LoginService {
 
   /** `load` and `issueCsrf` in one transaction: the hosted form's GET. */
   async loadWithCsrf(handleValue: string): Promise<{ txn: LoginTransaction; csrf: string }> {
-    const csrf = randomToken();
-    const txn = await this.open(handleValue, (tx) => this.transactions.setCsrf(tx, sha256(handleValue), sha256(csrf)));
+    let csrf = '';
+    const txn = await this.open(handleValue, async (tx) => {
+      csrf = await this.bindCsrf(tx, handleValue);
+    });
     return { txn, csrf };
   }
 
@@ -271,8 +273,13 @@ export class LoginService {
 
   /** Binds a fresh CSRF token to the transaction (hosted form); returns the token. */
   async issueCsrf(txn: LoginTransaction): Promise<string> {
+    return this.db.transaction({ tenant: txn.tenant.id }, (tx) => this.bindCsrf(tx, txn.handle));
+  }
+
+  /** A fresh CSRF token, its hash stored on the transaction; returns the token. */
+  private async bindCsrf(tx: Tx, handleValue: string): Promise<string> {
     const token = randomToken();
-    await this.db.transaction({ tenant: txn.tenant.id }, (tx) => this.transactions.setCsrf(tx, sha256(txn.handle), sha256(token)));
+    await this.transactions.setCsrf(tx, sha256(handleValue), sha256(token));
     return token;
   }
 

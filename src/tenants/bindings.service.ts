@@ -27,6 +27,8 @@ const secretsContext = (bindingId: string) => `binding_secrets:${bindingId}`;
 
 /** How often a binding's last successful login is written, at most, per process. */
 const SUCCESS_RECORD_INTERVAL_MS = 60_000;
+/** Past this many remembered bindings, the stale ones are dropped. */
+const SUCCESS_RECORD_MAX_ENTRIES = 10_000;
 
 /** tenant_identity_providers: which adapter, with which configuration, for each tenant. */
 @Injectable()
@@ -143,6 +145,9 @@ export class BindingsService {
     if (ok) {
       const last = this.lastSuccessRecorded.get(bindingId);
       if (last !== undefined && now - last < SUCCESS_RECORD_INTERVAL_MS) return;
+      // Entries older than the interval decide nothing: drop them before the map grows with the tenants.
+      if (this.lastSuccessRecorded.size >= SUCCESS_RECORD_MAX_ENTRIES)
+        for (const [id, at] of this.lastSuccessRecorded) if (now - at >= SUCCESS_RECORD_INTERVAL_MS) this.lastSuccessRecorded.delete(id);
       this.lastSuccessRecorded.set(bindingId, now);
     } else this.lastSuccessRecorded.delete(bindingId);
     await this.db
