@@ -77,7 +77,12 @@ describe('POST /admin/v1/tenants/{tenantId}/users', () => {
       emailVerified: true,
       displayName: 'Ann First',
       status: 'active',
+      managedBy: null,
+      lockedUntil: null,
       roles: ['MEMBER'],
+      manualRoles: ['MEMBER'],
+      createdAt: expect.any(String),
+      updatedAt: expect.any(String),
     });
     expect(res.headers.get('location')).toBe(`/admin/v1/tenants/${t.id}/users/${user.id}`);
 

@@ -14,10 +14,17 @@ export interface AdminPrincipal {
   tenantId: string;
   roles: string[];
   scopes: string[];
+  /**
+   * Set for a tenant's own user administrator: the one tenant whose users this principal may
+   * manage, and nothing else. Unset for operators, who may do everything.
+   */
+  confinedTo?: string;
 }
 
 export const ADMIN_ROLE = 'SUPER_ADMIN';
 export const ADMIN_SCOPE = 'admin';
+/** The role a user of any tenant holds to manage the users of that tenant, and only of that tenant. */
+export const TENANT_USER_ADMIN_ROLE = 'USER_ADMIN';
 
 /**
  * Who may call the admin API. Admin bearer tokens are platform access tokens, issued by this
@@ -27,22 +34,38 @@ export const ADMIN_SCOPE = 'admin';
  * (signature, time, liveness of its session, user, tenant and client) is checked by the one
  * access-token check, AccessTokenVerifier, before this runs.
  */
-export function adminPrincipal(token: AuthenticatedToken, operatorTenantId: string | undefined): AdminPrincipal {
+export function adminPrincipal(token: AuthenticatedToken, operatorTenantId: string | undefined, tenantAdminsOf?: string): AdminPrincipal {
   const { claims } = token;
   const scopes = (claims.scope ?? '').split(' ').filter(Boolean);
   const roles = Array.isArray(claims.roles) ? claims.roles : [];
   const isMachine = isMachineSubject(claims.sub);
-  const allowed =
+  const actor = isMachine ? claims.sub : `user:${claims.sub}`;
+  const operator =
     operatorTenantId !== undefined &&
     claims.tid === operatorTenantId &&
     (isMachine ? scopes.includes(ADMIN_SCOPE) : roles.includes(ADMIN_ROLE));
-  if (!allowed)
-    throw new ProblemError({
-      type: 'forbidden',
-      detail: `Admin access needs a ${ADMIN_ROLE} user or a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant.`,
-    });
-  return { actor: isMachine ? claims.sub : `user:${claims.sub}`, tenantId: claims.tid, roles, scopes };
+  if (operator) return { actor, tenantId: claims.tid, roles, scopes };
+  // A tenant's user administrator: a user (never a machine) of the tenant named in the path, holding
+  // the role now (the user's roles as stored, not as they were when the token was issued).
+  const currentRoles = token.user?.roles ?? [];
+  if (tenantAdminsOf !== undefined && !isMachine && claims.tid === tenantAdminsOf && currentRoles.includes(TENANT_USER_ADMIN_ROLE))
+    return { actor, tenantId: claims.tid, roles: currentRoles, scopes, confinedTo: claims.tid };
+  throw new ProblemError({
+    type: 'forbidden',
+    detail:
+      tenantAdminsOf === undefined
+        ? `Admin access needs a ${ADMIN_ROLE} user or a machine client with the "${ADMIN_SCOPE}" scope of the operator tenant.`
+        : `Managing this tenant's users needs an operator, or a ${TENANT_USER_ADMIN_ROLE} user of this tenant.`,
+  });
 }
+
+export const TENANT_ADMINS = 'auth-service:tenant-admins';
+/**
+ * Opens an admin controller's routes to the user administrators of the tenant in the path
+ * (`:tenantId`) as well as to operators. Services still confine what such a principal may do
+ * (`confinedTo`): only that tenant's users, never above its own roles.
+ */
+export const TenantAdminsToo = () => SetMetadata(TENANT_ADMINS, true);
 
 export const PUBLIC_ROUTE = 'auth-service:public-route';
 /** Marks a route under an admin controller that deliberately needs no admin token (none today). */
@@ -64,7 +87,9 @@ export class AdminGuard implements CanActivate {
     const req = http.getRequest<Request>();
     const token = await authenticate(this.strategy, req, http.getResponse<Response>());
     const operator = await this.tenants.findActiveBySlug(this.config.OPERATOR_TENANT);
-    req.user = adminPrincipal(token, operator?.id);
+    const tenantAdmins = this.reflector.getAllAndOverride<boolean>(TENANT_ADMINS, [context.getHandler(), context.getClass()]);
+    const pathTenant = (req.params as Record<string, string | undefined>)['tenantId'];
+    req.user = adminPrincipal(token, operator?.id, tenantAdmins && pathTenant !== undefined ? pathTenant : undefined);
     return true;
   }
 }

@@ -16,6 +16,7 @@ import { GatewayAdminController } from './gateway-admin.controller.js';
 import { IdempotencyRepository } from './idempotency.repository.js';
 import { IdempotencyService } from './idempotency.service.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
+import { UsersAdminService } from './users-admin.service.js';
 
 /** The admin REST API (`/admin/v1`), spread into AppModule like the SCIM server. */
 export const ADMIN_CONTROLLERS: Array<Type<unknown>> = [
@@ -36,6 +37,7 @@ export const ADMIN_PROVIDERS: Provider[] = [
   IdempotencyService,
   IdempotencyInterceptor,
   TenantsAdminService,
+  UsersAdminService,
   BindingsAdminService,
   BindingHealthRefresher,
 ];

@@ -352,3 +352,49 @@ export class FirebaseImportDto {
   @IsUUID()
   bindingId?: string;
 }
+
+const ROLE_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+export class UpdateUserDto {
+  @ApiPropertyOptional({ nullable: true, description: 'A new address is unverified unless emailVerified says otherwise.' })
+  @IsOptional()
+  @IsEmail({}, { message: 'email must be an email address' })
+  @Length(3, 320)
+  email?: string | null;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsBoolean()
+  emailVerified?: boolean;
+
+  @ApiPropertyOptional({ nullable: true })
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  displayName?: string | null;
+
+  @ApiPropertyOptional({ description: 'The roles given by hand, replaced as a whole. Mapped and SCIM roles are not touched.' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(100)
+  @Matches(ROLE_NAME, { each: true, message: 'each role must be 1–100 letters, digits, _ . : or -' })
+  roles?: string[];
+
+  @ApiPropertyOptional({ enum: ['active', 'disabled'], description: 'Disabling ends every session of the user at once.' })
+  @IsOptional()
+  @IsIn(['active', 'disabled'])
+  status?: 'active' | 'disabled';
+}
+
+export class ListUsersQueryDto extends ListQueryDto {
+  @ApiPropertyOptional({ description: 'Case-insensitive prefix of the username, SCIM userName, email or display name.' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 320)
+  q?: string;
+
+  @ApiPropertyOptional({ enum: ['active', 'disabled'] })
+  @IsOptional()
+  @IsIn(['active', 'disabled'])
+  status?: 'active' | 'disabled';
+}

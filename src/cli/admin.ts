@@ -40,6 +40,13 @@ Identity-provider bindings:
 Users (local passwords, for native bindings):
   users create <tenantId> <username> [--email <email>] [--email-verified] [--display-name <name>]
                [--role <role>]...             asks for the initial password (or reads it from stdin)
+  users list <tenantId> [--search <prefix>] [--status <active|disabled>] [--limit <n>] [--cursor <c>]
+  users get <tenantId> <userId>
+  users update <tenantId> <userId> [--email <email>] [--email-verified] [--display-name <name>]
+               [--role <role>]...             the roles given replace the hand-given ones
+  users disable|enable <tenantId> <userId>    disabling ends every session of the user
+  users unlock <tenantId> <userId>            end a lockout after failed password attempts
+  users delete <tenantId> <userId>            sessions end, the profile is erased
 Clients:
   clients list
   clients create --id <id> --name <name> --kind <bff|machine> [--tenant <tenantId>]
@@ -99,6 +106,9 @@ const { values: opts, positionals } = parseArgs({
     'hash-config': { type: 'string' },
     action: { type: 'string' },
     limit: { type: 'string' },
+    search: { type: 'string' },
+    status: { type: 'string' },
+    cursor: { type: 'string' },
   },
 });
 
@@ -448,6 +458,48 @@ async function main(): Promise<void> {
       );
       return;
     }
+    case 'users list': {
+      const q = new URLSearchParams();
+      if (opts.search) q.set('q', opts.search);
+      if (opts.status) q.set('status', opts.status);
+      if (opts.limit) q.set('limit', opts.limit);
+      if (opts.cursor) q.set('cursor', opts.cursor);
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/users?${q}`)).data);
+      return;
+    }
+    case 'users get': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}`)).data);
+      return;
+    }
+    case 'users update':
+    case 'users disable':
+    case 'users enable': {
+      const path = `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}`;
+      const change =
+        action === 'update'
+          ? {
+              ...(opts.email ? { email: opts.email } : {}),
+              ...(opts['email-verified'] ? { emailVerified: true } : {}),
+              ...(opts['display-name'] ? { displayName: opts['display-name'] } : {}),
+              ...(opts.role ? { roles: opts.role } : {}),
+            }
+          : { status: action === 'disable' ? 'disabled' : 'active' };
+      if (Object.keys(change).length === 0)
+        throw new CliError('Nothing to change: give --email, --email-verified, --display-name or --role. See --help.');
+      const current = await api('GET', path);
+      print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
+      return;
+    }
+    case 'users unlock': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/unlock`, {})).data);
+      return;
+    }
+    case 'users delete':
+      await api('DELETE', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}`);
+      {
+        print({ deleted: a2 });
+        return;
+      }
     case 'clients disable':
       await api('DELETE', `/clients/${need(a1, 'clientId')}`);
       {

@@ -94,4 +94,10 @@ export class NativeCredentialsRepository {
   async replaceUsernameAndHash(tx: Tx, userId: string, username: string, passwordHash: string): Promise<void> {
     await tx.query(`UPDATE native_credentials SET username = $2, password_hash = $3 WHERE user_id = $1`, [userId, username, passwordHash]);
   }
+
+  /** Ends a lockout and clears the failure count; false when the user has no local password. */
+  async unlock(tx: Tx, userId: string): Promise<boolean> {
+    const res = await tx.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL WHERE user_id = $1`, [userId]);
+    return res.rowCount === 1;
+  }
 }

@@ -59,6 +59,89 @@ export interface NewIdentityRow {
   email: string | null;
 }
 
+/** A user as the admin API lists and reads it: the profile, how it signs in, and its version. */
+export interface UserAdminRow {
+  id: string;
+  tenantId: string;
+  /** The hosted form's username, when the user has a local password. */
+  username: string | null;
+  /** The tenant directory's userName, when SCIM provisions the user (its profile is the directory's). */
+  scimUserName: string | null;
+  email: string | null;
+  emailVerified: boolean;
+  displayName: string | null;
+  status: UserStatus;
+  lockedUntil: Date | null;
+  /** Every role of the user, each once, sorted. */
+  roles: string[];
+  /** The roles given by hand (the admin API's `roles`), sorted. */
+  manualRoles: string[];
+  createdAt: Date;
+  updatedAt: Date;
+  version: number;
+  /** Where the next page starts after this row. */
+  cursor: string;
+}
+
+export interface UserAdminQuery {
+  /** A cursor of a row: the page starts after it. */
+  after: { createdMicros: string; id: string } | null;
+  limit: number;
+  /** Lower-case prefix of the username, SCIM userName, email or display name. */
+  prefix: string | null;
+  status: UserStatus | null;
+}
+
+/** What an admin changes; undefined keeps the stored value. */
+export interface UserAdminChange {
+  email?: string | null;
+  emailVerified?: boolean;
+  displayName?: string | null;
+  status?: UserStatus;
+}
+
+const ADMIN_COLUMNS = `u.id, u.tenant_id, c.username, u.user_name, u.email, u.email_verified, u.display_name, u.status,
+       c.locked_until, u.created_at, u.updated_at, u.version,
+       (extract(epoch FROM u.created_at) * 1000000)::bigint::text AS created_us,
+       ARRAY(SELECT DISTINCT r.role FROM user_roles r WHERE r.user_id = u.id ORDER BY 1) AS roles,
+       ARRAY(SELECT r.role FROM user_roles r WHERE r.user_id = u.id AND r.source = 'manual' ORDER BY 1) AS manual_roles`;
+
+interface UserAdminDbRow {
+  id: string;
+  tenant_id: string;
+  username: string | null;
+  user_name: string | null;
+  email: string | null;
+  email_verified: boolean;
+  display_name: string | null;
+  status: UserStatus;
+  locked_until: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  version: number;
+  created_us: string;
+  roles: string[];
+  manual_roles: string[];
+}
+
+const adminRow = (r: UserAdminDbRow): UserAdminRow => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  username: r.username,
+  scimUserName: r.user_name,
+  email: r.email,
+  emailVerified: r.email_verified,
+  displayName: r.display_name,
+  status: r.status,
+  lockedUntil: r.locked_until,
+  roles: r.roles,
+  manualRoles: r.manual_roles,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  version: r.version,
+  cursor: `${r.created_us}.${r.id}`,
+});
+
 /**
  * `users`, `user_identities`, `roles` and `user_roles`: the platform's side of a user. Every
  * statement runs in the caller's tenant transaction, so row-level security scopes it.
@@ -228,6 +311,86 @@ export class UsersRepository {
       `INSERT INTO user_roles (tenant_id, user_id, role, source) SELECT $1, $2, unnest($3::text[]), $4 ON CONFLICT DO NOTHING`,
       [tenantId, userId, roles, source],
       'user-roles-grant',
+    );
+  }
+  /** The admin API's page of a tenant's users (not deleted), in creation order. */
+  async listForAdmin(tx: Tx, tenantId: string, q: UserAdminQuery): Promise<UserAdminRow[]> {
+    const { rows } = await tx.query<UserAdminDbRow>(
+      `SELECT ${ADMIN_COLUMNS}
+         FROM users u LEFT JOIN native_credentials c ON c.user_id = u.id
+        WHERE u.tenant_id = $1 AND u.deleted_at IS NULL
+          AND ($2::bigint IS NULL OR (u.created_at, u.id) > ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid))
+          AND ($4::text IS NULL OR starts_with(lower(c.username), $4) OR starts_with(u.user_name_ci, $4)
+               OR starts_with(lower(u.email), $4) OR starts_with(lower(u.display_name), $4))
+          AND ($5::text IS NULL OR u.status = $5)
+        ORDER BY u.created_at, u.id
+        LIMIT $6`,
+      [tenantId, q.after?.createdMicros ?? null, q.after?.id ?? null, q.prefix, q.status, q.limit],
+    );
+    return rows.map(adminRow);
+  }
+
+  /** One user as the admin API shows it; undefined when absent or deleted. `forUpdate` locks the row. */
+  async findForAdmin(tx: Tx, tenantId: string, userId: string, forUpdate = false): Promise<UserAdminRow | undefined> {
+    const { rows } = await tx.query<UserAdminDbRow>(
+      `SELECT ${ADMIN_COLUMNS}
+         FROM users u LEFT JOIN native_credentials c ON c.user_id = u.id
+        WHERE u.tenant_id = $1 AND u.id = $2 AND u.deleted_at IS NULL${forUpdate ? ' FOR UPDATE OF u' : ''}`,
+      [tenantId, userId],
+    );
+    return rows[0] && adminRow(rows[0]);
+  }
+
+  /** Applies an admin's change and bumps the version; false when the version moved on (a concurrent change). */
+  async updateByAdmin(tx: Tx, userId: string, version: number, c: UserAdminChange): Promise<boolean> {
+    const res = await tx.query(
+      `UPDATE users SET
+           email = CASE WHEN $3 THEN $4 ELSE email END,
+           email_verified = COALESCE($5, CASE WHEN $3 AND $4::text IS DISTINCT FROM email THEN false ELSE email_verified END),
+           display_name = CASE WHEN $6 THEN $7 ELSE display_name END,
+           status = COALESCE($8, status),
+           version = version + 1, updated_at = now()
+         WHERE id = $1 AND version = $2 AND deleted_at IS NULL`,
+      [
+        userId,
+        version,
+        c.email !== undefined,
+        c.email ?? null,
+        c.emailVerified ?? null,
+        c.displayName !== undefined,
+        c.displayName ?? null,
+        c.status ?? null,
+      ],
+    );
+    return res.rowCount === 1;
+  }
+
+  /** Bumps the version of a change made elsewhere (roles, credentials), so ETags follow it. */
+  async touch(tx: Tx, userId: string): Promise<void> {
+    await tx.query(`UPDATE users SET version = version + 1, updated_at = now() WHERE id = $1`, [userId]);
+  }
+
+  /**
+   * Erases a user and leaves the tombstone: no profile, no credential, no upstream link, no role,
+   * disabled. The row and its (revoked) sessions stay, so the `sub` is never reused and the
+   * gateways' revocation feed still serves the sessions. SCIM's attributes and group memberships go too.
+   */
+  async eraseToTombstone(tx: Tx, userId: string): Promise<void> {
+    await tx.query(`DELETE FROM native_credentials WHERE user_id = $1`, [userId]);
+    await tx.query(`DELETE FROM user_identities WHERE user_id = $1`, [userId]);
+    await tx.query(`DELETE FROM user_roles WHERE user_id = $1`, [userId]);
+    // Group memberships go too, and each group's version moves on (SCIM clients hold its ETag).
+    await tx.query(
+      `WITH gone AS (DELETE FROM group_members WHERE user_id = $1 RETURNING group_id)
+       UPDATE groups SET version = version + 1, updated_at = now() WHERE id IN (SELECT group_id FROM gone)`,
+      [userId],
+    );
+    await tx.query(
+      `UPDATE users SET email = NULL, email_verified = false, display_name = NULL, given_name = NULL, family_name = NULL,
+           user_name = NULL, external_id = NULL, emails = '[]', enterprise = '{}', scim_profile = '{}',
+           status = 'disabled', deleted_at = now(), version = version + 1, updated_at = now()
+         WHERE id = $1`,
+      [userId],
     );
   }
 }
