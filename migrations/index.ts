@@ -8,6 +8,7 @@ import { SessionRevocationFeed1765300000000 } from './1765300000000-session-revo
 import { NativeUsernameCi1765400000000 } from './1765400000000-native-username-ci.js';
 import { RowChangeNotifications1765500000000 } from './1765500000000-row-change-notifications.js';
 import { ScimTokenChangeNotifications1765600000000 } from './1765600000000-scim-token-change-notifications.js';
+import { MailOutbox1765800000000 } from './1765800000000-mail-outbox.js';
 
 /** Every migration, in order. Listed explicitly so the same list works from src (tests) and dist. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   NativeUsernameCi1765400000000,
   RowChangeNotifications1765500000000,
   ScimTokenChangeNotifications1765600000000,
+  MailOutbox1765800000000,
 ];
