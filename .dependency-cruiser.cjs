@@ -10,7 +10,7 @@ const COMPOSITION = '^src/(?:[^/]+\\.ts$|cli/)';
 
 const LAYER_0 = ['config', 'common', 'crypto'];
 const LAYER_1 = ['database', 'metrics'];
-const LAYER_2 = ['audit', 'tenants', 'clients', 'users', 'sessions', 'tokens', 'rate-limit'];
+const LAYER_2 = ['audit', 'tenants', 'clients', 'users', 'sessions', 'tokens', 'rate-limit', 'mail'];
 /** `identity/port` is its own module (types and kinds only); `identity` is the rest of the folder. */
 const LAYER_3 = ['identity', 'identity/port'];
 const LAYER_4 = ['login', 'oauth', 'scim', 'gateway', 'well-known'];
@@ -29,6 +29,7 @@ const MODULES = {
   sessions: [...LAYER_0, ...LAYER_1, 'audit'],
   tokens: [...LAYER_0, ...LAYER_1, 'audit', 'tenants', 'clients', 'sessions', 'users'],
   'rate-limit': [...LAYER_0, ...LAYER_1],
+  mail: [...LAYER_0, ...LAYER_1],
   'identity/port': [...LAYER_0],
   identity: [...LAYER_0, ...LAYER_1, ...LAYER_2, 'identity/port'],
   login: [...LAYER_0, ...LAYER_1, ...LAYER_2, ...LAYER_3],

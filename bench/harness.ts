@@ -212,6 +212,8 @@ export async function createStack(name: string, extraEnv: Record<string, string>
     PUBLIC_URL: 'https://bench.invalid',
     DATABASE_URL: db.url,
     KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    // Production needs a mail server; the bench sends no mail, so nothing listens on it.
+    SMTP_URL: 'smtp://127.0.0.1:25',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
     WORKERS: String(benchWorkers()),

@@ -58,6 +58,7 @@ import { KeycloakHealthService } from './identity/keycloak/keycloak-health.servi
 import { KeycloakProvisioningService } from './identity/keycloak/keycloak-provisioning.service.js';
 import { GATEWAY_CONTROLLERS, GATEWAY_PROVIDERS } from './gateway/gateway.module.js';
 import { METRICS_CONTROLLERS, METRICS_PROVIDERS } from './metrics/metrics.module.js';
+import { MAIL_PROVIDERS } from './mail/mail.module.js';
 
 export interface AppDependencies {
   config: AppConfig;
@@ -177,6 +178,7 @@ export class AppModule {
         ...ADMIN_PROVIDERS,
         ...GATEWAY_PROVIDERS,
         ...METRICS_PROVIDERS,
+        ...MAIL_PROVIDERS,
       ],
       exports: [
         TenantsService,

@@ -141,6 +141,8 @@ describe('the Docker image, built from the Dockerfile without a Docker engine', 
       DATABASE_URL: db.url,
       PUBLIC_URL: issuer,
       KEY_ENCRYPTION_KEY: db.kek,
+      // Production needs a mail server; nothing is sent here, so nothing needs to listen on it.
+      SMTP_URL: 'smtp://127.0.0.1:25',
     });
     onTestFailed(() => console.error(output()));
     expect(image.env['NODE_ENV']).toBe('production');

@@ -103,6 +103,7 @@ describe('configuration', () => {
     PUBLIC_URL: 'https://auth.example.test',
     DATABASE_URL: 'postgres://auth_service@db.example.test/auth',
     KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    SMTP_URL: 'smtp://mail.example.test:587',
   };
 
   it('refuses to start in production with FIREBASE_AUTH_EMULATOR_HOST set', () => {

@@ -30,23 +30,32 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PUBLIC_URL: 'not a url' })).toThrow(ConfigError);
   });
 
-  it('refuses production without a stable issuer, a real database and a key-encryption key', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/PUBLIC_URL.*DATABASE_URL.*KEY_ENCRYPTION_KEY/);
+  it('refuses production without a stable issuer, a real database, a key-encryption key and a mail server', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/PUBLIC_URL.*DATABASE_URL.*KEY_ENCRYPTION_KEY.*SMTP_URL/);
     expect(() =>
       loadConfig({
         NODE_ENV: 'production',
         PUBLIC_URL: 'http://auth.example.com',
         DATABASE_URL: 'postgres://x@db/auth',
         KEY_ENCRYPTION_KEY: 'a'.repeat(44),
+        SMTP_URL: 'smtp://mail.example.com:587',
       }),
     ).toThrow(/https/);
-    const ok = loadConfig({
+    const prod = {
       NODE_ENV: 'production',
       PUBLIC_URL: 'https://auth.example.com/',
       DATABASE_URL: 'postgres://x@db/auth',
       KEY_ENCRYPTION_KEY: 'a'.repeat(44),
-    });
+    };
+    // Without SMTP_URL mail would only be written to files under DATA_DIR: never in production.
+    expect(() => loadConfig(prod)).toThrow(/SMTP_URL \(without it mail is written to files under DATA_DIR\/mailbox/);
+    const ok = loadConfig({ ...prod, SMTP_URL: 'smtps://user:pass@mail.example.com:465' });
     expect(ok.issuer).toBe('https://auth.example.com');
+    expect(ok.mailFrom).toBe('no-reply@auth.example.com');
+    expect(loadConfig({ ...prod, SMTP_URL: 'smtp://mail.example.com', MAIL_FROM: 'accounts@example.com' }).mailFrom).toBe(
+      'accounts@example.com',
+    );
+    expect(() => loadConfig({ SMTP_URL: 'http://mail.example.com' })).toThrow(/SMTP_URL \(value withheld: a secret\)/);
   });
 
   it('makes the operator client at start in development only, and in production only from a given secret (a generated one is never printed there)', () => {
@@ -55,6 +64,7 @@ describe('loadConfig', () => {
       PUBLIC_URL: 'https://auth.example.com',
       DATABASE_URL: 'postgres://x@db/auth',
       KEY_ENCRYPTION_KEY: 'a'.repeat(44),
+      SMTP_URL: 'smtp://mail.example.com:587',
     };
     expect(loadConfig({}).bootstrapAdminOnStart).toBe(true);
     expect(loadConfig({ NODE_ENV: 'test' }).bootstrapAdminOnStart).toBe(false);

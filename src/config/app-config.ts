@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
+  IsEmail,
   IsIn,
   IsInt,
   IsOptional,
@@ -378,6 +379,38 @@ export class AppConfig {
   @Matches(/^[A-Za-z0-9._~-]{1,128}$/, { message: 'must be a Kong consumer username (letters, digits, . _ ~ -)' })
   KONG_CONSUMER = 'auth-service';
 
+  /**
+   * Outgoing mail (invitations, password resets, e-mail verification): `smtp://[user:pass@]host:port`
+   * (STARTTLS when the server offers it) or `smtps://…` (TLS from the start, usually port 465).
+   * Unset: every message is written as an .eml file under DATA_DIR/mailbox instead (development
+   * only; production refuses to start without it).
+   */
+  @Secret()
+  @IsOptional()
+  @Matches(/^smtps?:\/\/\S+$/, { message: 'must be an smtp:// or smtps:// URL' })
+  SMTP_URL?: string;
+
+  /** Envelope and From address of outgoing mail; the display name is the tenant's. Default: no-reply@ the PUBLIC_URL host. */
+  @IsOptional()
+  @IsEmail({ require_tld: false }, { message: 'must be an e-mail address' })
+  MAIL_FROM?: string;
+
+  /**
+   * Back-off of a message whose delivery failed: the n-th retry waits MAIL_RETRY_BASE_SECONDS × 4^(n-1)
+   * (30 s, 2 min, 8 min, … at most an hour); after MAIL_MAX_ATTEMPTS attempts the message is given up.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  MAIL_RETRY_BASE_SECONDS = 30;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(50)
+  MAIL_MAX_ATTEMPTS = 8;
+
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' = 'info';
 
@@ -461,6 +494,11 @@ export class AppConfig {
   get bootstrapAdminOnStart(): boolean {
     if (this.BOOTSTRAP_ADMIN_ON_START !== undefined) return this.BOOTSTRAP_ADMIN_ON_START;
     return this.NODE_ENV === 'development' || (this.isProduction && this.BOOTSTRAP_ADMIN_CLIENT_SECRET !== undefined);
+  }
+
+  /** The From address of outgoing mail (MAIL_FROM, or no-reply@ the issuer's host). */
+  get mailFrom(): string {
+    return this.MAIL_FROM ?? `no-reply@${new URL(this.issuer).hostname}`;
   }
 
   get isProduction(): boolean {
@@ -550,6 +588,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (!config.DATABASE_URL) missing.push('DATABASE_URL (the embedded PostgreSQL is for development only)');
     if (!config.KEY_ENCRYPTION_KEY && !config.KEY_ENCRYPTION_KEY_FILE) missing.push('KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE');
     if (config.PUBLIC_URL && !config.PUBLIC_URL.startsWith('https://')) missing.push('PUBLIC_URL must be https:// in production');
+    if (!config.SMTP_URL) missing.push('SMTP_URL (without it mail is written to files under DATA_DIR/mailbox, for development only)');
     if (env['FIREBASE_AUTH_EMULATOR_HOST'])
       missing.push(
         'FIREBASE_AUTH_EMULATOR_HOST must be unset in production (the Firebase Auth emulator accepts unsigned ID tokens; it is for development and test only)',

@@ -32,9 +32,12 @@ export interface Tx {
  *   statements must agree, e.g. the revocation feed's horizon and the rows it bounds);
  * - `'platform'`: platform tables only (no tenant is set, so tenant-scoped rows are invisible);
  * - `'audit-reader'` / `'revocation-reader'`: read-only, every tenant's audit events / session
- *   revocations (the explicit policies of those two tables), in one REPEATABLE READ snapshot.
+ *   revocations (the explicit policies of those two tables), in one REPEATABLE READ snapshot;
+ * - `'mail-delivery'`: the mail delivery loop, which claims due messages of every tenant: it may read
+ *   and update `mail_outbox` rows of any tenant (that table's explicit policies), never insert or
+ *   delete them, and sees no other tenant-scoped table.
  */
-export type TxScope = { tenant: string; snapshot?: boolean } | 'platform' | 'audit-reader' | 'revocation-reader';
+export type TxScope = { tenant: string; snapshot?: boolean } | 'platform' | 'audit-reader' | 'revocation-reader' | 'mail-delivery';
 
 /** The statement that sets the transaction's tenant; the id is checked to be a UUID before it is written into it. */
 function tenantSetting(tenantId: string): string {
@@ -47,6 +50,7 @@ const SCOPE_START: Record<Exclude<TxScope, { tenant: string; snapshot?: boolean 
   platform: 'BEGIN',
   'audit-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.audit_reader', 'on', true)`,
   'revocation-reader': `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('app.revocation_reader', 'on', true)`,
+  'mail-delivery': `BEGIN; SELECT set_config('app.mail_delivery', 'on', true)`,
 };
 
 /** BEGIN with the scope's isolation and setting, as one simple query. */

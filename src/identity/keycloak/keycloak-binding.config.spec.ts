@@ -215,6 +215,7 @@ describe('Keycloak environment', () => {
       PUBLIC_URL: 'https://auth.example.com',
       DATABASE_URL: 'postgres://x@db/auth',
       KEY_ENCRYPTION_KEY: 'a'.repeat(44),
+      SMTP_URL: 'smtp://mail.example.com:587',
       KEYCLOAK_CLIENT_SECRET: 's',
     };
     expect(() => loadConfig({ ...prod, KEYCLOAK_URL: 'http://keycloak:8080' })).toThrow(
