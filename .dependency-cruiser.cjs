@@ -37,7 +37,9 @@ const MODULES = {
   scim: [...LAYER_0, ...LAYER_1, ...LAYER_2, 'identity/port'],
   gateway: [...LAYER_0, ...LAYER_1, ...LAYER_2, 'identity/port'],
   'well-known': [...LAYER_0, ...LAYER_1, ...LAYER_2, 'identity/port'],
-  admin: [...LAYER_0, ...LAYER_1, ...LAYER_2, ...LAYER_3, ...LAYER_4],
+  /** The account email flows and pages: above login (the forgot-password page opens a sign-in) and oauth (the bearer guard). */
+  account: [...LAYER_0, ...LAYER_1, ...LAYER_2, ...LAYER_3, ...LAYER_4],
+  admin: [...LAYER_0, ...LAYER_1, ...LAYER_2, ...LAYER_3, ...LAYER_4, 'account'],
   health: [...LAYER_0, ...LAYER_1, ...LAYER_2, ...LAYER_3],
 };
 

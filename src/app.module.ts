@@ -59,6 +59,9 @@ import { KeycloakProvisioningService } from './identity/keycloak/keycloak-provis
 import { GATEWAY_CONTROLLERS, GATEWAY_PROVIDERS } from './gateway/gateway.module.js';
 import { METRICS_CONTROLLERS, METRICS_PROVIDERS } from './metrics/metrics.module.js';
 import { MAIL_PROVIDERS } from './mail/mail.module.js';
+import { AccountApiController, AccountPagesController } from './account/account.controller.js';
+import { AccountService } from './account/account.service.js';
+import { AccountTokensRepository } from './account/account-tokens.repository.js';
 
 export interface AppDependencies {
   config: AppConfig;
@@ -69,7 +72,8 @@ export interface AppDependencies {
 }
 
 /** Login transaction handles travel in paths (`/login/native/lt_…`): their secret part never reaches a log. */
-const redactPath = (url: string): string => (url.split('?')[0] ?? '').replace(/\b(lt|ac|rt|st)_([0-9a-f]{32})_[A-Za-z0-9_-]+/g, '$1_$2_…');
+const redactPath = (url: string): string =>
+  (url.split('?')[0] ?? '').replace(/\b(lt|ac|rt|st|ak)_([0-9a-f]{32})_[A-Za-z0-9_-]+/g, '$1_$2_…');
 
 /** Request logs carry a request id, method, path and status: never query strings, bodies, cookies or tokens. */
 const loggerModule = (config: AppConfig, destination?: DestinationStream) =>
@@ -118,6 +122,8 @@ export class AppModule {
         HealthController,
         SamlController,
         ...SCIM_CONTROLLERS,
+        AccountPagesController,
+        AccountApiController,
         ...ADMIN_CONTROLLERS,
         ...GATEWAY_CONTROLLERS,
         ...METRICS_CONTROLLERS,
@@ -179,6 +185,8 @@ export class AppModule {
         ...GATEWAY_PROVIDERS,
         ...METRICS_PROVIDERS,
         ...MAIL_PROVIDERS,
+        AccountService,
+        AccountTokensRepository,
       ],
       exports: [
         TenantsService,

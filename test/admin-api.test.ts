@@ -334,7 +334,7 @@ describe('OpenAPI', () => {
     const documented = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)));
     // Browser pages, Swagger itself, the Prometheus scrape target, the router's not-found catch-all,
     // and deliberate "method not allowed / not implemented" answers are not API operations.
-    const hidden = /^\/(login|saml|docs)\b|^\{\/\*splat\}$|^\/scim\/v2\/(Bulk|Me)$|^\/metrics$/;
+    const hidden = /^\/(login|saml|docs)\b|^\/account\/(?!v1\/)|^\{\/\*splat\}$|^\/scim\/v2\/(Bulk|Me)$|^\/metrics$/;
     const undocumented = new Set(['GET /oauth2/token']);
     const served = new Set(
       servedRoutes()

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { ScimClient } from './support/scim.js';
-import { nativeLogin, submitNativeLogin, tokenRequest, type BffClient } from './support/bff.js';
+import { nativeLogin, tokenRequest } from './support/bff.js';
+import { nativeTenant, signedInCaller } from './support/native-tenant.js';
 
 let app: TestApp;
 let admin: AdminClient;
@@ -39,27 +40,6 @@ interface UserView {
   managedBy: string | null;
 }
 
-/** A tenant with an active native binding and a BFF client registered for it. */
-async function nativeTenant(slug: string): Promise<{ id: string; slug: string; bff: BffClient }> {
-  const t = await json<{ id: string; slug: string }>(await admin.call('POST', '/admin/v1/tenants', { slug, displayName: `${slug} Ltd` }));
-  const b = await json<{ id: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native' }));
-  // A native binding's test login needs a user; activation needs the test login.
-  const probe = await createUser(t.id, { username: `probe-${slug}`, password: PASSWORD });
-  const test = await json<{ url: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/test-login`));
-  await submitNativeLogin(app.url, test.url, `probe-${slug}`, PASSWORD);
-  const current = await admin.call('GET', `/admin/v1/tenants/${t.id}/bindings/${b.id}`);
-  const activated = await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/activate`, undefined, {
-    'if-match': current.headers.get('etag')!,
-  });
-  expect(activated.status).toBe(200);
-  expect((await admin.call('DELETE', `/admin/v1/tenants/${t.id}/users/${probe.id}`)).status).toBe(204);
-  const redirectUri = 'http://127.0.0.1:9/cb';
-  const client = await admin.call('POST', '/admin/v1/clients', { id: `${slug}-bff`, name: slug, kind: 'bff', redirectUris: [redirectUri] });
-  expect(client.status).toBe(201);
-  const bff = { clientId: `${slug}-bff`, clientSecret: (await json<{ clientSecret: string }>(client)).clientSecret, redirectUri };
-  return { ...t, bff };
-}
-
 async function createUser(
   tenantId: string,
   body: Record<string, unknown>,
@@ -77,25 +57,9 @@ async function patchUser(tenantId: string, userId: string, change: Record<string
   return caller.call('PATCH', path, change, { 'if-match': current.headers.get('etag') ?? '"none"' });
 }
 
-/** An admin API caller with a user's own platform access token (a hosted-form login through the BFF). */
-async function signedInCaller(t: { slug: string; bff: BffClient }, username: string) {
-  const { tokens } = await nativeLogin(app.url, t.bff, t.slug, username, PASSWORD);
-  const call: AdminClient['call'] = (method, path, body, headers = {}) =>
-    fetch(`${app.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${tokens.access_token}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...headers,
-      },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-  return { call, tokens };
-}
-
 describe('users of a tenant through the admin API', () => {
   it('lists in cursor pages, searches by prefix and status, and reads one user with its ETag', async () => {
-    const t = await nativeTenant('um-list');
+    const t = await nativeTenant(app, admin, 'um-list');
     const created: UserView[] = [];
     for (const name of ['alice', 'albert', 'bob', 'carla', 'dora'])
       created.push(
@@ -139,7 +103,7 @@ describe('users of a tenant through the admin API', () => {
   });
 
   it('changes profile and hand-given roles only under the ETag read; the next login carries them', async () => {
-    const t = await nativeTenant('um-update');
+    const t = await nativeTenant(app, admin, 'um-update');
     const u = await createUser(t.id, { username: 'erin', password: PASSWORD, email: 'erin@update.example', emailVerified: true });
     const path = `/admin/v1/tenants/${t.id}/users/${u.id}`;
     const read = await admin.call('GET', path);
@@ -177,7 +141,7 @@ describe('users of a tenant through the admin API', () => {
   });
 
   it('disabling ends the sessions at once (refresh refused), enabling lets the user sign in again', async () => {
-    const t = await nativeTenant('um-disable');
+    const t = await nativeTenant(app, admin, 'um-disable');
     const u = await createUser(t.id, { username: 'fred', password: PASSWORD });
     const { tokens } = await nativeLogin(app.url, t.bff, t.slug, 'fred', PASSWORD);
     expect((await patchUser(t.id, u.id, { status: 'disabled' })).status).toBe(200);
@@ -193,7 +157,7 @@ describe('users of a tenant through the admin API', () => {
   });
 
   it('unlocks a password locked by failed attempts', async () => {
-    const t = await nativeTenant('um-unlock');
+    const t = await nativeTenant(app, admin, 'um-unlock');
     const u = await createUser(t.id, { username: 'gus', password: PASSWORD });
     for (let i = 0; i < 3; i++) await expect(nativeLogin(app.url, t.bff, t.slug, 'gus', 'wrong password!')).rejects.toThrow();
     const locked = await json<UserView>(await admin.call('GET', `/admin/v1/tenants/${t.id}/users/${u.id}`));
@@ -207,7 +171,7 @@ describe('users of a tenant through the admin API', () => {
   });
 
   it('deletes a user: sessions end, the profile is gone, the id is never reused, the username is free again', async () => {
-    const t = await nativeTenant('um-delete');
+    const t = await nativeTenant(app, admin, 'um-delete');
     const u = await createUser(t.id, { username: 'hana', password: PASSWORD, email: 'hana@delete.example', roles: ['MEMBER'] });
     const { tokens } = await nativeLogin(app.url, t.bff, t.slug, 'hana', PASSWORD);
     const gone = await admin.call('DELETE', `/admin/v1/tenants/${t.id}/users/${u.id}`);
@@ -237,7 +201,7 @@ describe('users of a tenant through the admin API', () => {
 
 describe('users the tenant directory provisions over SCIM', () => {
   it('keep their directory-managed profile: email and name changes and deletes are refused (409), status and roles change', async () => {
-    const t = await nativeTenant('um-scim');
+    const t = await nativeTenant(app, admin, 'um-scim');
     const token = await json<{ token: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/scim-tokens`, { name: 'Entra ID' }));
     const scim = ScimClient.for(app, token.token);
     const created = await scim.request<{ id: string }>('POST', '/Users', {
@@ -272,11 +236,11 @@ describe('users the tenant directory provisions over SCIM', () => {
 
 describe("a tenant's own user administrators (USER_ADMIN)", () => {
   it('manage their own tenant only, within their own roles; never another tenant or the rest of the admin API', async () => {
-    const t = await nativeTenant('um-ta');
-    const other = await nativeTenant('um-ta-other');
+    const t = await nativeTenant(app, admin, 'um-ta');
+    const other = await nativeTenant(app, admin, 'um-ta-other');
     await createUser(t.id, { username: 'ida', password: PASSWORD, roles: ['USER_ADMIN', 'MEMBER'] });
     const boss = await createUser(t.id, { username: 'boss', password: PASSWORD, roles: ['USER_ADMIN', 'MEMBER', 'BILLING'] });
-    const ida = await signedInCaller(t, 'ida');
+    const ida = await signedInCaller(app, t, 'ida', PASSWORD);
 
     // Their own tenant: create (within their roles), list, change, disable.
     const jo = await createUser(t.id, { username: 'jo', password: PASSWORD, roles: ['MEMBER'] }, ida);
@@ -311,18 +275,18 @@ describe("a tenant's own user administrators (USER_ADMIN)", () => {
   });
 
   it('lose the power as soon as the role is taken away, even with a token issued before', async () => {
-    const t = await nativeTenant('um-ta-revoke');
+    const t = await nativeTenant(app, admin, 'um-ta-revoke');
     const lee = await createUser(t.id, { username: 'lee', password: PASSWORD, roles: ['USER_ADMIN'] });
-    const caller = await signedInCaller(t, 'lee');
+    const caller = await signedInCaller(app, t, 'lee', PASSWORD);
     expect((await caller.call('GET', `/admin/v1/tenants/${t.id}/users`)).status).toBe(200);
     expect((await patchUser(t.id, lee.id, { roles: [] })).status).toBe(200);
     expect((await caller.call('GET', `/admin/v1/tenants/${t.id}/users`)).status).toBe(403);
   });
 
   it('a user without the role, or a SUPER_ADMIN of a customer tenant, gets nothing', async () => {
-    const t = await nativeTenant('um-ta-none');
+    const t = await nativeTenant(app, admin, 'um-ta-none');
     await createUser(t.id, { username: 'max', password: PASSWORD, roles: ['MEMBER', 'SUPER_ADMIN'] });
-    const max = await signedInCaller(t, 'max');
+    const max = await signedInCaller(app, t, 'max', PASSWORD);
     expect((await max.call('GET', `/admin/v1/tenants/${t.id}/users`)).status).toBe(403);
     expect((await max.call('GET', '/admin/v1/tenants')).status).toBe(403);
   });

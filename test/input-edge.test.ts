@@ -70,7 +70,7 @@ const familyOf = (path: string, method = 'GET'): Family =>
       ? 'oauth'
       : path.startsWith('/scim/')
         ? 'scim'
-        : path.startsWith('/login/') || path.startsWith('/saml/')
+        : path.startsWith('/login/') || path.startsWith('/saml/') || (path.startsWith('/account/') && !path.startsWith('/account/v1/'))
           ? 'html'
           : 'problem';
 

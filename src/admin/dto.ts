@@ -16,6 +16,7 @@ import {
   Matches,
   Max,
   Min,
+  ValidateNested,
 } from 'class-validator';
 import { IDP_KINDS, type ClaimMappingRules, type IdpKind } from '../identity/port/identity-provider.port.js';
 import { SLUG_PATTERN } from '../tenants/tenants.service.js';
@@ -29,6 +30,27 @@ export class CreateTenantDto {
   @IsString()
   @Length(1, 200)
   displayName!: string;
+}
+
+export class PasswordPolicyDto {
+  @ApiPropertyOptional({ minimum: 8, maximum: 256, default: 8 })
+  @IsOptional()
+  @IsInt()
+  @Min(8)
+  @Max(256)
+  minLength?: number;
+
+  @ApiPropertyOptional({
+    minimum: 0,
+    maximum: 4,
+    default: 2,
+    description: 'Least zxcvbn strength score: 0 off, 2 refuses what about 10^8 guesses find, 4 the strictest.',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(4)
+  minStrength?: number;
 }
 
 export class UpdateTenantDto {
@@ -46,6 +68,12 @@ export class UpdateTenantDto {
   @IsOptional()
   @IsIn(['active', 'suspended'])
   status?: 'active' | 'suspended';
+
+  @ApiPropertyOptional({ type: () => PasswordPolicyDto, description: 'Rules for local passwords; replaces the stored rules.' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => PasswordPolicyDto)
+  passwordPolicy?: PasswordPolicyDto;
 }
 
 export class CreateBindingDto {
@@ -204,9 +232,13 @@ export class CreateUserDto {
   })
   username!: string;
 
-  @ApiProperty({ description: 'The initial password (8–256 characters). Write-only: never returned or logged.' })
+  @ApiPropertyOptional({
+    description:
+      "The initial password (the tenant's password policy applies). Write-only: never returned or logged. Absent: the user is invited by email to set one (email required).",
+  })
+  @IsOptional()
   @IsString()
-  password!: string;
+  password?: string;
 
   @ApiPropertyOptional()
   @IsOptional()
@@ -397,4 +429,16 @@ export class ListUsersQueryDto extends ListQueryDto {
   @IsOptional()
   @IsIn(['active', 'disabled'])
   status?: 'active' | 'disabled';
+}
+
+export class InviteUserDto {
+  @ApiPropertyOptional({
+    description: "The username of the new local password; default: the user's SCIM userName, else the email address.",
+  })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[^\s\p{Cc}](?:[^\p{Cc}]{0,318}[^\s\p{Cc}])?$/u, {
+    message: 'username must be 1–320 characters, without control characters or leading/trailing spaces',
+  })
+  username?: string;
 }

@@ -55,7 +55,14 @@ export class TenantsAdminService {
       throw new ProblemError({ type: 'slug-immutable', detail: 'A tenant slug cannot change: users type it to sign in.' });
     const before = await this.get(id);
     const after = await this.db.transaction('platform', async (tx) => {
-      const changed = await this.rows.update(tx, id, version, { displayName: dto.displayName ?? null, status: dto.status ?? null });
+      const changed = await this.rows.update(tx, id, version, {
+        displayName: dto.displayName ?? null,
+        status: dto.status ?? null,
+        passwordPolicy: dto.passwordPolicy && {
+          ...(dto.passwordPolicy.minLength !== undefined ? { minLength: dto.passwordPolicy.minLength } : {}),
+          ...(dto.passwordPolicy.minStrength !== undefined ? { minStrength: dto.passwordPolicy.minStrength } : {}),
+        },
+      });
       if (!changed) throw new ProblemError({ type: 'stale-etag', detail: 'The tenant changed since you read it.' });
       const updated = await this.rows.findById(tx, id);
       if (!updated || updated.status === 'deleted') throw notFound();

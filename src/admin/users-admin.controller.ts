@@ -6,7 +6,7 @@ import { Admin } from './admin-controller.js';
 import { etagOf, requireIfMatch } from './admin-http.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
 import { UsersAdminService, viewOf, type UserView } from './users-admin.service.js';
-import { CreateUserDto, ListUsersQueryDto, UpdateUserDto } from './dto.js';
+import { CreateUserDto, InviteUserDto, ListUsersQueryDto, UpdateUserDto } from './dto.js';
 import type { UserAdminRow } from '../users/users.repository.js';
 
 /**
@@ -29,20 +29,22 @@ export class UsersAdminController {
   }
 
   /**
-   * A user who signs in with a local password on the hosted form of the tenant's native binding.
-   * Allowed whatever the tenant's bindings: a draft native binding's test login needs a user first.
+   * A user who signs in with a local password on the hosted form: with an initial password, or
+   * invited by email to set one. Allowed whatever the tenant's bindings: a draft native binding's
+   * test login needs a user first.
    */
+
   @Post()
-  @ApiOperation({ summary: 'Create a user with a local password' })
+  @ApiOperation({ summary: 'Create a user with a local password, or invite them by email to set one' })
   async create(
     @Param('tenantId') tenantId: string,
     @Body() dto: CreateUserDto,
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<UserView> {
-    const tenant = await this.tenantOf(tenantId);
+    const tenant = await this.tenants.get(tenantId);
     const user = await this.users.create(principalOf(req), tenant, dto);
-    res.setHeader('Location', `/admin/v1/tenants/${tenant}/users/${user.id}`);
+    res.setHeader('Location', `/admin/v1/tenants/${tenant.id}/users/${user.id}`);
     return this.send(res, user);
   }
 
@@ -91,6 +93,39 @@ export class UsersAdminController {
     @Res({ passthrough: true }) res: Response,
   ): Promise<UserView> {
     return this.send(res, await this.users.unlock(principalOf(req), await this.tenantOf(tenantId), userId));
+  }
+
+  @Post(':userId/invitation')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Invite a user without a local password (e.g. SCIM-provisioned) to set one, by email' })
+  async invite(
+    @Param('tenantId') tenantId: string,
+    @Param('userId') userId: string,
+    @Body() dto: InviteUserDto,
+    @Req() req: Request,
+  ): Promise<{ status: 'sent' }> {
+    await this.users.invite(principalOf(req), await this.tenantOf(tenantId), userId, dto.username);
+    return { status: 'sent' };
+  }
+
+  @Post(':userId/password-reset')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Force a password reset: the password stops working, sessions end, a reset link is emailed' })
+  async forceReset(@Param('tenantId') tenantId: string, @Param('userId') userId: string, @Req() req: Request): Promise<{ status: 'sent' }> {
+    await this.users.forceReset(principalOf(req), await this.tenantOf(tenantId), userId);
+    return { status: 'sent' };
+  }
+
+  @Post(':userId/verification-email')
+  @HttpCode(202)
+  @ApiOperation({ summary: "Email a link that verifies the user's email address" })
+  async sendVerification(
+    @Param('tenantId') tenantId: string,
+    @Param('userId') userId: string,
+    @Req() req: Request,
+  ): Promise<{ status: 'sent' }> {
+    await this.users.sendVerification(principalOf(req), await this.tenantOf(tenantId), userId);
+    return { status: 'sent' };
   }
 
   @Delete(':userId')

@@ -9,6 +9,8 @@ import { UsersService } from '../users/users.service.js';
 import { SessionsService } from '../sessions/sessions.service.js';
 import type { AdminPrincipal } from './admin-auth.js';
 import type { UpdateUserDto } from './dto.js';
+import { AccountService } from '../account/account.service.js';
+import type { Tenant } from '../tenants/tenants.service.js';
 
 /** A user as the admin API shows it: never a password, its hash or a lockout counter. */
 export interface UserView {
@@ -81,12 +83,45 @@ export class UsersAdminService {
     private readonly credentialRows: NativeCredentialsRepository,
     private readonly sessions: SessionsService,
     private readonly audit: AuditService,
+    private readonly account: AccountService,
   ) {}
 
-  async create(p: AdminPrincipal, tenantId: string, input: NewNativeUser): Promise<UserAdminRow> {
+  /** With a password, or without one: then the user is invited by email to set it, in the same transaction. */
+  async create(p: AdminPrincipal, tenant: Tenant, input: NewNativeUser): Promise<UserAdminRow> {
     assertWithinRoles(p, input.roles ?? [], 'Giving these roles');
-    const userId = await this.credentials.createUser(tenantId, input, { actor: p.actor });
-    return this.get(tenantId, userId);
+    const email = input.email;
+    if (input.password === undefined && !email)
+      throw new ProblemError({
+        type: 'validation',
+        detail: 'Give a password, or an email address to send the invitation to (then the user sets the password).',
+      });
+    const invite = input.password === undefined && email ? email : undefined;
+    const userId = await this.credentials.createUser(
+      tenant.id,
+      input,
+      { actor: p.actor },
+      invite ? (tx, id) => this.account.sendLink(tx, tenant, id, 'invitation', invite) : undefined,
+    );
+    if (invite) this.account.afterCommit();
+    return this.get(tenant.id, userId);
+  }
+
+  invite(p: AdminPrincipal, tenantId: string, userId: string, username?: string): Promise<void> {
+    return this.guarded(p, tenantId, userId, () => this.account.invite(p, tenantId, userId, username));
+  }
+
+  forceReset(p: AdminPrincipal, tenantId: string, userId: string): Promise<void> {
+    return this.guarded(p, tenantId, userId, () => this.account.forceReset(p, tenantId, userId));
+  }
+
+  sendVerification(p: AdminPrincipal, tenantId: string, userId: string): Promise<void> {
+    return this.guarded(p, tenantId, userId, () => this.account.sendVerification(p, tenantId, userId));
+  }
+
+  /** The principal's role ceiling over the user, then `work` (which runs its own transaction). */
+  private async guarded(p: AdminPrincipal, tenantId: string, userId: string, work: () => Promise<void>): Promise<void> {
+    assertWithinRoles(p, (await this.get(tenantId, userId)).roles, 'Changing this user');
+    await work();
   }
 
   async list(

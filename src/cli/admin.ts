@@ -39,7 +39,11 @@ Identity-provider bindings:
   bindings health <tenantId> <bindingId>
 Users (local passwords, for native bindings):
   users create <tenantId> <username> [--email <email>] [--email-verified] [--display-name <name>]
-               [--role <role>]...             asks for the initial password (or reads it from stdin)
+               [--role <role>]... [--invite]  asks for the initial password (or reads it from stdin);
+                                              --invite (needs --email): mails a link to set it instead
+  users invite <tenantId> <userId> [--username <name>]   invite a user without a local password (e.g. SCIM)
+  users reset-password <tenantId> <userId>    the password stops working, sessions end, a reset link is mailed
+  users verify-email <tenantId> <userId>      mail a link that verifies the user's email address
   users list <tenantId> [--search <prefix>] [--status <active|disabled>] [--limit <n>] [--cursor <c>]
   users get <tenantId> <userId>
   users update <tenantId> <userId> [--email <email>] [--email-verified] [--display-name <name>]
@@ -109,6 +113,8 @@ const { values: opts, positionals } = parseArgs({
     search: { type: 'string' },
     status: { type: 'string' },
     cursor: { type: 'string' },
+    invite: { type: 'boolean' },
+    username: { type: 'string' },
   },
 });
 
@@ -443,12 +449,13 @@ async function main(): Promise<void> {
     case 'users create': {
       const tenantId = need(a1, 'tenantId');
       const username = need(a2, 'username');
-      const password = await readPassword();
+      if (opts.invite && !opts.email) throw new CliError('--invite needs --email: the invitation is mailed there.');
+      const password = opts.invite ? undefined : await readPassword();
       print(
         (
           await api('POST', `/tenants/${tenantId}/users`, {
             username,
-            password,
+            ...(password !== undefined ? { password } : {}),
             ...(opts.email ? { email: opts.email } : {}),
             ...(opts['email-verified'] ? { emailVerified: true } : {}),
             ...(opts['display-name'] ? { displayName: opts['display-name'] } : {}),
@@ -488,6 +495,19 @@ async function main(): Promise<void> {
         throw new CliError('Nothing to change: give --email, --email-verified, --display-name or --role. See --help.');
       const current = await api('GET', path);
       print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
+      return;
+    }
+    case 'users invite': {
+      const body = opts.username ? { username: opts.username } : {};
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/invitation`, body)).data);
+      return;
+    }
+    case 'users reset-password': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/password-reset`, {})).data);
+      return;
+    }
+    case 'users verify-email': {
+      print((await api('POST', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/verification-email`, {})).data);
       return;
     }
     case 'users unlock': {

@@ -28,6 +28,8 @@ function familyOf(req: Request): Family {
   if (path.startsWith('/oauth2/')) return 'oauth';
   if (path.startsWith('/scim/')) return 'scim';
   if (path.startsWith('/login/') || path.startsWith('/saml/')) return 'html';
+  // The account pages (links from mails, forgot password); /account/v1/ is the JSON API beside them.
+  if (path.startsWith('/account/') && !path.startsWith('/account/v1/')) return 'html';
   return 'problem';
 }
 
@@ -151,7 +153,11 @@ export class DomainErrorFilter implements ExceptionFilter {
     }
     if (family === 'html' && (BROWSER_OAUTH_ROUTES.has(req.path) || !(req.headers.accept ?? '').includes('application/json'))) {
       res.set(HTML_SECURITY_HEADERS);
-      const title = req.path.startsWith('/oauth2/logout') ? 'Sign-out problem' : 'Sign-in problem';
+      const title = req.path.startsWith('/oauth2/logout')
+        ? 'Sign-out problem'
+        : req.path.startsWith('/account/')
+          ? 'Account problem'
+          : 'Sign-in problem';
       res
         .status(error.status)
         .type('html')

@@ -220,6 +220,39 @@ export class AppConfig {
   @Min(1)
   NATIVE_LOCKOUT_SECONDS = 900;
 
+  /** How long an invitation link (set your password) stays valid. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(24 * 30)
+  INVITATION_TTL_HOURS = 168;
+
+  /** How long a password-reset link stays valid. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(5)
+  @Max(24 * 60)
+  PASSWORD_RESET_TTL_MINUTES = 30;
+
+  /** How long an email-verification link stays valid. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(24 * 30)
+  EMAIL_VERIFICATION_TTL_HOURS = 24;
+
+  /** Per client IP, per minute: "forgot password" requests. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_PASSWORD_RESET_PER_MINUTE = 5;
+
+  /** Per account name typed (known or not), per hour: "forgot password" requests. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR = 5;
+
   /** Argon2id parameters for native passwords (defaults match Keycloak's). */
   @Transform(toInt)
   @IsInt()

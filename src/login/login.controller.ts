@@ -158,7 +158,8 @@ export class LoginController {
         `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">` +
         `<label for="username">Email or username</label><input id="username" name="username" autocomplete="username" required value="${escapeHtml(username ?? '')}">` +
         `<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>` +
-        `<button type="submit">Sign in</button></form>`,
+        `<button type="submit">Sign in</button></form>` +
+        `<p><a href="/account/forgot/${escapeHtml(encodeURIComponent(txn.handle))}">Forgot your password?</a></p>`,
     );
     res.status(status).type('html').send(html);
   }

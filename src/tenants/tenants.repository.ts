@@ -6,6 +6,8 @@ export interface Tenant {
   slug: string;
   displayName: string;
   status: 'active' | 'suspended' | 'deleted';
+  /** Rules for local passwords as stored; see identity/native/password-policy.ts for the defaults. */
+  passwordPolicy: { minLength?: number; minStrength?: number };
   version: number;
   createdAt: Date;
   updatedAt: Date;
@@ -17,6 +19,7 @@ interface TenantRow {
   slug: string;
   display_name: string;
   status: Tenant['status'];
+  password_policy: Tenant['passwordPolicy'];
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -27,6 +30,7 @@ const toTenant = (r: TenantRow): Tenant => ({
   slug: r.slug,
   displayName: r.display_name,
   status: r.status,
+  passwordPolicy: r.password_policy,
   version: r.version,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -87,12 +91,13 @@ export class TenantsRepository {
     tx: Tx,
     id: string,
     version: number,
-    change: { displayName: string | null; status: 'active' | 'suspended' | null },
+    change: { displayName: string | null; status: 'active' | 'suspended' | null; passwordPolicy?: Tenant['passwordPolicy'] },
   ): Promise<boolean> {
     const { rowCount } = await tx.query(
-      `UPDATE tenants SET display_name = COALESCE($3, display_name), status = COALESCE($4, status), version = version + 1, updated_at = now()
+      `UPDATE tenants SET display_name = COALESCE($3, display_name), status = COALESCE($4, status),
+           password_policy = COALESCE($5::jsonb, password_policy), version = version + 1, updated_at = now()
         WHERE id = $1 AND version = $2 AND status <> 'deleted' RETURNING id`,
-      [id, version, change.displayName, change.status],
+      [id, version, change.displayName, change.status, change.passwordPolicy ? JSON.stringify(change.passwordPolicy) : null],
     );
     return rowCount > 0;
   }

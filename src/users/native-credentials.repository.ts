@@ -5,14 +5,15 @@ export interface NativeCredentialRow {
   userId: string;
   tenantId: string;
   username: string;
-  passwordHash: string;
+  /** Null until an invited user sets a password, or after an admin's forced reset. */
+  passwordHash: string | null;
 }
 
 /** What a password check needs, read under a row lock. */
 export interface NativeCredentialForLogin {
   userId: string;
   username: string;
-  passwordHash: string;
+  passwordHash: string | null;
   failedAttempts: number;
   lockedUntil: Date | null;
 }
@@ -39,7 +40,7 @@ export class NativeCredentialsRepository {
     const { rows } = await tx.query<{
       user_id: string;
       username: string;
-      password_hash: string;
+      password_hash: string | null;
       failed_attempts: number;
       locked_until: Date | null;
     }>(
@@ -67,9 +68,30 @@ export class NativeCredentialsRepository {
     return rows[0]?.user_id;
   }
 
-  async findPasswordHash(tx: Tx, userId: string): Promise<string | undefined> {
-    const { rows } = await tx.query<{ password_hash: string }>(`SELECT password_hash FROM native_credentials WHERE user_id = $1`, [userId]);
+  async findPasswordHash(tx: Tx, userId: string): Promise<string | null | undefined> {
+    const { rows } = await tx.query<{ password_hash: string | null }>(`SELECT password_hash FROM native_credentials WHERE user_id = $1`, [
+      userId,
+    ]);
     return rows[0]?.password_hash;
+  }
+
+  /** The credential of a user, locked until the transaction ends (the account flows). */
+  async findByUser(tx: Tx, userId: string): Promise<{ username: string; passwordHash: string | null } | undefined> {
+    const { rows } = await tx.query<{ username: string; password_hash: string | null }>(
+      `SELECT username, password_hash FROM native_credentials WHERE user_id = $1 FOR UPDATE`,
+      [userId],
+    );
+    const r = rows[0];
+    return r && { username: r.username, passwordHash: r.password_hash };
+  }
+
+  /** A new password (or none: a forced reset); clears the lockout. False when the user has no local credential. */
+  async setPassword(tx: Tx, userId: string, passwordHash: string | null): Promise<boolean> {
+    const res = await tx.query(
+      `UPDATE native_credentials SET password_hash = $2, password_changed_at = now(), failed_attempts = 0, locked_until = NULL WHERE user_id = $1`,
+      [userId, passwordHash],
+    );
+    return res.rowCount === 1;
   }
 
   /** A failed check: the new failure count and lock. */
@@ -99,5 +121,26 @@ export class NativeCredentialsRepository {
   async unlock(tx: Tx, userId: string): Promise<boolean> {
     const res = await tx.query(`UPDATE native_credentials SET failed_attempts = 0, locked_until = NULL WHERE user_id = $1`, [userId]);
     return res.rowCount === 1;
+  }
+
+  /**
+   * The account a "forgot password" request names: the local credential with that username, or else
+   * the one user with a local credential and that email address (none when several have it).
+   */
+  async findForReset(
+    tx: Tx,
+    tenantId: string,
+    identifier: string,
+  ): Promise<{ userId: string; email: string | null; status: string } | undefined> {
+    const { rows } = await tx.query<{ user_id: string; email: string | null; status: string; by_name: boolean }>(
+      `SELECT c.user_id, u.email, u.status, c.username_ci = lower($2) AS by_name
+         FROM native_credentials c JOIN users u ON u.id = c.user_id
+        WHERE c.tenant_id = $1 AND u.deleted_at IS NULL AND (c.username_ci = lower($2) OR lower(u.email) = lower($2))
+        ORDER BY by_name DESC LIMIT 2`,
+      [tenantId, identifier],
+    );
+    const [first, second] = rows;
+    if (!first || (!first.by_name && second)) return undefined;
+    return { userId: first.user_id, email: first.email, status: first.status };
   }
 }

@@ -393,4 +393,14 @@ export class UsersRepository {
       [userId],
     );
   }
+
+  /** Marks the email verified when it is still `email` (a link for an older address verifies nothing). */
+  async markEmailVerified(tx: Tx, userId: string, email: string): Promise<boolean> {
+    const res = await tx.query(
+      `UPDATE users SET email_verified = true, version = version + 1, updated_at = now()
+        WHERE id = $1 AND lower(email) = lower($2) AND deleted_at IS NULL`,
+      [userId, email],
+    );
+    return res.rowCount === 1;
+  }
 }

@@ -219,7 +219,7 @@ export class FirebaseImportService {
     if (existing === undefined) {
       await this.credentials.insert(tx, { userId, tenantId, username: u.email, passwordHash: hash });
       report.credentialsCreated++;
-    } else if (isFirebasePasswordHash(existing)) {
+    } else if (existing === null || isFirebasePasswordHash(existing)) {
       await this.credentials.replaceUsernameAndHash(tx, userId, u.email, hash);
       report.credentialsUpdated++;
     } else {

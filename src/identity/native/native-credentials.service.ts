@@ -1,16 +1,19 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config.js';
-import { Database } from '../../database/database.js';
+import { Database, type Tx } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { UsersService } from '../../users/users.service.js';
 import { NativeCredentialsRepository } from '../../users/native-credentials.repository.js';
 import { ProblemError } from '../../common/errors.js';
 import { PasswordHasher } from './password-hasher.js';
+import { MAX_PASSWORD, assertPasswordAllowed, passwordPolicyOf, type PasswordPolicy } from './password-policy.js';
+import { TenantsService } from '../../tenants/tenants.service.js';
 import { LEGACY_PASSWORD_VERIFIERS, type LegacyPasswordVerifier } from './legacy-password.port.js';
 
 export interface NewNativeUser {
   username: string;
-  password: string;
+  /** Absent for an invited user, who sets it through the invitation link. */
+  password?: string;
   email?: string;
   emailVerified?: boolean;
   displayName?: string;
@@ -18,9 +21,6 @@ export interface NewNativeUser {
 }
 
 export type PasswordCheck = { ok: true; userId: string; username: string } | { ok: false };
-
-const MIN_PASSWORD = 8;
-const MAX_PASSWORD = 256;
 
 /** Local passwords (argon2id) with per-account lockout. */
 @Injectable()
@@ -32,6 +32,7 @@ export class NativeCredentialsService {
     private readonly users: UsersService,
     private readonly credentials: NativeCredentialsRepository,
     private readonly audit: AuditService,
+    private readonly tenants: TenantsService,
     @Inject(AppConfig) private readonly config: AppConfig,
     @Optional() @Inject(LEGACY_PASSWORD_VERIFIERS) private readonly legacyVerifiers: LegacyPasswordVerifier[] = [],
   ) {
@@ -42,18 +43,15 @@ export class NativeCredentialsService {
    * Creates a user with a local password. With `audit`, the `user.created` audit row is written in
    * the same transaction as the user (the admin API); the audit data holds neither the password nor the username or email.
    */
-  async createUser(tenantId: string, input: NewNativeUser, audit?: { actor: string }): Promise<string> {
-    if (input.password.length < MIN_PASSWORD || input.password.length > MAX_PASSWORD)
-      throw new ProblemError({ type: 'invalid-password', detail: `Passwords are ${MIN_PASSWORD}–${MAX_PASSWORD} characters.` });
-    // The first guess of anyone who knows the username (or the email, often the same thing).
-    const lower = input.password.toLowerCase();
-    if (lower === input.username.toLowerCase() || (input.email && lower === input.email.toLowerCase()))
-      throw new ProblemError({
-        type: 'invalid-password',
-        title: 'Weak password',
-        detail: 'The password must not be the username or the email address.',
-      });
-    const hash = await this.hasher.hash(input.password);
+  async createUser(
+    tenantId: string,
+    input: NewNativeUser,
+    audit?: { actor: string },
+    /** More work of the same transaction once the user exists (an invitation's link and mail). */
+    also?: (tx: Tx, userId: string) => Promise<void>,
+  ): Promise<string> {
+    if (input.password !== undefined) await this.assertAllowed(tenantId, input.password, input);
+    const hash = input.password === undefined ? null : await this.hasher.hash(input.password);
     try {
       return await this.db.transaction({ tenant: tenantId }, async (tx) => {
         const userId = await this.users.create(tx, tenantId, {
@@ -70,8 +68,14 @@ export class NativeCredentialsService {
             actor: audit.actor,
             action: 'user.created',
             target: userId,
-            data: { credential: 'native', roles: input.roles ?? [], emailVerified: input.emailVerified ?? false },
+            data: {
+              credential: 'native',
+              roles: input.roles ?? [],
+              emailVerified: input.emailVerified ?? false,
+              ...(hash === null ? { password: 'to be set' } : {}),
+            },
           });
+        if (also) await also(tx, userId);
         return userId;
       });
     } catch (err) {
@@ -79,6 +83,20 @@ export class NativeCredentialsService {
         throw new ProblemError({ type: 'username-taken', detail: 'That username exists in this tenant.' });
       throw err;
     }
+  }
+
+  /** The tenant's rules for local passwords, defaults filled in. */
+  async policyOf(tenantId: string): Promise<PasswordPolicy> {
+    return passwordPolicyOf((await this.tenants.findById(tenantId))?.passwordPolicy);
+  }
+
+  /** Throws the `invalid-password` problem when the tenant's policy refuses the password for this user. */
+  async assertAllowed(
+    tenantId: string,
+    password: string,
+    user: { username?: string | null; email?: string | null; displayName?: string | null },
+  ): Promise<void> {
+    await assertPasswordAllowed(await this.policyOf(tenantId), password, user);
   }
 
   /**
@@ -96,15 +114,15 @@ export class NativeCredentialsService {
         await this.hasher.burn(password);
         return { ok: false } as const;
       }
-      if (row.lockedUntil && row.lockedUntil.getTime() > Date.now()) {
+      // An invited user who has not set a password yet, or one an admin reset: nobody signs in with it.
+      const stored = row.passwordHash;
+      if (stored === null || (row.lockedUntil && row.lockedUntil.getTime() > Date.now())) {
         await this.hasher.burn(password);
         return { ok: false } as const;
       }
       // An imported hash (e.g. Firebase scrypt) is verified once and then replaced by argon2id.
-      const legacy = this.legacyVerifiers.find((v) => v.canVerify(row.passwordHash));
-      const ok = legacy
-        ? await legacy.verify(tx, tenantId, row.passwordHash, password)
-        : await this.hasher.verify(row.passwordHash, password);
+      const legacy = this.legacyVerifiers.find((v) => v.canVerify(stored));
+      const ok = legacy ? await legacy.verify(tx, tenantId, stored, password) : await this.hasher.verify(stored, password);
       if (!ok) {
         if (legacy) await this.hasher.burn(password); // never faster than an argon2 failure
         const failures = row.failedAttempts + 1;
@@ -125,7 +143,7 @@ export class NativeCredentialsService {
           });
         return { ok: false } as const;
       }
-      const rehash = legacy || this.hasher.needsRehash(row.passwordHash) ? await this.hasher.hash(password) : row.passwordHash;
+      const rehash = legacy || this.hasher.needsRehash(stored) ? await this.hasher.hash(password) : stored;
       if (legacy)
         await this.audit.record(tx, {
           tenantId,
