@@ -25,7 +25,12 @@ export async function createNativeUser(caller: AdminCaller, tenantId: string, bo
   return (await res.json()) as { id: string };
 }
 
-export async function nativeTenant(app: TestApp, admin: AdminClient, slug: string): Promise<NativeTenant> {
+export async function nativeTenant(
+  app: TestApp,
+  admin: AdminClient,
+  slug: string,
+  redirectUri = 'http://127.0.0.1:9/cb',
+): Promise<NativeTenant> {
   const json = async <T>(res: Response) => (await res.json()) as T;
   const t = await json<{ id: string; slug: string }>(await admin.call('POST', '/admin/v1/tenants', { slug, displayName: `${slug} Ltd` }));
   const b = await json<{ id: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native' }));
@@ -39,7 +44,6 @@ export async function nativeTenant(app: TestApp, admin: AdminClient, slug: strin
   });
   expect(activated.status).toBe(200);
   expect((await admin.call('DELETE', `/admin/v1/tenants/${t.id}/users/${probe.id}`)).status).toBe(204);
-  const redirectUri = 'http://127.0.0.1:9/cb';
   const client = await admin.call('POST', '/admin/v1/clients', { id: `${slug}-bff`, name: slug, kind: 'bff', redirectUris: [redirectUri] });
   expect(client.status).toBe(201);
   const bff = { clientId: `${slug}-bff`, clientSecret: (await json<{ clientSecret: string }>(client)).clientSecret, redirectUri };
