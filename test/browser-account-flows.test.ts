@@ -44,7 +44,7 @@ beforeAll(async () => {
     SMTP_URL: smtp!.url,
     RATE_LIMIT_LOGIN_PER_MINUTE: '1000',
     RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000',
-    RATE_LIMIT_PASSWORD_RESET_PER_MINUTE: '1000',
+    RATE_LIMIT_FORGOT_PER_MINUTE: '1000',
   });
   admin = await adminClient(app);
 }, 180_000);

@@ -69,7 +69,7 @@ export class AccountService {
 
   private ttlSeconds(purpose: AccountAction): number {
     if (purpose === 'invitation') return this.config.INVITATION_TTL_HOURS * 3600;
-    if (purpose === 'password-reset') return this.config.PASSWORD_RESET_TTL_MINUTES * 60;
+    if (purpose === 'password-reset') return this.config.RESET_LINK_TTL_MINUTES * 60;
     return this.config.EMAIL_VERIFICATION_TTL_HOURS * 3600;
   }
 
@@ -188,12 +188,12 @@ export class AccountService {
   async forgot(tenant: Tenant, identifier: string, ip: string): Promise<void> {
     const started = Date.now();
     const name = identifier.trim().slice(0, 320);
-    const perIp = { bucket: `pwreset:${ip}`, limit: this.config.RATE_LIMIT_PASSWORD_RESET_PER_MINUTE };
+    const perIp = { bucket: `pwreset:${ip}`, limit: this.config.RATE_LIMIT_FORGOT_PER_MINUTE };
     const limit = await this.limiter.check([
       perIp,
       {
         bucket: `pwreset-account:${tenant.id}:${name.toLowerCase()}`,
-        limit: this.config.RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR,
+        limit: this.config.RATE_LIMIT_FORGOT_PER_ACCOUNT_PER_HOUR,
         windowSeconds: 3600,
       },
     ]);

@@ -232,7 +232,7 @@ export class AppConfig {
   @IsInt()
   @Min(5)
   @Max(24 * 60)
-  PASSWORD_RESET_TTL_MINUTES = 30;
+  RESET_LINK_TTL_MINUTES = 30;
 
   /** How long an email-verification link stays valid. */
   @Transform(toInt)
@@ -245,13 +245,13 @@ export class AppConfig {
   @Transform(toInt)
   @IsInt()
   @Min(1)
-  RATE_LIMIT_PASSWORD_RESET_PER_MINUTE = 5;
+  RATE_LIMIT_FORGOT_PER_MINUTE = 5;
 
   /** Per account name typed (known or not), per hour: "forgot password" requests. */
   @Transform(toInt)
   @IsInt()
   @Min(1)
-  RATE_LIMIT_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR = 5;
+  RATE_LIMIT_FORGOT_PER_ACCOUNT_PER_HOUR = 5;
 
   /** Argon2id parameters for native passwords (defaults match Keycloak's). */
   @Transform(toInt)
