@@ -4,18 +4,17 @@
  * missing (root only); startChromium() runs one headless with a fresh profile directory, removed on
  * close.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { PeerUnavailableError } from './peer-unavailable.js';
+import { aptInstall } from './apt.js';
 
 const PEER = 'chromium';
 const EXECUTABLE = '/usr/bin/chromium';
-const run = promisify(execFile);
 
 function installed(): boolean {
   if (!existsSync(EXECUTABLE)) return false;
@@ -29,22 +28,7 @@ function installed(): boolean {
 
 export async function ensureChromium(): Promise<void> {
   if (installed()) return;
-  if (process.platform !== 'linux' || process.getuid?.() !== 0)
-    throw new PeerUnavailableError(PEER, `${EXECUTABLE} missing and not root; run: apt-get install -y chromium`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const lock = ['-o', 'DPkg::Lock::Timeout=300'];
-  const install = () => run('apt-get', [...lock, 'install', '-y', 'chromium'], { env, maxBuffer: 64 * 1024 * 1024 });
-  try {
-    try {
-      await install();
-    } catch {
-      await run('apt-get', [...lock, 'update'], { env, maxBuffer: 64 * 1024 * 1024 });
-      await install();
-    }
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new PeerUnavailableError(PEER, `apt-get install failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-3).join(' | ')}`);
-  }
+  await aptInstall(PEER, ['chromium'], { recommends: true, missing: `${EXECUTABLE} missing` });
   if (!installed()) throw new PeerUnavailableError(PEER, `installed the package but ${EXECUTABLE} does not run`);
 }
 

@@ -3,14 +3,12 @@
  * tests. ensureRedisServer() installs the package when missing (root only); startRedisServer()
  * runs one without persistence, and can stop, freeze (SIGSTOP) and restart it on the same port.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
-import { promisify } from 'node:util';
-import { freePort } from '../support/free-port.js';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { freePort, portAccepts } from '../support/free-port.js';
+import { aptInstall } from './apt.js';
 import { PeerUnavailableError } from './peer-unavailable.js';
 
 const PEER = 'redis-server';
-const run = promisify(execFile);
 
 function installed(): boolean {
   try {
@@ -23,35 +21,9 @@ function installed(): boolean {
 
 export async function ensureRedisServer(): Promise<void> {
   if (installed()) return;
-  if (process.platform !== 'linux' || process.getuid?.() !== 0)
-    throw new PeerUnavailableError(PEER, 'not on PATH and not root; run: apt-get install -y --no-install-recommends redis-server');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const lock = ['-o', 'DPkg::Lock::Timeout=300'];
-  const install = () =>
-    run('apt-get', [...lock, 'install', '-y', '--no-install-recommends', 'redis-server'], { env, maxBuffer: 64 * 1024 * 1024 });
-  try {
-    try {
-      await install();
-    } catch {
-      await run('apt-get', [...lock, 'update'], { env, maxBuffer: 64 * 1024 * 1024 });
-      await install();
-    }
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new PeerUnavailableError(PEER, `apt-get install failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-3).join(' | ')}`);
-  }
+  await aptInstall(PEER, ['redis-server'], { missing: 'not on PATH' });
   if (!installed()) throw new PeerUnavailableError(PEER, 'installed the package but redis-server is not on PATH');
 }
-
-const accepts = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 
 export class RedisServer {
   private proc: ChildProcess | undefined;
@@ -85,7 +57,7 @@ export class RedisServer {
     });
     for (let i = 0; i < 200; i++) {
       if (exited) throw new PeerUnavailableError(PEER, `exited at start on port ${this.port}`);
-      if (await accepts(this.port)) return;
+      if (await portAccepts(this.port)) return;
       await new Promise((r) => setTimeout(r, 25));
     }
     throw new PeerUnavailableError(PEER, `did not accept connections on port ${this.port}`);

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 
 import { freePort } from '../support/free-port.js';
 import { PeerUnavailableError } from './peer-unavailable.js';
+import { aptInstall } from './apt.js';
 
 const run = promisify(execFile);
 const PEER = 'SimpleSAMLphp';
@@ -123,29 +124,7 @@ async function doEnsure(): Promise<void> {
   if (process.platform !== 'linux' || !existsSync('/usr/bin/apt-get')) {
     throw new PeerUnavailableError(PEER, `not installed and no apt-get here; install Debian's ${DEBIAN_PACKAGES.join(' ')}`);
   }
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
-    throw new PeerUnavailableError(
-      PEER,
-      `not installed and not root; run: apt-get install -y --no-install-recommends ${DEBIAN_PACKAGES.join(' ')}`,
-    );
-  }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  // Parallel test workers may all get here: wait for dpkg's lock instead of failing on it.
-  const lock = ['-o', 'DPkg::Lock::Timeout=300'];
-  const aptInstall = () =>
-    run('apt-get', [...lock, 'install', '-y', '--no-install-recommends', ...DEBIAN_PACKAGES], { env, maxBuffer: 64 * 1024 * 1024 });
-  try {
-    try {
-      await aptInstall();
-    } catch {
-      // Package lists missing or stale: refresh them once and retry.
-      await run('apt-get', [...lock, 'update'], { env, maxBuffer: 64 * 1024 * 1024 });
-      await aptInstall();
-    }
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new PeerUnavailableError(PEER, `apt-get install failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-3).join(' | ')}`);
-  }
+  await aptInstall(PEER, DEBIAN_PACKAGES, { missing: 'not installed' });
   if (!(await installed())) {
     throw new PeerUnavailableError(PEER, `installed packages but ${SIMPLESAMLPHP_DIR}/www or PHP modules are missing`);
   }

@@ -7,19 +7,17 @@
  * Debian's module is only importable by Debian's interpreter: the `python3` first on PATH may be
  * another one (pyenv, a virtualenv) without it, so the server always runs under /usr/bin/python3.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
-import { freePort } from '../support/free-port.js';
+import { freePort, portAccepts } from '../support/free-port.js';
+import { aptInstall } from './apt.js';
 import { PeerUnavailableError } from './peer-unavailable.js';
 
 const PEER = 'aiosmtpd';
 const PYTHON = '/usr/bin/python3';
 const PACKAGE = 'python3-aiosmtpd';
-const run = promisify(execFile);
 
 function installed(): boolean {
   try {
@@ -32,38 +30,9 @@ function installed(): boolean {
 
 export async function ensureAiosmtpd(): Promise<void> {
   if (installed()) return;
-  if (process.platform !== 'linux' || process.getuid?.() !== 0)
-    throw new PeerUnavailableError(
-      PEER,
-      `not importable by ${PYTHON} and not root; run: apt-get install -y --no-install-recommends ${PACKAGE}`,
-    );
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const lock = ['-o', 'DPkg::Lock::Timeout=300'];
-  const install = () =>
-    run('apt-get', [...lock, 'install', '-y', '--no-install-recommends', PACKAGE], { env, maxBuffer: 64 * 1024 * 1024 });
-  try {
-    try {
-      await install();
-    } catch {
-      await run('apt-get', [...lock, 'update'], { env, maxBuffer: 64 * 1024 * 1024 });
-      await install();
-    }
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new PeerUnavailableError(PEER, `apt-get install failed: ${(e.stderr ?? e.message).trim().split('\n').slice(-3).join(' | ')}`);
-  }
+  await aptInstall(PEER, [PACKAGE], { missing: `not importable by ${PYTHON}` });
   if (!installed()) throw new PeerUnavailableError(PEER, `installed ${PACKAGE} but ${PYTHON} cannot import aiosmtpd`);
 }
-
-const accepts = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 
 /** A received message as Python's own `email` package reads it: a parser independent of the sender's. */
 export interface ParsedMail {
@@ -132,7 +101,7 @@ export class SmtpServer {
     for (let i = 0; i < 400; i++) {
       if (state.exited)
         throw new PeerUnavailableError(PEER, `exited at start on port ${this.port}: ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
-      if (await accepts(this.port)) return;
+      if (await portAccepts(this.port)) return;
       await new Promise((r) => setTimeout(r, 25));
     }
     throw new PeerUnavailableError(PEER, `did not accept connections on port ${this.port}`);
