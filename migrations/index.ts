@@ -9,6 +9,7 @@ import { NativeUsernameCi1765400000000 } from './1765400000000-native-username-c
 import { RowChangeNotifications1765500000000 } from './1765500000000-row-change-notifications.js';
 import { ScimTokenChangeNotifications1765600000000 } from './1765600000000-scim-token-change-notifications.js';
 import { UserManagement1765700000000 } from './1765700000000-user-management.js';
+import { Totp1765900000000 } from './1765900000000-totp.js';
 
 /** Every migration, in order. Listed explicitly so the same list works from src (tests) and dist. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   RowChangeNotifications1765500000000,
   ScimTokenChangeNotifications1765600000000,
   UserManagement1765700000000,
+  Totp1765900000000,
 ];

@@ -69,11 +69,13 @@ export const PROBLEM_TYPES = {
   'user-not-found': { status: 404, title: 'User not found' },
   'scim-managed': { status: 409, title: 'Managed by the directory' },
   'no-local-password': { status: 409, title: 'No local password' },
+  'factor-not-found': { status: 404, title: 'Second factor not found' },
   'scim-token-not-found': { status: 404, title: 'SCIM token not found' },
   'kong-not-configured': { status: 409, title: 'Kong push not configured' },
   'kong-sync-failed': { status: 502, title: 'Kong Admin API failed' },
   // Browser login
   'login-expired': { status: 400, title: 'Sign-in expired' },
+  'login-step': { status: 409, title: 'Sign-in step out of order' },
   'saml-not-configured': { status: 404, title: 'Not found' },
   'saml-response-missing': { status: 400, title: 'Missing SAML response' },
   'saml-response-rejected': { status: 400, title: 'Sign-in refused' },
