@@ -10,6 +10,7 @@ import { RowChangeNotifications1765500000000 } from './1765500000000-row-change-
 import { ScimTokenChangeNotifications1765600000000 } from './1765600000000-scim-token-change-notifications.js';
 import { UserManagement1765700000000 } from './1765700000000-user-management.js';
 import { MailOutbox1765800000000 } from './1765800000000-mail-outbox.js';
+import { Totp1765900000000 } from './1765900000000-totp.js';
 
 /** Every migration, in order. Listed explicitly so the same list works from src (tests) and dist. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   ScimTokenChangeNotifications1765600000000,
   UserManagement1765700000000,
   MailOutbox1765800000000,
+  Totp1765900000000,
 ];

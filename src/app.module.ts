@@ -17,6 +17,8 @@ import { BindingsRepository } from './tenants/bindings.repository.js';
 import { UsersService } from './users/users.service.js';
 import { UsersRepository } from './users/users.repository.js';
 import { NativeCredentialsRepository } from './users/native-credentials.repository.js';
+import { UserFactorsRepository } from './users/user-factors.repository.js';
+import { TotpService } from './identity/native/totp.service.js';
 import { FirebaseHashConfigsRepository } from './identity/firebase/firebase-hash-configs.repository.js';
 import { AuditService } from './audit/audit.service.js';
 import { AuditRepository } from './audit/audit.repository.js';
@@ -166,6 +168,9 @@ export class AppModule {
         UsersRepository,
         NativeCredentialsRepository,
         FirebaseHashConfigsRepository,
+        // two-step verification (#17): TOTP and recovery codes
+        UserFactorsRepository,
+        TotpService,
         KeycloakRealms,
         KeycloakHealthService,
         KeycloakProvisioningService,

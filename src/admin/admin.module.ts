@@ -17,6 +17,8 @@ import { IdempotencyRepository } from './idempotency.repository.js';
 import { IdempotencyService } from './idempotency.service.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
 import { UsersAdminService } from './users-admin.service.js';
+import { UserFactorsAdminController } from './user-factors-admin.controller.js';
+import { UserFactorsAdminService } from './user-factors-admin.service.js';
 
 /** The admin REST API (`/admin/v1`), spread into AppModule like the SCIM server. */
 export const ADMIN_CONTROLLERS: Array<Type<unknown>> = [
@@ -30,6 +32,7 @@ export const ADMIN_CONTROLLERS: Array<Type<unknown>> = [
   SigningKeysAdminController,
   AuditAdminController,
   GatewayAdminController,
+  UserFactorsAdminController,
 ];
 export const ADMIN_PROVIDERS: Provider[] = [
   AdminGuard,
@@ -40,4 +43,5 @@ export const ADMIN_PROVIDERS: Provider[] = [
   UsersAdminService,
   BindingsAdminService,
   BindingHealthRefresher,
+  UserFactorsAdminService,
 ];

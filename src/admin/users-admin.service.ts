@@ -57,7 +57,7 @@ const CURSOR = /^(\d{1,20})\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
  * itself, and changes no user who holds one (so it cannot disable, delete or unlock a more powerful
  * administrator). Operators are not confined.
  */
-function assertWithinRoles(p: AdminPrincipal, roles: readonly string[], what: string): void {
+export function assertWithinRoles(p: AdminPrincipal, roles: readonly string[], what: string): void {
   if (p.confinedTo === undefined) return;
   const beyond = roles.filter((r) => !p.roles.includes(r));
   if (beyond.length)

@@ -11,6 +11,16 @@ export interface LoginRequest {
   nonce: string | null;
   scope: string;
   codeChallenge: string | null;
+  /** `acr_values` asked for two-step verification: a native login without it enrols first. */
+  mfaRequested?: boolean;
+}
+
+/** The second step of a native login: who passed the password, and what the login waits on. */
+export interface MfaState {
+  userId: string;
+  stage: 'verify' | 'offer' | 'enrol' | 'enrolled';
+  /** The identity the password check returned, sealed (SecretBox) by the caller, bound to the transaction. */
+  identity: Buffer;
 }
 
 export interface NewLoginTransaction extends LoginRequest {
@@ -29,6 +39,7 @@ export interface LoginTransactionRow extends LoginRequest {
   csrfHash: string | null;
   expiresAt: Date;
   completedAt: Date | null;
+  mfa: MfaState | null;
 }
 
 export interface NewAuthorizationCode {
@@ -70,6 +81,7 @@ export interface CodeRedemptionRow {
     idp: string;
     idpSub: string;
     authTime: Date;
+    amr: string[] | null;
     userId: string;
     userActive: boolean;
     email: string | null;
@@ -89,8 +101,8 @@ export interface CodeRedemptionRow {
 export class LoginTransactionsRepository {
   async insert(handle: Tx, t: NewLoginTransaction): Promise<void> {
     await handle.query(
-      `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at, mfa_requested)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       [
         t.idHash,
         t.tenantId,
@@ -104,6 +116,7 @@ export class LoginTransactionsRepository {
         t.codeChallenge,
         t.providerState,
         t.expiresAt,
+        t.mfaRequested ?? false,
       ],
       'login-txn-insert',
     );
@@ -126,6 +139,10 @@ export class LoginTransactionsRepository {
       csrf_hash: string | null;
       expires_at: Date;
       completed_at: Date | null;
+      mfa_requested: boolean;
+      mfa_user_id: string | null;
+      mfa_stage: MfaState['stage'] | null;
+      mfa_identity: Buffer | null;
     }>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [idHash], 'login-txn-find');
     if (!r) return undefined;
     return {
@@ -142,7 +159,17 @@ export class LoginTransactionsRepository {
       csrfHash: r.csrf_hash,
       expiresAt: r.expires_at,
       completedAt: r.completed_at,
+      mfaRequested: r.mfa_requested,
+      mfa: r.mfa_user_id && r.mfa_stage && r.mfa_identity ? { userId: r.mfa_user_id, stage: r.mfa_stage, identity: r.mfa_identity } : null,
     };
+  }
+
+  /** Records the second step a transaction still open waits on. */
+  async setMfa(handle: Tx, idHash: string, m: MfaState): Promise<void> {
+    await handle.query(
+      `UPDATE login_transactions SET mfa_user_id = $2, mfa_stage = $3, mfa_identity = $4 WHERE id_hash = $1 AND completed_at IS NULL`,
+      [idHash, m.userId, m.stage, m.identity],
+    );
   }
 
   /** Binds a CSRF token's hash to a transaction still open. */
@@ -203,6 +230,7 @@ export class LoginTransactionsRepository {
       idp: string | null;
       idp_sub: string | null;
       auth_time: Date | null;
+      amr: string[] | null;
       user_id: string | null;
       user_status: string | null;
       email: string | null;
@@ -219,7 +247,7 @@ export class LoginTransactionsRepository {
          ), consumed AS (
            UPDATE authorization_codes c SET consumed_at = now() FROM code WHERE c.code_hash = $1 AND code.consumed_at IS NULL RETURNING 1
          ), cur AS (
-           SELECT s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id, u.status AS user_status, u.email, u.email_verified, u.display_name,
+           SELECT s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.amr, s.user_id, u.status AS user_status, u.email, u.email_verified, u.display_name,
                   ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
              FROM code JOIN sessions s ON s.id = code.session_id JOIN users u ON u.id = s.user_id
          ), issued AS (
@@ -259,6 +287,7 @@ export class LoginTransactionsRepository {
               idp: row.idp,
               idpSub: row.idp_sub,
               authTime: row.auth_time,
+              amr: row.amr,
               userId: row.user_id,
               userActive: row.user_status === 'active',
               email: row.email,

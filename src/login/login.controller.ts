@@ -5,8 +5,10 @@ import { AppConfig } from '../config/app-config.js';
 import { constantEquals, sha256 } from '../crypto/random.js';
 import { HTML_SECURITY_HEADERS, escapeHtml, page } from '../common/html.js';
 import { OAuthError, ProblemError, RateLimitedError } from '../common/errors.js';
-import { LoginService, type LoginTransaction } from './login.service.js';
+import QRCode from 'qrcode';
+import { LoginService, type LoginTransaction, type NativeStep, type SecondStepAction } from './login.service.js';
 import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
+import { InvalidSecondFactorError } from '../identity/native/totp.service.js';
 import { IDP_KINDS, type CallbackInput } from '../identity/port/identity-provider.port.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
 
@@ -31,6 +33,8 @@ export class LoginController {
   @Get('native/:handle')
   async form(@Param('handle') handle: string, @Res() res: Response): Promise<void> {
     const { txn, csrf } = await this.login.loadWithCsrf(handle);
+    const step = await this.login.currentStep(txn);
+    if (step) return this.renderStep(res, txn, csrf, step, 200);
     this.renderForm(res, txn, csrf, 200);
   }
 
@@ -38,6 +42,57 @@ export class LoginController {
   async submit(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const txn = await this.login.load(handle);
     const form = stringsOf(body);
+    const ip = await this.guardForm(txn, form, req);
+    try {
+      const step = await this.login.submitPassword(txn, { method: 'POST', query: {}, body: form, clientIp: ip });
+      await this.sendStep(res, txn, step);
+    } catch (err) {
+      // A login that cannot finish for another reason than the credentials (the binding was retired
+      // meanwhile) ends at the client with an OAuth error, as upstream callbacks do.
+      if (err instanceof OAuthError) {
+        res.redirect(302, await this.login.abort(txn, err.error, err.description));
+        return;
+      }
+      if (!(err instanceof InvalidCredentialsError)) throw err;
+      const csrf = await this.login.issueCsrf(txn);
+      this.renderForm(res, txn, csrf, 401, err.message, form['username']);
+    }
+  }
+
+  /** The second step of a native login: a TOTP or recovery code, enrolment, the recovery codes. */
+  @Post('native/:handle/second-step')
+  async secondStep(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const txn = await this.login.load(handle);
+    const form = stringsOf(body);
+    await this.guardForm(txn, form, req);
+    const action = form['action'] as SecondStepAction;
+    if (!['verify', 'start', 'confirm', 'skip', 'continue'].includes(action))
+      throw new ProblemError({ type: 'login-step', detail: 'Unknown sign-in step.' });
+    try {
+      await this.sendStep(res, txn, await this.login.submitSecondStep(txn, action, (form['code'] ?? '').slice(0, 64)));
+    } catch (err) {
+      if (err instanceof OAuthError) {
+        res.redirect(302, await this.login.abort(txn, err.error, err.description));
+        return;
+      }
+      if (!(err instanceof InvalidSecondFactorError)) throw err;
+      const step = await this.login.currentStep(txn);
+      if (!step) throw err;
+      await this.renderStep(res, txn, await this.login.issueCsrf(txn), step, 401, err.message);
+    }
+  }
+
+  private async sendStep(res: Response, txn: LoginTransaction, step: NativeStep): Promise<void> {
+    if (step.kind === 'redirect') {
+      res.clearCookie(CSRF_COOKIE, { path: '/login/' });
+      res.redirect(302, step.url);
+      return;
+    }
+    await this.renderStep(res, txn, await this.login.issueCsrf(txn), step, 200);
+  }
+
+  /** CSRF (double submit, bound to the transaction) and the login rate limits; returns the client IP. */
+  private async guardForm(txn: LoginTransaction, form: Record<string, string | undefined>, req: Request): Promise<string> {
     const cookie = (req.cookies as Record<string, string> | undefined)?.[CSRF_COOKIE];
     const posted = form['csrf'] ?? '';
     // Double submit, bound to this transaction: the form field, the cookie and the stored hash must agree.
@@ -54,21 +109,71 @@ export class LoginController {
         limit.retryAfter,
         limit.refusedBy === perIp ? 'sign-in attempts from this network' : 'sign-in attempts for this organisation',
       );
-    try {
-      const redirect = await this.login.complete(txn, { method: 'POST', query: {}, body: form, clientIp: ip });
-      res.clearCookie(CSRF_COOKIE, { path: '/login/' });
-      res.redirect(302, redirect);
-    } catch (err) {
-      // A login that cannot finish for another reason than the credentials (the binding was retired
-      // meanwhile) ends at the client with an OAuth error, as upstream callbacks do.
-      if (err instanceof OAuthError) {
-        res.redirect(302, await this.login.abort(txn, err.error, err.description));
-        return;
-      }
-      if (!(err instanceof InvalidCredentialsError)) throw err;
-      const csrf = await this.login.issueCsrf(txn);
-      this.renderForm(res, txn, csrf, 401, err.message, form['username']);
+    return ip;
+  }
+
+  /** A second-step page; the enrolment page alone allows `data:` images (its QR code). */
+  private async renderStep(
+    res: Response,
+    txn: LoginTransaction,
+    csrf: string,
+    step: Exclude<NativeStep, { kind: 'redirect' }>,
+    status: number,
+    error?: string,
+  ): Promise<void> {
+    this.setCsrfCookie(res, csrf);
+    const action = `/login/native/${encodeURIComponent(txn.handle)}/second-step`;
+    const form = (inner: string, act: string, label: string) =>
+      `<form method="post" action="${escapeHtml(action)}"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}">` +
+      `<input type="hidden" name="action" value="${act}">${inner}<button type="submit">${label}</button></form>`;
+    const codeInput = (label: string) =>
+      `<label for="code">${label}</label><input id="code" name="code" autocomplete="one-time-code" required>`;
+    const alert = error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : '';
+    let body: string;
+    let qr: string;
+    const headers = { ...HTML_SECURITY_HEADERS };
+    switch (step.kind) {
+      case 'verify':
+        body =
+          `<h1>Two-step verification</h1>${alert}<p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>` +
+          form(codeInput('Code'), 'verify', 'Verify');
+        break;
+      case 'offer':
+        body =
+          `<h1>Protect your account</h1>${alert}<p>Two-step verification asks for a code from an authenticator app after your password.</p>` +
+          form('', 'start', 'Set up two-step verification') +
+          form('', 'skip', 'Skip');
+        break;
+      case 'enrol':
+        // No external QR service: the image is made here, and only this page's CSP admits data: images.
+        qr = await QRCode.toDataURL(step.enrolment.uri, { margin: 1, width: 200 });
+        headers['Content-Security-Policy'] = `${HTML_SECURITY_HEADERS['Content-Security-Policy']}; img-src data:`;
+        body =
+          `<h1>Set up two-step verification</h1>${alert}<p>Scan this code with your authenticator app:</p>` +
+          `<img alt="QR code of your two-step verification secret" width="200" height="200" src="${escapeHtml(qr)}">` +
+          `<p>Or enter this key by hand: <code>${escapeHtml(step.enrolment.secret)}</code></p>` +
+          form(codeInput('Code from the app'), 'confirm', 'Confirm') +
+          (step.optional ? form('', 'skip', 'Skip') : '');
+        break;
+      case 'recovery-codes':
+        body =
+          `<h1>Your recovery codes</h1><p>Each code signs you in once if you lose your authenticator app. Keep them somewhere safe: they are shown only now.</p>` +
+          `<ul>${step.codes.map((c) => `<li><code>${escapeHtml(c)}</code></li>`).join('')}</ul>` +
+          form('', 'continue', 'Continue');
+        break;
     }
+    res.set(headers);
+    res.status(status).type('html').send(page('Two-step verification', body));
+  }
+
+  private setCsrfCookie(res: Response, csrf: string): void {
+    res.cookie(CSRF_COOKIE, csrf, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: this.config.issuer.startsWith('https://'),
+      path: '/login/',
+      maxAge: this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000,
+    });
   }
 
   /** End of an IT admin's test login through a draft binding: nothing was issued. */

@@ -19,7 +19,9 @@ import { PKCE_S256_CHALLENGE } from './pkce.js';
 import { UpstreamLogoutService } from './upstream-logout.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
-import { LoginTransactionsRepository, type LoginRequest } from './login-transactions.repository.js';
+import { LoginTransactionsRepository, type LoginRequest, type MfaState } from './login-transactions.repository.js';
+import { TotpService, mfaPolicyOf, type PendingEnrolment } from '../identity/native/totp.service.js';
+import { ACR_MFA } from '../tokens/token-issuer.service.js';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -32,7 +34,22 @@ export interface AuthorizeParams {
   code_challenge_method?: string;
   org?: string;
   login_hint?: string;
+  acr_values?: string;
 }
+
+/** Where a native login goes after a form: back to the client, or to a second-step page. */
+export type NativeStep =
+  | { kind: 'redirect'; url: string }
+  | { kind: 'verify' }
+  | { kind: 'offer' }
+  | { kind: 'enrol'; enrolment: PendingEnrolment; optional: boolean }
+  | { kind: 'recovery-codes'; codes: string[] };
+
+/** What the second-step form asked for. */
+export type SecondStepAction = 'verify' | 'start' | 'confirm' | 'skip' | 'continue';
+
+const AMR_PASSWORD = ['pwd'];
+const AMR_MFA = ['pwd', 'otp', 'mfa'];
 
 /** An authorization error that can be sent back to the client's (already validated) redirect URI. */
 export class RedirectableError extends Error {
@@ -52,11 +69,14 @@ export interface LoginTransaction extends LoginRequest {
   bindingId: string;
   providerState: Record<string, unknown>;
   csrfHash: string | null;
+  /** The second step of a native login under way (identity opened). */
+  mfa: (Omit<MfaState, 'identity'> & { identity: ExternalIdentity }) | null;
 }
 
 const SUPPORTED_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 const MAX_PARAM = 2048;
 const providerStateContext = (hash: string) => `login_transaction:${hash}`;
+const mfaIdentityContext = (hash: string) => `login_transaction_mfa:${hash}`;
 
 export const redirectWith = (redirectUri: string, params: Record<string, string | undefined>): string => {
   const url = new URL(redirectUri);
@@ -85,6 +105,7 @@ export class LoginService {
     private readonly upstreamLogout: UpstreamLogoutService,
     private readonly transactions: LoginTransactionsRepository,
     private readonly sessions: SessionsRepository,
+    private readonly totp: TotpService,
     @Inject(AppConfig) private readonly config: AppConfig,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
@@ -151,6 +172,7 @@ export class LoginService {
       scope: scopes.join(' '),
       codeChallenge: p.code_challenge,
       loginHint: p.login_hint,
+      mfaRequested: (p.acr_values ?? '').split(' ').includes(ACR_MFA),
     });
   }
 
@@ -209,6 +231,7 @@ export class LoginService {
         nonce: t.nonce,
         scope: t.scope,
         codeChallenge: t.codeChallenge,
+        mfaRequested: t.mfaRequested,
         providerState: this.box.sealJson(started.providerState, providerStateContext(handle.hash)),
         expiresAt: new Date(Date.now() + this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000),
       }),
@@ -268,6 +291,12 @@ export class LoginService {
       codeChallenge: row.codeChallenge,
       providerState: row.providerState ? this.box.openJson(row.providerState, providerStateContext(handle.hash)) : {},
       csrfHash: row.csrfHash,
+      mfaRequested: row.mfaRequested,
+      mfa: row.mfa && {
+        userId: row.mfa.userId,
+        stage: row.mfa.stage,
+        identity: this.box.openJson<ExternalIdentity>(row.mfa.identity, mfaIdentityContext(handle.hash)),
+      },
     };
   }
 
@@ -314,6 +343,112 @@ export class LoginService {
         await this.bindings.recordLoginOutcome(txn.tenant.id, binding.id, false, (err as Error)?.message);
       throw err;
     }
+    return this.finish(txn, binding, external, binding.kind === 'native' ? AMR_PASSWORD : undefined);
+  }
+
+  /**
+   * The hosted form's password: then, by the tenant's policy (`config.mfa` of the native binding)
+   * and the user's factors, either the redirect back to the client or the second step the login
+   * now waits on (kept on the transaction). Test logins check the password only.
+   */
+  async submitPassword(txn: LoginTransaction, callback: CallbackInput): Promise<NativeStep> {
+    const binding = await this.binding(txn);
+    const provider = this.registry.browserLogin(binding.kind);
+    if (binding.kind !== 'native' || !provider) throw new OAuthError('invalid_request', 'This sign-in has no hosted form.');
+    const external = await provider.completeLogin(binding, callback, txn.providerState);
+    const userId = external.knownUserId;
+    if (txn.purpose === 'test' || !userId) return { kind: 'redirect', url: await this.finish(txn, binding, external, AMR_PASSWORD) };
+    const policy = mfaPolicyOf(binding.config);
+    if (await this.totp.hasConfirmed(txn.tenant.id, userId)) {
+      await this.setMfa(txn, { userId, stage: 'verify', identity: external });
+      return { kind: 'verify' };
+    }
+    if (policy === 'required' || txn.mfaRequested) {
+      await this.setMfa(txn, { userId, stage: 'enrol', identity: external });
+      return { kind: 'enrol', enrolment: await this.beginEnrolment(txn, userId, external), optional: false };
+    }
+    if (policy === 'optional') {
+      await this.setMfa(txn, { userId, stage: 'offer', identity: external });
+      return { kind: 'offer' };
+    }
+    return { kind: 'redirect', url: await this.finish(txn, binding, external, AMR_PASSWORD) };
+  }
+
+  /**
+   * One second-step form: a code (or recovery code) to verify, enrolment started, confirmed or
+   * skipped, the recovery codes acknowledged. Refused codes throw InvalidSecondFactorError and
+   * change nothing but the failure counter; an action the transaction does not wait on is refused.
+   */
+  async submitSecondStep(txn: LoginTransaction, action: SecondStepAction, code: string): Promise<NativeStep> {
+    const mfa = txn.mfa;
+    const optional = mfaPolicyOf((await this.binding(txn)).config) === 'optional' && !txn.mfaRequested;
+    const expect = (ok: boolean): NonNullable<typeof mfa> => {
+      if (!mfa || !ok) throw new ProblemError({ type: 'login-step', detail: 'This sign-in step is not the current one. Reload the page.' });
+      return mfa;
+    };
+    switch (action) {
+      case 'verify': {
+        const m = expect(mfa?.stage === 'verify');
+        await this.totp.verify(txn.tenant.id, m.userId, code);
+        return { kind: 'redirect', url: await this.finish(txn, await this.binding(txn), m.identity, AMR_MFA) };
+      }
+      case 'start': {
+        const m = expect(mfa?.stage === 'offer' || mfa?.stage === 'enrol');
+        await this.setMfa(txn, { ...m, stage: 'enrol' });
+        return { kind: 'enrol', enrolment: await this.beginEnrolment(txn, m.userId, m.identity), optional };
+      }
+      case 'confirm': {
+        const m = expect(mfa?.stage === 'enrol');
+        const codes = await this.totp.confirmEnrolment(txn.tenant.id, m.userId, code);
+        await this.setMfa(txn, { ...m, stage: 'enrolled' });
+        return { kind: 'recovery-codes', codes };
+      }
+      case 'skip': {
+        const m = expect(optional && (mfa?.stage === 'offer' || mfa?.stage === 'enrol'));
+        await this.totp.cancelEnrolment(txn.tenant.id, m.userId);
+        return { kind: 'redirect', url: await this.finish(txn, await this.binding(txn), m.identity, AMR_PASSWORD) };
+      }
+      case 'continue': {
+        const m = expect(mfa?.stage === 'enrolled');
+        return { kind: 'redirect', url: await this.finish(txn, await this.binding(txn), m.identity, AMR_MFA) };
+      }
+    }
+  }
+
+  /** The page a second step shows again (after a wrong code, or a reload). */
+  async currentStep(txn: LoginTransaction): Promise<Exclude<NativeStep, { kind: 'redirect' }> | undefined> {
+    const mfa = txn.mfa;
+    if (!mfa || mfa.stage === 'enrolled') return undefined;
+    if (mfa.stage !== 'enrol') return { kind: mfa.stage };
+    const optional = mfaPolicyOf((await this.binding(txn)).config) === 'optional' && !txn.mfaRequested;
+    const enrolment = await this.totp.pendingEnrolment(txn.tenant.id, mfa.userId, this.labelOf(mfa.identity), txn.tenant.displayName);
+    return enrolment ? { kind: 'enrol', enrolment, optional } : undefined;
+  }
+
+  private labelOf(external: ExternalIdentity): string {
+    const name = external.claims['preferred_username'];
+    return typeof name === 'string' ? name : external.subject;
+  }
+
+  private beginEnrolment(txn: LoginTransaction, userId: string, external: ExternalIdentity): Promise<PendingEnrolment> {
+    return this.totp.beginEnrolment(txn.tenant.id, userId, this.labelOf(external), txn.tenant.displayName);
+  }
+
+  private async setMfa(txn: LoginTransaction, m: NonNullable<LoginTransaction['mfa']>): Promise<void> {
+    const hash = sha256(txn.handle);
+    const identity = this.box.sealJson(m.identity, mfaIdentityContext(hash));
+    await this.db.transaction({ tenant: txn.tenant.id }, (tx) => this.transactions.setMfa(tx, hash, { ...m, identity }));
+    txn.mfa = m;
+  }
+
+  /** Issues the code for an authenticated identity (`amr`: how, when known). */
+  private async finish(
+    txn: LoginTransaction,
+    binding: BindingContext,
+    external: ExternalIdentity,
+    amr: string[] | undefined,
+  ): Promise<string> {
+    if (external.authTime && !(external.authTime instanceof Date)) external.authTime = new Date(external.authTime);
     const normalised = normaliseIdentity(binding.claimMapping, external);
     if (txn.purpose === 'test') return this.completeTest(txn, binding, external, normalised);
     const code = mintOpaqueToken('ac', txn.tenant.id);
@@ -329,6 +464,7 @@ export class LoginService {
         idp: binding.kind,
         idpSub: external.subject,
         authTime: external.authTime ?? new Date(),
+        amr,
       });
       await this.upstreamLogout.keep(m, sessionId, external.upstreamSession);
       await this.transactions.insertCode(tx, {

@@ -11,6 +11,8 @@ export interface Session {
   idp: string;
   idpSub: string;
   authTime: Date;
+  /** RFC 8176 methods of the login (null: not known, an upstream login). */
+  amr: string[] | null;
   revokedAt: Date | null;
 }
 
@@ -22,6 +24,7 @@ export interface NewSession {
   idp: string;
   idpSub: string;
   authTime: Date;
+  amr?: string[];
 }
 
 export interface NewRefreshToken {
@@ -60,6 +63,7 @@ export interface RotationResult {
   idp: string;
   idpSub: string;
   authTime: Date;
+  amr: string[] | null;
   userId: string;
   userStatus: string;
   email: string | null;
@@ -115,8 +119,8 @@ export class SessionsRepository {
     const {
       rows: [row],
     } = await handle.query<{ id: string }>(
-      `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-      [s.tenantId, s.userId, s.clientId, s.bindingId, s.idp, s.idpSub, s.authTime],
+      `INSERT INTO sessions (tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time, amr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+      [s.tenantId, s.userId, s.clientId, s.bindingId, s.idp, s.idpSub, s.authTime, s.amr ?? null],
       'session-insert',
     );
     if (!row) throw new Error('sessions: INSERT … RETURNING returned no row');
@@ -135,8 +139,9 @@ export class SessionsRepository {
       idp: string;
       idp_sub: string;
       auth_time: Date;
+      amr: string[] | null;
       revoked_at: Date | null;
-    }>(`SELECT id, tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time, revoked_at FROM sessions WHERE id = $1`, [id]);
+    }>(`SELECT id, tenant_id, user_id, client_id, binding_id, idp, idp_sub, auth_time, amr, revoked_at FROM sessions WHERE id = $1`, [id]);
     if (!r) return undefined;
     return {
       id: r.id,
@@ -147,6 +152,7 @@ export class SessionsRepository {
       idp: r.idp,
       idpSub: r.idp_sub,
       authTime: r.auth_time,
+      amr: r.amr,
       revokedAt: r.revoked_at,
     };
   }
@@ -264,6 +270,7 @@ export class SessionsRepository {
       idp: string;
       idp_sub: string;
       auth_time: Date;
+      amr: string[] | null;
       user_id: string;
       user_status: string;
       email: string | null;
@@ -275,7 +282,7 @@ export class SessionsRepository {
       rotated: boolean;
     }>(
       `WITH cur AS (
-           SELECT r.session_id, r.scope, r.expires_at <= now() AS expired, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.user_id,
+           SELECT r.session_id, r.scope, r.expires_at <= now() AS expired, r.rotated_at, s.client_id, s.revoked_at, s.idp, s.idp_sub, s.auth_time, s.amr, s.user_id,
                   u.status AS user_status, u.email, u.email_verified, u.display_name, t.slug, t.status AS tenant_status,
                   ARRAY(SELECT DISTINCT ur.role FROM user_roles ur WHERE ur.user_id = s.user_id ORDER BY 1) AS roles
              FROM refresh_tokens r
@@ -309,6 +316,7 @@ export class SessionsRepository {
       idp: row.idp,
       idpSub: row.idp_sub,
       authTime: row.auth_time,
+      amr: row.amr,
       userId: row.user_id,
       userStatus: row.user_status,
       email: row.email,

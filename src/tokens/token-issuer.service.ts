@@ -16,6 +16,8 @@ export interface PlatformSubject {
   idp: string;
   idpSub: string;
   authTime: Date;
+  /** RFC 8176 methods of the session's login; absent or null for logins whose methods are not known (upstream IdPs, machines). */
+  amr?: string[] | null;
   sessionId?: string;
   email?: string | null;
   emailVerified?: boolean;
@@ -39,11 +41,20 @@ export interface PlatformAccessClaims extends JWTPayload {
   idp_sub: string;
   auth_time: number;
   sid?: string;
+  amr?: string[];
+  acr?: string;
   /** The signing key's `kid`, repeated in the payload of access tokens only: Kong's jwt plugin matches its credential by it (ADR 0006). */
   at_kid?: string;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** The `acr` of a password-only native login, and of one with a second factor (README: two-step verification). */
+export const ACR_PWD = 'urn:auth-service:acr:pwd';
+export const ACR_MFA = 'urn:auth-service:acr:mfa';
+/** `amr` and the `acr` it implies, for the tokens of a session whose methods are known. */
+const authenticationClaims = (amr: string[] | null | undefined): { amr?: string[]; acr?: string } =>
+  amr?.length ? { amr, acr: amr.includes('mfa') ? ACR_MFA : ACR_PWD } : {};
+
 export const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v);
 /** `client:<id>`: a machine subject (client_credentials, or an upstream machine by token exchange). */
 const MACHINE_SUBJECT = /^client:[\x21-\x7e]{1,200}$/;
@@ -115,6 +126,7 @@ export class TokenIssuerService {
       idp: s.idp,
       idp_sub: s.idpSub,
       auth_time: Math.floor(s.authTime.getTime() / 1000),
+      ...authenticationClaims(s.amr),
       ...(s.sessionId ? { sid: s.sessionId } : {}),
       [GATEWAY_KEY_CLAIM]: kid,
     };
@@ -133,6 +145,7 @@ export class TokenIssuerService {
       iat,
       exp: iat + this.config.ACCESS_TOKEN_TTL_SECONDS,
       auth_time: Math.floor(s.authTime.getTime() / 1000),
+      ...authenticationClaims(s.amr),
       ...(nonce ? { nonce } : {}),
       ...(s.sessionId ? { sid: s.sessionId } : {}),
       tid: s.tenantId,

@@ -373,12 +373,15 @@ export class UsersRepository {
   /**
    * Erases a user and leaves the tombstone: no profile, no credential, no upstream link, no role,
    * disabled. The row and its (revoked) sessions stay, so the `sub` is never reused and the
-   * gateways' revocation feed still serves the sessions. SCIM's attributes and group memberships go too.
+   * gateways' revocation feed still serves the sessions. SCIM's attributes, group memberships and second factors go too.
    */
   async eraseToTombstone(tx: Tx, userId: string): Promise<void> {
     await tx.query(`DELETE FROM native_credentials WHERE user_id = $1`, [userId]);
     await tx.query(`DELETE FROM user_identities WHERE user_id = $1`, [userId]);
     await tx.query(`DELETE FROM user_roles WHERE user_id = $1`, [userId]);
+    // Second factors: the TOTP secret and the recovery codes.
+    await tx.query(`DELETE FROM user_totp WHERE user_id = $1`, [userId]);
+    await tx.query(`DELETE FROM user_recovery_codes WHERE user_id = $1`, [userId]);
     // Group memberships go too, and each group's version moves on (SCIM clients hold its ETag).
     await tx.query(
       `WITH gone AS (DELETE FROM group_members WHERE user_id = $1 RETURNING group_id)

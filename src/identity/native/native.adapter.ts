@@ -5,10 +5,14 @@ import type {
   BrowserLogin,
   CallbackInput,
   ExternalIdentity,
+  ConfigCheck,
   LoginContext,
   ProviderCapabilities,
+  ValidatedBindingConfig,
 } from '../port/identity-provider.port.js';
+import { ProblemError } from '../../common/errors.js';
 import { NativeCredentialsService } from './native-credentials.service.js';
+import { MFA_POLICIES } from './totp.service.js';
 
 /** Thrown for every failed password login; the hosted form shows one generic message for all of them. */
 export class InvalidCredentialsError extends Error {
@@ -20,7 +24,7 @@ export class InvalidCredentialsError extends Error {
 
 /** Local password fallback: the service's own hosted login form. */
 @Injectable()
-export class NativeProvider implements BrowserLogin {
+export class NativeProvider implements BrowserLogin, ConfigCheck {
   readonly kind = 'native' as const;
   readonly capabilities: ProviderCapabilities = { loginRedirect: true, tokenExchange: false, logout: false };
 
@@ -28,6 +32,14 @@ export class NativeProvider implements BrowserLogin {
 
   async beginLogin(_binding: BindingContext, ctx: LoginContext): Promise<BeginLoginResult> {
     return { redirectUrl: ctx.hostedLoginUrl, providerState: {} };
+  }
+
+  /** `mfa`: the tenant's two-step policy, `off` (default), `optional` or `required`. */
+  async validateConfig(input: { config: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
+    const mfa = input.config['mfa'];
+    if (mfa !== undefined && !(MFA_POLICIES as readonly unknown[]).includes(mfa))
+      throw new ProblemError({ type: 'binding-invalid', detail: `config.mfa must be one of ${MFA_POLICIES.join(', ')}.` });
+    return { config: input.config, health: { ok: true, checks: { config: 'ok' } } };
   }
 
   async completeLogin(binding: BindingContext, callback: CallbackInput): Promise<ExternalIdentity> {
