@@ -30,10 +30,12 @@ export async function nativeTenant(
   admin: AdminClient,
   slug: string,
   redirectUri = 'http://127.0.0.1:9/cb',
+  /** The native binding's config, e.g. `{ mfa: 'required' }`. */
+  config: Record<string, unknown> = {},
 ): Promise<NativeTenant> {
   const json = async <T>(res: Response) => (await res.json()) as T;
   const t = await json<{ id: string; slug: string }>(await admin.call('POST', '/admin/v1/tenants', { slug, displayName: `${slug} Ltd` }));
-  const b = await json<{ id: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native' }));
+  const b = await json<{ id: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings`, { kind: 'native', config }));
   // A native binding's test login needs a user; activation needs the test login. The probe goes afterwards.
   const probe = await createNativeUser(admin, t.id, { username: `probe-${slug}`, password: PROBE_PASSWORD });
   const test = await json<{ url: string }>(await admin.call('POST', `/admin/v1/tenants/${t.id}/bindings/${b.id}/test-login`));
