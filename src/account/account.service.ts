@@ -7,7 +7,7 @@ import { ProblemError, RateLimitedError } from '../common/errors.js';
 import { mintOpaqueToken, parseOpaqueToken } from '../crypto/opaque-token.js';
 import { NativeCredentialsService } from '../identity/native/native-credentials.service.js';
 import { NativeCredentialsRepository } from '../users/native-credentials.repository.js';
-import { UsersRepository } from '../users/users.repository.js';
+import { UsersRepository, type UserAdminRow } from '../users/users.repository.js';
 import { SessionsService } from '../sessions/sessions.service.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
@@ -98,10 +98,23 @@ export class AccountService {
     this.mail.kick();
   }
 
-  private async activeTenant(tenantId: string): Promise<Tenant> {
+  /**
+   * An admin's mail-sending change of one user: in one transaction of the (active) tenant, the
+   * user's row locked; the mail is woken once it has committed.
+   */
+  private async withUser(
+    tenantId: string,
+    userId: string,
+    work: (tx: Tx, tenant: Tenant, user: UserAdminRow) => Promise<void>,
+  ): Promise<void> {
     const tenant = await this.tenants.findById(tenantId);
     if (!tenant || tenant.status !== 'active') throw new ProblemError({ type: 'tenant-not-found' });
-    return tenant;
+    await this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const user = await this.users.findForAdmin(tx, tenant.id, userId, true);
+      if (!user) throw new ProblemError({ type: 'user-not-found' });
+      await work(tx, tenant, user);
+    });
+    this.afterCommit();
   }
 
   /**
@@ -109,33 +122,27 @@ export class AccountService {
    * invitation) to set one: a local credential without a password, then the invitation mail.
    */
   async invite(p: AccountActor, tenantId: string, userId: string, username?: string): Promise<void> {
-    const tenant = await this.activeTenant(tenantId);
-    await this.db
-      .transaction({ tenant: tenant.id }, async (tx) => {
-        const user = await this.users.findForAdmin(tx, tenant.id, userId, true);
-        if (!user) throw new ProblemError({ type: 'user-not-found' });
-        if (user.status !== 'active') throw new ProblemError({ type: 'user-disabled', detail: 'Enable the user before inviting them.' });
-        if (!user.email) throw new ProblemError({ type: 'no-email', detail: 'The user has no email address to send the invitation to.' });
-        const existing = await this.credentialRows.findByUser(tx, userId);
-        if (existing?.passwordHash)
-          throw new ProblemError({
-            type: 'password-exists',
-            detail: 'The user already has a local password; send a password reset instead.',
-          });
-        if (!existing) {
-          const name = username ?? user.scimUserName ?? user.email;
-          if (await this.credentialRows.findUserIdByUsername(tx, tenant.id, name)) throw usernameTaken();
-          await this.credentialRows.insert(tx, { userId, tenantId: tenant.id, username: name, passwordHash: null });
-        }
-        await this.sendLink(tx, tenant, userId, 'invitation', user.email);
-        await this.users.touch(tx, userId);
-        await this.audit.record(tx, { tenantId: tenant.id, actor: p.actor, action: 'user.invited', target: userId });
-      })
-      .catch((err: unknown) => {
-        // Another invitation took the username between the check and the insert.
-        throw (err as { code?: string }).code === '23505' ? usernameTaken() : err;
-      });
-    this.afterCommit();
+    await this.withUser(tenantId, userId, async (tx, tenant, user) => {
+      if (user.status !== 'active') throw new ProblemError({ type: 'user-disabled', detail: 'Enable the user before inviting them.' });
+      if (!user.email) throw new ProblemError({ type: 'no-email', detail: 'The user has no email address to send the invitation to.' });
+      const existing = await this.credentialRows.findByUser(tx, userId);
+      if (existing?.passwordHash)
+        throw new ProblemError({
+          type: 'password-exists',
+          detail: 'The user already has a local password; send a password reset instead.',
+        });
+      if (!existing) {
+        const name = username ?? user.scimUserName ?? user.email;
+        if (await this.credentialRows.findUserIdByUsername(tx, tenant.id, name)) throw usernameTaken();
+        await this.credentialRows.insert(tx, { userId, tenantId: tenant.id, username: name, passwordHash: null });
+      }
+      await this.sendLink(tx, tenant, userId, 'invitation', user.email);
+      await this.users.touch(tx, userId);
+      await this.audit.record(tx, { tenantId: tenant.id, actor: p.actor, action: 'user.invited', target: userId });
+    }).catch((err: unknown) => {
+      // Another invitation took the username between the check and the insert.
+      throw (err as { code?: string }).code === '23505' ? usernameTaken() : err;
+    });
   }
 
   /**
@@ -143,10 +150,7 @@ export class AccountService {
    * the user gets a link to choose a new one.
    */
   async forceReset(p: AccountActor, tenantId: string, userId: string): Promise<void> {
-    const tenant = await this.activeTenant(tenantId);
-    await this.db.transaction({ tenant: tenant.id }, async (tx) => {
-      const user = await this.users.findForAdmin(tx, tenant.id, userId, true);
-      if (!user) throw new ProblemError({ type: 'user-not-found' });
+    await this.withUser(tenantId, userId, async (tx, tenant, user) => {
       if (!user.email) throw new ProblemError({ type: 'no-email', detail: 'The user has no email address to send the reset link to.' });
       if (!(await this.credentialRows.setPassword(tx, userId, null)))
         throw new ProblemError({
@@ -164,21 +168,16 @@ export class AccountService {
         data: { sessionsEnded: ended },
       });
     });
-    this.afterCommit();
   }
 
   /** Sends a link that verifies the user's current email address. */
   async sendVerification(p: AccountActor, tenantId: string, userId: string): Promise<void> {
-    const tenant = await this.activeTenant(tenantId);
-    await this.db.transaction({ tenant: tenant.id }, async (tx) => {
-      const user = await this.users.findForAdmin(tx, tenant.id, userId, true);
-      if (!user) throw new ProblemError({ type: 'user-not-found' });
+    await this.withUser(tenantId, userId, async (tx, tenant, user) => {
       if (!user.email) throw new ProblemError({ type: 'no-email', detail: 'The user has no email address to verify.' });
       if (user.emailVerified) throw new ProblemError({ type: 'email-verified', detail: 'The email address is verified already.' });
       await this.sendLink(tx, tenant, userId, 'email-verification', user.email);
       await this.audit.record(tx, { tenantId: tenant.id, actor: p.actor, action: 'user.verification_sent', target: userId });
     });
-    this.afterCommit();
   }
 
   /**
@@ -221,28 +220,31 @@ export class AccountService {
     if (left > 0) await sleep(left);
   }
 
-  /** A link's row in its tenant, usable: unused, unexpired, of one of `purposes`, its user live. */
-  private async usable(tx: Tx, tenantId: string, hash: string, purposes: readonly AccountAction[]): Promise<AccountTokenRow> {
-    const link = await this.links.findForUpdate(tx, hash);
-    if (!link || link.usedAt || link.expiresAt.getTime() <= Date.now() || !purposes.includes(link.purpose)) throw invalidLink();
-    const user = await this.users.findForAdmin(tx, tenantId, link.userId);
-    if (!user || user.status !== 'active') throw invalidLink();
-    return link;
-  }
-
-  private parse(value: string): { tenantId: string; hash: string } {
+  /**
+   * Opens a link in its tenant's transaction: well formed, unused, unexpired, of one of
+   * `purposes`, its user live (locked until the work ends); anything else is the same refusal.
+   */
+  private async withLink<T>(
+    value: string,
+    purposes: readonly AccountAction[],
+    work: (tx: Tx, tenant: Tenant, link: AccountTokenRow, user: UserAdminRow) => Promise<T>,
+  ): Promise<T> {
     const token = parseOpaqueToken('ak', value);
     if (!token) throw invalidLink();
-    return { tenantId: token.tenantId, hash: token.hash };
+    const tenant = await this.tenants.findById(token.tenantId);
+    if (!tenant || tenant.status !== 'active') throw invalidLink();
+    return this.db.transaction({ tenant: tenant.id }, async (tx) => {
+      const link = await this.links.findForUpdate(tx, token.hash);
+      if (!link || link.usedAt || link.expiresAt.getTime() <= Date.now() || !purposes.includes(link.purpose)) throw invalidLink();
+      const user = await this.users.findForAdmin(tx, tenant.id, link.userId);
+      if (!user || user.status !== 'active') throw invalidLink();
+      return work(tx, tenant, link, user);
+    });
   }
 
   /** What a link's page shows; uses nothing (a mail scanner's GET must not spend the link). */
   async open(value: string, purposes: readonly AccountAction[]): Promise<OpenedLink> {
-    const { tenantId, hash } = this.parse(value);
-    const tenant = await this.tenants.findById(tenantId);
-    if (!tenant || tenant.status !== 'active') throw invalidLink();
-    return this.db.transaction({ tenant: tenant.id }, async (tx) => {
-      const link = await this.usable(tx, tenant.id, hash, purposes);
+    return this.withLink(value, purposes, async (tx, tenant, link) => {
       const credential = await this.credentialRows.findByUser(tx, link.userId);
       return { purpose: link.purpose, tenant, username: credential?.username ?? null, email: link.email };
     });
@@ -254,18 +256,13 @@ export class AccountService {
    * accepted invitation verifies the address it was sent to.
    */
   async setPassword(value: string, password: string): Promise<OpenedLink> {
-    const { tenantId, hash } = this.parse(value);
-    const tenant = await this.tenants.findById(tenantId);
-    if (!tenant || tenant.status !== 'active') throw invalidLink();
-    return this.db.transaction({ tenant: tenant.id }, async (tx) => {
-      const link = await this.usable(tx, tenant.id, hash, ['invitation', 'password-reset']);
+    return this.withLink(value, ['invitation', 'password-reset'], async (tx, tenant, link, user) => {
       const credential = await this.credentialRows.findByUser(tx, link.userId);
       if (!credential) throw invalidLink();
-      const user = await this.users.findForAdmin(tx, tenant.id, link.userId);
       await this.credentials.assertAllowed(tenant.id, password, {
         username: credential.username,
-        email: user?.email,
-        displayName: user?.displayName,
+        email: user.email,
+        displayName: user.displayName,
       });
       if (credential.passwordHash && (await this.credentials.hasher.verify(credential.passwordHash, password)))
         throw new ProblemError({
@@ -292,11 +289,7 @@ export class AccountService {
 
   /** Verifies the address a verification link was sent to, if it is still the user's, and spends the link. */
   async verifyEmail(value: string): Promise<OpenedLink> {
-    const { tenantId, hash } = this.parse(value);
-    const tenant = await this.tenants.findById(tenantId);
-    if (!tenant || tenant.status !== 'active') throw invalidLink();
-    return this.db.transaction({ tenant: tenant.id }, async (tx) => {
-      const link = await this.usable(tx, tenant.id, hash, ['email-verification']);
+    return this.withLink(value, ['email-verification'], async (tx, tenant, link) => {
       if (!link.email || !(await this.users.markEmailVerified(tx, link.userId, link.email))) throw invalidLink();
       await this.links.markUsed(tx, link.id);
       await this.audit.record(tx, {

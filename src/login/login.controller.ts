@@ -47,12 +47,7 @@ export class LoginController {
       const step = await this.login.submitPassword(txn, { method: 'POST', query: {}, body: form, clientIp: ip });
       await this.sendStep(res, txn, step);
     } catch (err) {
-      // A login that cannot finish for another reason than the credentials (the binding was retired
-      // meanwhile) ends at the client with an OAuth error, as upstream callbacks do.
-      if (err instanceof OAuthError) {
-        res.redirect(302, await this.login.abort(txn, err.error, err.description));
-        return;
-      }
+      if (await this.abortedBy(err, res, txn)) return;
       if (!(err instanceof InvalidCredentialsError)) throw err;
       const csrf = await this.login.issueCsrf(txn);
       this.renderForm(res, txn, csrf, 401, err.message, form['username']);
@@ -71,10 +66,7 @@ export class LoginController {
     try {
       await this.sendStep(res, txn, await this.login.submitSecondStep(txn, action, (form['code'] ?? '').slice(0, 64)));
     } catch (err) {
-      if (err instanceof OAuthError) {
-        res.redirect(302, await this.login.abort(txn, err.error, err.description));
-        return;
-      }
+      if (await this.abortedBy(err, res, txn)) return;
       if (!(err instanceof InvalidSecondFactorError)) throw err;
       const step = await this.login.currentStep(txn);
       if (!step) throw err;
@@ -240,9 +232,19 @@ export class LoginController {
     } catch (err) {
       // An upstream login that failed (refused, unverifiable, IdP unreachable) ends at the client
       // with an OAuth error, as RFC 6749 §4.1.2.1 has it; other errors render the error page.
-      if (!(err instanceof OAuthError)) throw err;
-      res.redirect(302, await this.login.abort(txn, err.error, err.description));
+      if (!(await this.abortedBy(err, res, txn))) throw err;
     }
+  }
+
+  /**
+   * A login that cannot finish for another reason than what the person typed (a binding retired
+   * meanwhile, an upstream refusal) ends at the client with an OAuth error (RFC 6749 §4.1.2.1).
+   * True when `err` was such an error and the browser is on its way back.
+   */
+  private async abortedBy(err: unknown, res: Response, txn: LoginTransaction): Promise<boolean> {
+    if (!(err instanceof OAuthError)) return false;
+    res.redirect(302, await this.login.abort(txn, err.error, err.description));
+    return true;
   }
 
   private renderForm(res: Response, txn: LoginTransaction, csrf: string, status: number, error?: string, username?: string): void {
