@@ -18,6 +18,8 @@ import { UsersService } from './users/users.service.js';
 import { UsersRepository } from './users/users.repository.js';
 import { NativeCredentialsRepository } from './users/native-credentials.repository.js';
 import { UserFactorsRepository } from './users/user-factors.repository.js';
+import { UserPasskeysRepository } from './users/user-passkeys.repository.js';
+import { PasskeyService } from './identity/native/passkeys.service.js';
 import { TotpService } from './identity/native/totp.service.js';
 import { FirebaseHashConfigsRepository } from './identity/firebase/firebase-hash-configs.repository.js';
 import { AuditService } from './audit/audit.service.js';
@@ -171,6 +173,9 @@ export class AppModule {
         // two-step verification (#17): TOTP and recovery codes
         UserFactorsRepository,
         TotpService,
+        // passkeys (#17): WebAuthn credentials of native users
+        UserPasskeysRepository,
+        PasskeyService,
         KeycloakRealms,
         KeycloakHealthService,
         KeycloakProvisioningService,

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Req, Res, UseGuards, UsePipes, ValidationPipe } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req, Res, UseGuards, UsePipes, ValidationPipe } from '@nestjs/common';
 import { ApiBearerAuth, ApiExcludeController, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsString, Length } from 'class-validator';
 import type { Request, Response } from 'express';
@@ -7,6 +7,7 @@ import { ProblemError } from '../common/errors.js';
 import { AccessTokenGuard, accessTokenOf } from '../oauth/access-token.guard.js';
 import { LoginService } from '../login/login.service.js';
 import { AccountService, type OpenedLink } from './account.service.js';
+import { PasskeyService, type PasskeyView } from '../identity/native/passkeys.service.js';
 
 const field = (body: unknown, name: string): string => {
   const v = (body as Record<string, unknown> | undefined)?.[name];
@@ -174,7 +175,27 @@ export class ChangePasswordDto {
 @UseGuards(AccessTokenGuard)
 @UsePipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true }))
 export class AccountApiController {
-  constructor(private readonly account: AccountService) {}
+  constructor(
+    private readonly account: AccountService,
+    private readonly passkeys: PasskeyService,
+  ) {}
+
+  @Get('passkeys')
+  @ApiOperation({ summary: 'Your own passkeys (registered on the hosted sign-in pages)' })
+  async listPasskeys(@Req() req: Request): Promise<{ passkeys: PasskeyView[] }> {
+    const { claims, user } = accessTokenOf(req);
+    if (!user) throw new ProblemError({ type: 'forbidden', detail: 'A machine client has no passkeys.' });
+    return { passkeys: await this.passkeys.list(claims.tid, user.id) };
+  }
+
+  @Delete('passkeys/:passkeyId')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Remove one of your passkeys; it signs in nowhere afterwards' })
+  async removePasskey(@Param('passkeyId') passkeyId: string, @Req() req: Request): Promise<void> {
+    const { claims, user } = accessTokenOf(req);
+    if (!user) throw new ProblemError({ type: 'forbidden', detail: 'A machine client has no passkeys.' });
+    await this.passkeys.removeByOwner(claims.tid, user.id, passkeyId);
+  }
 
   @Post('password')
   @HttpCode(204)

@@ -1,4 +1,4 @@
-import { Controller, Delete, HttpCode, Param, Req } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param, Req } from '@nestjs/common';
 import { ApiOperation } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { principalOf, TenantAdminsToo } from './admin-auth.js';
@@ -15,6 +15,26 @@ export class UserFactorsAdminController {
     private readonly tenants: TenantsAdminService,
     private readonly factors: UserFactorsAdminService,
   ) {}
+
+  @Get()
+  @ApiOperation({ summary: "A user's sign-in methods beyond the password: whether TOTP is set up, and the passkeys" })
+  async list(@Param('tenantId') tenantId: string, @Param('userId') userId: string): Promise<unknown> {
+    const tenant = (await this.tenants.get(tenantId)).id;
+    return this.factors.list(tenant, userId);
+  }
+
+  @Delete('passkeys/:passkeyId')
+  @HttpCode(204)
+  @ApiOperation({ summary: "Remove one of a user's passkeys (a lost or shared device); it signs in nowhere afterwards" })
+  async removePasskey(
+    @Param('tenantId') tenantId: string,
+    @Param('userId') userId: string,
+    @Param('passkeyId') passkeyId: string,
+    @Req() req: Request,
+  ): Promise<void> {
+    const tenant = (await this.tenants.get(tenantId)).id;
+    await this.factors.removePasskey(principalOf(req), tenant, userId, passkeyId);
+  }
 
   @Delete('totp')
   @HttpCode(204)

@@ -18,9 +18,11 @@ export interface LoginRequest {
 /** The second step of a native login: who passed the password, and what the login waits on. */
 export interface MfaState {
   userId: string;
-  stage: 'verify' | 'offer' | 'enrol' | 'enrolled';
+  stage: 'verify' | 'offer' | 'enrol' | 'enrolled' | 'passkey-offer';
   /** The identity the password check returned, sealed (SecretBox) by the caller, bound to the transaction. */
   identity: Buffer;
+  /** The methods already passed (RFC 8176), while the login offers to register a passkey. */
+  amr?: string[] | null;
 }
 
 export interface NewLoginTransaction extends LoginRequest {
@@ -143,6 +145,7 @@ export class LoginTransactionsRepository {
       mfa_user_id: string | null;
       mfa_stage: MfaState['stage'] | null;
       mfa_identity: Buffer | null;
+      mfa_amr: string[] | null;
     }>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [idHash], 'login-txn-find');
     if (!r) return undefined;
     return {
@@ -160,16 +163,39 @@ export class LoginTransactionsRepository {
       expiresAt: r.expires_at,
       completedAt: r.completed_at,
       mfaRequested: r.mfa_requested,
-      mfa: r.mfa_user_id && r.mfa_stage && r.mfa_identity ? { userId: r.mfa_user_id, stage: r.mfa_stage, identity: r.mfa_identity } : null,
+      mfa:
+        r.mfa_user_id && r.mfa_stage && r.mfa_identity
+          ? { userId: r.mfa_user_id, stage: r.mfa_stage, identity: r.mfa_identity, amr: r.mfa_amr }
+          : null,
     };
   }
 
   /** Records the second step a transaction still open waits on. */
   async setMfa(handle: Tx, idHash: string, m: MfaState): Promise<void> {
     await handle.query(
-      `UPDATE login_transactions SET mfa_user_id = $2, mfa_stage = $3, mfa_identity = $4 WHERE id_hash = $1 AND completed_at IS NULL`,
-      [idHash, m.userId, m.stage, m.identity],
+      `UPDATE login_transactions SET mfa_user_id = $2, mfa_stage = $3, mfa_identity = $4, mfa_amr = $5 WHERE id_hash = $1 AND completed_at IS NULL`,
+      [idHash, m.userId, m.stage, m.identity, m.amr ?? null],
     );
+  }
+
+  /** The WebAuthn challenge of the page just served (replacing the one before). */
+  async setWebauthnChallenge(handle: Tx, idHash: string, challenge: string): Promise<void> {
+    await handle.query(`UPDATE login_transactions SET webauthn_challenge = $2 WHERE id_hash = $1 AND completed_at IS NULL`, [
+      idHash,
+      challenge,
+    ]);
+  }
+
+  /** Takes the challenge (single use: whoever clears it first gets it); undefined when there is none. */
+  async takeWebauthnChallenge(handle: Tx, idHash: string): Promise<string | undefined> {
+    const { rows } = await handle.query<{ challenge: string }>(
+      `UPDATE login_transactions t SET webauthn_challenge = NULL
+         FROM (SELECT id_hash, webauthn_challenge FROM login_transactions WHERE id_hash = $1 FOR UPDATE) old
+        WHERE t.id_hash = old.id_hash AND old.webauthn_challenge IS NOT NULL AND t.completed_at IS NULL AND t.expires_at > now()
+      RETURNING old.webauthn_challenge AS challenge`,
+      [idHash],
+    );
+    return rows[0]?.challenge;
   }
 
   /** Binds a CSRF token's hash to a transaction still open. */

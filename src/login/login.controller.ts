@@ -6,13 +6,45 @@ import { constantEquals, sha256 } from '../crypto/random.js';
 import { HTML_SECURITY_HEADERS, escapeHtml, page } from '../common/html.js';
 import { OAuthError, ProblemError, RateLimitedError } from '../common/errors.js';
 import QRCode from 'qrcode';
-import { LoginService, type LoginTransaction, type NativeStep, type SecondStepAction } from './login.service.js';
+import { LoginService, SECOND_STEP_ACTIONS, type LoginTransaction, type NativeStep, type SecondStepAction } from './login.service.js';
+import { InvalidPasskeyError } from '../identity/native/passkeys.service.js';
+import { PASSKEYS_SCRIPT, PASSKEYS_SCRIPT_PATH } from './passkeys-script.js';
 import { InvalidCredentialsError } from '../identity/native/native.adapter.js';
 import { InvalidSecondFactorError } from '../identity/native/totp.service.js';
 import { IDP_KINDS, type CallbackInput } from '../identity/port/identity-provider.port.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
 
 const CSRF_COOKIE = 'auth_login_csrf';
+
+/** The pages that run a passkey ceremony load one script, from this origin. */
+const PASSKEY_PAGE_HEADERS = {
+  ...HTML_SECURITY_HEADERS,
+  'Content-Security-Policy': `${HTML_SECURITY_HEADERS['Content-Security-Policy']}; script-src 'self'`,
+};
+
+/**
+ * A passkey form, hidden until the script finds WebAuthn in the browser: it carries the ceremony's
+ * options and posts the credential. `extra` are more fields (a name for a new passkey).
+ */
+function passkeyForm(o: {
+  action: string;
+  csrf: string;
+  kind: 'create' | 'get';
+  options: unknown;
+  step?: string;
+  label: string;
+  extra?: string;
+}): string {
+  return (
+    `<section data-passkey hidden><form method="post" action="${escapeHtml(o.action)}" data-webauthn="${o.kind}" ` +
+    `data-options="${escapeHtml(JSON.stringify(o.options))}" data-cancelled="The passkey request was cancelled or timed out." ` +
+    `data-failed="This browser could not use a passkey here.">` +
+    `<input type="hidden" name="csrf" value="${escapeHtml(o.csrf)}">` +
+    (o.step ? `<input type="hidden" name="action" value="${o.step}">` : '') +
+    `<input type="hidden" name="credential" value="">${o.extra ?? ''}<button type="submit">${o.label}</button></form>` +
+    `<p class="error" role="alert" data-passkey-status></p></section>`
+  );
+}
 
 const stringsOf = (o: unknown): Record<string, string | undefined> =>
   Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<
@@ -35,7 +67,35 @@ export class LoginController {
     const { txn, csrf } = await this.login.loadWithCsrf(handle);
     const step = await this.login.currentStep(txn);
     if (step) return this.renderStep(res, txn, csrf, step, 200);
-    this.renderForm(res, txn, csrf, 200);
+    await this.renderForm(res, txn, csrf, 200);
+  }
+
+  /** The passkey script of the hosted pages (content-addressed, so cached for a year). */
+  @Get('assets/:file')
+  asset(@Param('file') file: string, @Res() res: Response): void {
+    if (`/login/assets/${file}` !== PASSKEYS_SCRIPT_PATH) throw new ProblemError({ status: 404, title: 'Not found' });
+    res.set({
+      'Content-Type': 'text/javascript; charset=utf-8',
+      'Cache-Control': 'public, max-age=31536000, immutable',
+      'X-Content-Type-Options': 'nosniff',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+    });
+    res.status(200).send(PASSKEYS_SCRIPT);
+  }
+
+  /** A password-less sign-in: the hosted form's passkey credential. */
+  @Post('native/:handle/passkey')
+  async passkey(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const txn = await this.login.load(handle);
+    const form = stringsOf(body);
+    await this.guardForm(txn, form, req);
+    try {
+      await this.sendStep(res, txn, await this.login.submitPasskey(txn, form['credential'] ?? ''));
+    } catch (err) {
+      if (await this.abortedBy(err, res, txn)) return;
+      if (!(err instanceof InvalidPasskeyError)) throw err;
+      await this.renderForm(res, txn, await this.login.issueCsrf(txn), 401, err.message);
+    }
   }
 
   @Post('native/:handle')
@@ -50,7 +110,7 @@ export class LoginController {
       if (await this.abortedBy(err, res, txn)) return;
       if (!(err instanceof InvalidCredentialsError)) throw err;
       const csrf = await this.login.issueCsrf(txn);
-      this.renderForm(res, txn, csrf, 401, err.message, form['username']);
+      await this.renderForm(res, txn, csrf, 401, err.message, form['username']);
     }
   }
 
@@ -61,13 +121,19 @@ export class LoginController {
     const form = stringsOf(body);
     await this.guardForm(txn, form, req);
     const action = form['action'] as SecondStepAction;
-    if (!['verify', 'start', 'confirm', 'skip', 'continue'].includes(action))
-      throw new ProblemError({ type: 'login-step', detail: 'Unknown sign-in step.' });
+    if (!SECOND_STEP_ACTIONS.includes(action)) throw new ProblemError({ type: 'login-step', detail: 'Unknown sign-in step.' });
     try {
-      await this.sendStep(res, txn, await this.login.submitSecondStep(txn, action, (form['code'] ?? '').slice(0, 64)));
+      const step = await this.login.submitSecondStep(
+        txn,
+        action,
+        (form['code'] ?? '').slice(0, 64),
+        form['credential'] ?? '',
+        (form['name'] ?? '').slice(0, 100),
+      );
+      await this.sendStep(res, txn, step);
     } catch (err) {
       if (await this.abortedBy(err, res, txn)) return;
-      if (!(err instanceof InvalidSecondFactorError)) throw err;
+      if (!(err instanceof InvalidSecondFactorError) && !(err instanceof InvalidPasskeyError)) throw err;
       const step = await this.login.currentStep(txn);
       if (!step) throw err;
       await this.renderStep(res, txn, await this.login.issueCsrf(txn), step, 401, err.message);
@@ -121,14 +187,41 @@ export class LoginController {
     const codeInput = (label: string) =>
       `<label for="code">${label}</label><input id="code" name="code" autocomplete="one-time-code" required>`;
     const alert = error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : '';
-    let body: string;
+    let body = '';
     let qr: string;
-    const headers = { ...HTML_SECURITY_HEADERS };
+    let headers: Record<string, string> = { ...HTML_SECURITY_HEADERS };
+    let title = 'Two-step verification';
     switch (step.kind) {
       case 'verify':
+        body = `<h1>Two-step verification</h1>${alert}`;
+        if (step.passkey) {
+          headers = { ...PASSKEY_PAGE_HEADERS };
+          body += passkeyForm({ action, csrf, kind: 'get', options: step.passkey, step: 'passkey', label: 'Use your passkey' });
+        }
+        if (step.totp)
+          body +=
+            `<p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>` +
+            form(codeInput('Code'), 'verify', 'Verify');
+        else if (!step.passkey) body += '<p>This sign-in cannot continue. Start again from the application.</p>';
+        else
+          body +=
+            '<noscript><p>Using a passkey needs JavaScript. Turn it on, or ask your administrator to reset your sign-in methods.</p></noscript>';
+        break;
+      case 'passkey-offer':
+        title = 'Add a passkey';
+        headers = { ...PASSKEY_PAGE_HEADERS };
         body =
-          `<h1>Two-step verification</h1>${alert}<p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>` +
-          form(codeInput('Code'), 'verify', 'Verify');
+          `<h1>Sign in faster with a passkey</h1>${alert}<p>A passkey signs you in with your fingerprint, face or device PIN instead of a password. It stays on your device or in your password manager.</p>` +
+          passkeyForm({
+            action,
+            csrf,
+            kind: 'create',
+            options: step.options,
+            step: 'passkey-register',
+            label: 'Add a passkey',
+            extra: `<label for="passkey-name">Name for this passkey (optional)</label><input id="passkey-name" name="name" maxlength="100" autocomplete="off">`,
+          }) +
+          form('', 'passkey-skip', 'Not now');
         break;
       case 'offer':
         body =
@@ -154,8 +247,9 @@ export class LoginController {
           form('', 'continue', 'Continue');
         break;
     }
+    if (headers !== HTML_SECURITY_HEADERS && headers['Content-Security-Policy']?.includes('script-src')) body += this.passkeyScript();
     res.set(headers);
-    res.status(status).type('html').send(page('Two-step verification', body));
+    res.status(status).type('html').send(page(title, body));
   }
 
   private setCsrfCookie(res: Response, csrf: string): void {
@@ -247,7 +341,19 @@ export class LoginController {
     return true;
   }
 
-  private renderForm(res: Response, txn: LoginTransaction, csrf: string, status: number, error?: string, username?: string): void {
+  private passkeyScript(): string {
+    return `<script src="${PASSKEYS_SCRIPT_PATH}" defer></script>`;
+  }
+
+  private async renderForm(
+    res: Response,
+    txn: LoginTransaction,
+    csrf: string,
+    status: number,
+    error?: string,
+    username?: string,
+  ): Promise<void> {
+    const passkeyOptions = await this.login.passkeySignInOptions(txn);
     res.cookie(CSRF_COOKIE, csrf, {
       httpOnly: true,
       sameSite: 'lax',
@@ -255,7 +361,7 @@ export class LoginController {
       path: '/login/',
       maxAge: this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000,
     });
-    res.set(HTML_SECURITY_HEADERS);
+    res.set(passkeyOptions ? PASSKEY_PAGE_HEADERS : HTML_SECURITY_HEADERS);
     const action = `/login/native/${encodeURIComponent(txn.handle)}`;
     const html = page(
       'Sign in',
@@ -266,7 +372,11 @@ export class LoginController {
         `<label for="username">Email or username</label><input id="username" name="username" autocomplete="username" required value="${escapeHtml(username ?? '')}">` +
         `<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>` +
         `<button type="submit">Sign in</button></form>` +
-        `<p><a href="/account/forgot/${escapeHtml(encodeURIComponent(txn.handle))}">Forgot your password?</a></p>`,
+        `<p><a href="/account/forgot/${escapeHtml(encodeURIComponent(txn.handle))}">Forgot your password?</a></p>` +
+        (passkeyOptions
+          ? passkeyForm({ action: `${action}/passkey`, csrf, kind: 'get', options: passkeyOptions, label: 'Sign in with a passkey' }) +
+            this.passkeyScript()
+          : ''),
     );
     res.status(status).type('html').send(html);
   }

@@ -21,7 +21,9 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { SessionsRepository } from '../sessions/sessions.repository.js';
 import { LoginTransactionsRepository, type LoginRequest, type MfaState } from './login-transactions.repository.js';
 import { TotpService, mfaPolicyOf, type PendingEnrolment } from '../identity/native/totp.service.js';
+import { InvalidPasskeyError, PasskeyService, passkeyPolicyOf } from '../identity/native/passkeys.service.js';
 import { ACR_MFA } from '../tokens/token-issuer.service.js';
+import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -40,16 +42,30 @@ export interface AuthorizeParams {
 /** Where a native login goes after a form: back to the client, or to a second-step page. */
 export type NativeStep =
   | { kind: 'redirect'; url: string }
-  | { kind: 'verify' }
+  | { kind: 'verify'; totp: boolean; passkey?: PublicKeyCredentialRequestOptionsJSON }
   | { kind: 'offer' }
   | { kind: 'enrol'; enrolment: PendingEnrolment; optional: boolean }
-  | { kind: 'recovery-codes'; codes: string[] };
+  | { kind: 'recovery-codes'; codes: string[] }
+  | { kind: 'passkey-offer'; options: PublicKeyCredentialCreationOptionsJSON };
 
 /** What the second-step form asked for. */
-export type SecondStepAction = 'verify' | 'start' | 'confirm' | 'skip' | 'continue';
+export type SecondStepAction = 'verify' | 'start' | 'confirm' | 'skip' | 'continue' | 'passkey' | 'passkey-register' | 'passkey-skip';
+export const SECOND_STEP_ACTIONS: readonly SecondStepAction[] = [
+  'verify',
+  'start',
+  'confirm',
+  'skip',
+  'continue',
+  'passkey',
+  'passkey-register',
+  'passkey-skip',
+];
 
 const AMR_PASSWORD = ['pwd'];
 const AMR_MFA = ['pwd', 'otp', 'mfa'];
+/** A passkey with user verification is two factors in one (possession, and the PIN or biometric). */
+const amrPasskey = (method: 'hwk' | 'swk'): string[] => [method, 'mfa'];
+const amrPasswordAndPasskey = (method: 'hwk' | 'swk'): string[] => ['pwd', method, 'mfa'];
 
 /** An authorization error that can be sent back to the client's (already validated) redirect URI. */
 export class RedirectableError extends Error {
@@ -106,6 +122,7 @@ export class LoginService {
     private readonly transactions: LoginTransactionsRepository,
     private readonly sessions: SessionsRepository,
     private readonly totp: TotpService,
+    private readonly passkeys: PasskeyService,
     @Inject(AppConfig) private readonly config: AppConfig,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
@@ -296,6 +313,7 @@ export class LoginService {
         userId: row.mfa.userId,
         stage: row.mfa.stage,
         identity: this.box.openJson<ExternalIdentity>(row.mfa.identity, mfaIdentityContext(handle.hash)),
+        amr: row.mfa.amr,
       },
     };
   }
@@ -359,19 +377,110 @@ export class LoginService {
     const userId = external.knownUserId;
     if (txn.purpose === 'test' || !userId) return { kind: 'redirect', url: await this.finish(txn, binding, external, AMR_PASSWORD) };
     const policy = mfaPolicyOf(binding.config);
-    if (await this.totp.hasConfirmed(txn.tenant.id, userId)) {
+    const [totp, passkey] = await Promise.all([this.totp.hasConfirmed(txn.tenant.id, userId), this.hasPasskey(txn, binding, userId)]);
+    const required = policy === 'required' || txn.mfaRequested === true;
+    // A user with TOTP always passes a second step; a passkey is one where a second step is required.
+    if (totp || (passkey && required)) {
       await this.setMfa(txn, { userId, stage: 'verify', identity: external });
-      return { kind: 'verify' };
+      return this.verifyStep(txn, userId, totp, passkey);
     }
-    if (policy === 'required' || txn.mfaRequested) {
+    if (required) {
       await this.setMfa(txn, { userId, stage: 'enrol', identity: external });
       return { kind: 'enrol', enrolment: await this.beginEnrolment(txn, userId, external), optional: false };
     }
-    if (policy === 'optional') {
+    // A user with a passkey already has a stronger way in: no offer of TOTP on each password sign-in.
+    if (policy === 'optional' && !passkey) {
       await this.setMfa(txn, { userId, stage: 'offer', identity: external });
       return { kind: 'offer' };
     }
-    return { kind: 'redirect', url: await this.finish(txn, binding, external, AMR_PASSWORD) };
+    return this.authenticated(txn, binding, userId, external, AMR_PASSWORD, passkey);
+  }
+
+  /**
+   * A password-less sign-in with a passkey on the hosted form (the tenant allows passkeys): the
+   * assertion must answer the challenge the form was given, by a passkey of the tenant.
+   */
+  async submitPasskey(txn: LoginTransaction, credential: string): Promise<NativeStep> {
+    const binding = await this.binding(txn);
+    if (binding.kind !== 'native' || txn.purpose !== 'login' || passkeyPolicyOf(binding.config) !== 'allowed')
+      throw new ProblemError({ type: 'login-step', detail: 'This organisation does not sign in with passkeys.' });
+    const signedIn = await this.passkeys.authenticate(txn.tenant.id, credential, await this.takeChallenge(txn));
+    const external: ExternalIdentity = {
+      issuer: 'native',
+      subject: signedIn.userId,
+      knownUserId: signedIn.userId,
+      claims: { preferred_username: signedIn.username },
+      authTime: new Date(),
+    };
+    return { kind: 'redirect', url: await this.finish(txn, binding, external, amrPasskey(signedIn.method)) };
+  }
+
+  /** The options of the hosted form's "sign in with a passkey" (its challenge kept), when the tenant allows passkeys. */
+  async passkeySignInOptions(txn: LoginTransaction): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
+    if (txn.purpose !== 'login') return undefined;
+    const binding = await this.binding(txn);
+    if (binding.kind !== 'native' || passkeyPolicyOf(binding.config) !== 'allowed') return undefined;
+    const options = await this.passkeys.authenticationOptions(txn.tenant.id);
+    await this.keepChallenge(txn, options.challenge);
+    return options;
+  }
+
+  private async hasPasskey(txn: LoginTransaction, binding: BindingContext, userId: string): Promise<boolean> {
+    return passkeyPolicyOf(binding.config) === 'allowed' && this.passkeys.hasAny(txn.tenant.id, userId);
+  }
+
+  private async verifyStep(
+    txn: LoginTransaction,
+    userId: string,
+    totp: boolean,
+    passkey: boolean,
+  ): Promise<NativeStep & { kind: 'verify' }> {
+    if (!passkey) return { kind: 'verify', totp };
+    const options = await this.passkeys.authenticationOptions(txn.tenant.id, userId);
+    await this.keepChallenge(txn, options.challenge);
+    return { kind: 'verify', totp, passkey: options };
+  }
+
+  /**
+   * The user is authenticated (`amr`): back to the client, or first, where the tenant allows
+   * passkeys and the user has none, the offer to register one.
+   */
+  private async authenticated(
+    txn: LoginTransaction,
+    binding: BindingContext,
+    userId: string,
+    external: ExternalIdentity,
+    amr: string[],
+    hasPasskey?: boolean,
+  ): Promise<NativeStep> {
+    if (passkeyPolicyOf(binding.config) === 'allowed' && !(hasPasskey ?? (await this.passkeys.hasAny(txn.tenant.id, userId)))) {
+      await this.setMfa(txn, { userId, stage: 'passkey-offer', identity: external, amr });
+      return this.passkeyOffer(txn, userId, external);
+    }
+    return { kind: 'redirect', url: await this.finish(txn, binding, external, amr) };
+  }
+
+  private async passkeyOffer(
+    txn: LoginTransaction,
+    userId: string,
+    external: ExternalIdentity,
+  ): Promise<NativeStep & { kind: 'passkey-offer' }> {
+    const options = await this.passkeys.registrationOptions(txn.tenant, { id: userId, username: this.labelOf(external) });
+    await this.keepChallenge(txn, options.challenge);
+    return { kind: 'passkey-offer', options };
+  }
+
+  private async keepChallenge(txn: LoginTransaction, challenge: string): Promise<void> {
+    await this.db.transaction({ tenant: txn.tenant.id }, (tx) => this.transactions.setWebauthnChallenge(tx, sha256(txn.handle), challenge));
+  }
+
+  /** The page's challenge, spent: a posted credential is checked against it once, whatever the outcome. */
+  private async takeChallenge(txn: LoginTransaction): Promise<string> {
+    const challenge = await this.db.transaction({ tenant: txn.tenant.id }, (tx) =>
+      this.transactions.takeWebauthnChallenge(tx, sha256(txn.handle)),
+    );
+    if (!challenge) throw new InvalidPasskeyError();
+    return challenge;
   }
 
   /**
@@ -379,9 +488,11 @@ export class LoginService {
    * skipped, the recovery codes acknowledged. Refused codes throw InvalidSecondFactorError and
    * change nothing but the failure counter; an action the transaction does not wait on is refused.
    */
-  async submitSecondStep(txn: LoginTransaction, action: SecondStepAction, code: string): Promise<NativeStep> {
+  async submitSecondStep(txn: LoginTransaction, action: SecondStepAction, code: string, credential = '', name = ''): Promise<NativeStep> {
     const mfa = txn.mfa;
-    const optional = mfaPolicyOf((await this.binding(txn)).config) === 'optional' && !txn.mfaRequested;
+    const binding = await this.binding(txn);
+    const optional = mfaPolicyOf(binding.config) === 'optional' && !txn.mfaRequested;
+    const passkeys = passkeyPolicyOf(binding.config) === 'allowed';
     const expect = (ok: boolean): NonNullable<typeof mfa> => {
       if (!mfa || !ok) throw new ProblemError({ type: 'login-step', detail: 'This sign-in step is not the current one. Reload the page.' });
       return mfa;
@@ -390,7 +501,21 @@ export class LoginService {
       case 'verify': {
         const m = expect(mfa?.stage === 'verify');
         await this.totp.verify(txn.tenant.id, m.userId, code);
-        return { kind: 'redirect', url: await this.finish(txn, await this.binding(txn), m.identity, AMR_MFA) };
+        return this.authenticated(txn, binding, m.userId, m.identity, AMR_MFA);
+      }
+      case 'passkey': {
+        const m = expect(passkeys && mfa?.stage === 'verify');
+        const used = await this.passkeys.authenticate(txn.tenant.id, credential, await this.takeChallenge(txn), m.userId);
+        return { kind: 'redirect', url: await this.finish(txn, binding, m.identity, amrPasswordAndPasskey(used.method)) };
+      }
+      case 'passkey-register': {
+        const m = expect(passkeys && mfa?.stage === 'passkey-offer');
+        await this.passkeys.register(txn.tenant.id, m.userId, credential, await this.takeChallenge(txn), name);
+        return { kind: 'redirect', url: await this.finish(txn, binding, m.identity, m.amr ?? AMR_PASSWORD) };
+      }
+      case 'passkey-skip': {
+        const m = expect(mfa?.stage === 'passkey-offer');
+        return { kind: 'redirect', url: await this.finish(txn, binding, m.identity, m.amr ?? AMR_PASSWORD) };
       }
       case 'start': {
         const m = expect(mfa?.stage === 'offer' || mfa?.stage === 'enrol');
@@ -406,11 +531,12 @@ export class LoginService {
       case 'skip': {
         const m = expect(optional && (mfa?.stage === 'offer' || mfa?.stage === 'enrol'));
         await this.totp.cancelEnrolment(txn.tenant.id, m.userId);
-        return { kind: 'redirect', url: await this.finish(txn, await this.binding(txn), m.identity, AMR_PASSWORD) };
+        return this.authenticated(txn, binding, m.userId, m.identity, AMR_PASSWORD);
       }
       case 'continue': {
+        // Just enrolled TOTP: not a second setup page in a row; the passkey offer comes at a later sign-in.
         const m = expect(mfa?.stage === 'enrolled');
-        return { kind: 'redirect', url: await this.finish(txn, await this.binding(txn), m.identity, AMR_MFA) };
+        return { kind: 'redirect', url: await this.finish(txn, binding, m.identity, AMR_MFA) };
       }
     }
   }
@@ -419,6 +545,15 @@ export class LoginService {
   async currentStep(txn: LoginTransaction): Promise<Exclude<NativeStep, { kind: 'redirect' }> | undefined> {
     const mfa = txn.mfa;
     if (!mfa || mfa.stage === 'enrolled') return undefined;
+    if (mfa.stage === 'passkey-offer') return this.passkeyOffer(txn, mfa.userId, mfa.identity);
+    if (mfa.stage === 'verify') {
+      const binding = await this.binding(txn);
+      const [totp, passkey] = await Promise.all([
+        this.totp.hasConfirmed(txn.tenant.id, mfa.userId),
+        this.hasPasskey(txn, binding, mfa.userId),
+      ]);
+      return this.verifyStep(txn, mfa.userId, totp, passkey);
+    }
     if (mfa.stage !== 'enrol') return { kind: mfa.stage };
     const optional = mfaPolicyOf((await this.binding(txn)).config) === 'optional' && !txn.mfaRequested;
     const enrolment = await this.totp.pendingEnrolment(txn.tenant.id, mfa.userId, this.labelOf(mfa.identity), txn.tenant.displayName);

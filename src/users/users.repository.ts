@@ -382,6 +382,7 @@ export class UsersRepository {
     // Second factors: the TOTP secret and the recovery codes.
     await tx.query(`DELETE FROM user_totp WHERE user_id = $1`, [userId]);
     await tx.query(`DELETE FROM user_recovery_codes WHERE user_id = $1`, [userId]);
+    await tx.query(`DELETE FROM user_passkeys WHERE user_id = $1`, [userId]);
     // Group memberships go too, and each group's version moves on (SCIM clients hold its ETag).
     await tx.query(
       `WITH gone AS (DELETE FROM group_members WHERE user_id = $1 RETURNING group_id)

@@ -13,6 +13,7 @@ import type {
 import { ProblemError } from '../../common/errors.js';
 import { NativeCredentialsService } from './native-credentials.service.js';
 import { MFA_POLICIES } from './totp.service.js';
+import { PASSKEY_POLICIES } from './passkeys.service.js';
 
 /** Thrown for every failed password login; the hosted form shows one generic message for all of them. */
 export class InvalidCredentialsError extends Error {
@@ -34,11 +35,17 @@ export class NativeProvider implements BrowserLogin, ConfigCheck {
     return { redirectUrl: ctx.hostedLoginUrl, providerState: {} };
   }
 
-  /** `mfa`: the tenant's two-step policy, `off` (default), `optional` or `required`. */
+  /**
+   * `mfa`: the tenant's two-step policy, `off` (default), `optional` or `required`; `passkeys`:
+   * whether users may register and sign in with passkeys, `off` (default) or `allowed`.
+   */
   async validateConfig(input: { config: Record<string, unknown> }): Promise<ValidatedBindingConfig> {
     const mfa = input.config['mfa'];
     if (mfa !== undefined && !(MFA_POLICIES as readonly unknown[]).includes(mfa))
       throw new ProblemError({ type: 'binding-invalid', detail: `config.mfa must be one of ${MFA_POLICIES.join(', ')}.` });
+    const passkeys = input.config['passkeys'];
+    if (passkeys !== undefined && !(PASSKEY_POLICIES as readonly unknown[]).includes(passkeys))
+      throw new ProblemError({ type: 'binding-invalid', detail: `config.passkeys must be one of ${PASSKEY_POLICIES.join(', ')}.` });
     return { config: input.config, health: { ok: true, checks: { config: 'ok' } } };
   }
 
