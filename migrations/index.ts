@@ -11,6 +11,7 @@ import { ScimTokenChangeNotifications1765600000000 } from './1765600000000-scim-
 import { UserManagement1765700000000 } from './1765700000000-user-management.js';
 import { MailOutbox1765800000000 } from './1765800000000-mail-outbox.js';
 import { Totp1765900000000 } from './1765900000000-totp.js';
+import { LoginFreshness1766000000000 } from './1766000000000-login-freshness.js';
 
 /** Every migration, in order. Listed explicitly so the same list works from src (tests) and dist. */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   UserManagement1765700000000,
   MailOutbox1765800000000,
   Totp1765900000000,
+  LoginFreshness1766000000000,
 ];

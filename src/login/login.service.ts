@@ -22,6 +22,7 @@ import { SessionsRepository } from '../sessions/sessions.repository.js';
 import { LoginTransactionsRepository, type LoginRequest, type MfaState } from './login-transactions.repository.js';
 import { TotpService, mfaPolicyOf, type PendingEnrolment } from '../identity/native/totp.service.js';
 import { ACR_MFA } from '../tokens/token-issuer.service.js';
+import { mustReauthenticate, parseFreshness, staleAuthentication } from './login-freshness.js';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -35,6 +36,8 @@ export interface AuthorizeParams {
   org?: string;
   login_hint?: string;
   acr_values?: string;
+  max_age?: string;
+  prompt?: string;
 }
 
 /** Where a native login goes after a form: back to the client, or to a second-step page. */
@@ -71,6 +74,8 @@ export interface LoginTransaction extends LoginRequest {
   csrfHash: string | null;
   /** The second step of a native login under way (identity opened). */
   mfa: (Omit<MfaState, 'identity'> & { identity: ExternalIdentity }) | null;
+  /** When the transaction began (what `prompt=login` is measured against). */
+  createdAt: Date;
 }
 
 const SUPPORTED_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
@@ -134,6 +139,8 @@ export class LoginService {
     const unknown = scopes.filter((s) => !SUPPORTED_SCOPES.has(s));
     if (unknown.length > 0) throw fail('invalid_scope', `Unsupported scope: ${unknown.join(' ')}.`);
     if (!p.org) throw fail('invalid_request', 'The organisation (org) is required.');
+    const fresh = parseFreshness(p.max_age, p.prompt);
+    if (fresh.invalid !== undefined) throw fail('invalid_request', fresh.invalid);
 
     const limit = await this.limiter.hit(`authorize:${clientIp}`, this.config.RATE_LIMIT_AUTHORIZE_PER_MINUTE);
     if (!limit.allowed) {
@@ -173,6 +180,7 @@ export class LoginService {
       codeChallenge: p.code_challenge,
       loginHint: p.login_hint,
       mfaRequested: (p.acr_values ?? '').split(' ').includes(ACR_MFA),
+      ...fresh.freshness,
     });
   }
 
@@ -206,6 +214,8 @@ export class LoginService {
         callbackUrl: `${base}/login/callback/${binding.kind}`,
         hostedLoginUrl: `${base}/login/native/${encodeURIComponent(handle.value)}`,
         loginHint: t.loginHint,
+        maxAge: t.maxAge ?? undefined,
+        reauthenticate: mustReauthenticate(t),
       })
       .catch((err: unknown) => {
         if (err instanceof ProblemError || err instanceof OAuthError) throw err;
@@ -232,6 +242,8 @@ export class LoginService {
         scope: t.scope,
         codeChallenge: t.codeChallenge,
         mfaRequested: t.mfaRequested,
+        maxAge: t.maxAge,
+        promptLogin: t.promptLogin,
         providerState: this.box.sealJson(started.providerState, providerStateContext(handle.hash)),
         expiresAt: new Date(Date.now() + this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000),
       }),
@@ -292,6 +304,9 @@ export class LoginService {
       providerState: row.providerState ? this.box.openJson(row.providerState, providerStateContext(handle.hash)) : {},
       csrfHash: row.csrfHash,
       mfaRequested: row.mfaRequested,
+      maxAge: row.maxAge,
+      promptLogin: row.promptLogin,
+      createdAt: row.createdAt,
       mfa: row.mfa && {
         userId: row.mfa.userId,
         stage: row.mfa.stage,
@@ -342,6 +357,15 @@ export class LoginService {
       if (!(err instanceof InvalidCredentialsError))
         await this.bindings.recordLoginOutcome(txn.tenant.id, binding.id, false, (err as Error)?.message);
       throw err;
+    }
+    // OIDC Core §3.1.2.1: max_age / prompt=login, against what the upstream says (fail closed).
+    const stale = staleAuthentication(txn, external.authTime, txn.createdAt, this.config.CLOCK_SKEW_SECONDS);
+    if (stale) {
+      this.logger.warn(
+        { tenant: txn.tenant.id, binding: binding.id, kind: binding.kind, reason: stale },
+        'login refused: authentication too old',
+      );
+      throw new OAuthError('login_required', 'The identity provider did not confirm a recent enough sign-in. Sign in again.');
     }
     return this.finish(txn, binding, external, binding.kind === 'native' ? AMR_PASSWORD : undefined);
   }
