@@ -12,6 +12,7 @@ import { UserManagement1765700000000 } from './1765700000000-user-management.js'
 import { MailOutbox1765800000000 } from './1765800000000-mail-outbox.js';
 import { Totp1765900000000 } from './1765900000000-totp.js';
 import { Passkeys1765950000000 } from './1765950000000-passkeys.js';
+import { LoginFreshness1766000000000 } from './1766000000000-login-freshness.js';
 
 /** Every migration, in order. Listed explicitly so the same list works from src (tests) and dist. */
 export const MIGRATIONS = [
@@ -29,4 +30,5 @@ export const MIGRATIONS = [
   MailOutbox1765800000000,
   Totp1765900000000,
   Passkeys1765950000000,
+  LoginFreshness1766000000000,
 ];

@@ -93,12 +93,19 @@ interface BffLogin {
 async function bffLogin(
   org: string,
   username: string,
-  opts: { tamper?: (keycloakUrl: URL) => void; jar?: CookieJar } = {},
+  opts: { tamper?: (keycloakUrl: URL) => void; jar?: CookieJar; params?: Record<string, string> } = {},
 ): Promise<BffLogin> {
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(8).toString('hex');
   const start = await get(
-    authorizeUrl(app.url, bff, { org, state, nonce: `n-${state}`, code_challenge: challenge, code_challenge_method: 'S256' }),
+    authorizeUrl(app.url, bff, {
+      org,
+      state,
+      nonce: `n-${state}`,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      ...opts.params,
+    }),
   );
   expect(start.status, await start.clone().text()).toBe(302);
   const keycloakUrl = new URL(start.headers.get('location')!);
@@ -369,6 +376,28 @@ describe('Organizations in the shared realm', () => {
     ])
       expect(claims.roles).not.toContain(leaked);
   });
+});
+
+describe('max_age and prompt=login (OIDC Core §3.1.2.1)', () => {
+  itKc(
+    'passes max_age=0 to Keycloak with prompt=login: despite its session the user signs in again, and the ID token has auth_time',
+    async () => {
+      const jar = new CookieJar();
+      await platformTokens(await bffLogin('acme', 'bob', { jar }));
+      // Keycloak's session suffices without max_age: no page is shown.
+      const sso = await bffLogin('acme', 'bob', { jar });
+      expect(sso.keycloak.pages).toEqual([]);
+      expect(sso.keycloakUrl.searchParams.get('max_age')).toBeNull();
+
+      const fresh = await bffLogin('acme', 'bob', { jar, params: { max_age: '0' } });
+      expect(fresh.keycloakUrl.searchParams.get('max_age')).toBe('0');
+      expect(fresh.keycloakUrl.searchParams.get('prompt')).toBe('login');
+      expect(fresh.keycloak.pages.some((p) => p.includes('password'))).toBe(true);
+      const { id_token, claims } = await platformTokens(fresh);
+      expect(typeof decodeJwt(id_token)['auth_time']).toBe('number');
+      expect(claims['auth_time']).toBe(decodeJwt(id_token)['auth_time']);
+    },
+  );
 });
 
 describe('dedicated realm', () => {

@@ -23,7 +23,7 @@ import { startTestApp, type TestApp } from './support/app-harness.js';
 import { seedBff } from './support/seed.js';
 import { authorizeUrl, getJson, pkcePair, tokenRequest, type BffClient } from './support/bff.js';
 import { startOidcProvider, type OidcAccount, type OidcProviderPeer } from './peers/oidc-provider.js';
-import { oidcProviderLogin } from './peers/oidc-provider-login.js';
+import { CookieJar, oidcProviderLogin } from './peers/oidc-provider-login.js';
 import { acquireKeycloak, uniqueRealmName, type SharedKeycloak } from './peers/keycloak-shared.js';
 import { headlessLogin } from './peers/keycloak-login.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
@@ -108,8 +108,8 @@ async function oidcLogin(org: string, login: string, op?: { password?: string })
 }
 
 /** A login through the crafted OP (no interaction); returns our answer to the callback. */
-async function craftedLogin(org: string, craft?: Craft) {
-  const started = await startLogin(org);
+async function craftedLogin(org: string, craft?: Craft, extra: Record<string, string> = {}) {
+  const started = await startLogin(org, extra);
   if (craft) crafted.craft = craft;
   const toCallback = await fetch(started.opUrl, { redirect: 'manual' });
   const { res, bff: back } = await callback(toCallback.headers.get('location')!);
@@ -456,6 +456,137 @@ describe('upstream failures end at the BFF with an OAuth error, never a token or
       body: { error: 'invalid_grant', error_description: 'grant expired' },
     }));
     expectOAuthErrorAtBff(started, back, 'access_denied');
+  });
+});
+
+describe('max_age and prompt=login (OIDC Core §3.1.2.1)', () => {
+  const FRESH_PW = 'okta-fresh-pw';
+  beforeAll(async () => {
+    op1.upsertAccount(account('okta-fresh', { email: 'fresh@freshco.example', email_verified: true }));
+    await bindOidc('freshco', { issuer: op1.issuer, clientId: CLIENT_ID }, { clientSecret: CLIENT_SECRET }, {});
+  });
+
+  /** A login at the live OP with the browser's cookie jar (its OP session); returns the callback URL. */
+  const atOp = (started: Started, jar: CookieJar, password = FRESH_PW) =>
+    oidcProviderLogin(started.opUrl, { login: 'okta-fresh', password, callbackPrefix: callbackUrl, jar });
+
+  it('refuses a max_age that is not a non-negative integer with invalid_request at the BFF, before any upstream', async () => {
+    for (const maxAge of ['-1', 'abc', '1.5', '', ' 5', '1e3']) {
+      const started = { state: `bad-max-age-${maxAge.length}`, verifier: '', opUrl: '' };
+      const { challenge } = pkcePair();
+      const res = await fetch(
+        authorizeUrl(app.url, bff, {
+          org: 'freshco',
+          state: started.state,
+          code_challenge: challenge,
+          code_challenge_method: 'S256',
+          max_age: maxAge,
+        }),
+        { redirect: 'manual' },
+      );
+      expect(res.status, maxAge).toBe(302);
+      const back = new URL(res.headers.get('location')!);
+      expect(expectOAuthErrorAtBff(started, back, 'invalid_request'), maxAge).toMatch(/max_age/);
+    }
+  });
+
+  it('passes max_age=0 on to the OP with prompt=login: the OP makes the user sign in again despite its session', async () => {
+    const jar = new CookieJar();
+    // A first login opens the session at the OP.
+    const first = await startLogin('freshco');
+    expect(new URL(first.opUrl).searchParams.get('max_age')).toBeNull();
+    expect(new URL(first.opUrl).searchParams.get('prompt')).toBeNull();
+    await platformTokens(first, (await callback(await atOp(first, jar))).bff);
+    // Without max_age the OP's session suffices: no password is asked (a wrong one is never checked).
+    const sso = await startLogin('freshco');
+    await platformTokens(sso, (await callback(await atOp(sso, jar, 'not-the-password'))).bff);
+
+    // With max_age=0 the OP asks for the password again: the wrong one is refused there.
+    const forced = await startLogin('freshco', { max_age: '0' });
+    const opUrl = new URL(forced.opUrl);
+    expect(opUrl.searchParams.get('max_age')).toBe('0');
+    expect(opUrl.searchParams.get('prompt')).toBe('login');
+    await expect(atOp(forced, jar, 'not-the-password')).rejects.toThrow(/login rejected/);
+    // And with the right one the login goes through, the ID token saying when the user signed in.
+    const again = await startLogin('freshco', { max_age: '0' });
+    const { tokens, access } = await platformTokens(again, (await callback(await atOp(again, jar))).bff);
+    const id = decodeJwt(tokens.id_token);
+    expect(typeof id['auth_time']).toBe('number');
+    expect(access['auth_time']).toBe(id['auth_time']);
+  });
+
+  it('passes prompt=login on, and a max_age the OP session satisfies lets single sign-on through with auth_time in the ID token', async () => {
+    const jar = new CookieJar();
+    const first = await startLogin('freshco');
+    await platformTokens(first, (await callback(await atOp(first, jar))).bff);
+
+    const prompted = await startLogin('freshco', { prompt: 'login' });
+    expect(new URL(prompted.opUrl).searchParams.get('prompt')).toBe('login');
+    expect(new URL(prompted.opUrl).searchParams.get('max_age')).toBeNull();
+    await expect(atOp(prompted, jar, 'not-the-password')).rejects.toThrow(/login rejected/);
+
+    // An hour is far more than this session's age: the OP does not ask again, and we accept its auth_time.
+    const bounded = await startLogin('freshco', { max_age: '3600' });
+    expect(new URL(bounded.opUrl).searchParams.get('max_age')).toBe('3600');
+    expect(new URL(bounded.opUrl).searchParams.get('prompt')).toBeNull();
+    const { tokens } = await platformTokens(bounded, (await callback(await atOp(bounded, jar, 'not-the-password'))).bff);
+    expect(typeof decodeJwt(tokens.id_token)['auth_time']).toBe('number');
+  });
+
+  it('discovery lists auth_time among the claims', async () => {
+    const meta = (await (await fetch(`${app.url}/.well-known/openid-configuration`)).json()) as { claims_supported: string[] };
+    expect(meta.claims_supported).toContain('auth_time');
+  });
+
+  // An OP that ignores max_age (or prompt=login) is the crafted one: its auth_time is whatever the test says.
+  const withAuthTime =
+    (authTime: (now: number) => number | undefined): Craft =>
+    async (c) => ({ body: tokenBody(await signRs(crafted, idClaims(c, { auth_time: authTime(c.now) }))) });
+
+  it('sends login_required to the BFF when the upstream auth_time is older than max_age allows (crafted OP response)', async () => {
+    // An hour old against max_age=60 (and the 60 s clock skew allowed): far outside, however slow the machine.
+    const { started, back } = await craftedLogin(
+      'crafted',
+      withAuthTime((now) => now - 3600),
+      { max_age: '60' },
+    );
+    expectOAuthErrorAtBff(started, back, 'login_required');
+  });
+
+  it('sends login_required to the BFF when max_age was asked and the upstream gives no auth_time (crafted OP response)', async () => {
+    const { started, back } = await craftedLogin(
+      'crafted',
+      withAuthTime(() => undefined),
+      { max_age: '600' },
+    );
+    expectOAuthErrorAtBff(started, back, 'login_required');
+  });
+
+  it('sends login_required to the BFF when prompt=login was asked and the upstream reports an earlier sign-in (crafted OP response)', async () => {
+    const { started, back } = await craftedLogin(
+      'crafted',
+      withAuthTime((now) => now - 3600),
+      { prompt: 'login' },
+    );
+    expectOAuthErrorAtBff(started, back, 'login_required');
+  });
+
+  it('accepts an upstream auth_time within max_age and keeps it in the ID token; without max_age an old one is accepted as before', async () => {
+    let sent: number | undefined;
+    const recent = await craftedLogin(
+      'crafted',
+      withAuthTime((now) => (sent = now - 5)),
+      { max_age: '600' },
+    );
+    const { tokens } = await platformTokens(recent.started, recent.back);
+    expect(decodeJwt(tokens.id_token)['auth_time']).toBe(sent);
+
+    const old = await craftedLogin(
+      'crafted',
+      withAuthTime((now) => (sent = now - 86_400)),
+    );
+    const { tokens: oldTokens } = await platformTokens(old.started, old.back);
+    expect(decodeJwt(oldTokens.id_token)['auth_time']).toBe(sent);
   });
 });
 

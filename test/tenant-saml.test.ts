@@ -175,11 +175,11 @@ interface Flow {
   relayState: string;
 }
 
-async function startFlow(org: string): Promise<Flow> {
+async function startFlow(org: string, extra: Record<string, string> = {}): Promise<Flow> {
   const { verifier, challenge } = pkcePair();
   const state = randomBytes(8).toString('hex');
   const res = await get(
-    authorizeUrl(app.url, bff, { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }),
+    authorizeUrl(app.url, bff, { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}`, ...extra }),
   );
   if (res.status !== 302) throw new Error(`authorize answered ${res.status}: ${await res.text()}`);
   const idpUrl = res.headers.get('location')!;
@@ -596,6 +596,45 @@ describe('tenant SAML login through the BFF flow (SimpleSAMLphp)', () => {
         ),
       );
     }
+  });
+});
+
+describe('max_age and prompt=login over SAML (ForceAuthn, AuthnInstant)', () => {
+  const authnRequestOf = (flow: Flow): string =>
+    inflateRawSync(Buffer.from(new URL(flow.idpUrl).searchParams.get('SAMLRequest')!, 'base64')).toString('utf8');
+  const setAuthnInstant = (assertion: Element, at: Date): void =>
+    el(assertion, NS_ASSERTION, 'AuthnStatement').setAttribute('AuthnInstant', at.toISOString());
+
+  it('asks the IdP for a fresh authentication (ForceAuthn) when the client bounds its age or sends prompt=login, not otherwise', async (ctx) => {
+    peer(ctx);
+    expect(authnRequestOf(await startFlow('globex'))).not.toContain('ForceAuthn="true"');
+    for (const extra of [{ max_age: '0' }, { max_age: '600' }, { prompt: 'login' }] as Record<string, string>[])
+      expect(authnRequestOf(await startFlow('globex', extra)), JSON.stringify(extra)).toContain('ForceAuthn="true"');
+  });
+
+  it('logs in with max_age=0 through SimpleSAMLphp: its AuthnInstant is fresh, and becomes the ID token auth_time', async (ctx) => {
+    peer(ctx);
+    const flow = await startFlow('acme', { max_age: '0' });
+    const form = await capture(flow, BOB);
+    const instant = el(assertionOf(parse(decode(form.SAMLResponse))), NS_ASSERTION, 'AuthnStatement').getAttribute('AuthnInstant')!;
+    const res = await postAcs('acme', { SAMLResponse: form.SAMLResponse, RelayState: form.RelayState });
+    const { id } = await redeem(flow, expectCode(res, flow));
+    expect(id['auth_time']).toBe(Math.floor(Date.parse(instant) / 1000));
+  });
+
+  it('sends login_required to the BFF when the AuthnInstant is older than max_age allows (crafted fixture)', async (ctx) => {
+    peer(ctx);
+    const flow = await startFlow('acme', { max_age: '600' });
+    const form = await capture(flow, BOB);
+    // Two hours old against max_age=600 and the clock skew: far outside, however slow the machine.
+    const crafted = resign(decode(form.SAMLResponse), (a) => setAuthnInstant(a, new Date(Date.now() - 7_200_000)));
+    const res = await postAcs('acme', { SAMLResponse: encode(crafted), RelayState: form.RelayState });
+    expect(res.status).toBe(303);
+    const back = new URL(res.headers.get('location')!);
+    expect(`${back.origin}${back.pathname}`).toBe(bff.redirectUri);
+    expect(back.searchParams.get('error')).toBe('login_required');
+    expect(back.searchParams.get('code')).toBeNull();
+    expect(back.searchParams.get('state')).toBe(flow.state);
   });
 });
 

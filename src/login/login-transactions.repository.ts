@@ -13,6 +13,9 @@ export interface LoginRequest {
   codeChallenge: string | null;
   /** `acr_values` asked for two-step verification: a native login without it enrols first. */
   mfaRequested?: boolean;
+  /** `max_age` (seconds) and `prompt=login` of the request (OIDC Core §3.1.2.1), held against the upstream's auth_time. */
+  maxAge?: number | null;
+  promptLogin?: boolean;
 }
 
 /** The second step of a native login: who passed the password, and what the login waits on. */
@@ -42,6 +45,7 @@ export interface LoginTransactionRow extends LoginRequest {
   expiresAt: Date;
   completedAt: Date | null;
   mfa: MfaState | null;
+  createdAt: Date;
 }
 
 export interface NewAuthorizationCode {
@@ -103,8 +107,8 @@ export interface CodeRedemptionRow {
 export class LoginTransactionsRepository {
   async insert(handle: Tx, t: NewLoginTransaction): Promise<void> {
     await handle.query(
-      `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at, mfa_requested)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at, mfa_requested, max_age, prompt_login)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
       [
         t.idHash,
         t.tenantId,
@@ -119,6 +123,8 @@ export class LoginTransactionsRepository {
         t.providerState,
         t.expiresAt,
         t.mfaRequested ?? false,
+        t.maxAge ?? null,
+        t.promptLogin ?? false,
       ],
       'login-txn-insert',
     );
@@ -146,6 +152,9 @@ export class LoginTransactionsRepository {
       mfa_stage: MfaState['stage'] | null;
       mfa_identity: Buffer | null;
       mfa_amr: string[] | null;
+      max_age: number | null;
+      prompt_login: boolean;
+      created_at: Date;
     }>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [idHash], 'login-txn-find');
     if (!r) return undefined;
     return {
@@ -167,6 +176,9 @@ export class LoginTransactionsRepository {
         r.mfa_user_id && r.mfa_stage && r.mfa_identity
           ? { userId: r.mfa_user_id, stage: r.mfa_stage, identity: r.mfa_identity, amr: r.mfa_amr }
           : null,
+      maxAge: r.max_age,
+      promptLogin: r.prompt_login,
+      createdAt: r.created_at,
     };
   }
 

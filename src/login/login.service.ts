@@ -24,6 +24,7 @@ import { TotpService, mfaPolicyOf, type PendingEnrolment } from '../identity/nat
 import { InvalidPasskeyError, PasskeyService, passkeyPolicyOf } from '../identity/native/passkeys.service.js';
 import { ACR_MFA } from '../tokens/token-issuer.service.js';
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { mustReauthenticate, parseFreshness, staleAuthentication } from './login-freshness.js';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -37,6 +38,8 @@ export interface AuthorizeParams {
   org?: string;
   login_hint?: string;
   acr_values?: string;
+  max_age?: string;
+  prompt?: string;
 }
 
 /** Where a native login goes after a form: back to the client, or to a second-step page. */
@@ -87,6 +90,8 @@ export interface LoginTransaction extends LoginRequest {
   csrfHash: string | null;
   /** The second step of a native login under way (identity opened). */
   mfa: (Omit<MfaState, 'identity'> & { identity: ExternalIdentity }) | null;
+  /** When the transaction began (what `prompt=login` is measured against). */
+  createdAt: Date;
 }
 
 const SUPPORTED_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
@@ -151,6 +156,8 @@ export class LoginService {
     const unknown = scopes.filter((s) => !SUPPORTED_SCOPES.has(s));
     if (unknown.length > 0) throw fail('invalid_scope', `Unsupported scope: ${unknown.join(' ')}.`);
     if (!p.org) throw fail('invalid_request', 'The organisation (org) is required.');
+    const fresh = parseFreshness(p.max_age, p.prompt);
+    if (fresh.invalid !== undefined) throw fail('invalid_request', fresh.invalid);
 
     const limit = await this.limiter.hit(`authorize:${clientIp}`, this.config.RATE_LIMIT_AUTHORIZE_PER_MINUTE);
     if (!limit.allowed) {
@@ -190,6 +197,7 @@ export class LoginService {
       codeChallenge: p.code_challenge,
       loginHint: p.login_hint,
       mfaRequested: (p.acr_values ?? '').split(' ').includes(ACR_MFA),
+      ...fresh.freshness,
     });
   }
 
@@ -223,6 +231,8 @@ export class LoginService {
         callbackUrl: `${base}/login/callback/${binding.kind}`,
         hostedLoginUrl: `${base}/login/native/${encodeURIComponent(handle.value)}`,
         loginHint: t.loginHint,
+        maxAge: t.maxAge ?? undefined,
+        reauthenticate: mustReauthenticate(t),
       })
       .catch((err: unknown) => {
         if (err instanceof ProblemError || err instanceof OAuthError) throw err;
@@ -249,6 +259,8 @@ export class LoginService {
         scope: t.scope,
         codeChallenge: t.codeChallenge,
         mfaRequested: t.mfaRequested,
+        maxAge: t.maxAge,
+        promptLogin: t.promptLogin,
         providerState: this.box.sealJson(started.providerState, providerStateContext(handle.hash)),
         expiresAt: new Date(Date.now() + this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000),
       }),
@@ -309,6 +321,9 @@ export class LoginService {
       providerState: row.providerState ? this.box.openJson(row.providerState, providerStateContext(handle.hash)) : {},
       csrfHash: row.csrfHash,
       mfaRequested: row.mfaRequested,
+      maxAge: row.maxAge,
+      promptLogin: row.promptLogin,
+      createdAt: row.createdAt,
       mfa: row.mfa && {
         userId: row.mfa.userId,
         stage: row.mfa.stage,
@@ -360,6 +375,15 @@ export class LoginService {
       if (!(err instanceof InvalidCredentialsError))
         await this.bindings.recordLoginOutcome(txn.tenant.id, binding.id, false, (err as Error)?.message);
       throw err;
+    }
+    // OIDC Core §3.1.2.1: max_age / prompt=login, against what the upstream says (fail closed).
+    const stale = staleAuthentication(txn, external.authTime, txn.createdAt, this.config.CLOCK_SKEW_SECONDS);
+    if (stale) {
+      this.logger.warn(
+        { tenant: txn.tenant.id, binding: binding.id, kind: binding.kind, reason: stale },
+        'login refused: authentication too old',
+      );
+      throw new OAuthError('login_required', 'The identity provider did not confirm a recent enough sign-in. Sign in again.');
     }
     return this.finish(txn, binding, external, binding.kind === 'native' ? AMR_PASSWORD : undefined);
   }

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Logger, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { ProblemError } from '../common/errors.js';
+import { OAuthError, ProblemError } from '../common/errors.js';
 import { parseOpaqueToken } from '../crypto/opaque-token.js';
 import { LoginService } from './login.service.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
@@ -82,6 +82,12 @@ export class SamlController {
         });
         res.redirect(303, redirect);
       } catch (err) {
+        // A login refused after the response was accepted (max_age: an AuthnInstant too old) ends
+        // at the client with its OAuth error, as the OIDC callbacks do.
+        if (err instanceof OAuthError) {
+          res.redirect(303, await this.login.abort(txn, err.error, err.description));
+          return;
+        }
         if (!(err instanceof SamlResponseRejectedError)) throw err;
         await this.recordRejection(tenant, binding, err, req);
         const description =

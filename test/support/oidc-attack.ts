@@ -223,12 +223,19 @@ export interface Started {
 }
 
 export function bffHelpers(app: () => TestApp, bff: () => BffClient) {
-  /** authorize at the service for `org`; returns where it sends the browser (the OP). */
-  const startLogin = async (org: string): Promise<Started> => {
+  /** authorize at the service for `org` (with `extra` authorization request parameters); returns where it sends the browser (the OP). */
+  const startLogin = async (org: string, extra: Record<string, string> = {}): Promise<Started> => {
     const { verifier, challenge } = pkcePair();
     const state = randomBytes(8).toString('hex');
     const res = await get(
-      authorizeUrl(app().url, bff(), { org, state, code_challenge: challenge, code_challenge_method: 'S256', nonce: `n-${state}` }),
+      authorizeUrl(app().url, bff(), {
+        org,
+        state,
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        nonce: `n-${state}`,
+        ...extra,
+      }),
     );
     if (res.status !== 302) throw new Error(`authorize answered ${res.status}: ${await res.text()}`);
     return { opUrl: res.headers.get('location')!, state, verifier };

@@ -36,6 +36,7 @@ import {
   flowFailureReason,
   isCodeFlowState,
   redeemCode,
+  freshnessParams,
   startCodeFlow,
   type CodeFlowState,
 } from '../shared/oidc-code-flow.js';
@@ -137,7 +138,7 @@ export class KeycloakProvider implements BrowserLogin, TokenExchange, UpstreamLo
       redirectUri: ctx.callbackUrl,
       scopes: b.scopes,
       state: ctx.transactionHandle,
-      extraParams: { login_hint: ctx.loginHint, kc_idp_hint: b.identityProviderHint },
+      extraParams: { login_hint: ctx.loginHint, kc_idp_hint: b.identityProviderHint, ...freshnessParams(ctx) },
     });
     const st: KeycloakProviderState = {
       v: 1,

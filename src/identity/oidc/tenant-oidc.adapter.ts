@@ -28,6 +28,7 @@ import {
   flowFailureReason,
   isCodeFlowState,
   redeemCode,
+  freshnessParams,
   startCodeFlow,
   type CodeFlowState,
 } from '../shared/oidc-code-flow.js';
@@ -143,7 +144,7 @@ export class TenantOidcProvider implements BrowserLogin, ConfigCheck, HealthProb
       redirectUri: ctx.callbackUrl,
       scopes: r.scopes,
       state: ctx.transactionHandle,
-      extraParams: { login_hint: ctx.loginHint, domain_hint: r.emailDomainHint },
+      extraParams: { login_hint: ctx.loginHint, domain_hint: r.emailDomainHint, ...freshnessParams(ctx) },
     });
     const providerState: OidcProviderState = { v: 1, issuer: client.issuer, ...flow };
     return { redirectUrl, providerState: { ...providerState } };

@@ -35,6 +35,10 @@ export interface LoginContext {
   hostedLoginUrl: string;
   /** Optional hint from the BFF (`login_hint`). */
   loginHint?: string;
+  /** The client's `max_age` (OIDC Core §3.1.2.1, seconds), for upstreams whose protocol carries it (OIDC, Keycloak). */
+  maxAge?: number;
+  /** The user must authenticate afresh (`prompt=login`, or `max_age=0`): OIDC `prompt=login`, SAML `ForceAuthn`. */
+  reauthenticate?: boolean;
 }
 
 export interface BeginLoginResult {

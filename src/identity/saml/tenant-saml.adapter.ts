@@ -178,6 +178,9 @@ export class TenantSamlProvider implements BrowserLogin, ConfigCheck, HealthProb
       generateUniqueId: () => requestId,
       cacheProvider: noCache,
       validateInResponseTo: ValidateInResponseTo.never,
+      // SAML cannot carry max_age: a client that bounds the authentication's age (or asks for
+      // prompt=login) gets a fresh one, whose AuthnInstant LoginService then checks.
+      ...(ctx.reauthenticate || ctx.maxAge !== undefined ? { forceAuthn: true } : {}),
     });
     // RelayState carries the transaction handle (79 characters, inside SAML's 80-byte limit).
     const redirectUrl = await saml.getAuthorizeUrlAsync(ctx.transactionHandle, undefined, {});

@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { constantEquals } from '../../crypto/random.js';
-import type { CallbackInput } from '../port/identity-provider.port.js';
+import type { CallbackInput, LoginContext } from '../port/identity-provider.port.js';
 import type { Logger } from '@nestjs/common';
 import { OAuthError } from '../../common/errors.js';
 import { JwksUnavailableError } from './remote-jwks.js';
@@ -30,6 +30,18 @@ export interface CodeFlowRequest {
   state: string;
   /** Further authorization request parameters (`login_hint`, `domain_hint`, `kc_idp_hint`); unset ones are left out. */
   extraParams?: Record<string, string | undefined>;
+}
+
+/**
+ * The client's `max_age` and `prompt=login` (OIDC Core §3.1.2.1) as upstream authorization request
+ * parameters: `max_age` passed on as it is, `prompt=login` for a fresh authentication (`max_age=0`
+ * asks for one too). What the upstream then reports as `auth_time` is checked by LoginService.
+ */
+export function freshnessParams(ctx: Pick<LoginContext, 'maxAge' | 'reauthenticate'>): Record<string, string | undefined> {
+  return {
+    max_age: ctx.maxAge !== undefined ? String(ctx.maxAge) : undefined,
+    prompt: ctx.reauthenticate ? 'login' : undefined,
+  };
 }
 
 /** Builds the authorization request: fresh PKCE verifier and nonce, S256 challenge. */
