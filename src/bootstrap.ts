@@ -124,7 +124,11 @@ export async function createApp(
         stream.flush(() => resolve());
       }),
     close: async () => {
-      await app.close();
+      // Requests in flight get SHUTDOWN_DRAIN_SECONDS; then whatever is still open is cut.
+      const server = app.getHttpServer();
+      const cut = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_DRAIN_SECONDS * 1000);
+      cut.unref();
+      await app.close().finally(() => clearTimeout(cut));
       await rowChanges.stop();
       if (dataSource.isInitialized) await dataSource.destroy();
       await embedded?.stop();

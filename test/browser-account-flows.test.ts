@@ -55,8 +55,9 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await app?.close();
+  // The browser first: it holds connections to the service open (some opened ahead of need).
   await chromium?.close();
+  await app?.close();
   await smtp?.dispose();
   // The browser keeps its connection to the application open: end it, or close() waits for it.
   callback?.closeAllConnections();

@@ -80,6 +80,17 @@ export class AppConfig {
   @Max(3600)
   HTTP_KEEP_ALIVE_TIMEOUT_SECONDS = 75;
 
+  /**
+   * On shutdown, how long requests in flight may finish before every connection still open is
+   * closed. Without a bound, a connection a browser opened ahead of need (it has sent no request)
+   * held the shutdown until its headers timeout, over a minute.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(600)
+  SHUTDOWN_DRAIN_SECONDS = 10;
+
   /** Issuer and base of every absolute URL the service emits. */
   @Secret()
   @IsOptional()
