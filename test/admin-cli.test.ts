@@ -192,6 +192,22 @@ describe('admin CLI', { timeout: 120_000 }, () => {
     });
   });
 
+  it("users factors shows a user's sign-in methods; removing a passkey or TOTP the user does not have is a clear error", async () => {
+    const tenant = JSON.parse((await cli('tenants', 'create', 'cli-factors', 'Factors by CLI')).stdout) as { id: string };
+    const created = cli('users', 'create', tenant.id, 'fac');
+    created.child.stdin!.end('a cli factors password\n');
+    const user = JSON.parse((await created).stdout) as { id: string };
+    expect(JSON.parse((await cli('users', 'factors', tenant.id, user.id)).stdout)).toEqual({ totp: { confirmed: false }, passkeys: [] });
+    await expect(cli('users', 'remove-passkey', tenant.id, user.id, '00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('no passkey with that id'),
+    });
+    await expect(cli('users', 'remove-totp', tenant.id, user.id)).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('no two-step verification'),
+    });
+  });
+
   it('clients update replaces redirect URIs, post-logout redirect URIs and scopes', async () => {
     const created = JSON.parse(
       (await cli('clients', 'create', '--id', 'cli-bff', '--name', 'CLI BFF', '--kind', 'bff', '--redirect-uri', 'https://old.example/cb'))

@@ -50,6 +50,9 @@ Users (local passwords, for native bindings):
                [--role <role>]...             the roles given replace the hand-given ones
   users disable|enable <tenantId> <userId>    disabling ends every session of the user
   users unlock <tenantId> <userId>            end a lockout after failed password attempts
+  users factors <tenantId> <userId>           the user's TOTP (set up or not) and passkeys
+  users remove-totp <tenantId> <userId>       remove a lost authenticator app and its recovery codes
+  users remove-passkey <tenantId> <userId> <passkeyId>   remove one passkey (a lost or shared device)
   users delete <tenantId> <userId>            sessions end, the profile is erased
 Clients:
   clients list
@@ -286,7 +289,7 @@ async function main(): Promise<void> {
     return;
   }
   const action = SINGLE_WORD.has(group) ? undefined : rest.shift();
-  const [a1, a2] = rest;
+  const [a1, a2, a3] = rest;
   switch (action === undefined ? group : `${group} ${action}`) {
     case 'bootstrap': {
       const { loadConfig } = await import('../config/app-config.js');
@@ -510,6 +513,22 @@ async function main(): Promise<void> {
       print((await api('POST', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/verification-email`, {})).data);
       return;
     }
+    case 'users factors': {
+      print((await api('GET', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/factors`)).data);
+      return;
+    }
+    case 'users remove-totp':
+      await api('DELETE', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/factors/totp`);
+      {
+        print({ removed: 'totp', user: a2 });
+        return;
+      }
+    case 'users remove-passkey':
+      await api('DELETE', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/factors/passkeys/${need(a3, 'passkeyId')}`);
+      {
+        print({ removed: a3, user: a2 });
+        return;
+      }
     case 'users unlock': {
       print((await api('POST', `/tenants/${need(a1, 'tenantId')}/users/${need(a2, 'userId')}/unlock`, {})).data);
       return;

@@ -442,7 +442,12 @@ export class LoginService {
   /** The options of the hosted form's "sign in with a passkey" (its challenge kept), when the tenant allows passkeys. */
   async passkeySignInOptions(txn: LoginTransaction): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
     if (txn.purpose !== 'login') return undefined;
-    const binding = await this.binding(txn);
+    // A binding retired meanwhile: no passkey form; the form's POST ends the login with the error.
+    const binding = await this.binding(txn).catch((err: unknown) => {
+      if (err instanceof OAuthError) return undefined;
+      throw err;
+    });
+    if (!binding) return undefined;
     if (binding.kind !== 'native' || passkeyPolicyOf(binding.config) !== 'allowed') return undefined;
     const options = await this.passkeys.authenticationOptions(txn.tenant.id);
     await this.keepChallenge(txn, options.challenge);
