@@ -189,6 +189,13 @@ export class CreateClientDto {
   @IsArray()
   @IsIn(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'], { each: true })
   grantTypes?: string[];
+  @ApiPropertyOptional({
+    description:
+      'A BFF that sends users to /oauth2/authorize without `org` gets the hosted "enter your organisation" page (never a list); default false.',
+  })
+  @IsOptional()
+  @IsBoolean()
+  organizationPrompt?: boolean;
 }
 
 /** Only what can change without re-issuing credentials: the id, kind, tenant and grants stay. */
@@ -218,6 +225,14 @@ export class UpdateClientDto {
   @ArrayMaxSize(100)
   @Matches(/^[A-Za-z0-9_.:-]{1,100}$/, { each: true })
   scopes?: string[];
+
+  @ApiPropertyOptional({
+    description:
+      'A BFF that sends users to /oauth2/authorize without `org` gets the hosted "enter your organisation" page (never a list); default false.',
+  })
+  @IsOptional()
+  @IsBoolean()
+  organizationPrompt?: boolean;
 }
 
 export class CreateUserDto {

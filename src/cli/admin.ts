@@ -58,9 +58,11 @@ Clients:
   clients list
   clients create --id <id> --name <name> --kind <bff|machine> [--tenant <tenantId>]
                  [--redirect-uri <uri>]... [--post-logout-redirect-uri <uri>]... [--scope <scope>]...
-                                              the client secret is printed once
+                 [--organization-prompt on|off]   the client secret is printed once
   clients update <clientId> [--name <name>] [--redirect-uri <uri>]... [--post-logout-redirect-uri <uri>]...
-                 [--scope <scope>]...         each list given replaces the registered one
+                 [--scope <scope>]... [--organization-prompt on|off]
+                                              each list given replaces the registered one; on: /oauth2/authorize
+                                              without org shows the hosted "enter your organisation" page
   clients disable <clientId>
 SCIM tokens:
   scim-tokens create <tenantId> <name>        the token is printed once
@@ -104,6 +106,7 @@ const { values: opts, positionals } = parseArgs({
     tenant: { type: 'string' },
     'redirect-uri': { type: 'string', multiple: true },
     'post-logout-redirect-uri': { type: 'string', multiple: true },
+    'organization-prompt': { type: 'string' },
     email: { type: 'string' },
     'email-verified': { type: 'boolean' },
     'display-name': { type: 'string' },
@@ -239,6 +242,13 @@ const need = (value: string | undefined, what: string): string => {
   if (!value) throw new CliError(`Missing ${what}. See --help.`);
   return value;
 };
+
+/** `--organization-prompt on|off` as the client field; absent: nothing. */
+function organizationPrompt(flag: string | undefined): { organizationPrompt?: boolean } {
+  if (flag === undefined) return {};
+  if (flag !== 'on' && flag !== 'off') throw new CliError('--organization-prompt takes on or off.');
+  return { organizationPrompt: flag === 'on' };
+}
 
 /**
  * The initial password of `users create`: typed at a prompt that does not echo it, or piped in
@@ -429,6 +439,7 @@ async function main(): Promise<void> {
             ...(opts.tenant ? { tenantId: opts.tenant } : {}),
             ...(opts['redirect-uri'] ? { redirectUris: opts['redirect-uri'] } : {}),
             ...(opts['post-logout-redirect-uri'] ? { postLogoutRedirectUris: opts['post-logout-redirect-uri'] } : {}),
+            ...organizationPrompt(opts['organization-prompt']),
             ...(opts.scope ? { scopes: opts.scope } : {}),
           })
         ).data,
@@ -442,9 +453,12 @@ async function main(): Promise<void> {
         ...(opts['redirect-uri'] ? { redirectUris: opts['redirect-uri'] } : {}),
         ...(opts['post-logout-redirect-uri'] ? { postLogoutRedirectUris: opts['post-logout-redirect-uri'] } : {}),
         ...(opts.scope ? { scopes: opts.scope } : {}),
+        ...organizationPrompt(opts['organization-prompt']),
       };
       if (Object.keys(change).length === 0)
-        throw new CliError('Nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri or --scope. See --help.');
+        throw new CliError(
+          'Nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --scope or --organization-prompt. See --help.',
+        );
       const current = await api('GET', path);
       print((await api('PATCH', path, change, { 'if-match': current.etag ?? '' })).data);
       return;

@@ -13,6 +13,8 @@ export interface Client {
   grantTypes: string[];
   scopes: string[];
   enabled: boolean;
+  /** A BFF may send the browser to /oauth2/authorize without `org`: the service asks for it (hosted page). */
+  organizationPrompt: boolean;
 }
 
 /** A stored client with the hash of its secret (never leaves the clients module). */
@@ -30,6 +32,7 @@ export interface NewClientRecord {
   postLogoutRedirectUris: string[];
   grantTypes: string[];
   scopes: string[];
+  organizationPrompt: boolean;
 }
 
 /** A change to a client; an absent field keeps the stored value. */
@@ -38,6 +41,7 @@ export interface ClientRecordChange {
   redirectUris?: string[];
   postLogoutRedirectUris?: string[];
   scopes?: string[];
+  organizationPrompt?: boolean;
 }
 
 interface ClientRow {
@@ -51,9 +55,11 @@ interface ClientRow {
   grant_types: string[];
   scopes: string[];
   enabled: boolean;
+  organization_prompt: boolean;
 }
 
-const COLUMNS = 'id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, enabled';
+const COLUMNS =
+  'id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, enabled, organization_prompt';
 
 const toRecord = (r: ClientRow): ClientRecord => ({
   id: r.id,
@@ -66,6 +72,7 @@ const toRecord = (r: ClientRow): ClientRecord => ({
   grantTypes: r.grant_types,
   scopes: r.scopes,
   enabled: r.enabled,
+  organizationPrompt: r.organization_prompt,
 });
 
 /** `clients`: registered OAuth clients (platform rows, whatever their tenant). */
@@ -90,9 +97,20 @@ export class ClientsRepository {
   /** Throws the database's unique violation (23505) when the id is taken. */
   async insert(tx: Tx, c: NewClientRecord): Promise<ClientRecord> {
     const { rows } = await tx.query<ClientRow>(
-      `INSERT INTO clients (id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
-      [c.id, c.tenantId, c.name, c.kind, c.secretHash, c.redirectUris, c.postLogoutRedirectUris, c.grantTypes, c.scopes],
+      `INSERT INTO clients (id, tenant_id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, organization_prompt)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
+      [
+        c.id,
+        c.tenantId,
+        c.name,
+        c.kind,
+        c.secretHash,
+        c.redirectUris,
+        c.postLogoutRedirectUris,
+        c.grantTypes,
+        c.scopes,
+        c.organizationPrompt,
+      ],
     );
     const row = rows[0];
     if (!row) throw new Error('clients: INSERT … RETURNING answered no row');
@@ -103,9 +121,16 @@ export class ClientsRepository {
   async update(tx: Tx, id: string, change: ClientRecordChange): Promise<ClientRecord | undefined> {
     const { rows } = await tx.query<ClientRow>(
       `UPDATE clients SET name = COALESCE($2, name), redirect_uris = COALESCE($3, redirect_uris), post_logout_redirect_uris = COALESCE($4, post_logout_redirect_uris),
-              scopes = COALESCE($5, scopes), updated_at = now()
+              scopes = COALESCE($5, scopes), organization_prompt = COALESCE($6, organization_prompt), updated_at = now()
         WHERE id = $1 RETURNING ${COLUMNS}`,
-      [id, change.name ?? null, change.redirectUris ?? null, change.postLogoutRedirectUris ?? null, change.scopes ?? null],
+      [
+        id,
+        change.name ?? null,
+        change.redirectUris ?? null,
+        change.postLogoutRedirectUris ?? null,
+        change.scopes ?? null,
+        change.organizationPrompt ?? null,
+      ],
     );
     return rows[0] ? toRecord(rows[0]) : undefined;
   }

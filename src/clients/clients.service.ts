@@ -17,6 +17,7 @@ export interface NewClient {
   postLogoutRedirectUris?: string[];
   grantTypes?: string[];
   scopes?: string[];
+  organizationPrompt?: boolean;
 }
 
 /** A client as it leaves this module: without its secret hash. */
@@ -30,6 +31,7 @@ const toClient = (r: ClientRecord): Client => ({
   grantTypes: r.grantTypes,
   scopes: r.scopes,
   enabled: r.enabled,
+  organizationPrompt: r.organizationPrompt,
 });
 
 export interface ClientCredentials {
@@ -67,6 +69,7 @@ export interface ClientChange {
   redirectUris?: string[];
   postLogoutRedirectUris?: string[];
   scopes?: string[];
+  organizationPrompt?: boolean;
 }
 
 /** Redirect and post-logout URIs are matched exactly, so they must be absolute and without a fragment. */
@@ -88,7 +91,7 @@ function checkRedirectUris(uris: string[]): void {
  * cannot overwrite each other: the second If-Match no longer matches.
  */
 export const clientEtag = (c: Client): string =>
-  `"c${sha256(JSON.stringify([c.name, c.redirectUris, c.postLogoutRedirectUris, c.scopes, c.grantTypes, c.enabled])).slice(0, 27)}"`;
+  `"c${sha256(JSON.stringify([c.name, c.redirectUris, c.postLogoutRedirectUris, c.scopes, c.grantTypes, c.enabled, c.organizationPrompt])).slice(0, 27)}"`;
 
 /** Registered OAuth clients: the BFF (authorization_code) and machine callers (client_credentials). */
 @Injectable()
@@ -145,6 +148,7 @@ export class ClientsService {
         postLogoutRedirectUris: input.postLogoutRedirectUris ?? [],
         grantTypes,
         scopes: input.scopes ?? [],
+        organizationPrompt: input.organizationPrompt ?? false,
       });
       return { client: toClient(row), secret };
     } catch (err) {

@@ -38,6 +38,8 @@ export interface AuthorizeParams {
   org?: string;
   login_hint?: string;
   acr_values?: string;
+  /** Set by the hosted organisation page's form: the organisation was typed there. */
+  org_prompt?: string;
   max_age?: string;
   prompt?: string;
 }
@@ -69,6 +71,16 @@ const AMR_MFA = ['pwd', 'otp', 'mfa'];
 /** A passkey with user verification is two factors in one (possession, and the PIN or biometric). */
 const amrPasskey = (method: 'hwk' | 'swk'): string[] => [method, 'mfa'];
 const amrPasswordAndPasskey = (method: 'hwk' | 'swk'): string[] => ['pwd', method, 'mfa'];
+
+/**
+ * The client lets the service ask for the organisation (`organizationPrompt`) and the request has
+ * none, or one typed on that page that names no organisation: the hosted page is shown instead.
+ */
+export class OrganizationPromptNeeded extends Error {
+  constructor(readonly unknownOrganization: boolean) {
+    super(unknownOrganization ? 'Unknown organisation.' : 'The organisation is needed.');
+  }
+}
 
 /** An authorization error that can be sent back to the client's (already validated) redirect URI. */
 export class RedirectableError extends Error {
@@ -155,9 +167,12 @@ export class LoginService {
     const scopes = (p.scope ?? 'openid').split(' ').filter(Boolean);
     const unknown = scopes.filter((s) => !SUPPORTED_SCOPES.has(s));
     if (unknown.length > 0) throw fail('invalid_scope', `Unsupported scope: ${unknown.join(' ')}.`);
-    if (!p.org) throw fail('invalid_request', 'The organisation (org) is required.');
     const fresh = parseFreshness(p.max_age, p.prompt);
     if (fresh.invalid !== undefined) throw fail('invalid_request', fresh.invalid);
+    if (!p.org?.trim()) {
+      if (client.organizationPrompt) throw new OrganizationPromptNeeded(false);
+      throw fail('invalid_request', 'The organisation (org) is required.');
+    }
 
     const limit = await this.limiter.hit(`authorize:${clientIp}`, this.config.RATE_LIMIT_AUTHORIZE_PER_MINUTE);
     if (!limit.allowed) {
@@ -173,7 +188,11 @@ export class LoginService {
       if (own?.slug !== slug) throw fail('unauthorized_client', 'This application signs in users of its own organisation only.');
     }
     const tenant = await this.tenants.findActiveBySlug(slug);
-    if (!tenant) throw fail('unknown_organization', 'Organisation not found. Check the organisation name and try again.');
+    if (!tenant) {
+      // Typed on the hosted page: asked again there, not sent back to the application.
+      if (client.organizationPrompt && p.org_prompt === '1') throw new OrganizationPromptNeeded(true);
+      throw fail('unknown_organization', 'Organisation not found. Check the organisation name and try again.');
+    }
     const tenantLimit = await this.limiter.hit(`authorize-tenant:${tenant.id}`, this.config.RATE_LIMIT_AUTHORIZE_PER_TENANT_PER_MINUTE);
     if (!tenantLimit.allowed) {
       this.metrics?.rateLimitHit('authorize');

@@ -3,12 +3,32 @@ import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { BearerTokenError, OAuthError } from '../common/errors.js';
-import { HTML_SECURITY_HEADERS, renderMessagePage } from '../common/html.js';
+import { HTML_SECURITY_HEADERS, escapeHtml, page, renderMessagePage } from '../common/html.js';
 import { presentsBearer } from '../tokens/bearer-token.js';
 import { AccessTokenGuard, AccessTokenStrategy, accessTokenOf, authenticate } from './access-token.guard.js';
 import { TokenIssuerService } from '../tokens/token-issuer.service.js';
 import { ClientsService, readClientCredentials } from '../clients/clients.service.js';
-import { LoginService, RedirectableError, redirectWith, type AuthorizeParams } from '../login/login.service.js';
+import { LoginService, OrganizationPromptNeeded, RedirectableError, redirectWith, type AuthorizeParams } from '../login/login.service.js';
+
+/** The organisation typed last on the hosted organisation page, offered again next time. */
+const LAST_ORG_COOKIE = 'auth_last_org';
+const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** What the organisation page carries over to the authorization request it submits. */
+const CARRIED = [
+  'response_type',
+  'client_id',
+  'redirect_uri',
+  'state',
+  'scope',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+  'login_hint',
+  'acr_values',
+  'max_age',
+  'prompt',
+  'ui_locales',
+] as const;
 import { TOKEN_EXCHANGE_GRANT, TokenService } from './token.service.js';
 import { UpstreamLogoutService } from '../login/upstream-logout.service.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
@@ -55,14 +75,64 @@ export class OAuthController {
   @Get('authorize')
   async authorize(@Query() query: AuthorizeParams, @Req() req: Request, @Res() res: Response): Promise<void> {
     try {
-      res.redirect(302, await this.login.begin(query, req.ip ?? 'unknown'));
+      const next = await this.login.begin(query, req.ip ?? 'unknown');
+      if (query.org_prompt === '1' && typeof query.org === 'string') this.rememberOrganization(res, query.org);
+      res.redirect(302, next);
     } catch (err) {
+      if (err instanceof OrganizationPromptNeeded) {
+        this.renderOrganizationPage(req, res, query, err.unknownOrganization);
+        return;
+      }
       if (!(err instanceof RedirectableError)) throw err;
       res.redirect(
         302,
         redirectWith(err.redirectUri, { error: err.error, error_description: err.description, state: err.state, iss: this.config.issuer }),
       );
     }
+  }
+
+  private rememberOrganization(res: Response, typed: string): void {
+    const slug = typed.trim().toLowerCase();
+    if (!SLUG.test(slug)) return;
+    res.cookie(LAST_ORG_COOKIE, slug, {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: this.config.issuer.startsWith('https://'),
+      path: '/oauth2/authorize',
+      maxAge: 365 * 24 * 3600 * 1000,
+    });
+  }
+
+  /**
+   * The hosted "enter your organisation" page, for a BFF that has no pre-login screen of its own:
+   * a form that submits the same authorization request with `org`. It never lists organisations;
+   * an unknown one is asked again (the look-up is rate-limited like every authorization request).
+   */
+  private renderOrganizationPage(req: Request, res: Response, query: AuthorizeParams, unknown: boolean): void {
+    const remembered = (req.cookies as Record<string, string> | undefined)?.[LAST_ORG_COOKIE];
+    const typed = unknown && typeof query.org === 'string' ? query.org.slice(0, 100) : undefined;
+    const value = typed ?? (remembered && SLUG.test(remembered) ? remembered : '');
+    const q = query as Record<string, unknown>;
+    const hidden = CARRIED.flatMap((k) => {
+      const v = q[k];
+      return typeof v === 'string' ? [`<input type="hidden" name="${k}" value="${escapeHtml(v)}">`] : [];
+    }).join('');
+    const error = unknown
+      ? `<p class="error" role="alert" id="org-error">We could not find that organisation. Check the name and try again.</p>`
+      : '';
+    res.set(HTML_SECURITY_HEADERS);
+    res
+      .status(unknown ? 404 : 200)
+      .type('html')
+      .send(
+        page(
+          'Your organisation',
+          `<h1>Sign in</h1><p>Enter the sign-in name of your organisation. Your administrator can tell you what it is.</p>${error}` +
+            `<form method="get" action="/oauth2/authorize">${hidden}<input type="hidden" name="org_prompt" value="1">` +
+            `<label for="org">Organisation</label><input id="org" name="org" required maxlength="100" autocomplete="organization" autocapitalize="none" spellcheck="false" value="${escapeHtml(value)}"${unknown ? ' aria-invalid="true" aria-describedby="org-error"' : ''}>` +
+            `<button type="submit">Continue</button></form>`,
+        ),
+      );
   }
 
   @Post('token')
