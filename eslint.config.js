@@ -1,5 +1,5 @@
 // Flat config: typescript-eslint strictTypeChecked with type information over every TypeScript
-// tree tsconfig.json compiles; the one plain-JavaScript script gets the base rules only.
+// tree tsconfig.json compiles; the plain-JavaScript scripts get the base rules only.
 import eslint from '@eslint/js';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
@@ -70,6 +70,14 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
       globals: { process: 'readonly', console: 'readonly', URL: 'readonly' },
+    },
+  },
+  {
+    // The example SPA's one script runs in the browser.
+    files: ['examples/*/public/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: { document: 'readonly', fetch: 'readonly', location: 'readonly', history: 'readonly', URLSearchParams: 'readonly' },
     },
   },
   prettier,

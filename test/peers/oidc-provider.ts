@@ -52,6 +52,8 @@ export interface OidcProviderOptions {
   idTokenTtlSeconds?: number;
   /** Log oidc-provider's server errors to stderr (default false). */
   verbose?: boolean;
+  /** Loopback port to listen on (default: a free one). A fixed port keeps the issuer stable across runs (`npm run demo`). */
+  port?: number;
 }
 
 export interface RotateKeysOptions {
@@ -189,7 +191,7 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
   const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   const origin = `http://127.0.0.1:${port}`;
