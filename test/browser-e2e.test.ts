@@ -222,6 +222,8 @@ async function signInFromSpa(
     expect(await page.$eval('#error', (e) => (e as HTMLElement).hidden)).toBe(true);
 
     // Sign out: the BFF, auth-service's end-session endpoint (and, for Keycloak, Keycloak's), back to the SPA.
+    const session = (await context.cookies()).find((c) => c.name === 'bff_session');
+    expect(session, 'the BFF session cookie').toMatchObject({ httpOnly: true, sameSite: 'Lax' });
     visited.length = 0;
     await page.click('form[action="/logout"] button');
     await page.waitForSelector('#signed-out:not([hidden])');
@@ -231,6 +233,8 @@ async function signInFromSpa(
     await signOut.after?.();
     const after = await page.evaluate(async () => (await fetch('/api/me', { headers: { accept: 'application/json' } })).status);
     expect(after).toBe(401);
+    // The old session cookie is dead at the BFF, not only forgotten by this browser.
+    expect((await fetch(`${bffUrl}/api/me`, { headers: { cookie: `bff_session=${session!.value}` } })).status).toBe(401);
     expect(problems).toEqual([]);
   } finally {
     await context.close();
