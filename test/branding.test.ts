@@ -263,6 +263,32 @@ describe('the logo', () => {
     }
   });
 
+  it('is 404 once the tenant is deleted', async () => {
+    const id = await createTenant();
+    const { logo } = (await (await putLogo(id, png(8, 8), 'image/png')).json()) as BrandingView;
+    expect((await fetch(`${app.url}${logo!.url}`)).status).toBe(200);
+    expect((await admin.call('DELETE', `/admin/v1/tenants/${id}`)).status).toBe(204);
+    expect((await fetch(`${app.url}${logo!.url}`)).status).toBe(404);
+    expect((await admin.call('GET', path(id))).status).toBe(404);
+  });
+
+  it('is kept under row-level security: outside its tenant no branding or logo row is visible', async () => {
+    const id = await createTenant();
+    await put(id, GOOD, '"v0"');
+    await putLogo(id, png(8, 8), 'image/png');
+    const count = (scope: { tenant: string } | 'platform') =>
+      app.database.transaction(scope, async (tx) => {
+        const { rows } = await tx.query<{ n: number }>(
+          `SELECT (SELECT count(*) FROM tenant_branding WHERE tenant_id = $1)::int + (SELECT count(*) FROM tenant_logos WHERE tenant_id = $1)::int AS n`,
+          [id],
+        );
+        return rows[0]!.n;
+      });
+    expect(await count({ tenant: id })).toBe(2);
+    expect(await count('platform')).toBe(0);
+    expect(await count({ tenant: await createTenant() })).toBe(0);
+  });
+
   it('takes JPEG and WebP too; a new logo has a new URL and the old one is gone; DELETE removes it', async () => {
     const id = await createTenant();
     const first = ((await (await putLogo(id, png(10, 10), 'image/png')).json()) as BrandingView).logo!;

@@ -22,13 +22,18 @@ export function labelOnPrimary(primary: string, text: string): string {
   return contrastRatio(WHITE, primary) >= contrastRatio(text, primary) ? WHITE : text;
 }
 
+/** The error red of the service's own look (html.ts `.error`). */
+const ERROR_RED = '#b00020';
+
 /**
  * The CSS the page renderer inlines for a brand (after its own style): custom properties for the
- * colours, applied to the page and card background, the text, the buttons and the links. Links
- * take the primary colour where it reads on the background (≥ 4.5:1), else the text colour, and
- * stay underlined. Empty for a brand without colours (the service's own look). Every colour is
- * checked again here: a value that is not `#rrggbb` is left out, so the output is only the fixed
- * rules below and hex digits.
+ * colours, applied to the page and card background, the text, the buttons and the links. Only the
+ * colours the brand sets change the look; the others stay the service's own (and stand in for the
+ * choices: a button label, the link colour). Links take the primary colour where it reads on the
+ * background (≥ 4.5:1), else the text colour, and stay underlined; error texts keep their red only
+ * where it reads on the background. Empty for a brand without colours. Every colour is checked again
+ * here: a value that is not `#rrggbb` is left out, so the output is only the fixed rules below and
+ * hex digits.
  */
 export function brandCss(brand: Brand): string {
   const primary = color(brand.colors?.primary);
@@ -38,10 +43,9 @@ export function brandCss(brand: Brand): string {
   const text = given.text ?? DEFAULT_BRAND_COLORS.text;
   const link = primary && contrastRatio(primary, background) >= AA_NORMAL_TEXT ? primary : text;
   const vars = [`--brand-background:${background}`, `--brand-text:${text}`, `--brand-link:${link}`];
-  const rules = [
-    'body,main{background:var(--brand-background);color:var(--brand-text)}',
-    'a{color:var(--brand-link);text-decoration:underline}',
-  ];
+  const page = [given.background ? 'background:var(--brand-background)' : '', given.text ? 'color:var(--brand-text)' : ''].filter(Boolean);
+  const rules = [...(page.length ? [`body,main{${page.join(';')}}`] : []), 'a{color:var(--brand-link);text-decoration:underline}'];
+  if (contrastRatio(ERROR_RED, background) < AA_NORMAL_TEXT) rules.push('.error{color:var(--brand-text);font-weight:bold}');
   if (primary) {
     vars.push(`--brand-primary:${primary}`, `--brand-on-primary:${labelOnPrimary(primary, text)}`);
     rules.push(

@@ -55,6 +55,15 @@ describe('brandCss', () => {
     expect(css).toContain('--brand-on-primary:#000000');
     expect(css).toContain('--brand-link:#000000');
     expect(css).toContain('--brand-background:#ffffff');
+    // Only the primary is set: the page keeps its own background and text.
+    expect(css).not.toContain('body,main');
+    expect(css).not.toContain('.error');
+  });
+
+  it('keeps error texts readable on a dark background', () => {
+    const css = brandCss({ displayName: 'Night', colors: { background: '#101820', text: '#f0f0f0' } });
+    expect(css).toContain('body,main{background:var(--brand-background);color:var(--brand-text)}');
+    expect(css).toContain('.error{color:var(--brand-text);font-weight:bold}');
   });
 
   it('re-checks every colour: anything but #rrggbb is left out, so nothing else reaches the CSS', () => {
