@@ -181,9 +181,9 @@ async function startHttp(
   // SCIM group PATCHes carry thousands of members: /scim/* gets a larger JSON limit than the rest.
   const isJson = (req: IncomingMessage) => /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
   // SCIM batches and Firebase user exports are legitimately large: 8 MB there, 256 kB everywhere else.
-  const isLogoUpload = (req: IncomingMessage) =>
-    req.method === 'PUT' && /^\/admin\/v1\/tenants\/[^/?]+\/branding\/logo\/?(?:\?|$)/.test(req.url ?? '');
   const isScim = (req: IncomingMessage) => /^\/scim\/|^\/admin\/v1\/tenants\/[^/]+\/firebase-import(\?|$)/i.test(req.url ?? '');
+  const isLogoUpload = (req: IncomingMessage) =>
+    req.method === 'PUT' && /^\/admin\/v1\/tenants\/[^/?]+\/branding\/logo\/?(?:\?|$)/i.test(req.url ?? '');
   // A logo upload is the image itself, as bytes, for any image/* type (the branding service compares
   // the type with the bytes, and refuses SVG, with a 422). The limit is above the logo's own (256 KiB),
   // so an oversized logo gets that 422 naming the field rather than a 413. Other types on that route
