@@ -66,6 +66,9 @@ import { MAIL_PROVIDERS } from './mail/mail.module.js';
 import { AccountApiController, AccountPagesController } from './account/account.controller.js';
 import { AccountService } from './account/account.service.js';
 import { AccountTokensRepository } from './account/account-tokens.repository.js';
+import { BrandingRepository } from './tenants/branding.repository.js';
+import { BrandingService } from './tenants/branding.service.js';
+import { BrandingLogoController } from './login/branding-logo.controller.js';
 
 export interface AppDependencies {
   config: AppConfig;
@@ -128,6 +131,7 @@ export class AppModule {
         ...SCIM_CONTROLLERS,
         AccountPagesController,
         AccountApiController,
+        BrandingLogoController,
         ...ADMIN_CONTROLLERS,
         ...GATEWAY_CONTROLLERS,
         ...METRICS_CONTROLLERS,
@@ -197,10 +201,14 @@ export class AppModule {
         ...MAIL_PROVIDERS,
         AccountService,
         AccountTokensRepository,
+        // per-tenant branding of the hosted pages (#18)
+        BrandingRepository,
+        BrandingService,
       ],
       exports: [
         TenantsService,
         BindingsService,
+        BrandingService,
         ClientsService,
         NativeCredentialsService,
         SigningKeysService,

@@ -26,6 +26,10 @@ import { ACS_BODY_LIMIT_BYTES } from './identity/saml/tenant-saml.adapter.js';
 import { applyKeepAliveTimeout } from './common/http-keep-alive.js';
 import { SigningKeysService } from './tokens/signing-keys.service.js';
 import { assertHttpPortFree } from './common/port-check.js';
+import { LOGO_MAX_BYTES } from './tenants/logo-image.js';
+
+/** The logo route's body limit: four times the logo's own, so the service (not the parser) refuses most oversized ones. */
+const LOGO_BODY_LIMIT_BYTES = LOGO_MAX_BYTES * 4;
 
 export interface RunningApp {
   app: NestExpressApplication;
@@ -178,6 +182,14 @@ async function startHttp(
   const isJson = (req: IncomingMessage) => /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
   // SCIM batches and Firebase user exports are legitimately large: 8 MB there, 256 kB everywhere else.
   const isScim = (req: IncomingMessage) => /^\/scim\/|^\/admin\/v1\/tenants\/[^/]+\/firebase-import(\?|$)/i.test(req.url ?? '');
+  const isLogoUpload = (req: IncomingMessage) =>
+    req.method === 'PUT' && /^\/admin\/v1\/tenants\/[^/?]+\/branding\/logo\/?(?:\?|$)/i.test(req.url ?? '');
+  // A logo upload is the image itself, as bytes, for any image/* type (the branding service compares
+  // the type with the bytes, and refuses SVG, with a 422). The limit is above the logo's own (256 KiB),
+  // so an oversized logo gets that 422 naming the field rather than a 413. Other types on that route
+  // (JSON, forms) go through their parsers and the input guard as everywhere.
+  const isImage = (req: IncomingMessage) => /^image\/[\w.+-]+\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
+  app.useBodyParser('raw', { limit: LOGO_BODY_LIMIT_BYTES, type: (req: IncomingMessage) => isLogoUpload(req) && isImage(req) });
   app.useBodyParser('json', { limit: '256kb', type: (req: IncomingMessage) => isJson(req) && !isScim(req) });
   app.useBodyParser('json', { limit: '8mb', type: (req: IncomingMessage) => isJson(req) && isScim(req) });
   // A SAML ACS receives whole responses (Entra/ADFS with hundreds of group claims): its limit follows

@@ -332,9 +332,9 @@ describe('OpenAPI', () => {
   it('documents exactly the routes the app serves', async () => {
     const doc = await json<{ paths: Record<string, Record<string, unknown>> }>(await fetch(`${app.url}/docs/openapi.json`));
     const documented = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)));
-    // Browser pages, Swagger itself, the Prometheus scrape target, the router's not-found catch-all,
-    // and deliberate "method not allowed / not implemented" answers are not API operations.
-    const hidden = /^\/(login|saml|docs)\b|^\/account\/(?!v1\/)|^\{\/\*splat\}$|^\/scim\/v2\/(Bulk|Me)$|^\/metrics$/;
+    // Browser pages and the tenants' logos they show, Swagger itself, the Prometheus scrape target, the
+    // router's not-found catch-all, and deliberate "method not allowed / not implemented" answers are not API operations.
+    const hidden = /^\/(login|saml|docs|branding)\b|^\/account\/(?!v1\/)|^\{\/\*splat\}$|^\/scim\/v2\/(Bulk|Me)$|^\/metrics$/;
     const undocumented = new Set(['GET /oauth2/token']);
     const served = new Set(
       servedRoutes()

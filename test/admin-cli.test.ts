@@ -22,6 +22,7 @@ import { oidcProviderLogin } from './peers/oidc-provider-login.js';
 import { bootstrapAdmin } from '../src/admin/admin-bootstrap.js';
 import { hashFirebaseScrypt, type FirebaseScryptParams } from '../src/identity/firebase/firebase-scrypt.js';
 import { TS_LOADER } from './support/ts-loader.js';
+import { SVG, png } from './support/images.js';
 
 const run = promisify(execFile);
 const OP_CLIENT_ID = 'auth-service';
@@ -132,6 +133,80 @@ describe('admin CLI', { timeout: 120_000 }, () => {
     expect(stdout).toContain('clients update <clientId>');
     expect(stdout).toContain('--post-logout-redirect-uri <uri>');
     expect(stdout).toMatch(/^ {2}--id <id> /m);
+  });
+
+  it('tenants branding get/set and tenants logo set/remove: only the options given change, a refusal names the field', async () => {
+    const { stdout: help } = await cli('--help');
+    expect(help).toContain('tenants branding set <tenantId> [--primary #rrggbb]');
+    expect(help).toContain('tenants logo set <tenantId> <file>');
+    const tenant = JSON.parse((await cli('tenants', 'create', 'cli-brand', 'Brand by CLI')).stdout) as { id: string };
+    expect(JSON.parse((await cli('tenants', 'branding', 'get', tenant.id)).stdout)).toMatchObject({
+      version: 0,
+      colors: { primary: null, background: null, text: null },
+      logo: null,
+    });
+    const set = JSON.parse(
+      (
+        await cli(
+          'tenants',
+          'branding',
+          'set',
+          tenant.id,
+          '--primary',
+          '#1A73E8',
+          '--heading',
+          'Welcome to Brand',
+          '--support',
+          'help@brand.example',
+          '--legal-link',
+          'Privacy=https://brand.example/privacy',
+        )
+      ).stdout,
+    ) as Record<string, unknown>;
+    expect(set).toMatchObject({
+      version: 1,
+      colors: { primary: '#1a73e8', background: null, text: null },
+      supportContact: 'help@brand.example',
+      texts: { heading: 'Welcome to Brand', legalLinks: [{ label: 'Privacy', url: 'https://brand.example/privacy' }] },
+    });
+    const more = JSON.parse((await cli('tenants', 'branding', 'set', tenant.id, '--text', '#202124', '--heading', '')).stdout) as Record<
+      string,
+      unknown
+    >;
+    expect(more).toMatchObject({
+      version: 2,
+      colors: { primary: '#1a73e8', text: '#202124' },
+      supportContact: 'help@brand.example',
+      texts: { heading: null, legalLinks: [{ label: 'Privacy' }] },
+    });
+    const refused = async (...args: string[]) =>
+      (await cli(...args).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: unknown) => e,
+      )) as { code: number; stderr: string };
+    const contrast = await refused('tenants', 'branding', 'set', tenant.id, '--text', '#777777');
+    expect(contrast.code).toBe(2);
+    expect(contrast.stderr).toContain('422 Insufficient contrast: colors.text on the default background #ffffff: 4.47:1, needs 4.5:1');
+    const nothing = await refused('tenants', 'branding', 'set', tenant.id);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toContain('Nothing to change');
+    expect(JSON.parse((await cli('tenants', 'branding', 'get', tenant.id)).stdout)).toMatchObject({ version: 2 });
+
+    const logoFile = join(workDir, 'logo.png');
+    await writeFile(logoFile, png(120, 40));
+    const logo = JSON.parse((await cli('tenants', 'logo', 'set', tenant.id, logoFile)).stdout) as { url: string; contentType: string };
+    expect(logo).toMatchObject({ contentType: 'image/png', width: 120, height: 40 });
+    const served = await fetch(`${app.url}${logo.url}`);
+    expect(served.status).toBe(200);
+    expect(Buffer.from(await served.arrayBuffer()).equals(await readFile(logoFile))).toBe(true);
+    const svgFile = join(workDir, 'logo.svg');
+    await writeFile(svgFile, SVG);
+    const svg = await refused('tenants', 'logo', 'set', tenant.id, svgFile);
+    expect(svg.code).toBe(2);
+    expect(svg.stderr).toContain('422 Invalid logo: logo: SVG is not accepted');
+    expect(JSON.parse((await cli('tenants', 'logo', 'remove', tenant.id)).stdout)).toEqual({ removed: 'logo', tenant: tenant.id });
+    expect(JSON.parse((await cli('tenants', 'branding', 'get', tenant.id)).stdout)).toMatchObject({ logo: null });
+    expect((await fetch(`${app.url}${logo.url}`)).status).toBe(404);
   });
 
   it('names the URL it cannot reach, and says what is wrong with an empty or malformed ADMIN_URL', async () => {

@@ -19,6 +19,8 @@ import { TenantsAdminService } from './tenants-admin.service.js';
 import { UsersAdminService } from './users-admin.service.js';
 import { UserFactorsAdminController } from './user-factors-admin.controller.js';
 import { UserFactorsAdminService } from './user-factors-admin.service.js';
+import { BrandingAdminController } from './branding-admin.controller.js';
+import { BrandingAdminService } from './branding-admin.service.js';
 
 /** The admin REST API (`/admin/v1`), spread into AppModule like the SCIM server. */
 export const ADMIN_CONTROLLERS: Array<Type<unknown>> = [
@@ -33,6 +35,7 @@ export const ADMIN_CONTROLLERS: Array<Type<unknown>> = [
   AuditAdminController,
   GatewayAdminController,
   UserFactorsAdminController,
+  BrandingAdminController,
 ];
 export const ADMIN_PROVIDERS: Provider[] = [
   AdminGuard,
@@ -44,4 +47,5 @@ export const ADMIN_PROVIDERS: Provider[] = [
   BindingsAdminService,
   BindingHealthRefresher,
   UserFactorsAdminService,
+  BrandingAdminService,
 ];

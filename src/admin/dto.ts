@@ -457,3 +457,79 @@ export class InviteUserDto {
   })
   username?: string;
 }
+
+/**
+ * Tenant branding (issue #18). The shapes only: what each value may be (#rrggbb, plain text,
+ * https, lengths, contrast) is checked by tenants/branding-rules.ts, which answers 422 naming the field.
+ */
+export class BrandingColorsDto {
+  @ApiPropertyOptional({ nullable: true, example: '#1a73e8', description: 'Buttons (and links where it reads on the background).' })
+  @IsOptional()
+  @IsString()
+  primary?: string | null;
+
+  @ApiPropertyOptional({ nullable: true, example: '#ffffff', description: 'Page and card background.' })
+  @IsOptional()
+  @IsString()
+  background?: string | null;
+
+  @ApiPropertyOptional({ nullable: true, example: '#1f1f1f', description: 'Text; at least 4.5:1 on the background.' })
+  @IsOptional()
+  @IsString()
+  text?: string | null;
+}
+
+export class LegalLinkDto {
+  @ApiProperty({ example: 'Privacy', description: 'Plain text, at most 80 characters.' })
+  @IsString()
+  label!: string;
+
+  @ApiProperty({ example: 'https://acme.example/privacy', description: 'An https URL.' })
+  @IsString()
+  url!: string;
+}
+
+export class BrandingTextsDto {
+  @ApiPropertyOptional({ nullable: true, description: 'Plain text, at most 120 characters.' })
+  @IsOptional()
+  @IsString()
+  heading?: string | null;
+
+  @ApiPropertyOptional({ nullable: true, description: 'Plain text, at most 500 characters.' })
+  @IsOptional()
+  @IsString()
+  footer?: string | null;
+
+  @ApiPropertyOptional({ type: () => [LegalLinkDto], description: 'At most 5.' })
+  @IsOptional()
+  @IsArray()
+  @ValidateNested({ each: true })
+  @Type(() => LegalLinkDto)
+  legalLinks?: LegalLinkDto[] | null;
+}
+
+export class BrandingDto {
+  @ApiPropertyOptional({ nullable: true, description: "Shown instead of the tenant's display name; plain text, at most 200 characters." })
+  @IsOptional()
+  @IsString()
+  displayName?: string | null;
+
+  @ApiPropertyOptional({ type: () => BrandingColorsDto })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => BrandingColorsDto)
+  colors?: BrandingColorsDto | null;
+
+  @ApiPropertyOptional({ nullable: true, example: 'it-help@acme.example', description: 'An email address or an https URL.' })
+  @IsOptional()
+  @IsString()
+  supportContact?: string | null;
+
+  @ApiPropertyOptional({ type: () => BrandingTextsDto })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => BrandingTextsDto)
+  texts?: BrandingTextsDto | null;
+}

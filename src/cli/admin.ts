@@ -24,6 +24,16 @@ Tenants:
   tenants get <tenantId>
   tenants suspend|resume <tenantId>
   tenants delete <tenantId>                   soft delete: logins and SCIM stop at once
+Branding (the tenant's hosted pages):
+  tenants branding get <tenantId>
+  tenants branding set <tenantId> [--primary #rrggbb] [--background #rrggbb] [--text #rrggbb]
+                  [--display-name <name>] [--support <email or https URL>] [--heading <text>]
+                  [--footer <text>] [--legal-link <label>=<https URL>]...
+                                              changes only what is given ('' unsets a value; the links
+                                              given replace the list); text on background and the button
+                                              label on primary need WCAG AA contrast (4.5:1)
+  tenants logo set <tenantId> <file>          PNG, JPEG or WebP, at most 256 KiB and 2048×2048 (no SVG)
+  tenants logo remove <tenantId>
 Identity-provider bindings:
   bindings list <tenantId>
   bindings create <tenantId> --kind <keycloak|oidc|saml|native|firebase_legacy> [--file binding.json]
@@ -121,6 +131,13 @@ const { values: opts, positionals } = parseArgs({
     cursor: { type: 'string' },
     invite: { type: 'boolean' },
     username: { type: 'string' },
+    primary: { type: 'string' },
+    background: { type: 'string' },
+    text: { type: 'string' },
+    support: { type: 'string' },
+    heading: { type: 'string' },
+    footer: { type: 'string' },
+    'legal-link': { type: 'string', multiple: true },
   },
 });
 
@@ -221,6 +238,21 @@ async function api(
     headers: { authorization: `Bearer ${cachedToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
+  return answer(method, path, res);
+}
+
+/** A file as the request body, with its media type (the logo upload). */
+async function upload(path: string, bytes: Buffer, contentType: string): Promise<{ status: number; etag: string | null; data: unknown }> {
+  cachedToken ??= await token();
+  const res = await call(`${base}/admin/v1${path}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${cachedToken}`, 'content-type': contentType },
+    body: new Uint8Array(bytes),
+  });
+  return answer('PUT', path, res);
+}
+
+async function answer(method: string, path: string, res: Response): Promise<{ status: number; etag: string | null; data: unknown }> {
   const text = await res.text();
   let data: unknown;
   try {
@@ -287,6 +319,54 @@ async function readPassword(): Promise<string> {
     stdin.pause();
     process.stderr.write('\n');
   }
+}
+
+/** The media type of a logo file, by its extension (the service checks it against the bytes). */
+const IMAGE_TYPES: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  svg: 'image/svg+xml',
+};
+const imageTypeOf = (file: string): string =>
+  IMAGE_TYPES[/\.([a-z0-9]+)$/i.exec(file)?.[1]?.toLowerCase() ?? ''] ?? 'application/octet-stream';
+
+/** `--legal-link 'Privacy=https://…'`: the label is everything before the first `=`. */
+function legalLinks(values: string[]): { label: string; url: string }[] {
+  return values.map((v) => {
+    const at = v.indexOf('=');
+    if (at < 1) throw new CliError(`--legal-link "${v}" must be <label>=<https URL>`);
+    return { label: v.slice(0, at), url: v.slice(at + 1) };
+  });
+}
+
+interface BrandingBody {
+  displayName: string | null;
+  colors: { primary: string | null; background: string | null; text: string | null };
+  supportContact: string | null;
+  texts: { heading: string | null; footer: string | null; legalLinks: { label: string; url: string }[] };
+}
+
+/** The branding read, with the options given applied (an empty value unsets it). */
+function brandingChange(current: BrandingBody): { body: BrandingBody; changed: boolean } {
+  const given = (v: string | undefined, old: string | null): string | null => (v === undefined ? old : v === '' ? null : v);
+  const body: BrandingBody = {
+    displayName: given(opts['display-name'], current.displayName),
+    colors: {
+      primary: given(opts.primary, current.colors.primary),
+      background: given(opts.background, current.colors.background),
+      text: given(opts.text, current.colors.text),
+    },
+    supportContact: given(opts.support, current.supportContact),
+    texts: {
+      heading: given(opts.heading, current.texts.heading),
+      footer: given(opts.footer, current.texts.footer),
+      legalLinks: opts['legal-link'] ? legalLinks(opts['legal-link'].filter((l) => l !== '')) : current.texts.legalLinks,
+    },
+  };
+  const keys = ['display-name', 'primary', 'background', 'text', 'support', 'heading', 'footer', 'legal-link'] as const;
+  return { body, changed: keys.some((k) => opts[k] !== undefined) };
 }
 
 /** Commands of one word: their first argument is an argument (`firebase-import <tenantId>`), not an action. */
@@ -359,6 +439,40 @@ async function main(): Promise<void> {
         print({ deleted: a1 });
         return;
       }
+    case 'tenants branding': {
+      const path = `/tenants/${need(a2, 'tenantId')}/branding`;
+      if (a1 === 'get') {
+        print((await api('GET', path)).data);
+        return;
+      }
+      if (a1 !== 'set') throw new CliError('tenants branding get|set <tenantId>. See --help.');
+      const current = await api('GET', path);
+      const { body, changed } = brandingChange(current.data as BrandingBody);
+      if (!changed)
+        throw new CliError(
+          'Nothing to change: give --primary, --background, --text, --display-name, --support, --heading, --footer or --legal-link. See --help.',
+        );
+      print((await api('PUT', path, body, { 'if-match': current.etag ?? '' })).data);
+      return;
+    }
+    case 'tenants logo': {
+      const path = `/tenants/${need(a2, 'tenantId')}/branding/logo`;
+      if (a1 === 'set') {
+        const file = need(a3, 'image file');
+        let bytes: Buffer;
+        try {
+          bytes = readFileSync(file);
+        } catch (err) {
+          throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+        print(((await upload(path, bytes, imageTypeOf(file))).data as { logo: unknown }).logo);
+        return;
+      }
+      if (a1 !== 'remove') throw new CliError('tenants logo set <tenantId> <file> | tenants logo remove <tenantId>. See --help.');
+      await api('DELETE', path);
+      print({ removed: 'logo', tenant: a2 });
+      return;
+    }
     case 'bindings list': {
       print((await api('GET', `/tenants/${need(a1, 'tenantId')}/bindings`)).data);
       return;

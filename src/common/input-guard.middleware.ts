@@ -125,6 +125,8 @@ function findInvalidInput(req: Request): InvalidCharactersError | undefined {
     const basicFlaw = flawOfEncoded(Buffer.from(authorization.slice(6).trim(), 'base64'));
     if (basicFlaw) return new InvalidCharactersError('Basic credentials', basicFlaw);
   }
+  // A binary body (the logo upload's raw parser, bootstrap.ts) is bytes, not text: its route checks it.
+  if (Buffer.isBuffer(req.body)) return undefined;
   if (!rawBodyIsUtf8(req)) return new InvalidCharactersError('request body', 'invalid UTF-8');
   const inBody = flawInBody(req.body);
   return inBody && new InvalidCharactersError(inBody.where, inBody.flaw);

@@ -77,6 +77,10 @@ export const PROBLEM_TYPES = {
   'scim-token-not-found': { status: 404, title: 'SCIM token not found' },
   'kong-not-configured': { status: 409, title: 'Kong push not configured' },
   'kong-sync-failed': { status: 502, title: 'Kong Admin API failed' },
+  // Branding
+  'branding-invalid': { status: 422, title: 'Invalid branding' },
+  'branding-contrast': { status: 422, title: 'Insufficient contrast' },
+  'logo-invalid': { status: 422, title: 'Invalid logo' },
   // Browser login
   'login-expired': { status: 400, title: 'Sign-in expired' },
   'link-invalid': { status: 400, title: 'Link invalid or expired' },

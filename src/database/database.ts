@@ -146,7 +146,9 @@ export class Database {
   ) {}
 
   /** Call after committing a change to a cached table (row-cache.ts): this replica's caches see it at once. */
-  rowsChanged(table: 'tenants' | 'clients' | 'tenant_identity_providers' | 'scim_tokens' | 'scim_settings'): void {
+  rowsChanged(
+    table: 'tenants' | 'clients' | 'tenant_identity_providers' | 'scim_tokens' | 'scim_settings' | 'tenant_branding' | 'tenant_logos',
+  ): void {
     this.rowChanges?.changedHere(table);
   }
 
