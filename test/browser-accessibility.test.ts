@@ -13,10 +13,9 @@ import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from './support/app-harness.js';
+import { startLocalhostTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { authorizeUrl, pkcePair } from './support/bff.js';
-import { freePort } from './support/free-port.js';
 import { createNativeUser, nativeTenant, type NativeTenant } from './support/native-tenant.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
 import { startChromium, type ChromiumPeer } from './peers/chromium.js';
@@ -44,14 +43,9 @@ beforeAll(async () => {
   chromium = browser.peer;
   unavailable = browser.unavailable;
   if (unavailable) return;
-  const port = String(await freePort());
-  origin = `http://localhost:${port}`;
-  app = await startTestApp({
-    PORT: port,
-    PUBLIC_URL: origin,
-    RATE_LIMIT_LOGIN_PER_MINUTE: '1000',
-    RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000',
-  });
+  const started = await startLocalhostTestApp({ RATE_LIMIT_LOGIN_PER_MINUTE: '1000', RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000' });
+  app = started;
+  origin = started.origin;
   admin = await adminClient(app);
   tenant = await nativeTenant(app, admin, 'a11y', 'http://127.0.0.1:9/cb', { mfa: 'optional', passkeys: 'allowed' });
 }, 180_000);

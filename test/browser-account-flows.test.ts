@@ -7,7 +7,6 @@
  * (the key shown on the page) and signs in with its codes. The application is a tiny redirect
  * target on loopback that shows the code it got.
  */
-import { createServer, type Server } from 'node:http';
 import { decodeJwt } from 'jose';
 import { Secret, TOTP } from 'otpauth';
 import type { Page } from 'puppeteer-core';
@@ -15,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { authorizeUrl, pkcePair, tokenRequest } from './support/bff.js';
-import { freePort } from './support/free-port.js';
+import { startCodeCatcher, type CodeCatcher } from './support/code-catcher.js';
 import { createNativeUser, nativeTenant, type NativeTenant } from './support/native-tenant.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
 import { startChromium, type ChromiumPeer } from './peers/chromium.js';
@@ -26,7 +25,7 @@ let admin: AdminClient;
 let chromium: ChromiumPeer | undefined;
 let smtp: SmtpServer | undefined;
 let unavailable: string | undefined;
-let callback: Server | undefined;
+let callback: CodeCatcher | undefined;
 let redirectUri = '';
 
 beforeAll(async () => {
@@ -36,15 +35,8 @@ beforeAll(async () => {
   smtp = mail.peer;
   unavailable = browser.unavailable ?? mail.unavailable;
   if (unavailable) return;
-  const port = await freePort();
-  callback = createServer((req, res) => {
-    const code = new URL(req.url ?? '/', 'http://x').searchParams.get('code') ?? '';
-    res
-      .writeHead(200, { 'content-type': 'text/html' })
-      .end(`<!doctype html><title>App</title><p id="code">${code.replace(/[^A-Za-z0-9_-]/g, '')}</p>`);
-  });
-  await new Promise<void>((resolve) => callback!.listen(port, '127.0.0.1', resolve));
-  redirectUri = `http://127.0.0.1:${port}/cb`;
+  callback = await startCodeCatcher();
+  redirectUri = callback.redirectUri;
   app = await startTestApp({
     SMTP_URL: smtp!.url,
     RATE_LIMIT_LOGIN_PER_MINUTE: '1000',
@@ -59,9 +51,7 @@ afterAll(async () => {
   await chromium?.close();
   await app?.close();
   await smtp?.dispose();
-  // The browser keeps its connection to the application open: end it, or close() waits for it.
-  callback?.closeAllConnections();
-  await new Promise((r) => (callback ? callback.close(r) : r(undefined)));
+  await callback?.close();
 });
 
 async function mailedLink(to: string, n = 1): Promise<string> {

@@ -6,14 +6,13 @@
  * second step is asked for, uses it after the password. WebAuthn needs a domain as RP ID and a
  * secure context, so the service's PUBLIC_URL here is http://localhost.
  */
-import { createServer, type Server } from 'node:http';
 import { decodeJwt } from 'jose';
 import type { CDPSession, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from './support/app-harness.js';
+import { startLocalhostTestApp, type TestApp } from './support/app-harness.js';
 import { adminClient, type AdminClient } from './support/admin.js';
 import { authorizeUrl, pkcePair, tokenRequest } from './support/bff.js';
-import { freePort } from './support/free-port.js';
+import { startCodeCatcher, type CodeCatcher } from './support/code-catcher.js';
 import { createNativeUser, nativeTenant, type NativeTenant } from './support/native-tenant.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
 import { startChromium, type ChromiumPeer } from './peers/chromium.js';
@@ -23,7 +22,7 @@ let app: TestApp | undefined;
 let admin: AdminClient;
 let chromium: ChromiumPeer | undefined;
 let unavailable: string | undefined;
-let callback: Server | undefined;
+let callback: CodeCatcher | undefined;
 let redirectUri = '';
 let origin = '';
 const PASSWORD = 'a passphrase before passkeys';
@@ -33,23 +32,11 @@ beforeAll(async () => {
   chromium = browser.peer;
   unavailable = browser.unavailable;
   if (unavailable) return;
-  const cbPort = await freePort();
-  callback = createServer((req, res) => {
-    const code = new URL(req.url ?? '/', 'http://x').searchParams.get('code') ?? '';
-    res
-      .writeHead(200, { 'content-type': 'text/html' })
-      .end(`<!doctype html><title>App</title><p id="code">${code.replace(/[^A-Za-z0-9_-]/g, '')}</p>`);
-  });
-  await new Promise<void>((resolve) => callback!.listen(cbPort, '127.0.0.1', resolve));
-  redirectUri = `http://127.0.0.1:${cbPort}/cb`;
-  const port = String(await freePort());
-  origin = `http://localhost:${port}`;
-  app = await startTestApp({
-    PORT: port,
-    PUBLIC_URL: origin,
-    RATE_LIMIT_LOGIN_PER_MINUTE: '1000',
-    RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000',
-  });
+  callback = await startCodeCatcher();
+  redirectUri = callback.redirectUri;
+  const started = await startLocalhostTestApp({ RATE_LIMIT_LOGIN_PER_MINUTE: '1000', RATE_LIMIT_AUTHORIZE_PER_MINUTE: '1000' });
+  app = started;
+  origin = started.origin;
   admin = await adminClient(app);
 }, 180_000);
 
@@ -57,8 +44,7 @@ afterAll(async () => {
   // The browser first: it holds connections to the service open (some opened ahead of need).
   await chromium?.close();
   await app?.close();
-  callback?.closeAllConnections();
-  await new Promise((r) => (callback ? callback.close(r) : r(undefined)));
+  await callback?.close();
 });
 
 /** A page with its own virtual platform authenticator (it answers without a prompt, user verified). */

@@ -32,7 +32,6 @@ export interface TestApp extends RunningApp {
   db: TestDatabase;
 }
 
-/** Boots the real service (migrations, keys, HTTP on a free loopback port) on its own database. */
 /**
  * The service on a fresh test database (or `db`). Logs are silent unless `logDestination` is given:
  * then they are written there at LOG_LEVEL (default info), one JSON line per call.
@@ -58,4 +57,14 @@ export async function startTestApp(
   });
   const running = await createApp(config, { logDestination });
   return Object.assign(running, { config, db: database });
+}
+
+/**
+ * The service with PUBLIC_URL on `localhost` (a free port): what a browser needs for WebAuthn
+ * (a domain as RP ID, a secure context). `origin` is what the browser opens.
+ */
+export async function startLocalhostTestApp(env: Record<string, string> = {}): Promise<TestApp & { origin: string }> {
+  const port = env['PORT'] ?? String(await freePort());
+  const origin = `http://localhost:${port}`;
+  return Object.assign(await startTestApp({ PORT: port, PUBLIC_URL: origin, ...env }), { origin });
 }
