@@ -3,7 +3,8 @@ import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { BearerTokenError, OAuthError } from '../common/errors.js';
-import { HTML_SECURITY_HEADERS, renderMessagePage } from '../common/html.js';
+import { renderMessagePage, setPageHeaders, tt } from '../common/html.js';
+import { PageContextService } from '../login/page-context.service.js';
 import { presentsBearer } from '../tokens/bearer-token.js';
 import { AccessTokenGuard, AccessTokenStrategy, accessTokenOf, authenticate } from './access-token.guard.js';
 import { TokenIssuerService } from '../tokens/token-issuer.service.js';
@@ -38,6 +39,7 @@ export class OAuthController {
     private readonly accessTokens: AccessTokenStrategy,
     private readonly upstreamLogout: UpstreamLogoutService,
     private readonly limiter: RateLimiter,
+    private readonly pages: PageContextService,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
@@ -184,8 +186,13 @@ export class OAuthController {
       res.redirect(302, returnTo);
       return;
     }
-    res.set(HTML_SECURITY_HEADERS);
-    res.status(200).type('html').send(renderMessagePage('Signed out', 'You are signed out. You can close this window.'));
+    const ui = params['ui_locales'];
+    const ctx = await this.pages.forTenantId(req, session?.tid, typeof ui === 'string' ? ui : undefined);
+    setPageHeaders(res, ctx);
+    res
+      .status(200)
+      .type('html')
+      .send(renderMessagePage(tt(ctx.lang, 'signedOut.title'), tt(ctx.lang, 'signedOut.text'), ctx));
   }
 
   /** Where an upstream IdP's logout sends the browser back: on to the client's post-logout redirect. */
