@@ -138,6 +138,7 @@ export const de: Messages = {
   'password.warning.commonNames': 'Häufige Namen sind leicht zu erraten.',
 
   'mail.expiry': 'Der Link ist {duration} lang gültig.',
+  'mail.actionLine': '{action}:',
   'mail.copyLink': 'Falls die Schaltfläche nicht funktioniert, kopieren Sie diese Adresse in Ihren Browser:',
   'mail.invitationSubject': 'Einladung zu {tenant}',
   'mail.invitationLead': 'Sie wurden eingeladen, {tenant} beizutreten.',

@@ -146,6 +146,7 @@ const catalogue = {
 
   // The account mails (mail/templates.ts), in the tenant's default language
   'mail.expiry': 'The link works for {duration}.',
+  'mail.actionLine': '{action}:',
   'mail.copyLink': 'If the button does not work, copy this address into your browser:',
   'mail.invitationSubject': 'You are invited to {tenant}',
   'mail.invitationLead': 'You have been invited to join {tenant}.',

@@ -140,6 +140,7 @@ export const es: Messages = {
   'password.warning.commonNames': 'Los nombres comunes son fáciles de adivinar.',
 
   'mail.expiry': 'El enlace es válido durante {duration}.',
+  'mail.actionLine': '{action}:',
   'mail.copyLink': 'Si el botón no funciona, copie esta dirección en su navegador:',
   'mail.invitationSubject': 'Invitación a {tenant}',
   'mail.invitationLead': 'Le han invitado a unirse a {tenant}.',

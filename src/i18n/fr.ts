@@ -138,6 +138,7 @@ export const fr: Messages = {
   'password.warning.commonNames': 'Les noms courants sont faciles à deviner.',
 
   'mail.expiry': 'Le lien est valable {duration}.',
+  'mail.actionLine': '{action} :',
   'mail.copyLink': 'Si le bouton ne fonctionne pas, copiez cette adresse dans votre navigateur :',
   'mail.invitationSubject': 'Vous êtes invité à rejoindre {tenant}',
   'mail.invitationLead': 'Vous avez été invité à rejoindre {tenant}.',

@@ -40,7 +40,7 @@ function linkMail(texts: MailTexts, input: LinkMailInput): RenderedMail {
   const t = (key: MessageKey) => translate(lang, key, { tenant: input.tenantName });
   const [subject, lead, action, closing] = [t(texts.subject), t(texts.lead), t(texts.action), t(texts.closing)];
   const expiry = translate(lang, 'mail.expiry', { duration: formatDuration(lang, input.expiresInMinutes) });
-  const text = `${lead}\n\n${action}:\n${input.link}\n\n${expiry} ${closing}\n`;
+  const text = `${lead}\n\n${translate(lang, 'mail.actionLine', { action })}\n${input.link}\n\n${expiry} ${closing}\n`;
   const html =
     `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"></head><body>` +
     `<p>${escapeHtml(lead)}</p>` +
