@@ -347,10 +347,9 @@ describe('README "Onboard a tenant", command by command', { timeout: 240_000 }, 
     expect(await out('tenants', 'get', tenantId)).toMatchObject({ id: tenantId, slug: 'acme' });
     // The default language of its hosted pages: a shipped one, or none.
     expect(await out('tenants', 'update', tenantId, '--default-locale', 'de')).toMatchObject({ defaultLocale: 'de' });
-    expect(await refused('tenants', 'update', tenantId, '--default-locale', 'xx')).toMatchObject({
-      code: 2,
-      stderr: expect.stringContaining('400'),
-    });
+    const badLocale = await refused('tenants', 'update', tenantId, '--default-locale', 'xx');
+    expect(badLocale.code).toBe(2);
+    expect(badLocale.stderr).toContain('400');
     expect(await out('tenants', 'update', tenantId, '--default-locale', 'none')).toMatchObject({ defaultLocale: null });
   });
 
