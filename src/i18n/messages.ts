@@ -27,10 +27,6 @@ export function formatNumber(lang: Locale, n: number): string {
   return f.format(n);
 }
 
-/** A date (and time) as the language writes it, in UTC unless a time zone is given. */
-export const formatDate = (lang: Locale, d: Date, options: Intl.DateTimeFormatOptions = { dateStyle: 'long', timeZone: 'UTC' }): string =>
-  new Intl.DateTimeFormat(lang, options).format(d);
-
 /** "90 minutes", "1 hour", "2 days" in the language: the largest unit that divides the duration. */
 export function formatDuration(lang: Locale, minutes: number): string {
   const unit = minutes >= 1440 && minutes % 1440 === 0 ? 'day' : minutes >= 60 && minutes % 60 === 0 ? 'hour' : 'minute';

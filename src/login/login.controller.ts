@@ -306,7 +306,7 @@ export class LoginController {
   /** Where upstream IdPs (OIDC, SAML, Keycloak) send the browser back. */
   @Get('callback/:kind')
   async callbackGet(@Param('kind') kind: string, @Query() query: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.callback(kind, { method: 'GET', query: stringsOf(query), body: {}, clientIp: req.ip ?? 'unknown' }, res);
+    await this.callback(kind, { method: 'GET', query: stringsOf(query), body: {}, clientIp: req.ip ?? 'unknown' }, req, res);
   }
 
   @Post('callback/:kind')
@@ -317,10 +317,10 @@ export class LoginController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    await this.callback(kind, { method: 'POST', query: stringsOf(query), body: stringsOf(body), clientIp: req.ip ?? 'unknown' }, res);
+    await this.callback(kind, { method: 'POST', query: stringsOf(query), body: stringsOf(body), clientIp: req.ip ?? 'unknown' }, req, res);
   }
 
-  private async callback(kind: string, input: CallbackInput, res: Response): Promise<void> {
+  private async callback(kind: string, input: CallbackInput, req: Request, res: Response): Promise<void> {
     if (!(IDP_KINDS as readonly string[]).includes(kind) || kind === 'native') throw new ProblemError({ status: 404, title: 'Not found' });
     const handle = input.query['state'] ?? input.body['RelayState'] ?? input.query['RelayState'];
     if (!handle)
@@ -329,6 +329,8 @@ export class LoginController {
         detail: 'The identity provider returned without a sign-in reference. Start again from the application.',
       });
     const txn = await this.login.load(handle);
+    // An error page from here on speaks the login's language.
+    await this.pages.forLogin(req, txn);
     if (input.query['error']) {
       const cancelled = input.query['error'] === 'access_denied';
       res.redirect(
