@@ -170,6 +170,35 @@ describe('the other hosted pages in the same language', () => {
     expect(await res.text()).toContain('<p class="error" role="alert">Benutzername oder Passwort ist falsch.</p>');
   });
 
+  it('shows the two-step verification pages in the language of the login, the QR code and key unchanged', async () => {
+    const strict = await nativeTenant(app, admin, 'lang-mfa', 'http://127.0.0.1:9/cb-mfa', { mfa: 'required' });
+    await createNativeUser(admin, strict.id, { username: 'marc', password: PASSWORD });
+    const jar = new CookieJar();
+    const form = await open(await startLogin(strict, { ui_locales: 'fr' }), { 'accept-language': 'de' }, jar);
+    expectLanguage(form, 'fr');
+    const enrol = await postForm(
+      new URL(formAction(form.html)!, app.url).toString(),
+      { csrf: hiddenInput(form.html, 'csrf')!, username: 'marc', password: PASSWORD },
+      { jar },
+    );
+    expect(enrol.status).toBe(200);
+    expect(enrol.headers.get('content-language')).toBe('fr');
+    const html = await enrol.text();
+    expect(html).toContain('<html lang="fr">');
+    expect(html).toContain('<h1>Configurer la validation en deux étapes</h1>');
+    expect(html).toContain('alt="Code QR de votre secret de validation en deux étapes"');
+    expect(html).toMatch(/Ou saisissez cette clé à la main\u00a0: <code>[A-Z2-7]+<\/code>/);
+    expect(html).toContain('<button type="submit">Confirmer</button>');
+    // A wrong code: the refusal in French too.
+    const wrong = await postForm(
+      new URL(formAction(html)!, app.url).toString(),
+      { csrf: hiddenInput(html, 'csrf')!, action: 'confirm', code: '000000' },
+      { jar },
+    );
+    expect(wrong.status).toBe(401);
+    expect(await wrong.text()).toContain('Ce code n&#39;est pas valide.');
+  });
+
   it('translates an error page by its problem type: the language of the login (csrf), or of the browser (an unknown link)', async () => {
     const form = await open(await startLogin(plain, { ui_locales: 'es' }));
     // No CSRF cookie: refused after the login was loaded, so its ui_locales still decide.
