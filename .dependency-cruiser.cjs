@@ -8,7 +8,7 @@
 /** Files that wire the process: they may import anything and nothing imports them. */
 const COMPOSITION = '^src/(?:[^/]+\\.ts$|cli/)';
 
-const LAYER_0 = ['config', 'common', 'crypto'];
+const LAYER_0 = ['config', 'i18n', 'common', 'crypto'];
 const LAYER_1 = ['database', 'metrics'];
 const LAYER_2 = ['audit', 'tenants', 'clients', 'users', 'sessions', 'tokens', 'rate-limit', 'mail'];
 /** `identity/port` is its own module (types and kinds only); `identity` is the rest of the folder. */
@@ -18,7 +18,9 @@ const LAYER_4 = ['login', 'oauth', 'scim', 'gateway', 'well-known'];
 /** module → the modules it may import (besides its own files). Section 2 of docs/architecture.md. */
 const MODULES = {
   config: [],
-  common: [],
+  /** The message catalogues of the hosted pages: plain data and a formatter, nothing else. */
+  i18n: [],
+  common: ['i18n'],
   crypto: ['config', 'common'],
   database: [...LAYER_0],
   metrics: [...LAYER_0],

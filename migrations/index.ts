@@ -13,6 +13,7 @@ import { MailOutbox1765800000000 } from './1765800000000-mail-outbox.js';
 import { Totp1765900000000 } from './1765900000000-totp.js';
 import { Passkeys1765950000000 } from './1765950000000-passkeys.js';
 import { LoginFreshness1766000000000 } from './1766000000000-login-freshness.js';
+import { HostedPageLanguages1766100000000 } from './1766100000000-hosted-page-languages.js';
 import { TenantBranding1766200000000 } from './1766200000000-tenant-branding.js';
 import { ClientOrganizationPrompt1766300000000 } from './1766300000000-client-organization-prompt.js';
 
@@ -33,6 +34,7 @@ export const MIGRATIONS = [
   Totp1765900000000,
   Passkeys1765950000000,
   LoginFreshness1766000000000,
+  HostedPageLanguages1766100000000,
   TenantBranding1766200000000,
   ClientOrganizationPrompt1766300000000,
 ];

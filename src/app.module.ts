@@ -28,6 +28,7 @@ import { RATE_LIMIT_PROVIDERS } from './rate-limit/rate-limit.module.js';
 import { ClientsService } from './clients/clients.service.js';
 import { ClientsRepository } from './clients/clients.repository.js';
 import { LoginService } from './login/login.service.js';
+import { PageContextService } from './login/page-context.service.js';
 import { TokenService } from './oauth/token.service.js';
 import { AccessTokenVerifier } from './oauth/access-token.verifier.js';
 import { AccessTokenGuard, AccessTokenStrategy } from './oauth/access-token.guard.js';
@@ -157,6 +158,7 @@ export class AppModule {
         SigningKeysRepository,
         HealthService,
         LoginService,
+        PageContextService,
         TokenService,
         AccessTokenVerifier,
         AccessTokenStrategy,

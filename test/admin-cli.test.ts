@@ -420,6 +420,12 @@ describe('README "Onboard a tenant", command by command', { timeout: 240_000 }, 
     tenantId = tenant.id;
     expect(await refused('tenants', 'create', 'acme', 'Another Acme')).toMatchObject({ code: 2, stderr: expect.stringContaining('409') });
     expect(await out('tenants', 'get', tenantId)).toMatchObject({ id: tenantId, slug: 'acme' });
+    // The default language of its hosted pages: a shipped one, or none.
+    expect(await out('tenants', 'update', tenantId, '--default-locale', 'de')).toMatchObject({ defaultLocale: 'de' });
+    const badLocale = await refused('tenants', 'update', tenantId, '--default-locale', 'xx');
+    expect(badLocale.code).toBe(2);
+    expect(badLocale.stderr).toContain('400');
+    expect(await out('tenants', 'update', tenantId, '--default-locale', 'none')).toMatchObject({ defaultLocale: null });
   });
 
   it('2a. bindings create <tenantId> --file acme-oidc.json: checked at the door, the secret never printed', async () => {

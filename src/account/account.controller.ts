@@ -2,7 +2,9 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req, Res, UseGuar
 import { ApiBearerAuth, ApiExcludeController, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsString, Length } from 'class-validator';
 import type { Request, Response } from 'express';
-import { HTML_SECURITY_HEADERS, escapeHtml, page } from '../common/html.js';
+import { escapeHtml, page, setPageHeaders, strong, th, tt, type PageContext } from '../common/html.js';
+import { pageMessageOf } from '../common/page-text.js';
+import { PageContextService } from '../login/page-context.service.js';
 import { ProblemError } from '../common/errors.js';
 import { AccessTokenGuard, accessTokenOf } from '../oauth/access-token.guard.js';
 import { LoginService } from '../login/login.service.js';
@@ -14,9 +16,12 @@ const field = (body: unknown, name: string): string => {
   return typeof v === 'string' ? v : '';
 };
 
-function send(res: Response, status: number, title: string, body: string): void {
-  res.set(HTML_SECURITY_HEADERS);
-  res.status(status).type('html').send(page(title, body));
+function send(res: Response, ctx: PageContext, status: number, title: string, body: string): void {
+  setPageHeaders(res, ctx);
+  res
+    .status(status)
+    .type('html')
+    .send(page(title, body, ctx));
 }
 
 const errorLine = (message: string | undefined) =>
@@ -35,123 +40,142 @@ export class AccountPagesController {
   constructor(
     private readonly account: AccountService,
     private readonly login: LoginService,
+    private readonly pages: PageContextService,
   ) {}
 
   @Get('password/:token')
-  async passwordForm(@Param('token') token: string, @Res() res: Response): Promise<void> {
-    this.renderPassword(res, token, await this.account.open(token, ['invitation', 'password-reset']), 200);
+  async passwordForm(@Param('token') token: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const link = await this.account.open(token, ['invitation', 'password-reset']);
+    this.renderPassword(res, await this.pages.resolve(req, { tenant: link.tenant }), token, link, 200);
   }
 
   @Post('password/:token')
-  async setPassword(@Param('token') token: string, @Body() body: unknown, @Res() res: Response): Promise<void> {
+  async setPassword(@Param('token') token: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const password = field(body, 'password');
     const confirm = field(body, 'confirm');
     if (password !== confirm) {
-      this.renderPassword(
-        res,
-        token,
-        await this.account.open(token, ['invitation', 'password-reset']),
-        400,
-        'The two passwords are not the same.',
-      );
+      const link = await this.account.open(token, ['invitation', 'password-reset']);
+      const ctx = await this.pages.resolve(req, { tenant: link.tenant });
+      this.renderPassword(res, ctx, token, link, 400, tt(ctx.lang, 'account.mismatch'));
       return;
     }
     try {
       const done = await this.account.setPassword(token, password);
+      const ctx = await this.pages.resolve(req, { tenant: done.tenant });
       send(
         res,
+        ctx,
         200,
-        'Password set',
-        `<h1>Your password is set</h1><p>You can now sign in to <strong>${escapeHtml(done.tenant.displayName)}</strong>${
-          done.username ? ` as <strong>${escapeHtml(done.username)}</strong>` : ''
-        } from your application.</p>`,
+        tt(ctx.lang, 'account.passwordSetTitle'),
+        `<h1>${th(ctx.lang, 'account.passwordSetHeading')}</h1><p>${
+          done.username
+            ? th(ctx.lang, 'account.passwordSetTextAs', { tenant: strong(done.tenant.displayName), username: strong(done.username) })
+            : th(ctx.lang, 'account.passwordSetText', { tenant: strong(done.tenant.displayName) })
+        }</p>`,
       );
     } catch (err) {
       if (!(err instanceof ProblemError) || err.type !== 'urn:auth-service:problem:invalid-password') throw err;
-      this.renderPassword(res, token, await this.account.open(token, ['invitation', 'password-reset']), 400, err.message);
+      const link = await this.account.open(token, ['invitation', 'password-reset']);
+      const ctx = await this.pages.resolve(req, { tenant: link.tenant });
+      this.renderPassword(res, ctx, token, link, 400, pageMessageOf(err, ctx.lang));
     }
   }
 
   @Get('verify-email/:token')
-  async verifyForm(@Param('token') token: string, @Res() res: Response): Promise<void> {
+  async verifyForm(@Param('token') token: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     const link = await this.account.open(token, ['email-verification']);
+    const ctx = await this.pages.resolve(req, { tenant: link.tenant });
     send(
       res,
+      ctx,
       200,
-      'Verify your email address',
-      `<h1>Verify your email address</h1><p>Confirm that <strong>${escapeHtml(link.email ?? '')}</strong> is yours, for <strong>${escapeHtml(link.tenant.displayName)}</strong>.</p>` +
-        `<form method="post" action="/account/verify-email/${escapeHtml(encodeURIComponent(token))}"><button type="submit">Confirm my email address</button></form>`,
+      tt(ctx.lang, 'account.verifyTitle'),
+      `<h1>${th(ctx.lang, 'account.verifyTitle')}</h1><p>${th(ctx.lang, 'account.verifyText', {
+        email: strong(link.email ?? ''),
+        tenant: strong(link.tenant.displayName),
+      })}</p>` +
+        `<form method="post" action="/account/verify-email/${escapeHtml(encodeURIComponent(token))}"><button type="submit">${th(ctx.lang, 'account.verifyButton')}</button></form>`,
     );
   }
 
   @Post('verify-email/:token')
-  async verify(@Param('token') token: string, @Res() res: Response): Promise<void> {
+  async verify(@Param('token') token: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     const done = await this.account.verifyEmail(token);
+    const ctx = await this.pages.resolve(req, { tenant: done.tenant });
     send(
       res,
+      ctx,
       200,
-      'Email verified',
-      `<h1>Email address verified</h1><p><strong>${escapeHtml(done.email ?? '')}</strong> is verified. You can close this window.</p>`,
+      tt(ctx.lang, 'account.verifiedTitle'),
+      `<h1>${th(ctx.lang, 'account.verifiedHeading')}</h1><p>${th(ctx.lang, 'account.verifiedText', { email: strong(done.email ?? '') })}</p>`,
     );
   }
 
   /** "Forgot your password?" from the hosted sign-in form, whose handle says the tenant and the way back. */
   @Get('forgot/:handle')
-  async forgotForm(@Param('handle') handle: string, @Res() res: Response): Promise<void> {
+  async forgotForm(@Param('handle') handle: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     const txn = await this.login.load(handle);
-    this.renderForgot(res, handle, txn.tenant.displayName, 200);
+    this.renderForgot(res, await this.pages.forLogin(req, txn), handle, txn.tenant.displayName, 200);
   }
 
   @Post('forgot/:handle')
   async forgot(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const txn = await this.login.load(handle);
+    const ctx = await this.pages.forLogin(req, txn);
     const name = field(body, 'username');
     if (!name.trim()) {
-      this.renderForgot(res, handle, txn.tenant.displayName, 400, 'Enter your email address or username.');
+      this.renderForgot(res, ctx, handle, txn.tenant.displayName, 400, tt(ctx.lang, 'account.forgotEmpty'));
       return;
     }
     await this.account.forgot(txn.tenant, name, req.ip ?? 'unknown');
     send(
       res,
+      ctx,
       200,
-      'Check your email',
-      `<h1>Check your email</h1><p role="status">If an account of <strong>${escapeHtml(txn.tenant.displayName)}</strong> matches what you typed and has an email address, we have sent it a link to choose a new password. The link works once, for a short time.</p>` +
-        `<p><a href="/login/native/${escapeHtml(encodeURIComponent(handle))}">Back to sign in</a></p>`,
+      tt(ctx.lang, 'account.checkEmailTitle'),
+      `<h1>${th(ctx.lang, 'account.checkEmailTitle')}</h1><p role="status">${th(ctx.lang, 'account.checkEmailText', { tenant: strong(txn.tenant.displayName) })}</p>` +
+        `<p><a href="/login/native/${escapeHtml(encodeURIComponent(handle))}">${th(ctx.lang, 'account.backToSignIn')}</a></p>`,
     );
   }
 
-  private renderPassword(res: Response, token: string, link: OpenedLink, status: number, error?: string): void {
+  private renderPassword(res: Response, ctx: PageContext, token: string, link: OpenedLink, status: number, error?: string): void {
     const invitation = link.purpose === 'invitation';
-    const title = invitation ? 'Set your password' : 'Choose a new password';
+    const title = tt(ctx.lang, invitation ? 'account.setTitle' : 'account.newTitle');
+    const t = (key: Parameters<typeof th>[1]) => th(ctx.lang, key);
     send(
       res,
+      ctx,
       status,
       title,
-      `<h1>${title}</h1><p>for <strong>${escapeHtml(link.tenant.displayName)}</strong>${
-        link.username ? `, account <strong>${escapeHtml(link.username)}</strong>` : ''
+      `<h1>${escapeHtml(title)}</h1><p>${
+        link.username
+          ? th(ctx.lang, 'account.forAccount', { tenant: strong(link.tenant.displayName), username: strong(link.username) })
+          : th(ctx.lang, 'account.for', { tenant: strong(link.tenant.displayName) })
       }</p>` +
         errorLine(error) +
         `<form method="post" action="/account/password/${escapeHtml(encodeURIComponent(token))}">` +
         // The username lets a password manager store the new password under the right account.
         `<input type="hidden" name="username" autocomplete="username" value="${escapeHtml(link.username ?? '')}">` +
-        `<label for="password">New password</label><input id="password" name="password" type="password" autocomplete="new-password" required minlength="8" maxlength="256"${error ? ' aria-describedby="form-error" aria-invalid="true"' : ''}>` +
-        `<label for="confirm">New password, again</label><input id="confirm" name="confirm" type="password" autocomplete="new-password" required maxlength="256">` +
-        `<button type="submit">${invitation ? 'Set password' : 'Change password'}</button></form>`,
+        `<label for="password">${t('account.newPassword')}</label><input id="password" name="password" type="password" autocomplete="new-password" required minlength="8" maxlength="256"${error ? ' aria-describedby="form-error" aria-invalid="true"' : ''}>` +
+        `<label for="confirm">${t('account.newPasswordAgain')}</label><input id="confirm" name="confirm" type="password" autocomplete="new-password" required maxlength="256">` +
+        `<button type="submit">${t(invitation ? 'account.setButton' : 'account.changeButton')}</button></form>`,
     );
   }
 
-  private renderForgot(res: Response, handle: string, tenantName: string, status: number, error?: string): void {
+  private renderForgot(res: Response, ctx: PageContext, handle: string, tenantName: string, status: number, error?: string): void {
     const path = `/account/forgot/${encodeURIComponent(handle)}`;
+    const t = (key: Parameters<typeof th>[1]) => th(ctx.lang, key);
     send(
       res,
+      ctx,
       status,
-      'Forgot your password?',
-      `<h1>Forgot your password?</h1><p>for <strong>${escapeHtml(tenantName)}</strong>. We will email you a link to choose a new one.</p>` +
+      tt(ctx.lang, 'account.forgotTitle'),
+      `<h1>${t('account.forgotTitle')}</h1><p>${th(ctx.lang, 'account.forgotLead', { tenant: strong(tenantName) })}</p>` +
         errorLine(error) +
         `<form method="post" action="${escapeHtml(path)}">` +
-        `<label for="username">Email or username</label><input id="username" name="username" autocomplete="username" required maxlength="320">` +
-        `<button type="submit">Send the link</button></form>` +
-        `<p><a href="/login/native/${escapeHtml(encodeURIComponent(handle))}">Back to sign in</a></p>`,
+        `<label for="username">${t('signIn.username')}</label><input id="username" name="username" autocomplete="username" required maxlength="320">` +
+        `<button type="submit">${t('account.sendLink')}</button></form>` +
+        `<p><a href="/login/native/${escapeHtml(encodeURIComponent(handle))}">${t('account.backToSignIn')}</a></p>`,
     );
   }
 }

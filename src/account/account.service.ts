@@ -12,6 +12,7 @@ import { SessionsService } from '../sessions/sessions.service.js';
 import { TenantsService, type Tenant } from '../tenants/tenants.service.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
 import { MailDeliveryService } from '../mail/mail-delivery.service.js';
+import { translate } from '../i18n/index.js';
 import { emailVerificationMail, invitationMail, passwordResetMail } from '../mail/templates.js';
 import { AccountTokensRepository, type AccountAction, type AccountTokenRow } from './account-tokens.repository.js';
 
@@ -37,6 +38,14 @@ const PAGE: Record<AccountAction, string> = { invitation: 'password', 'password-
 const FORGOT_FLOOR_MS = 300;
 
 const usernameTaken = () => new ProblemError({ type: 'username-taken', detail: 'That username exists in this tenant: give another one.' });
+
+const passwordReused = () =>
+  new ProblemError({
+    type: 'invalid-password',
+    title: 'Password reused',
+    detail: translate('en', 'password.reused'),
+    text: [{ key: 'password.reused' }],
+  });
 
 const invalidLink = () =>
   new ProblemError({
@@ -89,7 +98,12 @@ export class AccountService {
       ttlSeconds: ttl,
     });
     const link = `${this.config.issuer}/account/${PAGE[purpose]}/${token.value}`;
-    const rendered = TEMPLATES[purpose]({ tenantName: tenant.displayName, link, expiresInMinutes: Math.round(ttl / 60) });
+    const rendered = TEMPLATES[purpose]({
+      tenantName: tenant.displayName,
+      link,
+      expiresInMinutes: Math.round(ttl / 60),
+      lang: tenant.defaultLocale ?? undefined,
+    });
     await this.mail.enqueue(tx, { tenantId: tenant.id, recipient: email, purpose, senderName: tenant.displayName, ...rendered });
   }
 
@@ -264,12 +278,7 @@ export class AccountService {
         email: user.email,
         displayName: user.displayName,
       });
-      if (credential.passwordHash && (await this.credentials.hasher.verify(credential.passwordHash, password)))
-        throw new ProblemError({
-          type: 'invalid-password',
-          title: 'Password reused',
-          detail: 'Choose a password other than the current one.',
-        });
+      if (credential.passwordHash && (await this.credentials.hasher.verify(credential.passwordHash, password))) throw passwordReused();
       await this.credentialRows.setPassword(tx, link.userId, await this.credentials.hasher.hash(password));
       await this.links.revokeAllOfUser(tx, link.userId);
       const verified =
@@ -316,12 +325,7 @@ export class AccountService {
     const check = await this.credentials.verify(tenantId, credential.username, current);
     if (!check.ok || check.userId !== userId)
       throw new ProblemError({ type: 'invalid-password', title: 'Wrong password', detail: 'The current password is not right.' });
-    if (current === next)
-      throw new ProblemError({
-        type: 'invalid-password',
-        title: 'Password reused',
-        detail: 'Choose a password other than the current one.',
-      });
+    if (current === next) throw passwordReused();
     const user = await this.db.transaction({ tenant: tenantId }, (tx) => this.users.findForAdmin(tx, tenantId, userId));
     await this.credentials.assertAllowed(tenantId, next, {
       username: credential.username,

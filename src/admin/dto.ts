@@ -16,10 +16,12 @@ import {
   Matches,
   Max,
   Min,
+  ValidateIf,
   ValidateNested,
 } from 'class-validator';
 import { IDP_KINDS, type ClaimMappingRules, type IdpKind } from '../identity/port/identity-provider.port.js';
 import { SLUG_PATTERN } from '../tenants/tenants.service.js';
+import { LOCALES, type Locale } from '../i18n/index.js';
 
 export class CreateTenantDto {
   @ApiProperty({ example: 'acme', description: 'Lower-case letters, digits and inner hyphens, 1–63 characters. Immutable.' })
@@ -74,6 +76,16 @@ export class UpdateTenantDto {
   @ValidateNested()
   @Type(() => PasswordPolicyDto)
   passwordPolicy?: PasswordPolicyDto;
+
+  @ApiPropertyOptional({
+    enum: LOCALES,
+    nullable: true,
+    description:
+      'The language of the hosted pages and mails when the request names none of the shipped ones (ui_locales, then Accept-Language); null clears it (English).',
+  })
+  @ValidateIf((_, v) => v !== undefined && v !== null)
+  @IsIn(LOCALES, { message: `defaultLocale must be one of ${LOCALES.join(', ')}, or null` })
+  defaultLocale?: Locale | null;
 }
 
 export class CreateBindingDto {

@@ -10,7 +10,7 @@ import type { CreateTenantDto, UpdateTenantDto } from './dto.js';
 
 const notFound = () => new ProblemError({ type: 'tenant-not-found' });
 
-/** Tenants as ops manage them: create, rename, suspend, soft-delete; every change audited. */
+/** Tenants as ops manage them: create, rename, suspend, set the password policy and default language, soft-delete; every change audited. */
 @Injectable()
 export class TenantsAdminService {
   constructor(
@@ -62,6 +62,7 @@ export class TenantsAdminService {
           ...(dto.passwordPolicy.minLength !== undefined ? { minLength: dto.passwordPolicy.minLength } : {}),
           ...(dto.passwordPolicy.minStrength !== undefined ? { minStrength: dto.passwordPolicy.minStrength } : {}),
         },
+        defaultLocale: dto.defaultLocale,
       });
       if (!changed) throw new ProblemError({ type: 'stale-etag', detail: 'The tenant changed since you read it.' });
       const updated = await this.rows.findById(tx, id);

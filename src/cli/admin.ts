@@ -22,6 +22,8 @@ Tenants:
   tenants list
   tenants create <slug> <display name>
   tenants get <tenantId>
+  tenants update <tenantId> [--display-name <name>] [--default-locale <en|de|fr|es|none>]
+                                              the default language of the hosted pages and mails
   tenants suspend|resume <tenantId>
   tenants delete <tenantId>                   soft delete: logins and SCIM stop at once
 Branding (the tenant's hosted pages):
@@ -120,6 +122,7 @@ const { values: opts, positionals } = parseArgs({
     email: { type: 'string' },
     'email-verified': { type: 'boolean' },
     'display-name': { type: 'string' },
+    'default-locale': { type: 'string' },
     role: { type: 'string', multiple: true },
     scope: { type: 'string', multiple: true },
     delay: { type: 'string' },
@@ -424,6 +427,19 @@ async function main(): Promise<void> {
     }
     case 'tenants get': {
       print((await api('GET', `/tenants/${need(a1, 'tenantId')}`)).data);
+      return;
+    }
+    case 'tenants update': {
+      const path = `/tenants/${need(a1, 'tenantId')}`;
+      const locale = opts['default-locale'];
+      const body = {
+        ...(opts['display-name'] !== undefined ? { displayName: opts['display-name'] } : {}),
+        // "none" clears it (the pages fall back to the browser's language, then English).
+        ...(locale !== undefined ? { defaultLocale: locale === 'none' ? null : locale } : {}),
+      };
+      if (Object.keys(body).length === 0) throw new CliError('Nothing to change: give --display-name or --default-locale. See --help.');
+      const current = await api('GET', path);
+      print((await api('PATCH', path, body, { 'if-match': current.etag ?? '' })).data);
       return;
     }
     case 'tenants suspend':

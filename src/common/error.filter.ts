@@ -11,7 +11,9 @@ import {
   ScimError,
   unavailableReason,
 } from './errors.js';
-import { HTML_SECURITY_HEADERS, renderErrorPage } from './html.js';
+import { notedPageContext, renderErrorPage, setPageHeaders, tt, type PageContext } from './html.js';
+import { pageMessageOf } from './page-text.js';
+import { negotiateLocale } from '../i18n/index.js';
 
 type Family = 'oauth' | 'scim' | 'html' | 'problem';
 
@@ -53,6 +55,18 @@ function safeReturnLink(error: DomainError, req: Request): string | undefined {
     return url.href;
   }
   return undefined;
+}
+
+/**
+ * The language (and brand) of an error page: what the page's controller resolved, when it got that
+ * far (the login transaction's ui_locales, the tenant's default); else the request's own
+ * `ui_locales` (the authorization request) and Accept-Language.
+ */
+function pageContextOf(req: Request): PageContext {
+  const noted = notedPageContext(req);
+  if (noted) return noted;
+  const ui = (req.query as Record<string, unknown> | undefined)?.['ui_locales'];
+  return { lang: negotiateLocale({ uiLocales: typeof ui === 'string' ? ui : undefined, acceptLanguage: req.get('accept-language') }) };
 }
 
 interface HttpishError {
@@ -152,20 +166,26 @@ export class DomainErrorFilter implements ExceptionFilter {
       return;
     }
     if (family === 'html' && (BROWSER_OAUTH_ROUTES.has(req.path) || !(req.headers.accept ?? '').includes('application/json'))) {
-      res.set(HTML_SECURITY_HEADERS);
-      const title = req.path.startsWith('/oauth2/logout')
-        ? 'Sign-out problem'
-        : req.path.startsWith('/account/')
-          ? 'Account problem'
-          : 'Sign-in problem';
+      const ctx = pageContextOf(req);
+      setPageHeaders(res, ctx);
+      const title = tt(
+        ctx.lang,
+        req.path.startsWith('/oauth2/logout')
+          ? 'error.title.signOut'
+          : req.path.startsWith('/account/')
+            ? 'error.title.account'
+            : 'error.title.signIn',
+      );
       res
         .status(error.status)
         .type('html')
         .send(
-          renderErrorPage(error.status, error.expose ? error.message : 'Something went wrong. Please try again.', {
-            title,
-            returnTo: safeReturnLink(error, req),
-          }),
+          renderErrorPage(
+            error.status,
+            error.expose ? pageMessageOf(error, ctx.lang) : tt(ctx.lang, 'error.generic'),
+            { title, returnTo: safeReturnLink(error, req) },
+            ctx,
+          ),
         );
       return;
     }

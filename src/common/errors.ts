@@ -1,3 +1,4 @@
+import type { LocalText } from '../i18n/index.js';
 import { PROBLEM_TYPES, problemType, type ProblemSlug } from './problem-types.js';
 
 /**
@@ -12,6 +13,11 @@ export abstract class DomainError extends Error {
    * service itself registered, never a value taken from this request); browser routes only.
    */
   returnTo?: string;
+  /**
+   * This occurrence's message as catalogue texts, for the hosted pages in other languages than
+   * English (the message itself is the English rendering); without it, the page translates by type.
+   */
+  text?: readonly LocalText[];
   get expose(): boolean {
     return this.status < 500;
   }
@@ -105,6 +111,8 @@ interface ProblemOptions {
   retryAfter?: number;
   /** Browser routes: where the error page's "Return to the application" link may point. */
   returnTo?: string;
+  /** The detail as catalogue texts (see `DomainError.text`); the detail is their English rendering. */
+  text?: readonly LocalText[];
 }
 
 /**
@@ -151,6 +159,7 @@ export class ProblemError extends DomainError {
     this.extensions = p.extensions ?? {};
     this.retryAfter = p.retryAfter;
     this.returnTo = p.returnTo;
+    this.text = p.text;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import { LOCALES } from '../i18n/index.js';
 import {
   DocumentBuilder,
   SwaggerModule,
@@ -211,6 +212,12 @@ const SCHEMAS: Record<string, SchemaObject> = {
       slug: { type: 'string' },
       displayName: { type: 'string' },
       status: { type: 'string', enum: ['active', 'suspended', 'deleted'] },
+      defaultLocale: {
+        type: 'string',
+        enum: [...LOCALES],
+        nullable: true,
+        description: 'The language of the hosted pages and mails when the request names none of the shipped ones (null: English).',
+      },
       version: { type: 'integer', description: 'Also the ETag ("v<version>"); send it as If-Match to update.' },
       createdAt: { type: 'string', format: 'date-time' },
       updatedAt: { type: 'string', format: 'date-time' },
@@ -396,8 +403,9 @@ const OPERATIONS: Record<string, OperationDoc> = {
   TenantsAdminController_list: { summary: 'List tenants', success: ok('A page of tenants', ref('TenantList')) },
   TenantsAdminController_get: { summary: 'Get a tenant', success: ok('The tenant (ETag: its version)', ref('Tenant')) },
   TenantsAdminController_update: {
-    summary: 'Rename, suspend or reactivate a tenant',
-    description: 'Send If-Match with the ETag of the version you read.',
+    summary: 'Rename, suspend or reactivate a tenant, or set its password policy or default language',
+    description:
+      'Send If-Match with the ETag of the version you read. `defaultLocale` is one of the shipped languages (en, de, fr, es), or null to clear it.',
     success: ok('Updated', ref('Tenant')),
   },
   TenantsAdminController_remove: { summary: 'Delete a tenant', description: 'Ends every session of the tenant.' },

@@ -16,6 +16,8 @@ export interface LoginRequest {
   /** `max_age` (seconds) and `prompt=login` of the request (OIDC Core §3.1.2.1), held against the upstream's auth_time. */
   maxAge?: number | null;
   promptLogin?: boolean;
+  /** `ui_locales` of the request (OIDC Core §3.1.2.1): its well-formed tags, space-separated; the hosted pages' first choice of language. */
+  uiLocales?: string | null;
 }
 
 /** The second step of a native login: who passed the password, and what the login waits on. */
@@ -107,8 +109,8 @@ export interface CodeRedemptionRow {
 export class LoginTransactionsRepository {
   async insert(handle: Tx, t: NewLoginTransaction): Promise<void> {
     await handle.query(
-      `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at, mfa_requested, max_age, prompt_login)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+      `INSERT INTO login_transactions (id_hash, tenant_id, binding_id, purpose, client_id, redirect_uri, state, nonce, scope, code_challenge, provider_state, expires_at, mfa_requested, max_age, prompt_login, ui_locales)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
       [
         t.idHash,
         t.tenantId,
@@ -125,6 +127,7 @@ export class LoginTransactionsRepository {
         t.mfaRequested ?? false,
         t.maxAge ?? null,
         t.promptLogin ?? false,
+        t.uiLocales ?? null,
       ],
       'login-txn-insert',
     );
@@ -154,6 +157,7 @@ export class LoginTransactionsRepository {
       mfa_amr: string[] | null;
       max_age: number | null;
       prompt_login: boolean;
+      ui_locales: string | null;
       created_at: Date;
     }>(`SELECT * FROM login_transactions WHERE id_hash = $1`, [idHash], 'login-txn-find');
     if (!r) return undefined;
@@ -178,6 +182,7 @@ export class LoginTransactionsRepository {
           : null,
       maxAge: r.max_age,
       promptLogin: r.prompt_login,
+      uiLocales: r.ui_locales,
       createdAt: r.created_at,
     };
   }

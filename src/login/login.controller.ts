@@ -3,7 +3,9 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { constantEquals, sha256 } from '../crypto/random.js';
-import { HTML_SECURITY_HEADERS, escapeHtml, page } from '../common/html.js';
+import { HTML_SECURITY_HEADERS, escapeHtml, page, safeHtml, setPageHeaders, strong, th, tt, type PageContext } from '../common/html.js';
+import { pageMessageOf } from '../common/page-text.js';
+import { PageContextService } from './page-context.service.js';
 import { OAuthError, ProblemError, RateLimitedError } from '../common/errors.js';
 import QRCode from 'qrcode';
 import { LoginService, SECOND_STEP_ACTIONS, type LoginTransaction, type NativeStep, type SecondStepAction } from './login.service.js';
@@ -34,11 +36,12 @@ function passkeyForm(o: {
   step?: string;
   label: string;
   extra?: string;
+  ctx: PageContext;
 }): string {
   return (
     `<section data-passkey hidden><form method="post" action="${escapeHtml(o.action)}" data-webauthn="${o.kind}" ` +
-    `data-options="${escapeHtml(JSON.stringify(o.options))}" data-cancelled="The passkey request was cancelled or timed out." ` +
-    `data-failed="This browser could not use a passkey here.">` +
+    `data-options="${escapeHtml(JSON.stringify(o.options))}" data-cancelled="${th(o.ctx.lang, 'passkey.cancelled')}" ` +
+    `data-failed="${th(o.ctx.lang, 'passkey.failed')}">` +
     `<input type="hidden" name="csrf" value="${escapeHtml(o.csrf)}">` +
     (o.step ? `<input type="hidden" name="action" value="${o.step}">` : '') +
     `<input type="hidden" name="credential" value="">${o.extra ?? ''}<button type="submit">${o.label}</button></form>` +
@@ -59,15 +62,17 @@ export class LoginController {
   constructor(
     private readonly login: LoginService,
     private readonly limiter: RateLimiter,
+    private readonly pages: PageContextService,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
   @Get('native/:handle')
-  async form(@Param('handle') handle: string, @Res() res: Response): Promise<void> {
+  async form(@Param('handle') handle: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     const { txn, csrf } = await this.login.loadWithCsrf(handle);
+    const ctx = await this.pages.forLogin(req, txn);
     const step = await this.login.currentStep(txn);
-    if (step) return this.renderStep(res, txn, csrf, step, 200);
-    await this.renderForm(res, txn, csrf, 200);
+    if (step) return this.renderStep(res, ctx, txn, csrf, step, 200);
+    await this.renderForm(res, ctx, txn, csrf, 200);
   }
 
   /** The passkey script of the hosted pages (content-addressed, so cached for a year). */
@@ -87,30 +92,32 @@ export class LoginController {
   @Post('native/:handle/passkey')
   async passkey(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const txn = await this.login.load(handle);
+    const ctx = await this.pages.forLogin(req, txn);
     const form = stringsOf(body);
     await this.guardForm(txn, form, req);
     try {
-      await this.sendStep(res, txn, await this.login.submitPasskey(txn, form['credential'] ?? ''));
+      await this.sendStep(res, ctx, txn, await this.login.submitPasskey(txn, form['credential'] ?? ''));
     } catch (err) {
       if (await this.abortedBy(err, res, txn)) return;
       if (!(err instanceof InvalidPasskeyError)) throw err;
-      await this.renderForm(res, txn, await this.login.issueCsrf(txn), 401, err.message);
+      await this.renderForm(res, ctx, txn, await this.login.issueCsrf(txn), 401, pageMessageOf(err, ctx.lang));
     }
   }
 
   @Post('native/:handle')
   async submit(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const txn = await this.login.load(handle);
+    const ctx = await this.pages.forLogin(req, txn);
     const form = stringsOf(body);
     const ip = await this.guardForm(txn, form, req);
     try {
       const step = await this.login.submitPassword(txn, { method: 'POST', query: {}, body: form, clientIp: ip });
-      await this.sendStep(res, txn, step);
+      await this.sendStep(res, ctx, txn, step);
     } catch (err) {
       if (await this.abortedBy(err, res, txn)) return;
       if (!(err instanceof InvalidCredentialsError)) throw err;
       const csrf = await this.login.issueCsrf(txn);
-      await this.renderForm(res, txn, csrf, 401, err.message, form['username']);
+      await this.renderForm(res, ctx, txn, csrf, 401, pageMessageOf(err, ctx.lang), form['username']);
     }
   }
 
@@ -118,6 +125,7 @@ export class LoginController {
   @Post('native/:handle/second-step')
   async secondStep(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const txn = await this.login.load(handle);
+    const ctx = await this.pages.forLogin(req, txn);
     const form = stringsOf(body);
     await this.guardForm(txn, form, req);
     const action = form['action'] as SecondStepAction;
@@ -130,23 +138,23 @@ export class LoginController {
         form['credential'] ?? '',
         (form['name'] ?? '').slice(0, 100),
       );
-      await this.sendStep(res, txn, step);
+      await this.sendStep(res, ctx, txn, step);
     } catch (err) {
       if (await this.abortedBy(err, res, txn)) return;
       if (!(err instanceof InvalidSecondFactorError) && !(err instanceof InvalidPasskeyError)) throw err;
       const step = await this.login.currentStep(txn);
       if (!step) throw err;
-      await this.renderStep(res, txn, await this.login.issueCsrf(txn), step, 401, err.message);
+      await this.renderStep(res, ctx, txn, await this.login.issueCsrf(txn), step, 401, pageMessageOf(err, ctx.lang));
     }
   }
 
-  private async sendStep(res: Response, txn: LoginTransaction, step: NativeStep): Promise<void> {
+  private async sendStep(res: Response, ctx: PageContext, txn: LoginTransaction, step: NativeStep): Promise<void> {
     if (step.kind === 'redirect') {
       res.clearCookie(CSRF_COOKIE, { path: '/login/' });
       res.redirect(302, step.url);
       return;
     }
-    await this.renderStep(res, txn, await this.login.issueCsrf(txn), step, 200);
+    await this.renderStep(res, ctx, txn, await this.login.issueCsrf(txn), step, 200);
   }
 
   /** CSRF (double submit, bound to the transaction) and the login rate limits; returns the client IP. */
@@ -173,6 +181,7 @@ export class LoginController {
   /** A second-step page; the enrolment page alone allows `data:` images (its QR code). */
   private async renderStep(
     res: Response,
+    ctx: PageContext,
     txn: LoginTransaction,
     csrf: string,
     step: Exclude<NativeStep, { kind: 'redirect' }>,
@@ -184,72 +193,72 @@ export class LoginController {
     const form = (inner: string, act: string, label: string) =>
       `<form method="post" action="${escapeHtml(action)}"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}">` +
       `<input type="hidden" name="action" value="${act}">${inner}<button type="submit">${label}</button></form>`;
+    const t = (key: Parameters<typeof th>[1]) => th(ctx.lang, key);
     const codeInput = (label: string) =>
       `<label for="code">${label}</label><input id="code" name="code" autocomplete="one-time-code" required>`;
     const alert = error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : '';
     let body = '';
     let qr: string;
     let headers: Record<string, string> = { ...HTML_SECURITY_HEADERS };
-    let title = 'Two-step verification';
+    let title = tt(ctx.lang, 'mfa.title');
     switch (step.kind) {
       case 'verify':
-        body = `<h1>Two-step verification</h1>${alert}`;
+        body = `<h1>${t('mfa.title')}</h1>${alert}`;
         if (step.passkey) {
           headers = { ...PASSKEY_PAGE_HEADERS };
-          body += passkeyForm({ action, csrf, kind: 'get', options: step.passkey, step: 'passkey', label: 'Use your passkey' });
+          body += passkeyForm({ action, csrf, kind: 'get', options: step.passkey, step: 'passkey', label: t('mfa.usePasskey'), ctx });
         }
-        if (step.totp)
-          body +=
-            `<p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>` +
-            form(codeInput('Code'), 'verify', 'Verify');
-        else if (!step.passkey) body += '<p>This sign-in cannot continue. Start again from the application.</p>';
-        else
-          body +=
-            '<noscript><p>Using a passkey needs JavaScript. Turn it on, or ask your administrator to reset your sign-in methods.</p></noscript>';
+        if (step.totp) body += `<p>${t('mfa.enterCode')}</p>` + form(codeInput(t('mfa.code')), 'verify', t('mfa.verify'));
+        else if (!step.passkey) body += `<p>${t('mfa.cannotContinue')}</p>`;
+        else body += `<noscript><p>${t('mfa.passkeyNeedsScript')}</p></noscript>`;
         break;
       case 'passkey-offer':
-        title = 'Add a passkey';
+        title = tt(ctx.lang, 'passkeyOffer.title');
         headers = { ...PASSKEY_PAGE_HEADERS };
         body =
-          `<h1>Sign in faster with a passkey</h1>${alert}<p>A passkey signs you in with your fingerprint, face or device PIN instead of a password. It stays on your device or in your password manager.</p>` +
+          `<h1>${t('passkeyOffer.heading')}</h1>${alert}<p>${t('passkeyOffer.lead')}</p>` +
           passkeyForm({
             action,
             csrf,
             kind: 'create',
             options: step.options,
             step: 'passkey-register',
-            label: 'Add a passkey',
-            extra: `<label for="passkey-name">Name for this passkey (optional)</label><input id="passkey-name" name="name" maxlength="100" autocomplete="off">`,
+            label: t('passkeyOffer.add'),
+            extra: `<label for="passkey-name">${t('passkeyOffer.name')}</label><input id="passkey-name" name="name" maxlength="100" autocomplete="off">`,
+            ctx,
           }) +
-          form('', 'passkey-skip', 'Not now');
+          form('', 'passkey-skip', t('passkeyOffer.notNow'));
         break;
       case 'offer':
         body =
-          `<h1>Protect your account</h1>${alert}<p>Two-step verification asks for a code from an authenticator app after your password.</p>` +
-          form('', 'start', 'Set up two-step verification') +
-          form('', 'skip', 'Skip');
+          `<h1>${t('mfa.offerHeading')}</h1>${alert}<p>${t('mfa.offerLead')}</p>` +
+          form('', 'start', t('mfa.offerStart')) +
+          form('', 'skip', t('mfa.skip'));
         break;
       case 'enrol':
         // No external QR service: the image is made here, and only this page's CSP admits data: images.
         qr = await QRCode.toDataURL(step.enrolment.uri, { margin: 1, width: 200 });
         headers['Content-Security-Policy'] = `${HTML_SECURITY_HEADERS['Content-Security-Policy']}; img-src data:`;
         body =
-          `<h1>Set up two-step verification</h1>${alert}<p>Scan this code with your authenticator app:</p>` +
-          `<img alt="QR code of your two-step verification secret" width="200" height="200" src="${escapeHtml(qr)}">` +
-          `<p>Or enter this key by hand: <code>${escapeHtml(step.enrolment.secret)}</code></p>` +
-          form(codeInput('Code from the app'), 'confirm', 'Confirm') +
-          (step.optional ? form('', 'skip', 'Skip') : '');
+          `<h1>${t('mfa.enrolHeading')}</h1>${alert}<p>${t('mfa.enrolScan')}</p>` +
+          `<img alt="${t('mfa.enrolQrAlt')}" width="200" height="200" src="${escapeHtml(qr)}">` +
+          `<p>${th(ctx.lang, 'mfa.enrolManual', { key: safeHtml(`<code>${escapeHtml(step.enrolment.secret)}</code>`) })}</p>` +
+          form(codeInput(t('mfa.enrolCode')), 'confirm', t('mfa.enrolConfirm')) +
+          (step.optional ? form('', 'skip', t('mfa.skip')) : '');
         break;
       case 'recovery-codes':
         body =
-          `<h1>Your recovery codes</h1><p>Each code signs you in once if you lose your authenticator app. Keep them somewhere safe: they are shown only now.</p>` +
+          `<h1>${t('mfa.recoveryHeading')}</h1><p>${t('mfa.recoveryLead')}</p>` +
           `<ul>${step.codes.map((c) => `<li><code>${escapeHtml(c)}</code></li>`).join('')}</ul>` +
-          form('', 'continue', 'Continue');
+          form('', 'continue', t('mfa.recoveryContinue'));
         break;
     }
     if (headers !== HTML_SECURITY_HEADERS && headers['Content-Security-Policy']?.includes('script-src')) body += this.passkeyScript();
-    res.set(headers);
-    res.status(status).type('html').send(page(title, body));
+    setPageHeaders(res, ctx, headers);
+    res
+      .status(status)
+      .type('html')
+      .send(page(title, body, ctx));
   }
 
   private setCsrfCookie(res: Response, csrf: string): void {
@@ -264,8 +273,15 @@ export class LoginController {
 
   /** End of an IT admin's test login through a draft binding: nothing was issued. */
   @Get('test-complete')
-  testComplete(@Query('outcome') outcome: string | undefined, @Query('error') error: string | undefined, @Res() res: Response): void {
-    res.set(HTML_SECURITY_HEADERS);
+  async testComplete(
+    @Query('outcome') outcome: string | undefined,
+    @Query('error') error: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    // No transaction is left to name a tenant: the language is the browser's.
+    const ctx = await this.pages.resolve(req);
+    setPageHeaders(res, ctx);
     const ok = outcome === 'success';
     res
       .status(ok ? 200 : 400)
@@ -273,12 +289,16 @@ export class LoginController {
       .send(
         ok
           ? page(
-              'Test login succeeded',
-              '<h1>Test login succeeded</h1><p>The identity provider is configured correctly. Ops can now preview the mapped claims and activate the binding.</p>',
+              tt(ctx.lang, 'testLogin.okTitle'),
+              `<h1>${th(ctx.lang, 'testLogin.okTitle')}</h1><p>${th(ctx.lang, 'testLogin.okText')}</p>`,
+              ctx,
             )
           : page(
-              'Test login failed',
-              `<h1>Test login failed</h1><p class="error">The identity provider answered: ${escapeHtml(error ?? 'unknown error')}.</p><p>Check the configuration on both sides and start a new test login.</p>`,
+              tt(ctx.lang, 'testLogin.failTitle'),
+              `<h1>${th(ctx.lang, 'testLogin.failTitle')}</h1><p class="error">${th(ctx.lang, 'testLogin.failText', {
+                error: typeof error === 'string' ? error : tt(ctx.lang, 'testLogin.unknownError'),
+              })}</p><p>${th(ctx.lang, 'testLogin.failHint')}</p>`,
+              ctx,
             ),
       );
   }
@@ -286,7 +306,7 @@ export class LoginController {
   /** Where upstream IdPs (OIDC, SAML, Keycloak) send the browser back. */
   @Get('callback/:kind')
   async callbackGet(@Param('kind') kind: string, @Query() query: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.callback(kind, { method: 'GET', query: stringsOf(query), body: {}, clientIp: req.ip ?? 'unknown' }, res);
+    await this.callback(kind, { method: 'GET', query: stringsOf(query), body: {}, clientIp: req.ip ?? 'unknown' }, req, res);
   }
 
   @Post('callback/:kind')
@@ -297,10 +317,10 @@ export class LoginController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    await this.callback(kind, { method: 'POST', query: stringsOf(query), body: stringsOf(body), clientIp: req.ip ?? 'unknown' }, res);
+    await this.callback(kind, { method: 'POST', query: stringsOf(query), body: stringsOf(body), clientIp: req.ip ?? 'unknown' }, req, res);
   }
 
-  private async callback(kind: string, input: CallbackInput, res: Response): Promise<void> {
+  private async callback(kind: string, input: CallbackInput, req: Request, res: Response): Promise<void> {
     if (!(IDP_KINDS as readonly string[]).includes(kind) || kind === 'native') throw new ProblemError({ status: 404, title: 'Not found' });
     const handle = input.query['state'] ?? input.body['RelayState'] ?? input.query['RelayState'];
     if (!handle)
@@ -309,6 +329,8 @@ export class LoginController {
         detail: 'The identity provider returned without a sign-in reference. Start again from the application.',
       });
     const txn = await this.login.load(handle);
+    // An error page from here on speaks the login's language.
+    await this.pages.forLogin(req, txn);
     if (input.query['error']) {
       const cancelled = input.query['error'] === 'access_denied';
       res.redirect(
@@ -347,6 +369,7 @@ export class LoginController {
 
   private async renderForm(
     res: Response,
+    ctx: PageContext,
     txn: LoginTransaction,
     csrf: string,
     status: number,
@@ -361,22 +384,24 @@ export class LoginController {
       path: '/login/',
       maxAge: this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000,
     });
-    res.set(passkeyOptions ? PASSKEY_PAGE_HEADERS : HTML_SECURITY_HEADERS);
+    setPageHeaders(res, ctx, passkeyOptions ? PASSKEY_PAGE_HEADERS : HTML_SECURITY_HEADERS);
     const action = `/login/native/${encodeURIComponent(txn.handle)}`;
+    const t = (key: Parameters<typeof th>[1]) => th(ctx.lang, key);
     const html = page(
-      'Sign in',
-      `<h1>Sign in</h1><p>to <strong>${escapeHtml(txn.tenant.displayName)}</strong></p>` +
+      tt(ctx.lang, 'signIn.title'),
+      `<h1>${t('signIn.title')}</h1><p>${th(ctx.lang, 'signIn.to', { tenant: strong(txn.tenant.displayName) })}</p>` +
         (error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : '') +
         `<form method="post" action="${escapeHtml(action)}">` +
         `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">` +
-        `<label for="username">Email or username</label><input id="username" name="username" autocomplete="username" required value="${escapeHtml(username ?? '')}">` +
-        `<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>` +
-        `<button type="submit">Sign in</button></form>` +
-        `<p><a href="/account/forgot/${escapeHtml(encodeURIComponent(txn.handle))}">Forgot your password?</a></p>` +
+        `<label for="username">${t('signIn.username')}</label><input id="username" name="username" autocomplete="username" required value="${escapeHtml(username ?? '')}">` +
+        `<label for="password">${t('signIn.password')}</label><input id="password" name="password" type="password" autocomplete="current-password" required>` +
+        `<button type="submit">${t('signIn.submit')}</button></form>` +
+        `<p><a href="/account/forgot/${escapeHtml(encodeURIComponent(txn.handle))}">${t('signIn.forgot')}</a></p>` +
         (passkeyOptions
-          ? passkeyForm({ action: `${action}/passkey`, csrf, kind: 'get', options: passkeyOptions, label: 'Sign in with a passkey' }) +
+          ? passkeyForm({ action: `${action}/passkey`, csrf, kind: 'get', options: passkeyOptions, label: t('signIn.passkey'), ctx }) +
             this.passkeyScript()
           : ''),
+      ctx,
     );
     res.status(status).type('html').send(html);
   }

@@ -25,6 +25,7 @@ import { InvalidPasskeyError, PasskeyService, passkeyPolicyOf } from '../identit
 import { ACR_MFA } from '../tokens/token-issuer.service.js';
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { mustReauthenticate, parseFreshness, staleAuthentication } from './login-freshness.js';
+import { normaliseUiLocales } from '../i18n/index.js';
 
 export interface AuthorizeParams {
   response_type?: string;
@@ -42,6 +43,7 @@ export interface AuthorizeParams {
   org_prompt?: string;
   max_age?: string;
   prompt?: string;
+  ui_locales?: string;
 }
 
 /** Where a native login goes after a form: back to the client, or to a second-step page. */
@@ -216,6 +218,7 @@ export class LoginService {
       codeChallenge: p.code_challenge,
       loginHint: p.login_hint,
       mfaRequested: (p.acr_values ?? '').split(' ').includes(ACR_MFA),
+      uiLocales: normaliseUiLocales(p.ui_locales),
       ...fresh.freshness,
     });
   }
@@ -280,6 +283,7 @@ export class LoginService {
         mfaRequested: t.mfaRequested,
         maxAge: t.maxAge,
         promptLogin: t.promptLogin,
+        uiLocales: t.uiLocales,
         providerState: this.box.sealJson(started.providerState, providerStateContext(handle.hash)),
         expiresAt: new Date(Date.now() + this.config.LOGIN_TRANSACTION_TTL_SECONDS * 1000),
       }),
@@ -342,6 +346,7 @@ export class LoginService {
       mfaRequested: row.mfaRequested,
       maxAge: row.maxAge,
       promptLogin: row.promptLogin,
+      uiLocales: row.uiLocales,
       createdAt: row.createdAt,
       mfa: row.mfa && {
         userId: row.mfa.userId,

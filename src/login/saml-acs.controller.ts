@@ -9,6 +9,7 @@ import type { BindingContext } from '../identity/port/identity-provider.port.js'
 import { SamlResponseRejectedError } from '../identity/saml/saml-errors.js';
 import { TenantSamlProvider } from '../identity/saml/tenant-saml.adapter.js';
 import { SamlAcsService } from './saml-acs.service.js';
+import { PageContextService } from './page-context.service.js';
 
 const stringsOf = (o: unknown): Record<string, string | undefined> =>
   Object.fromEntries(Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<
@@ -33,6 +34,7 @@ export class SamlController {
     private readonly login: LoginService,
     private readonly tenants: TenantsService,
     private readonly samlAcs: SamlAcsService,
+    private readonly pages: PageContextService,
   ) {}
 
   /** SP metadata for the customer's IT admin (also served for a draft binding, so onboarding can start before activation). */
@@ -63,9 +65,12 @@ export class SamlController {
       throw new ProblemError({ type: 'saml-response-missing', detail: 'The identity provider did not post a SAMLResponse.' });
     const tenant = await this.tenants.findActiveBySlug(slug);
     if (!tenant) throw notFound();
+    // An error page from here on speaks the tenant's language (or the login's, below).
+    await this.pages.resolve(req, { tenant });
 
     if (relayState && parseOpaqueToken('lt', relayState)) {
       const txn = await this.login.load(relayState);
+      if (txn.tenant.id === tenant.id) await this.pages.forLogin(req, txn);
       if (txn.tenant.id !== tenant.id)
         throw new ProblemError({
           type: 'saml-response-rejected',

@@ -3,7 +3,9 @@ import { ApiExcludeEndpoint, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppConfig } from '../config/app-config.js';
 import { BearerTokenError, OAuthError } from '../common/errors.js';
-import { HTML_SECURITY_HEADERS, escapeHtml, page, renderMessagePage } from '../common/html.js';
+import { escapeHtml, page, renderMessagePage, setPageHeaders, th, tt } from '../common/html.js';
+import { normaliseUiLocales } from '../i18n/index.js';
+import { PageContextService } from '../login/page-context.service.js';
 import { presentsBearer } from '../tokens/bearer-token.js';
 import { AccessTokenGuard, AccessTokenStrategy, accessTokenOf, authenticate } from './access-token.guard.js';
 import { TokenIssuerService } from '../tokens/token-issuer.service.js';
@@ -58,6 +60,7 @@ export class OAuthController {
     private readonly accessTokens: AccessTokenStrategy,
     private readonly upstreamLogout: UpstreamLogoutService,
     private readonly limiter: RateLimiter,
+    private readonly pages: PageContextService,
     @Inject(AppConfig) private readonly config: AppConfig,
   ) {}
 
@@ -80,7 +83,7 @@ export class OAuthController {
       res.redirect(302, next);
     } catch (err) {
       if (err instanceof OrganizationPromptNeeded) {
-        this.renderOrganizationPage(req, res, query, err.unknownOrganization);
+        await this.renderOrganizationPage(req, res, query, err.unknownOrganization);
         return;
       }
       if (!(err instanceof RedirectableError)) throw err;
@@ -108,7 +111,7 @@ export class OAuthController {
    * a form that submits the same authorization request with `org`. It never lists organisations;
    * an unknown one is asked again (the look-up is rate-limited like every authorization request).
    */
-  private renderOrganizationPage(req: Request, res: Response, query: AuthorizeParams, unknown: boolean): void {
+  private async renderOrganizationPage(req: Request, res: Response, query: AuthorizeParams, unknown: boolean): Promise<void> {
     const remembered = (req.cookies as Record<string, string> | undefined)?.[LAST_ORG_COOKIE];
     const typed = unknown && typeof query.org === 'string' ? query.org.slice(0, 100) : undefined;
     const value = typed ?? (remembered && SLUG.test(remembered) ? remembered : '');
@@ -117,20 +120,21 @@ export class OAuthController {
       const v = q[k];
       return typeof v === 'string' ? [`<input type="hidden" name="${k}" value="${escapeHtml(v)}">`] : [];
     }).join('');
-    const error = unknown
-      ? `<p class="error" role="alert" id="org-error">We could not find that organisation. Check the name and try again.</p>`
-      : '';
-    res.set(HTML_SECURITY_HEADERS);
+    const ui = q['ui_locales'];
+    const ctx = await this.pages.resolve(req, { uiLocales: normaliseUiLocales(typeof ui === 'string' ? ui : undefined) });
+    const error = unknown ? `<p class="error" role="alert" id="org-error">${th(ctx.lang, 'organization.unknown')}</p>` : '';
+    setPageHeaders(res, ctx);
     res
       .status(unknown ? 404 : 200)
       .type('html')
       .send(
         page(
-          'Your organisation',
-          `<h1>Sign in</h1><p>Enter the sign-in name of your organisation. Your administrator can tell you what it is.</p>${error}` +
+          tt(ctx.lang, 'organization.title'),
+          `<h1>${th(ctx.lang, 'organization.heading')}</h1><p>${th(ctx.lang, 'organization.text')}</p>${error}` +
             `<form method="get" action="/oauth2/authorize">${hidden}<input type="hidden" name="org_prompt" value="1">` +
-            `<label for="org">Organisation</label><input id="org" name="org" required maxlength="100" autocomplete="organization" autocapitalize="none" spellcheck="false" value="${escapeHtml(value)}"${unknown ? ' aria-invalid="true" aria-describedby="org-error"' : ''}>` +
-            `<button type="submit">Continue</button></form>`,
+            `<label for="org">${th(ctx.lang, 'organization.label')}</label><input id="org" name="org" required maxlength="100" autocomplete="organization" autocapitalize="none" spellcheck="false" value="${escapeHtml(value)}"${unknown ? ' aria-invalid="true" aria-describedby="org-error"' : ''}>` +
+            `<button type="submit">${th(ctx.lang, 'organization.submit')}</button></form>`,
+          ctx,
         ),
       );
   }
@@ -254,8 +258,13 @@ export class OAuthController {
       res.redirect(302, returnTo);
       return;
     }
-    res.set(HTML_SECURITY_HEADERS);
-    res.status(200).type('html').send(renderMessagePage('Signed out', 'You are signed out. You can close this window.'));
+    const ui = params['ui_locales'];
+    const ctx = await this.pages.forTenantId(req, session?.tid, typeof ui === 'string' ? ui : undefined);
+    setPageHeaders(res, ctx);
+    res
+      .status(200)
+      .type('html')
+      .send(renderMessagePage(tt(ctx.lang, 'signedOut.title'), tt(ctx.lang, 'signedOut.text'), ctx));
   }
 
   /** Where an upstream IdP's logout sends the browser back: on to the client's post-logout redirect. */

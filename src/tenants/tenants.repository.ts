@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Tx } from '../database/database.js';
+import { isLocale, type Locale } from '../i18n/index.js';
 
 export interface Tenant {
   id: string;
@@ -8,6 +9,8 @@ export interface Tenant {
   status: 'active' | 'suspended' | 'deleted';
   /** Rules for local passwords as stored; see identity/native/password-policy.ts for the defaults. */
   passwordPolicy: { minLength?: number; minStrength?: number };
+  /** The language of its hosted pages and mails when the request names none of the shipped ones (null: English). */
+  defaultLocale: Locale | null;
   version: number;
   createdAt: Date;
   updatedAt: Date;
@@ -20,6 +23,7 @@ interface TenantRow {
   display_name: string;
   status: Tenant['status'];
   password_policy: Tenant['passwordPolicy'];
+  default_locale: string | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -31,6 +35,8 @@ const toTenant = (r: TenantRow): Tenant => ({
   displayName: r.display_name,
   status: r.status,
   passwordPolicy: r.password_policy,
+  // A language no longer shipped reads as none (the pages fall back, nothing fails).
+  defaultLocale: isLocale(r.default_locale) ? r.default_locale : null,
   version: r.version,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -84,20 +90,36 @@ export class TenantsRepository {
   }
 
   /**
-   * Renames and/or changes the status of a tenant that is not deleted, if it is still at `version`
+   * Renames, changes the status, password policy or default language of a tenant that is not deleted, if it is still at `version`
    * (optimistic concurrency); null fields are left as they are. Returns whether a row changed.
    */
   async update(
     tx: Tx,
     id: string,
     version: number,
-    change: { displayName: string | null; status: 'active' | 'suspended' | null; passwordPolicy?: Tenant['passwordPolicy'] },
+    change: {
+      displayName: string | null;
+      status: 'active' | 'suspended' | null;
+      passwordPolicy?: Tenant['passwordPolicy'];
+      /** undefined: unchanged; null: cleared. */
+      defaultLocale?: Locale | null;
+    },
   ): Promise<boolean> {
     const { rowCount } = await tx.query(
       `UPDATE tenants SET display_name = COALESCE($3, display_name), status = COALESCE($4, status),
-           password_policy = COALESCE($5::jsonb, password_policy), version = version + 1, updated_at = now()
+           password_policy = COALESCE($5::jsonb, password_policy),
+           default_locale = CASE WHEN $6::boolean THEN $7::text ELSE default_locale END,
+           version = version + 1, updated_at = now()
         WHERE id = $1 AND version = $2 AND status <> 'deleted' RETURNING id`,
-      [id, version, change.displayName, change.status, change.passwordPolicy ? JSON.stringify(change.passwordPolicy) : null],
+      [
+        id,
+        version,
+        change.displayName,
+        change.status,
+        change.passwordPolicy ? JSON.stringify(change.passwordPolicy) : null,
+        change.defaultLocale !== undefined,
+        change.defaultLocale ?? null,
+      ],
     );
     return rowCount > 0;
   }

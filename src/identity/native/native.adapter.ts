@@ -14,11 +14,14 @@ import { ProblemError } from '../../common/errors.js';
 import { NativeCredentialsService } from './native-credentials.service.js';
 import { MFA_POLICIES } from './totp.service.js';
 import { PASSKEY_POLICIES } from './passkeys.service.js';
+import { translate, type LocalText } from '../../i18n/index.js';
 
 /** Thrown for every failed password login; the hosted form shows one generic message for all of them. */
 export class InvalidCredentialsError extends Error {
+  /** The message for the hosted form, in any language (ADR 0021). */
+  readonly text: readonly LocalText[] = [{ key: 'signIn.invalidCredentials' }];
   constructor() {
-    super('Invalid username or password.');
+    super(translate('en', 'signIn.invalidCredentials'));
     this.name = 'InvalidCredentialsError';
   }
 }

@@ -15,6 +15,7 @@ import { Database, type Tx } from '../../database/database.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { ProblemError } from '../../common/errors.js';
 import { UserPasskeysRepository, type PasskeyRow } from '../../users/user-passkeys.repository.js';
+import { translate, type LocalText, type MessageKey, type MessageParams } from '../../i18n/index.js';
 
 /** Whether a tenant's native users may register and sign in with passkeys: `config.passkeys` of its native binding. */
 export type PasskeyPolicy = 'off' | 'allowed';
@@ -25,8 +26,11 @@ export const passkeyPolicyOf = (config: Record<string, unknown>): PasskeyPolicy 
 
 /** Thrown for every refused passkey ceremony; the page shows the message and a fresh challenge. */
 export class InvalidPasskeyError extends Error {
-  constructor(message = 'That passkey could not be verified. Try again, or sign in another way.') {
-    super(message);
+  /** The message for the hosted page, in any language (ADR 0021); `message` is its English. */
+  readonly text: readonly LocalText[];
+  constructor(key: MessageKey = 'passkey.notVerified', params?: MessageParams) {
+    super(translate('en', key, params));
+    this.text = [{ key, ...(params ? { params } : {}) }];
     this.name = 'InvalidPasskeyError';
   }
 }
@@ -126,11 +130,11 @@ export class PasskeyService {
       if (!verified.verified) throw new InvalidPasskeyError();
       info = verified.registrationInfo;
     } catch (err) {
-      throw err instanceof InvalidPasskeyError ? err : new InvalidPasskeyError('That passkey could not be registered. Try again.');
+      throw err instanceof InvalidPasskeyError ? err : new InvalidPasskeyError('passkey.notRegistered');
     }
     return this.db.transaction({ tenant: tenantId }, async (tx) => {
       if ((await this.passkeys.countForUser(tx, userId)) >= MAX_PASSKEYS_PER_USER)
-        throw new InvalidPasskeyError(`An account can have at most ${MAX_PASSKEYS_PER_USER} passkeys. Remove one first.`);
+        throw new InvalidPasskeyError('passkey.limit', { max: MAX_PASSKEYS_PER_USER });
       const stored = await this.passkeys.insert(tx, {
         tenantId,
         userId,
@@ -143,7 +147,7 @@ export class PasskeyService {
         aaguid: info.aaguid,
         name: name.trim().slice(0, 100) || `Passkey added ${new Date().toISOString().slice(0, 10)}`,
       });
-      if (!stored) throw new InvalidPasskeyError('This passkey is already registered.');
+      if (!stored) throw new InvalidPasskeyError('passkey.duplicate');
       await this.audit.record(tx, {
         tenantId,
         actor: `user:${userId}`,

@@ -1,6 +1,7 @@
 import { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import { adjacencyGraphs, dictionary } from '@zxcvbn-ts/language-common';
 import { ProblemError } from '../../common/errors.js';
+import { translateAll, type LocalText, type MessageKey } from '../../i18n/index.js';
 
 /** A tenant's rules for local passwords (`tenants.password_policy`; absent keys take the defaults). */
 export interface PasswordPolicy {
@@ -28,26 +29,31 @@ export function passwordPolicyOf(stored: Record<string, unknown> | undefined): P
 
 const estimator = new ZxcvbnFactory({ dictionary, graphs: adjacencyGraphs });
 
-/** zxcvbn's warning keys, said in a sentence (its own translations are a package of their own). */
-const WARNINGS: Record<string, string> = {
-  topTen: 'It is one of the most common passwords.',
-  topHundred: 'It is one of the most common passwords.',
-  common: 'It is one of the most common passwords.',
-  similarToCommon: 'It is close to a common password.',
-  userInputs: 'It contains your own name, username or address.',
-  straightRow: 'It is a row of keys on the keyboard.',
-  keyPattern: 'It is a keyboard pattern.',
-  simpleRepeat: 'It repeats characters.',
-  extendedRepeat: 'It repeats a pattern.',
-  sequences: 'It is a sequence such as abc or 123.',
-  recentYears: 'It contains a recent year.',
-  dates: 'It contains a date.',
-  wordByItself: 'A single word is easy to guess.',
-  namesByThemselves: 'A name on its own is easy to guess.',
-  commonNames: 'Common names are easy to guess.',
+/** zxcvbn's warning keys, said in a sentence of the catalogues (its own translations are a package of their own). */
+const WARNINGS: Record<string, MessageKey> = {
+  topTen: 'password.warning.common',
+  topHundred: 'password.warning.common',
+  common: 'password.warning.common',
+  similarToCommon: 'password.warning.similarToCommon',
+  userInputs: 'password.warning.userInputs',
+  straightRow: 'password.warning.straightRow',
+  keyPattern: 'password.warning.keyPattern',
+  simpleRepeat: 'password.warning.simpleRepeat',
+  extendedRepeat: 'password.warning.extendedRepeat',
+  sequences: 'password.warning.sequences',
+  recentYears: 'password.warning.recentYears',
+  dates: 'password.warning.dates',
+  wordByItself: 'password.warning.wordByItself',
+  namesByThemselves: 'password.warning.namesByThemselves',
+  commonNames: 'password.warning.commonNames',
 };
 
-const SCORE_WORDS = ['very easy to guess', 'easy to guess', 'fairly easy to guess', 'hard to guess', 'very hard to guess'];
+/** The sentence of each zxcvbn score. */
+const STRENGTH: readonly MessageKey[] = ['password.weak0', 'password.weak1', 'password.weak2', 'password.weak3', 'password.weak4'];
+
+/** The `invalid-password` problem of these texts: the detail in English, the texts for the hosted pages. */
+const refusal = (text: LocalText[], title?: string): ProblemError =>
+  new ProblemError({ type: 'invalid-password', ...(title ? { title } : {}), detail: translateAll('en', text), text });
 
 /**
  * Checks a new password against the tenant's policy: length, never the username or email, and a
@@ -60,28 +66,19 @@ export async function assertPasswordAllowed(
   user: { username?: string | null; email?: string | null; displayName?: string | null },
 ): Promise<void> {
   if (password.length < policy.minLength || password.length > MAX_PASSWORD)
-    throw new ProblemError({
-      type: 'invalid-password',
-      detail: `Passwords are ${policy.minLength}–${MAX_PASSWORD} characters.`,
-    });
+    throw refusal([{ key: 'password.length', params: { min: policy.minLength, max: MAX_PASSWORD } }]);
   // The first guess of anyone who knows the username (or the email, often the same thing).
   const lower = password.toLowerCase();
   if ((user.username && lower === user.username.toLowerCase()) || (user.email && lower === user.email.toLowerCase()))
-    throw new ProblemError({
-      type: 'invalid-password',
-      title: 'Weak password',
-      detail: 'The password must not be the username or the email address.',
-    });
+    throw refusal([{ key: 'password.notUsername' }], 'Weak password');
   if (policy.minStrength === 0) return;
   const own = [user.username, user.email, user.email?.split('@')[0], user.displayName].filter((w): w is string => !!w);
   const { score, feedback } = estimator.check(password, own);
-  if (score < policy.minStrength)
-    throw new ProblemError({
-      type: 'invalid-password',
-      title: 'Weak password',
-      detail:
-        `This password is ${SCORE_WORDS[score] ?? 'easy to guess'}. ` +
-        (feedback.warning && WARNINGS[feedback.warning] ? `${WARNINGS[feedback.warning]} ` : '') +
-        'Use a longer passphrase of several unrelated words.',
-    });
+  if (score < policy.minStrength) {
+    const warning = feedback.warning ? WARNINGS[feedback.warning] : undefined;
+    throw refusal(
+      [{ key: STRENGTH[score] ?? 'password.weak1' }, ...(warning ? [{ key: warning }] : []), { key: 'password.advice' }],
+      'Weak password',
+    );
+  }
 }

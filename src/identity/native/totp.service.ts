@@ -8,6 +8,7 @@ import { sha256 } from '../../crypto/random.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { UserFactorsRepository } from '../../users/user-factors.repository.js';
 import { NativeCredentialsRepository } from '../../users/native-credentials.repository.js';
+import { translate, type LocalText } from '../../i18n/index.js';
 
 /** The tenant's two-step policy for native logins: `config.mfa` of its native binding. */
 export type MfaPolicy = 'off' | 'optional' | 'required';
@@ -22,8 +23,10 @@ export const mfaPolicyOf = (config: Record<string, unknown>): MfaPolicy => {
 
 /** Thrown for every refused code; the page shows one message for all of them. */
 export class InvalidSecondFactorError extends Error {
+  /** The message for the hosted page, in any language (ADR 0021). */
+  readonly text: readonly LocalText[] = [{ key: 'mfa.invalidCode' }];
   constructor() {
-    super('That code is not valid. Enter the current code from your authenticator app, or an unused recovery code.');
+    super(translate('en', 'mfa.invalidCode'));
     this.name = 'InvalidSecondFactorError';
   }
 }
