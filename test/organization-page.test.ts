@@ -109,6 +109,16 @@ describe('the hosted organisation page', () => {
     expect(new URL(limited.headers.get('location')!).searchParams.get('error')).toBe('temporarily_unavailable');
   });
 
+  it('speaks the language of the request (ui_locales, then Accept-Language)', async () => {
+    const de = await fetch(request(prompting), { headers: { 'accept-language': 'de-DE,de;q=0.9' }, redirect: 'manual' });
+    expect(de.headers.get('content-language')).toBe('de');
+    expect(await de.text()).toContain('<label for="org">Name der Organisation</label>');
+    const es = await fetch(request(prompting, { ui_locales: 'es' }), { headers: { 'accept-language': 'de' }, redirect: 'manual' });
+    const html = await es.text();
+    expect(html).toContain('<html lang="es">');
+    expect(html).toContain('name="ui_locales" value="es"');
+  });
+
   it('is switched on and off per client through the admin API', async () => {
     const current = await admin.call('GET', '/admin/v1/clients/prompting-bff');
     const off = await admin.call(

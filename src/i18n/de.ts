@@ -90,7 +90,7 @@ export const de: Messages = {
   'organization.title': 'Ihre Organisation',
   'organization.heading': 'Anmelden',
   'organization.text': 'Geben Sie den Anmeldenamen Ihrer Organisation ein. Ihre Administration kann Ihnen sagen, wie er lautet.',
-  'organization.label': 'Organisation',
+  'organization.label': 'Name der Organisation',
   'organization.submit': 'Weiter',
   'organization.unknown': 'Diese Organisation wurde nicht gefunden. Prüfen Sie den Namen und versuchen Sie es erneut.',
 

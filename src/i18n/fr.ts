@@ -90,7 +90,7 @@ export const fr: Messages = {
   'organization.title': 'Votre organisation',
   'organization.heading': 'Connexion',
   'organization.text': "Saisissez le nom de connexion de votre organisation. Votre administrateur peut vous l'indiquer.",
-  'organization.label': 'Organisation',
+  'organization.label': "Nom de l'organisation",
   'organization.submit': 'Continuer',
   'organization.unknown': "Nous n'avons pas trouvé cette organisation. Vérifiez le nom et réessayez.",
 
