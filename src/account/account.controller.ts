@@ -45,7 +45,7 @@ export class AccountPagesController {
 
   @Get('password/:token')
   async passwordForm(@Param('token') token: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const link = await this.account.open(token, ['invitation', 'password-reset']);
+    const link = await this.pages.opening(req, 'ak', token, () => this.account.open(token, ['invitation', 'password-reset']));
     this.renderPassword(res, await this.pages.resolve(req, { tenant: link.tenant }), token, link, 200);
   }
 
@@ -54,13 +54,13 @@ export class AccountPagesController {
     const password = field(body, 'password');
     const confirm = field(body, 'confirm');
     if (password !== confirm) {
-      const link = await this.account.open(token, ['invitation', 'password-reset']);
+      const link = await this.pages.opening(req, 'ak', token, () => this.account.open(token, ['invitation', 'password-reset']));
       const ctx = await this.pages.resolve(req, { tenant: link.tenant });
       this.renderPassword(res, ctx, token, link, 400, tt(ctx.lang, 'account.mismatch'));
       return;
     }
     try {
-      const done = await this.account.setPassword(token, password);
+      const done = await this.pages.opening(req, 'ak', token, () => this.account.setPassword(token, password));
       const ctx = await this.pages.resolve(req, { tenant: done.tenant });
       send(
         res,
@@ -69,13 +69,16 @@ export class AccountPagesController {
         tt(ctx.lang, 'account.passwordSetTitle'),
         `<h1>${th(ctx.lang, 'account.passwordSetHeading')}</h1><p>${
           done.username
-            ? th(ctx.lang, 'account.passwordSetTextAs', { tenant: strong(done.tenant.displayName), username: strong(done.username) })
-            : th(ctx.lang, 'account.passwordSetText', { tenant: strong(done.tenant.displayName) })
+            ? th(ctx.lang, 'account.passwordSetTextAs', {
+                tenant: strong(ctx.brand?.displayName ?? done.tenant.displayName),
+                username: strong(done.username),
+              })
+            : th(ctx.lang, 'account.passwordSetText', { tenant: strong(ctx.brand?.displayName ?? done.tenant.displayName) })
         }</p>`,
       );
     } catch (err) {
       if (!(err instanceof ProblemError) || err.type !== 'urn:auth-service:problem:invalid-password') throw err;
-      const link = await this.account.open(token, ['invitation', 'password-reset']);
+      const link = await this.pages.opening(req, 'ak', token, () => this.account.open(token, ['invitation', 'password-reset']));
       const ctx = await this.pages.resolve(req, { tenant: link.tenant });
       this.renderPassword(res, ctx, token, link, 400, pageMessageOf(err, ctx.lang));
     }
@@ -83,7 +86,7 @@ export class AccountPagesController {
 
   @Get('verify-email/:token')
   async verifyForm(@Param('token') token: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const link = await this.account.open(token, ['email-verification']);
+    const link = await this.pages.opening(req, 'ak', token, () => this.account.open(token, ['email-verification']));
     const ctx = await this.pages.resolve(req, { tenant: link.tenant });
     send(
       res,
@@ -92,7 +95,7 @@ export class AccountPagesController {
       tt(ctx.lang, 'account.verifyTitle'),
       `<h1>${th(ctx.lang, 'account.verifyTitle')}</h1><p>${th(ctx.lang, 'account.verifyText', {
         email: strong(link.email ?? ''),
-        tenant: strong(link.tenant.displayName),
+        tenant: strong(ctx.brand?.displayName ?? link.tenant.displayName),
       })}</p>` +
         `<form method="post" action="/account/verify-email/${escapeHtml(encodeURIComponent(token))}"><button type="submit">${th(ctx.lang, 'account.verifyButton')}</button></form>`,
     );
@@ -100,7 +103,7 @@ export class AccountPagesController {
 
   @Post('verify-email/:token')
   async verify(@Param('token') token: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const done = await this.account.verifyEmail(token);
+    const done = await this.pages.opening(req, 'ak', token, () => this.account.verifyEmail(token));
     const ctx = await this.pages.resolve(req, { tenant: done.tenant });
     send(
       res,
@@ -114,17 +117,18 @@ export class AccountPagesController {
   /** "Forgot your password?" from the hosted sign-in form, whose handle says the tenant and the way back. */
   @Get('forgot/:handle')
   async forgotForm(@Param('handle') handle: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const txn = await this.login.load(handle);
-    this.renderForgot(res, await this.pages.forLogin(req, txn), handle, txn.tenant.displayName, 200);
+    const txn = await this.pages.opening(req, 'lt', handle, () => this.login.load(handle));
+    const ctx = await this.pages.forLogin(req, txn);
+    this.renderForgot(res, ctx, handle, ctx.brand?.displayName ?? txn.tenant.displayName, 200);
   }
 
   @Post('forgot/:handle')
   async forgot(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const txn = await this.login.load(handle);
+    const txn = await this.pages.opening(req, 'lt', handle, () => this.login.load(handle));
     const ctx = await this.pages.forLogin(req, txn);
     const name = field(body, 'username');
     if (!name.trim()) {
-      this.renderForgot(res, ctx, handle, txn.tenant.displayName, 400, tt(ctx.lang, 'account.forgotEmpty'));
+      this.renderForgot(res, ctx, handle, ctx.brand?.displayName ?? txn.tenant.displayName, 400, tt(ctx.lang, 'account.forgotEmpty'));
       return;
     }
     await this.account.forgot(txn.tenant, name, req.ip ?? 'unknown');
@@ -133,7 +137,7 @@ export class AccountPagesController {
       ctx,
       200,
       tt(ctx.lang, 'account.checkEmailTitle'),
-      `<h1>${th(ctx.lang, 'account.checkEmailTitle')}</h1><p role="status">${th(ctx.lang, 'account.checkEmailText', { tenant: strong(txn.tenant.displayName) })}</p>` +
+      `<h1>${th(ctx.lang, 'account.checkEmailTitle')}</h1><p role="status">${th(ctx.lang, 'account.checkEmailText', { tenant: strong(ctx.brand?.displayName ?? txn.tenant.displayName) })}</p>` +
         `<p><a href="/login/native/${escapeHtml(encodeURIComponent(handle))}">${th(ctx.lang, 'account.backToSignIn')}</a></p>`,
     );
   }
@@ -149,8 +153,11 @@ export class AccountPagesController {
       title,
       `<h1>${escapeHtml(title)}</h1><p>${
         link.username
-          ? th(ctx.lang, 'account.forAccount', { tenant: strong(link.tenant.displayName), username: strong(link.username) })
-          : th(ctx.lang, 'account.for', { tenant: strong(link.tenant.displayName) })
+          ? th(ctx.lang, 'account.forAccount', {
+              tenant: strong(ctx.brand?.displayName ?? link.tenant.displayName),
+              username: strong(link.username),
+            })
+          : th(ctx.lang, 'account.for', { tenant: strong(ctx.brand?.displayName ?? link.tenant.displayName) })
       }</p>` +
         errorLine(error) +
         `<form method="post" action="/account/password/${escapeHtml(encodeURIComponent(token))}">` +

@@ -1,5 +1,6 @@
 import type { Response } from 'express';
 import type { Brand } from './brand.js';
+import { brandCss } from './brand-css.js';
 import { CATALOGUES, DEFAULT_LOCALE, interpolate, translate, type Locale, type MessageKey } from '../i18n/index.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -8,7 +9,9 @@ export const escapeHtml = (value: string): string => value.replace(/[&<>"']/g, (
 
 const STYLE =
   'body{font-family:system-ui,sans-serif;background:#f5f6f8;margin:0}main{max-width:380px;margin:10vh auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}' +
-  'label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;box-sizing:border-box}button{margin-top:1.2rem;width:100%;padding:.6rem}.error{color:#b00020}';
+  'label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;box-sizing:border-box}button{margin-top:1.2rem;width:100%;padding:.6rem}.error{color:#b00020}' +
+  '.brand{margin:0 0 1rem}.brand img{display:block;max-height:48px;max-width:100%;height:auto}.brand p{margin:.5rem 0 0}' +
+  'footer{margin-top:1.5rem;font-size:.875rem}footer nav a{margin-right:.8rem}';
 
 /**
  * What a hosted page is rendered for: its language (issue #18, ADR 0021) and the tenant's brand.
@@ -44,10 +47,54 @@ export function th(lang: Locale | undefined, key: MessageKey, params: Readonly<R
 export const tt = (lang: Locale | undefined, key: MessageKey, params?: Readonly<Record<string, string | number>>): string =>
   translate(lang ?? DEFAULT_LOCALE, key, params);
 
-/** Minimal self-contained page: no scripts, no external assets, so a strict CSP applies. */
+/** A same-origin logo path as the branding service makes it; anything else is not shown. */
+const LOGO_PATH = /^\/branding\/[0-9a-f-]{36}\/logo-[0-9a-f]{16}\.(?:png|jpg|webp)$/;
+const HTTPS = /^https:\/\/[^\s"<>]+$/;
+const EMAIL = /^[^\s@"<>]+@[^\s@"<>]+$/;
+
+/** The tenant's logo and heading above the page's own content. */
+function brandHeader(brand: Brand): string {
+  const logo =
+    brand.logoUrl && LOGO_PATH.test(brand.logoUrl) ? `<img src="${escapeHtml(brand.logoUrl)}" alt="${escapeHtml(brand.displayName)}">` : '';
+  const heading = brand.texts?.heading ? `<p>${escapeHtml(brand.texts.heading)}</p>` : '';
+  return logo || heading ? `<div class="brand">${logo}${heading}</div>` : '';
+}
+
+/** The tenant's footer text, legal links and support contact below it. */
+function brandFooter(brand: Brand, lang: Locale | undefined): string {
+  const parts: string[] = [];
+  if (brand.texts?.footer) parts.push(`<p>${escapeHtml(brand.texts.footer)}</p>`);
+  const contact = brand.supportContact;
+  if (contact && (EMAIL.test(contact) || HTTPS.test(contact))) {
+    const href = EMAIL.test(contact) ? `mailto:${contact}` : contact;
+    parts.push(`<p>${th(lang, 'brand.support', { contact: safeHtml(`<a href="${escapeHtml(href)}">${escapeHtml(contact)}</a>`) })}</p>`);
+  }
+  const links = (brand.texts?.legalLinks ?? []).filter((l) => HTTPS.test(l.url));
+  if (links.length > 0)
+    parts.push(
+      `<nav aria-label="${escapeHtml(tt(lang, 'brand.legal'))}">${links.map((l) => `<a href="${escapeHtml(l.url)}">${escapeHtml(l.label)}</a>`).join('')}</nav>`,
+    );
+  return parts.length ? `<footer>${parts.join('')}</footer>` : '';
+}
+
+/**
+ * Minimal self-contained page: no external assets, no inline script, so a strict CSP applies. With
+ * a brand: its colours (brand-css.ts) after the service's own style, its logo and heading above
+ * the content, its footer, legal links and support contact below.
+ */
 export function page(title: string, body: string, ctx: PageContext = {}): string {
   const lang = ctx.lang ?? DEFAULT_LOCALE;
-  return `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
+  const brand = ctx.brand;
+  const css = brand ? brandCss(brand) : '';
+  const header = brand ? brandHeader(brand) : '';
+  const footer = brand ? brandFooter(brand, lang) : '';
+  return `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)}</title><style>${STYLE}${css}</style></head><body><main>${header}${body}${footer}</main></body></html>`;
+}
+
+/** The CSP of a page showing the tenant's logo: images from this origin too. */
+function withLogo(csp: string): string {
+  if (/(^|;\s*)img-src /.test(csp)) return csp.replace(/((?:^|;\s*)img-src [^;]*)/, "$1 'self'");
+  return `${csp}; img-src 'self'`;
 }
 
 /**
@@ -55,7 +102,8 @@ export function page(title: string, body: string, ctx: PageContext = {}): string
  * (`Content-Language`; `Vary: Accept-Language`, since the header chose it).
  */
 export function setPageHeaders(res: Response, ctx: PageContext, headers: Record<string, string> = HTML_SECURITY_HEADERS): void {
-  res.set(headers);
+  const csp = headers['Content-Security-Policy'];
+  res.set(ctx.brand?.logoUrl && csp ? { ...headers, 'Content-Security-Policy': withLogo(csp) } : headers);
   res.setHeader('Content-Language', ctx.lang ?? DEFAULT_LOCALE);
   res.vary('Accept-Language');
 }

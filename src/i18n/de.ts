@@ -10,6 +10,8 @@ export const de: Messages = {
   'error.startAgain': 'Kehren Sie zu der Anwendung zurück, von der Sie gekommen sind, und beginnen Sie dort von vorn.',
   'error.status': 'Fehler {status}.',
   'error.generic': 'Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.',
+  'brand.support': 'Brauchen Sie Hilfe? Wenden Sie sich an {contact}.',
+  'brand.legal': 'Rechtliches',
 
   'problem.login-expired': 'Dieser Anmeldelink ist ungültig oder abgelaufen. Beginnen Sie erneut in der Anwendung.',
   'problem.link-invalid': 'Dieser Link ist ungültig, abgelaufen oder wurde bereits verwendet. Fordern Sie einen neuen an.',

@@ -14,6 +14,8 @@ const catalogue = {
   'error.startAgain': 'Go back to the application you came from and start again from there.',
   'error.status': 'Error {status}.',
   'error.generic': 'Something went wrong. Please try again.',
+  'brand.support': 'Need help? Contact {contact}.',
+  'brand.legal': 'Legal',
 
   // Errors the pages show, by problem type (used when the language is not English; English keeps the detail)
   'problem.login-expired': 'This sign-in link is invalid or has expired. Start again from the application.',

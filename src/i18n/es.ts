@@ -10,6 +10,8 @@ export const es: Messages = {
   'error.startAgain': 'Vuelva a la aplicación de la que vino y empiece de nuevo desde allí.',
   'error.status': 'Error {status}.',
   'error.generic': 'Algo salió mal. Inténtelo de nuevo.',
+  'brand.support': '¿Necesita ayuda? Póngase en contacto con {contact}.',
+  'brand.legal': 'Información legal',
 
   'problem.login-expired': 'Este enlace de inicio de sesión no es válido o ha caducado. Empiece de nuevo desde la aplicación.',
   'problem.link-invalid': 'Este enlace no es válido, ha caducado o ya se ha utilizado. Solicite uno nuevo.',

@@ -10,6 +10,8 @@ export const fr: Messages = {
   'error.startAgain': "Revenez à l'application d'où vous venez et recommencez à partir de là.",
   'error.status': 'Erreur {status}.',
   'error.generic': "Une erreur s'est produite. Veuillez réessayer.",
+  'brand.support': "Besoin d'aide ? Contactez {contact}.",
+  'brand.legal': 'Mentions légales',
 
   'problem.login-expired': "Ce lien de connexion n'est pas valide ou a expiré. Recommencez depuis l'application.",
   'problem.link-invalid': "Ce lien n'est pas valide, a expiré ou a déjà été utilisé. Demandez-en un nouveau.",

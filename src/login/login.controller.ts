@@ -68,7 +68,7 @@ export class LoginController {
 
   @Get('native/:handle')
   async form(@Param('handle') handle: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const { txn, csrf } = await this.login.loadWithCsrf(handle);
+    const { txn, csrf } = await this.pages.opening(req, 'lt', handle, () => this.login.loadWithCsrf(handle));
     const ctx = await this.pages.forLogin(req, txn);
     const step = await this.login.currentStep(txn);
     if (step) return this.renderStep(res, ctx, txn, csrf, step, 200);
@@ -91,7 +91,7 @@ export class LoginController {
   /** A password-less sign-in: the hosted form's passkey credential. */
   @Post('native/:handle/passkey')
   async passkey(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const txn = await this.login.load(handle);
+    const txn = await this.pages.opening(req, 'lt', handle, () => this.login.load(handle));
     const ctx = await this.pages.forLogin(req, txn);
     const form = stringsOf(body);
     await this.guardForm(txn, form, req);
@@ -106,7 +106,7 @@ export class LoginController {
 
   @Post('native/:handle')
   async submit(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const txn = await this.login.load(handle);
+    const txn = await this.pages.opening(req, 'lt', handle, () => this.login.load(handle));
     const ctx = await this.pages.forLogin(req, txn);
     const form = stringsOf(body);
     const ip = await this.guardForm(txn, form, req);
@@ -124,7 +124,7 @@ export class LoginController {
   /** The second step of a native login: a TOTP or recovery code, enrolment, the recovery codes. */
   @Post('native/:handle/second-step')
   async secondStep(@Param('handle') handle: string, @Body() body: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const txn = await this.login.load(handle);
+    const txn = await this.pages.opening(req, 'lt', handle, () => this.login.load(handle));
     const ctx = await this.pages.forLogin(req, txn);
     const form = stringsOf(body);
     await this.guardForm(txn, form, req);
@@ -328,7 +328,7 @@ export class LoginController {
         type: 'login-expired',
         detail: 'The identity provider returned without a sign-in reference. Start again from the application.',
       });
-    const txn = await this.login.load(handle);
+    const txn = await this.pages.opening(req, 'lt', handle, () => this.login.load(handle));
     // An error page from here on speaks the login's language.
     await this.pages.forLogin(req, txn);
     if (input.query['error']) {
@@ -389,7 +389,7 @@ export class LoginController {
     const t = (key: Parameters<typeof th>[1]) => th(ctx.lang, key);
     const html = page(
       tt(ctx.lang, 'signIn.title'),
-      `<h1>${t('signIn.title')}</h1><p>${th(ctx.lang, 'signIn.to', { tenant: strong(txn.tenant.displayName) })}</p>` +
+      `<h1>${t('signIn.title')}</h1><p>${th(ctx.lang, 'signIn.to', { tenant: strong(ctx.brand?.displayName ?? txn.tenant.displayName) })}</p>` +
         (error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : '') +
         `<form method="post" action="${escapeHtml(action)}">` +
         `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">` +
