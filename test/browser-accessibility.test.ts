@@ -8,7 +8,6 @@
  * script, by design); the pages themselves are served exactly as to a person.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
 import type { Page } from 'puppeteer-core';
@@ -20,8 +19,8 @@ import { createNativeUser, nativeTenant, type NativeTenant } from './support/nat
 import { peerOrSkip } from './peers/peer-unavailable.js';
 import { startChromium, type ChromiumPeer } from './peers/chromium.js';
 import { parseMail } from './peers/smtp.js';
+import { seriousViolations } from './support/axe.js';
 
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PASSWORD = 'an accessible passphrase';
 
 let app: TestApp | undefined;
@@ -30,13 +29,6 @@ let chromium: ChromiumPeer | undefined;
 let unavailable: string | undefined;
 let origin = '';
 let tenant: NativeTenant;
-
-interface Violation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
 
 beforeAll(async () => {
   const browser = await peerOrSkip('chromium', startChromium);
@@ -57,13 +49,7 @@ afterAll(async () => {
 
 /** axe on the page as it is now: the serious and critical violations, readable in a failure. */
 async function audit(page: Page, name: string): Promise<void> {
-  await page.addScriptTag({ content: AXE });
-  const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: Violation[] }> } }).axe;
-    const result = await axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) }));
-  });
-  const grave = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const grave = await seriousViolations(page);
   expect(grave, `${name}: ${JSON.stringify(grave, null, 1)}`).toEqual([]);
   // Responsive down to 320 px: nothing wider than the screen.
   const viewport = page.viewport();

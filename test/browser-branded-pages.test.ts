@@ -6,8 +6,7 @@
  * includes colour contrast), and one tenant's brand never shows on the other's pages. With
  * SCREENSHOTS_DIR set (`npm run screenshots` sets docs/screenshots), each page is saved as a PNG.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,10 +15,10 @@ import { adminClient, type AdminClient } from './support/admin.js';
 import { authorizeUrl, pkcePair } from './support/bff.js';
 import { createNativeUser, nativeTenant, type NativeTenant } from './support/native-tenant.js';
 import { png } from './support/images.js';
+import { seriousViolations } from './support/axe.js';
 import { peerOrSkip } from './peers/peer-unavailable.js';
 import { startChromium, type ChromiumPeer } from './peers/chromium.js';
 
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const SHOTS = process.env['SCREENSHOTS_DIR'];
 const PASSWORD = 'a branded passphrase';
 
@@ -132,13 +131,10 @@ async function check(page: Page, b: Branded, name: string): Promise<void> {
   expect(seen.heading).toBe(b.heading);
   expect(seen.footer).toContain(b.footer);
   for (const other of brands.filter((o) => o !== b)) expect(seen.footer).not.toContain(other.footer);
-  await page.addScriptTag({ content: AXE });
-  const grave = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(o: unknown): Promise<{ violations: { id: string; impact: string | null }[] }> } }).axe;
-    const r = await axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id);
-  });
-  expect(grave, name).toEqual([]);
+  expect(
+    (await seriousViolations(page)).map((v) => v.id),
+    name,
+  ).toEqual([]);
   if (SHOTS) {
     mkdirSync(SHOTS, { recursive: true });
     await page.screenshot({ path: join(SHOTS, `${b.name}-${name}.png`), fullPage: true });
