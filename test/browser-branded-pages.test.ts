@@ -8,6 +8,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Secret, TOTP } from 'otpauth';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalhostTestApp, type TestApp } from './support/app-harness.js';
@@ -53,6 +54,7 @@ async function brand(slug: string, body: Record<string, unknown>, logo?: Buffer)
     expect(res.status, await res.clone().text()).toBe(200);
   }
   await createNativeUser(admin, t.id, { username: 'pat', password: PASSWORD });
+  await createNativeUser(admin, t.id, { username: 'quinn', password: PASSWORD });
   return t;
 }
 
@@ -178,6 +180,19 @@ describe('hosted pages under two brandings (chromium)', { timeout: 180_000 }, ()
         await submit(page, 'form:nth-of-type(2) button[type="submit"]');
         expect(await page.$eval('h1', (e) => e.textContent)).toBe('Sign in faster with a passkey');
         await check(page, b, 'passkey-offer');
+        // Another user sets up two-step verification: the enrolment page and the recovery codes.
+        await page.goto(start);
+        await page.type('#username', 'quinn');
+        await page.type('#password', PASSWORD);
+        await submit(page);
+        await submit(page, 'form:first-of-type button[type="submit"]');
+        expect(await page.$eval('h1', (e) => e.textContent)).toBe('Set up two-step verification');
+        await check(page, b, 'two-step-enrolment');
+        const secret = await page.$eval('main code', (e) => e.textContent);
+        await page.type('#code', new TOTP({ algorithm: 'SHA1', digits: 6, period: 30, secret: Secret.fromBase32(secret) }).generate());
+        await submit(page, 'form:first-of-type button[type="submit"]');
+        expect(await page.$eval('h1', (e) => e.textContent)).toBe('Your recovery codes');
+        await check(page, b, 'recovery-codes');
         await page.goto(start);
         await submit(page, 'a[href^="/account/forgot/"]');
         await check(page, b, 'forgot-password');
