@@ -221,7 +221,7 @@ export class PasskeyService {
   }
 
   async list(tenantId: string, userId: string): Promise<PasskeyView[]> {
-    return this.db.transaction({ tenant: tenantId }, async (tx) => (await this.passkeys.listForUser(tx, userId)).map(passkeyView));
+    return this.db.transaction({ tenant: tenantId }, (tx) => this.listIn(tx, userId));
   }
 
   async listIn(tx: Tx, userId: string): Promise<PasskeyView[]> {
